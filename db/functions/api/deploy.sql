@@ -1,0 +1,56 @@
+-- resources: the compiler's CompiledResource[] (compiler/graph.ts):
+-- [{name, hash, xml, processes: [{key, name, versionTag, graph}]}].
+create or replace function bpm.deploy(resources jsonb)
+returns setof bpm.process_definition
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_designer'], 'deploy');
+  v_resource jsonb;
+  v_process jsonb;
+  v_deployment uuid;
+  v_latest bpm.process_definition;
+  v_definition bpm.process_definition;
+begin
+  if pg_catalog.jsonb_typeof(resources) is distinct from 'array' or pg_catalog.jsonb_array_length(resources) = 0 then
+    raise exception 'invalid deployment: expected a non-empty array of compiled resources' using errcode = 'BP501';
+  end if;
+  -- versions of one key are assigned one deployment at a time (sorted: no deadlocks)
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(v_tenant || '/' || k.key, 0))
+  from (select distinct p ->> 'key' as key from pg_catalog.jsonb_array_elements(resources) r, pg_catalog.jsonb_array_elements(r -> 'processes') p order by 1) k;
+  for v_resource in select r from pg_catalog.jsonb_array_elements(resources) r loop
+    if v_resource ->> 'name' is null or v_resource ->> 'hash' is null or v_resource ->> 'xml' is null
+       or pg_catalog.jsonb_typeof(v_resource -> 'processes') is distinct from 'array' then
+      raise exception 'invalid deployment: resource % lacks name, hash, xml or processes', coalesce(v_resource ->> 'name', '?') using errcode = 'BP501';
+    end if;
+    v_deployment := null;
+    for v_process in select p from pg_catalog.jsonb_array_elements(v_resource -> 'processes') p loop
+      perform bpm_private.graph__validate(v_process ->> 'key', v_process -> 'graph');
+      select * into v_latest from bpm.process_definition d
+      where d.tenant_id = v_tenant and d.key = v_process ->> 'key'
+      order by d.version desc limit 1;
+      if found and v_latest.resource_hash = v_resource ->> 'hash' then
+        return next v_latest;
+        continue;
+      end if;
+      if v_deployment is null then
+        insert into bpm.deployment (tenant_id, name, resource_hash, xml, deployed_by)
+        values (v_tenant, v_resource ->> 'name', v_resource ->> 'hash', v_resource ->> 'xml', bpm_private.current_user_id())
+        returning id into v_deployment;
+      end if;
+      insert into bpm.process_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, graph, inclusive_joins)
+      values (v_tenant, v_process ->> 'key', coalesce(v_latest.version, 0) + 1, v_process ->> 'name', v_process ->> 'versionTag',
+        v_deployment, v_resource ->> 'hash', v_process -> 'graph',
+        array(select n.key from pg_catalog.jsonb_each(v_process -> 'graph' -> 'nodes') n
+              where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key))
+      returning * into v_definition;
+      v_latest := null;
+      return next v_definition;
+    end loop;
+  end loop;
+end;
+$$;
+comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN resources (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';

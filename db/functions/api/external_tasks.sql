@@ -1,0 +1,207 @@
+create or replace function bpm.fetch_and_lock(topic text, worker_id text, max_tasks int default 1, lock_duration interval default '5 minutes')
+returns setof bpm.external_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fetch external tasks');
+begin
+  if coalesce(worker_id, '') = '' then
+    raise exception 'invalid argument: worker_id is required' using errcode = 'BP401';
+  end if;
+  if max_tasks is null or max_tasks < 1 or max_tasks > 1000 then
+    raise exception 'invalid argument: max_tasks must be between 1 and 1000, got %', max_tasks using errcode = 'BP401';
+  end if;
+  if lock_duration is null or lock_duration <= interval '0' then
+    raise exception 'invalid argument: lock_duration must be positive' using errcode = 'BP401';
+  end if;
+  -- oldest available first; tasks locked by a concurrent fetch are skipped
+  return query
+  with picked as (
+    select e.id, e.instance_id
+    from bpm.external_task e
+    where e.tenant_id = v_tenant and e.topic = fetch_and_lock.topic and e.state = 'open'
+      and e.available_at <= pg_catalog.now()
+      and (e.retries is null or e.retries > 0)
+      and (e.locked_until is null or e.locked_until < pg_catalog.now())
+      and exists (select 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = e.instance_id and i.state = 'active')
+    order by e.available_at, e.created_at
+    limit max_tasks
+    for update of e skip locked
+  )
+  update bpm.external_task e
+  set worker_id = fetch_and_lock.worker_id,
+    locked_until = pg_catalog.now() + lock_duration,
+    variables = (select i.variables from bpm.process_instance i where i.tenant_id = v_tenant and i.id = p.instance_id)
+  from picked p
+  where e.tenant_id = v_tenant and e.id = p.id
+  returning e.*;
+end;
+$$;
+comment on function bpm.fetch_and_lock(text, text, int, interval) is E'Locks up to max_tasks open external tasks of a topic in the caller''s tenant for a worker (oldest first, FOR UPDATE SKIP LOCKED so concurrent workers never get the same task) and returns them with the instance variables. Skips suspended instances, tasks in back-off and tasks with an open incident. Roles: bpm_admin, bpm_engine.';
+
+-- Locks the external task's instance and checks the task is open and locked
+-- by this worker. Raises BP104, BP203, BP205, and (when must_be_active) BP202/BP201.
+create or replace function bpm_private.external_task__lock(tenant_id text, task_id uuid, worker_id text, action text, out task bpm.external_task, out instance bpm.process_instance)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_instance_id uuid;
+begin
+  select e.instance_id into v_instance_id from bpm.external_task e
+  where e.tenant_id = external_task__lock.tenant_id and e.id = task_id;
+  if not found then
+    raise exception 'external task % not found', task_id using errcode = 'BP104';
+  end if;
+  instance := bpm_private.instance__lock(tenant_id, v_instance_id);
+  select * into task from bpm.external_task e where e.tenant_id = external_task__lock.tenant_id and e.id = task_id;
+  if task.state <> 'open' then
+    raise exception 'external task % is % and cannot %', task_id, task.state, action using errcode = 'BP203';
+  end if;
+  if task.worker_id is distinct from external_task__lock.worker_id then
+    raise exception 'external task % is not locked by worker % (locked by %)', task_id, worker_id, coalesce(task.worker_id, 'nobody')
+      using errcode = 'BP205';
+  end if;
+end;
+$$;
+comment on function bpm_private.external_task__lock(text, uuid, text, text) is E'Locks the instance and checks an external task is open and held by the worker.';
+
+create or replace function bpm.complete_external_task(task_id uuid, worker_id text, variables jsonb default '{}')
+returns bpm.external_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'complete an external task');
+  v_variables jsonb := bpm_private.require_object(variables, 'variables');
+  v_task bpm.external_task;
+  v_instance bpm.process_instance;
+  v_locked record;
+begin
+  v_locked := bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'complete it');
+  v_task := v_locked.task;
+  v_instance := v_locked.instance;
+  perform bpm_private.instance__require_active(v_instance, 'complete external task ' || task_id);
+  update bpm.external_task e
+  set state = 'completed', ended_at = pg_catalog.now(), locked_until = null
+  where e.tenant_id = v_tenant and e.id = task_id
+  returning * into v_task;
+  perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, null, v_variables);
+  return v_task;
+end;
+$$;
+comment on function bpm.complete_external_task(uuid, text, jsonb) is E'Completes an external task locked by worker_id and continues the instance; variables merge into the instance. Errors: BP104 not found, BP203 not open, BP205 not locked by this worker, BP202 instance suspended. Roles: bpm_admin, bpm_engine.';
+
+create or replace function bpm.fail_external_task(task_id uuid, worker_id text, error_message text, retries int, retry_after interval default '0')
+returns bpm.external_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fail an external task');
+  v_task bpm.external_task;
+begin
+  if retries is null or retries < 0 then
+    raise exception 'invalid argument: retries must be 0 or more, got %', retries using errcode = 'BP401';
+  end if;
+  if retry_after is null or retry_after < interval '0' then
+    raise exception 'invalid argument: retry_after must not be negative' using errcode = 'BP401';
+  end if;
+  v_task := (bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'fail it')).task;
+  update bpm.external_task e
+  set retries = fail_external_task.retries, error_message = fail_external_task.error_message,
+    worker_id = null, locked_until = null, available_at = pg_catalog.now() + retry_after
+  where e.tenant_id = v_tenant and e.id = task_id
+  returning * into v_task;
+  if retries = 0 then
+    insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message, external_task_id)
+    values (v_tenant, v_task.instance_id, v_task.element_id, 'failedExternalTask', error_message, v_task.id);
+  end if;
+  return v_task;
+end;
+$$;
+comment on function bpm.fail_external_task(uuid, text, text, int, interval) is E'Reports a failure of an external task locked by worker_id. retries = how many retries remain; the task is fetchable again after retry_after. With 0 retries an incident failedExternalTask is raised. Roles: bpm_admin, bpm_engine.';
+
+create or replace function bpm.throw_bpmn_error(task_id uuid, worker_id text, error_code text, variables jsonb default '{}')
+returns bpm.external_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'throw a BPMN error');
+  v_variables jsonb := bpm_private.require_object(variables, 'variables');
+  v_task bpm.external_task;
+  v_instance bpm.process_instance;
+  v_boundary text;
+  v_locked record;
+  v_message text := 'BPMN error ' || coalesce(error_code, '(no code)');
+begin
+  v_locked := bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'throw an error from it');
+  v_task := v_locked.task;
+  v_instance := v_locked.instance;
+  perform bpm_private.instance__require_active(v_instance, 'throw a BPMN error from external task ' || task_id);
+  v_boundary := bpm_private.error_boundary__find(v_instance, v_task.element_id, error_code);
+  if v_boundary is null then
+    update bpm.external_task e
+    set retries = 0, error_message = v_message || ' is not caught', worker_id = null, locked_until = null
+    where e.tenant_id = v_tenant and e.id = task_id
+    returning * into v_task;
+    insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message, external_task_id)
+    values (v_tenant, v_task.instance_id, v_task.element_id, 'unhandledBpmnError',
+      v_message || ' thrown by element ' || v_task.element_id || ' is not caught by any error boundary event', v_task.id);
+    return v_task;
+  end if;
+  update bpm.external_task e
+  set state = 'cancelled', ended_at = pg_catalog.now(), locked_until = null, error_message = v_message
+  where e.tenant_id = v_tenant and e.id = task_id
+  returning * into v_task;
+  perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, v_boundary, v_variables);
+  return v_task;
+end;
+$$;
+comment on function bpm.throw_bpmn_error(uuid, text, text, jsonb) is E'Reports a business error for an external task locked by worker_id: the matching error boundary event (by code, else a catch-all) interrupts the task and its path is taken; variables merge into the instance. No matching boundary: incident unhandledBpmnError (retry_incident makes the task available again). Roles: bpm_admin, bpm_engine.';
+
+create or replace function bpm.retry_incident(incident_id uuid, retries int default 1)
+returns bpm.incident
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'retry an incident');
+  v_incident bpm.incident;
+  v_instance_id uuid;
+begin
+  if retries is null or retries < 1 then
+    raise exception 'invalid argument: retries must be at least 1, got %', retries using errcode = 'BP401';
+  end if;
+  select i.instance_id into v_instance_id from bpm.incident i where i.tenant_id = v_tenant and i.id = incident_id;
+  if not found then
+    raise exception 'incident % not found', incident_id using errcode = 'BP105';
+  end if;
+  perform bpm_private.instance__lock(v_tenant, v_instance_id);
+  select * into v_incident from bpm.incident i where i.tenant_id = v_tenant and i.id = incident_id;
+  if v_incident.resolved_at is not null then
+    raise exception 'incident % is already resolved', incident_id using errcode = 'BP206';
+  end if;
+  update bpm.external_task e
+  set retries = retry_incident.retries, available_at = pg_catalog.now()
+  where e.tenant_id = v_tenant and e.id = v_incident.external_task_id and e.state = 'open';
+  update bpm.incident i set resolved_at = pg_catalog.now()
+  where i.tenant_id = v_tenant and i.id = incident_id
+  returning * into v_incident;
+  return v_incident;
+end;
+$$;
+comment on function bpm.retry_incident(uuid, int) is E'Resolves an open incident and makes its work available again with the given retries. Errors: BP105 not found, BP206 already resolved. Roles: bpm_admin, bpm_engine.';

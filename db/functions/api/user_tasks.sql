@@ -1,0 +1,143 @@
+-- Loads a user task after locking its instance (so concurrent calls on one
+-- instance serialise and the task is read as of the lock), and checks that
+-- the caller may act on it: bpm_admin any task of its tenant; bpm_user a task
+-- assigned to it or, unassigned, offered to it. Raises BP103 (not found or
+-- not visible), BP203 (not open), BP204 (assigned to someone else), BP202/BP201.
+create or replace function bpm_private.user_task__lock(tenant_id text, task_id uuid, action text, out task bpm.user_task, out instance bpm.process_instance)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_instance_id uuid;
+  v_user text := bpm_private.current_user_id();
+  v_role text := bpm_private.caller_role();
+begin
+  select t.instance_id into v_instance_id from bpm.user_task t
+  where t.tenant_id = user_task__lock.tenant_id and t.id = task_id;
+  if not found then
+    raise exception 'user task % not found', task_id using errcode = 'BP103';
+  end if;
+  instance := bpm_private.instance__lock(tenant_id, v_instance_id);
+  select * into task from bpm.user_task t where t.tenant_id = user_task__lock.tenant_id and t.id = task_id;
+  if v_role = 'bpm_user' then
+    if v_user is null then
+      raise exception 'bpm.user_id is not set: a bpm_user cannot %', action using errcode = 'BP002';
+    end if;
+    if task.assignee is distinct from v_user
+       and not (v_user = any(task.candidate_users) or task.candidate_groups && bpm_private.current_groups()) then
+      raise exception 'user task % not found', task_id using errcode = 'BP103';
+    end if;
+  end if;
+  if task.state <> 'open' then
+    raise exception 'user task % is % and cannot %', task_id, task.state, action using errcode = 'BP203';
+  end if;
+  perform bpm_private.instance__require_active(instance, action);
+end;
+$$;
+comment on function bpm_private.user_task__lock(text, uuid, text) is E'Locks the task''s instance, loads the task and checks the caller may act on it.';
+
+create or replace function bpm.complete_task(task_id uuid, variables jsonb default '{}')
+returns bpm.user_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'complete a task');
+  v_variables jsonb := bpm_private.require_object(variables, 'variables');
+  v_user text := bpm_private.current_user_id();
+  v_task bpm.user_task;
+  v_instance bpm.process_instance;
+  v_locked record;
+begin
+  v_locked := bpm_private.user_task__lock(v_tenant, task_id, 'complete it');
+  v_task := v_locked.task;
+  v_instance := v_locked.instance;
+  if v_task.assignee is not null and v_task.assignee is distinct from v_user and bpm_private.caller_role() = 'bpm_user' then
+    raise exception 'user task % is assigned to another user', task_id using errcode = 'BP204';
+  end if;
+  update bpm.user_task t
+  set state = 'completed', completed_at = pg_catalog.now(), completed_by = v_user,
+    assignee = coalesce(t.assignee, case when bpm_private.caller_role() = 'bpm_user' then v_user end)
+  where t.tenant_id = v_tenant and t.id = task_id
+  returning * into v_task;
+  perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, null, v_variables);
+  return v_task;
+end;
+$$;
+comment on function bpm.complete_task(uuid, jsonb) is E'Completes an open user task; variables merge into the instance per top-level key. A bpm_user may complete a task assigned to them, or an unassigned one offered to them (which claims it). Errors: BP103 not found, BP203 not open, BP204 assigned to another user, BP202 instance suspended. Roles: bpm_admin, bpm_user.';
+
+create or replace function bpm.claim_task(task_id uuid)
+returns bpm.user_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'claim a task');
+  v_user text := bpm_private.current_user_id();
+  v_task bpm.user_task;
+begin
+  if v_user is null then
+    raise exception 'bpm.user_id is not set: nobody to claim task % for', task_id using errcode = 'BP002';
+  end if;
+  v_task := (bpm_private.user_task__lock(v_tenant, task_id, 'claim it')).task;
+  if v_task.assignee = v_user then
+    return v_task;
+  end if;
+  if v_task.assignee is not null then
+    raise exception 'user task % is already assigned to another user', task_id using errcode = 'BP204';
+  end if;
+  update bpm.user_task t set assignee = v_user
+  where t.tenant_id = v_tenant and t.id = task_id
+  returning * into v_task;
+  return v_task;
+end;
+$$;
+comment on function bpm.claim_task(uuid) is E'Assigns an open task to the acting user (bpm.user_id). Claiming a task already assigned to oneself is a no-op; assigned to someone else: BP204. Roles: bpm_admin, bpm_user (only tasks offered to them).';
+
+create or replace function bpm.unclaim_task(task_id uuid)
+returns bpm.user_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'unclaim a task');
+  v_task bpm.user_task;
+begin
+  v_task := (bpm_private.user_task__lock(v_tenant, task_id, 'unclaim it')).task;
+  if bpm_private.caller_role() = 'bpm_user' and v_task.assignee is distinct from bpm_private.current_user_id() then
+    raise exception 'user task % is not assigned to you', task_id using errcode = 'BP204';
+  end if;
+  update bpm.user_task t set assignee = null
+  where t.tenant_id = v_tenant and t.id = task_id
+  returning * into v_task;
+  return v_task;
+end;
+$$;
+comment on function bpm.unclaim_task(uuid) is E'Removes the assignee of an open task, offering it to its candidates again. A bpm_user may unclaim only their own task (BP204). Roles: bpm_admin, bpm_user.';
+
+create or replace function bpm.set_assignee(task_id uuid, assignee text)
+returns bpm.user_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin'], 'set the assignee of a task');
+  v_task bpm.user_task;
+begin
+  perform bpm_private.user_task__lock(v_tenant, task_id, 'reassign it');
+  update bpm.user_task t set assignee = nullif(set_assignee.assignee, '')
+  where t.tenant_id = v_tenant and t.id = task_id
+  returning * into v_task;
+  return v_task;
+end;
+$$;
+comment on function bpm.set_assignee(uuid, text) is E'Sets (or with null clears) the assignee of an open task. Roles: bpm_admin.';

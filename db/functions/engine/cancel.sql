@@ -1,0 +1,99 @@
+-- Cancels every stored token of an instance: the tokens go, their activity
+-- rows, open user tasks and external tasks become cancelled.
+create or replace function bpm_private.instance__cancel_tokens(tenant_id text, instance_id uuid)
+returns int
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_count int;
+begin
+  with deleted as (
+    delete from bpm_private.token t
+    where t.tenant_id = instance__cancel_tokens.tenant_id and t.instance_id = instance__cancel_tokens.instance_id
+    returning t.id, t.kind
+  ), activities as (
+    update bpm.activity_instance a
+    set state = 'cancelled', ended_at = pg_catalog.now()
+    where a.tenant_id = instance__cancel_tokens.tenant_id and a.id in (select d.id from deleted d) and a.state = 'active'
+  ), user_tasks as (
+    update bpm.user_task u
+    set state = 'cancelled', completed_at = pg_catalog.now()
+    where u.tenant_id = instance__cancel_tokens.tenant_id and u.id in (select d.id from deleted d where d.kind = 'userTask') and u.state = 'open'
+  ), external_tasks as (
+    update bpm.external_task e
+    set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
+    where e.tenant_id = instance__cancel_tokens.tenant_id and e.id in (select d.id from deleted d where d.kind = 'externalTask') and e.state = 'open'
+  )
+  select pg_catalog.count(*) into v_count from deleted;
+  -- open incidents of the instance no longer need anyone
+  update bpm.incident i set resolved_at = pg_catalog.now()
+  where i.tenant_id = instance__cancel_tokens.tenant_id and i.instance_id = instance__cancel_tokens.instance_id and i.resolved_at is null;
+  return v_count;
+end;
+$$;
+comment on function bpm_private.instance__cancel_tokens(text, uuid) is E'Removes every waiting token of an instance, cancelling its tasks and activity rows.';
+
+-- A terminate end event: every other token of the instance ends as cancelled.
+create or replace function bpm_private.instance__terminate(st bpm_private.run_state)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_pos int;
+begin
+  if not st.is_new then
+    perform bpm_private.instance__cancel_tokens(st.tenant_id, st.instance_id);
+  end if;
+  for v_pos in 1 .. pg_catalog.cardinality(st.w_id) loop
+    st.a_state[pg_catalog.array_position(st.a_id, st.w_id[v_pos])] := 'cancelled';
+  end loop;
+  st.w_id := '{}'; st.w_el := '{}'; st.w_kind := '{}'; st.w_flow := '{}'; st.w_data := '{}';
+  st.q_pos := pg_catalog.cardinality(st.q_node) + 1;
+  st.terminated := true;
+  return st;
+end;
+$$;
+comment on function bpm_private.instance__terminate(bpm_private.run_state) is E'Terminate end event: cancels every other token; the instance completes.';
+
+-- Serialises transitions of one instance: every engine call locks the
+-- instance row first. Raises BP102 when it is not visible in the tenant.
+create or replace function bpm_private.instance__lock(tenant_id text, instance_id uuid)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_instance bpm.process_instance;
+begin
+  select * into v_instance from bpm.process_instance i
+  where i.tenant_id = instance__lock.tenant_id and i.id = instance__lock.instance_id
+  for update;
+  if not found then
+    raise exception 'process instance % not found', instance_id using errcode = 'BP102';
+  end if;
+  return v_instance;
+end;
+$$;
+comment on function bpm_private.instance__lock(text, uuid) is E'Locks an instance row (BP102 if not found in the tenant).';
+
+-- Guard: the instance must be active (BP201 ended, BP202 suspended).
+create or replace function bpm_private.instance__require_active(instance bpm.process_instance, action text)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if instance.state = 'suspended' then
+    raise exception 'process instance % is suspended: cannot %', instance.id, action using errcode = 'BP202';
+  elsif instance.state <> 'active' then
+    raise exception 'process instance % is %: cannot %', instance.id, instance.state, action using errcode = 'BP201';
+  end if;
+end;
+$$;
+comment on function bpm_private.instance__require_active(bpm.process_instance, text) is E'Raises BP201/BP202 unless the instance is active.';

@@ -1,0 +1,69 @@
+-- Defence in depth at deploy: the compiler validates models, but the engine
+-- refuses a graph it could not walk. Raises BP501 naming what is wrong.
+create or replace function bpm_private.graph__validate(key text, graph jsonb)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_problem text;
+begin
+  if pg_catalog.jsonb_typeof(graph) <> 'object' or pg_catalog.jsonb_typeof(graph -> 'nodes') <> 'object'
+     or pg_catalog.jsonb_typeof(graph -> 'flows') <> 'object' then
+    v_problem := 'graph must be an object with nodes and flows';
+  elsif graph -> 'nodes' -> (graph ->> 'start') is null then
+    v_problem := pg_catalog.format('start node %s does not exist', graph ->> 'start');
+  else
+    select pg_catalog.format('node %s has unsupported type %s', n.key, n.value ->> 'type') into v_problem
+    from pg_catalog.jsonb_each(graph -> 'nodes') n
+    where coalesce(n.value ->> 'type', '') not in ('startEvent', 'endEvent', 'task', 'manualTask', 'userTask', 'serviceTask',
+      'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent')
+      or n.value ->> 'id' is distinct from n.key
+      or pg_catalog.jsonb_typeof(n.value -> 'in') <> 'array' or pg_catalog.jsonb_typeof(n.value -> 'out') <> 'array'
+    limit 1;
+    if v_problem is null then
+      select pg_catalog.format('flow %s connects unknown nodes', f.key) into v_problem
+      from pg_catalog.jsonb_each(graph -> 'flows') f
+      where graph -> 'nodes' -> (f.value ->> 'source') is null or graph -> 'nodes' -> (f.value ->> 'target') is null
+      limit 1;
+    end if;
+  end if;
+  if v_problem is not null then
+    raise exception 'invalid process graph for %: %', key, v_problem using errcode = 'BP501';
+  end if;
+end;
+$$;
+comment on function bpm_private.graph__validate(text, jsonb) is E'Structural check of a compiled graph at deploy (BP501).';
+
+-- A token leaves a wait state: the token goes and its activity row ends.
+-- Completed (to_node null): the run continues over the node's outgoing flows.
+-- Interrupted (to_node = a boundary event): the run continues from there.
+create or replace function bpm_private.token__move(instance bpm.process_instance, token_id uuid, node_id text, to_node text, variables jsonb)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  st bpm_private.run_state;
+  v_graph jsonb;
+  v_joins text[];
+begin
+  select d.graph, d.inclusive_joins into v_graph, v_joins
+  from bpm.process_definition d
+  where d.tenant_id = instance.tenant_id and d.id = instance.definition_id;
+  st := bpm_private.run__begin(instance.tenant_id, instance.id, instance.variables || variables, false, v_joins);
+  delete from bpm_private.token t where t.tenant_id = instance.tenant_id and t.id = token_id;
+  if to_node is null then
+    st := bpm_private.activity__end(st, array[token_id], 'completed');
+    st := bpm_private.node__leave(st, v_graph, v_graph -> 'nodes' -> node_id);
+  else
+    st := bpm_private.activity__end(st, array[token_id], 'cancelled');
+    st := bpm_private.run__push(st, to_node, null);
+  end if;
+  st := bpm_private.run__drain(st, v_graph);
+  return bpm_private.run__finish(st, instance);
+end;
+$$;
+comment on function bpm_private.token__move(bpm.process_instance, uuid, text, text, jsonb) is E'Continues an instance after a wait state completed (to_node null) or was interrupted by the boundary event to_node.';

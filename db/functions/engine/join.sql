@@ -1,0 +1,117 @@
+-- Joins. Each token arriving at a join waits there (its own activity row).
+-- A parallel join fires once every incoming flow has a token; an inclusive
+-- join once no live token can still reach it. Firing consumes one token per
+-- incoming flow that has one (stored tokens first, then buffered ones), so
+-- joins reached repeatedly in loops and uneven branches work.
+
+create or replace function bpm_private.join__flows_waiting(st bpm_private.run_state, node_id text)
+returns text[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_flows text[];
+begin
+  v_flows := array(
+    select distinct u.flow from unnest(st.w_el, st.w_kind, st.w_flow) as u(el, kind, flow)
+    where u.el = node_id and u.kind = 'join');
+  if not st.is_new then
+    v_flows := v_flows || array(
+      select distinct t.via_flow from bpm_private.token t
+      where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = node_id and t.kind = 'join');
+  end if;
+  return v_flows;
+end;
+$$;
+comment on function bpm_private.join__flows_waiting(bpm_private.run_state, text) is E'Incoming flows of a join on which a token waits (buffered or stored).';
+
+create or replace function bpm_private.join__consume(st bpm_private.run_state, node_id text, flows text[])
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_ids uuid[] := '{}';
+  v_done text[] := '{}';
+  v_flow text;
+  v_pos int;
+begin
+  if not st.is_new then
+    with picked as (
+      select distinct on (t.via_flow) t.id, t.via_flow
+      from bpm_private.token t
+      where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id
+        and t.element_id = node_id and t.kind = 'join' and t.via_flow = any(flows)
+      order by t.via_flow, t.id
+    ), deleted as (
+      delete from bpm_private.token t using picked p
+      where t.tenant_id = st.tenant_id and t.id = p.id
+      returning t.id, t.via_flow
+    )
+    select coalesce(array_agg(d.id), '{}'), coalesce(array_agg(d.via_flow), '{}') into v_ids, v_done from deleted d;
+  end if;
+  foreach v_flow in array flows loop
+    continue when v_flow = any(v_done);
+    select u.ord into v_pos
+    from unnest(st.w_el, st.w_kind, st.w_flow) with ordinality as u(el, kind, flow, ord)
+    where u.el = node_id and u.kind = 'join' and u.flow = v_flow
+    order by u.ord limit 1;
+    continue when v_pos is null;
+    v_ids := v_ids || st.w_id[v_pos];
+    st := bpm_private.wait__remove(st, v_pos::int);
+  end loop;
+  return bpm_private.activity__end(st, v_ids, 'completed');
+end;
+$$;
+comment on function bpm_private.join__consume(bpm_private.run_state, text, text[]) is E'Consumes one waiting token per given incoming flow of a join and completes their activity rows.';
+
+create or replace function bpm_private.parallel_join__arrive(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via_flow text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_in text[] := array(select pg_catalog.jsonb_array_elements_text(node -> 'in'));
+begin
+  st := bpm_private.wait__add(st, id, node ->> 'id', 'join', via_flow, null);
+  if not (bpm_private.join__flows_waiting(st, node ->> 'id') @> v_in) then
+    return st;
+  end if;
+  st := bpm_private.join__consume(st, node ->> 'id', v_in);
+  return bpm_private.node__leave(st, graph, node);
+end;
+$$;
+comment on function bpm_private.parallel_join__arrive(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'A token arrives at a parallel join; fires when every incoming flow has a token.';
+
+create or replace function bpm_private.inclusive_join__try_fire(st bpm_private.run_state, graph jsonb, node_id text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_node jsonb := graph -> 'nodes' -> node_id;
+  v_flows text[] := bpm_private.join__flows_waiting(st, node_id);
+  v_upstream text[];
+begin
+  if pg_catalog.cardinality(v_flows) = 0 then
+    return st;
+  end if;
+  v_upstream := array(select pg_catalog.jsonb_array_elements_text(coalesce(v_node -> 'upstream', '[]')));
+  if st.w_el && v_upstream then
+    return st;
+  end if;
+  if not st.is_new and exists (
+    select 1 from bpm_private.token t
+    where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = any(v_upstream)
+  ) then
+    return st;
+  end if;
+  st := bpm_private.join__consume(st, node_id, v_flows);
+  return bpm_private.node__leave(st, graph, v_node);
+end;
+$$;
+comment on function bpm_private.inclusive_join__try_fire(bpm_private.run_state, jsonb, text) is E'Fires an inclusive join with waiting tokens once no live token can still reach it.';

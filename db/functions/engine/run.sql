@@ -1,0 +1,150 @@
+-- The run: one engine call walks tokens in memory from where they are,
+-- through every automatic step, until each token waits or ends; then
+-- run__flush writes what changed with one set-based statement per table.
+
+create or replace function bpm_private.run__begin(tenant_id text, instance_id uuid, variables jsonb, is_new boolean, inclusive_joins text[])
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  st bpm_private.run_state;
+begin
+  st.tenant_id := tenant_id;
+  st.instance_id := instance_id;
+  st.variables := variables;
+  st.is_new := is_new;
+  st.terminated := false;
+  st.inclusive_joins := coalesce(inclusive_joins, '{}');
+  st.steps := 0;
+  st.q_node := '{}'; st.q_flow := '{}'; st.q_pos := 1;
+  st.a_id := '{}'; st.a_el := '{}'; st.a_type := '{}'; st.a_state := '{}';
+  st.w_id := '{}'; st.w_el := '{}'; st.w_kind := '{}'; st.w_flow := '{}'; st.w_data := '{}';
+  return st;
+end;
+$$;
+comment on function bpm_private.run__begin(text, uuid, jsonb, boolean, text[]) is E'A fresh run state for one engine call.';
+
+create or replace function bpm_private.run__push(st bpm_private.run_state, node_id text, via_flow text)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.q_node := st.q_node || node_id;
+  st.q_flow := st.q_flow || via_flow;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__push(bpm_private.run_state, text, text) is E'Queues a token to enter node_id (arriving via via_flow).';
+
+-- Runs queued tokens until all wait or end; then fires inclusive joins that
+-- became ready (no token can reach them any more) and runs on.
+create or replace function bpm_private.run__drain(st bpm_private.run_state, graph jsonb)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_node text;
+  v_flow text;
+  v_join text;
+  v_queued int;
+begin
+  loop
+    while not st.terminated and st.q_pos <= pg_catalog.cardinality(st.q_node) loop
+      v_node := st.q_node[st.q_pos];
+      v_flow := st.q_flow[st.q_pos];
+      st.q_pos := st.q_pos + 1;
+      st.steps := st.steps + 1;
+      if st.steps > 10000 then
+        raise exception 'instance % took more than 10000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node
+          using errcode = 'BP306';
+      end if;
+      st := bpm_private.node__enter(st, graph, v_node, v_flow);
+    end loop;
+    exit when st.terminated or pg_catalog.cardinality(st.inclusive_joins) = 0;
+    v_queued := pg_catalog.cardinality(st.q_node);
+    foreach v_join in array st.inclusive_joins loop
+      st := bpm_private.inclusive_join__try_fire(st, graph, v_join);
+      exit when pg_catalog.cardinality(st.q_node) > v_queued or st.terminated;
+    end loop;
+    exit when pg_catalog.cardinality(st.q_node) = v_queued;
+  end loop;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'Advances every queued token to its next wait state or end (BP306 guards endless loops).';
+
+create or replace function bpm_private.run__flush(st bpm_private.run_state)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  if pg_catalog.cardinality(st.a_id) > 0 then
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
+      case when u.state = 'active' then null else pg_catalog.now() end
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+    order by u.ord;
+  end if;
+  if pg_catalog.cardinality(st.w_id) = 0 then
+    return;
+  end if;
+  insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow)
+  select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow
+  from unnest(st.w_id, st.w_el, st.w_kind, st.w_flow) as u(id, el, kind, flow);
+  if 'userTask' = any(st.w_kind) then
+    insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'name', u.data ->> 'assignee',
+      coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_users') e), '{}'),
+      coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_groups') e), '{}'),
+      coalesce((u.data ->> 'priority')::int, 50), (u.data ->> 'due_at')::timestamptz, (u.data ->> 'follow_up_at')::timestamptz
+    from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
+    where u.kind = 'userTask';
+  end if;
+  if 'externalTask' = any(st.w_kind) then
+    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic'
+    from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
+    where u.kind = 'externalTask';
+  end if;
+end;
+$$;
+comment on function bpm_private.run__flush(bpm_private.run_state) is E'Writes the run''s buffered history rows and wait states (one insert per table).';
+
+-- After a run on an existing instance: store variables and, when no token is
+-- left, complete the instance.
+create or replace function bpm_private.run__finish(st bpm_private.run_state, before bpm.process_instance)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_done boolean;
+  v_result bpm.process_instance;
+begin
+  perform bpm_private.run__flush(st);
+  v_done := st.terminated or (
+    pg_catalog.cardinality(st.w_id) = 0
+    and not exists (select 1 from bpm_private.token t where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id)
+  );
+  if not v_done and st.variables = before.variables then
+    return before;
+  end if;
+  update bpm.process_instance i
+  set variables = st.variables,
+    state = case when v_done then 'completed' else i.state end,
+    ended_at = case when v_done then pg_catalog.now() else i.ended_at end
+  where i.tenant_id = st.tenant_id and i.id = st.instance_id
+  returning * into v_result;
+  return v_result;
+end;
+$$;
+comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Flushes the run and completes the instance when no token is left.';

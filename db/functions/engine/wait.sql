@@ -1,0 +1,84 @@
+-- Wait states created during one engine call are buffered in the run state
+-- (w_* arrays) and written by run__flush in one set-based insert per table.
+
+create or replace function bpm_private.wait__add(st bpm_private.run_state, id uuid, element_id text, kind text, via_flow text, data jsonb)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.w_id := st.w_id || id;
+  st.w_el := st.w_el || element_id;
+  st.w_kind := st.w_kind || kind;
+  st.w_flow := st.w_flow || via_flow;
+  st.w_data := st.w_data || data;
+  return st;
+end;
+$$;
+comment on function bpm_private.wait__add(bpm_private.run_state, uuid, text, text, text, jsonb) is E'Buffers a new wait-state token.';
+
+create or replace function bpm_private.wait__remove(st bpm_private.run_state, pos int)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.w_id := st.w_id[:pos - 1] || st.w_id[pos + 1:];
+  st.w_el := st.w_el[:pos - 1] || st.w_el[pos + 1:];
+  st.w_kind := st.w_kind[:pos - 1] || st.w_kind[pos + 1:];
+  st.w_flow := st.w_flow[:pos - 1] || st.w_flow[pos + 1:];
+  st.w_data := st.w_data[:pos - 1] || st.w_data[pos + 1:];
+  return st;
+end;
+$$;
+comment on function bpm_private.wait__remove(bpm_private.run_state, int) is E'Drops the buffered wait token at position pos.';
+
+-- Records that a token entered a flow node: one history row, buffered.
+create or replace function bpm_private.activity__add(st bpm_private.run_state, id uuid, element_id text, element_type text, state text)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.a_id := st.a_id || id;
+  st.a_el := st.a_el || element_id;
+  st.a_type := st.a_type || element_type;
+  st.a_state := st.a_state || state;
+  return st;
+end;
+$$;
+comment on function bpm_private.activity__add(bpm_private.run_state, uuid, text, text, text) is E'Buffers an activity_instance row.';
+
+-- Ends an activity instance: in the buffer if it was created in this call,
+-- else in the table.
+create or replace function bpm_private.activity__end(st bpm_private.run_state, ids uuid[], state text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+  v_pos int;
+  v_stored uuid[] := '{}';
+begin
+  foreach v_id in array ids loop
+    v_pos := pg_catalog.array_position(st.a_id, v_id);
+    if v_pos is null then
+      v_stored := v_stored || v_id;
+    else
+      st.a_state[v_pos] := state;
+    end if;
+  end loop;
+  if pg_catalog.cardinality(v_stored) > 0 then
+    update bpm.activity_instance a
+    set state = activity__end.state, ended_at = pg_catalog.now()
+    where a.tenant_id = st.tenant_id and a.id = any(v_stored) and a.state = 'active';
+  end if;
+  return st;
+end;
+$$;
+comment on function bpm_private.activity__end(bpm_private.run_state, uuid[], text) is E'Completes or cancels activity instances (buffered or stored).';

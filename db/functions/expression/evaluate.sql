@@ -1,0 +1,127 @@
+-- Evaluation of expressions compiled at deploy time (compiler/expression.ts)
+-- into SQL/JSON paths over the instance variables. No user text is ever
+-- executed as SQL: paths are data, evaluated by jsonb_path_match/query_first.
+
+create or replace function bpm_private.expression__require_vars(expr jsonb, variables jsonb, element_id text)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_name text;
+begin
+  if expr -> 'vars' is null or expr -> 'vars' = '[]'::jsonb then
+    return;
+  end if;
+  for v_name in select pg_catalog.jsonb_array_elements_text(expr -> 'vars') loop
+    if not variables ? v_name then
+      raise exception 'unknown variable "%" in expression % of element %', v_name, expr ->> 'src', element_id
+        using errcode = 'BP302';
+    end if;
+  end loop;
+end;
+$$;
+comment on function bpm_private.expression__require_vars(jsonb, jsonb, text) is E'Raises BP302 naming the first variable the expression needs that is not set.';
+
+create or replace function bpm_private.expression__test(expr jsonb, variables jsonb, element_id text)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_result boolean;
+begin
+  perform bpm_private.expression__require_vars(expr, variables, element_id);
+  v_result := pg_catalog.jsonb_path_match(variables, (expr ->> 'path')::jsonpath);
+  if v_result is null then
+    raise exception 'condition % of element % did not evaluate to a boolean', expr ->> 'src', element_id
+      using errcode = 'BP303';
+  end if;
+  return v_result;
+end;
+$$;
+comment on function bpm_private.expression__test(jsonb, jsonb, text) is E'Evaluates a compiled condition; BP302 for an unknown variable, BP303 if the result is not a boolean.';
+
+-- A CompiledValue: {"literal": …} or {"expr": CompiledExpression}. Returns jsonb (null if absent).
+create or replace function bpm_private.value__eval(value jsonb, variables jsonb, element_id text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if value is null or value = 'null'::jsonb then
+    return null;
+  end if;
+  if value ? 'literal' then
+    return value -> 'literal';
+  end if;
+  perform bpm_private.expression__require_vars(value -> 'expr', variables, element_id);
+  return pg_catalog.jsonb_path_query_first(variables, (value -> 'expr' ->> 'path')::jsonpath);
+end;
+$$;
+comment on function bpm_private.value__eval(jsonb, jsonb, text) is E'Evaluates a literal-or-expression value from the compiled graph.';
+
+create or replace function bpm_private.value__to_text(value jsonb)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if value is null or value = 'null'::jsonb then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(value) = 'string' then
+    return value #>> '{}';
+  end if;
+  return value::text;
+end;
+$$;
+comment on function bpm_private.value__to_text(jsonb) is E'A jsonb scalar as text (strings unquoted).';
+
+-- A list of names: a JSON array of strings, or a comma-separated string.
+create or replace function bpm_private.value__to_text_array(value jsonb)
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if value is null or value = 'null'::jsonb then
+    return '{}';
+  end if;
+  if pg_catalog.jsonb_typeof(value) = 'array' then
+    return array(select pg_catalog.btrim(e) from pg_catalog.jsonb_array_elements_text(value) e where pg_catalog.btrim(e) <> '');
+  end if;
+  return array(select pg_catalog.btrim(e) from pg_catalog.unnest(pg_catalog.string_to_array(bpm_private.value__to_text(value), ',')) e where pg_catalog.btrim(e) <> '');
+end;
+$$;
+comment on function bpm_private.value__to_text_array(jsonb) is E'A JSON array or comma-separated string as text[] (trimmed, empty entries dropped).';
+
+-- ISO 8601 date/date-time, or duration (P…) relative to now. Raises BP304.
+create or replace function bpm_private.value__to_timestamp(value jsonb, element_id text, attribute text)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_text text := bpm_private.value__to_text(value);
+begin
+  if v_text is null or v_text = '' then
+    return null;
+  end if;
+  if v_text ~ '^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$' then
+    return pg_catalog.now() + v_text::interval;
+  end if;
+  if v_text ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$' then
+    return v_text::timestamptz;
+  end if;
+  raise exception '% of element % is neither an ISO 8601 date nor a duration: "%"', attribute, element_id, v_text
+    using errcode = 'BP304';
+end;
+$$;
+comment on function bpm_private.value__to_timestamp(jsonb, text, text) is E'Due/follow-up dates: ISO 8601 date-time, date or duration (from now); BP304 otherwise.';

@@ -1,0 +1,58 @@
+-- Row-level security: enabled and FORCED on every table (so bpm_owner, which
+-- runs the security definer API functions, is filtered too). The tenant is
+-- read once per statement through (select …) and fails closed: an unset or
+-- empty bpm.tenant_id matches no row.
+do $$
+declare
+  v_table regclass;
+begin
+  foreach v_table in array array[
+    'bpm.deployment', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task',
+    'bpm.external_task', 'bpm.incident', 'bpm.activity_instance', 'bpm_private.token'
+  ]::regclass[] loop
+    execute pg_catalog.format('alter table %s enable row level security', v_table);
+    execute pg_catalog.format('alter table %s force row level security', v_table);
+    execute pg_catalog.format('drop policy if exists tenant_isolation on %s', v_table);
+    execute pg_catalog.format(
+      'create policy tenant_isolation on %s to bpm_owner, bpm_admin, bpm_designer, bpm_engine '
+      'using (tenant_id = (select nullif(pg_catalog.current_setting(''bpm.tenant_id'', true), ''''))) '
+      'with check (tenant_id = (select nullif(pg_catalog.current_setting(''bpm.tenant_id'', true), '''')))',
+      v_table);
+  end loop;
+end;
+$$;
+
+-- bpm_user: definitions of its tenant; only the tasks offered to it; only the
+-- instances it started or holds a task of.
+drop policy if exists user_reads_definitions on bpm.process_definition;
+create policy user_reads_definitions on bpm.process_definition for select to bpm_user
+  using (tenant_id = (select nullif(pg_catalog.current_setting('bpm.tenant_id', true), '')));
+
+drop policy if exists user_reads_offered_tasks on bpm.user_task;
+create policy user_reads_offered_tasks on bpm.user_task for select to bpm_user
+  using (
+    tenant_id = (select nullif(pg_catalog.current_setting('bpm.tenant_id', true), ''))
+    and (
+      assignee = (select nullif(pg_catalog.current_setting('bpm.user_id', true), ''))
+      or (assignee is null and (
+        candidate_users @> array[(select nullif(pg_catalog.current_setting('bpm.user_id', true), ''))]
+        or candidate_groups && (select pg_catalog.string_to_array(nullif(pg_catalog.current_setting('bpm.groups', true), ''), ','))
+      ))
+    )
+  );
+
+drop policy if exists user_reads_own_instances on bpm.process_instance;
+create policy user_reads_own_instances on bpm.process_instance for select to bpm_user
+  using (
+    tenant_id = (select nullif(pg_catalog.current_setting('bpm.tenant_id', true), ''))
+    and (
+      started_by = (select nullif(pg_catalog.current_setting('bpm.user_id', true), ''))
+      or exists (select 1 from bpm.user_task t where t.tenant_id = process_instance.tenant_id and t.instance_id = process_instance.id)
+    )
+  );
+
+-- Reads: API roles read the contract's tables (under the policies above).
+-- Writes: never granted; state changes only through the API functions.
+grant select on bpm.deployment, bpm.process_definition, bpm.process_instance, bpm.user_task,
+  bpm.external_task, bpm.incident, bpm.activity_instance to bpm_admin, bpm_designer, bpm_engine;
+grant select on bpm.process_definition, bpm.process_instance, bpm.user_task to bpm_user;
