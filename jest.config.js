@@ -5,13 +5,15 @@ module.exports = {
     {
       displayName: 'unit',
       testEnvironment: 'node',
-      transform: { '^.+\\.ts$': swc },
+      transform: { '^.+\\.[tj]s$': swc },
+      transformIgnorePatterns: ['/node_modules/(?!(lezer-feel|min-dash)/)'],
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
     },
     {
       displayName: 'db',
       testEnvironment: 'node',
-      transform: { '^.+\\.ts$': swc },
+      transform: { '^.+\\.[tj]s$': swc },
+      transformIgnorePatterns: ['/node_modules/(?!(lezer-feel|min-dash)/)'],
       testMatch: ['<rootDir>/test/db/**/*.test.ts'],
       globalSetup: '<rootDir>/test/helpers/globalSetup.ts',
       globalTeardown: '<rootDir>/test/helpers/globalTeardown.ts',

@@ -1,0 +1,811 @@
+/**
+ * Deploy-time compiler for BPMN expressions.
+ *
+ * Two surface languages are accepted:
+ *  - FEEL (Camunda 8 style): text starting with `=`, parsed with `lezer-feel`;
+ *  - a JUEL subset (Camunda 7 style): `${...}` or `#{...}`, parsed by hand below.
+ *
+ * Both are lowered to one small AST, then rendered as a PostgreSQL SQL/JSON path
+ * (`jsonpath`, lax mode) evaluated against the instance variables (a jsonb object):
+ * conditions with `jsonb_path_match`, values with `jsonb_path_query_first`.
+ * Nothing is ever evaluated in JavaScript: whatever jsonpath cannot express is
+ * rejected here with a message naming the expression and the reason.
+ */
+import { parser as feelParser } from 'lezer-feel';
+import type { CompiledExpression } from './graph';
+
+/** What the expression is used for: a condition (one boolean) or a value (any jsonb). */
+export type ExpressionKind = 'condition' | 'value';
+
+/** Outcome of {@link compileExpression}: the compiled expression, or why it cannot be compiled. */
+export type ExpressionResult = { ok: true; expr: CompiledExpression } | { ok: false; message: string };
+
+/** True if the text is an expression (`=...`, `${...}`, `#{...}`) rather than a literal. */
+export function isExpression(text: string): boolean {
+  const t = text.trim();
+  return t.startsWith('=') || /[$#]\{/.test(t);
+}
+
+/**
+ * Compile FEEL (`=...`) or JUEL (`${...}`/`#{...}`) text into an SQL/JSON path.
+ *
+ * kind 'condition' yields one boolean predicate (evaluate with
+ * `jsonb_path_match(vars, path::jsonpath)`); kind 'value' yields a value (evaluate
+ * with `jsonb_path_query_first(vars, path::jsonpath)`). `vars` lists the top-level
+ * variables that must exist; variables used only in null / emptiness / `is defined`
+ * checks are optional and behave as null when missing. Never throws: every problem
+ * is reported as `{ ok: false, message }`.
+ */
+export function compileExpression(text: string, kind: ExpressionKind): ExpressionResult {
+  const src = text.trim();
+  try {
+    const ast = parse(src);
+    const { path, vars } = render(ast, kind);
+    return { ok: true, expr: { src, path, vars } };
+  } catch (e) {
+    return { ok: false, message: `cannot compile expression "${src}": ${failureReason(e)}` };
+  }
+}
+
+function failureReason(e: unknown): string {
+  if (e instanceof CompileError) return e.message;
+  if (e instanceof RangeError) return 'expression is too deeply nested';
+  return `internal error: ${e instanceof Error ? e.message : String(e)}`;
+}
+
+/** A user-facing reason why an expression cannot be compiled (internal; turned into `{ ok: false }`). */
+class CompileError extends Error {}
+
+function fail(reason: string): never {
+  throw new CompileError(reason);
+}
+
+function parse(src: string): Ast {
+  if (src.startsWith('=')) return parseFeel(src.slice(1));
+  if (/[$#]\{/.test(src)) return parseJuel(src);
+  return fail('not an expression (FEEL expressions start with "=", JUEL expressions are written as ${...})');
+}
+
+// ---------------------------------------------------------------------------
+// Common AST
+// ---------------------------------------------------------------------------
+
+type PathStep = { key: string } | { index: number } | { fromEnd: number } | { each: true };
+type ArithOp = '+' | '-' | '*' | '/' | '%';
+type CmpOp = '==' | '!=' | '<' | '<=' | '>' | '>=';
+type NumMethod = 'abs' | 'floor' | 'ceiling' | 'size';
+
+type Ast =
+  | { k: 'num'; text: string }
+  | { k: 'str'; value: string }
+  | { k: 'bool'; value: boolean }
+  | { k: 'null' }
+  | { k: 'path'; root: string; steps: PathStep[] }
+  | { k: 'neg'; arg: Ast }
+  | { k: 'arith'; op: ArithOp; left: Ast; right: Ast }
+  | { k: 'method'; name: NumMethod; arg: Ast }
+  | { k: 'cmp'; op: CmpOp; left: Ast; right: Ast }
+  | { k: 'not'; arg: Ast }
+  | { k: 'logic'; op: '&&' | '||'; left: Ast; right: Ast }
+  | { k: 'empty'; arg: Ast }
+  | { k: 'defined'; arg: Ast }
+  | { k: 'startsWith'; subject: Ast; prefix: string }
+  | { k: 'regex'; subject: Ast; pattern: string; flags: string }
+  | { k: 'if'; test: Ast; then: Ast; else: Ast };
+
+type PathAst = Extract<Ast, { k: 'path' }>;
+
+const PREDICATE_KINDS: ReadonlySet<Ast['k']> = new Set<Ast['k']>([
+  'cmp', 'not', 'logic', 'empty', 'defined', 'startsWith', 'regex', 'if',
+]);
+
+function isPredicate(n: Ast): boolean {
+  return PREDICATE_KINDS.has(n.k);
+}
+
+/** Append a property / index step to a path; anything else cannot be navigated in jsonpath. */
+function extendPath(base: Ast, step: PathStep): PathAst {
+  if (base.k !== 'path') fail('property access and indexing are only supported on variables');
+  return { k: 'path', root: base.root, steps: [...base.steps, step] };
+}
+
+function orChain(items: Ast[]): Ast {
+  if (items.length === 0) return { k: 'bool', value: false };
+  return items.reduce((left, right) => ({ k: 'logic', op: '||', left, right }));
+}
+
+// ---------------------------------------------------------------------------
+// Rendering to SQL/JSON path
+// ---------------------------------------------------------------------------
+
+function render(ast: Ast, kind: ExpressionKind): { path: string; vars: string[] } {
+  const r = new PathRenderer(kind === 'condition');
+  const path = kind === 'condition' || isPredicate(ast) ? r.predicate(ast) : r.value(ast);
+  return { path, vars: [...r.required] };
+}
+
+/** Renders AST nodes as jsonpath text, collecting the variables that must exist. */
+class PathRenderer {
+  readonly required = new Set<string>();
+
+  constructor(private readonly allowIf: boolean) {}
+
+  /** A jsonpath predicate (usable with &&, ||, ! and jsonb_path_match). */
+  predicate(n: Ast): string {
+    switch (n.k) {
+      case 'cmp': return this.compare(n.op, n.left, n.right);
+      case 'not': return `!(${this.predicate(n.arg)})`;
+      case 'logic': return `(${this.predicate(n.left)} ${n.op} ${this.predicate(n.right)})`;
+      case 'empty': return emptyCheck(this.optionalPath(n.arg, 'empty'));
+      case 'defined': return `exists(${this.optionalPath(n.arg, 'is defined')})`;
+      case 'startsWith': return `(${this.value(n.subject)} starts with ${quote(n.prefix)})`;
+      case 'regex': return this.regex(n.subject, n.pattern, n.flags);
+      case 'if': return this.conditional(n.test, n.then, n.else);
+      case 'path': return `(${this.value(n)} == true)`;
+      case 'bool': return `(true == ${n.value})`;
+      default: return fail(`${describe(n)} is not a condition (a boolean is required)`);
+    }
+  }
+
+  /** A jsonpath value expression (literal, path, arithmetic). */
+  value(n: Ast): string {
+    switch (n.k) {
+      case 'num': return n.text;
+      case 'str': return quote(n.value);
+      case 'bool': return String(n.value);
+      case 'null': return 'null';
+      case 'path': return this.path(n, true);
+      case 'neg': return `(-${this.number(n.arg)})`;
+      case 'arith': return `(${this.number(n.left)} ${n.op} ${this.number(n.right)})`;
+      case 'method': return `(${this.number(n.arg)}).${n.name}()`;
+      default: return fail(`${describe(n)} cannot be used as a value here (only as a whole condition or inside and/or/not)`);
+    }
+  }
+
+  private number(n: Ast): string {
+    if (n.k === 'str') fail('string concatenation and string arithmetic are not supported');
+    if (n.k === 'bool' || n.k === 'null') fail(`arithmetic on ${describe(n)} is not supported`);
+    return this.value(n);
+  }
+
+  private compare(op: CmpOp, left: Ast, right: Ast): string {
+    if ((op === '==' || op === '!=') && (left.k === 'null' || right.k === 'null')) {
+      const other = left.k === 'null' ? right : left;
+      return nullCheck(this.optionalPath(other, 'comparison with null'), op === '!=');
+    }
+    if (left.k === 'null' || right.k === 'null') fail(`null cannot be compared with "${op}"`);
+    return `(${this.value(left)} ${op} ${this.value(right)})`;
+  }
+
+  private regex(subject: Ast, pattern: string, flags: string): string {
+    const flagText = flags ? ` flag ${quote(flags)}` : '';
+    return `(${this.value(subject)} like_regex ${quote(pattern)}${flagText})`;
+  }
+
+  private conditional(test: Ast, then: Ast, otherwise: Ast): string {
+    if (!this.allowIf) fail('if-then-else / ?: is only supported in conditions whose branches are conditions');
+    const c = this.predicate(test);
+    return `((${c} && ${this.predicate(then)}) || (!(${c}) && ${this.predicate(otherwise)}))`;
+  }
+
+  /** A path whose absence is tolerated (null checks); its root is not added to the required vars. */
+  private optionalPath(n: Ast, what: string): string {
+    if (n.k !== 'path') fail(`${what} is only supported on a variable or property, not on ${describe(n)}`);
+    return this.path(n, false);
+  }
+
+  private path(n: PathAst, required: boolean): string {
+    if (required) this.required.add(n.root);
+    return '$' + [{ key: n.root }, ...n.steps].map(renderStep).join('');
+  }
+}
+
+function renderStep(step: PathStep): string {
+  if ('key' in step) return `.${quote(step.key)}`;
+  if ('index' in step) return `[${step.index}]`;
+  if ('fromEnd' in step) return step.fromEnd === 0 ? '[last]' : `[last - ${step.fromEnd}]`;
+  return '[*]';
+}
+
+/** Missing or JSON null. `.type()` is not auto-unwrapped in lax mode, so `[null]` is not null. */
+function nullCheck(p: string, negate: boolean): string {
+  return negate ? `(exists(${p}) && ${p}.type() != "null")` : `(!exists(${p}) || ${p}.type() == "null")`;
+}
+
+/** JUEL `empty`: missing, null, "", [] or {}. (Lax `.size()` is 1 for strings and objects, hence the type tests.) */
+function emptyCheck(p: string): string {
+  return (
+    `(!exists(${p}) || ${p}.type() == "null"` +
+    ` || (${p}.type() == "string" && ${p} == "")` +
+    ` || (${p}.type() == "array" && ${p}.size() == 0)` +
+    ` || (${p}.type() == "object" && !exists(${p}.keyvalue())))`
+  );
+}
+
+function describe(n: Ast): string {
+  switch (n.k) {
+    case 'num': return `the number ${n.text}`;
+    case 'str': return `the string ${quote(n.value)}`;
+    case 'bool': return `the boolean ${n.value}`;
+    case 'null': return 'null';
+    case 'path': return 'a variable';
+    case 'neg': case 'arith': case 'method': return 'an arithmetic expression';
+    default: return 'a condition';
+  }
+}
+
+/** A jsonpath string literal (same escapes as JSON). PostgreSQL text cannot hold NUL. */
+function quote(s: string): string {
+  if (s.includes('\u0000')) fail('NUL characters are not supported in names or strings');
+  return JSON.stringify(s);
+}
+
+/** Normalise a decimal literal into jsonpath syntax (no leading zeros, digit before the point). */
+function numberLiteral(raw: string, negative = false): Ast {
+  const m = /^(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(raw);
+  if (!m || (!m[1] && !m[2])) return fail(`invalid number "${raw}"`);
+  const int = m[1].replace(/^0+(?=\d)/, '') || '0';
+  const text = `${negative ? '-' : ''}${int}${m[2] ? `.${m[2]}` : ''}${m[3] !== undefined ? `e${m[3]}` : ''}`;
+  return { k: 'num', text };
+}
+
+/** An integer literal usable as a jsonpath subscript (int32), or undefined. */
+function integerOf(n: Ast): number | undefined {
+  if (n.k !== 'num' || !/^-?\d+$/.test(n.text)) return undefined;
+  const v = Number(n.text);
+  return Math.abs(v) <= 2147483647 ? v : undefined;
+}
+
+/** Escape POSIX regex metacharacters so a literal substring can be matched with like_regex. */
+function escapeRegex(s: string): string {
+  return s.replace(/[\\^$.|?*+()[\]{}]/g, '\\$&');
+}
+
+// ---------------------------------------------------------------------------
+// JUEL subset: tokenizer
+// ---------------------------------------------------------------------------
+
+type Token =
+  | { t: 'num'; v: string; pos: number }
+  | { t: 'str'; v: string; pos: number }
+  | { t: 'id'; v: string; pos: number }
+  | { t: 'op'; v: string; pos: number }
+  | { t: 'eof'; v: ''; pos: number };
+
+const JUEL_OPS = ['==', '!=', '<=', '>=', '&&', '||', '<', '>', '!', '(', ')', '[', ']', '.', '?', ':', '+', '-', '*', '/', '%', ',', '}', '=', '{'];
+const JUEL_KEYWORDS = new Set(['and', 'or', 'not', 'eq', 'ne', 'lt', 'gt', 'le', 'ge', 'true', 'false', 'null', 'empty', 'div', 'mod', 'instanceof']);
+const JUEL_CONTEXT_OBJECTS: Record<string, string> = {
+  execution: 'the execution object is not supported (only process variables can be used)',
+  task: 'the task object is not supported (only process variables can be used)',
+  variableScope: 'the variableScope object is not supported (only process variables can be used)',
+};
+
+/** Tokenizes a JUEL body starting at `start` (just after `${`) up to and including the closing `}`. */
+class JuelLexer {
+  private pos: number;
+
+  constructor(private readonly src: string, start: number) {
+    this.pos = start;
+  }
+
+  /** Tokens up to the first `}` outside string literals; returns them and the index after `}`. */
+  tokenize(): { tokens: Token[]; end: number } {
+    const tokens: Token[] = [];
+    for (;;) {
+      const tok = this.next();
+      if (tok.t === 'eof') fail('missing closing "}"');
+      if (tok.t === 'op' && tok.v === '{') fail('set and map literals are not supported');
+      if (tok.t === 'op' && tok.v === '}') {
+        tokens.push({ t: 'eof', v: '', pos: tok.pos });
+        return { tokens, end: this.pos };
+      }
+      tokens.push(tok);
+    }
+  }
+
+  private next(): Token {
+    while (this.pos < this.src.length && /\s/.test(this.src[this.pos])) this.pos++;
+    const pos = this.pos;
+    if (pos >= this.src.length) return { t: 'eof', v: '', pos };
+    const rest = this.src.slice(pos);
+    const num = /^(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/.exec(rest);
+    if (num) return this.take({ t: 'num', v: num[0], pos }, num[0].length);
+    const id = /^[A-Za-z_$][\w$]*/.exec(rest);
+    if (id) return this.take({ t: 'id', v: id[0], pos }, id[0].length);
+    if (rest[0] === "'" || rest[0] === '"') return this.string(rest[0]);
+    const op = JUEL_OPS.find((o) => rest.startsWith(o));
+    if (op) return this.take({ t: 'op', v: op, pos }, op.length);
+    return fail(`unexpected character "${rest[0]}"`);
+  }
+
+  private take(tok: Token, length: number): Token {
+    this.pos += length;
+    return tok;
+  }
+
+  /** A quoted string; `\\`, `\'` and `\"` are escapes, any other backslash is literal. */
+  private string(q: string): Token {
+    const pos = this.pos;
+    let out = '';
+    for (let i = pos + 1; i < this.src.length; i++) {
+      const c = this.src[i];
+      if (c === q) {
+        this.pos = i + 1;
+        return { t: 'str', v: out, pos };
+      }
+      if (c === '\\' && /['"\\]/.test(this.src[i + 1] ?? '')) out += this.src[++i];
+      else out += c;
+    }
+    return fail('unterminated string literal');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// JUEL subset: recursive-descent parser
+// ---------------------------------------------------------------------------
+
+const JUEL_EQUALITY: Record<string, CmpOp> = { '==': '==', eq: '==', '!=': '!=', ne: '!=' };
+const JUEL_RELATIONAL: Record<string, CmpOp> = { '<': '<', lt: '<', '<=': '<=', le: '<=', '>': '>', gt: '>', '>=': '>=', ge: '>=' };
+const JUEL_ADDITIVE: Record<string, ArithOp> = { '+': '+', '-': '-' };
+const JUEL_MULTIPLICATIVE: Record<string, ArithOp> = { '*': '*', '/': '/', div: '/', '%': '%', mod: '%' };
+
+function parseJuel(src: string): Ast {
+  const open = src.search(/[$#]\{/);
+  if (open > 0) fail('text mixed with expressions (string templates) is not supported; use a single ${...} expression');
+  const { tokens, end } = new JuelLexer(src, open + 2).tokenize();
+  if (end < src.length) fail('text mixed with expressions (string templates) is not supported; use a single ${...} expression');
+  if (tokens.length === 1) fail('empty expression');
+  return new JuelParser(tokens).parseAll();
+}
+
+/** Grammar: ternary > or > and > equality > relational > additive > multiplicative > unary > postfix. */
+class JuelParser {
+  private i = 0;
+
+  constructor(private readonly tokens: Token[]) {}
+
+  parseAll(): Ast {
+    const e = this.ternary();
+    const t = this.peek();
+    if (t.t !== 'eof') this.unexpected(t);
+    return e;
+  }
+
+  private ternary(): Ast {
+    const test = this.or();
+    if (!this.accept('?')) return test;
+    const then = this.ternary();
+    this.expect(':');
+    return { k: 'if', test, then, else: this.ternary() };
+  }
+
+  private or(): Ast {
+    let left = this.and();
+    while (this.accept('||', 'or')) left = { k: 'logic', op: '||', left, right: this.and() };
+    return left;
+  }
+
+  private and(): Ast {
+    let left = this.equality();
+    while (this.accept('&&', 'and')) left = { k: 'logic', op: '&&', left, right: this.equality() };
+    return left;
+  }
+
+  private equality(): Ast {
+    return this.binaryCmp(() => this.relational(), JUEL_EQUALITY);
+  }
+
+  private relational(): Ast {
+    return this.binaryCmp(() => this.additive(), JUEL_RELATIONAL);
+  }
+
+  private binaryCmp(operand: () => Ast, ops: Record<string, CmpOp>): Ast {
+    let left = operand();
+    for (let op = this.acceptFrom(ops); op; op = this.acceptFrom(ops)) left = { k: 'cmp', op, left, right: operand() };
+    return left;
+  }
+
+  private additive(): Ast {
+    return this.binaryArith(() => this.multiplicative(), JUEL_ADDITIVE);
+  }
+
+  private multiplicative(): Ast {
+    return this.binaryArith(() => this.unary(), JUEL_MULTIPLICATIVE);
+  }
+
+  private binaryArith(operand: () => Ast, ops: Record<string, ArithOp>): Ast {
+    let left = operand();
+    for (let op = this.acceptFrom(ops); op; op = this.acceptFrom(ops)) left = { k: 'arith', op, left, right: operand() };
+    return left;
+  }
+
+  private unary(): Ast {
+    if (this.accept('!', 'not')) return { k: 'not', arg: this.unary() };
+    if (this.accept('empty')) return { k: 'empty', arg: this.unary() };
+    if (this.accept('-')) {
+      const arg = this.unary();
+      return arg.k === 'num' && !arg.text.startsWith('-') ? { k: 'num', text: `-${arg.text}` } : { k: 'neg', arg };
+    }
+    return this.postfix();
+  }
+
+  private postfix(): Ast {
+    let base = this.primary();
+    for (;;) {
+      if (this.accept('.')) base = extendPath(base, { key: this.propertyName() });
+      else if (this.accept('[')) base = this.subscript(base);
+      else if (this.peekOp('(')) return fail(base.k === 'path' && base.steps.length > 0 ? 'method calls are not supported' : 'function calls are not supported');
+      else return base;
+    }
+  }
+
+  private subscript(base: Ast): Ast {
+    const index = this.ternary();
+    this.expect(']');
+    if (index.k === 'str') return extendPath(base, { key: index.value });
+    const n = integerOf(index);
+    if (n === undefined || n < 0) fail('only non-negative integer literals and string literals are supported inside [...]');
+    return extendPath(base, { index: n });
+  }
+
+  private primary(): Ast {
+    const t = this.advance();
+    if (t.t === 'num') return numberLiteral(t.v);
+    if (t.t === 'str') return { k: 'str', value: t.v };
+    if (t.t === 'op' && t.v === '(') {
+      const e = this.ternary();
+      this.expect(')');
+      return e;
+    }
+    if (t.t === 'id') return this.identifier(t.v);
+    return this.unexpected(t);
+  }
+
+  private identifier(name: string): Ast {
+    if (name === 'true' || name === 'false') return { k: 'bool', value: name === 'true' };
+    if (name === 'null') return { k: 'null' };
+    if (JUEL_KEYWORDS.has(name)) fail(`unexpected keyword "${name}"`);
+    if (this.peekOp(':') && this.peekAt(1).t === 'id' && this.peekAt(2).v === '(') fail('function calls are not supported');
+    const contextObject = JUEL_CONTEXT_OBJECTS[name];
+    if (contextObject) fail(contextObject);
+    return { k: 'path', root: name, steps: [] };
+  }
+
+  private propertyName(): string {
+    const t = this.advance();
+    if (t.t !== 'id' || JUEL_KEYWORDS.has(t.v)) return this.unexpected(t, 'a property name');
+    return t.v;
+  }
+
+  // --- token helpers ---
+
+  private peek(): Token {
+    return this.peekAt(0);
+  }
+
+  private peekAt(offset: number): Token {
+    return this.tokens[Math.min(this.i + offset, this.tokens.length - 1)];
+  }
+
+  private peekOp(v: string): boolean {
+    const t = this.peek();
+    return t.t === 'op' && t.v === v;
+  }
+
+  private advance(): Token {
+    const t = this.peek();
+    if (t.t !== 'eof') this.i++;
+    return t;
+  }
+
+  /** Consume the next token if it is one of the given operators / keywords. */
+  private accept(...values: string[]): boolean {
+    const t = this.peek();
+    if ((t.t === 'op' || t.t === 'id') && values.includes(t.v)) {
+      this.i++;
+      return true;
+    }
+    return false;
+  }
+
+  private acceptFrom<T>(ops: Record<string, T>): T | undefined {
+    const t = this.peek();
+    if ((t.t !== 'op' && t.t !== 'id') || !Object.prototype.hasOwnProperty.call(ops, t.v)) return undefined;
+    this.i++;
+    return ops[t.v];
+  }
+
+  private expect(v: string): void {
+    if (!this.accept(v)) this.unexpected(this.peek(), `"${v}"`);
+  }
+
+  private unexpected(t: Token, wanted?: string): never {
+    const found = t.t === 'eof' ? 'end of expression' : `"${t.v}"`;
+    if (t.t === 'op' && t.v === '=') fail('unexpected "=" (assignment is not supported; compare with "==" or "eq")');
+    if (t.t === 'op' && t.v === '{') fail('set and map literals are not supported');
+    return fail(wanted ? `expected ${wanted} but found ${found}` : `unexpected ${found}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// FEEL: lezer-feel tree walker
+// ---------------------------------------------------------------------------
+
+/** The part of @lezer/common's SyntaxNode this walker needs. */
+interface FeelNode {
+  readonly name: string;
+  readonly from: number;
+  readonly to: number;
+  readonly type: { readonly isError: boolean };
+  readonly firstChild: FeelNode | null;
+  readonly nextSibling: FeelNode | null;
+}
+
+const FEEL_COMMENTS = new Set(['LineComment', 'BlockComment']);
+const FEEL_PUNCTUATION = new Set(['.', '..', ',', '(', ')', '[', ']']);
+const FEEL_BOOLEAN_NODES = new Set(['Comparison', 'Conjunction', 'Disjunction']);
+const FEEL_DATE_TIME_FUNCTIONS = new Set([
+  'now', 'today', 'date', 'time', 'date and time', 'duration', 'years and months duration',
+  'day of week', 'day of year', 'week of year', 'month of year', 'last day of month',
+]);
+const FEEL_UNSUPPORTED: Record<string, string> = {
+  ForExpression: '"for" expressions are not supported',
+  QuantifiedExpression: '"some" / "every" expressions are not supported',
+  Context: 'contexts ({...}) are not supported',
+  FunctionDefinition: 'function definitions (lambdas) are not supported',
+  InstanceOfExpression: '"instance of" is not supported',
+  DateTimeLiteral: 'date and time values are not supported',
+  List: 'list literals are only supported after "in"',
+  SimplePositiveUnaryTest: 'unary tests (like "> 5") are only supported after "in"',
+  Interval: 'ranges are only supported after "in"',
+  '?': 'the implicit "?" value is not supported',
+};
+
+function parseFeel(body: string): Ast {
+  if (body.trim() === '') fail('empty FEEL expression');
+  const top: FeelNode = feelParser.parse(body).topNode;
+  rejectSyntaxErrors(top, body);
+  const parts = children(top);
+  if (parts.length !== 1) fail('syntax error');
+  return new FeelWalker(body).expr(parts[0]);
+}
+
+function rejectSyntaxErrors(top: FeelNode, body: string): void {
+  const err = findError(top);
+  if (!err) return;
+  if (err.from >= body.trimEnd().length) fail('syntax error: unexpected end of expression');
+  const near = body.slice(err.from, err.from + 20).trim();
+  fail(`syntax error at character ${err.from + 2} near "${near}"`); // 1-based, counting the leading "="
+}
+
+function findError(n: FeelNode): FeelNode | undefined {
+  if (n.type.isError) return n;
+  for (let c = n.firstChild; c; c = c.nextSibling) {
+    const e = findError(c);
+    if (e) return e;
+  }
+  return undefined;
+}
+
+/** Child nodes, without comments. */
+function rawChildren(n: FeelNode): FeelNode[] {
+  const out: FeelNode[] = [];
+  for (let c = n.firstChild; c; c = c.nextSibling) if (!FEEL_COMMENTS.has(c.name)) out.push(c);
+  return out;
+}
+
+/** Child nodes, without comments and punctuation (`.`, `..`, brackets, parentheses). */
+function children(n: FeelNode): FeelNode[] {
+  return rawChildren(n).filter((c) => !FEEL_PUNCTUATION.has(c.name));
+}
+
+/** Lowers a lezer-feel syntax tree to the common AST. */
+class FeelWalker {
+  constructor(private readonly src: string) {}
+
+  expr(n: FeelNode): Ast {
+    switch (n.name) {
+      case 'ParenthesizedExpression': return this.expr(this.inner(n));
+      case 'NumericLiteral': return this.number(n);
+      case 'StringLiteral': return { k: 'str', value: decodeFeelString(this.text(n)) };
+      case 'BooleanLiteral': return { k: 'bool', value: this.text(n) === 'true' };
+      case 'null': return { k: 'null' };
+      case 'VariableName': return { k: 'path', root: this.name(n), steps: [] };
+      case 'PathExpression': return this.pathExpression(n);
+      case 'FilterExpression': return this.filterExpression(n);
+      case 'ArithmeticExpression': return this.arithmetic(n);
+      case 'Comparison': return this.comparison(n);
+      case 'Conjunction': return this.logic(n, '&&');
+      case 'Disjunction': return this.logic(n, '||');
+      case 'FunctionInvocation': return this.invocation(n);
+      case 'IfExpression': return this.ifExpression(n);
+      default: return fail(FEEL_UNSUPPORTED[n.name] ?? `unsupported FEEL construct "${this.text(n)}"`);
+    }
+  }
+
+  private text(n: FeelNode): string {
+    return this.src.slice(n.from, n.to);
+  }
+
+  /** A variable or property name; multi-word names are normalised to single spaces. */
+  private name(n: FeelNode): string {
+    return this.text(n).trim().replace(/\s+/g, ' ');
+  }
+
+  /** The single expression inside `( ... )`. */
+  private inner(n: FeelNode): FeelNode {
+    const inside = children(n);
+    if (inside.length !== 1) fail(`unsupported FEEL construct "${this.text(n)}"`);
+    return inside[0];
+  }
+
+  private number(n: FeelNode): Ast {
+    const raw = this.text(n).replace(/\s+/g, '');
+    return raw.startsWith('-') ? numberLiteral(raw.slice(1), true) : numberLiteral(raw);
+  }
+
+  private pathExpression(n: FeelNode): Ast {
+    const [base, prop] = children(n);
+    return extendPath(this.expr(base), { key: this.name(prop) });
+  }
+
+  /** `a[1]` (1-based; negative counts from the end) or `a["key"]`; real filters are rejected. */
+  private filterExpression(n: FeelNode): Ast {
+    const [base, selector] = children(n);
+    const sel = this.expr(selector);
+    if (sel.k === 'str') return extendPath(this.expr(base), { key: sel.value });
+    const i = integerOf(sel);
+    if (i === undefined) return fail('list filters are not supported (only integer indexes like a[1] and a["key"])');
+    if (i === 0) fail('FEEL list indexes start at 1 (a[0] is always null)');
+    return extendPath(this.expr(base), i > 0 ? { index: i - 1 } : { fromEnd: -i - 1 });
+  }
+
+  private arithmetic(n: FeelNode): Ast {
+    const parts = children(n);
+    if (parts.length === 2) return this.negate(parts[0], parts[1]);
+    const [left, opNode, right] = parts;
+    const op = this.text(opNode);
+    if (op === '**') fail('exponentiation (**) is not supported');
+    if (!['+', '-', '*', '/'].includes(op)) fail(`unsupported operator "${op}"`);
+    return { k: 'arith', op: op as ArithOp, left: this.expr(left), right: this.expr(right) };
+  }
+
+  private negate(opNode: FeelNode, argNode: FeelNode): Ast {
+    if (this.text(opNode) !== '-') fail(`unsupported unary operator "${this.text(opNode)}"`);
+    const arg = this.expr(argNode);
+    return arg.k === 'num' && !arg.text.startsWith('-') ? { k: 'num', text: `-${arg.text}` } : { k: 'neg', arg };
+  }
+
+  private logic(n: FeelNode, op: '&&' | '||'): Ast {
+    const [left, , right] = children(n);
+    return { k: 'logic', op, left: this.expr(left), right: this.expr(right) };
+  }
+
+  private comparison(n: FeelNode): Ast {
+    const parts = children(n);
+    const left = this.expr(parts[0]);
+    const kind = parts[1].name;
+    if (kind === 'between') return this.between(left, parts[2], parts[4]);
+    if (kind === 'in') return this.inTests(left, parts.slice(2));
+    return { k: 'cmp', op: feelCompareOp(this.text(parts[1])), left, right: this.expr(parts[2]) };
+  }
+
+  private between(subject: Ast, lo: FeelNode, hi: FeelNode): Ast {
+    const low: Ast = { k: 'cmp', op: '>=', left: subject, right: this.expr(lo) };
+    return { k: 'logic', op: '&&', left: low, right: { k: 'cmp', op: '<=', left: subject, right: this.expr(hi) } };
+  }
+
+  /** `x in <tests>`: `(t1, t2)`, a list, a range, `< 5`, or a single value. */
+  private inTests(subject: Ast, rest: FeelNode[]): Ast {
+    const list = rest.length === 1 && rest[0].name === 'PositiveUnaryTests' ? children(rest[0]) : rest;
+    return orChain(list.map((t) => this.unaryTest(subject, t)));
+  }
+
+  private unaryTest(subject: Ast, n: FeelNode): Ast {
+    switch (n.name) {
+      case 'PositiveUnaryTest': return this.unaryTest(subject, this.inner(n));
+      case 'ParenthesizedExpression': return this.unaryTest(subject, this.inner(n));
+      case 'SimplePositiveUnaryTest': return this.simpleTest(subject, n);
+      case 'Interval': return this.interval(subject, n);
+      case 'List': return orChain(children(n).map((c) => this.unaryTest(subject, c)));
+      default:
+        if (FEEL_BOOLEAN_NODES.has(n.name)) fail('boolean tests after "in" are not supported; list the allowed values');
+        return this.equalsTest(subject, this.expr(n));
+    }
+  }
+
+  private equalsTest(subject: Ast, value: Ast): Ast {
+    if (isPredicate(value)) fail('boolean tests after "in" are not supported; list the allowed values');
+    return { k: 'cmp', op: '==', left: subject, right: value };
+  }
+
+  private simpleTest(subject: Ast, n: FeelNode): Ast {
+    const [first, second] = children(n);
+    if (first.name === 'Interval') return this.interval(subject, first);
+    return { k: 'cmp', op: feelCompareOp(this.text(first)), left: subject, right: this.expr(second) };
+  }
+
+  /** `[a..b]`, `(a..b)`, `]a..b[` and mixes; `(` and `]` on the left (`)` and `[` on the right) exclude the endpoint. */
+  private interval(subject: Ast, n: FeelNode): Ast {
+    const raw = rawChildren(n);
+    const [open, close] = [raw[0], raw[raw.length - 1]];
+    const [lo, hi] = children(n);
+    const low: Ast = { k: 'cmp', op: open.name === '[' ? '>=' : '>', left: subject, right: this.expr(lo) };
+    const high: Ast = { k: 'cmp', op: close.name === ']' ? '<=' : '<', left: subject, right: this.expr(hi) };
+    return { k: 'logic', op: '&&', left: low, right: high };
+  }
+
+  private ifExpression(n: FeelNode): Ast {
+    const [, test, , then, , otherwise] = children(n);
+    return { k: 'if', test: this.expr(test), then: this.expr(then), else: this.expr(otherwise) };
+  }
+
+  private invocation(n: FeelNode): Ast {
+    const [callee, params] = children(n);
+    if (callee.name !== 'VariableName') fail('calling functions stored in variables or contexts is not supported');
+    if (params.name === 'NamedParameters') fail('named function parameters are not supported');
+    const name = this.name(callee);
+    const args = params.name === 'PositionalParameters' ? children(params).map((a) => this.expr(a)) : [];
+    return feelFunction(name, args);
+  }
+}
+
+function feelCompareOp(op: string): CmpOp {
+  switch (op) {
+    case '=': return '==';
+    case '!=': case '<': case '<=': case '>': case '>=': return op;
+    default: return fail(`unsupported comparison operator "${op}"`);
+  }
+}
+
+/** FEEL string escapes: \" \' \\ \n \r \t \uXXXX (other escapes are kept verbatim). */
+function decodeFeelString(raw: string): string {
+  const body = raw.slice(1, -1);
+  const simple: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', "'": "'", '\\': '\\' };
+  return body.replace(/\\(u[0-9a-fA-F]{4}|.)/g, (all, esc: string) => {
+    if (esc.length === 5) return String.fromCharCode(parseInt(esc.slice(1), 16));
+    return simple[esc] ?? all;
+  });
+}
+
+type FeelFunction = (args: Ast[]) => Ast;
+
+function asPath(a: Ast, fn: string): PathAst {
+  if (a.k !== 'path') fail(`the argument of ${fn}() must be a variable or property`);
+  return a;
+}
+
+function stringArg(args: Ast[], i: number, fn: string): string {
+  const a = args[i];
+  if (!a || a.k !== 'str') fail(`argument ${i + 1} of ${fn}() must be a string literal`);
+  return a.value;
+}
+
+/** FEEL built-ins that map onto jsonpath, by name and arity. */
+const FEEL_FUNCTIONS: Record<string, { arity: number[]; build: FeelFunction }> = {
+  not: { arity: [1], build: ([a]) => ({ k: 'not', arg: a }) },
+  'is defined': { arity: [1], build: ([a]) => ({ k: 'defined', arg: a }) },
+  'starts with': { arity: [2], build: (a) => ({ k: 'startsWith', subject: a[0], prefix: stringArg(a, 1, 'starts with') }) },
+  'ends with': { arity: [2], build: (a) => ({ k: 'regex', subject: a[0], pattern: `${escapeRegex(stringArg(a, 1, 'ends with'))}$`, flags: '' }) },
+  contains: { arity: [2], build: (a) => ({ k: 'regex', subject: a[0], pattern: escapeRegex(stringArg(a, 1, 'contains')), flags: '' }) },
+  matches: { arity: [2, 3], build: buildMatches },
+  'list contains': { arity: [2], build: ([l, v]) => ({ k: 'cmp', op: '==', left: extendPath(l, { each: true }), right: v }) },
+  count: { arity: [1], build: ([l]) => ({ k: 'method', name: 'size', arg: asPath(l, 'count') }) },
+  abs: { arity: [1], build: ([a]) => ({ k: 'method', name: 'abs', arg: a }) },
+  floor: { arity: [1], build: ([a]) => ({ k: 'method', name: 'floor', arg: a }) },
+  ceiling: { arity: [1], build: ([a]) => ({ k: 'method', name: 'ceiling', arg: a }) },
+};
+
+function buildMatches(args: Ast[]): Ast {
+  const flags = args.length === 3 ? stringArg(args, 2, 'matches') : '';
+  if (!/^[imsxq]*$/.test(flags)) fail(`unsupported regular expression flags "${flags}" (allowed: i, m, s, x, q)`);
+  return { k: 'regex', subject: args[0], pattern: stringArg(args, 1, 'matches'), flags };
+}
+
+function feelFunction(name: string, args: Ast[]): Ast {
+  if (FEEL_DATE_TIME_FUNCTIONS.has(name)) fail(`function "${name}" is not supported: date and time functions cannot be evaluated`);
+  const fn = Object.prototype.hasOwnProperty.call(FEEL_FUNCTIONS, name) ? FEEL_FUNCTIONS[name] : undefined;
+  if (!fn) return fail(`unknown or unsupported function "${name}"`);
+  if (!fn.arity.includes(args.length)) fail(`function "${name}" expects ${fn.arity.join(' or ')} argument(s), got ${args.length}`);
+  return fn.build(args);
+}

@@ -1,0 +1,470 @@
+import { Client } from 'pg';
+import { compileExpression, isExpression, type ExpressionKind } from '../../compiler/expression';
+import type { CompiledExpression } from '../../compiler/graph';
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** The local Postgres (CI has it). Without it, only compilation is checked. */
+let db: Client | null = null;
+
+beforeAll(async () => {
+  const client = new Client({ host: '127.0.0.1', port: 5432, user: 'postgres', database: 'test', connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    db = client;
+  } catch (e) {
+    console.warn(`expression.test: PostgreSQL on 127.0.0.1:5432 unreachable (${String(e)}); skipping jsonpath evaluation`);
+  }
+});
+
+afterAll(async () => {
+  await db?.end();
+});
+
+function compile(text: string, kind: ExpressionKind): CompiledExpression {
+  const r = compileExpression(text, kind);
+  if (!r.ok) throw new Error(r.message);
+  return r.expr;
+}
+
+/** jsonb_path_match result: true / false / null (unknown); undefined when no database. */
+async function matchOn(path: string, vars: Json): Promise<boolean | null | undefined> {
+  if (!db) return undefined;
+  const { rows } = await db.query<{ r: boolean | null }>('select jsonb_path_match($1::jsonb, $2::jsonpath) as r', [JSON.stringify(vars), path]);
+  return rows[0].r;
+}
+
+/** jsonb_path_query_first result as JSON; undefined for "no item" (SQL NULL) — or when no database. */
+async function valueOn(path: string, vars: Json): Promise<Json | undefined> {
+  if (!db) return undefined;
+  const { rows } = await db.query<{ r: string | null }>('select jsonb_path_query_first($1::jsonb, $2::jsonpath)::text as r', [JSON.stringify(vars), path]);
+  return rows[0].r === null ? undefined : (JSON.parse(rows[0].r) as Json);
+}
+
+async function expectCondition(text: string, vars: Json, expected: boolean | null): Promise<void> {
+  const { path } = compile(text, 'condition');
+  if (!db) return;
+  expect({ text, path, vars, result: await matchOn(path, vars) }).toEqual({ text, path, vars, result: expected });
+}
+
+async function expectValue(text: string, vars: Json, expected: Json | undefined): Promise<void> {
+  const { path } = compile(text, 'value');
+  if (!db) return;
+  expect({ text, path, vars, result: await valueOn(path, vars) }).toEqual({ text, path, vars, result: expected });
+}
+
+type ConditionCase = [text: string, vars: Json, expected: boolean | null];
+
+async function runConditions(cases: ConditionCase[]): Promise<void> {
+  for (const [text, vars, expected] of cases) await expectCondition(text, vars, expected);
+}
+
+describe('isExpression', () => {
+  it('recognises FEEL, JUEL and templates, not literals', () => {
+    expect(isExpression('=amount > 1')).toBe(true);
+    expect(isExpression('  =x')).toBe(true);
+    expect(isExpression('${a}')).toBe(true);
+    expect(isExpression('#{a}')).toBe(true);
+    expect(isExpression('Hello ${name}')).toBe(true);
+    expect(isExpression('demo')).toBe(false);
+    expect(isExpression('PT5M')).toBe(false);
+    expect(isExpression('a = b')).toBe(false);
+    expect(isExpression('costs $5 {approx}')).toBe(false);
+  });
+});
+
+describe('contract examples', () => {
+  it('compiles to the expected jsonpath text', () => {
+    expect(compile('${amount > 1000}', 'condition')).toEqual({ src: '${amount > 1000}', path: '($."amount" > 1000)', vars: ['amount'] });
+    expect(compile('=approved', 'condition')).toEqual({ src: '=approved', path: '($."approved" == true)', vars: ['approved'] });
+    expect(compile('${!approved}', 'condition').path).toBe('!(($."approved" == true))');
+    expect(compile('${a.b}', 'condition').path).toBe('($."a"."b" == true)');
+    expect(compile('${initiator}', 'value')).toEqual({ src: '${initiator}', path: '$."initiator"', vars: ['initiator'] });
+    expect(compile('=x = null', 'condition')).toEqual({ src: '=x = null', path: '(!exists($."x") || $."x".type() == "null")', vars: [] });
+  });
+
+  it('JUEL conditions', async () => {
+    await runConditions([
+      ['${amount > 1000}', { amount: 1500 }, true],
+      ['${amount > 1000}', { amount: 1000 }, false],
+      ['${a.b}', { a: { b: true } }, true],
+      ['${a.b}', { a: { b: false } }, false],
+      ["${x == 'y' && n >= 3}", { x: 'y', n: 3 }, true],
+      ["${x == 'y' && n >= 3}", { x: 'y', n: 2 }, false],
+      ["${x == 'y' && n >= 3}", { x: 'z', n: 5 }, false],
+      ['${empty x}', {}, true],
+      ['${not approved}', { approved: false }, true],
+      ['${not approved}', { approved: true }, false],
+      ['${!approved}', { approved: false }, true],
+      ['${a eq 1 or b ne 2}', { a: 1, b: 2 }, true],
+      ['${a eq 1 or b ne 2}', { a: 0, b: 2 }, false],
+      ['${a eq 1 or b ne 2}', { a: 0, b: 3 }, true],
+      ['#{amount > 1}', { amount: 2 }, true],
+    ]);
+  });
+
+  it('FEEL conditions', async () => {
+    await runConditions([
+      ['=amount > 1000', { amount: 1001 }, true],
+      ['=amount > 1000', { amount: 999 }, false],
+      ['=approved', { approved: true }, true],
+      ['=approved', { approved: false }, false],
+      ['=x = "y" and n >= 3', { x: 'y', n: 4 }, true],
+      ['=x = "y" and n >= 3', { x: 'y', n: 1 }, false],
+      ['=not(approved)', { approved: false }, true],
+      ['=not(approved)', { approved: true }, false],
+      ['=status in ["a","b"]', { status: 'b' }, true],
+      ['=status in ["a","b"]', { status: 'c' }, false],
+    ]);
+  });
+});
+
+describe('JUEL', () => {
+  it('comparison and logical operators', async () => {
+    await runConditions([
+      ['${a lt b}', { a: 1, b: 2 }, true],
+      ['${a le b}', { a: 2, b: 2 }, true],
+      ['${a gt b}', { a: 2, b: 2 }, false],
+      ['${a ge b}', { a: 2, b: 2 }, true],
+      ['${a != b}', { a: 'x', b: 'y' }, true],
+      ['${a < b}', { a: 'abc', b: 'abd' }, true],
+      ['${a && b || c}', { a: false, b: true, c: true }, true],
+      ['${a and (b or c)}', { a: false, b: true, c: true }, false],
+      ['${approved && amount > 1}', { approved: true, amount: 2 }, true],
+      ['${not (a > 1 and b)}', { a: 2, b: true }, false],
+      ['${true}', {}, true],
+      ['${false}', {}, false],
+      ['${1 < 2}', {}, true],
+    ]);
+  });
+
+  it('arithmetic', async () => {
+    await runConditions([
+      ['${(a + b) * 2 > 10}', { a: 3, b: 3 }, true],
+      ['${a + b * 2 == 7}', { a: 1, b: 3 }, true],
+      ['${a div 2 == 2.5}', { a: 5 }, true],
+      ['${a / 4 == 1.25}', { a: 5 }, true],
+      ['${a mod 3 == 1 && a % 3 == 1}', { a: 7 }, true],
+      ['${-a < 0}', { a: 4 }, true],
+      ['${a - -2 == 3}', { a: 1 }, true],
+      ['${a > 1.5e2}', { a: 151 }, true],
+      ['${a == .5}', { a: 0.5 }, true],
+      ['${a == 007}', { a: 7 }, true],
+    ]);
+  });
+
+  it('property and index access', async () => {
+    await runConditions([
+      ["${list[0] == 'x'}", { list: ['x', 'y'] }, true],
+      ["${list[1] == 'x'}", { list: ['x', 'y'] }, false],
+      ["${m['odd key'].v == 1}", { m: { 'odd key': { v: 1 } } }, true],
+      ['${m["q\\"uote"] == 2}', { m: { 'q"uote': 2 } }, true],
+      ['${a.b.c >= 3}', { a: { b: { c: 3 } } }, true],
+      ['${o.list[1].name == "n"}', { o: { list: [{}, { name: 'n' }] } }, true],
+    ]);
+  });
+
+  it('string literals with escapes', async () => {
+    await runConditions([
+      ["${name == 'O\\'Brien'}", { name: "O'Brien" }, true],
+      ['${name == "say \\"hi\\""}', { name: 'say "hi"' }, true],
+      ["${p == 'C:\\\\dir'}", { p: 'C:\\dir' }, true],
+      ["${s == '}'}", { s: '}' }, true],
+      ["${s == 'ünï \\n'}", { s: 'ünï \\n' }, true],
+    ]);
+  });
+
+  it('null checks do not require the variable', async () => {
+    await runConditions([
+      ['${x == null}', {}, true],
+      ['${x == null}', { x: null }, true],
+      ['${x == null}', { x: 1 }, false],
+      ['${x == null}', { x: [null] }, false],
+      ['${null eq x}', {}, true],
+      ['${x != null}', {}, false],
+      ['${x != null}', { x: 0 }, true],
+      ['${x ne null}', { x: null }, false],
+      ['${a.b == null}', {}, true],
+      ['${a.b == null}', { a: {} }, true],
+      ['${a.b == null}', { a: { b: 1 } }, false],
+    ]);
+    expect(compile('${x == null}', 'condition').vars).toEqual([]);
+    expect(compile('${a.b eq null}', 'condition').vars).toEqual([]);
+    expect(compile('${x != null && x > 5}', 'condition').vars).toEqual(['x']);
+  });
+
+  it('empty / not empty', async () => {
+    await runConditions([
+      ['${empty x}', {}, true],
+      ['${empty x}', { x: null }, true],
+      ['${empty x}', { x: '' }, true],
+      ['${empty x}', { x: [] }, true],
+      ['${empty x}', { x: {} }, true],
+      ['${empty x}', { x: 'a' }, false],
+      ['${empty x}', { x: 0 }, false],
+      ['${empty x}', { x: false }, false],
+      ['${empty x}', { x: [1] }, false],
+      ['${empty x}', { x: [''] }, false],
+      ['${empty x}', { x: [null] }, false],
+      ['${empty x}', { x: { a: 1 } }, false],
+      ['${not empty x}', { x: 'a' }, true],
+      ['${not empty x}', {}, false],
+      ['${!empty x.y}', { x: { y: [1] } }, true],
+    ]);
+    expect(compile('${empty x}', 'condition').vars).toEqual([]);
+    expect(compile('${not empty a.b}', 'condition').vars).toEqual([]);
+  });
+
+  it('ternary in conditions with boolean branches', async () => {
+    await runConditions([
+      ['${c ? a > 1 : b}', { c: true, a: 2, b: false }, true],
+      ['${c ? a > 1 : b}', { c: true, a: 0, b: true }, false],
+      ['${c ? a > 1 : b}', { c: false, a: 0, b: true }, true],
+      ['${c ? a > 1 : b}', { c: false, a: 9, b: false }, false],
+    ]);
+  });
+
+  it('a non-boolean variable in boolean context is unknown (null), not false', async () => {
+    await runConditions([
+      ['${approved}', { approved: 5 }, null],
+      ["${x == 'a'}", { x: 1 }, null],
+    ]);
+  });
+});
+
+describe('FEEL', () => {
+  it('comparisons, and/or, arithmetic', async () => {
+    await runConditions([
+      ['=a != b', { a: 1, b: 2 }, true],
+      ['=a <= 2 or b', { a: 3, b: true }, true],
+      ['=a <= 2 or b', { a: 3, b: false }, false],
+      ['=priority + 10 > 50', { priority: 41 }, true],
+      ['=(a - 1) * 2 / 4 = 1', { a: 3 }, true],
+      ['=-x < 0', { x: 1 }, true],
+      ['=x = -1.5', { x: -1.5 }, true],
+      ['="a" = "a"', {}, true],
+      ['=s = "tab\\there \\"q\\" \\u00e9"', { s: 'tab\there "q" é' }, true],
+      ['=x > 1 // trailing comment', { x: 2 }, true],
+      ['=x /* inline */ > 1', { x: 0 }, false],
+      ['=true', {}, true],
+      ['=false', {}, false],
+    ]);
+  });
+
+  it('in: lists, unary tests, ranges; between', async () => {
+    await runConditions([
+      ['=status in ("a","b")', { status: 'a' }, true],
+      ['=status in ("a","b")', { status: 'x' }, false],
+      ['=x in [1,2,3]', { x: 3 }, true],
+      ['=x in [1..5]', { x: 5 }, true],
+      ['=x in [1..5)', { x: 5 }, false],
+      ['=x in ]1..5]', { x: 1 }, false],
+      ['=x in (1..5)', { x: 3 }, true],
+      ['=x in < 5', { x: 4 }, true],
+      ['=x in (>10, 1)', { x: 1 }, true],
+      ['=x in (>10, 1)', { x: 5 }, false],
+      ['=x in 5', { x: 5 }, true],
+      ['=x in allowed', { x: 'b', allowed: ['a', 'b'] }, true],
+      ['=x between 1 and 5', { x: 1 }, true],
+      ['=x between 1 and 5', { x: 6 }, false],
+      ['=x in null', {}, true],
+    ]);
+  });
+
+  it('paths, 1-based list indexes, names with spaces', async () => {
+    await runConditions([
+      ['=items[1] = "first"', { items: ['first', 'second'] }, true],
+      ['=items[2] = "first"', { items: ['first', 'second'] }, false],
+      ['=items[-1] = "last"', { items: ['a', 'last'] }, true],
+      ['=items[-2] = "a"', { items: ['a', 'last'] }, true],
+      ['=order.lines[2].qty > 1', { order: { lines: [{ qty: 1 }, { qty: 2 }] } }, true],
+      ['=a.b.c = 2', { a: { b: { c: 2 } } }, true],
+      ['=m["k"] = 1', { m: { k: 1 } }, true],
+      ['=first name = "Ann"', { 'first name': 'Ann' }, true],
+    ]);
+    expect(compile('=items[1] = "x"', 'condition').path).toBe('($."items"[0] == "x")');
+    expect(compile('=first  name = "Ann"', 'condition').vars).toEqual(['first name']);
+  });
+
+  it('null checks and is defined do not require the variable', async () => {
+    await runConditions([
+      ['=x = null', {}, true],
+      ['=x = null', { x: 'v' }, false],
+      ['=x != null', {}, false],
+      ['=x != null', { x: 'v' }, true],
+      ['=x.y = null', { x: {} }, true],
+      ['=is defined(x)', {}, false],
+      ['=is defined(x)', { x: null }, true],
+      ['=not(is defined(x))', {}, true],
+      ['=is defined(x) and x > 5', { x: 6 }, true],
+    ]);
+    expect(compile('=x = null or is defined(y)', 'condition').vars).toEqual([]);
+    expect(compile('=is defined(x) and x > 5', 'condition').vars).toEqual(['x']);
+  });
+
+  it('string and numeric functions', async () => {
+    await runConditions([
+      ['=starts with(s, "ab")', { s: 'abc' }, true],
+      ['=starts with(s, "ab")', { s: 'cab' }, false],
+      ['=ends with(s, "a.c")', { s: 'xa.c' }, true],
+      ['=ends with(s, "a.c")', { s: 'xabc' }, false],
+      ['=contains(s, "a.c")', { s: 'xa.cx' }, true],
+      ['=contains(s, "a.c")', { s: 'xabcx' }, false],
+      ['=contains(s, "(x)")', { s: 'a(x)b' }, true],
+      ['=matches(s, "^a+$")', { s: 'aaa' }, true],
+      ['=matches(s, "^a+$")', { s: 'aab' }, false],
+      ['=matches(s, "^A", "i")', { s: 'abc' }, true],
+      ['=list contains(roles, "admin")', { roles: ['user', 'admin'] }, true],
+      ['=list contains(roles, "admin")', { roles: ['user'] }, false],
+      ['=count(items) > 2', { items: [1, 2, 3] }, true],
+      ['=abs(x) = 3', { x: -3 }, true],
+      ['=floor(x) = 1 and ceiling(x) = 2', { x: 1.5 }, true],
+    ]);
+  });
+
+  it('if-then-else in conditions with boolean branches', async () => {
+    await runConditions([
+      ['=if c then a > 1 else b', { c: true, a: 2, b: false }, true],
+      ['=if c then a > 1 else b', { c: false, a: 2, b: false }, false],
+      ['=if amount > 100 then approved else true', { amount: 5, approved: false }, true],
+      ['=if amount > 100 then approved else true', { amount: 500, approved: false }, false],
+    ]);
+  });
+});
+
+describe('vars', () => {
+  it('lists required top-level variables in order of first use, once', () => {
+    expect(compile('${a.b > 1 && c[0] == 2 && a.d}', 'condition').vars).toEqual(['a', 'c']);
+    expect(compile('=x > y and y < z', 'condition').vars).toEqual(['x', 'y', 'z']);
+    expect(compile('=order.owner', 'value').vars).toEqual(['order']);
+    expect(compile('=50', 'value').vars).toEqual([]);
+    expect(compile('=empty = null', 'condition').vars).toEqual([]);
+  });
+});
+
+describe('values', () => {
+  it('variables, properties, literals, arithmetic, predicates', async () => {
+    await expectValue('${initiator}', { initiator: 'demo' }, 'demo');
+    await expectValue('=assignee', { assignee: 'kermit' }, 'kermit');
+    await expectValue('=assignee', {}, undefined);
+    await expectValue('=order.owner', { order: { owner: 'piggy' } }, 'piggy');
+    await expectValue('${a.b[1]}', { a: { b: ['x', 'y'] } }, 'y');
+    await expectValue('=list[1]', { list: ['x', 'y'] }, 'x');
+    await expectValue("${'ab'}", {}, 'ab');
+    await expectValue('=50', {}, 50);
+    await expectValue('=-1.5', {}, -1.5);
+    await expectValue('=priority + 10', { priority: 40 }, 50);
+    await expectValue('${priority * 2 - 1}', { priority: 3 }, 5);
+    await expectValue('=null', {}, null);
+    await expectValue('=true', {}, true);
+    await expectValue('=x > 1', { x: 2 }, true);
+    await expectValue('${a == 1 && b}', { a: 1, b: false }, false);
+    await expectValue('=count(xs)', { xs: [1, 2] }, 2);
+    await expectValue('=groups', { groups: ['a', 'b'] }, ['a', 'b']);
+    expect(compile('=priority + 10', 'value')).toEqual({ src: '=priority + 10', path: '($."priority" + 10)', vars: ['priority'] });
+  });
+});
+
+describe('rejections', () => {
+  const reject = (text: string, kind: ExpressionKind = 'condition'): string => {
+    const r = compileExpression(text, kind);
+    if (r.ok) throw new Error(`expected ${text} to be rejected, got ${r.expr.path}`);
+    return r.message;
+  };
+
+  it('names the expression and the reason', () => {
+    expect(reject('${bean.call()}')).toBe('cannot compile expression "${bean.call()}": method calls are not supported');
+    expect(reject('=now()')).toBe('cannot compile expression "=now()": function "now" is not supported: date and time functions cannot be evaluated');
+  });
+
+  it.each<[string, ExpressionKind, RegExp]>([
+    ['${foo()}', 'condition', /function calls are not supported/],
+    ['${fn:upper(x) == "A"}', 'condition', /function calls are not supported/],
+    ['${execution.getVariable("x")}', 'value', /execution object is not supported/],
+    ['${task.name}', 'value', /task object is not supported/],
+    ['Hello ${name}', 'value', /string templates\) is not supported/],
+    ['${a}${b}', 'value', /string templates/],
+    ["${'a' + b}", 'value', /string concatenation/],
+    ['="Hello " + name', 'value', /string concatenation/],
+    ['=today() > x', 'condition', /function "today" is not supported/],
+    ['=date and time("2020-01-01T00:00:00") < x', 'condition', /date and time values are not supported/],
+    ['=@"2020-01-01"', 'value', /date and time values are not supported/],
+    ['=for i in xs return i', 'value', /"for" expressions are not supported/],
+    ['=some i in xs satisfies i > 1', 'condition', /"some" \/ "every" expressions are not supported/],
+    ['=every i in xs satisfies i > 1', 'condition', /"some" \/ "every"/],
+    ['={a: 1}', 'value', /contexts/],
+    ['=function(x) x', 'value', /function definitions/],
+    ['=foo(x)', 'condition', /unknown or unsupported function "foo"/],
+    ['=string length(s) > 2', 'condition', /unknown or unsupported function "string length"/],
+    ['=', 'condition', /empty FEEL expression/],
+    ['=   ', 'value', /empty FEEL expression/],
+    ['${}', 'condition', /empty expression/],
+    ['${ }', 'condition', /empty expression/],
+    ['${a >}', 'condition', /expected|unexpected end of expression/],
+    ['${a > 1', 'condition', /missing closing "}"/],
+    ["${s == 'abc}", 'condition', /unterminated string literal/],
+    ['${a = 1}', 'condition', /assignment is not supported/],
+    ['${{1, 2}}', 'value', /set and map literals/],
+    ['${a ~ b}', 'condition', /unexpected character "~"/],
+    ['=x >', 'condition', /syntax error: unexpected end of expression/],
+    ['=x > > 1', 'condition', /unary tests \(like "> 5"\) are only supported after "in"/],
+    ['=x > * 1', 'condition', /syntax error at character 6 near "\* 1"/],
+    ['=x[item > 1]', 'value', /list filters are not supported/],
+    ['=x[0]', 'value', /FEEL list indexes start at 1/],
+    ['${x[-1]}', 'value', /non-negative integer/],
+    ['${a[b]}', 'value', /only non-negative integer literals and string literals/],
+    ['=if a then 1 else 2', 'condition', /the number 1 is not a condition/],
+    ['=if a then b else c', 'value', /only supported in conditions/],
+    ['${a ? 1 : 2}', 'condition', /the number 1 is not a condition/],
+    ['${a ? b : c}', 'value', /only supported in conditions/],
+    ['=5', 'condition', /the number 5 is not a condition/],
+    ['${"yes"}', 'condition', /the string "yes" is not a condition/],
+    ['=amount + 1', 'condition', /an arithmetic expression is not a condition/],
+    ['=null', 'condition', /null is not a condition/],
+    ['=(a > 1) = true', 'condition', /a condition cannot be used as a value here/],
+    ['=(a > 1) + 1', 'value', /a condition cannot be used as a value here/],
+    ['=x > null', 'condition', /null cannot be compared with ">"/],
+    ['=null = null', 'condition', /only supported on a variable or property/],
+    ['${(a + 1) == null}', 'condition', /only supported on a variable or property/],
+    ['${empty (a + 1)}', 'condition', /empty is only supported on a variable/],
+    ['=2 ** 3', 'value', /exponentiation/],
+    ['=x instance of string', 'condition', /"instance of" is not supported/],
+    ['=starts with(s, t)', 'condition', /argument 2 of starts with\(\) must be a string literal/],
+    ['=not(a, b)', 'condition', /expects 1 argument/],
+    ['=contains(s: "x", match: "y")', 'condition', /named function parameters/],
+    ['=matches(s, "a", "g")', 'condition', /unsupported regular expression flags "g"/],
+    ['=[1, 2]', 'value', /list literals are only supported after "in"/],
+    ['=x in [1,2] = true', 'condition', /boolean tests after "in"/],
+    ['=> 5', 'condition', /syntax error|unary tests/],
+    ['=[1..5]', 'condition', /unary tests .* are only supported after "in"/],
+    ['=count(5)', 'value', /argument of count\(\) must be a variable/],
+    ['=a.b()', 'condition', /functions stored in variables/],
+    ['=(1 + 2).x', 'value', /property access and indexing are only supported on variables/],
+    ['plain text', 'value', /not an expression/],
+    ['${a instanceof b}', 'condition', /unexpected "instanceof"|unexpected keyword/],
+  ])('%s (%s)', (text, kind, reason) => {
+    const message = reject(text, kind);
+    expect(message.startsWith(`cannot compile expression "${text.trim()}": `)).toBe(true);
+    expect(message).toMatch(reason);
+  });
+
+  it('never throws, whatever the input', () => {
+    const inputs = ['${', '#{', '=(', '=)', '=[', '${[', '${a.}', '${a..b}', '${.}', '=' + '('.repeat(5000) + '1' + ')'.repeat(5000), '${' + '('.repeat(5000) + '1' + ')'.repeat(5000) + '}', '=\u0000', '${\u0000}', '=a.', '=a[', '="unterminated'];
+    for (const text of inputs) {
+      for (const kind of ['condition', 'value'] as const) {
+        expect(() => compileExpression(text, kind)).not.toThrow();
+      }
+    }
+  });
+});
+
+describe('generated paths are valid jsonpath', () => {
+  it('parses every successful compilation of a mixed corpus', async () => {
+    if (!db) return;
+    const corpus = ['${a.b["c d"][2] > -1.25e-3}', '=x in ("a\\\\b", "\\"", "é")', '=is defined(a.b) or empty = null', '${empty m["\\\\"]}'];
+    for (const text of corpus) {
+      const { path } = compile(text, 'condition');
+      await expect(db.query('select $1::jsonpath', [path])).resolves.toBeDefined();
+    }
+  });
+});
