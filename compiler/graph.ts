@@ -18,7 +18,7 @@ export interface CompiledExpression {
    * Values: evaluated with jsonb_path_query_first.
    */
   path: string;
-  /** Top-level variable names that must exist when evaluated (else the engine raises BPM22 naming the first missing one). */
+  /** Top-level variable names that must exist when evaluated (else the engine raises BP302 naming the first missing one). */
   vars: string[];
 }
 
