@@ -1,6 +1,7 @@
--- User task: evaluates assignment and dates from the compiled spec and waits.
-create or replace function bpm_private.user_task__enter(st bpm_private.run_state, node jsonb, id uuid, via_flow text)
-returns bpm_private.run_state
+-- User task behaviour: the task's attributes, evaluated from the compiled
+-- spec when the token arrives; the token then waits (run__flush writes it).
+create or replace function bpm_private.user_task__create(node jsonb, variables jsonb)
+returns jsonb
 language plpgsql
 stable
 set search_path = ''
@@ -15,17 +16,17 @@ begin
   else
     v_data := pg_catalog.jsonb_build_object(
       'name', node -> 'name',
-      'assignee', bpm_private.value__to_text(bpm_private.value__eval(v_spec -> 'assignee', st.variables, v_el)),
-      'candidate_users', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateUsers', st.variables, v_el))),
-      'candidate_groups', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateGroups', st.variables, v_el))),
-      'priority', bpm_private.user_task__priority(bpm_private.value__eval(v_spec -> 'priority', st.variables, v_el), v_el),
-      'due_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'dueDate', st.variables, v_el), v_el, 'dueDate'),
-      'follow_up_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'followUpDate', st.variables, v_el), v_el, 'followUpDate'));
+      'assignee', bpm_private.value__to_text(bpm_private.value__eval(v_spec -> 'assignee', variables, v_el)),
+      'candidate_users', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateUsers', variables, v_el))),
+      'candidate_groups', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateGroups', variables, v_el))),
+      'priority', bpm_private.user_task__priority(bpm_private.value__eval(v_spec -> 'priority', variables, v_el), v_el),
+      'due_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'dueDate', variables, v_el), v_el, 'dueDate'),
+      'follow_up_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'followUpDate', variables, v_el), v_el, 'followUpDate'));
   end if;
-  return bpm_private.wait__add(st, id, v_el, 'userTask', via_flow, v_data);
+  return v_data;
 end;
 $$;
-comment on function bpm_private.user_task__enter(bpm_private.run_state, jsonb, uuid, text) is E'User task behaviour: create the task (buffered) and wait.';
+comment on function bpm_private.user_task__create(jsonb, jsonb) is E'User task behaviour: assignee, candidates, priority and dates for a new task.';
 
 create or replace function bpm_private.user_task__priority(value jsonb, element_id text)
 returns int
@@ -49,8 +50,8 @@ comment on function bpm_private.user_task__priority(jsonb, text) is E'Task prior
 
 -- Service, send and business-rule tasks with a topic: an external task waits
 -- for a worker (fetch_and_lock).
-create or replace function bpm_private.external_task__enter(st bpm_private.run_state, node jsonb, id uuid, via_flow text)
-returns bpm_private.run_state
+create or replace function bpm_private.external_task__create(node jsonb)
+returns jsonb
 language plpgsql
 immutable
 set search_path = ''
@@ -59,7 +60,7 @@ begin
   if node ->> 'topic' is null then
     raise exception 'element % has no external task topic', node ->> 'id' using errcode = 'BP305';
   end if;
-  return bpm_private.wait__add(st, id, node ->> 'id', 'externalTask', via_flow, pg_catalog.jsonb_build_object('topic', node ->> 'topic'));
+  return pg_catalog.jsonb_build_object('topic', node ->> 'topic');
 end;
 $$;
-comment on function bpm_private.external_task__enter(bpm_private.run_state, jsonb, uuid, text) is E'External task behaviour: create the task (buffered) and wait for a worker.';
+comment on function bpm_private.external_task__create(jsonb) is E'External task behaviour: the topic of a new external task.';

@@ -1,51 +1,6 @@
--- The generic token lifecycle: enter (history row, join policy), execute
--- (the element's behaviour, dispatched explicitly by type), leave (flow
--- policy). Pass-through elements complete at once and leave.
-create or replace function bpm_private.node__enter(st bpm_private.run_state, graph jsonb, node_id text, via_flow text)
-returns bpm_private.run_state
-language plpgsql
-volatile
-set search_path = ''
-as $$
-declare
-  v_node jsonb := graph -> 'nodes' -> node_id;
-  v_type text := v_node ->> 'type';
-  v_id uuid := pg_catalog.gen_random_uuid();
-begin
-  if v_node is null then
-    raise exception 'element % is not in the process graph', node_id using errcode = 'BP305';
-  end if;
-  st := bpm_private.activity__add(st, v_id, node_id, v_type, 'active');
-  case v_type
-    when 'userTask' then
-      return bpm_private.user_task__enter(st, v_node, v_id, via_flow);
-    when 'serviceTask', 'sendTask', 'businessRuleTask' then
-      return bpm_private.external_task__enter(st, v_node, v_id, via_flow);
-    when 'parallelGateway' then
-      if pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
-        return bpm_private.parallel_join__arrive(st, graph, v_node, v_id, via_flow);
-      end if;
-    when 'inclusiveGateway' then
-      if pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
-        -- waits; run__drain fires it once no other token can reach it
-        return bpm_private.wait__add(st, v_id, node_id, 'join', via_flow, null);
-      end if;
-    when 'endEvent' then
-      if coalesce((v_node ->> 'terminate')::boolean, false) then
-        st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
-        return bpm_private.instance__terminate(st);
-      end if;
-    when 'startEvent', 'task', 'manualTask', 'exclusiveGateway', 'boundaryEvent' then
-      null;
-    else
-      raise exception 'element % has type % which this engine version cannot execute', node_id, v_type
-        using errcode = 'BP305';
-  end case;
-  st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
-  return bpm_private.node__leave(st, graph, v_node);
-end;
-$$;
-comment on function bpm_private.node__enter(bpm_private.run_state, jsonb, text, text) is E'A token enters a flow node: history row, then the element''s behaviour.';
+-- The generic token lifecycle lives in run__drain (engine/run.sql): enter
+-- (history row, join policy), execute (the element's behaviour, dispatched
+-- explicitly by type), leave (flow policy). This file holds the leave side.
 
 create or replace function bpm_private.node__leave(st bpm_private.run_state, graph jsonb, node jsonb)
 returns bpm_private.run_state

@@ -40,8 +40,12 @@ end;
 $$;
 comment on function bpm_private.run__push(bpm_private.run_state, text, text) is E'Queues a token to enter node_id (arriving via via_flow).';
 
--- Runs queued tokens until all wait or end; then fires inclusive joins that
--- became ready (no token can reach them any more) and runs on.
+-- The token lifecycle. Runs queued tokens until all wait or end; then fires
+-- inclusive joins that became ready (no token can reach them any more) and
+-- runs on. Per token: ENTER (a history row), EXECUTE (the element's
+-- behaviour, dispatched explicitly by type: wait, join, terminate or pass
+-- through), LEAVE (the flow policy picks the outgoing flows). The hot path is
+-- inline: this loop runs for every automatic step of every call.
 create or replace function bpm_private.run__drain(st bpm_private.run_state, graph jsonb)
 returns bpm_private.run_state
 language plpgsql
@@ -49,23 +53,68 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_node text;
+  v_node_id text;
+  v_via text;
+  v_node jsonb;
+  v_type text;
+  v_id uuid;
   v_flow text;
   v_join text;
   v_queued int;
 begin
   loop
     while not st.terminated and st.q_pos <= pg_catalog.cardinality(st.q_node) loop
-      v_node := st.q_node[st.q_pos];
-      v_flow := st.q_flow[st.q_pos];
+      v_node_id := st.q_node[st.q_pos];
+      v_via := st.q_flow[st.q_pos];
       st.q_pos := st.q_pos + 1;
       st.steps := st.steps + 1;
       if st.steps > 10000 then
-        raise exception 'instance % took more than 10000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node
+        raise exception 'instance % took more than 10000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node_id
           using errcode = 'BP306';
       end if;
-      st := bpm_private.node__enter(st, graph, v_node, v_flow);
+      v_node := graph -> 'nodes' -> v_node_id;
+      v_type := v_node ->> 'type';
+      if v_node is null then
+        raise exception 'element % is not in the process graph', v_node_id using errcode = 'BP305';
+      end if;
+      -- ===== ENTER
+      v_id := pg_catalog.gen_random_uuid();
+      st.a_id := st.a_id || v_id;
+      st.a_el := st.a_el || v_node_id;
+      st.a_type := st.a_type || v_type;
+      st.a_state := st.a_state || 'active'::text;
+      -- ===== EXECUTE
+      case
+        when v_type = 'userTask' then
+          st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, st.variables));
+          continue;
+        when v_type in ('serviceTask', 'sendTask', 'businessRuleTask') then
+          st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
+          continue;
+        when v_type = 'parallelGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
+          st := bpm_private.parallel_join__arrive(st, graph, v_node, v_id, v_via);
+          continue;
+        when v_type = 'inclusiveGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
+          -- waits; fired below once no other token can reach it
+          st := bpm_private.wait__add(st, v_id, v_node_id, 'join', v_via, null);
+          continue;
+        when v_type = 'endEvent' and v_node ? 'terminate' and (v_node ->> 'terminate')::boolean then
+          st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
+          st := bpm_private.instance__terminate(st);
+          continue;
+        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent') then
+          st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
+        else
+          raise exception 'element % has type % which this engine version cannot execute', v_node_id, v_type
+            using errcode = 'BP305';
+      end case;
+      -- ===== LEAVE
+      foreach v_flow in array bpm_private.flows__select(graph, v_node, st.variables) loop
+        st.q_node := st.q_node || (graph -> 'flows' -> v_flow ->> 'target');
+        st.q_flow := st.q_flow || v_flow;
+      end loop;
     end loop;
+    -- ===== INCLUSIVE JOINS
     exit when st.terminated or pg_catalog.cardinality(st.inclusive_joins) = 0;
     v_queued := pg_catalog.cardinality(st.q_node);
     foreach v_join in array st.inclusive_joins loop
@@ -77,7 +126,7 @@ begin
   return st;
 end;
 $$;
-comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'Advances every queued token to its next wait state or end (BP306 guards endless loops).';
+comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'The token lifecycle: advances every queued token to its next wait state or end (BP306 guards endless loops).';
 
 create or replace function bpm_private.run__flush(st bpm_private.run_state)
 returns void
