@@ -12,11 +12,19 @@ declare
 begin
   foreach v_role in array array['bpm_owner', 'bpm_admin', 'bpm_designer', 'bpm_user', 'bpm_engine'] loop
     if not exists (select 1 from pg_catalog.pg_roles where rolname = v_role) then
-      execute pg_catalog.format('create role %I nologin', v_role);
+      begin
+        execute pg_catalog.format('create role %I nologin', v_role);
+      exception when duplicate_object or unique_violation then
+        null; -- created concurrently by a migration of another database
+      end;
     end if;
   end loop;
   if not exists (select 1 from pg_catalog.pg_roles where rolname = 'bpm_authenticator') then
-    create role bpm_authenticator login noinherit;
+    begin
+      create role bpm_authenticator login noinherit;
+    exception when duplicate_object or unique_violation then
+      null;
+    end;
   end if;
   foreach v_role in array array['bpm_admin', 'bpm_designer', 'bpm_user', 'bpm_engine'] loop
     if not pg_catalog.pg_has_role('bpm_authenticator', v_role, 'member') then

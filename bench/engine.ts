@@ -1,0 +1,238 @@
+/**
+ * Engine benchmark (issue: engine core, item 5). One run, one database:
+ *   (a) raw ceiling: a plain transaction of 3 INSERTs (instance, task, history)
+ *   (b) start_process of a process that reaches one user task
+ *   (c) full lifecycle: start -> user task -> complete -> end
+ *   (d) a 10-branch parallel fork/join (completes within start_process)
+ * each at 1 and 8 connections: instances/s and p50/p95 latency per instance,
+ * and (b)-(d) as a ratio to (a) at the same concurrency. Every figure is the
+ * median of BENCH_RUNS runs of BENCH_SECONDS each (synchronous_commit on).
+ *
+ *   npm run bench                       # embedded Postgres (or DATABASE_URL's server)
+ *   BENCH_SECONDS=10 BENCH_RUNS=5 npm run bench
+ *
+ * The client is Node `pg` on the same machine (as the server): it competes
+ * for the same cores, which is why (a) is measured with the same client.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { compileBpmnFiles, formatProblems } from '../compiler';
+import { resolveDatabase, withDatabase, redactPassword, ensureDatabase } from '../cli/database';
+import { migrateDatabase } from '../cli/migrate';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CONCURRENCY = (process.env.BENCH_CONNECTIONS ?? '1,8').split(',').map(Number);
+const TENANTS = 10;
+const SEED_INSTANCES = Number(process.env.BENCH_SEED ?? 20000);
+const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench';
+const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'bpmn');
+
+type Op = (client: pg.PoolClient) => Promise<void>;
+interface Workload {
+  id: string;
+  title: string;
+  op: Op;
+}
+interface RunResult {
+  perSecond: number;
+  p50: number;
+  p95: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Runs `op` in a closed loop on `connections` clients for SECONDS; one op = one instance. */
+async function measure(pool: pg.Pool, connections: number, op: Op): Promise<RunResult> {
+  const latencies: number[] = [];
+  const deadline = Date.now() + SECONDS * 1000;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      const client = await pool.connect();
+      try {
+        while (Date.now() < deadline) {
+          const t0 = process.hrtime.bigint();
+          await op(client);
+          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+      } finally {
+        client.release();
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return { perSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
+}
+
+let tenantCounter = 0;
+const nextTenant = (): string => `t${(tenantCounter++ % TENANTS) + 1}`;
+
+/** Every statement sets the tenant for its own transaction (is_local), as an API server would. */
+const workloads: Workload[] = [
+  {
+    id: 'a',
+    title: 'raw: 3 INSERTs in one transaction',
+    op: async (c) => {
+      const t = nextTenant();
+      await c.query(
+        `begin;
+         select set_config('bpm.tenant_id', '${t}', true);
+         insert into bench_raw.instance (tenant_id, variables) values ('${t}', '{}');
+         insert into bench_raw.task (tenant_id, name) values ('${t}', 'task');
+         insert into bench_raw.history (tenant_id, element_id) values ('${t}', 'task');
+         commit;`,
+      );
+    },
+  },
+  {
+    id: 'b',
+    title: 'start_process -> one user task',
+    op: async (c) => {
+      await c.query({ name: 'b', text: `select set_config('bpm.tenant_id', $1, true), (bpm.start_process('straight')).id`, values: [nextTenant()] });
+    },
+  },
+  {
+    id: 'c',
+    title: 'lifecycle: start -> user task -> complete -> end',
+    op: async (c) => {
+      const t = nextTenant();
+      const started = await c.query<{ id: string }>({
+        name: 'c1',
+        text: `select (bpm.start_process('straight')).id from (select set_config('bpm.tenant_id', $1, true)) s`,
+        values: [t],
+      });
+      await c.query({
+        name: 'c2',
+        text: `select bpm.complete_task(t.id) from (select set_config('bpm.tenant_id', $1, true)) s, bpm.user_task t
+               where t.tenant_id = $1 and t.instance_id = $2`,
+        values: [t, started.rows[0].id],
+      });
+    },
+  },
+  {
+    id: 'd',
+    title: '10-branch parallel fork/join',
+    op: async (c) => {
+      await c.query({ name: 'd', text: `select set_config('bpm.tenant_id', $1, true), (bpm.start_process('parallel10')).state`, values: [nextTenant()] });
+    },
+  },
+];
+
+async function prepareDatabase(): Promise<{ url: string; authUrl: string; stop: () => Promise<void> }> {
+  const db = await resolveDatabase('app', { log: (m) => console.error(m) });
+  const url = withDatabase(db.connectionString, DB_NAME);
+  const admin = new pg.Client({ connectionString: db.connectionString });
+  await admin.connect();
+  await admin.query(`drop database if exists ${DB_NAME} with (force)`);
+  await admin.end();
+  await ensureDatabase(db.connectionString, DB_NAME);
+  await migrateDatabase(url, { authenticatorPassword: db.authenticatorPassword });
+  return { url, authUrl: withDatabase(db.authenticatorConnectionString, DB_NAME), stop: () => db.stop() };
+}
+
+async function seed(url: string, authUrl: string): Promise<void> {
+  const files = ['straight.bpmn', 'parallel10.bpmn'].map((name) => ({ name, xml: fs.readFileSync(path.join(FIXTURES, name), 'utf8') }));
+  const compiled = await compileBpmnFiles(files);
+  if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
+  const root = new pg.Client({ connectionString: url });
+  await root.connect();
+  // raw ceiling tables: same shape of keys, RLS forced, owned by a non-superuser
+  await root.query(`
+    create schema bench_raw;
+    create table bench_raw.instance (tenant_id text not null, id uuid not null default gen_random_uuid(), variables jsonb not null, started_at timestamptz not null default now(), primary key (tenant_id, id));
+    create table bench_raw.task (tenant_id text not null, id uuid not null default gen_random_uuid(), name text, created_at timestamptz not null default now(), primary key (tenant_id, id));
+    create table bench_raw.history (tenant_id text not null, id uuid not null default gen_random_uuid(), element_id text, started_at timestamptz not null default now(), primary key (tenant_id, id));
+    do $$ declare t text; begin foreach t in array array['instance','task','history'] loop
+      execute format('alter table bench_raw.%I enable row level security', t);
+      execute format('alter table bench_raw.%I force row level security', t);
+      execute format($p$create policy tenant on bench_raw.%I using (tenant_id = (select nullif(current_setting('bpm.tenant_id', true), ''))) with check (tenant_id = (select nullif(current_setting('bpm.tenant_id', true), '')))$p$, t);
+      execute format('grant select, insert on bench_raw.%I to bpm_admin', t);
+    end loop; end $$;
+    grant usage on schema bench_raw to bpm_admin;
+    alter schema bench_raw owner to bpm_owner;
+    alter table bench_raw.instance owner to bpm_owner; alter table bench_raw.task owner to bpm_owner; alter table bench_raw.history owner to bpm_owner;`);
+  await root.end();
+  const api = new pg.Client({ connectionString: authUrl });
+  await api.connect();
+  await api.query(`set role bpm_admin`);
+  for (let t = 1; t <= TENANTS; t++) {
+    await api.query(`select set_config('bpm.tenant_id', $1, false)`, [`t${t}`]);
+    await api.query(`select bpm.deploy($1::jsonb)`, [JSON.stringify(compiled.resources)]);
+  }
+  // base volume, tenants interleaved, so plans are made on realistic statistics
+  const perTenant = Math.ceil(SEED_INSTANCES / TENANTS);
+  for (let i = 0; i < perTenant; i += 500) {
+    for (let t = 1; t <= TENANTS; t++) {
+      await api.query(`select set_config('bpm.tenant_id', $1, false)`, [`t${t}`]);
+      await api.query(`select bpm.start_process('straight') from generate_series(1, $1)`, [Math.min(500, perTenant - i)]);
+      await api.query(`insert into bench_raw.instance (tenant_id, variables) select $1, '{}' from generate_series(1, $2)`, [`t${t}`, Math.min(500, perTenant - i)]).catch(() => undefined);
+    }
+  }
+  await api.end();
+  const analyze = new pg.Client({ connectionString: url });
+  await analyze.connect();
+  await analyze.query('analyze');
+  await analyze.query('checkpoint');
+  await analyze.end();
+}
+
+function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+async function main(): Promise<void> {
+  const { url, authUrl, stop } = await prepareDatabase();
+  try {
+    console.log(`pgbpm engine benchmark: ${redactPassword(url)}; ${SECONDS}s x ${RUNS} runs per cell (median), seed ${SEED_INSTANCES} instances over ${TENANTS} tenants`);
+    await seed(url, authUrl);
+    const root = new pg.Client({ connectionString: url });
+    await root.connect();
+    const settings = await root.query(`select current_setting('server_version') v, current_setting('synchronous_commit') sc, current_setting('fsync') f`);
+    console.log(`server ${settings.rows[0].v}, synchronous_commit=${settings.rows[0].sc}, fsync=${settings.rows[0].f}`);
+    await root.end();
+    const pool = new pg.Pool({ connectionString: authUrl, max: Math.max(...CONCURRENCY) });
+    pool.on('connect', (client) => {
+      client.query(`set role bpm_admin`).catch(() => undefined);
+    });
+    const results = new Map<string, RunResult>();
+    for (const conns of CONCURRENCY) {
+      for (const w of workloads) {
+        const runs: RunResult[] = [];
+        for (let r = 0; r < RUNS; r++) runs.push(await measure(pool, conns, w.op));
+        const agg = { perSecond: median(runs.map((x) => x.perSecond)), p50: median(runs.map((x) => x.p50)), p95: median(runs.map((x) => x.p95)) };
+        results.set(`${w.id}/${conns}`, agg);
+        console.error(`  ${w.id} @${conns}: ${runs.map((x) => fmt(x.perSecond)).join(', ')} /s`);
+      }
+    }
+    await pool.end();
+    console.log('');
+    console.log('| workload | conns | instances/s | p50 ms | p95 ms | ratio to (a) |');
+    console.log('| --- | --- | --- | --- | --- | --- |');
+    for (const conns of CONCURRENCY) {
+      const raw = results.get(`a/${conns}`)!;
+      for (const w of workloads) {
+        const r = results.get(`${w.id}/${conns}`)!;
+        const ratio = w.id === 'a' ? '1.00' : fmt(r.perSecond / raw.perSecond, 2);
+        console.log(`| (${w.id}) ${w.title} | ${conns} | ${fmt(r.perSecond)} | ${fmt(r.p50, 2)} | ${fmt(r.p95, 2)} | ${ratio} |`);
+      }
+    }
+  } finally {
+    await stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exitCode = 1;
+});

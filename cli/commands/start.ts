@@ -1,0 +1,105 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { AUTHENTICATOR_ROLE, redactPassword, withCredentials } from '../database';
+import { UsageError } from '../errors';
+import { err, out } from '../io';
+import { projectRoot } from '../paths';
+import { describeReport, migrateApp, resolveAppDatabase } from './migrate';
+
+export const summary = 'start pgbpm: the database (embedded unless DATABASE_URL), migrated';
+
+export const usage = `usage: pgbpm start
+
+Resolves the database (DATABASE_URL, else the embedded PostgreSQL in
+.pgbpm/data on port 54329), migrates it, prints where it is and keeps running
+until SIGINT/SIGTERM (Ctrl-C), then stops the embedded server cleanly.
+The GraphQL API and the job worker arrive in later versions of pgbpm.`;
+
+function relativeToRoot(p: string): string {
+  const rel = path.relative(projectRoot(), p);
+  return rel.startsWith('..') ? p : rel;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { help: { type: 'boolean', short: 'h' } }, strict: false });
+  if (values.help) {
+    out(usage);
+    return 0;
+  }
+  if (args.length > 0) throw new UsageError(`pgbpm start takes no arguments\n\n${usage}`);
+
+  const db = await resolveAppDatabase();
+  let report;
+  try {
+    report = await migrateApp(db);
+  } catch (e) {
+    await db.stop();
+    throw e;
+  }
+
+  const lines: string[] = [];
+  if (db.embedded && db.cluster) {
+    const c = db.cluster;
+    lines.push(
+      `Database: embedded PostgreSQL 17 on 127.0.0.1:${c.port}${c.owned ? '' : ' (already running; reused)'}`,
+      `  data: ${relativeToRoot(c.dataDir)}   server log: ${relativeToRoot(c.logFile)}`,
+      `  API login:  ${withCredentials(db.authenticatorConnectionString, AUTHENTICATOR_ROLE, null)}` +
+        `  (password: ${process.env.PGBPM_AUTHENTICATOR_PASSWORD ? '$PGBPM_AUTHENTICATOR_PASSWORD' : '"pgbpm-dev"'})`,
+      `  superuser:  ${db.connectionString}`,
+    );
+  } else {
+    lines.push(`Database: ${redactPassword(db.connectionString)} (DATABASE_URL)`);
+    if (process.env.AUTH_DATABASE_URL) lines.push(`  API login:  ${redactPassword(db.authenticatorConnectionString)} (AUTH_DATABASE_URL)`);
+  }
+  lines.push(
+    `Migrated: ${describeReport(report)}.`,
+    'The GraphQL API and the job worker arrive in later versions of pgbpm; for now this keeps the database',
+    'available for `pgbpm deploy` and SQL clients. Press Ctrl-C to stop.',
+  );
+  out(lines.join('\n'));
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    const finish = (code: number): void => {
+      clearInterval(keepAlive);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+      resolve(code);
+    };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        err(`${signal} again: exiting without waiting for the database to stop.`);
+        finish(1);
+        return;
+      }
+      stopping = true;
+      err(`${signal}: stopping …`);
+      db.stop().then(
+        () => {
+          err('Stopped.');
+          finish(0);
+        },
+        (e: unknown) => {
+          err(`pgbpm start: stopping the embedded server failed: ${e instanceof Error ? e.message : String(e)}`);
+          finish(1);
+        },
+      );
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const child = db.cluster?.process;
+    child?.once('exit', (code, signal) => {
+      // Ctrl-C in a terminal signals the server too; give our own handler a moment to claim the shutdown.
+      setTimeout(() => onChildExit(code, signal), 200);
+    });
+    const onChildExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      if (stopping) return;
+      err(
+        `pgbpm start: the embedded PostgreSQL server exited unexpectedly (code ${code ?? 'none'}, signal ${signal ?? 'none'}); ` +
+          `see ${db.cluster?.logFile ?? 'its log'}`,
+      );
+      finish(1);
+    };
+  });
+}
