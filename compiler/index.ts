@@ -1,0 +1,115 @@
+/**
+ * The BPMN compiler's public API: BPMN XML files in, compiled resources
+ * (compiler/graph.ts) or every problem found out.
+ */
+import { createHash } from 'crypto';
+import { compileDefinitions, parseBpmnXml, prescanXml } from './bpmn';
+import type { CompiledResource, CompileProblem, CompileResult } from './graph';
+import { MAX_FILE_BYTES, MAX_PARALLEL_PARSES } from './limits';
+
+export type { CompiledResource, CompileProblem, CompileResult } from './graph';
+
+export type CompileFilesResult =
+  | { ok: true; resources: CompiledResource[]; warnings: CompileProblem[] }
+  | { ok: false; problems: CompileProblem[]; warnings: CompileProblem[] };
+
+/**
+ * Compiles one BPMN file. Never throws for problems of the file (they are all
+ * collected in `problems`); throws only if the compiler itself cannot run.
+ */
+export async function compileBpmn(fileName: string, xml: string | Buffer): Promise<CompileResult> {
+  const bytes = typeof xml === 'string' ? Buffer.from(xml, 'utf8') : xml;
+  const hash = createHash('sha256').update(bytes).digest('hex');
+  const fileProblem = (message: string): CompileProblem => ({ file: fileName, elementId: null, message });
+  const fail = (problems: CompileProblem[]): CompileResult => ({ ok: false, problems, warnings: [] });
+
+  if (bytes.length > MAX_FILE_BYTES) {
+    return fail([fileProblem(`file is larger than ${MAX_FILE_BYTES / (1024 * 1024)} MB (${bytes.length} bytes)`)]);
+  }
+  if (bytes.length === 0) return fail([fileProblem('file is empty')]);
+  const text = typeof xml === 'string' ? stripBom(xml) : decodeUtf8(bytes);
+  if (text === null) return fail([fileProblem('file is not valid UTF-8 (BPMN files must be UTF-8 encoded)')]);
+
+  const pre = prescanXml(text);
+  if (pre.length > 0) return fail(pre.map(fileProblem));
+
+  const parsed = await parseBpmnXml(text);
+  if (!parsed.ok) return fail([fileProblem(parsed.message)]);
+
+  const result = compileDefinitions(fileName, text, parsed.root, parsed.warnings);
+  if (result.problems.length > 0) return { ok: false, problems: result.problems, warnings: result.warnings };
+  return {
+    ok: true,
+    resource: { name: fileName, hash, xml: text, processes: result.processes },
+    warnings: result.warnings,
+  };
+}
+
+/**
+ * Compiles several files (one deployment). All problems of all files are
+ * returned; process ids must be unique across the files.
+ */
+export async function compileBpmnFiles(files: { name: string; xml: string | Buffer }[]): Promise<CompileFilesResult> {
+  const results = await mapLimited(files, MAX_PARALLEL_PARSES, (f) => compileBpmn(f.name, f.xml));
+  const problems: CompileProblem[] = [];
+  const warnings: CompileProblem[] = [];
+  const resources: CompiledResource[] = [];
+  const seenNames = new Set<string>();
+  for (const f of files) {
+    if (seenNames.has(f.name)) problems.push({ file: f.name, elementId: null, message: 'file name appears more than once in the deployment' });
+    seenNames.add(f.name);
+  }
+  for (const r of results) {
+    warnings.push(...r.warnings);
+    if (r.ok) resources.push(r.resource);
+    else problems.push(...r.problems);
+  }
+  const keys = new Map<string, string>();
+  for (const res of resources) {
+    for (const p of res.processes) {
+      const other = keys.get(p.key);
+      if (other !== undefined) {
+        problems.push({ file: res.name, elementId: p.key, message: `process id "${p.key}" is also defined in ${other}` });
+      } else {
+        keys.set(p.key, res.name);
+      }
+    }
+  }
+  if (problems.length > 0) return { ok: false, problems, warnings };
+  return { ok: true, resources, warnings };
+}
+
+/** One line per problem: `file: element <id>: reason` (or `file: reason` for file-level problems). */
+export function formatProblems(problems: CompileProblem[]): string {
+  return problems
+    .map((p) => {
+      const message = p.message.replace(/\s*[\r\n]+\s*/g, ' ');
+      return p.elementId !== null ? `${p.file}: element ${p.elementId}: ${message}` : `${p.file}: ${message}`;
+    })
+    .join('\n');
+}
+
+function stripBom(s: string): string {
+  return s.charCodeAt(0) === 0xfeff ? s.slice(1) : s;
+}
+
+function decodeUtf8(bytes: Buffer): string | null {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes); // strips a UTF-8 BOM
+  } catch {
+    return null;
+  }
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const run = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+  return results;
+}

@@ -1,0 +1,759 @@
+/**
+ * BPMN compiler: fixtures in test/fixtures/bpmn compiled to graphs (compiler/graph.ts),
+ * every problem of every invalid fixture, hostile inputs in bounded time.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { compileBpmn, compileBpmnFiles, formatProblems } from '../../compiler';
+import { isIsoDateOrDuration, parseBpmnXml, prescanXml } from '../../compiler/bpmn';
+import type { CompiledNode, CompiledProcess, CompiledResource, CompileProblem } from '../../compiler/graph';
+import { MAX_FILE_BYTES, MAX_PROBLEMS_PER_FILE } from '../../compiler/limits';
+
+const FIXTURES = path.join(__dirname, '..', 'fixtures', 'bpmn');
+
+function fixture(name: string): Buffer {
+  return fs.readFileSync(path.join(FIXTURES, name));
+}
+
+interface Compiled {
+  resource: CompiledResource;
+  process: CompiledProcess;
+  warnings: string[];
+}
+
+/** Compiles a model that must be valid and contain exactly one executable process. */
+async function compileOk(name: string, xml: string | Buffer = fixture(name)): Promise<Compiled> {
+  const r = await compileBpmn(name, xml);
+  if (!r.ok) throw new Error(`${name} should compile:\n${formatProblems(r.problems)}`);
+  expect(r.resource.processes).toHaveLength(1);
+  return { resource: r.resource, process: r.resource.processes[0], warnings: lines(r.warnings) };
+}
+
+/** The problems (and warnings) of a model that must not compile, formatted one per line. */
+async function compileFail(name: string, xml: string | Buffer = fixture(name)): Promise<{ problems: string[]; warnings: string[] }> {
+  const r = await compileBpmn(name, xml);
+  if (r.ok) throw new Error(`${name} should not compile`);
+  expect(r.problems.length).toBeGreaterThan(0);
+  return { problems: lines(r.problems), warnings: lines(r.warnings) };
+}
+
+function lines(problems: CompileProblem[]): string[] {
+  return problems.length === 0 ? [] : formatProblems(problems).split('\n');
+}
+
+/** A model around flow elements, written like the engine tests' inline models (default namespace). */
+function model(body: string, extraRoot = ''): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+  xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0"
+  id="defs" targetNamespace="http://pgbpm.test">
+  <process id="p" isExecutable="true">
+${body}
+  </process>
+${extraRoot}
+</definitions>`;
+}
+
+function node(p: CompiledProcess, id: string): CompiledNode {
+  const n = p.graph.nodes[id];
+  if (n === undefined) throw new Error(`no node ${id}`);
+  return n;
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = process.hrtime.bigint();
+  const value = await fn();
+  return { value, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+}
+
+// ---------------------------------------------------------------------------
+// Realistic Camunda Modeler models
+// ---------------------------------------------------------------------------
+
+describe('camunda7-order.bpmn (Camunda 7 model)', () => {
+  let c: Compiled;
+  beforeAll(async () => {
+    c = await compileOk('camunda7-order.bpmn');
+  });
+
+  test('resource: name, sha256 of the exact bytes, xml, process key/name/versionTag', () => {
+    const bytes = fixture('camunda7-order.bpmn');
+    expect(c.resource.name).toBe('camunda7-order.bpmn');
+    expect(c.resource.hash).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(c.resource.xml).toBe(bytes.toString('utf8'));
+    expect(c.process.key).toBe('order');
+    expect(c.process.name).toBe('Order fulfilment');
+    expect(c.process.versionTag).toBe('1.2');
+    expect(c.process.graph.start).toBe('StartEvent_1');
+  });
+
+  test('nodes in document order, with types; diagram, annotation, association, properties ignored', () => {
+    expect(Object.values(c.process.graph.nodes).map((n) => [n.id, n.type])).toEqual([
+      ['StartEvent_1', 'startEvent'],
+      ['Task_Review', 'userTask'],
+      ['Gateway_Amount', 'exclusiveGateway'],
+      ['Task_Charge', 'serviceTask'],
+      ['Event_CardDeclined', 'boundaryEvent'],
+      ['Task_HandleDecline', 'userTask'],
+      ['EndEvent_Cancelled', 'endEvent'],
+      ['Task_Invoice', 'manualTask'],
+      ['Gateway_Merge', 'exclusiveGateway'],
+      ['Gateway_Fork', 'parallelGateway'],
+      ['Task_Ship', 'userTask'],
+      ['Task_Notify', 'userTask'],
+      ['Gateway_Join', 'parallelGateway'],
+      ['EndEvent_Done', 'endEvent'],
+    ]);
+    expect(Object.keys(c.process.graph.flows)).toHaveLength(15);
+  });
+
+  test('the only warning is camunda:asyncBefore', () => {
+    expect(c.warnings).toEqual([
+      'camunda7-order.bpmn: element Task_Charge: camunda:asyncBefore is accepted but ignored: transaction boundaries are not implemented yet, the element is executed synchronously',
+    ]);
+  });
+
+  test('exclusive gateway: outgoing flows in document order, default, JUEL conditions', () => {
+    expect(node(c.process, 'Gateway_Amount')).toEqual({
+      id: 'Gateway_Amount',
+      type: 'exclusiveGateway',
+      name: 'Payment?',
+      in: ['Flow_2'],
+      out: ['Flow_Large', 'Flow_Vip', 'Flow_Default'],
+      default: 'Flow_Default',
+    });
+    const flows = c.process.graph.flows;
+    expect(flows.Flow_Large).toEqual({
+      id: 'Flow_Large',
+      source: 'Gateway_Amount',
+      target: 'Task_Charge',
+      condition: { src: '${amount > 1000}', path: '($."amount" > 1000)', vars: ['amount'] },
+    });
+    expect(flows.Flow_Vip.condition).toEqual({
+      src: "${customerType == 'vip' && orderCount >= 3}",
+      path: '(($."customerType" == "vip") && ($."orderCount" >= 3))',
+      vars: ['customerType', 'orderCount'],
+    });
+    expect(flows.Flow_Default.condition).toBeNull();
+  });
+
+  test('external service task with an error boundary event (errorRef → errorCode)', () => {
+    expect(node(c.process, 'Task_Charge')).toEqual({
+      id: 'Task_Charge',
+      type: 'serviceTask',
+      name: 'Charge credit card',
+      in: ['Flow_Large', 'Flow_Vip'],
+      out: ['Flow_Charged'],
+      default: null,
+      boundary: ['Event_CardDeclined'],
+      topic: 'charge',
+    });
+    expect(node(c.process, 'Event_CardDeclined')).toEqual({
+      id: 'Event_CardDeclined',
+      type: 'boundaryEvent',
+      name: 'Card declined',
+      in: [],
+      out: ['Flow_Declined'],
+      attachedTo: 'Task_Charge',
+      cancelActivity: true,
+      error: { code: 'CARD_DECLINED' },
+    });
+  });
+
+  test('user task specs: literals (lists split and trimmed, P2D, integer priority) and expressions', () => {
+    expect(node(c.process, 'Task_Review').userTask).toEqual({
+      candidateGroups: { literal: ['sales'] },
+      dueDate: { literal: 'P2D' },
+      priority: { literal: 70 },
+    });
+    expect(node(c.process, 'Task_HandleDecline').userTask).toEqual({
+      assignee: { expr: { src: '${salesRep}', path: '$."salesRep"', vars: ['salesRep'] } },
+    });
+    expect(node(c.process, 'Task_Ship').userTask).toEqual({ candidateGroups: { literal: ['warehouse', 'logistics'] } });
+    expect(node(c.process, 'Task_Notify').userTask).toEqual({
+      candidateUsers: { literal: ['anna', 'bob'] },
+      followUpDate: { literal: '2030-01-15T09:00:00Z' },
+    });
+  });
+
+  test('manual task, merge, parallel fork/join, end events', () => {
+    const g = c.process.graph;
+    expect(node(c.process, 'Task_Invoice')).toMatchObject({ type: 'manualTask', in: ['Flow_Default'], out: ['Flow_Invoiced'], boundary: [] });
+    expect(node(c.process, 'Gateway_Merge')).toMatchObject({ in: ['Flow_Charged', 'Flow_Invoiced'], out: ['Flow_ToFork'], default: null });
+    expect(node(c.process, 'Gateway_Fork')).toEqual({
+      id: 'Gateway_Fork', type: 'parallelGateway', name: null, in: ['Flow_ToFork'], out: ['Flow_ToShip', 'Flow_ToNotify'],
+    });
+    expect(node(c.process, 'Gateway_Join')).toEqual({
+      id: 'Gateway_Join', type: 'parallelGateway', name: null, in: ['Flow_Shipped', 'Flow_Notified'], out: ['Flow_ToEnd'],
+    });
+    expect(node(c.process, 'EndEvent_Done')).toEqual({
+      id: 'EndEvent_Done', type: 'endEvent', name: 'Order fulfilled', in: ['Flow_ToEnd'], out: [], terminate: false,
+    });
+    expect(node(c.process, 'StartEvent_1')).toEqual({ id: 'StartEvent_1', type: 'startEvent', name: 'Order received', in: [], out: ['Flow_1'] });
+    expect(g.nodes.Gateway_Join.upstream).toBeUndefined(); // only inclusive joins
+  });
+});
+
+describe('camunda8-order.bpmn (Camunda 8 model)', () => {
+  let c: Compiled;
+  beforeAll(async () => {
+    c = await compileOk('camunda8-order.bpmn');
+  });
+
+  test('process, no warnings, zeebe:versionTag', () => {
+    expect(c.warnings).toEqual([]);
+    expect(c.process.key).toBe('order-c8');
+    expect(c.process.versionTag).toBe('2.0.1');
+    expect(c.process.graph.start).toBe('StartEvent_1');
+  });
+
+  test('zeebe user task: assignmentDefinition, taskSchedule, priorityDefinition', () => {
+    expect(node(c.process, 'Task_Review').userTask).toEqual({
+      assignee: { expr: { src: '=owner', path: '$."owner"', vars: ['owner'] } },
+      candidateGroups: { literal: ['sales', 'ops'] },
+      dueDate: { literal: '2030-06-01T12:00:00+02:00' },
+      followUpDate: { expr: { src: '=followUpAt', path: '$."followUpAt"', vars: ['followUpAt'] } },
+      priority: { literal: 70 },
+    });
+    expect(node(c.process, 'Task_Wrap').userTask).toEqual({ candidateUsers: { literal: ['anna', 'ben'] } });
+  });
+
+  test('zeebe:taskDefinition type is the topic (service and send tasks)', () => {
+    expect(node(c.process, 'Task_Charge')).toMatchObject({ type: 'serviceTask', topic: 'charge', boundary: [] });
+    expect(node(c.process, 'Task_BookExpress')).toMatchObject({ type: 'sendTask', topic: 'book-express' });
+  });
+
+  test('FEEL conditions', () => {
+    const f = c.process.graph.flows;
+    expect(f.Flow_Large.condition).toEqual({ src: '=amount > 1000', path: '($."amount" > 1000)', vars: ['amount'] });
+    expect(f.Flow_Gift.condition?.src).toBe('=giftWrap = true');
+    expect(f.Flow_Express.condition?.vars).toEqual(['express', 'amount']);
+    expect(f.Flow_Standard.condition).toBeNull();
+  });
+
+  test('inclusive fork (default) and join with upstream', () => {
+    expect(node(c.process, 'Gateway_Split')).toEqual({
+      id: 'Gateway_Split', type: 'inclusiveGateway', name: 'Shipping options', in: ['Flow_ToSplit'],
+      out: ['Flow_Gift', 'Flow_Express', 'Flow_Standard'], default: 'Flow_Standard',
+    });
+    expect(node(c.process, 'Gateway_Join')).toEqual({
+      id: 'Gateway_Join', type: 'inclusiveGateway', name: null,
+      in: ['Flow_Wrapped', 'Flow_Booked', 'Flow_Shipped'], out: ['Flow_ToEnd'], default: null,
+      upstream: ['StartEvent_1', 'Task_Review', 'Gateway_Amount', 'Task_Charge', 'Gateway_Merge', 'Gateway_Split', 'Task_Wrap', 'Task_BookExpress', 'Task_Standard'],
+    });
+    expect(node(c.process, 'Gateway_Split').upstream).toBeUndefined(); // one incoming flow
+  });
+
+  test('terminate end event, plain task', () => {
+    expect(node(c.process, 'EndEvent_Done')).toMatchObject({ type: 'endEvent', terminate: true, in: ['Flow_ToEnd'], out: [] });
+    expect(node(c.process, 'Task_Standard')).toMatchObject({ type: 'task', name: 'Standard shipping' });
+  });
+});
+
+test('camunda7-collaboration.bpmn: pools, lanes, message flow, group; the non-executable pool is skipped; data objects warn', async () => {
+  const r = await compileBpmn('camunda7-collaboration.bpmn', fixture('camunda7-collaboration.bpmn'));
+  if (!r.ok) throw new Error(formatProblems(r.problems));
+  expect(r.resource.processes.map((p) => [p.key, p.name, p.versionTag])).toEqual([['shop', 'Shop', '7']]);
+  const g = r.resource.processes[0].graph;
+  expect(Object.keys(g.nodes)).toEqual(['StartEvent_Shop', 'Task_Confirm', 'Task_Pack', 'EndEvent_Shop']);
+  expect(g.nodes.Task_Confirm.userTask).toEqual({ candidateGroups: { literal: ['sales'] } });
+  expect(lines(r.warnings)).toEqual([
+    'camunda7-collaboration.bpmn: element Task_Confirm: data associations are ignored (data objects and stores have no semantics in this version)',
+    'camunda7-collaboration.bpmn: element DataObjectReference_Order: bpmn:dataObjectReference is ignored (data objects and stores have no semantics in this version)',
+    'camunda7-collaboration.bpmn: element DataObject_Order: bpmn:dataObject is ignored (data objects and stores have no semantics in this version)',
+  ]);
+});
+
+// ---------------------------------------------------------------------------
+// Small fixtures used by the engine tests
+// ---------------------------------------------------------------------------
+
+describe('engine fixtures', () => {
+  test('straight.bpmn: start → task → end (whole graph)', async () => {
+    const { process: p, warnings } = await compileOk('straight.bpmn');
+    expect(warnings).toEqual([]);
+    expect(p).toEqual({
+      key: 'straight',
+      name: 'Straight',
+      versionTag: null,
+      graph: {
+        start: 'start',
+        nodes: {
+          start: { id: 'start', type: 'startEvent', name: null, in: [], out: ['f1'] },
+          task: { id: 'task', type: 'userTask', name: 'Task', in: ['f1'], out: ['f2'], default: null, boundary: [], userTask: {} },
+          end: { id: 'end', type: 'endEvent', name: null, in: ['f2'], out: [], terminate: false },
+        },
+        flows: {
+          f1: { id: 'f1', source: 'start', target: 'task', condition: null },
+          f2: { id: 'f2', source: 'task', target: 'end', condition: null },
+        },
+      },
+    });
+  });
+
+  test('parallel.bpmn: fork → A, B → join', async () => {
+    const { process: p } = await compileOk('parallel.bpmn');
+    expect(node(p, 'fork')).toEqual({ id: 'fork', type: 'parallelGateway', name: null, in: ['f1'], out: ['f2', 'f3'] });
+    expect(node(p, 'join')).toEqual({ id: 'join', type: 'parallelGateway', name: null, in: ['f4', 'f5'], out: ['f6'] });
+    expect([node(p, 'A').type, node(p, 'B').type]).toEqual(['userTask', 'userTask']);
+  });
+
+  test('parallel10.bpmn: ten manual tasks between fork and join', async () => {
+    const { process: p } = await compileOk('parallel10.bpmn');
+    const ten = Array.from({ length: 10 }, (_, i) => i + 1);
+    expect(node(p, 'fork').out).toEqual(ten.map((i) => `in${i}`));
+    expect(node(p, 'join').in).toEqual(ten.map((i) => `out${i}`));
+    for (const i of ten) expect(node(p, `t${i}`)).toMatchObject({ type: 'manualTask', in: [`in${i}`], out: [`out${i}`] });
+    expect(Object.values(p.graph.nodes).some((n) => n.type === 'userTask' || n.type === 'serviceTask')).toBe(false);
+  });
+
+  test('exclusive.bpmn: conditions in document order, default last', async () => {
+    const { process: p } = await compileOk('exclusive.bpmn');
+    expect(node(p, 'gw')).toMatchObject({ out: ['toHigh', 'toMid', 'toLow'], default: 'toLow' });
+    expect(p.graph.flows.toHigh.condition?.path).toBe('($."amount" > 1000)');
+    expect(p.graph.flows.toMid.condition?.path).toBe('($."amount" > 100)');
+    expect(node(p, 'merge').in).toEqual(['fromHigh', 'fromMid', 'fromLow']);
+  });
+
+  test('inclusive.bpmn: split with default, join upstream', async () => {
+    const { process: p } = await compileOk('inclusive.bpmn');
+    expect(node(p, 'split')).toMatchObject({ out: ['toA', 'toB', 'toC'], default: 'toC' });
+    expect(node(p, 'join')).toMatchObject({ in: ['fromA', 'fromB', 'fromC'], upstream: ['start', 'split', 'A', 'B', 'C'] });
+  });
+
+  test('external.bpmn: topic "work", catch-all error boundary → handle', async () => {
+    const { process: p } = await compileOk('external.bpmn');
+    expect(node(p, 'work')).toEqual({
+      id: 'work', type: 'serviceTask', name: 'Work', in: ['f1'], out: ['f2'], default: null, boundary: ['err'], topic: 'work',
+    });
+    expect(node(p, 'err')).toEqual({
+      id: 'err', type: 'boundaryEvent', name: 'Any error', in: [], out: ['f3'], attachedTo: 'work', cancelActivity: true, error: { code: null },
+    });
+    expect(node(p, 'handle')).toMatchObject({ type: 'userTask', in: ['f3'], out: ['f4'] });
+  });
+
+  test('terminate.bpmn: terminate end event on one branch', async () => {
+    const { process: p } = await compileOk('terminate.bpmn');
+    expect(node(p, 'kill')).toEqual({ id: 'kill', type: 'endEvent', name: 'Terminate', in: ['f5'], out: [], terminate: true });
+    expect(node(p, 'endA')).toMatchObject({ terminate: false });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Invalid fixtures: every problem, exactly
+// ---------------------------------------------------------------------------
+
+const JAVA_HINT = 'use an external task (camunda:type="external" camunda:topic="...")';
+const JOB_HINT = 'use a job worker (zeebe:taskDefinition type="...")';
+const XXE = 'declarations are not allowed in BPMN files (entity expansion / XXE defence)';
+
+const INVALID: Record<string, string[]> = {
+  'invalid-empty.bpmn': ['invalid-empty.bpmn: file is empty'],
+  'invalid-not-xml.bpmn': ['invalid-not-xml.bpmn: not well-formed XML (line 1, column 1): missing start tag'],
+  'invalid-not-bpmn.bpmn': [
+    'invalid-not-bpmn.bpmn: not a BPMN 2.0 file: the root element must be <bpmn:definitions> (namespace http://www.omg.org/spec/BPMN/20100524/MODEL)',
+  ],
+  'invalid-syntax.bpmn': ['invalid-syntax.bpmn: not well-formed XML (line 5, column 3): closing tag mismatch'],
+  'invalid-billion-laughs.bpmn': [`invalid-billion-laughs.bpmn: DOCTYPE ${XXE}`, `invalid-billion-laughs.bpmn: ENTITY ${XXE}`],
+  'invalid-xxe.bpmn': [`invalid-xxe.bpmn: DOCTYPE ${XXE}`, `invalid-xxe.bpmn: ENTITY ${XXE}`],
+  'invalid-not-executable.bpmn': ['invalid-not-executable.bpmn: element draft: no executable process (set isExecutable="true")'],
+  'invalid-no-start.bpmn': [
+    'invalid-no-start.bpmn: element msgStart: message start events (bpmn:messageEventDefinition) are not supported in this version',
+    'invalid-no-start.bpmn: element no-start: process has no none start event (exactly one start event without event definition is required)',
+  ],
+  'invalid-two-starts.bpmn': [
+    'invalid-two-starts.bpmn: element two-starts: process has 2 none start events (startA, startB); exactly one is supported in this version',
+  ],
+  'invalid-flows.bpmn': [
+    'invalid-flows.bpmn: element fLost: targetRef "Activity_Missing" does not reference an element',
+    'invalid-flows.bpmn: element fNoSource: sequence flow without sourceRef',
+    'invalid-flows.bpmn: element deadEnd: gateway has no outgoing sequence flow',
+    'invalid-flows.bpmn: element end: end event must not have outgoing sequence flows (fBack)',
+  ],
+  'invalid-gateway-conditions.bpmn': [
+    'invalid-gateway-conditions.bpmn: element H: default flow "toNowhere" does not exist',
+    'invalid-gateway-conditions.bpmn: element mixed: gateway mixes conditional and unconditional outgoing sequence flows (unconditional: toB); give every outgoing flow except the default flow a condition',
+    'invalid-gateway-conditions.bpmn: element toD: sequence flow out of parallel gateway fork must not have a condition',
+    'invalid-gateway-conditions.bpmn: element toG: default flow of split must not have a condition',
+  ],
+  'invalid-java-delegate.bpmn': [
+    `invalid-java-delegate.bpmn: element java: Java delegates are not supported (camunda:executionListener event="start" camunda:class="com.acme.ProcessStartListener"); ${JAVA_HINT}`,
+    `invalid-java-delegate.bpmn: element classTask: Java delegates are not supported (camunda:class="com.acme.ChargeDelegate"); ${JAVA_HINT}`,
+    `invalid-java-delegate.bpmn: element delegateTask: Java delegates are not supported (camunda:delegateExpression="\${chargeDelegate}"); ${JAVA_HINT}`,
+    `invalid-java-delegate.bpmn: element expressionTask: Java delegates are not supported (camunda:expression="\${mailer.send(order)}"); ${JAVA_HINT}`,
+    `invalid-java-delegate.bpmn: element connectorTask: connectors are not supported (camunda:connector connectorId="http-connector"); ${JAVA_HINT}`,
+    `invalid-java-delegate.bpmn: element dmnTask: DMN decisions are not supported (camunda:decisionRef="discount"); ${JAVA_HINT}`,
+    `invalid-java-delegate.bpmn: element scriptTask: script tasks are not supported (scriptFormat="groovy"); ${JAVA_HINT}`,
+    'invalid-java-delegate.bpmn: element listenerTask: scripts are not supported (camunda:taskListener event="create" with camunda:script scriptFormat="javascript")',
+    `invalid-java-delegate.bpmn: element listenerTask: Java delegates are not supported (camunda:executionListener event="end" camunda:delegateExpression="\${auditListener}"); ${JAVA_HINT}`,
+    'invalid-java-delegate.bpmn: element ioTask: input/output mappings are not supported in this version (camunda:inputOutput)',
+    'invalid-java-delegate.bpmn: element ioTask: scripts are not supported (camunda:script in camunda:inputOutput)',
+  ],
+  'invalid-zeebe-code.bpmn': [
+    `invalid-zeebe-code.bpmn: element feelScript: scripts are not supported (zeebe:script expression="=amount * 1.19"); ${JOB_HINT}`,
+    `invalid-zeebe-code.bpmn: element decide: DMN decisions are not supported (zeebe:calledDecision decisionId="discount"); ${JOB_HINT}`,
+    'invalid-zeebe-code.bpmn: element mapped: input/output mappings are not supported in this version (zeebe:ioMapping)',
+    'invalid-zeebe-code.bpmn: element mapped: execution listeners are not supported in this version (zeebe:executionListeners)',
+    'invalid-zeebe-code.bpmn: element dynamic: zeebe:taskDefinition type="=jobType" must be a static name; expressions are not supported here',
+  ],
+  'invalid-unsupported-elements.bpmn': [
+    'invalid-unsupported-elements.bpmn: element sub: element type bpmn:subProcess is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element call: element type bpmn:callActivity is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element wait: element type bpmn:intermediateCatchEvent (bpmn:timerEventDefinition) is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element receive: element type bpmn:receiveTask is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element race: element type bpmn:eventBasedGateway is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element complex: element type bpmn:complexGateway is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element multi: multi-instance activities (bpmn:multiInstanceLoopCharacteristics) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element looped: loops (bpmn:standardLoopCharacteristics) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element timeout: timer boundary events (bpmn:timerEventDefinition) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element nonInterrupting: error boundary events are always interrupting (cancelActivity="false" is invalid BPMN)',
+    'invalid-unsupported-elements.bpmn: element messageEnd: message end events (bpmn:messageEventDefinition) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element onUserTask: boundary events are only supported on service, send and business rule tasks (external tasks) in this version, not on bpmn:userTask',
+  ],
+  'invalid-service-task.bpmn': [
+    'invalid-service-task.bpmn: element noImpl: service task needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
+    'invalid-service-task.bpmn: element noTopic: external task without topic (set camunda:topic)',
+    'invalid-service-task.bpmn: element topicOnly: camunda:topic without camunda:type="external"',
+    'invalid-service-task.bpmn: element exprTopic: camunda:topic="${topicName}" must be a static name; expressions are not supported here',
+  ],
+  'invalid-expressions.bpmn': [
+    'invalid-expressions.bpmn: element A: camunda:assignee: cannot compile expression "${user.}": expected a property name but found end of expression',
+    'invalid-expressions.bpmn: element A: camunda:dueDate="tomorrow" is not an ISO 8601 date-time, date or duration (P…)',
+    'invalid-expressions.bpmn: element A: camunda:followUpDate="2030-02-30" is not an ISO 8601 date-time, date or duration (P…)',
+    'invalid-expressions.bpmn: element A: camunda:priority="high" is not an integer',
+    'invalid-expressions.bpmn: element B: camunda:candidateGroups: cannot compile expression "${groups(}": function calls are not supported',
+    'invalid-expressions.bpmn: element toA: conditionExpression: cannot compile expression "${amount >}": unexpected end of expression',
+  ],
+  'invalid-references.bpmn': [
+    'invalid-references.bpmn: element work: unknown attribute camunda:retries="3"',
+    'invalid-references.bpmn: element work: id "work" is used by more than one element (line 13)',
+    'invalid-references.bpmn: element caught: errorRef "Error_Missing" does not reference a bpmn:error',
+    'invalid-references.bpmn: element floating: attachedToRef "Activity_Gone" does not reference an element',
+    'invalid-references.bpmn: element gw: default flow "Flow_Gone" does not exist',
+  ],
+};
+
+describe('invalid fixtures: all problems, exactly', () => {
+  test('every invalid-*.bpmn fixture is listed', () => {
+    const files = fs.readdirSync(FIXTURES).filter((f) => f.startsWith('invalid-')).sort();
+    expect(files).toEqual(Object.keys(INVALID).sort());
+  });
+
+  test.each(Object.entries(INVALID))('%s', async (name, expected) => {
+    const { problems } = await compileFail(name);
+    expect(problems).toEqual(expected);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Hostile input
+// ---------------------------------------------------------------------------
+
+describe('hostile input is refused in bounded time', () => {
+  const BOUND_MS = 5000; // generous: the real cost is milliseconds (prescan) to ~1 s (worst parse)
+  const HEAD = '<?xml version="1.0" encoding="UTF-8"?><bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d"><bpmn:process id="p" isExecutable="true">';
+  const TAIL = '</bpmn:process></bpmn:definitions>';
+
+  const cases: Array<[string, () => string | Buffer, string]> = [
+    ['an ENTITY without DOCTYPE', () => HEAD.replace('<bpmn:process', '<!ENTITY x "y"><bpmn:process') + TAIL, `h.bpmn: ENTITY ${XXE}`],
+    ['larger than 5 MB', () => HEAD + ' '.repeat(MAX_FILE_BYTES) + TAIL, `h.bpmn: file is larger than 5 MB (${MAX_FILE_BYTES + HEAD.length + TAIL.length} bytes)`],
+    ['nesting deeper than 100', () => HEAD + '<a>'.repeat(200_000), 'h.bpmn: XML elements are nested deeper than 100 levels'],
+    ['100 001 elements', () => HEAD + '<a/>'.repeat(100_001) + TAIL, 'h.bpmn: file has more than 100000 XML elements'],
+    ['an element with 10 000 attributes', () => HEAD + `<bpmn:task id="t" ${Array.from({ length: 10_000 }, (_, i) => `a${i}="1"`).join(' ')}/>` + TAIL,
+      'h.bpmn: an XML element has more than 500 attributes'],
+    ['an unterminated 4 MB attribute', () => HEAD + '<bpmn:task id="t" name="' + 'x'.repeat(4_000_000),
+      `h.bpmn: not well-formed XML (line 1, column ${HEAD.length + 1}): unclosed tag`],
+    ['an unterminated 4 MB comment', () => HEAD + '<!--' + '-'.repeat(4_000_000),
+      `h.bpmn: not well-formed XML (line 1, column ${HEAD.length + 1}): unclosed comment`],
+    ['invalid UTF-8', () => Buffer.concat([Buffer.from(HEAD), Buffer.from([0xc3, 0x28]), Buffer.from(TAIL)]), 'h.bpmn: file is not valid UTF-8 (BPMN files must be UTF-8 encoded)'],
+    ['UTF-16', () => Buffer.from('\ufeff' + HEAD + TAIL, 'utf16le'), 'h.bpmn: file is not valid UTF-8 (BPMN files must be UTF-8 encoded)'],
+  ];
+
+  test.each(cases)('%s', async (_what, make, expected) => {
+    const xml = make();
+    const { value: r, ms } = await timed(() => compileBpmn('h.bpmn', xml));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(lines(r.problems)).toEqual([expected]);
+    expect(ms).toBeLessThan(BOUND_MS);
+  });
+
+  test('billion laughs', async () => {
+    const { value: r, ms } = await timed(() => compileBpmn('h.bpmn', fixture('invalid-billion-laughs.bpmn')));
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(lines(r.problems)).toEqual([`h.bpmn: DOCTYPE ${XXE}`, `h.bpmn: ENTITY ${XXE}`]);
+    expect(ms).toBeLessThan(BOUND_MS);
+  });
+
+  test('a 4.9 MB attribute and 300 000 character references parse quickly', async () => {
+    for (const xml of [
+      HEAD + `<bpmn:startEvent id="s" name="${'a'.repeat(4_900_000)}"/>` + TAIL,
+      HEAD + `<bpmn:startEvent id="s" name="${'&amp;&#x41;&lt;'.repeat(300_000)}"/>` + TAIL,
+    ]) {
+      const { value: r, ms } = await timed(() => compileBpmn('h.bpmn', xml));
+      expect(r.ok).toBe(true);
+      expect(ms).toBeLessThan(BOUND_MS);
+    }
+  });
+
+  test('chained inclusive joins: the upstream lists are budgeted', async () => {
+    let body = '<bpmn:startEvent id="s"/><bpmn:sequenceFlow id="f0" sourceRef="s" targetRef="g0"/>';
+    const n = 3000;
+    for (let i = 0; i < n; i++) {
+      body += `<bpmn:inclusiveGateway id="g${i}"/><bpmn:sequenceFlow id="a${i}" sourceRef="g${i}" targetRef="g${i + 1}"/><bpmn:sequenceFlow id="b${i}" sourceRef="g${i}" targetRef="g${i + 1}"/>`;
+    }
+    body += `<bpmn:inclusiveGateway id="g${n}"/><bpmn:sequenceFlow id="fe" sourceRef="g${n}" targetRef="e"/><bpmn:endEvent id="e"/>`;
+    const { value: r, ms } = await timed(() => compileBpmn('h.bpmn', HEAD + body + TAIL));
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.problems).toHaveLength(1);
+      expect(r.problems[0].message).toBe('the inclusive gateway joins of process p are too large to compile (more than 1000000 upstream entries in total)');
+    }
+    expect(ms).toBeLessThan(BOUND_MS);
+  });
+
+  test('the parser runs under a time limit (worker terminated)', async () => {
+    // moddle rescans the text for the line of every warning: quadratic in unknown elements.
+    const xml = HEAD + Array.from({ length: 30_000 }, (_, i) => `<bpmn:foo id="x${i}"/>\n`).join('') + TAIL;
+    const { value: r, ms } = await timed(() => parseBpmnXml(xml, 200));
+    expect(r).toEqual({ ok: false, message: 'parsing did not finish within 0.2 s; the file is too large or too complex' });
+    expect(ms).toBeLessThan(BOUND_MS);
+  });
+
+  test(`at most ${MAX_PROBLEMS_PER_FILE} problems per file, then a count`, async () => {
+    const body = '<bpmn:startEvent id="s"/>' + Array.from({ length: 600 }, (_, i) => `<bpmn:subProcess id="x${i}"/>`).join('');
+    const r = await compileBpmn('h.bpmn', HEAD + body + TAIL);
+    if (r.ok) throw new Error('should fail');
+    expect(r.problems).toHaveLength(MAX_PROBLEMS_PER_FILE + 1);
+    expect(r.problems[MAX_PROBLEMS_PER_FILE - 1].elementId).toBe(`x${MAX_PROBLEMS_PER_FILE - 1}`);
+    expect(r.problems[MAX_PROBLEMS_PER_FILE]).toEqual({ file: 'h.bpmn', elementId: null, message: '100 more not shown' });
+  });
+
+  test('prescan: comments, CDATA and quoted ">" do not confuse the depth count', () => {
+    expect(prescanXml('<a><!-- <b><c><d> --><![CDATA[<x><y>]]><e x="<>"/></a>')).toEqual([]);
+    expect(prescanXml('   \n ')).toEqual(['file is empty']);
+    expect(prescanXml('<a>'.repeat(100))).toEqual([]);
+    expect(prescanXml('<a>'.repeat(101))).toEqual(['XML elements are nested deeper than 100 levels']);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Semantics on small inline models
+// ---------------------------------------------------------------------------
+
+describe('semantics', () => {
+  const start = '<startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="t"/>';
+
+  test('inline model in the default namespace (as the engine tests write them)', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`${start}<task id="t"/>`));
+    expect(p.graph.start).toBe('s');
+    expect(node(p, 't')).toEqual({ id: 't', type: 'task', name: null, in: ['f0'], out: [], default: null, boundary: [] });
+  });
+
+  test('conditional flows out of an activity, with a default flow', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(`${start}
+      <userTask id="t" default="fd"/>
+      <sequenceFlow id="fa" sourceRef="t" targetRef="a"><conditionExpression xsi:type="tFormalExpression">\${x &gt; 1}</conditionExpression></sequenceFlow>
+      <sequenceFlow id="fb" sourceRef="t" targetRef="b"/>
+      <sequenceFlow id="fd" sourceRef="t" targetRef="c"/>
+      <endEvent id="a"/><endEvent id="b"/><endEvent id="c"/>`));
+    expect(warnings).toEqual([]);
+    expect(node(p, 't')).toMatchObject({ out: ['fa', 'fb', 'fd'], default: 'fd' });
+    expect(p.graph.flows.fa.condition?.vars).toEqual(['x']);
+    expect(p.graph.flows.fb.condition).toBeNull();
+  });
+
+  test('flow order is the document order of the sequenceFlow elements, not of incoming/outgoing', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`${start}
+      <exclusiveGateway id="t"><outgoing>f2</outgoing><outgoing>f1</outgoing></exclusiveGateway>
+      <sequenceFlow id="f1" sourceRef="t" targetRef="e"/>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="e"/>
+      <endEvent id="e"/>`));
+    expect(node(p, 't').out).toEqual(['f1', 'f2']);
+    expect(node(p, 'e').in).toEqual(['f1', 'f2']);
+  });
+
+  test('exclusive gateway with several unconditional flows: warning (only the first is taken)', async () => {
+    const { warnings } = await compileOk('inline.bpmn', model(`${start}
+      <exclusiveGateway id="t"/>
+      <sequenceFlow id="f1" sourceRef="t" targetRef="e"/><sequenceFlow id="f2" sourceRef="t" targetRef="e"/>
+      <endEvent id="e"/>`));
+    expect(warnings).toEqual(['inline.bpmn: element t: exclusive gateway has several unconditional outgoing sequence flows (f1, f2); only the first is ever taken']);
+  });
+
+  test('unreachable elements and unknown attributes warn; camunda:async warns', async () => {
+    const { warnings } = await compileOk('inline.bpmn', model(`${start}
+      <task id="t" foo="bar" camunda:async="true"/><task id="island"/>`));
+    expect(warnings).toEqual([
+      'inline.bpmn: element t: unknown attribute foo is ignored',
+      'inline.bpmn: element t: camunda:async is accepted but ignored: transaction boundaries are not implemented yet, the element is executed synchronously',
+      'inline.bpmn: element island: element has no incoming sequence flow and is never reached',
+    ]);
+  });
+
+  test('harmless extensions and attributes are ignored', async () => {
+    const { warnings } = await compileOk('inline.bpmn', model(`${start}
+      <userTask id="t" camunda:formKey="app:form" camunda:formRef="f" camunda:jobPriority="5" camunda:exclusive="false"
+          zeebe:modelerTemplate="tpl" camunda:modelerTemplate="tpl2" xmlns:my="http://example.org/my" my:note="foreign namespaces are ignored">
+        <documentation>docs</documentation>
+        <extensionElements>
+          <camunda:properties><camunda:property name="a" value="b"/></camunda:properties>
+          <zeebe:properties><zeebe:property name="a" value="b"/></zeebe:properties>
+          <zeebe:taskHeaders><zeebe:header key="k" value="v"/></zeebe:taskHeaders>
+          <zeebe:userTask/>
+          <zeebe:formDefinition formKey="camunda-forms:bpmn:f"/>
+        </extensionElements>
+      </userTask>`));
+    expect(warnings).toEqual([]);
+  });
+
+  test('user task values: zeebe FEEL string lists are literals, other FEEL lists are expressions, camunda + zeebe conflict', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`${start}
+      <userTask id="t"><extensionElements>
+        <zeebe:assignmentDefinition assignee="demo" candidateUsers="=[&quot;a&quot;,&quot;b, c&quot;]" candidateGroups="=groups"/>
+        <zeebe:taskSchedule dueDate="2030-01-01" followUpDate="P1DT12H"/>
+        <zeebe:priorityDefinition priority="=prio"/>
+      </extensionElements></userTask>`));
+    expect(node(p, 't').userTask).toEqual({
+      assignee: { literal: 'demo' },
+      candidateUsers: { literal: ['a', 'b, c'] },
+      candidateGroups: { expr: { src: '=groups', path: '$."groups"', vars: ['groups'] } },
+      dueDate: { literal: '2030-01-01' },
+      followUpDate: { literal: 'P1DT12H' },
+      priority: { expr: { src: '=prio', path: '$."prio"', vars: ['prio'] } },
+    });
+    const { problems } = await compileFail('inline.bpmn', model(`${start}
+      <userTask id="t" camunda:assignee="x"><extensionElements><zeebe:assignmentDefinition assignee="y"/></extensionElements></userTask>`));
+    expect(problems).toEqual(['inline.bpmn: element t: assignee is set more than once (camunda:assignee, zeebe:assignmentDefinition assignee)']);
+  });
+
+  test('error boundary events: errorRef to an error without code is catch-all; one event per code', async () => {
+    const errors = '<error id="E1"/><error id="E2" errorCode="X"/>';
+    const { process: p } = await compileOk('inline.bpmn', model(`${start}
+      <serviceTask id="t" camunda:type="external" camunda:topic="w"/>
+      <boundaryEvent id="b1" attachedToRef="t"><errorEventDefinition errorRef="E1"/></boundaryEvent>
+      <boundaryEvent id="b2" attachedToRef="t"><errorEventDefinition errorRef="E2"/></boundaryEvent>`, errors));
+    expect(node(p, 't').boundary).toEqual(['b1', 'b2']);
+    expect([node(p, 'b1').error, node(p, 'b2').error]).toEqual([{ code: null }, { code: 'X' }]);
+    const { problems } = await compileFail('inline.bpmn', model(`${start}
+      <serviceTask id="t" camunda:type="external" camunda:topic="w"/>
+      <boundaryEvent id="b1" attachedToRef="t"><errorEventDefinition errorRef="E2"/></boundaryEvent>
+      <boundaryEvent id="b2" attachedToRef="t"><errorEventDefinition errorRef="E2"/></boundaryEvent>
+      <boundaryEvent id="b3" attachedToRef="t"><errorEventDefinition errorRef="s"/></boundaryEvent>
+      <sequenceFlow id="fx" sourceRef="s" targetRef="b3"/>`, errors));
+    expect(problems).toEqual([
+      'inline.bpmn: element b3: errorRef "s" does not reference a bpmn:error',
+      'inline.bpmn: element b2: several error boundary events on t catch errorCode "X"',
+      'inline.bpmn: element b3: boundary event must not have incoming sequence flows (fx)',
+    ]);
+  });
+
+  test('upstream of an inclusive join goes through boundary events to their activity, and around loops', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`${start}
+      <inclusiveGateway id="t"/>
+      <sequenceFlow id="f1" sourceRef="t" targetRef="w"/><sequenceFlow id="f2" sourceRef="t" targetRef="u"/>
+      <serviceTask id="w" camunda:type="external" camunda:topic="w"/>
+      <boundaryEvent id="b" attachedToRef="w"><errorEventDefinition/></boundaryEvent>
+      <userTask id="u"/>
+      <sequenceFlow id="f3" sourceRef="b" targetRef="join"/><sequenceFlow id="f4" sourceRef="u" targetRef="join"/>
+      <inclusiveGateway id="join"/>
+      <sequenceFlow id="f5" sourceRef="join" targetRef="again"/>
+      <exclusiveGateway id="again" default="f7"/>
+      <sequenceFlow id="f6" sourceRef="again" targetRef="u"><conditionExpression>\${retry}</conditionExpression></sequenceFlow>
+      <sequenceFlow id="f7" sourceRef="again" targetRef="e"/>
+      <endEvent id="e"/>`));
+    expect(node(p, 'join').upstream).toEqual(['s', 't', 'w', 'b', 'u', 'again']);
+  });
+
+  test('conditions out of events are refused; script conditions are refused', async () => {
+    const { problems } = await compileFail('inline.bpmn', model(`
+      <startEvent id="s"/>
+      <sequenceFlow id="f0" sourceRef="s" targetRef="t"><conditionExpression>\${a}</conditionExpression></sequenceFlow>
+      <task id="t"/>
+      <sequenceFlow id="f1" sourceRef="t" targetRef="e"><conditionExpression language="groovy">a == 1</conditionExpression></sequenceFlow>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="e"><conditionExpression>a == 1</conditionExpression></sequenceFlow>
+      <endEvent id="e"/>`));
+    expect(problems).toEqual([
+      'inline.bpmn: element f1: script conditions are not supported (language="groovy")',
+      'inline.bpmn: element f2: conditionExpression "a == 1" is not an expression (write ${...} or =...)',
+      'inline.bpmn: element f0: conditions are only allowed on sequence flows out of activities and exclusive/inclusive gateways (source s is a bpmn:startEvent)',
+    ]);
+  });
+
+  test('no process at all; several executable processes compile together', async () => {
+    const empty = '<?xml version="1.0"?><definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="d"/>';
+    expect((await compileFail('empty.bpmn', empty)).problems).toEqual(['empty.bpmn: no executable process (set isExecutable="true")']);
+    const two = model(`${start}<task id="t"/>`).replace('</process>', `</process>
+      <process id="q" isExecutable="true"><startEvent id="qs"/></process>`);
+    const r = await compileBpmn('two.bpmn', two);
+    expect(r.ok && r.resource.processes.map((p) => p.key)).toEqual(['p', 'q']);
+  });
+
+  test('UTF-8 BOM is accepted; a string and its UTF-8 bytes hash alike', async () => {
+    const xml = model(`${start}<task id="t" name="Überprüfung"/>`);
+    const a = await compileBpmn('a.bpmn', xml);
+    const b = await compileBpmn('b.bpmn', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(xml)]));
+    if (!a.ok || !b.ok) throw new Error('should compile');
+    expect(a.resource.hash).toBe(createHash('sha256').update(Buffer.from(xml, 'utf8')).digest('hex'));
+    expect(b.resource.hash).not.toBe(a.resource.hash); // exact bytes, BOM included
+    expect(b.resource.xml).toBe(xml);
+    expect(b.resource.processes[0].graph.nodes.t.name).toBe('Überprüfung');
+  });
+
+  test('ISO 8601 literals', () => {
+    for (const ok of ['P2D', 'PT1H30M', 'P1Y2M3DT4H5M6S', 'P1W', 'PT0.5S', '2030-01-15', '2030-01-15T09:00', '2030-01-15T09:00:00Z', '2030-01-15T09:00:00.123+01:00', '2028-02-29']) {
+      expect([ok, isIsoDateOrDuration(ok)]).toEqual([ok, true]);
+    }
+    for (const bad of ['P', 'PT', 'P1H', 'tomorrow', '2030-13-01', '2030-02-30', '2029-02-29', '2030-01-15T25:00', '15.01.2030', '']) {
+      expect([bad, isIsoDateOrDuration(bad)]).toEqual([bad, false]);
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Several files, formatting
+// ---------------------------------------------------------------------------
+
+describe('compileBpmnFiles', () => {
+  test('compiles all files, resources in the given order, warnings of all files', async () => {
+    const r = await compileBpmnFiles(['straight.bpmn', 'camunda7-order.bpmn', 'parallel.bpmn'].map((name) => ({ name, xml: fixture(name) })));
+    if (!r.ok) throw new Error(formatProblems(r.problems));
+    expect(r.resources.map((x) => [x.name, x.processes.map((p) => p.key)])).toEqual([
+      ['straight.bpmn', ['straight']],
+      ['camunda7-order.bpmn', ['order']],
+      ['parallel.bpmn', ['parallel']],
+    ]);
+    expect(r.warnings.map((w) => [w.file, w.elementId])).toEqual([['camunda7-order.bpmn', 'Task_Charge']]);
+  });
+
+  test('collects every problem of every file', async () => {
+    const names = ['invalid-flows.bpmn', 'straight.bpmn', 'invalid-java-delegate.bpmn', 'invalid-empty.bpmn'];
+    const r = await compileBpmnFiles(names.map((name) => ({ name, xml: fixture(name) })));
+    if (r.ok) throw new Error('should fail');
+    expect(lines(r.problems)).toEqual([...INVALID['invalid-flows.bpmn'], ...INVALID['invalid-java-delegate.bpmn'], ...INVALID['invalid-empty.bpmn']]);
+  });
+
+  test('process ids and file names must be unique in a deployment', async () => {
+    const straight = fixture('straight.bpmn');
+    const r = await compileBpmnFiles([
+      { name: 'a.bpmn', xml: straight },
+      { name: 'b.bpmn', xml: straight.toString('utf8') },
+      { name: 'a.bpmn', xml: fixture('parallel.bpmn') },
+    ]);
+    if (r.ok) throw new Error('should fail');
+    expect(lines(r.problems)).toEqual([
+      'a.bpmn: file name appears more than once in the deployment',
+      'b.bpmn: element straight: process id "straight" is also defined in a.bpmn',
+    ]);
+  });
+});
+
+test('formatProblems: one line per problem', () => {
+  expect(formatProblems([
+    { file: 'a.bpmn', elementId: 'Task_1', message: 'bad\nthing' },
+    { file: 'b.bpmn', elementId: null, message: 'file is empty' },
+  ])).toBe('a.bpmn: element Task_1: bad thing\nb.bpmn: file is empty');
+  expect(formatProblems([])).toBe('');
+});
