@@ -137,7 +137,7 @@ async function prepareDatabase(): Promise<{ url: string; authUrl: string; stop: 
   await admin.query(`drop database if exists ${DB_NAME} with (force)`);
   await admin.end();
   await ensureDatabase(db.connectionString, DB_NAME);
-  await migrateDatabase(url, { authenticatorPassword: db.authenticatorPassword });
+  await migrateDatabase(url, { authenticatorPassword: db.authenticatorPassword, includeCurrent: process.env.BENCH_CURRENT === '1' });
   return { url, authUrl: withDatabase(db.authenticatorConnectionString, DB_NAME), stop: () => db.stop() };
 }
 
@@ -201,10 +201,8 @@ async function main(): Promise<void> {
     const settings = await root.query(`select current_setting('server_version') v, current_setting('synchronous_commit') sc, current_setting('fsync') f`);
     console.log(`server ${settings.rows[0].v}, synchronous_commit=${settings.rows[0].sc}, fsync=${settings.rows[0].f}`);
     await root.end();
-    const pool = new pg.Pool({ connectionString: authUrl, max: Math.max(...CONCURRENCY) });
-    pool.on('connect', (client) => {
-      client.query(`set role bpm_admin`).catch(() => undefined);
-    });
+    // every connection acts as bpm_admin (set at connection start); the tenant is set per transaction
+    const pool = new pg.Pool({ connectionString: authUrl, max: Math.max(...CONCURRENCY), options: '-c role=bpm_admin' });
     const results = new Map<string, RunResult>();
     for (const conns of CONCURRENCY) {
       for (const w of workloads) {

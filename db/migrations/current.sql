@@ -93,9 +93,10 @@ comment on column bpm.process_instance.started_at is E'When it started.';
 comment on column bpm.process_instance.ended_at is E'When it completed or was cancelled.';
 comment on column bpm.process_instance.end_reason is E'Why it was cancelled, if given.';
 
--- A token waiting in a wait state (user task, external task, join). Tokens
--- passing through automatic steps are never written: the engine walks them in
--- memory within one call. id = the activity instance id of the wait state.
+-- A token waiting at a wait state that is not a task (a join). Open user and
+-- external tasks are wait states themselves. Tokens passing through automatic
+-- steps are never written: the engine walks them in memory within one call.
+-- id = the activity instance id of the wait state.
 create table bpm_private.token (
   tenant_id text not null,
   id uuid not null,
@@ -106,10 +107,10 @@ create table bpm_private.token (
   constraint token_pkey primary key (tenant_id, id),
   constraint token_instance_fkey foreign key (tenant_id, instance_id)
     references bpm.process_instance (tenant_id, id) on delete cascade,
-  constraint kind_is_valid check (kind in ('userTask', 'externalTask', 'join'))
+  constraint kind_is_valid check (kind in ('join'))
 );
 create index token_instance_idx on bpm_private.token (tenant_id, instance_id, element_id);
-comment on table bpm_private.token is E'Tokens at wait states (user task, external task, join); id = activity_instance.id.';
+comment on table bpm_private.token is E'Tokens waiting at wait states that are not tasks (joins; later: events); id = activity_instance.id. User and external tasks are wait states themselves (state open).';
 
 create table bpm.user_task (
   tenant_id text not null,
@@ -135,8 +136,6 @@ create table bpm.user_task (
 );
 create index user_task_instance_idx on bpm.user_task (tenant_id, instance_id);
 create index user_task_open_assignee_idx on bpm.user_task (tenant_id, assignee, priority desc, created_at) where state = 'open';
-create index user_task_open_groups_idx on bpm.user_task using gin (candidate_groups) where state = 'open';
-create index user_task_open_users_idx on bpm.user_task using gin (candidate_users) where state = 'open';
 comment on table bpm.user_task is E'A task for a person. A bpm_user sees only tasks assigned to them or offered to them as candidate user or through a candidate group.';
 comment on column bpm.user_task.tenant_id is E'Owning tenant.';
 comment on column bpm.user_task.id is E'Task id (equal to its activity instance id).';

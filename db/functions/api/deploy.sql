@@ -18,9 +18,12 @@ begin
   if pg_catalog.jsonb_typeof(resources) is distinct from 'array' or pg_catalog.jsonb_array_length(resources) = 0 then
     raise exception 'invalid deployment: expected a non-empty array of compiled resources' using errcode = 'BP501';
   end if;
-  -- versions of one key are assigned one deployment at a time (sorted: no deadlocks)
+  -- versions of one key are assigned one deployment at a time (sorted: no
+  -- deadlocks); malformed resources are skipped here and rejected below (BP501)
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(v_tenant || '/' || k.key, 0))
-  from (select distinct p ->> 'key' as key from pg_catalog.jsonb_array_elements(resources) r, pg_catalog.jsonb_array_elements(r -> 'processes') p order by 1) k;
+  from (select distinct p ->> 'key' as key from pg_catalog.jsonb_array_elements(resources) r,
+    pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(r -> 'processes') = 'array' then r -> 'processes' end) p
+    order by 1) k;
   for v_resource in select r from pg_catalog.jsonb_array_elements(resources) r loop
     if v_resource ->> 'name' is null or v_resource ->> 'hash' is null or v_resource ->> 'xml' is null
        or pg_catalog.jsonb_typeof(v_resource -> 'processes') is distinct from 'array' then
@@ -28,6 +31,9 @@ begin
     end if;
     v_deployment := null;
     for v_process in select p from pg_catalog.jsonb_array_elements(v_resource -> 'processes') p loop
+      if coalesce(v_process ->> 'key', '') = '' then
+        raise exception 'invalid deployment: a process of resource % has no key', v_resource ->> 'name' using errcode = 'BP501';
+      end if;
       perform bpm_private.graph__validate(v_process ->> 'key', v_process -> 'graph');
       select * into v_latest from bpm.process_definition d
       where d.tenant_id = v_tenant and d.key = v_process ->> 'key'

@@ -17,7 +17,8 @@ begin
   if lock_duration is null or lock_duration <= interval '0' then
     raise exception 'invalid argument: lock_duration must be positive' using errcode = 'BP401';
   end if;
-  -- oldest available first; tasks locked by a concurrent fetch are skipped
+  -- oldest available first (picked and returned in that order); tasks locked
+  -- by a concurrent fetch are skipped
   return query
   with picked as (
     select e.id, e.instance_id
@@ -30,14 +31,16 @@ begin
     order by e.available_at, e.created_at
     limit max_tasks
     for update of e skip locked
+  ), locked as (
+    update bpm.external_task e
+    set worker_id = fetch_and_lock.worker_id,
+      locked_until = pg_catalog.now() + lock_duration,
+      variables = (select i.variables from bpm.process_instance i where i.tenant_id = v_tenant and i.id = p.instance_id)
+    from picked p
+    where e.tenant_id = v_tenant and e.id = p.id
+    returning e.*
   )
-  update bpm.external_task e
-  set worker_id = fetch_and_lock.worker_id,
-    locked_until = pg_catalog.now() + lock_duration,
-    variables = (select i.variables from bpm.process_instance i where i.tenant_id = v_tenant and i.id = p.instance_id)
-  from picked p
-  where e.tenant_id = v_tenant and e.id = p.id
-  returning e.*;
+  select l.* from locked l order by l.available_at, l.created_at, l.id;
 end;
 $$;
 comment on function bpm.fetch_and_lock(text, text, int, interval) is E'Locks up to max_tasks open external tasks of a topic in the caller''s tenant for a worker (oldest first, FOR UPDATE SKIP LOCKED so concurrent workers never get the same task) and returns them with the instance variables. Skips suspended instances, tasks in back-off and tasks with an open incident. Roles: bpm_admin, bpm_engine.';
@@ -49,15 +52,15 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
-declare
-  v_instance_id uuid;
 begin
-  select e.instance_id into v_instance_id from bpm.external_task e
-  where e.tenant_id = external_task__lock.tenant_id and e.id = task_id;
+  select * into instance from bpm.process_instance i
+  where i.tenant_id = external_task__lock.tenant_id
+    and i.id = (select e.instance_id from bpm.external_task e where e.tenant_id = external_task__lock.tenant_id and e.id = task_id)
+  for update;
   if not found then
     raise exception 'external task % not found', task_id using errcode = 'BP104';
   end if;
-  instance := bpm_private.instance__lock(tenant_id, v_instance_id);
+  -- read after the lock: sees what a concurrent call on the instance committed
   select * into task from bpm.external_task e where e.tenant_id = external_task__lock.tenant_id and e.id = task_id;
   if task.state <> 'open' then
     raise exception 'external task % is % and cannot %', task_id, task.state, action using errcode = 'BP203';

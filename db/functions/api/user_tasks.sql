@@ -9,16 +9,17 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_instance_id uuid;
   v_user text := bpm_private.current_user_id();
   v_role text := bpm_private.caller_role();
 begin
-  select t.instance_id into v_instance_id from bpm.user_task t
-  where t.tenant_id = user_task__lock.tenant_id and t.id = task_id;
+  select * into instance from bpm.process_instance i
+  where i.tenant_id = user_task__lock.tenant_id
+    and i.id = (select t.instance_id from bpm.user_task t where t.tenant_id = user_task__lock.tenant_id and t.id = task_id)
+  for update;
   if not found then
     raise exception 'user task % not found', task_id using errcode = 'BP103';
   end if;
-  instance := bpm_private.instance__lock(tenant_id, v_instance_id);
+  -- read after the lock: sees what a concurrent call on the instance committed
   select * into task from bpm.user_task t where t.tenant_id = user_task__lock.tenant_id and t.id = task_id;
   if v_role = 'bpm_user' then
     if v_user is null then

@@ -1,5 +1,5 @@
--- Cancels every stored token of an instance: the tokens go, their activity
--- rows, open user tasks and external tasks become cancelled.
+-- Cancels everything that waits in an instance: its tokens go, open user
+-- and external tasks become cancelled, and so do their activity rows.
 create or replace function bpm_private.instance__cancel_tokens(tenant_id text, instance_id uuid)
 returns int
 language plpgsql
@@ -9,31 +9,35 @@ as $$
 declare
   v_count int;
 begin
-  with deleted as (
+  with tokens as (
     delete from bpm_private.token t
     where t.tenant_id = instance__cancel_tokens.tenant_id and t.instance_id = instance__cancel_tokens.instance_id
-    returning t.id, t.kind
-  ), activities as (
-    update bpm.activity_instance a
-    set state = 'cancelled', ended_at = pg_catalog.now()
-    where a.tenant_id = instance__cancel_tokens.tenant_id and a.id in (select d.id from deleted d) and a.state = 'active'
+    returning t.id
   ), user_tasks as (
     update bpm.user_task u
     set state = 'cancelled', completed_at = pg_catalog.now()
-    where u.tenant_id = instance__cancel_tokens.tenant_id and u.id in (select d.id from deleted d where d.kind = 'userTask') and u.state = 'open'
+    where u.tenant_id = instance__cancel_tokens.tenant_id and u.instance_id = instance__cancel_tokens.instance_id and u.state = 'open'
+    returning u.id
   ), external_tasks as (
     update bpm.external_task e
     set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
-    where e.tenant_id = instance__cancel_tokens.tenant_id and e.id in (select d.id from deleted d where d.kind = 'externalTask') and e.state = 'open'
+    where e.tenant_id = instance__cancel_tokens.tenant_id and e.instance_id = instance__cancel_tokens.instance_id and e.state = 'open'
+    returning e.id
+  ), waits as (
+    select id from tokens union all select id from user_tasks union all select id from external_tasks
+  ), activities as (
+    update bpm.activity_instance a
+    set state = 'cancelled', ended_at = pg_catalog.now()
+    where a.tenant_id = instance__cancel_tokens.tenant_id and a.id in (select w.id from waits w) and a.state = 'active'
   )
-  select pg_catalog.count(*) into v_count from deleted;
+  select pg_catalog.count(*) into v_count from waits;
   -- open incidents of the instance no longer need anyone
   update bpm.incident i set resolved_at = pg_catalog.now()
   where i.tenant_id = instance__cancel_tokens.tenant_id and i.instance_id = instance__cancel_tokens.instance_id and i.resolved_at is null;
   return v_count;
 end;
 $$;
-comment on function bpm_private.instance__cancel_tokens(text, uuid) is E'Removes every waiting token of an instance, cancelling its tasks and activity rows.';
+comment on function bpm_private.instance__cancel_tokens(text, uuid) is E'Cancels everything that waits in an instance: tokens, open user and external tasks, their activity rows.';
 
 -- A terminate end event: every other token of the instance ends as cancelled.
 create or replace function bpm_private.instance__terminate(st bpm_private.run_state)

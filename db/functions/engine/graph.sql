@@ -9,23 +9,38 @@ as $$
 declare
   v_problem text;
 begin
-  if pg_catalog.jsonb_typeof(graph) <> 'object' or pg_catalog.jsonb_typeof(graph -> 'nodes') <> 'object'
-     or pg_catalog.jsonb_typeof(graph -> 'flows') <> 'object' then
+  -- "is distinct from": a missing member (null) is a problem too, not a pass
+  if pg_catalog.jsonb_typeof(graph) is distinct from 'object' or pg_catalog.jsonb_typeof(graph -> 'nodes') is distinct from 'object'
+     or pg_catalog.jsonb_typeof(graph -> 'flows') is distinct from 'object' then
     v_problem := 'graph must be an object with nodes and flows';
   elsif graph -> 'nodes' -> (graph ->> 'start') is null then
-    v_problem := pg_catalog.format('start node %s does not exist', graph ->> 'start');
+    v_problem := pg_catalog.format('start node %s does not exist', coalesce(graph ->> 'start', '(none)'));
   else
-    select pg_catalog.format('node %s has unsupported type %s', n.key, n.value ->> 'type') into v_problem
+    select case
+        when coalesce(n.value ->> 'type', '') not in ('startEvent', 'endEvent', 'task', 'manualTask', 'userTask', 'serviceTask',
+          'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent')
+          then pg_catalog.format('node %s has unsupported type %s', n.key, coalesce(n.value ->> 'type', '(none)'))
+        when n.value ->> 'id' is distinct from n.key
+          then pg_catalog.format('node %s has id %s', n.key, coalesce(n.value ->> 'id', '(none)'))
+        else pg_catalog.format('node %s lacks its in or out list of flows', n.key)
+      end into v_problem
     from pg_catalog.jsonb_each(graph -> 'nodes') n
     where coalesce(n.value ->> 'type', '') not in ('startEvent', 'endEvent', 'task', 'manualTask', 'userTask', 'serviceTask',
       'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent')
       or n.value ->> 'id' is distinct from n.key
-      or pg_catalog.jsonb_typeof(n.value -> 'in') <> 'array' or pg_catalog.jsonb_typeof(n.value -> 'out') <> 'array'
+      or pg_catalog.jsonb_typeof(n.value -> 'in') is distinct from 'array' or pg_catalog.jsonb_typeof(n.value -> 'out') is distinct from 'array'
     limit 1;
     if v_problem is null then
       select pg_catalog.format('flow %s connects unknown nodes', f.key) into v_problem
       from pg_catalog.jsonb_each(graph -> 'flows') f
       where graph -> 'nodes' -> (f.value ->> 'source') is null or graph -> 'nodes' -> (f.value ->> 'target') is null
+      limit 1;
+    end if;
+    if v_problem is null then
+      -- the walk follows a node's out list through graph.flows
+      select pg_catalog.format('node %s has outgoing flow %s, which does not exist', n.key, o.flow) into v_problem
+      from pg_catalog.jsonb_each(graph -> 'nodes') n, pg_catalog.jsonb_array_elements_text(n.value -> 'out') o(flow)
+      where graph -> 'flows' -> o.flow is null
       limit 1;
     end if;
   end if;
@@ -36,7 +51,8 @@ end;
 $$;
 comment on function bpm_private.graph__validate(text, jsonb) is E'Structural check of a compiled graph at deploy (BP501).';
 
--- A token leaves a wait state: the token goes and its activity row ends.
+-- A token leaves a task it waited in (the caller has already closed the
+-- user or external task row): its activity row ends.
 -- Completed (to_node null): the run continues over the node's outgoing flows.
 -- Interrupted (to_node = a boundary event): the run continues from there.
 create or replace function bpm_private.token__move(instance bpm.process_instance, token_id uuid, node_id text, to_node text, variables jsonb)
@@ -54,12 +70,12 @@ begin
   from bpm.process_definition d
   where d.tenant_id = instance.tenant_id and d.id = instance.definition_id;
   st := bpm_private.run__begin(instance.tenant_id, instance.id, instance.variables || variables, false, v_joins);
-  delete from bpm_private.token t where t.tenant_id = instance.tenant_id and t.id = token_id;
+  update bpm.activity_instance a
+  set state = case when to_node is null then 'completed' else 'cancelled' end, ended_at = pg_catalog.now()
+  where a.tenant_id = instance.tenant_id and a.id = token_id;
   if to_node is null then
-    st := bpm_private.activity__end(st, array[token_id], 'completed');
     st := bpm_private.node__leave(st, v_graph, v_graph -> 'nodes' -> node_id);
   else
-    st := bpm_private.activity__end(st, array[token_id], 'cancelled');
     st := bpm_private.run__push(st, to_node, null);
   end if;
   st := bpm_private.run__drain(st, v_graph);

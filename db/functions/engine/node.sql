@@ -33,17 +33,18 @@ as $$
 declare
   v_type text := node ->> 'type';
   v_default text := node ->> 'default';
+  v_out jsonb := node -> 'out';
   v_flow text;
   v_cond jsonb;
   v_taken text[] := '{}';
 begin
-  if node -> 'out' = '[]'::jsonb then
-    return v_taken;
-  end if;
-  if v_type = 'parallelGateway' then
-    return array(select pg_catalog.jsonb_array_elements_text(node -> 'out'));
-  end if;
-  for v_flow in select pg_catalog.jsonb_array_elements_text(node -> 'out') loop
+  -- jsonb arrays are walked by index: plain expressions, no query per call
+  for v_i in 0 .. pg_catalog.jsonb_array_length(v_out) - 1 loop
+    v_flow := v_out ->> v_i;
+    if v_type = 'parallelGateway' then
+      v_taken := v_taken || v_flow;
+      continue;
+    end if;
     continue when v_flow = v_default;
     v_cond := graph -> 'flows' -> v_flow -> 'condition';
     if v_cond is null or v_cond = 'null'::jsonb or bpm_private.expression__test(v_cond, variables, v_flow) then
@@ -53,7 +54,7 @@ begin
       v_taken := v_taken || v_flow;
     end if;
   end loop;
-  if pg_catalog.cardinality(v_taken) = 0 then
+  if pg_catalog.cardinality(v_taken) = 0 and pg_catalog.jsonb_array_length(v_out) > 0 then
     if v_default is null then
       raise exception 'no outgoing sequence flow of % % can be taken: no condition holds and there is no default flow', v_type, node ->> 'id'
         using errcode = 'BP301';

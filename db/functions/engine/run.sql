@@ -145,9 +145,13 @@ begin
   if pg_catalog.cardinality(st.w_id) = 0 then
     return;
   end if;
-  insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow)
-  select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow
-  from unnest(st.w_id, st.w_el, st.w_kind, st.w_flow) as u(id, el, kind, flow);
+  -- user and external tasks are wait states themselves; other waits are tokens
+  if 'join' = any(st.w_kind) then
+    insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow
+    from unnest(st.w_id, st.w_el, st.w_kind, st.w_flow) as u(id, el, kind, flow)
+    where u.kind not in ('userTask', 'externalTask');
+  end if;
   if 'userTask' = any(st.w_kind) then
     insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at)
     select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'name', u.data ->> 'assignee',
@@ -167,8 +171,8 @@ end;
 $$;
 comment on function bpm_private.run__flush(bpm_private.run_state) is E'Writes the run''s buffered history rows and wait states (one insert per table).';
 
--- After a run on an existing instance: store variables and, when no token is
--- left, complete the instance.
+-- After a run on an existing instance: store variables and, when nothing
+-- waits any more, complete the instance (one statement in the common cases).
 create or replace function bpm_private.run__finish(st bpm_private.run_state, before bpm.process_instance)
 returns bpm.process_instance
 language plpgsql
@@ -176,24 +180,29 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_done boolean;
   v_result bpm.process_instance;
 begin
   perform bpm_private.run__flush(st);
-  v_done := st.terminated or (
-    pg_catalog.cardinality(st.w_id) = 0
-    and not exists (select 1 from bpm_private.token t where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id)
-  );
-  if not v_done and st.variables = before.variables then
+  if st.terminated or pg_catalog.cardinality(st.w_id) = 0 then
+    update bpm.process_instance i
+    set variables = st.variables, state = 'completed', ended_at = pg_catalog.now()
+    where i.tenant_id = st.tenant_id and i.id = st.instance_id
+      and (st.terminated or (
+        not exists (select 1 from bpm.user_task u where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and u.state = 'open')
+        and not exists (select 1 from bpm.external_task e where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and e.state = 'open')
+        and not exists (select 1 from bpm_private.token t where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id)))
+    returning * into v_result;
+    if found then
+      return v_result;
+    end if;
+  end if;
+  if st.variables = before.variables then
     return before;
   end if;
-  update bpm.process_instance i
-  set variables = st.variables,
-    state = case when v_done then 'completed' else i.state end,
-    ended_at = case when v_done then pg_catalog.now() else i.ended_at end
+  update bpm.process_instance i set variables = st.variables
   where i.tenant_id = st.tenant_id and i.id = st.instance_id
   returning * into v_result;
   return v_result;
 end;
 $$;
-comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Flushes the run and completes the instance when no token is left.';
+comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Flushes the run and completes the instance when nothing waits any more.';

@@ -9,12 +9,14 @@ stable
 set search_path = ''
 as $$
 declare
+  v_vars jsonb := expr -> 'vars';
   v_name text;
 begin
-  if expr -> 'vars' is null or expr -> 'vars' = '[]'::jsonb then
+  if v_vars is null then
     return;
   end if;
-  for v_name in select pg_catalog.jsonb_array_elements_text(expr -> 'vars') loop
+  for v_i in 0 .. pg_catalog.jsonb_array_length(v_vars) - 1 loop
+    v_name := v_vars ->> v_i;
     if not variables ? v_name then
       raise exception 'unknown variable "%" in expression % of element %', v_name, expr ->> 'src', element_id
         using errcode = 'BP302';
@@ -114,12 +116,21 @@ begin
   if v_text is null or v_text = '' then
     return null;
   end if;
-  if v_text ~ '^P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(?=\d)(\d+H)?(\d+M)?(\d+(\.\d+)?S)?)?$' then
-    return pg_catalog.now() + v_text::interval;
-  end if;
-  if v_text ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$' then
-    return v_text::timestamptz;
-  end if;
+  -- Values of the right shape can still be no date (2030-02-30, 25:00, +25:00)
+  -- or out of range (P99999999999Y): PostgreSQL's 22007/22008/22009/22015
+  -- become BP304 too.
+  begin
+    -- durations as the compiler accepts them: fractions written with '.' or ',' (PostgreSQL reads '.')
+    if v_text ~ '^P(?!$)(\d+([.,]\d+)?Y)?(\d+([.,]\d+)?M)?(\d+([.,]\d+)?W)?(\d+([.,]\d+)?D)?(T(?=\d)(\d+([.,]\d+)?H)?(\d+([.,]\d+)?M)?(\d+([.,]\d+)?S)?)?$' then
+      return pg_catalog.now() + pg_catalog.replace(v_text, ',', '.')::interval;
+    end if;
+    if v_text ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$' then
+      return v_text::timestamptz;
+    end if;
+  exception when invalid_datetime_format or datetime_field_overflow or invalid_time_zone_displacement_value
+      or interval_field_overflow then
+    null; -- reported below
+  end;
   raise exception '% of element % is neither an ISO 8601 date nor a duration: "%"', attribute, element_id, v_text
     using errcode = 'BP304';
 end;
