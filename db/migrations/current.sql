@@ -77,7 +77,9 @@ create table bpm.process_instance (
   constraint ended_at_matches_state check ((ended_at is null) = (state in ('active', 'suspended'))),
   constraint variables_is_object check (jsonb_typeof(variables) = 'object')
 );
-create index process_instance_definition_idx on bpm.process_instance (tenant_id, definition_id);
+-- running instances of a definition (version migration, monitoring); partial, so it
+-- never competes with the primary key in foreign-key checks
+create index process_instance_definition_idx on bpm.process_instance (tenant_id, definition_id) where state in ('active', 'suspended');
 create index process_instance_business_key_idx on bpm.process_instance (tenant_id, business_key) where business_key is not null;
 create index process_instance_parent_idx on bpm.process_instance (tenant_id, parent_instance_id) where parent_instance_id is not null;
 comment on table bpm.process_instance is E'A running or finished execution of a process definition.';
@@ -111,6 +113,12 @@ create table bpm_private.token (
 );
 create index token_instance_idx on bpm_private.token (tenant_id, instance_id, element_id);
 comment on table bpm_private.token is E'Tokens waiting at wait states that are not tasks (joins; later: events); id = activity_instance.id. User and external tasks are wait states themselves (state open).';
+comment on column bpm_private.token.tenant_id is E'Owning tenant.';
+comment on column bpm_private.token.id is E'The activity instance id of the token''s wait.';
+comment on column bpm_private.token.instance_id is E'The process instance.';
+comment on column bpm_private.token.element_id is E'The node the token waits at.';
+comment on column bpm_private.token.kind is E'What it waits for: join.';
+comment on column bpm_private.token.via_flow is E'The sequence flow it arrived by (joins count tokens per incoming flow).';
 
 create table bpm.user_task (
   tenant_id text not null,
