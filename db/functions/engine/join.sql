@@ -39,12 +39,15 @@ declare
   v_pos int;
 begin
   if not st.is_new then
+    -- several tokens waiting on one flow: the first to arrive goes first
+    -- (by the seq of its activity row; token ids are random)
     with picked as (
       select distinct on (t.via_flow) t.id, t.via_flow
       from bpm_private.token t
+      join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
       where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id
         and t.element_id = node_id and t.kind = 'join' and t.via_flow = any(flows)
-      order by t.via_flow, t.id
+      order by t.via_flow, a.seq
     ), deleted as (
       delete from bpm_private.token t using picked p
       where t.tenant_id = st.tenant_id and t.id = p.id

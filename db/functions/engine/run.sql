@@ -68,8 +68,8 @@ begin
       v_via := st.q_flow[st.q_pos];
       st.q_pos := st.q_pos + 1;
       st.steps := st.steps + 1;
-      if st.steps > 10000 then
-        raise exception 'instance % took more than 10000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node_id
+      if st.steps > 2000 then
+        raise exception 'instance % took more than 2000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node_id
           using errcode = 'BP306';
       end if;
       v_node := graph -> 'nodes' -> v_node_id;

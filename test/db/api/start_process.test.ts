@@ -1,0 +1,234 @@
+/**
+ * bpm.start_process: which definition it starts, what it stores, who may
+ * call it, and every error a start can raise (each rolls the whole start
+ * back: no instance, no history, no task).
+ */
+import type pg from 'pg';
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployFixture, deployProcess, expectRejectedUnchanged } from '../../helpers/engine';
+import {
+  deployRaw,
+  graphAround,
+  handMadeResource,
+  history,
+  instance,
+  one,
+  start,
+  tokenCount,
+  userTaskBody,
+  userTasks,
+  type InstanceRow,
+} from './support';
+
+const TENANT = 'start-t';
+
+let db: TestDb;
+let designer: pg.Client;
+let admin: pg.Client;
+let ulla: pg.Client;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  designer = await db.connectAs({ role: 'bpm_designer', tenant: TENANT, user: 'dora' });
+  admin = await db.connectAs({ role: 'bpm_admin', tenant: TENANT });
+  ulla = await db.connectAs({ role: 'bpm_user', tenant: TENANT, user: 'ulla', groups: ['sales'] });
+  await deployFixture(designer, 'straight.bpmn', 'exclusive.bpmn');
+});
+afterAll(() => db.close());
+
+describe('what starts', () => {
+  test('the latest version of the key starts', async () => {
+    const body = (task: string): string => `
+      <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="${task}"/>
+      <userTask id="${task}"/><sequenceFlow id="f2" sourceRef="${task}" targetRef="end"/>
+      <endEvent id="end"/>`;
+    await deployProcess(designer, 'latest', body('first'));
+    await deployProcess(designer, 'latest', body('second'));
+    const v3 = await deployProcess(designer, 'latest', body('third'));
+    const started = await start(admin, 'latest');
+    expect(started.definition_id).toBe(v3.id);
+    expect((await userTasks(db.root, started.id)).map((t) => t.element_id)).toEqual(['third']);
+  });
+
+  test('an instance runs until every token waits: history and task are stored, the instance is active', async () => {
+    const started = await start(ulla, 'straight', { amount: 5, nested: { a: [1, 2] } }, 'order-42');
+    expect(started).toMatchObject({
+      tenant_id: TENANT,
+      business_key: 'order-42',
+      state: 'active',
+      variables: { amount: 5, nested: { a: [1, 2] } },
+      started_by: 'ulla',
+      ended_at: null,
+      end_reason: null,
+      parent_instance_id: null,
+    });
+    expect(await instance(db.root, started.id)).toEqual(started);
+    expect(await history(db.root, started.id)).toEqual(['start:completed', 'task:active']);
+    const [task] = await userTasks(db.root, started.id);
+    expect(task).toMatchObject({ element_id: 'task', name: 'Task', state: 'open', assignee: null, priority: 50 });
+  });
+
+  test('started_by is the caller\'s bpm.user_id, null when it is not set', async () => {
+    expect((await start(ulla, 'straight')).started_by).toBe('ulla');
+    expect((await start(admin, 'straight')).started_by).toBeNull();
+  });
+
+  test('business_key is optional', async () => {
+    const row = await one<InstanceRow>(admin, `select * from bpm.start_process('straight')`);
+    expect(row.business_key).toBeNull();
+    expect(row.variables).toEqual({});
+  });
+
+  test('null variables start with no variables', async () => {
+    const row = await one<InstanceRow>(admin, `select * from bpm.start_process('straight', null)`);
+    expect(row.variables).toEqual({});
+  });
+
+  test('an instance that reaches its end within the start is stored completed', async () => {
+    await deployProcess(
+      designer,
+      'instant',
+      `<startEvent id="s"/><sequenceFlow id="f" sourceRef="s" targetRef="e"/><endEvent id="e"/>`,
+    );
+    const row = await start(admin, 'instant', { x: 1 });
+    expect(row.state).toBe('completed');
+    expect(row.ended_at).toBeInstanceOf(Date);
+    expect(await history(db.root, row.id)).toEqual(['s:completed', 'e:completed']);
+    expect(await tokenCount(db.root, row.id)).toBe(0);
+  });
+
+  test('conditions see the start variables (exclusive gateway picks the matching branch)', async () => {
+    const high = await start(admin, 'exclusive', { amount: 5000 });
+    const low = await start(admin, 'exclusive', { amount: 5 });
+    expect((await userTasks(db.root, high.id)).map((t) => t.element_id)).toEqual(['high']);
+    expect((await userTasks(db.root, low.id)).map((t) => t.element_id)).toEqual(['low']);
+  });
+});
+
+describe('refused starts change nothing', () => {
+  test.each([
+    ['an array', '[1, 2]', 'array'],
+    ['a string', '"amount"', 'string'],
+    ['a number', '7', 'number'],
+  ])('variables that are %s: BP401', async (_what, json, type) => {
+    await expectRejectedUnchanged(
+      db.root,
+      () => ulla.query(`select bpm.start_process('straight', $1::jsonb)`, [json]),
+      'BP401',
+      new RegExp(`invalid argument: variables must be a JSON object, got ${type}`),
+    );
+  });
+
+  test('an unknown key: BP101 naming the key', async () => {
+    await expectRejectedUnchanged(
+      db.root,
+      () => start(ulla, 'no-such-process'),
+      'BP101',
+      /process definition with key no-such-process not found/,
+    );
+  });
+
+  test('a key deployed only in another tenant: BP101', async () => {
+    const otherDesigner = await db.connectAs({ role: 'bpm_designer', tenant: 'start-other' });
+    await deployProcess(otherDesigner, 'elsewhere', userTaskBody());
+    await expectRejectedUnchanged(db.root, () => start(admin, 'elsewhere'), 'BP101', /process definition with key elsewhere not found/);
+  });
+
+  test.each(['bpm_designer', 'bpm_engine'] as const)('%s has no execute grant on start_process (42501)', async (role) => {
+    const client = await db.connectAs({ role, tenant: TENANT, user: 'x' });
+    await expectRejectedUnchanged(db.root, () => start(client, 'straight'), '42501', /permission denied for function start_process/);
+  });
+
+  test('no outgoing flow can be taken: BP301 naming the gateway', async () => {
+    await deployProcess(
+      designer,
+      'dead_end',
+      `<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="gw"/>
+       <exclusiveGateway id="gw"/>
+       <sequenceFlow id="big" sourceRef="gw" targetRef="e"><conditionExpression>\${amount &gt; 10}</conditionExpression></sequenceFlow>
+       <endEvent id="e"/>`,
+    );
+    await expectRejectedUnchanged(
+      db.root,
+      () => start(admin, 'dead_end', { amount: 1 }),
+      'BP301',
+      /no outgoing sequence flow of exclusiveGateway gw can be taken/,
+    );
+  });
+
+  test('a condition over a variable that is not set: BP302 naming variable, expression and flow', async () => {
+    await expectRejectedUnchanged(
+      db.root,
+      () => start(admin, 'exclusive', { other: 1 }),
+      'BP302',
+      /unknown variable "amount" in expression \$\{amount > 1000\} of element toHigh/,
+    );
+  });
+
+  test('a priority that is not an integer: BP303 naming the element', async () => {
+    await deployProcess(designer, 'bad_priority', userTaskBody('camunda:priority="${prio}"'));
+    await expectRejectedUnchanged(
+      db.root,
+      () => start(admin, 'bad_priority', { prio: 'urgent' }),
+      'BP303',
+      /priority of element task is not an integer: "urgent"/,
+    );
+  });
+
+  test('a due date that is neither an ISO 8601 date nor a duration: BP304 naming the element', async () => {
+    await deployProcess(designer, 'bad_due', userTaskBody('camunda:dueDate="${due}"'));
+    await expectRejectedUnchanged(
+      db.root,
+      () => start(admin, 'bad_due', { due: 'tomorrow' }),
+      'BP304',
+      /dueDate of element task is neither an ISO 8601 date nor a duration: "tomorrow"/,
+    );
+  });
+
+  test('a division by zero in a condition makes it non-boolean: BP303 naming expression and flow', async () => {
+    await deployProcess(
+      designer,
+      'div_zero_condition',
+      `<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="gw"/>
+       <exclusiveGateway id="gw" default="other"/>
+       <sequenceFlow id="ratio" sourceRef="gw" targetRef="e"><conditionExpression>\${amount / divisor &gt; 1}</conditionExpression></sequenceFlow>
+       <sequenceFlow id="other" sourceRef="gw" targetRef="e"/>
+       <endEvent id="e"/>`,
+    );
+    await expectRejectedUnchanged(
+      db.root,
+      () => start(admin, 'div_zero_condition', { amount: 1, divisor: 0 }),
+      'BP303',
+      /condition \$\{amount \/ divisor > 1\} of element ratio did not evaluate to a boolean/,
+    );
+  });
+
+  test('a division by zero in a value expression keeps PostgreSQL\'s SQLSTATE 22012', async () => {
+    await deployProcess(designer, 'div_zero_value', userTaskBody('camunda:priority="${amount / divisor}"'));
+    await expectRejectedUnchanged(db.root, () => start(admin, 'div_zero_value', { amount: 1, divisor: 0 }), '22012', /division by zero/);
+  });
+
+  test('an element the engine cannot execute (hand-made graph: service task without topic): BP305 naming it', async () => {
+    await deployRaw(designer, [handMadeResource('no_topic', graphAround({ id: 'work', type: 'serviceTask' }))]);
+    await expectRejectedUnchanged(db.root, () => start(admin, 'no_topic'), 'BP305', /element work has no external task topic/);
+  });
+
+  test('a cycle without a wait state: BP306 after 2,000 steps, nothing stored', async () => {
+    await deployProcess(
+      designer,
+      'endless',
+      `<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="m"/>
+       <manualTask id="m"/><sequenceFlow id="f2" sourceRef="m" targetRef="g"/>
+       <exclusiveGateway id="g"/>
+       <sequenceFlow id="back" sourceRef="g" targetRef="m"><conditionExpression>\${true}</conditionExpression></sequenceFlow>
+       <sequenceFlow id="out" sourceRef="g" targetRef="e"><conditionExpression>\${false}</conditionExpression></sequenceFlow>
+       <endEvent id="e"/>`,
+    );
+    await expectRejectedUnchanged(
+      db.root,
+      () => start(admin, 'endless'),
+      'BP306',
+      /took more than 2000 automatic steps in one call .* at element [mg]\b/,
+    );
+  }, 60_000);
+});
