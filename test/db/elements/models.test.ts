@@ -1,0 +1,296 @@
+/**
+ * The two real models, deployed unchanged and driven through every wait
+ * state to the end: camunda7-order.bpmn (Camunda Modeler, camunda:
+ * attributes, JUEL) and camunda8-order.bpmn (zeebe: extension elements,
+ * FEEL). Each runs along several paths chosen by its variables.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type pg from 'pg';
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployFixture, FIXTURES, type DeployedDefinition } from '../../helpers/engine';
+import {
+  actors,
+  completeExternalTask,
+  completeTask,
+  externalTasks,
+  fetchAndLock,
+  getInstance,
+  history,
+  one,
+  openTask,
+  openTaskIds,
+  startProcess,
+  TENANT,
+  throwBpmnError,
+  waits,
+  userTasks,
+  type Actors,
+  type ExternalTask,
+  type Variables,
+} from './support';
+
+let db: TestDb;
+let as: Actors;
+/** bpm_users: sam (sales), will (warehouse), anna, ben, olga, rita. */
+const users: Record<string, pg.Client> = {};
+let c7: DeployedDefinition;
+let c8: DeployedDefinition;
+
+function user(name: string): pg.Client {
+  const client = users[name];
+  if (client === undefined) throw new Error(`no client for user ${name}`);
+  return client;
+}
+
+beforeAll(async () => {
+  db = await createTestDb();
+  as = await actors(db);
+  const groups: Record<string, string[]> = { sam: ['sales'], will: ['warehouse'], anna: [], ben: [], olga: [], rita: [] };
+  for (const [name, g] of Object.entries(groups)) {
+    users[name] = await db.connectAs({ role: 'bpm_user', tenant: TENANT, user: name, groups: g });
+  }
+  [c7] = await deployFixture(as.admin, 'camunda7-order.bpmn');
+  [c8] = await deployFixture(as.admin, 'camunda8-order.bpmn');
+});
+
+afterAll(() => db.close());
+
+/** Fetches the one open external task of `topic` and checks it belongs to the instance. */
+/** The stored XML and version tag of a deployed definition. */
+async function storedResource(definitionId: string): Promise<{ xml: string; version_tag: string | null }> {
+  const { rows } = await as.admin.query<{ xml: string; version_tag: string | null }>(
+    `select dep.xml, d.version_tag from bpm.process_definition d
+     join bpm.deployment dep on dep.tenant_id = d.tenant_id and dep.id = d.deployment_id where d.id = $1`,
+    [definitionId],
+  );
+  return one(rows, `definition ${definitionId}`);
+}
+
+async function fetchFor(instanceId: string, topic: string, worker: string): Promise<ExternalTask> {
+  const fetched = one(await fetchAndLock(as.engine, topic, worker), `fetched ${topic} task`);
+  expect(fetched).toMatchObject({ instance_id: instanceId, topic, worker_id: worker, state: 'open' });
+  return fetched;
+}
+
+describe('camunda7-order.bpmn', () => {
+  const KEY = 'order';
+
+  test('deploys unchanged: the stored resource is the exact file, with its version tag', async () => {
+    const definition = c7;
+    expect(definition).toMatchObject({ key: KEY, version: 1, name: 'Order fulfilment' });
+    const stored = await storedResource(definition.id);
+    expect(stored.xml).toBe(fs.readFileSync(path.join(FIXTURES, 'camunda7-order.bpmn'), 'utf8'));
+    expect(stored.version_tag).toBe('1.2');
+  });
+
+  /** Starts as sam and completes the review (offered to group sales) as sam. */
+  async function startAndReview(variables: Variables): Promise<string> {
+    const started = await startProcess(user('sam'), KEY, variables, `order-${String(variables.amount)}`);
+    expect(started).toMatchObject({ state: 'active', started_by: 'sam', variables });
+    const review = await openTask(as.admin, started.id, 'Task_Review');
+    expect(review).toMatchObject({ name: 'Review order', assignee: null, candidate_groups: ['sales'], priority: 70 });
+    const { rows } = await as.admin.query<{ due: string }>('select (due_at - created_at)::text as due from bpm.user_task where id = $1', [review.id]);
+    expect(rows[0].due).toBe('2 days');
+    const done = await completeTask(user('sam'), review.id);
+    expect(done).toMatchObject({ state: 'completed', assignee: 'sam', completed_by: 'sam' });
+    return started.id;
+  }
+
+  /** Ship (warehouse) and notify (candidate anna) after the parallel fork; returns when the instance is completed. */
+  async function shipAndNotify(instanceId: string): Promise<void> {
+    expect(await openTaskIds(as.admin, instanceId)).toEqual(['Task_Ship', 'Task_Notify']);
+    const ship = await openTask(as.admin, instanceId, 'Task_Ship');
+    const notify = await openTask(as.admin, instanceId, 'Task_Notify');
+    expect(ship.candidate_groups).toEqual(['warehouse', 'logistics']);
+    expect(notify.candidate_users).toEqual(['anna', 'bob']);
+    expect(notify.follow_up_at?.toISOString()).toBe('2030-01-15T09:00:00.000Z');
+    await completeTask(user('will'), ship.id);
+    expect((await getInstance(as.admin, instanceId)).state).toBe('active');
+    await completeTask(user('anna'), notify.id);
+    const done = await getInstance(as.admin, instanceId);
+    expect(done.state).toBe('completed');
+    expect(done.ended_at).not.toBeNull();
+    expect(await waits(db.root, instanceId)).toEqual([]);
+  }
+
+  const TAIL = [
+    'Gateway_Merge exclusiveGateway completed',
+    'Gateway_Fork parallelGateway completed',
+    'Task_Ship userTask completed',
+    'Task_Notify userTask completed',
+    'Gateway_Join parallelGateway completed',
+    'Gateway_Join parallelGateway completed',
+    'EndEvent_Done endEvent completed',
+  ];
+
+  test('a large amount is charged by card (external task) and the order is fulfilled', async () => {
+    const variables = { amount: 5000, customerType: 'regular', orderCount: 1, salesRep: 'rita' };
+    const id = await startAndReview(variables);
+    expect(await waits(db.root, id)).toEqual(['Task_Charge externalTask']);
+    const charge = await fetchFor(id, 'charge', 'pay-worker');
+    expect(charge.variables).toEqual(variables);
+    await completeExternalTask(as.engine, charge.id, 'pay-worker', { chargeId: 'ch_1' });
+    await shipAndNotify(id);
+    expect((await getInstance(as.admin, id)).variables).toEqual({ ...variables, chargeId: 'ch_1' });
+    expect(await history(as.admin, id)).toEqual([
+      'StartEvent_1 startEvent completed',
+      'Task_Review userTask completed',
+      'Gateway_Amount exclusiveGateway completed',
+      'Task_Charge serviceTask completed',
+      ...TAIL,
+    ]);
+  });
+
+  test('a regular VIP order is charged by card through the second condition', async () => {
+    // 500 is no large amount: only Flow_Vip (customerType == 'vip' && orderCount >= 3) leads to the charge
+    const id = await startAndReview({ amount: 500, customerType: 'vip', orderCount: 3, salesRep: 'rita' });
+    expect(await waits(db.root, id)).toEqual(['Task_Charge externalTask']);
+    const charge = await fetchFor(id, 'charge', 'pay-worker');
+    await completeExternalTask(as.engine, charge.id, 'pay-worker');
+    await shipAndNotify(id);
+    expect((await history(as.admin, id)).slice(2, 4)).toEqual([
+      'Gateway_Amount exclusiveGateway completed',
+      'Task_Charge serviceTask completed',
+    ]);
+  });
+
+  test('a small order takes the default flow: invoiced by mail (manual task), no external task', async () => {
+    const id = await startAndReview({ amount: 50, customerType: 'vip', orderCount: 2, salesRep: 'rita' });
+    await shipAndNotify(id);
+    expect(await externalTasks(as.admin, id)).toEqual([]);
+    expect(await history(as.admin, id)).toEqual([
+      'StartEvent_1 startEvent completed',
+      'Task_Review userTask completed',
+      'Gateway_Amount exclusiveGateway completed',
+      'Task_Invoice manualTask completed',
+      ...TAIL,
+    ]);
+  });
+
+  test('a declined card is caught by the error boundary and the sales rep contacts the customer', async () => {
+    const id = await startAndReview({ amount: 2000, customerType: 'regular', orderCount: 0, salesRep: 'rita' });
+    const charge = await fetchFor(id, 'charge', 'pay-worker');
+    await throwBpmnError(as.engine, charge.id, 'pay-worker', 'CARD_DECLINED', { declineReason: 'insufficient funds' });
+
+    const [external] = await externalTasks(as.admin, id);
+    expect(external).toMatchObject({ element_id: 'Task_Charge', state: 'cancelled' });
+    const contact = await openTask(as.admin, id, 'Task_HandleDecline');
+    expect(contact).toMatchObject({ name: 'Contact customer', assignee: 'rita' });
+    await completeTask(user('rita'), contact.id);
+
+    const done = await getInstance(as.admin, id);
+    expect(done).toMatchObject({ state: 'completed', variables: { declineReason: 'insufficient funds' } });
+    expect(await history(as.admin, id)).toEqual([
+      'StartEvent_1 startEvent completed',
+      'Task_Review userTask completed',
+      'Gateway_Amount exclusiveGateway completed',
+      'Task_Charge serviceTask cancelled',
+      'Event_CardDeclined boundaryEvent completed',
+      'Task_HandleDecline userTask completed',
+      'EndEvent_Cancelled endEvent completed',
+    ]);
+    expect((await userTasks(as.admin, id)).map((t) => t.element_id)).toEqual(['Task_Review', 'Task_HandleDecline']);
+    expect(await waits(db.root, id)).toEqual([]);
+  });
+});
+
+describe('camunda8-order.bpmn', () => {
+  const KEY = 'order-c8';
+
+  test('deploys unchanged: the stored resource is the exact file, with its version tag', async () => {
+    const definition = c8;
+    expect(definition).toMatchObject({ key: KEY, version: 1, name: 'Order fulfilment (Camunda 8)' });
+    const stored = await storedResource(definition.id);
+    expect(stored.xml).toBe(fs.readFileSync(path.join(FIXTURES, 'camunda8-order.bpmn'), 'utf8'));
+    expect(stored.version_tag).toBe('2.0.1');
+  });
+
+  /** Starts as sam; the review is assigned to =owner (olga), who completes it. */
+  async function startAndReview(variables: Variables): Promise<string> {
+    const all = { owner: 'olga', followUpAt: '2030-05-01T08:00:00Z', ...variables };
+    const started = await startProcess(user('sam'), KEY, all);
+    expect(started.state).toBe('active');
+    const review = await openTask(as.admin, started.id, 'Task_Review');
+    expect(review).toMatchObject({ name: 'Review order', assignee: 'olga', candidate_groups: ['sales', 'ops'], priority: 70 });
+    expect(review.due_at?.toISOString()).toBe('2030-06-01T10:00:00.000Z');
+    expect(review.follow_up_at?.toISOString()).toBe('2030-05-01T08:00:00.000Z');
+    await completeTask(user('olga'), review.id);
+    return started.id;
+  }
+
+  test('a large gift order with express shipping: charge, wrap and book, the inclusive join waits for both', async () => {
+    const id = await startAndReview({ amount: 2000, giftWrap: true, express: true });
+    const charge = await fetchFor(id, 'charge', 'pay-worker');
+    await completeExternalTask(as.engine, charge.id, 'pay-worker', { paid: true });
+
+    expect(await waits(db.root, id)).toEqual([
+      'Task_BookExpress externalTask',
+      'Task_Wrap userTask',
+    ]);
+    const wrap = await openTask(as.admin, id, 'Task_Wrap');
+    expect(wrap.candidate_users).toEqual(['anna', 'ben']);
+    await completeTask(user('ben'), wrap.id);
+    // the express booking can still reach the join
+    expect((await getInstance(as.admin, id)).state).toBe('active');
+    expect(await waits(db.root, id)).toEqual([
+      'Gateway_Join token via Flow_Wrapped',
+      'Task_BookExpress externalTask',
+    ]);
+
+    const book = await fetchFor(id, 'book-express', 'ship-worker');
+    expect(book.variables).toMatchObject({ amount: 2000, paid: true });
+    await completeExternalTask(as.engine, book.id, 'ship-worker');
+
+    const done = await getInstance(as.admin, id);
+    expect(done).toMatchObject({ state: 'completed', variables: { amount: 2000, paid: true, owner: 'olga' } });
+    expect(await history(as.admin, id)).toEqual([
+      'StartEvent_1 startEvent completed',
+      'Task_Review userTask completed',
+      'Gateway_Amount exclusiveGateway completed',
+      'Task_Charge serviceTask completed',
+      'Gateway_Merge exclusiveGateway completed',
+      'Gateway_Split inclusiveGateway completed',
+      'Task_Wrap userTask completed',
+      'Task_BookExpress sendTask completed',
+      'Gateway_Join inclusiveGateway completed',
+      'Gateway_Join inclusiveGateway completed',
+      'EndEvent_Done endEvent completed',
+    ]);
+    expect(await waits(db.root, id)).toEqual([]);
+  });
+
+  test('a small order without options ships standard and ends within the review completion', async () => {
+    // express needs amount > 50: not taken, so the default (standard shipping) is
+    const id = await startAndReview({ amount: 40, giftWrap: false, express: true });
+    expect((await getInstance(as.admin, id)).state).toBe('completed');
+    expect(await externalTasks(as.admin, id)).toEqual([]);
+    expect(await history(as.admin, id)).toEqual([
+      'StartEvent_1 startEvent completed',
+      'Task_Review userTask completed',
+      'Gateway_Amount exclusiveGateway completed',
+      'Gateway_Merge exclusiveGateway completed',
+      'Gateway_Split inclusiveGateway completed',
+      'Task_Standard task completed',
+      'Gateway_Join inclusiveGateway completed',
+      'EndEvent_Done endEvent completed',
+    ]);
+  });
+
+  test('a mid-size gift order skips the charge and waits only for the wrapping', async () => {
+    const id = await startAndReview({ amount: 500, giftWrap: true, express: false });
+    expect(await waits(db.root, id)).toEqual(['Task_Wrap userTask']);
+    await completeTask(user('anna'), (await openTask(as.admin, id, 'Task_Wrap')).id);
+    expect((await getInstance(as.admin, id)).state).toBe('completed');
+    expect(await history(as.admin, id)).toEqual([
+      'StartEvent_1 startEvent completed',
+      'Task_Review userTask completed',
+      'Gateway_Amount exclusiveGateway completed',
+      'Gateway_Merge exclusiveGateway completed',
+      'Gateway_Split inclusiveGateway completed',
+      'Task_Wrap userTask completed',
+      'Gateway_Join inclusiveGateway completed',
+      'EndEvent_Done endEvent completed',
+    ]);
+  });
+});
