@@ -75,22 +75,21 @@ async function measure(pool: pg.Pool, connections: number, op: Op): Promise<RunR
   return { perSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
 }
 
-let tenantCounter = 0;
-const nextTenant = (): string => `t${(tenantCounter++ % TENANTS) + 1}`;
-
-/** Every statement sets the tenant for its own transaction (is_local), as an API server would. */
+/**
+ * Each connection acts as bpm_admin for one tenant (set once per session,
+ * tenants spread over the connections), so every operation below is one
+ * statement: one round trip, one transaction, as a worker pool would run it.
+ */
 const workloads: Workload[] = [
   {
     id: 'a',
     title: 'raw: 3 INSERTs in one transaction',
     op: async (c) => {
-      const t = nextTenant();
       await c.query(
         `begin;
-         select set_config('bpm.tenant_id', '${t}', true);
-         insert into bench_raw.instance (tenant_id, variables) values ('${t}', '{}');
-         insert into bench_raw.task (tenant_id, name) values ('${t}', 'task');
-         insert into bench_raw.history (tenant_id, element_id) values ('${t}', 'task');
+         insert into bench_raw.instance (tenant_id, variables) values (current_setting('bpm.tenant_id'), '{}');
+         insert into bench_raw.task (tenant_id, name) values (current_setting('bpm.tenant_id'), 'task');
+         insert into bench_raw.history (tenant_id, element_id) values (current_setting('bpm.tenant_id'), 'task');
          commit;`,
       );
     },
@@ -99,32 +98,28 @@ const workloads: Workload[] = [
     id: 'b',
     title: 'start_process -> one user task',
     op: async (c) => {
-      await c.query({ name: 'b', text: `select set_config('bpm.tenant_id', $1, true), (bpm.start_process('straight')).id`, values: [nextTenant()] });
+      await c.query({ name: 'b', text: `select (bpm.start_process('straight')).id` });
     },
   },
   {
     id: 'c',
     title: 'lifecycle: start -> user task -> complete -> end',
     op: async (c) => {
-      const t = nextTenant();
-      const started = await c.query<{ id: string }>({
-        name: 'c1',
-        text: `select (bpm.start_process('straight')).id from (select set_config('bpm.tenant_id', $1, true)) s`,
-        values: [t],
-      });
-      await c.query({
+      const started = await c.query<{ id: string }>({ name: 'c1', text: `select (bpm.start_process('straight')).id` });
+      const done = await c.query<{ state: string }>({
         name: 'c2',
-        text: `select bpm.complete_task(t.id) from (select set_config('bpm.tenant_id', $1, true)) s, bpm.user_task t
-               where t.tenant_id = $1 and t.instance_id = $2`,
-        values: [t, started.rows[0].id],
+        text: `select (bpm.complete_task((select t.id from bpm.user_task t where t.tenant_id = current_setting('bpm.tenant_id') and t.instance_id = $1))).state`,
+        values: [started.rows[0].id],
       });
+      if (done.rows[0]?.state !== 'completed') throw new Error(`lifecycle: task of ${started.rows[0].id} not completed`);
     },
   },
   {
     id: 'd',
     title: '10-branch parallel fork/join',
     op: async (c) => {
-      await c.query({ name: 'd', text: `select set_config('bpm.tenant_id', $1, true), (bpm.start_process('parallel10')).state`, values: [nextTenant()] });
+      const r = await c.query<{ state: string }>({ name: 'd', text: `select (bpm.start_process('parallel10')).state` });
+      if (r.rows[0]?.state !== 'completed') throw new Error('parallel10 did not complete within start_process');
     },
   },
 ];
@@ -201,8 +196,13 @@ async function main(): Promise<void> {
     const settings = await root.query(`select current_setting('server_version') v, current_setting('synchronous_commit') sc, current_setting('fsync') f`);
     console.log(`server ${settings.rows[0].v}, synchronous_commit=${settings.rows[0].sc}, fsync=${settings.rows[0].f}`);
     await root.end();
-    // every connection acts as bpm_admin (set at connection start); the tenant is set per transaction
+    let connections = 0;
     const pool = new pg.Pool({ connectionString: authUrl, max: Math.max(...CONCURRENCY), options: '-c role=bpm_admin' });
+    pool.on('error', () => undefined);
+    pool.on('connect', (client) => {
+      const tenant = `t${(connections++ % TENANTS) + 1}`;
+      client.query(`select set_config('bpm.tenant_id', $1, false)`, [tenant]).catch(() => undefined);
+    });
     const results = new Map<string, RunResult>();
     for (const conns of CONCURRENCY) {
       for (const w of workloads) {

@@ -277,13 +277,15 @@ create type bpm_private.run_state as (
   a_el text[],
   a_type text[],
   a_state text[],
+  e_id uuid[],
+  e_state text[],
   w_id uuid[],
   w_el text[],
   w_kind text[],
   w_flow text[],
   w_data jsonb[]
 );
-comment on type bpm_private.run_state is E'In-memory state of one engine call: queued tokens (q_*), buffered history rows (a_*), buffered wait states (w_*).';
+comment on type bpm_private.run_state is E'In-memory state of one engine call: queued tokens (q_*), buffered history rows (a_*), stored history rows ended in this call (e_*), buffered wait states (w_*).';
 
 --!include setup/context.sql
 --!include expression/evaluate.sql

@@ -4,6 +4,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fetch external tasks');
@@ -79,22 +80,30 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'complete an external task');
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
   v_task bpm.external_task;
   v_instance bpm.process_instance;
-  v_locked record;
 begin
-  v_locked := bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'complete it');
-  v_task := v_locked.task;
-  v_instance := v_locked.instance;
-  perform bpm_private.instance__require_active(v_instance, 'complete external task ' || task_id);
+  -- ===== LOCK the instance, then close the task if every rule holds
+  select * into v_instance from bpm.process_instance i
+  where i.tenant_id = v_tenant
+    and i.id = (select e.instance_id from bpm.external_task e where e.tenant_id = v_tenant and e.id = task_id)
+  for update;
   update bpm.external_task e
   set state = 'completed', ended_at = pg_catalog.now(), locked_until = null
-  where e.tenant_id = v_tenant and e.id = task_id
+  where e.tenant_id = v_tenant and e.id = task_id and e.state = 'open' and e.worker_id = complete_external_task.worker_id
+    and v_instance.state = 'active'
   returning * into v_task;
+  if not found then
+    -- ===== GUARD: say precisely why (BP104, BP203, BP205, BP202/BP201)
+    perform bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'complete it');
+    perform bpm_private.instance__require_active(v_instance, 'complete external task ' || task_id);
+  end if;
+  -- ===== LEAVE the task
   perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, null, v_variables);
   return v_task;
 end;
@@ -107,6 +116,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fail an external task');
@@ -139,6 +149,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'throw a BPMN error');
@@ -180,6 +191,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'retry an incident');

@@ -32,6 +32,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin'], 'cancel a process instance');
@@ -78,6 +79,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
   return bpm_private.instance__set_suspended(instance_id, true);
@@ -91,6 +93,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 begin
   return bpm_private.instance__set_suspended(instance_id, false);
@@ -104,6 +107,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin'], 'set variables');

@@ -44,26 +44,37 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'complete a task');
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
   v_user text := bpm_private.current_user_id();
+  v_is_user boolean := bpm_private.caller_role() = 'bpm_user';
   v_task bpm.user_task;
   v_instance bpm.process_instance;
-  v_locked record;
 begin
-  v_locked := bpm_private.user_task__lock(v_tenant, task_id, 'complete it');
-  v_task := v_locked.task;
-  v_instance := v_locked.instance;
-  if v_task.assignee is not null and v_task.assignee is distinct from v_user and bpm_private.caller_role() = 'bpm_user' then
-    raise exception 'user task % is assigned to another user', task_id using errcode = 'BP204';
+  if v_is_user and v_user is null then
+    raise exception 'bpm.user_id is not set: a bpm_user cannot complete task %', task_id using errcode = 'BP002';
   end if;
+  -- ===== LOCK the instance, then close the task if every rule holds
+  select * into v_instance from bpm.process_instance i
+  where i.tenant_id = v_tenant
+    and i.id = (select t.instance_id from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id)
+  for update;
   update bpm.user_task t
   set state = 'completed', completed_at = pg_catalog.now(), completed_by = v_user,
-    assignee = coalesce(t.assignee, case when bpm_private.caller_role() = 'bpm_user' then v_user end)
-  where t.tenant_id = v_tenant and t.id = task_id
+    assignee = coalesce(t.assignee, case when v_is_user then v_user end)
+  where t.tenant_id = v_tenant and t.id = task_id and t.state = 'open' and v_instance.state = 'active'
+    and (not v_is_user or t.assignee = v_user
+         or (t.assignee is null and (v_user = any(t.candidate_users) or t.candidate_groups && bpm_private.current_groups())))
   returning * into v_task;
+  if not found then
+    -- ===== GUARD: say precisely why (BP103, BP002, BP203, BP202/BP201), else it is someone else's task
+    perform bpm_private.user_task__lock(v_tenant, task_id, 'complete it');
+    raise exception 'user task % is assigned to another user', task_id using errcode = 'BP204';
+  end if;
+  -- ===== LEAVE the task
   perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, null, v_variables);
   return v_task;
 end;
@@ -76,6 +87,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'claim a task');
@@ -106,6 +118,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'unclaim a task');
@@ -129,6 +142,7 @@ language plpgsql
 volatile
 security definer
 set search_path = ''
+set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin'], 'set the assignee of a task');

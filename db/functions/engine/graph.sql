@@ -70,9 +70,7 @@ begin
   from bpm.process_definition d
   where d.tenant_id = instance.tenant_id and d.id = instance.definition_id;
   st := bpm_private.run__begin(instance.tenant_id, instance.id, instance.variables || variables, false, v_joins);
-  update bpm.activity_instance a
-  set state = case when to_node is null then 'completed' else 'cancelled' end, ended_at = pg_catalog.now()
-  where a.tenant_id = instance.tenant_id and a.id = token_id;
+  st := bpm_private.activity__end(st, array[token_id], case when to_node is null then 'completed' else 'cancelled' end);
   if to_node is null then
     st := bpm_private.node__leave(st, v_graph, v_graph -> 'nodes' -> node_id);
   else

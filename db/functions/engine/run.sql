@@ -20,6 +20,7 @@ begin
   st.steps := 0;
   st.q_node := '{}'; st.q_flow := '{}'; st.q_pos := 1;
   st.a_id := '{}'; st.a_el := '{}'; st.a_type := '{}'; st.a_state := '{}';
+  st.e_id := '{}'; st.e_state := '{}';
   st.w_id := '{}'; st.w_el := '{}'; st.w_kind := '{}'; st.w_flow := '{}'; st.w_data := '{}';
   return st;
 end;
@@ -135,7 +136,21 @@ volatile
 set search_path = ''
 as $$
 begin
-  if pg_catalog.cardinality(st.a_id) > 0 then
+  -- history: rows stored earlier that ended now, and the rows of this call
+  -- (seq follows the order of the a_* arrays, the order tokens entered nodes)
+  if pg_catalog.cardinality(st.e_id) > 0 then
+    with ended as (
+      update bpm.activity_instance a
+      set state = u.state, ended_at = pg_catalog.now()
+      from unnest(st.e_id, st.e_state) as u(id, state)
+      where a.tenant_id = st.tenant_id and a.id = u.id
+    )
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
+      case when u.state = 'active' then null else pg_catalog.now() end
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+    order by u.ord;
+  elsif pg_catalog.cardinality(st.a_id) > 0 then
     insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
     select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
       case when u.state = 'active' then null else pg_catalog.now() end

@@ -52,33 +52,28 @@ end;
 $$;
 comment on function bpm_private.activity__add(bpm_private.run_state, uuid, text, text, text) is E'Buffers an activity_instance row.';
 
--- Ends an activity instance: in the buffer if it was created in this call,
--- else in the table.
+-- Ends activity instances: in the buffer if created in this call, else
+-- buffered as ended stored rows (run__flush updates them with its insert).
 create or replace function bpm_private.activity__end(st bpm_private.run_state, ids uuid[], state text)
 returns bpm_private.run_state
 language plpgsql
-volatile
+immutable
 set search_path = ''
 as $$
 declare
   v_id uuid;
   v_pos int;
-  v_stored uuid[] := '{}';
 begin
   foreach v_id in array ids loop
     v_pos := pg_catalog.array_position(st.a_id, v_id);
     if v_pos is null then
-      v_stored := v_stored || v_id;
+      st.e_id := st.e_id || v_id;
+      st.e_state := st.e_state || state;
     else
       st.a_state[v_pos] := state;
     end if;
   end loop;
-  if pg_catalog.cardinality(v_stored) > 0 then
-    update bpm.activity_instance a
-    set state = activity__end.state, ended_at = pg_catalog.now()
-    where a.tenant_id = st.tenant_id and a.id = any(v_stored) and a.state = 'active';
-  end if;
   return st;
 end;
 $$;
-comment on function bpm_private.activity__end(bpm_private.run_state, uuid[], text) is E'Completes or cancels activity instances (buffered or stored).';
+comment on function bpm_private.activity__end(bpm_private.run_state, uuid[], text) is E'Completes or cancels activity instances (written by run__flush).';
