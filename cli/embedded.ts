@@ -34,6 +34,9 @@ const SERVER_SETTINGS: Record<string, string> = {
   fsync: 'on',
   synchronous_commit: 'on',
   full_page_writes: 'on',
+  // fewer WAL-triggered checkpoints under sustained engine load (each one makes
+  // the next change of every page write a full-page image)
+  max_wal_size: '4GB',
 };
 
 const INITDB_FLAGS = [

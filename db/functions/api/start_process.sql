@@ -23,7 +23,7 @@ begin
   -- walk in memory first: an instance that ends within this call is inserted completed
   st := bpm_private.run__begin(v_tenant, pg_catalog.gen_random_uuid(), v_variables, true, v_definition.inclusive_joins);
   st := bpm_private.run__push(st, v_definition.graph ->> 'start', null);
-  st := bpm_private.run__drain(st, v_definition.graph);
+  st := bpm_private.run__drain(st, bpm_private.graph__in_memory(v_definition.graph));
   v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
   insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at)
   values (v_tenant, st.instance_id, v_definition.id, start_process.business_key,

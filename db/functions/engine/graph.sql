@@ -51,6 +51,22 @@ end;
 $$;
 comment on function bpm_private.graph__validate(text, jsonb) is E'Structural check of a compiled graph at deploy (BP501).';
 
+-- The graph as one plain in-memory value. A stored graph is compressed (or
+-- out of line) and PL/pgSQL keeps it that way, so every `->` on it would
+-- decompress the whole graph again; the walk reads it dozens of times.
+create or replace function bpm_private.graph__in_memory(graph jsonb)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  -- jsonb || returns its detoasted right operand when the left one is empty
+  return '{}'::jsonb || graph;
+end;
+$$;
+comment on function bpm_private.graph__in_memory(jsonb) is E'Detoasts a stored graph once per engine call.';
+
 -- A token leaves a task it waited in (the caller has already closed the
 -- user or external task row): its activity row ends.
 -- Completed (to_node null): the run continues over the node's outgoing flows.
@@ -66,7 +82,7 @@ declare
   v_graph jsonb;
   v_joins text[];
 begin
-  select d.graph, d.inclusive_joins into v_graph, v_joins
+  select bpm_private.graph__in_memory(d.graph), d.inclusive_joins into v_graph, v_joins
   from bpm.process_definition d
   where d.tenant_id = instance.tenant_id and d.id = instance.definition_id;
   st := bpm_private.run__begin(instance.tenant_id, instance.id, instance.variables || variables, false, v_joins);

@@ -11,11 +11,14 @@ stable
 set search_path = ''
 as $$
 declare
-  v_flows text[];
+  v_flows text[] := '{}';
 begin
-  v_flows := array(
-    select distinct u.flow from unnest(st.w_el, st.w_kind, st.w_flow) as u(el, kind, flow)
-    where u.el = node_id and u.kind = 'join');
+  -- buffered tokens: walked by index (plain expressions, no query)
+  for v_i in 1 .. pg_catalog.cardinality(st.w_el) loop
+    if st.w_el[v_i] = node_id and st.w_kind[v_i] = 'join' and not (st.w_flow[v_i] = any(v_flows)) then
+      v_flows := v_flows || st.w_flow[v_i];
+    end if;
+  end loop;
   if not st.is_new then
     v_flows := v_flows || array(
       select distinct t.via_flow from bpm_private.token t
@@ -36,7 +39,7 @@ declare
   v_ids uuid[] := '{}';
   v_done text[] := '{}';
   v_flow text;
-  v_pos int;
+  v_keep boolean[];
 begin
   if not st.is_new then
     -- several tokens waiting on one flow: the first to arrive goes first
@@ -55,16 +58,19 @@ begin
     )
     select coalesce(array_agg(d.id), '{}'), coalesce(array_agg(d.via_flow), '{}') into v_ids, v_done from deleted d;
   end if;
-  foreach v_flow in array flows loop
-    continue when v_flow = any(v_done);
-    select u.ord into v_pos
-    from unnest(st.w_el, st.w_kind, st.w_flow) with ordinality as u(el, kind, flow, ord)
-    where u.el = node_id and u.kind = 'join' and u.flow = v_flow
-    order by u.ord limit 1;
-    continue when v_pos is null;
-    v_ids := v_ids || st.w_id[v_pos];
-    st := bpm_private.wait__remove(st, v_pos::int);
+  -- buffered tokens, in arrival order: the first on each remaining flow goes
+  v_keep := pg_catalog.array_fill(true, array[pg_catalog.cardinality(st.w_id)]);
+  for v_i in 1 .. pg_catalog.cardinality(st.w_id) loop
+    v_flow := st.w_flow[v_i];
+    if st.w_el[v_i] = node_id and st.w_kind[v_i] = 'join' and v_flow = any(flows) and not (v_flow = any(v_done)) then
+      v_keep[v_i] := false;
+      v_done := v_done || v_flow;
+      v_ids := v_ids || st.w_id[v_i];
+    end if;
   end loop;
+  if not (true = all(v_keep)) then
+    st := bpm_private.wait__keep(st, v_keep);
+  end if;
   return bpm_private.activity__end(st, v_ids, 'completed');
 end;
 $$;
@@ -77,7 +83,7 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_in text[] := array(select pg_catalog.jsonb_array_elements_text(node -> 'in'));
+  v_in text[] := bpm_private.jsonb_to_text_array(node -> 'in');
 begin
   st := bpm_private.wait__add(st, id, node ->> 'id', 'join', via_flow, null);
   if not (bpm_private.join__flows_waiting(st, node ->> 'id') @> v_in) then
@@ -103,7 +109,7 @@ begin
   if pg_catalog.cardinality(v_flows) = 0 then
     return st;
   end if;
-  v_upstream := array(select pg_catalog.jsonb_array_elements_text(coalesce(v_node -> 'upstream', '[]')));
+  v_upstream := bpm_private.jsonb_to_text_array(v_node -> 'upstream');
   if st.w_el && v_upstream then
     return st;
   end if;

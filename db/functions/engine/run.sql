@@ -45,8 +45,11 @@ comment on function bpm_private.run__push(bpm_private.run_state, text, text) is 
 -- inclusive joins that became ready (no token can reach them any more) and
 -- runs on. Per token: ENTER (a history row), EXECUTE (the element's
 -- behaviour, dispatched explicitly by type: wait, join, terminate or pass
--- through), LEAVE (the flow policy picks the outgoing flows). The hot path is
--- inline: this loop runs for every automatic step of every call.
+-- through), LEAVE (the flow policy picks the outgoing flows).
+-- This loop runs for every automatic step of every call, so the queue and
+-- the history rows live in local arrays (appended in place); they are handed
+-- to the run state only around behaviours that work on all of it (joins,
+-- terminate) and at the end.
 create or replace function bpm_private.run__drain(st bpm_private.run_state, graph jsonb)
 returns bpm_private.run_state
 language plpgsql
@@ -54,6 +57,13 @@ volatile
 set search_path = ''
 as $$
 declare
+  q_node text[] := st.q_node;
+  q_flow text[] := st.q_flow;
+  q_pos int := st.q_pos;
+  a_id uuid[] := st.a_id;
+  a_el text[] := st.a_el;
+  a_type text[] := st.a_type;
+  a_state text[] := st.a_state;
   v_node_id text;
   v_via text;
   v_node jsonb;
@@ -61,15 +71,17 @@ declare
   v_id uuid;
   v_flow text;
   v_join text;
+  v_slow text;
   v_queued int;
+  v_steps int := st.steps;
 begin
   loop
-    while not st.terminated and st.q_pos <= pg_catalog.cardinality(st.q_node) loop
-      v_node_id := st.q_node[st.q_pos];
-      v_via := st.q_flow[st.q_pos];
-      st.q_pos := st.q_pos + 1;
-      st.steps := st.steps + 1;
-      if st.steps > 2000 then
+    while not st.terminated and q_pos <= pg_catalog.cardinality(q_node) loop
+      v_node_id := q_node[q_pos];
+      v_via := q_flow[q_pos];
+      q_pos := q_pos + 1;
+      v_steps := v_steps + 1;
+      if v_steps > 2000 then
         raise exception 'instance % took more than 2000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node_id
           using errcode = 'BP306';
       end if;
@@ -80,11 +92,12 @@ begin
       end if;
       -- ===== ENTER
       v_id := pg_catalog.gen_random_uuid();
-      st.a_id := st.a_id || v_id;
-      st.a_el := st.a_el || v_node_id;
-      st.a_type := st.a_type || v_type;
-      st.a_state := st.a_state || 'active'::text;
+      a_id := pg_catalog.array_append(a_id, v_id);
+      a_el := pg_catalog.array_append(a_el, v_node_id);
+      a_type := pg_catalog.array_append(a_type, v_type);
+      a_state := pg_catalog.array_append(a_state, 'active'::text);
       -- ===== EXECUTE
+      v_slow := null;
       case
         when v_type = 'userTask' then
           st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, st.variables));
@@ -93,28 +106,41 @@ begin
           st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
           continue;
         when v_type = 'parallelGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
-          st := bpm_private.parallel_join__arrive(st, graph, v_node, v_id, v_via);
-          continue;
+          v_slow := 'parallelJoin';
         when v_type = 'inclusiveGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
           -- waits; fired below once no other token can reach it
           st := bpm_private.wait__add(st, v_id, v_node_id, 'join', v_via, null);
           continue;
         when v_type = 'endEvent' and v_node ? 'terminate' and (v_node ->> 'terminate')::boolean then
-          st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
-          st := bpm_private.instance__terminate(st);
-          continue;
+          a_state[pg_catalog.cardinality(a_state)] := 'completed';
+          v_slow := 'terminate';
         when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent') then
-          st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
+          a_state[pg_catalog.cardinality(a_state)] := 'completed';
         else
           raise exception 'element % has type % which this engine version cannot execute', v_node_id, v_type
             using errcode = 'BP305';
       end case;
+      if v_slow is not null then
+        -- behaviours on the whole run state
+        st.q_node := q_node; st.q_flow := q_flow; st.q_pos := q_pos;
+        st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state;
+        if v_slow = 'parallelJoin' then
+          st := bpm_private.parallel_join__arrive(st, graph, v_node, v_id, v_via);
+        else
+          st := bpm_private.instance__terminate(st);
+        end if;
+        q_node := st.q_node; q_flow := st.q_flow; q_pos := st.q_pos;
+        a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state;
+        continue;
+      end if;
       -- ===== LEAVE
       foreach v_flow in array bpm_private.flows__select(graph, v_node, st.variables) loop
-        st.q_node := st.q_node || (graph -> 'flows' -> v_flow ->> 'target');
-        st.q_flow := st.q_flow || v_flow;
+        q_node := pg_catalog.array_append(q_node, graph -> 'flows' -> v_flow ->> 'target');
+        q_flow := pg_catalog.array_append(q_flow, v_flow);
       end loop;
     end loop;
+    st.q_node := q_node; st.q_flow := q_flow; st.q_pos := q_pos; st.steps := v_steps;
+    st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state;
     -- ===== INCLUSIVE JOINS
     exit when st.terminated or pg_catalog.cardinality(st.inclusive_joins) = 0;
     v_queued := pg_catalog.cardinality(st.q_node);
@@ -123,6 +149,8 @@ begin
       exit when pg_catalog.cardinality(st.q_node) > v_queued or st.terminated;
     end loop;
     exit when pg_catalog.cardinality(st.q_node) = v_queued;
+    q_node := st.q_node; q_flow := st.q_flow; q_pos := st.q_pos;
+    a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state;
   end loop;
   return st;
 end;

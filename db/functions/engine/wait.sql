@@ -18,22 +18,53 @@ end;
 $$;
 comment on function bpm_private.wait__add(bpm_private.run_state, uuid, text, text, text, jsonb) is E'Buffers a new wait-state token.';
 
-create or replace function bpm_private.wait__remove(st bpm_private.run_state, pos int)
+create or replace function bpm_private.wait__keep(st bpm_private.run_state, keep boolean[])
 returns bpm_private.run_state
 language plpgsql
 immutable
 set search_path = ''
 as $$
+declare
+  v_n int := pg_catalog.cardinality(st.w_id);
+  v_id uuid[] := '{}';
+  v_el text[] := '{}';
+  v_kind text[] := '{}';
+  v_flow text[] := '{}';
+  v_data jsonb[] := '{}';
 begin
-  st.w_id := st.w_id[:pos - 1] || st.w_id[pos + 1:];
-  st.w_el := st.w_el[:pos - 1] || st.w_el[pos + 1:];
-  st.w_kind := st.w_kind[:pos - 1] || st.w_kind[pos + 1:];
-  st.w_flow := st.w_flow[:pos - 1] || st.w_flow[pos + 1:];
-  st.w_data := st.w_data[:pos - 1] || st.w_data[pos + 1:];
+  for v_i in 1 .. v_n loop
+    continue when not keep[v_i];
+    v_id := pg_catalog.array_append(v_id, st.w_id[v_i]);
+    v_el := pg_catalog.array_append(v_el, st.w_el[v_i]);
+    v_kind := pg_catalog.array_append(v_kind, st.w_kind[v_i]);
+    v_flow := pg_catalog.array_append(v_flow, st.w_flow[v_i]);
+    v_data := pg_catalog.array_append(v_data, st.w_data[v_i]);
+  end loop;
+  st.w_id := v_id; st.w_el := v_el; st.w_kind := v_kind; st.w_flow := v_flow; st.w_data := v_data;
   return st;
 end;
 $$;
-comment on function bpm_private.wait__remove(bpm_private.run_state, int) is E'Drops the buffered wait token at position pos.';
+comment on function bpm_private.wait__keep(bpm_private.run_state, boolean[]) is E'Keeps only the buffered wait tokens whose keep flag is true.';
+
+create or replace function bpm_private.jsonb_to_text_array(value jsonb)
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_result text[] := '{}';
+begin
+  if value is null or pg_catalog.jsonb_typeof(value) <> 'array' then
+    return v_result;
+  end if;
+  for v_i in 0 .. pg_catalog.jsonb_array_length(value) - 1 loop
+    v_result := pg_catalog.array_append(v_result, value ->> v_i);
+  end loop;
+  return v_result;
+end;
+$$;
+comment on function bpm_private.jsonb_to_text_array(jsonb) is E'A JSON array of strings as text[] (null or non-array: empty), without a query.';
 
 -- Records that a token entered a flow node: one history row, buffered.
 create or replace function bpm_private.activity__add(st bpm_private.run_state, id uuid, element_id text, element_type text, state text)

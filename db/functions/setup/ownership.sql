@@ -31,15 +31,15 @@ begin
     execute pg_catalog.format('alter function %s owner to bpm_owner', v_obj.sig);
   end loop;
   for v_obj in
-    select t.oid::regtype as typ
+    select t.oid::regtype as typ, t.typtype
     from pg_catalog.pg_type t
     join pg_catalog.pg_namespace n on n.oid = t.typnamespace
     where n.nspname in ('bpm', 'bpm_private')
-      and t.typtype = 'c'
-      and not exists (select 1 from pg_catalog.pg_class c where c.oid = t.typrelid and c.relkind <> 'c')
+      and (t.typtype = 'd' or (t.typtype = 'c'
+        and not exists (select 1 from pg_catalog.pg_class c where c.oid = t.typrelid and c.relkind <> 'c')))
       and pg_catalog.pg_get_userbyid(t.typowner) <> 'bpm_owner'
   loop
-    execute pg_catalog.format('alter type %s owner to bpm_owner', v_obj.typ);
+    execute pg_catalog.format('alter %s %s owner to bpm_owner', case v_obj.typtype when 'd' then 'domain' else 'type' end, v_obj.typ);
   end loop;
 end;
 $$;
