@@ -87,12 +87,16 @@ declare
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
   v_task bpm.external_task;
   v_instance bpm.process_instance;
+  v_locked record;
 begin
-  -- ===== LOCK the instance, then close the task if every rule holds
-  select * into v_instance from bpm.process_instance i
+  -- ===== LOCK the instance (loading its graph), then close the task if every rule holds
+  select i as instance, d.graph, d.inclusive_joins into v_locked
+  from bpm.process_instance i
+  join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
   where i.tenant_id = v_tenant
     and i.id = (select e.instance_id from bpm.external_task e where e.tenant_id = v_tenant and e.id = task_id)
-  for update;
+  for update of i;
+  v_instance := v_locked.instance;
   update bpm.external_task e
   set state = 'completed', ended_at = pg_catalog.now(), locked_until = null
   where e.tenant_id = v_tenant and e.id = task_id and e.state = 'open' and e.worker_id = complete_external_task.worker_id
@@ -104,7 +108,7 @@ begin
     perform bpm_private.instance__require_active(v_instance, 'complete external task ' || task_id);
   end if;
   -- ===== LEAVE the task
-  perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, null, v_variables);
+  perform bpm_private.token__move(v_instance, v_locked.graph, v_locked.inclusive_joins, v_task.id, v_task.element_id, null, v_variables);
   return v_task;
 end;
 $$;
@@ -157,6 +161,8 @@ declare
   v_task bpm.external_task;
   v_instance bpm.process_instance;
   v_boundary text;
+  v_graph jsonb;
+  v_joins text[];
   v_locked record;
   v_message text := 'BPMN error ' || coalesce(error_code, '(no code)');
 begin
@@ -164,7 +170,9 @@ begin
   v_task := v_locked.task;
   v_instance := v_locked.instance;
   perform bpm_private.instance__require_active(v_instance, 'throw a BPMN error from external task ' || task_id);
-  v_boundary := bpm_private.error_boundary__find(v_instance, v_task.element_id, error_code);
+  select d.graph, d.inclusive_joins into v_graph, v_joins from bpm.process_definition d
+  where d.tenant_id = v_tenant and d.id = v_instance.definition_id;
+  v_boundary := bpm_private.error_boundary__find(v_graph, v_task.element_id, error_code);
   if v_boundary is null then
     update bpm.external_task e
     set retries = 0, error_message = v_message || ' is not caught', worker_id = null, locked_until = null
@@ -179,7 +187,7 @@ begin
   set state = 'cancelled', ended_at = pg_catalog.now(), locked_until = null, error_message = v_message
   where e.tenant_id = v_tenant and e.id = task_id
   returning * into v_task;
-  perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, v_boundary, v_variables);
+  perform bpm_private.token__move(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, v_boundary, v_variables);
   return v_task;
 end;
 $$;

@@ -53,15 +53,19 @@ declare
   v_is_user boolean := bpm_private.caller_role() = 'bpm_user';
   v_task bpm.user_task;
   v_instance bpm.process_instance;
+  v_locked record;
 begin
   if v_is_user and v_user is null then
     raise exception 'bpm.user_id is not set: a bpm_user cannot complete task %', task_id using errcode = 'BP002';
   end if;
-  -- ===== LOCK the instance, then close the task if every rule holds
-  select * into v_instance from bpm.process_instance i
+  -- ===== LOCK the instance (loading its graph), then close the task if every rule holds
+  select i as instance, d.graph, d.inclusive_joins into v_locked
+  from bpm.process_instance i
+  join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
   where i.tenant_id = v_tenant
     and i.id = (select t.instance_id from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id)
-  for update;
+  for update of i;
+  v_instance := v_locked.instance;
   update bpm.user_task t
   set state = 'completed', completed_at = pg_catalog.now(), completed_by = v_user,
     assignee = coalesce(t.assignee, case when v_is_user then v_user end)
@@ -75,7 +79,7 @@ begin
     raise exception 'user task % is assigned to another user', task_id using errcode = 'BP204';
   end if;
   -- ===== LEAVE the task
-  perform bpm_private.token__move(v_instance, v_task.id, v_task.element_id, null, v_variables);
+  perform bpm_private.token__move(v_instance, v_locked.graph, v_locked.inclusive_joins, v_task.id, v_task.element_id, null, v_variables);
   return v_task;
 end;
 $$;

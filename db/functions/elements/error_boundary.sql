@@ -1,19 +1,17 @@
 -- Error boundary events: the boundary attached to the element whose error
 -- code matches, else a catch-all one (no code). Null when none catches.
-create or replace function bpm_private.error_boundary__find(instance bpm.process_instance, element_id text, error_code text)
+create or replace function bpm_private.error_boundary__find(graph jsonb, element_id text, error_code text)
 returns text
 language plpgsql
-stable
+immutable
 set search_path = ''
 as $$
 declare
-  v_graph jsonb;
+  v_graph jsonb := graph;
   v_exact text;
   v_catch_all text;
   v_boundary jsonb;
 begin
-  select d.graph into v_graph from bpm.process_definition d
-  where d.tenant_id = instance.tenant_id and d.id = instance.definition_id;
   for v_boundary in
     select v_graph -> 'nodes' -> b from pg_catalog.jsonb_array_elements_text(coalesce(v_graph -> 'nodes' -> element_id -> 'boundary', '[]')) b
   loop
@@ -27,4 +25,4 @@ begin
   return coalesce(v_exact, v_catch_all);
 end;
 $$;
-comment on function bpm_private.error_boundary__find(bpm.process_instance, text, text) is E'The error boundary event catching error_code on an element, or null.';
+comment on function bpm_private.error_boundary__find(jsonb, text, text) is E'The error boundary event catching error_code on an element, or null.';
