@@ -11,6 +11,11 @@
  *   npm run bench                       # embedded Postgres (or DATABASE_URL's server)
  *   BENCH_SECONDS=10 BENCH_RUNS=5 npm run bench
  *
+ * Settings (environment): BENCH_SECONDS per cell (8), BENCH_RUNS per cell (3),
+ * BENCH_CONNECTIONS (1,8), BENCH_SEED instances preloaded before measuring
+ * (20000), BENCH_DATABASE (pgbpm_bench, dropped and recreated),
+ * BENCH_CURRENT=1 to include db/migrations/current.sql (uncommitted work).
+ *
  * The client is Node `pg` on the same machine (as the server): it competes
  * for the same cores, which is why (a) is measured with the same client.
  */
