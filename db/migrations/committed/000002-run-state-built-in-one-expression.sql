@@ -1,0 +1,251 @@
+--! Previous: sha1:a0f4e87b7c6bf6b216d36c783120e9c14bbe57c2
+--! Hash: sha1:86e5f87c4aa46656acd684d8331a62c24b541d04
+--! Message: run state built in one expression
+
+--! Included engine/run.sql
+-- The run: one engine call walks tokens in memory from where they are,
+-- through every automatic step, until each token waits or ends; then
+-- run__flush writes what changed with one set-based statement per table.
+
+create or replace function bpm_private.run__begin(tenant_id text, instance_id uuid, variables jsonb, is_new boolean, inclusive_joins text[])
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  -- one expression: PL/pgSQL prepares every expression once per transaction,
+  -- so on this path fewer, larger expressions are cheaper than many small ones
+  return row(tenant_id, instance_id, variables, is_new, false, coalesce(inclusive_joins, '{}'), 0,
+    '{}', '{}', 1,            -- q_node, q_flow, q_pos
+    '{}', '{}', '{}', '{}',   -- a_id, a_el, a_type, a_state
+    '{}', '{}',               -- e_id, e_state
+    '{}', '{}', '{}', '{}', '{}' -- w_id, w_el, w_kind, w_flow, w_data
+  )::bpm_private.run_state;
+end;
+$$;
+comment on function bpm_private.run__begin(text, uuid, jsonb, boolean, text[]) is E'A fresh run state for one engine call.';
+
+create or replace function bpm_private.run__push(st bpm_private.run_state, node_id text, via_flow text)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.q_node := st.q_node || node_id;
+  st.q_flow := st.q_flow || via_flow;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__push(bpm_private.run_state, text, text) is E'Queues a token to enter node_id (arriving via via_flow).';
+
+-- The token lifecycle. Runs queued tokens until all wait or end; then fires
+-- inclusive joins that became ready (no token can reach them any more) and
+-- runs on. Per token: ENTER (a history row), EXECUTE (the element's
+-- behaviour, dispatched explicitly by type: wait, join, terminate or pass
+-- through), LEAVE (the flow policy picks the outgoing flows).
+-- This loop runs for every automatic step of every call, so the queue and
+-- the history rows live in local arrays (appended in place); they are handed
+-- to the run state only around behaviours that work on all of it (joins,
+-- terminate) and at the end.
+create or replace function bpm_private.run__drain(st bpm_private.run_state, graph jsonb)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  q_node text[] := st.q_node;
+  q_flow text[] := st.q_flow;
+  q_pos int := st.q_pos;
+  a_id uuid[] := st.a_id;
+  a_el text[] := st.a_el;
+  a_type text[] := st.a_type;
+  a_state text[] := st.a_state;
+  v_node_id text;
+  v_via text;
+  v_node jsonb;
+  v_type text;
+  v_id uuid;
+  v_flow text;
+  v_join text;
+  v_slow text;
+  v_queued int;
+  v_steps int := st.steps;
+begin
+  loop
+    while not st.terminated and q_pos <= pg_catalog.cardinality(q_node) loop
+      v_node_id := q_node[q_pos];
+      v_via := q_flow[q_pos];
+      q_pos := q_pos + 1;
+      v_steps := v_steps + 1;
+      if v_steps > 2000 then
+        raise exception 'instance % took more than 2000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node_id
+          using errcode = 'BP306';
+      end if;
+      v_node := graph -> 'nodes' -> v_node_id;
+      v_type := v_node ->> 'type';
+      if v_node is null then
+        raise exception 'element % is not in the process graph', v_node_id using errcode = 'BP305';
+      end if;
+      -- ===== ENTER
+      v_id := pg_catalog.gen_random_uuid();
+      a_id := pg_catalog.array_append(a_id, v_id);
+      a_el := pg_catalog.array_append(a_el, v_node_id);
+      a_type := pg_catalog.array_append(a_type, v_type);
+      a_state := pg_catalog.array_append(a_state, 'active'::text);
+      -- ===== EXECUTE
+      v_slow := null;
+      case
+        when v_type = 'userTask' then
+          st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, st.variables));
+          continue;
+        when v_type in ('serviceTask', 'sendTask', 'businessRuleTask') then
+          st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
+          continue;
+        when v_type = 'parallelGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
+          v_slow := 'parallelJoin';
+        when v_type = 'inclusiveGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
+          -- waits; fired below once no other token can reach it
+          st := bpm_private.wait__add(st, v_id, v_node_id, 'join', v_via, null);
+          continue;
+        when v_type = 'endEvent' and v_node ? 'terminate' and (v_node ->> 'terminate')::boolean then
+          a_state[pg_catalog.cardinality(a_state)] := 'completed';
+          v_slow := 'terminate';
+        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent') then
+          a_state[pg_catalog.cardinality(a_state)] := 'completed';
+        else
+          raise exception 'element % has type % which this engine version cannot execute', v_node_id, v_type
+            using errcode = 'BP305';
+      end case;
+      if v_slow is not null then
+        -- behaviours on the whole run state
+        st.q_node := q_node; st.q_flow := q_flow; st.q_pos := q_pos;
+        st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state;
+        if v_slow = 'parallelJoin' then
+          st := bpm_private.parallel_join__arrive(st, graph, v_node, v_id, v_via);
+        else
+          st := bpm_private.instance__terminate(st);
+        end if;
+        q_node := st.q_node; q_flow := st.q_flow; q_pos := st.q_pos;
+        a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state;
+        continue;
+      end if;
+      -- ===== LEAVE
+      foreach v_flow in array bpm_private.flows__select(graph, v_node, st.variables) loop
+        q_node := pg_catalog.array_append(q_node, graph -> 'flows' -> v_flow ->> 'target');
+        q_flow := pg_catalog.array_append(q_flow, v_flow);
+      end loop;
+    end loop;
+    st.q_node := q_node; st.q_flow := q_flow; st.q_pos := q_pos; st.steps := v_steps;
+    st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state;
+    -- ===== INCLUSIVE JOINS
+    exit when st.terminated or pg_catalog.cardinality(st.inclusive_joins) = 0;
+    v_queued := pg_catalog.cardinality(st.q_node);
+    foreach v_join in array st.inclusive_joins loop
+      st := bpm_private.inclusive_join__try_fire(st, graph, v_join);
+      exit when pg_catalog.cardinality(st.q_node) > v_queued or st.terminated;
+    end loop;
+    exit when pg_catalog.cardinality(st.q_node) = v_queued;
+    q_node := st.q_node; q_flow := st.q_flow; q_pos := st.q_pos;
+    a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state;
+  end loop;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'The token lifecycle: advances every queued token to its next wait state or end (BP306 guards endless loops).';
+
+create or replace function bpm_private.run__flush(st bpm_private.run_state)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  -- history: rows stored earlier that ended now, and the rows of this call
+  -- (seq follows the order of the a_* arrays, the order tokens entered nodes)
+  if pg_catalog.cardinality(st.e_id) > 0 then
+    with ended as (
+      update bpm.activity_instance a
+      set state = u.state, ended_at = pg_catalog.now()
+      from unnest(st.e_id, st.e_state) as u(id, state)
+      where a.tenant_id = st.tenant_id and a.id = u.id
+    )
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
+      case when u.state = 'active' then null else pg_catalog.now() end
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+    order by u.ord;
+  elsif pg_catalog.cardinality(st.a_id) > 0 then
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
+      case when u.state = 'active' then null else pg_catalog.now() end
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+    order by u.ord;
+  end if;
+  if pg_catalog.cardinality(st.w_id) = 0 then
+    return;
+  end if;
+  -- user and external tasks are wait states themselves; other waits are tokens
+  if 'join' = any(st.w_kind) then
+    insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow
+    from unnest(st.w_id, st.w_el, st.w_kind, st.w_flow) as u(id, el, kind, flow)
+    where u.kind not in ('userTask', 'externalTask');
+  end if;
+  if 'userTask' = any(st.w_kind) then
+    insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'name', u.data ->> 'assignee',
+      coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_users') e), '{}'),
+      coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_groups') e), '{}'),
+      coalesce((u.data ->> 'priority')::int, 50), (u.data ->> 'due_at')::timestamptz, (u.data ->> 'follow_up_at')::timestamptz
+    from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
+    where u.kind = 'userTask';
+  end if;
+  if 'externalTask' = any(st.w_kind) then
+    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic'
+    from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
+    where u.kind = 'externalTask';
+  end if;
+end;
+$$;
+comment on function bpm_private.run__flush(bpm_private.run_state) is E'Writes the run''s buffered history rows and wait states (one insert per table).';
+
+-- After a run on an existing instance: store variables and, when nothing
+-- waits any more, complete the instance (one statement in the common cases).
+create or replace function bpm_private.run__finish(st bpm_private.run_state, before bpm.process_instance)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_result bpm.process_instance;
+begin
+  perform bpm_private.run__flush(st);
+  if st.terminated or pg_catalog.cardinality(st.w_id) = 0 then
+    update bpm.process_instance i
+    set variables = st.variables, state = 'completed', ended_at = pg_catalog.now()
+    where i.tenant_id = st.tenant_id and i.id = st.instance_id
+      and (st.terminated or (
+        not exists (select 1 from bpm.user_task u where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and u.state = 'open')
+        and not exists (select 1 from bpm.external_task e where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and e.state = 'open')
+        and not exists (select 1 from bpm_private.token t where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id)))
+    returning * into v_result;
+    if found then
+      return v_result;
+    end if;
+  end if;
+  if st.variables = before.variables then
+    return before;
+  end if;
+  update bpm.process_instance i set variables = st.variables
+  where i.tenant_id = st.tenant_id and i.id = st.instance_id
+  returning * into v_result;
+  return v_result;
+end;
+$$;
+comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Flushes the run and completes the instance when nothing waits any more.';
+--! EndIncluded engine/run.sql
