@@ -66,23 +66,6 @@ end;
 $$;
 comment on function bpm_private.jsonb_to_text_array(jsonb) is E'A JSON array of strings as text[] (null or non-array: empty), without a query.';
 
--- Records that a token entered a flow node: one history row, buffered.
-create or replace function bpm_private.activity__add(st bpm_private.run_state, id uuid, element_id text, element_type text, state text)
-returns bpm_private.run_state
-language plpgsql
-immutable
-set search_path = ''
-as $$
-begin
-  st.a_id := st.a_id || id;
-  st.a_el := st.a_el || element_id;
-  st.a_type := st.a_type || element_type;
-  st.a_state := st.a_state || state;
-  return st;
-end;
-$$;
-comment on function bpm_private.activity__add(bpm_private.run_state, uuid, text, text, text) is E'Buffers an activity_instance row.';
-
 -- Ends activity instances: in the buffer if created in this call, else
 -- buffered as ended stored rows (run__flush updates them with its insert).
 create or replace function bpm_private.activity__end(st bpm_private.run_state, ids uuid[], state text)
