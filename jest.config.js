@@ -13,7 +13,8 @@ module.exports = {
       displayName: 'db',
       testEnvironment: 'node',
       transform: { '^.+\\.[tj]s$': swc },
-      transformIgnorePatterns: ['/node_modules/(?!(lezer-feel|min-dash)/)'],
+      // jose (used by server/ and the API tests) is published as ES modules only
+      transformIgnorePatterns: ['/node_modules/(?!(lezer-feel|min-dash|jose)/)'],
       testMatch: ['<rootDir>/test/db/**/*.test.ts'],
       globalSetup: '<rootDir>/test/helpers/globalSetup.ts',
       globalTeardown: '<rootDir>/test/helpers/globalTeardown.ts',

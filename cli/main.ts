@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as deploy from './commands/deploy';
 import * as migrate from './commands/migrate';
+import * as serve from './commands/serve';
 import * as start from './commands/start';
+import * as token from './commands/token';
 import * as worker from './commands/worker';
 import { CliError } from './errors';
 import { err, flushOutput, out } from './io';
@@ -17,7 +19,7 @@ interface Command {
   run(args: string[]): Promise<number>;
 }
 
-const COMMANDS: Record<string, Command> = { start, migrate, deploy, worker };
+const COMMANDS: Record<string, Command> = { start, serve, migrate, deploy, token, worker };
 
 function version(): string {
   try {
@@ -47,7 +49,10 @@ environment:
   AUTH_DATABASE_URL             the bpm_authenticator login for API work (with DATABASE_URL)
   PGBPM_AUTHENTICATOR_PASSWORD  password migrate gives bpm_authenticator (embedded default: pgbpm-dev)
   PGBPM_EMBEDDED_PORT           port of the embedded server (default 54329)
-  PGBPM_DATA_DIR                where embedded clusters live (default .pgbpm in the project)`;
+  PGBPM_DATA_DIR                where embedded clusters live (default .pgbpm in the project)
+  PORT, HOST                    where start/serve listen (default 127.0.0.1:4000)
+  PGBPM_JWT_SECRET              HS256 secret of API tokens (or PGBPM_JWKS_URL; see pgbpm serve --help)
+  NODE_ENV=production           no GraphiQL, no introspection, no development secret or tokens`;
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -5,15 +5,18 @@ import { UsageError } from '../errors';
 import { err, out } from '../io';
 import { projectRoot } from '../paths';
 import { describeReport, migrateApp, resolveAppDatabase } from './migrate';
+import { startApi, type RunningApi } from './serve';
 
-export const summary = 'start pgbpm: the database (embedded unless DATABASE_URL), migrated';
+export const summary = 'start pgbpm: the database (embedded unless DATABASE_URL), migrated, and the GraphQL API';
 
 export const usage = `usage: pgbpm start
 
 Resolves the database (DATABASE_URL, else the embedded PostgreSQL in
-.pgbpm/data on port 54329), migrates it, prints where it is and keeps running
-until SIGINT/SIGTERM (Ctrl-C), then stops the embedded server cleanly.
-The GraphQL API and the job worker arrive in later versions of pgbpm.`;
+.pgbpm/data on port 54329), migrates it, serves the GraphQL API (as
+pgbpm serve: PORT, default 4000; see pgbpm serve --help for tokens), prints
+where both are and keeps running until SIGINT/SIGTERM (Ctrl-C), then stops
+the API and the embedded server cleanly.
+The job worker arrives in a later version of pgbpm.`;
 
 function relativeToRoot(p: string): string {
   const rel = path.relative(projectRoot(), p);
@@ -30,8 +33,10 @@ export async function run(args: string[]): Promise<number> {
 
   const db = await resolveAppDatabase();
   let report;
+  let api: RunningApi;
   try {
     report = await migrateApp(db);
+    api = await startApi(db);
   } catch (e) {
     await db.stop();
     throw e;
@@ -53,8 +58,8 @@ export async function run(args: string[]): Promise<number> {
   }
   lines.push(
     `Migrated: ${describeReport(report)}.`,
-    'The GraphQL API and the job worker arrive in later versions of pgbpm; for now this keeps the database',
-    'available for `pgbpm deploy` and SQL clients. Press Ctrl-C to stop.',
+    ...api.lines,
+    'The job worker arrives in a later version of pgbpm. Press Ctrl-C to stop.',
   );
   out(lines.join('\n'));
 
@@ -75,16 +80,20 @@ export async function run(args: string[]): Promise<number> {
       }
       stopping = true;
       err(`${signal}: stopping …`);
-      db.stop().then(
-        () => {
-          err('Stopped.');
-          finish(0);
-        },
-        (e: unknown) => {
-          err(`pgbpm start: stopping the embedded server failed: ${e instanceof Error ? e.message : String(e)}`);
-          finish(1);
-        },
-      );
+      api
+        .close()
+        .catch((e: unknown) => err(`pgbpm start: stopping the API failed: ${e instanceof Error ? e.message : String(e)}`))
+        .then(() => db.stop())
+        .then(
+          () => {
+            err('Stopped.');
+            finish(0);
+          },
+          (e: unknown) => {
+            err(`pgbpm start: stopping the embedded server failed: ${e instanceof Error ? e.message : String(e)}`);
+            finish(1);
+          },
+        );
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

@@ -1,0 +1,237 @@
+/**
+ * The GraphQL API: an express app serving PostGraphile v5 (grafserv's express
+ * adapter) over the `bpm` schema at /graphql, plus /health and /ready.
+ *
+ *   POST /graphql   Bearer JWT required (server/auth.ts), then GraphQL with
+ *                   pgSettings { role, bpm.tenant_id, bpm.user_id, bpm.groups }
+ *   GET  /graphiql  Ruru (GraphiQL), only when not in production
+ *   GET  /health    200 while the process is up
+ *   GET  /ready     200 when the database answers and is migrated, else 503
+ */
+import './preload';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import pg from 'pg';
+import { postgraphile, type PostGraphileInstance } from 'postgraphile';
+import { makePgService } from 'postgraphile/adaptors/pg';
+import { grafserv } from 'postgraphile/grafserv/express/v4';
+import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
+import { PgSimplifyInflectionPreset } from '@graphile/simplify-inflection';
+import { authMiddleware, createAuthenticator, pgSettingsFor, principalOf } from './auth';
+import type { ServerConfig } from './config';
+import { makeMaskError } from './errors';
+import { BpmSmartTagsPlugin, DeployProcessPlugin, NoIntrospectionPlugin, PrimaryKeyIdPlugin } from './plugins';
+
+export const GRAPHQL_PATH = '/graphql';
+export const GRAPHIQL_PATH = '/graphiql';
+
+export interface ApiOptions extends ServerConfig {
+  /** Login of the API's connections: bpm_authenticator (or a login that may SET ROLE to the API roles). */
+  connectionString: string;
+  /** Connections in the pool (default 10). */
+  poolSize?: number;
+  /** Log lines (errors with their ids, verification problems); default: stderr. */
+  log?: (message: string) => void;
+}
+
+export interface ApiServer {
+  /** http://host:port (no trailing slash). */
+  url: string;
+  graphqlUrl: string;
+  server: http.Server;
+  app: express.Express;
+  /** Stops accepting connections, releases PostGraphile and ends the pool. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  port: number;
+  host: string;
+}
+
+function defaultLog(message: string): void {
+  process.stderr.write(message.endsWith('\n') ? message : `${message}\n`);
+}
+
+function buildPreset(options: ApiOptions, pool: pg.Pool, log: (message: string) => void): GraphileConfig.Preset {
+  const maskError = makeMaskError((message, error) => {
+    log(`pgbpm api: ${message}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  });
+  return {
+    extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
+    plugins: [
+      PrimaryKeyIdPlugin,
+      BpmSmartTagsPlugin,
+      DeployProcessPlugin,
+      ...(options.production ? [NoIntrospectionPlugin] : []),
+    ],
+    schema: {
+      // Tables are read-only to every API role (no grants); state changes only through the bpm.* functions.
+      defaultBehavior: '-insert -update -delete',
+    },
+    pgServices: [makePgService({ pool, schemas: ['bpm'], pubsub: false })],
+    grafast: {
+      explain: false,
+      context(requestContext) {
+        const principal = principalOf(requestContext.expressv4?.req);
+        // authMiddleware runs first on every GraphQL route; never run without a principal
+        if (!principal) throw new Error('request reached GraphQL without an authenticated principal');
+        return { pgSettings: pgSettingsFor(principal) };
+      },
+    },
+    grafserv: {
+      graphqlPath: GRAPHQL_PATH,
+      graphqlOverGET: false,
+      graphiql: !options.production,
+      graphiqlOnGraphQLGET: false,
+      graphiqlPath: GRAPHIQL_PATH,
+      websockets: false,
+      watch: false,
+      maxRequestLength: options.maxRequestBytes,
+      maskError,
+    },
+  };
+}
+
+/** Builds the express app and its PostGraphile instance (the schema is built before this resolves). */
+export async function createApiApp(
+  options: ApiOptions,
+): Promise<{ app: express.Express; attach(server: http.Server): Promise<void>; release(): Promise<void> }> {
+  const log = options.log ?? defaultLog;
+  const authenticator = createAuthenticator(options.auth, log);
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.poolSize ?? 10,
+    application_name: 'pgbpm-api',
+    connectionTimeoutMillis: 10_000,
+  });
+  pool.on('error', (e) => log(`pgbpm api: idle database connection failed: ${e.message}`));
+
+  let pgl: PostGraphileInstance | undefined;
+  try {
+    pgl = postgraphile(buildPreset(options, pool, log));
+    await pgl.getSchema();
+  } catch (e) {
+    await pgl?.release();
+    await pool.end().catch(() => undefined);
+    throw new Error(
+      `cannot build the GraphQL schema from the database (is it migrated? run pgbpm migrate): ${e instanceof Error ? e.message : String(e)}`,
+    );
+  }
+  const instance = pgl;
+  const serv = instance.createServ(grafserv);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  app.get('/ready', (_req, res) => {
+    isReady(pool).then(
+      (state) => {
+        res.status(state === 'ready' ? 200 : 503).json({ status: state });
+      },
+      () => {
+        res.status(503).json({ status: 'database unavailable' });
+      },
+    );
+  });
+
+  // Every GraphQL route (/graphql and anything below it) needs a valid token.
+  app.use(GRAPHQL_PATH, authMiddleware(authenticator));
+
+  let attached = false;
+  let released: Promise<void> | undefined;
+  return {
+    app,
+    async attach(server) {
+      if (attached) throw new Error('createApiApp: attach() may be called once');
+      attached = true;
+      await serv.addTo(app, server, false);
+      app.use((_req: Request, res: Response) => {
+        res.status(404).json({ errors: [{ message: 'not found', extensions: { code: 'NOT_FOUND' } }] });
+      });
+      // Express error handler (4 arguments): never leak details
+      app.use((e: unknown, _req: Request, res: Response, _next: NextFunction) => {
+        log(`pgbpm api: request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        if (!res.headersSent) res.status(500).json({ errors: [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
+      });
+    },
+    release() {
+      released ??= (async () => {
+        await instance.release(); // releases serv too
+        await pool.end().catch(() => undefined);
+      })();
+      return released;
+    },
+  };
+}
+
+type Readiness = 'ready' | 'not migrated';
+
+async function isReady(pool: pg.Pool): Promise<Readiness> {
+  const client = await pool.connect();
+  try {
+    await client.query("set statement_timeout = '5s'");
+    // Same answer as to_regclass('bpm.process_instance') is not null, but read from the
+    // catalog: to_regclass raises "permission denied for schema bpm" for the login role,
+    // which (NOINHERIT) has no privilege of its own on the schema.
+    const { rows } = await client.query<{ migrated: boolean }>(
+      `select exists (
+         select 1 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+         where n.nspname = 'bpm' and c.relname = 'process_instance' and c.relkind in ('r', 'p')
+       ) as migrated`,
+    );
+    return rows[0]?.migrated ? 'ready' : 'not migrated';
+  } finally {
+    await client.query('reset statement_timeout').catch(() => undefined);
+    client.release();
+  }
+}
+
+/** Starts the API on host:port (port 0: an ephemeral port). */
+export async function startApiServer(options: ApiOptions & ListenOptions): Promise<ApiServer> {
+  const api = await createApiApp(options);
+  const server = http.createServer(api.app);
+  // slow-client limits
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 60_000;
+  server.keepAliveTimeout = 5_000;
+  try {
+    await api.attach(server);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (e) {
+    await api.release();
+    throw e;
+  }
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    graphqlUrl: `${url}${GRAPHQL_PATH}`,
+    server,
+    app: api.app,
+    close() {
+      closed ??= (async () => {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+        });
+        await api.release();
+      })();
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,196 @@
+/**
+ * The GraphQL API end to end as one tenant: deployProcess → startProcess →
+ * userTasks → completeTask → the instance completed; invalid BPMN returns
+ * every problem and deploys nothing; engine errors reach the client with
+ * their SQLSTATE; privileges (42501) too; /health and /ready.
+ */
+import { createTestDb, type TestDb } from '../../helpers/db';
+import {
+  COMPLETE,
+  DEPLOY,
+  INSTANCES,
+  START,
+  USER_TASKS,
+  fixture,
+  startTestApi,
+  token,
+  type CompleteData,
+  type DeployData,
+  type InstancesData,
+  type StartData,
+  type TestApi,
+  type UserTasksData,
+} from './support';
+
+const TENANT = 'tenant-a';
+let db: TestDb;
+let t: TestApi;
+let admin: string;
+let designer: string;
+let user: string;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  t = await startTestApi(db);
+  admin = await token({ tenant: TENANT, sub: 'ada', roles: ['bpm_admin'] });
+  designer = await token({ tenant: TENANT, sub: 'dora', roles: ['bpm_designer'] });
+  user = await token({ tenant: TENANT, sub: 'uma', roles: ['bpm_user'], groups: ['sales'] });
+});
+
+afterAll(async () => {
+  await t?.close();
+  await db?.close();
+});
+
+async function count(table: string): Promise<number> {
+  const { rows } = await db.root.query<{ n: string }>(`select count(*) as n from ${table} where tenant_id = $1`, [TENANT]);
+  return Number(rows[0]?.n);
+}
+
+describe('deploy, start, work and finish a process over GraphQL', () => {
+  let instanceId: string;
+  let taskId: string;
+
+  test('deployProcess compiles and deploys BPMN files', async () => {
+    const { deployProcess } = await t.data<DeployData>(admin, DEPLOY, { files: [fixture('straight.bpmn')] });
+    expect(deployProcess.problems).toEqual([]);
+    expect(deployProcess.definitions).toEqual([
+      { id: expect.stringMatching(/^[0-9a-f-]{36}$/), key: 'straight', version: 1, name: 'Straight' },
+    ]);
+    // recorded with the caller's tenant and user (pgSettings)
+    const { rows } = await db.root.query<{ tenant_id: string; deployed_by: string }>(
+      `select tenant_id, deployed_by from bpm.deployment where name = 'straight.bpmn'`,
+    );
+    expect(rows).toEqual([{ tenant_id: TENANT, deployed_by: 'ada' }]);
+  });
+
+  test('startProcess starts the latest version and returns the instance', async () => {
+    const { startProcess } = await t.data<StartData>(admin, START, { key: 'straight', variables: { amount: 1500 }, businessKey: 'order-1' });
+    expect(startProcess.result).toEqual({
+      id: expect.any(String),
+      state: 'active',
+      variables: { amount: 1500 },
+      businessKey: 'order-1',
+      startedBy: 'ada',
+    });
+    instanceId = startProcess.result.id;
+  });
+
+  test('userTasks lists the open task', async () => {
+    const { userTasks } = await t.data<UserTasksData>(admin, USER_TASKS, { condition: { state: 'open' } });
+    expect(userTasks.totalCount).toBe(1);
+    expect(userTasks.nodes[0]).toMatchObject({ instanceId, elementId: 'task', name: 'Task', state: 'open', assignee: null });
+    taskId = userTasks.nodes[0]?.id as string;
+  });
+
+  test('completeTask completes it and the instance ends', async () => {
+    const { completeTask } = await t.data<CompleteData>(admin, COMPLETE, { id: taskId, variables: { approved: true } });
+    expect(completeTask?.result).toEqual({ id: taskId, state: 'completed', completedBy: 'ada' });
+
+    const { processInstances } = await t.data<InstancesData>(admin, INSTANCES);
+    expect(processInstances.nodes).toEqual([
+      { id: instanceId, state: 'completed', businessKey: 'order-1', endedAt: expect.any(String), definition: { key: 'straight', version: 1 } },
+    ]);
+    const history = await t.data<{ activityInstances: { nodes: Array<{ elementId: string; state: string }> } }>(
+      admin,
+      `query($id: UUID!) { activityInstances(condition: { instanceId: $id }, orderBy: SEQ_ASC) { nodes { elementId state } } }`,
+      { id: instanceId },
+    );
+    expect(history.activityInstances.nodes).toEqual([
+      { elementId: 'start', state: 'completed' },
+      { elementId: 'task', state: 'completed' },
+      { elementId: 'end', state: 'completed' },
+    ]);
+    const variables = await t.data<{ processInstance: { variables: unknown } }>(
+      admin,
+      `query($tenant: String!, $id: UUID!) { processInstance(tenantId: $tenant, id: $id) { variables } }`,
+      { tenant: TENANT, id: instanceId },
+    );
+    expect(variables.processInstance.variables).toEqual({ amount: 1500, approved: true });
+  });
+
+  test('completing it again: the engine error reaches the client with its SQLSTATE (BP203)', async () => {
+    const reply = await t.gql<CompleteData>(admin, COMPLETE, { id: taskId });
+    expect(reply.status).toBe(200);
+    expect(reply.body.data).toEqual({ completeTask: null });
+    expect(reply.body.errors).toEqual([
+      expect.objectContaining({
+        message: `user task ${taskId} is completed and cannot complete it`,
+        path: ['completeTask'],
+        extensions: { code: 'BP203' },
+      }),
+    ]);
+  });
+
+  test('other engine errors too: an unknown process key is BP101', async () => {
+    const reply = await t.gql(admin, START, { key: 'no_such_process' });
+    expect(reply.body.errors).toEqual([expect.objectContaining({ extensions: { code: 'BP101' }, message: expect.stringContaining('no_such_process') })]);
+  });
+});
+
+describe('deployProcess with invalid BPMN', () => {
+  test('returns every problem (file, element, message) and deploys nothing', async () => {
+    const before = { deployments: await count('bpm.deployment'), definitions: await count('bpm.process_definition') };
+    const { deployProcess } = await t.data<DeployData>(admin, DEPLOY, {
+      files: [fixture('parallel.bpmn'), fixture('invalid-flows.bpmn'), { name: 'broken.bpmn', xml: '<definitions' }],
+    });
+    expect(deployProcess.definitions).toEqual([]);
+    expect(deployProcess.problems.length).toBeGreaterThanOrEqual(2);
+    expect(deployProcess.problems).toContainEqual({ file: 'broken.bpmn', elementId: null, message: expect.stringContaining('XML') });
+    const flowProblems = deployProcess.problems.filter((p) => p.file === 'invalid-flows.bpmn');
+    expect(flowProblems.length).toBeGreaterThan(0);
+    expect(flowProblems.some((p) => p.elementId !== null)).toBe(true);
+    // the valid file of the same deployment was not deployed either
+    expect(deployProcess.problems.some((p) => p.file === 'parallel.bpmn')).toBe(false);
+    expect({ deployments: await count('bpm.deployment'), definitions: await count('bpm.process_definition') }).toEqual(before);
+  });
+
+  test('an empty file list is refused', async () => {
+    const reply = await t.gql(admin, DEPLOY, { files: [] });
+    expect(reply.body.errors).toEqual([expect.objectContaining({ message: 'files must not be empty', extensions: { code: 'BAD_USER_INPUT' } })]);
+  });
+});
+
+describe('roles', () => {
+  test('a designer may deploy; redeploying an identical file returns the same definition', async () => {
+    const first = await t.data<DeployData>(designer, DEPLOY, { files: [fixture('exclusive.bpmn')] });
+    const again = await t.data<DeployData>(designer, DEPLOY, { files: [fixture('exclusive.bpmn')] });
+    expect(again.deployProcess.definitions).toEqual(first.deployProcess.definitions);
+    expect(first.deployProcess.definitions[0]?.version).toBe(1);
+  });
+
+  test('a bpm_user may not deploy: insufficient_privilege reaches the client as 42501', async () => {
+    const before = await count('bpm.deployment');
+    const reply = await t.gql<DeployData>(user, DEPLOY, { files: [fixture('parallel.bpmn')] });
+    expect(reply.body.errors).toEqual([expect.objectContaining({ extensions: { code: '42501' }, message: expect.stringContaining('permission denied') })]);
+    expect(await count('bpm.deployment')).toBe(before);
+  });
+
+  test('a bpm_user may not read deployments (no grant): 42501', async () => {
+    const reply = await t.gql(user, `{ deployments { totalCount } }`);
+    expect(reply.body.errors).toEqual([expect.objectContaining({ extensions: { code: '42501' } })]);
+  });
+
+  test('the hidden bpm.deploy(jsonb) is not part of the schema', async () => {
+    const reply = await t.gql(admin, `mutation { deploy(input: { resources: [] }) { clientMutationId } }`);
+    expect(reply.body.errors?.[0]?.message).toMatch(/Cannot query field "deploy" on type "Mutation"/);
+  });
+});
+
+describe('service endpoints', () => {
+  test('/health answers 200 while the process is up', async () => {
+    const res = await fetch(`${t.api.url}/health`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ok' });
+  });
+
+  test('/ready answers 200 when the database is migrated', async () => {
+    const res = await fetch(`${t.api.url}/ready`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'ready' });
+  });
+
+  test('nothing was logged as an internal error', () => {
+    expect(t.logs.filter((l) => l.includes('internal error'))).toEqual([]);
+  });
+});
