@@ -7,6 +7,12 @@
  *   GET  /graphiql  Ruru (GraphiQL), only when not in production
  *   GET  /health    200 while the process is up
  *   GET  /ready     200 when the database answers and is migrated, else 503
+ *   GET  /metrics   Prometheus metrics (server/observability.ts); Bearer
+ *                   PGBPM_METRICS_TOKEN when configured
+ *
+ * Every response carries `x-request-id`; logs are JSON lines (pino) with it.
+ * Limits (server/limits.ts): query depth, field count and page size before
+ * execution, statement_timeout per request, requests per second per tenant.
  */
 import './preload';
 import http from 'node:http';
@@ -18,21 +24,41 @@ import { makePgService } from 'postgraphile/adaptors/pg';
 import { grafserv } from 'postgraphile/grafserv/express/v4';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { PgSimplifyInflectionPreset } from '@graphile/simplify-inflection';
-import { authMiddleware, createAuthenticator, pgSettingsFor, principalOf } from './auth';
-import type { ServerConfig } from './config';
+import { getOperationAST } from 'postgraphile/graphql';
+import { authMiddleware, createAuthenticator, pgSettingsFor, principalOf, type Principal } from './auth';
+import {
+  DEFAULT_MAX_PAGE_SIZE,
+  DEFAULT_MAX_QUERY_DEPTH,
+  DEFAULT_MAX_QUERY_FIELDS,
+  DEFAULT_STATEMENT_TIMEOUT_MS,
+  type ServerConfig,
+} from './config';
 import { makeMaskError } from './errors';
+import { createRateLimiter, makeQueryLimitsPlugin } from './limits';
+import {
+  createEngineGauges,
+  createHttpMetrics,
+  createLogger,
+  metricsHandler,
+  type EngineGauges,
+  type HttpMetrics,
+  type Logger,
+} from './observability';
 import { BpmSmartTagsPlugin, DeployProcessPlugin, NoIntrospectionPlugin, PrimaryKeyIdPlugin } from './plugins';
 
 export const GRAPHQL_PATH = '/graphql';
 export const GRAPHIQL_PATH = '/graphiql';
+export const METRICS_PATH = '/metrics';
 
 export interface ApiOptions extends ServerConfig {
   /** Login of the API's connections: bpm_authenticator (or a login that may SET ROLE to the API roles). */
   connectionString: string;
   /** Connections in the pool (default 10). */
   poolSize?: number;
-  /** Log lines (errors with their ids, verification problems); default: stderr. */
-  log?: (message: string) => void;
+  /** The pino logger (JSON lines); default: one writing to `log`, else to stderr, at `logLevel`. */
+  logger?: Logger;
+  /** Receives each JSON log line instead of stderr (tests; `() => {}` silences). Ignored with `logger`. */
+  log?: (line: string) => void;
 }
 
 export interface ApiServer {
@@ -50,20 +76,62 @@ export interface ListenOptions {
   host: string;
 }
 
-function defaultLog(message: string): void {
-  process.stderr.write(message.endsWith('\n') ? message : `${message}\n`);
+/** The pgSettings of a GraphQL request: the principal's, plus statement_timeout (ms) unless 0. */
+export function requestPgSettings(principal: Principal, statementTimeoutMs: number = DEFAULT_STATEMENT_TIMEOUT_MS): Record<string, string> {
+  const settings = pgSettingsFor(principal);
+  if (statementTimeoutMs > 0) settings.statement_timeout = String(statementTimeoutMs);
+  return settings;
 }
 
-function buildPreset(options: ApiOptions, pool: pg.Pool, log: (message: string) => void): GraphileConfig.Preset {
-  const maskError = makeMaskError((message, error) => {
-    log(`pgbpm api: ${message}: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  });
+/** Records each request's GraphQL operation name (label of the HTTP metrics, field of the access log). */
+function makeOperationNamePlugin(metrics: HttpMetrics): GraphileConfig.Plugin {
+  return {
+    name: 'PgbpmOperationNamePlugin',
+    version: '0.1.0',
+    description: 'Records the GraphQL operation name of each HTTP request for metrics and logs',
+    grafserv: {
+      middleware: {
+        processGraphQLRequestBody(next, event) {
+          const name = event.body.operationName;
+          if (typeof name === 'string') metrics.setOperation(event.request?.requestContext.expressv4?.req, name);
+          return next();
+        },
+      },
+    },
+    grafast: {
+      middleware: {
+        execute(next, event) {
+          const { document, operationName, requestContext } = event.args;
+          const name = getOperationAST(document, operationName)?.name?.value;
+          if (name) metrics.setOperation(requestContext?.expressv4?.req, name);
+          return next();
+        },
+      },
+    },
+  };
+}
+
+function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics: HttpMetrics): GraphileConfig.Preset {
+  const maskError = makeMaskError(
+    (message, error) => {
+      logger.error({ err: error }, message);
+    },
+    { hideSuggestions: options.production },
+  );
+  const statementTimeoutMs = options.statementTimeoutMs ?? DEFAULT_STATEMENT_TIMEOUT_MS;
+  const limits = {
+    maxDepth: options.maxQueryDepth ?? DEFAULT_MAX_QUERY_DEPTH,
+    maxFields: options.maxQueryFields ?? DEFAULT_MAX_QUERY_FIELDS,
+    maxPageSize: options.maxPageSize ?? DEFAULT_MAX_PAGE_SIZE,
+  };
   return {
     extends: [PostGraphileAmberPreset, PgSimplifyInflectionPreset],
     plugins: [
       PrimaryKeyIdPlugin,
       BpmSmartTagsPlugin,
       DeployProcessPlugin,
+      makeOperationNamePlugin(metrics),
+      makeQueryLimitsPlugin(limits, { hideSuggestions: options.production }),
       ...(options.production ? [NoIntrospectionPlugin] : []),
     ],
     schema: {
@@ -77,7 +145,7 @@ function buildPreset(options: ApiOptions, pool: pg.Pool, log: (message: string) 
         const principal = principalOf(requestContext.expressv4?.req);
         // authMiddleware runs first on every GraphQL route; never run without a principal
         if (!principal) throw new Error('request reached GraphQL without an authenticated principal');
-        return { pgSettings: pgSettingsFor(principal) };
+        return { pgSettings: requestPgSettings(principal, statementTimeoutMs) };
       },
     },
     grafserv: {
@@ -98,19 +166,20 @@ function buildPreset(options: ApiOptions, pool: pg.Pool, log: (message: string) 
 export async function createApiApp(
   options: ApiOptions,
 ): Promise<{ app: express.Express; attach(server: http.Server): Promise<void>; release(): Promise<void> }> {
-  const log = options.log ?? defaultLog;
-  const authenticator = createAuthenticator(options.auth, log);
+  const logger = options.logger ?? createLogger({ level: options.logLevel, write: options.log });
+  const authenticator = createAuthenticator(options.auth, (message) => logger.warn(message));
   const pool = new pg.Pool({
     connectionString: options.connectionString,
     max: options.poolSize ?? 10,
     application_name: 'pgbpm-api',
     connectionTimeoutMillis: 10_000,
   });
-  pool.on('error', (e) => log(`pgbpm api: idle database connection failed: ${e.message}`));
+  pool.on('error', (e) => logger.error({ err: e }, 'idle database connection failed'));
+  const metrics = createHttpMetrics(logger, GRAPHQL_PATH);
 
   let pgl: PostGraphileInstance | undefined;
   try {
-    pgl = postgraphile(buildPreset(options, pool, log));
+    pgl = postgraphile(buildPreset(options, pool, logger, metrics));
     await pgl.getSchema();
   } catch (e) {
     await pgl?.release();
@@ -122,9 +191,16 @@ export async function createApiApp(
   const instance = pgl;
   const serv = instance.createServ(grafserv);
 
+  let gauges: EngineGauges | undefined;
+  if (options.metricsDatabaseUrl) gauges = createEngineGauges(metrics.registry, options.metricsDatabaseUrl, logger);
+
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // request id, access log and request metrics, for every route
+  app.use(metrics.middleware);
+
+  app.get(METRICS_PATH, metricsHandler(metrics.registry, options.metricsToken));
 
   app.get('/health', (_req, res) => {
     res.json({ status: 'ok' });
@@ -143,6 +219,20 @@ export async function createApiApp(
 
   // Every GraphQL route (/graphql and anything below it) needs a valid token.
   app.use(GRAPHQL_PATH, authMiddleware(authenticator));
+  if (options.rateLimit && options.rateLimit > 0) {
+    const rate = options.rateLimit;
+    const limiter = createRateLimiter(rate, options.rateLimitBurst ?? Math.max(1, Math.ceil(2 * rate)));
+    app.use(GRAPHQL_PATH, (req: Request, res: Response, next: NextFunction) => {
+      const principal = principalOf(req);
+      const wait = principal ? limiter.take(principal.tenant) : 0;
+      if (wait === 0) {
+        next();
+        return;
+      }
+      res.set('Retry-After', String(Math.max(1, Math.ceil(wait))));
+      res.status(429).json({ errors: [{ message: `rate limit exceeded (${rate} requests per second per tenant)`, extensions: { code: 'RATE_LIMITED' } }] });
+    });
+  }
 
   let attached = false;
   let released: Promise<void> | undefined;
@@ -157,7 +247,7 @@ export async function createApiApp(
       });
       // Express error handler (4 arguments): never leak details
       app.use((e: unknown, _req: Request, res: Response, _next: NextFunction) => {
-        log(`pgbpm api: request failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+        logger.error({ err: e }, 'request failed');
         if (!res.headersSent) res.status(500).json({ errors: [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
       });
     },
@@ -165,6 +255,8 @@ export async function createApiApp(
       released ??= (async () => {
         await instance.release(); // releases serv too
         await pool.end().catch(() => undefined);
+        await gauges?.close().catch(() => undefined);
+        logger.flush();
       })();
       return released;
     },

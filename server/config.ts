@@ -10,6 +10,15 @@
  *   PGBPM_JWT_ROLES_CLAIM   claim holding the role(s)         (default `roles`)
  *   PGBPM_JWT_GROUPS_CLAIM  claim holding the groups          (default `groups`)
  *   PGBPM_MAX_REQUEST_BYTES largest accepted request body     (default 10 MiB)
+ *   PGBPM_STATEMENT_TIMEOUT statement_timeout of API requests (default 10s; 0: none)
+ *   PGBPM_RATE_LIMIT        requests/s per tenant (default: 0 = off in development, 100 in production)
+ *   PGBPM_RATE_LIMIT_BURST  bucket size per tenant            (default 2 × PGBPM_RATE_LIMIT)
+ *   PGBPM_MAX_QUERY_DEPTH   deepest selection set nesting     (default 12)
+ *   PGBPM_MAX_QUERY_FIELDS  most fields in one operation, fragments expanded (default 500)
+ *   PGBPM_MAX_PAGE_SIZE     largest `first`/`last`            (default 1000)
+ *   PGBPM_METRICS_TOKEN     bearer token /metrics requires, when set
+ *   PGBPM_METRICS_DATABASE_URL  monitoring login for the engine gauges of /metrics (omitted when unset)
+ *   PGBPM_LOG_LEVEL         pino level (default info)
  *   NODE_ENV=production     no GraphiQL (Ruru), no introspection, no development secret
  */
 
@@ -52,12 +61,36 @@ export interface AuthConfig {
   usingDevSecret: boolean;
 }
 
+export const DEFAULT_STATEMENT_TIMEOUT_MS = 10_000;
+export const DEFAULT_PRODUCTION_RATE_LIMIT = 100;
+export const DEFAULT_MAX_QUERY_DEPTH = 12;
+export const DEFAULT_MAX_QUERY_FIELDS = 500;
+export const DEFAULT_MAX_PAGE_SIZE = 1000;
+
 export interface ServerConfig {
   auth: AuthConfig;
   /** NODE_ENV === 'production': no GraphiQL, no introspection. */
   production: boolean;
   /** Largest accepted request body in bytes. */
   maxRequestBytes: number;
+  /** statement_timeout (ms) of every GraphQL request's transaction; 0: none (default 10 s). */
+  statementTimeoutMs?: number;
+  /** Requests per second per tenant (token bucket); 0 or unset: no limit. */
+  rateLimit?: number;
+  /** Bucket size per tenant (default 2 × rateLimit, at least 1). */
+  rateLimitBurst?: number;
+  /** Deepest nesting of selection sets (default 12). */
+  maxQueryDepth?: number;
+  /** Most field selections in one operation, fragments expanded, aliases counted (default 500). */
+  maxQueryFields?: number;
+  /** Largest `first`/`last` argument (default 1000). */
+  maxPageSize?: number;
+  /** Bearer token /metrics requires; unset: /metrics is open. */
+  metricsToken?: string | null;
+  /** Login for the engine gauges of /metrics (cross-tenant counts); unset: no engine gauges. */
+  metricsDatabaseUrl?: string | null;
+  /** pino log level (default info). */
+  logLevel?: string;
 }
 
 export class ConfigError extends Error {
@@ -151,5 +184,44 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env, option
       throw new ConfigError(`PGBPM_MAX_REQUEST_BYTES must be an integer of at least 1024, got "${env.PGBPM_MAX_REQUEST_BYTES}"`);
     }
   }
-  return { auth: authConfigFromEnv(env, options), production: isProduction(env), maxRequestBytes };
+  const production = isProduction(env);
+  const rateLimit = env.PGBPM_RATE_LIMIT ? nonNegativeNumber(env, 'PGBPM_RATE_LIMIT') : production ? DEFAULT_PRODUCTION_RATE_LIMIT : 0;
+  const logLevel = env.PGBPM_LOG_LEVEL?.trim() || 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`PGBPM_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  return {
+    auth: authConfigFromEnv(env, options),
+    production,
+    maxRequestBytes,
+    statementTimeoutMs: env.PGBPM_STATEMENT_TIMEOUT ? parseDuration(env.PGBPM_STATEMENT_TIMEOUT, 'PGBPM_STATEMENT_TIMEOUT') : DEFAULT_STATEMENT_TIMEOUT_MS,
+    rateLimit,
+    rateLimitBurst: env.PGBPM_RATE_LIMIT_BURST ? positiveInteger(env, 'PGBPM_RATE_LIMIT_BURST') : undefined,
+    maxQueryDepth: env.PGBPM_MAX_QUERY_DEPTH ? positiveInteger(env, 'PGBPM_MAX_QUERY_DEPTH') : DEFAULT_MAX_QUERY_DEPTH,
+    maxQueryFields: env.PGBPM_MAX_QUERY_FIELDS ? positiveInteger(env, 'PGBPM_MAX_QUERY_FIELDS') : DEFAULT_MAX_QUERY_FIELDS,
+    maxPageSize: env.PGBPM_MAX_PAGE_SIZE ? positiveInteger(env, 'PGBPM_MAX_PAGE_SIZE') : DEFAULT_MAX_PAGE_SIZE,
+    metricsToken: env.PGBPM_METRICS_TOKEN || null,
+    metricsDatabaseUrl: env.PGBPM_METRICS_DATABASE_URL || null,
+    logLevel,
+  };
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function positiveInteger(env: NodeJS.ProcessEnv, name: string): number {
+  const value = Number(env[name]);
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be a positive integer, got "${env[name]}"`);
+  return value;
+}
+
+function nonNegativeNumber(env: NodeJS.ProcessEnv, name: string): number {
+  const value = Number(env[name]);
+  if (!Number.isFinite(value) || value < 0) throw new ConfigError(`${name} must be a number of at least 0, got "${env[name]}"`);
+  return value;
+}
+
+/** Milliseconds of "10000", "250ms", "10s" or "2min" (PostgreSQL's units for statement_timeout). */
+export function parseDuration(raw: string, name: string): number {
+  const match = /^\s*(\d+)\s*(ms|s|min)?\s*$/.exec(raw);
+  if (!match) throw new ConfigError(`${name} must be milliseconds or a number with ms, s or min, got "${raw}"`);
+  const factor = match[2] === 's' ? 1000 : match[2] === 'min' ? 60_000 : 1;
+  return Number(match[1]) * factor;
 }

@@ -1,9 +1,21 @@
 /**
  * pgbpm's GraphQL API server (PostGraphile v5 over the `bpm` schema).
  * See server/app.ts for the routes, server/auth.ts for tokens and
- * server/errors.ts for what errors clients see.
+ * server/errors.ts for what errors clients see, server/limits.ts for query
+ * and rate limits, server/observability.ts for logs and /metrics.
  */
-export { createApiApp, startApiServer, GRAPHQL_PATH, GRAPHIQL_PATH, type ApiOptions, type ApiServer, type ListenOptions } from './app';
+export {
+  createApiApp,
+  requestPgSettings,
+  startApiServer,
+  GRAPHQL_PATH,
+  GRAPHIQL_PATH,
+  METRICS_PATH,
+  type ApiOptions,
+  type ApiServer,
+  type ListenOptions,
+} from './app';
+export { createLogger, type Logger } from './observability';
 export { createAuthenticator, pgSettingsFor, principalFromClaims, type Principal } from './auth';
 export {
   API_ROLES,

@@ -24,6 +24,13 @@ used (never when NODE_ENV=production), and an admin token is printed.
 
   PORT (default 4000), HOST (default 127.0.0.1: set 0.0.0.0 to listen on every interface)
   PGBPM_MAX_REQUEST_BYTES  largest request body (default 10 MiB)
+  PGBPM_STATEMENT_TIMEOUT  statement_timeout per request (default 10s; 0: none)
+  PGBPM_RATE_LIMIT         requests/s per tenant (default 100 in production, else off; 0: off)
+  PGBPM_RATE_LIMIT_BURST   bucket size per tenant (default 2 x PGBPM_RATE_LIMIT)
+  PGBPM_MAX_QUERY_DEPTH (12), PGBPM_MAX_QUERY_FIELDS (500), PGBPM_MAX_PAGE_SIZE (1000)   query limits
+  PGBPM_METRICS_TOKEN      bearer token required by /metrics, when set
+  PGBPM_METRICS_DATABASE_URL  monitoring login (BYPASSRLS) for the engine gauges of /metrics
+  PGBPM_LOG_LEVEL          JSON log lines on stderr (default info)
   NODE_ENV=production      no GraphiQL, no introspection, no development secret`;
 
 /** server/, loaded on demand: it pulls in PostGraphile, which the other commands do not need. */
@@ -70,7 +77,7 @@ export async function startApi(db: ResolvedDatabase, env: NodeJS.ProcessEnv = pr
   const host = env.HOST || '127.0.0.1';
   let api;
   try {
-    api = await server.startApiServer({ ...config, connectionString: db.authenticatorConnectionString, port, host, log: err });
+    api = await server.startApiServer({ ...config, connectionString: db.authenticatorConnectionString, port, host });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new CliError(`pgbpm: ${host}:${port} is already in use (set PORT)`);
@@ -79,7 +86,7 @@ export async function startApi(db: ResolvedDatabase, env: NodeJS.ProcessEnv = pr
 
   const lines = [`GraphQL API: ${api.graphqlUrl}`];
   if (!config.production) lines.push(`  GraphiQL:   ${api.url}${server.GRAPHIQL_PATH} (add the Authorization header)`);
-  lines.push(`  health:     ${api.url}/health, ${api.url}/ready`);
+  lines.push(`  health:     ${api.url}/health, ${api.url}/ready`, `  metrics:    ${api.url}/metrics`);
   const { auth } = config;
   if (!config.production && auth.secret) {
     const token = await server.mintToken(

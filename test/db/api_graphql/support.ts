@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { SignJWT, type JWTPayload } from 'jose';
 import { startApiServer, type ApiServer } from '../../../server/app';
-import { claimNamesFromEnv, type AuthConfig } from '../../../server/config';
+import { claimNamesFromEnv, type AuthConfig, type ServerConfig } from '../../../server/config';
 import type { TestDb } from '../../helpers/db';
 import { FIXTURES } from '../../helpers/engine';
 
@@ -35,10 +35,15 @@ export interface Reply<T> {
 
 export interface TestApi {
   api: ApiServer;
-  /** Lines the server logged (masked errors, verification problems). */
+  /** JSON lines the server logged (requests, masked errors, verification problems). */
   logs: string[];
   /** POSTs a GraphQL request; token null: no Authorization header. */
-  gql<T = Record<string, unknown>>(token: string | null, query: string, variables?: Record<string, unknown>): Promise<Reply<T>>;
+  gql<T = Record<string, unknown>>(
+    token: string | null,
+    query: string,
+    variables?: Record<string, unknown>,
+    options?: { operationName?: string; headers?: Record<string, string> },
+  ): Promise<Reply<T>>;
   /** Like gql, but fails the test on HTTP or GraphQL errors, and returns data. */
   data<T = Record<string, unknown>>(token: string, query: string, variables?: Record<string, unknown>): Promise<T>;
   close(): Promise<void>;
@@ -48,6 +53,19 @@ export interface StartOptions {
   production?: boolean;
   maxRequestBytes?: number;
   auth?: Partial<AuthConfig>;
+  /** Limits, metrics and logging options (server/config.ts). */
+  config?: Pick<
+    ServerConfig,
+    | 'statementTimeoutMs'
+    | 'rateLimit'
+    | 'rateLimitBurst'
+    | 'maxQueryDepth'
+    | 'maxQueryFields'
+    | 'maxPageSize'
+    | 'metricsToken'
+    | 'metricsDatabaseUrl'
+    | 'logLevel'
+  >;
 }
 
 export async function startTestApi(db: TestDb, options: StartOptions = {}): Promise<TestApi> {
@@ -69,13 +87,23 @@ export async function startTestApi(db: TestDb, options: StartOptions = {}): Prom
     poolSize: 4,
     port: 0,
     host: '127.0.0.1',
+    ...options.config,
     log: (line) => logs.push(line),
   });
 
-  const gql = async <T>(token: string | null, query: string, variables?: Record<string, unknown>): Promise<Reply<T>> => {
-    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+  const gql = async <T>(
+    token: string | null,
+    query: string,
+    variables?: Record<string, unknown>,
+    extra: { operationName?: string; headers?: Record<string, string> } = {},
+  ): Promise<Reply<T>> => {
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json', ...extra.headers };
     if (token !== null) headers.authorization = `Bearer ${token}`;
-    const res = await fetch(api.graphqlUrl, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+    const res = await fetch(api.graphqlUrl, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ query, variables, operationName: extra.operationName }),
+    });
     const text = await res.text();
     let body: GraphQLResponse<T>;
     try {

@@ -1,0 +1,351 @@
+/**
+ * API benchmark (issue 3, item 3). One run, one database (BENCH_DATABASE,
+ * default pgbpm_bench_api, dropped and recreated, migrated):
+ *
+ *   preload  BENCH_PRELOAD open user tasks (100000) over 10 tenants: half
+ *            assigned to one of 50 users per tenant, half offered to one of
+ *            10 groups; then ANALYZE
+ *   API      startApiServer in this process on an ephemeral port, HS256 JWTs
+ *            (mintToken), RLS on; load from autocannon in a child process
+ *   SQL      the same operations through a `pg` pool, each connection set up
+ *            once with role, tenant, user and groups
+ *
+ * Operations: (1) startProcess of `straight` (one user task) and (2) the
+ * inbox of a bpm_user: open tasks assigned to them or offered to their
+ * groups (RLS), first 20 by priority desc, created_at. Each cell is the
+ * median of BENCH_RUNS runs of BENCH_SECONDS on BENCH_CONNECTIONS connections.
+ *
+ *   npm run bench:api
+ *   BENCH_SECONDS=10 BENCH_RUNS=3 BENCH_CONNECTIONS=8 BENCH_PRELOAD=100000 npm run bench:api
+ *
+ * Every request runs as a bpm_user (tokens and connections rotate over the
+ * tenants and users). The inbox runs before startProcess so that it sees the
+ * preloaded volume only. EXPLAIN (ANALYZE, BUFFERS) of the inbox SQL as a
+ * bpm_user is printed once.
+ */
+import './api-env';
+import { fork } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import { compileBpmnFiles, formatProblems } from '../compiler';
+import { resolveDatabase, withDatabase, redactPassword, ensureDatabase } from '../cli/database';
+import { migrateDatabase } from '../cli/migrate';
+import { startApiServer } from '../server/app';
+import { serverConfigFromEnv } from '../server/config';
+import { mintToken } from '../server/token';
+import type { LoadRequest, LoadResult } from './api-load';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 100000);
+const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_api';
+const TENANTS = 10;
+const USERS = 50; // per tenant: u1..u50
+const GROUPS = 10; // per tenant: g1..g10; user uK is in group g((K-1) % 10 + 1)
+const BATCH = 1000;
+const JWT_SECRET = 'pgbpm-api-benchmark-secret-0123456789abcdef';
+const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'bpmn');
+
+/** `straight` with its user task assigned (${owner}) or offered (${group}), priority from ${prio}. */
+const INBOX_BPMN = `<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="inbox_defs" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="inbox" name="Inbox" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="task" name="Review" camunda:assignee="\${owner}" camunda:candidateGroups="\${group}" camunda:priority="\${prio}">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="task" />
+    <bpmn:sequenceFlow id="f2" sourceRef="task" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>`;
+
+const START_MUTATION = `mutation Start { startProcess(input: { processKey: "straight" }) { result { id } } }`;
+const INBOX_QUERY = `query Inbox {
+  userTasks(condition: { state: "open" }, first: 20, orderBy: [PRIORITY_DESC, CREATED_AT_ASC]) {
+    nodes { id name priority createdAt dueAt assignee candidateGroups instanceId }
+  }
+}`;
+const START_SQL = `select (bpm.start_process('straight')).id`;
+/** What the inbox query asks for, in the order PostGraphile generates; RLS (user_reads_offered_tasks) restricts it to the user's tasks. */
+const INBOX_SQL = `select id, name, priority, created_at, due_at, assignee, candidate_groups, instance_id
+  from bpm.user_task where state = 'open' order by priority desc, created_at asc, tenant_id desc, id desc limit 20`;
+
+interface Principal {
+  tenant: string;
+  user: string;
+  groups: string[];
+}
+interface Stats {
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+function principals(): Principal[] {
+  // interleaved so that any prefix spreads over the tenants
+  const all: Principal[] = [];
+  for (let u = 1; u <= USERS; u++) {
+    for (let t = 1; t <= TENANTS; t++) all.push({ tenant: `t${t}`, user: `u${u}`, groups: [`g${((u - 1) % GROUPS) + 1}`] });
+  }
+  return all;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+function medianStats(runs: Stats[]): Stats {
+  return {
+    perSecond: median(runs.map((r) => r.perSecond)),
+    p50: median(runs.map((r) => r.p50)),
+    p95: median(runs.map((r) => r.p95)),
+    p99: median(runs.map((r) => r.p99)),
+  };
+}
+function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+async function prepareDatabase(): Promise<{ url: string; authUrl: string; stop: () => Promise<void> }> {
+  const db = await resolveDatabase('app', { log: (m) => console.error(m) });
+  const url = withDatabase(db.connectionString, DB_NAME);
+  const admin = new pg.Client({ connectionString: db.connectionString });
+  await admin.connect();
+  await admin.query(`drop database if exists ${DB_NAME} with (force)`);
+  await admin.end();
+  await ensureDatabase(db.connectionString, DB_NAME);
+  await migrateDatabase(url, { authenticatorPassword: db.authenticatorPassword, includeCurrent: process.env.BENCH_CURRENT === '1' });
+  return { url, authUrl: withDatabase(db.authenticatorConnectionString, DB_NAME), stop: () => db.stop() };
+}
+
+/** Deploys straight + inbox to every tenant and preloads PRELOAD open inbox tasks (2 connections in parallel). */
+async function seed(url: string, authUrl: string): Promise<void> {
+  const files = [
+    { name: 'straight.bpmn', xml: fs.readFileSync(path.join(FIXTURES, 'straight.bpmn'), 'utf8') },
+    { name: 'inbox.bpmn', xml: INBOX_BPMN },
+  ];
+  const compiled = await compileBpmnFiles(files);
+  if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
+  const perTenant = Math.ceil(PRELOAD / TENANTS);
+  const t0 = Date.now();
+  const worker = async (tenants: number[]): Promise<void> => {
+    const c = new pg.Client({ connectionString: authUrl });
+    await c.connect();
+    try {
+      await c.query(`set role bpm_admin`);
+      for (const t of tenants) {
+        await c.query(`select set_config('bpm.tenant_id', $1, false)`, [`t${t}`]);
+        await c.query(`select bpm.deploy($1::jsonb)`, [JSON.stringify(compiled.resources)]);
+      }
+      for (let i = 0; i < perTenant; i += BATCH) {
+        for (const t of tenants) {
+          await c.query(`select set_config('bpm.tenant_id', $1, false)`, [`t${t}`]);
+          // even g: assigned to a user; odd g: offered to a group; priorities 0..100 step 25, uncorrelated with the user/group
+          await c.query(
+            `select bpm.start_process('inbox', jsonb_build_object(
+               'owner', case when g % 2 = 0 then 'u' || ((g / 2) % ${USERS} + 1) end,
+               'group', case when g % 2 = 1 then 'g' || ((g / 2) % ${GROUPS} + 1) end,
+               'prio', ((g / 20) % 5) * 25))
+             from generate_series($1::int, $2::int) g`,
+            [i, Math.min(perTenant, i + BATCH) - 1],
+          );
+        }
+      }
+    } finally {
+      await c.end();
+    }
+  };
+  const all = Array.from({ length: TENANTS }, (_, i) => i + 1);
+  await Promise.all([worker(all.filter((t) => t % 2 === 1)), worker(all.filter((t) => t % 2 === 0))]);
+  const root = new pg.Client({ connectionString: url });
+  await root.connect();
+  await root.query('analyze');
+  await root.query('checkpoint');
+  const counts = await root.query<{ assigned: string; offered: string }>(
+    `select count(*) filter (where assignee is not null) assigned, count(*) filter (where assignee is null and cardinality(candidate_groups) > 0) offered
+       from bpm.user_task where state = 'open'`,
+  );
+  await root.end();
+  console.error(
+    `  preloaded ${PRELOAD} tasks in ${((Date.now() - t0) / 1000).toFixed(1)}s: ${counts.rows[0].assigned} assigned, ${counts.rows[0].offered} offered to groups`,
+  );
+}
+
+/** A pool whose every connection acts as one bpm_user (set once per session, rotating over the principals). */
+function userPool(authUrl: string, users: Principal[]): pg.Pool {
+  let n = 0;
+  const pool = new pg.Pool({ connectionString: authUrl, max: CONNECTIONS });
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => {
+    const p = users[n++ % users.length];
+    client
+      .query(
+        `select set_config('role', 'bpm_user', false), set_config('bpm.tenant_id', $1, false), set_config('bpm.user_id', $2, false), set_config('bpm.groups', $3, false)`,
+        [p.tenant, p.user, p.groups.join(',')],
+      )
+      .catch(() => undefined);
+  });
+  return pool;
+}
+
+/** Closed loop on CONNECTIONS clients for SECONDS (as bench/engine.ts). */
+async function measureSql(pool: pg.Pool, name: string, text: string): Promise<Stats> {
+  const latencies: number[] = [];
+  const deadline = Date.now() + SECONDS * 1000;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      const client = await pool.connect();
+      try {
+        while (Date.now() < deadline) {
+          const t0 = process.hrtime.bigint();
+          await client.query({ name, text });
+          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        }
+      } finally {
+        client.release();
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return { perSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) };
+}
+
+/** autocannon in a child process against the in-process API. */
+function measureApi(graphqlUrl: string, query: string, tokens: string[]): Promise<Stats> {
+  const request: LoadRequest = { url: graphqlUrl, seconds: SECONDS, connections: CONNECTIONS, body: JSON.stringify({ query }), tokens };
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'api-load.js'), [], { stdio: 'inherit' });
+    let result: LoadResult | undefined;
+    child.once('message', (m) => {
+      result = m as LoadResult;
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (!result) return reject(new Error(`load generator exited with ${code} and no result`));
+      if (result.failed > 0) return reject(new Error(`${result.failed} failed requests (${result.ok} ok); first: ${result.sample}`));
+      resolve(result);
+    });
+    child.send(request);
+  });
+}
+
+async function graphql(graphqlUrl: string, token: string, query: string): Promise<unknown> {
+  const res = await fetch(graphqlUrl, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query }),
+  });
+  const body = (await res.json()) as { data?: unknown; errors?: unknown };
+  if (res.status !== 200 || body.errors) throw new Error(`GraphQL ${res.status}: ${JSON.stringify(body)}`);
+  return body.data;
+}
+
+async function main(): Promise<void> {
+  const { url, authUrl, stop } = await prepareDatabase();
+  try {
+    console.log(
+      `pgbpm API benchmark: ${redactPassword(url)}; ${SECONDS}s x ${RUNS} runs per cell (median), ${CONNECTIONS} connections, ` +
+        `${PRELOAD} open user tasks over ${TENANTS} tenants`,
+    );
+    await seed(url, authUrl);
+    const root = new pg.Client({ connectionString: url });
+    await root.connect();
+    const settings = await root.query(`select current_setting('server_version') v, current_setting('synchronous_commit') sc, current_setting('fsync') f`);
+    await root.end();
+    console.log(`server ${settings.rows[0].v}, synchronous_commit=${settings.rows[0].sc}, fsync=${settings.rows[0].f}; node ${process.version}, GRAPHILE_ENV=${process.env.GRAPHILE_ENV}`);
+
+    const users = principals();
+    const config = serverConfigFromEnv({ PGBPM_JWT_SECRET: JWT_SECRET, NODE_ENV: 'production' });
+    const secret = config.auth.secret!;
+    const tokens = await Promise.all(
+      users.map((p) => mintToken({ tenant: p.tenant, user: p.user, roles: ['bpm_user'], groups: p.groups }, { secret, claims: config.auth.claims, expiresIn: '2h' })),
+    );
+    const api = await startApiServer({
+      ...config,
+      connectionString: authUrl,
+      poolSize: Math.max(10, CONNECTIONS),
+      port: 0,
+      host: '127.0.0.1',
+      // the access log stays on (its cost is part of the API's), but only warnings and errors are printed
+      log: (line: string) => {
+        if (!/"level":\s*[1-3]\d\b/.test(line)) process.stderr.write(line.endsWith('\n') ? line : `${line}\n`);
+      },
+    });
+    const pool = userPool(authUrl, users);
+    try {
+      // the operations work, and the inbox is what we think it is
+      const inbox = (await graphql(api.graphqlUrl, tokens[0], INBOX_QUERY)) as { userTasks: { nodes: Array<{ assignee: string | null; priority: number }> } };
+      const nodes = inbox.userTasks.nodes;
+      const own = nodes.filter((n) => n.assignee === users[0].user).length;
+      console.error(`  inbox of ${users[0].tenant}/${users[0].user} (${users[0].groups.join(',')}): ${nodes.length} tasks, ${own} assigned, ${nodes.length - own} offered; priorities ${nodes.map((n) => n.priority).join(',')}`);
+      if (nodes.length === 0) throw new Error('the inbox is empty: is the preload too small?');
+      await graphql(api.graphqlUrl, tokens[0], START_MUTATION);
+
+      // EXPLAIN of the inbox as a bpm_user
+      const explainClient = await pool.connect();
+      try {
+        const who = await explainClient.query(`select current_user, current_setting('bpm.tenant_id') t, current_setting('bpm.user_id') u, current_setting('bpm.groups') g`);
+        const plan = await explainClient.query<{ 'QUERY PLAN': string }>(`explain (analyze, buffers) ${INBOX_SQL}`);
+        const w = who.rows[0];
+        console.log('');
+        console.log(`EXPLAIN (ANALYZE, BUFFERS) of the inbox as ${w.current_user} ${w.t}/${w.u} (groups ${w.g}):`);
+        console.log('```');
+        console.log(INBOX_SQL.replace(/\s+/g, ' '));
+        for (const r of plan.rows) console.log(r['QUERY PLAN']);
+        console.log('```');
+      } finally {
+        explainClient.release();
+      }
+
+      const ops = [
+        { id: 'inbox', title: 'inbox: first 20 open tasks of a bpm_user', query: INBOX_QUERY, sql: INBOX_SQL },
+        { id: 'start', title: 'startProcess (straight -> one user task)', query: START_MUTATION, sql: START_SQL },
+      ];
+      const results = new Map<string, Stats>();
+      for (const op of ops) {
+        const apiRuns: Stats[] = [];
+        const sqlRuns: Stats[] = [];
+        for (let r = 0; r < RUNS; r++) {
+          apiRuns.push(await measureApi(api.graphqlUrl, op.query, tokens));
+          sqlRuns.push(await measureSql(pool, op.id, op.sql));
+          console.error(
+            `  ${op.id} run ${r + 1}: API ${fmt(apiRuns[r].perSecond)}/s p95 ${fmt(apiRuns[r].p95, 2)} ms; SQL ${fmt(sqlRuns[r].perSecond)}/s p95 ${fmt(sqlRuns[r].p95, 2)} ms`,
+          );
+        }
+        results.set(`${op.id}/api`, medianStats(apiRuns));
+        results.set(`${op.id}/sql`, medianStats(sqlRuns));
+      }
+
+      console.log('');
+      console.log(`| operation | via | req/s | p50 ms | p95 ms | p99 ms | API/SQL req/s |`);
+      console.log('| --- | --- | --- | --- | --- | --- | --- |');
+      for (const op of ops) {
+        const a = results.get(`${op.id}/api`)!;
+        const s = results.get(`${op.id}/sql`)!;
+        console.log(`| ${op.title} | GraphQL API | ${fmt(a.perSecond)} | ${fmt(a.p50, 2)} | ${fmt(a.p95, 2)} | ${fmt(a.p99, 2)} | ${fmt(a.perSecond / s.perSecond, 2)} |`);
+        console.log(`| ${op.title} | SQL (pg) | ${fmt(s.perSecond)} | ${fmt(s.p50, 2)} | ${fmt(s.p95, 2)} | ${fmt(s.p99, 2)} | 1.00 |`);
+      }
+    } finally {
+      await pool.end();
+      await api.close();
+    }
+  } finally {
+    await stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exitCode = 1;
+});
