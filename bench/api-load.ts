@@ -4,6 +4,7 @@
  * LoadRequest on IPC, answers one LoadResult, then exits.
  */
 import autocannon from 'autocannon';
+import { percentile } from './stats';
 
 export interface LoadRequest {
   url: string;
@@ -27,10 +28,6 @@ export interface LoadResult {
   sample?: string;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 async function run(req: LoadRequest): Promise<LoadResult> {
   let next = 0;

@@ -29,8 +29,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { compileBpmnFiles, formatProblems } from '../compiler';
-import { resolveDatabase, withDatabase, redactPassword, ensureDatabase } from '../cli/database';
-import { migrateDatabase } from '../cli/migrate';
+import { redactPassword } from '../cli/database';
+import { prepareBenchDatabase } from './database';
+import { fmt, median, percentile } from './stats';
 import { startApiServer } from '../server/app';
 import { serverConfigFromEnv } from '../server/config';
 import { mintToken } from '../server/token';
@@ -94,15 +95,6 @@ function principals(): Principal[] {
   return all;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 function medianStats(runs: Stats[]): Stats {
   return {
     perSecond: median(runs.map((r) => r.perSecond)),
@@ -111,21 +103,7 @@ function medianStats(runs: Stats[]): Stats {
     p99: median(runs.map((r) => r.p99)),
   };
 }
-function fmt(n: number, digits = 0): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : '-';
-}
 
-async function prepareDatabase(): Promise<{ url: string; authUrl: string; stop: () => Promise<void> }> {
-  const db = await resolveDatabase('app', { log: (m) => console.error(m) });
-  const url = withDatabase(db.connectionString, DB_NAME);
-  const admin = new pg.Client({ connectionString: db.connectionString });
-  await admin.connect();
-  await admin.query(`drop database if exists ${DB_NAME} with (force)`);
-  await admin.end();
-  await ensureDatabase(db.connectionString, DB_NAME);
-  await migrateDatabase(url, { authenticatorPassword: db.authenticatorPassword, includeCurrent: process.env.BENCH_CURRENT === '1' });
-  return { url, authUrl: withDatabase(db.authenticatorConnectionString, DB_NAME), stop: () => db.stop() };
-}
 
 /** Deploys straight + inbox to every tenant and preloads PRELOAD open inbox tasks (2 connections in parallel). */
 async function seed(url: string, authUrl: string): Promise<void> {
@@ -252,7 +230,7 @@ async function graphql(graphqlUrl: string, token: string, query: string): Promis
 }
 
 async function main(): Promise<void> {
-  const { url, authUrl, stop } = await prepareDatabase();
+  const { url, authUrl, stop } = await prepareBenchDatabase(DB_NAME);
   try {
     console.log(
       `pgbpm API benchmark: ${redactPassword(url)}; ${SECONDS}s x ${RUNS} runs per cell (median), ${CONNECTIONS} connections, ` +

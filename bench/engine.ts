@@ -23,8 +23,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { compileBpmnFiles, formatProblems } from '../compiler';
-import { resolveDatabase, withDatabase, redactPassword, ensureDatabase } from '../cli/database';
-import { migrateDatabase } from '../cli/migrate';
+import { redactPassword } from '../cli/database';
+import { prepareBenchDatabase } from './database';
+import { fmt, median, percentile } from './stats';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -46,15 +47,6 @@ interface RunResult {
   p95: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /** Runs `op` in a closed loop on `connections` clients for SECONDS; one op = one instance. */
 async function measure(pool: pg.Pool, connections: number, op: Op): Promise<RunResult> {
@@ -129,17 +121,6 @@ const workloads: Workload[] = [
   },
 ];
 
-async function prepareDatabase(): Promise<{ url: string; authUrl: string; stop: () => Promise<void> }> {
-  const db = await resolveDatabase('app', { log: (m) => console.error(m) });
-  const url = withDatabase(db.connectionString, DB_NAME);
-  const admin = new pg.Client({ connectionString: db.connectionString });
-  await admin.connect();
-  await admin.query(`drop database if exists ${DB_NAME} with (force)`);
-  await admin.end();
-  await ensureDatabase(db.connectionString, DB_NAME);
-  await migrateDatabase(url, { authenticatorPassword: db.authenticatorPassword, includeCurrent: process.env.BENCH_CURRENT === '1' });
-  return { url, authUrl: withDatabase(db.authenticatorConnectionString, DB_NAME), stop: () => db.stop() };
-}
 
 async function seed(url: string, authUrl: string): Promise<void> {
   const files = ['straight.bpmn', 'parallel10.bpmn'].map((name) => ({ name, xml: fs.readFileSync(path.join(FIXTURES, name), 'utf8') }));
@@ -187,12 +168,9 @@ async function seed(url: string, authUrl: string): Promise<void> {
   await analyze.end();
 }
 
-function fmt(n: number, digits = 0): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : '-';
-}
 
 async function main(): Promise<void> {
-  const { url, authUrl, stop } = await prepareDatabase();
+  const { url, authUrl, stop } = await prepareBenchDatabase(DB_NAME);
   try {
     console.log(`pgbpm engine benchmark: ${redactPassword(url)}; ${SECONDS}s x ${RUNS} runs per cell (median), seed ${SEED_INSTANCES} instances over ${TENANTS} tenants`);
     await seed(url, authUrl);
