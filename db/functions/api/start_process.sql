@@ -10,6 +10,7 @@ declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'start a process');
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
   v_definition bpm.process_definition;
+  v_graph jsonb;
   st bpm_private.run_state;
   v_done boolean;
   v_instance bpm.process_instance;
@@ -21,9 +22,10 @@ begin
     raise exception 'process definition with key % not found', process_key using errcode = 'BP101';
   end if;
   -- walk in memory first: an instance that ends within this call is inserted completed
+  v_graph := bpm_private.graph__in_memory(v_definition.graph);
   st := bpm_private.run__begin(v_tenant, pg_catalog.gen_random_uuid(), v_variables, true, v_definition.inclusive_joins);
-  st := bpm_private.run__push(st, v_definition.graph ->> 'start', null);
-  st := bpm_private.run__drain(st, bpm_private.graph__in_memory(v_definition.graph));
+  st := bpm_private.run__push(st, v_graph ->> 'start', null);
+  st := bpm_private.run__drain(st, v_graph);
   v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
   insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at)
   values (v_tenant, st.instance_id, v_definition.id, start_process.business_key,
