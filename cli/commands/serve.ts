@@ -104,8 +104,15 @@ export async function startApi(db: ResolvedDatabase, env: NodeJS.ProcessEnv = pr
   return { close: () => api.close(), lines };
 }
 
-/** Runs `onFirst` at the first SIGINT/SIGTERM and resolves with its exit code; a second signal resolves 1 at once. */
-export function waitForSignal(onFirst: (signal: NodeJS.Signals) => Promise<number>): Promise<number> {
+/**
+ * Runs `onFirst` at the first SIGINT/SIGTERM and resolves with its exit code;
+ * a second signal resolves 1 at once. `watch` may end the wait itself (e.g.
+ * when a child process dies): it gets `finish` and whether a stop is under way.
+ */
+export function waitForSignal(
+  onFirst: (signal: NodeJS.Signals) => Promise<number>,
+  watch?: (finish: (code: number) => void, stopping: () => boolean) => void,
+): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     const keepAlive = setInterval(() => undefined, 1 << 30);
@@ -130,6 +137,7 @@ export function waitForSignal(onFirst: (signal: NodeJS.Signals) => Promise<numbe
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    watch?.(finish, () => stopping);
   });
 }
 

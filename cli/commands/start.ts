@@ -5,7 +5,7 @@ import { UsageError } from '../errors';
 import { err, out } from '../io';
 import { projectRoot } from '../paths';
 import { describeReport, migrateApp, resolveAppDatabase } from './migrate';
-import { startApi, type RunningApi } from './serve';
+import { startApi, waitForSignal, type RunningApi } from './serve';
 
 export const summary = 'start pgbpm: the database (embedded unless DATABASE_URL), migrated, and the GraphQL API';
 
@@ -63,52 +63,32 @@ export async function run(args: string[]): Promise<number> {
   );
   out(lines.join('\n'));
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    const finish = (code: number): void => {
-      clearInterval(keepAlive);
-      process.removeListener('SIGINT', onSignal);
-      process.removeListener('SIGTERM', onSignal);
-      resolve(code);
-    };
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        err(`${signal} again: exiting without waiting for the database to stop.`);
-        finish(1);
-        return;
-      }
-      stopping = true;
-      err(`${signal}: stopping …`);
-      api
+  return waitForSignal(
+    async () => {
+      await api
         .close()
-        .catch((e: unknown) => err(`pgbpm start: stopping the API failed: ${e instanceof Error ? e.message : String(e)}`))
-        .then(() => db.stop())
-        .then(
-          () => {
-            err('Stopped.');
-            finish(0);
-          },
-          (e: unknown) => {
-            err(`pgbpm start: stopping the embedded server failed: ${e instanceof Error ? e.message : String(e)}`);
-            finish(1);
-          },
-        );
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    const child = db.cluster?.process;
-    child?.once('exit', (code, signal) => {
-      // Ctrl-C in a terminal signals the server too; give our own handler a moment to claim the shutdown.
-      setTimeout(() => onChildExit(code, signal), 200);
-    });
-    const onChildExit = (code: number | null, signal: NodeJS.Signals | null): void => {
-      if (stopping) return;
-      err(
-        `pgbpm start: the embedded PostgreSQL server exited unexpectedly (code ${code ?? 'none'}, signal ${signal ?? 'none'}); ` +
-          `see ${db.cluster?.logFile ?? 'its log'}`,
-      );
-      finish(1);
-    };
-  });
+        .catch((e: unknown) => err(`pgbpm start: stopping the API failed: ${e instanceof Error ? e.message : String(e)}`));
+      try {
+        await db.stop();
+      } catch (e) {
+        err(`pgbpm start: stopping the embedded server failed: ${e instanceof Error ? e.message : String(e)}`);
+        return 1;
+      }
+      err('Stopped.');
+      return 0;
+    },
+    (finish, stopping) => {
+      // Ctrl-C in a terminal signals the server too; give the signal handler a moment to claim the shutdown.
+      db.cluster?.process?.once('exit', (code, signal) => {
+        setTimeout(() => {
+          if (stopping()) return;
+          err(
+            `pgbpm start: the embedded PostgreSQL server exited unexpectedly (code ${code ?? 'none'}, signal ${signal ?? 'none'}); ` +
+              `see ${db.cluster?.logFile ?? 'its log'}`,
+          );
+          finish(1);
+        }, 200);
+      });
+    },
+  );
 }

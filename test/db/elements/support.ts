@@ -8,59 +8,15 @@
  */
 import type pg from 'pg';
 import type { TestDb } from '../../helpers/db';
+import type { ExternalTaskRow as ExternalTask, InstanceRow as ProcessInstance, UserTaskRow as UserTask, Variables } from '../../helpers/rows';
+
+export type { ExternalTaskRow as ExternalTask, InstanceRow as ProcessInstance, UserTaskRow as UserTask, Variables } from '../../helpers/rows';
 
 export const TENANT = 'elements';
 
-export type Variables = Record<string, unknown>;
 
-export interface ProcessInstance {
-  tenant_id: string;
-  id: string;
-  definition_id: string;
-  business_key: string | null;
-  state: 'active' | 'suspended' | 'completed' | 'cancelled';
-  variables: Variables;
-  parent_instance_id: string | null;
-  started_by: string | null;
-  started_at: Date;
-  ended_at: Date | null;
-  end_reason: string | null;
-}
 
-export interface UserTask {
-  tenant_id: string;
-  id: string;
-  instance_id: string;
-  element_id: string;
-  name: string | null;
-  assignee: string | null;
-  candidate_users: string[];
-  candidate_groups: string[];
-  priority: number;
-  due_at: Date | null;
-  follow_up_at: Date | null;
-  state: 'open' | 'completed' | 'cancelled';
-  created_at: Date;
-  completed_at: Date | null;
-  completed_by: string | null;
-}
 
-export interface ExternalTask {
-  tenant_id: string;
-  id: string;
-  instance_id: string;
-  element_id: string;
-  topic: string;
-  state: 'open' | 'completed' | 'cancelled';
-  retries: number | null;
-  worker_id: string | null;
-  locked_until: Date | null;
-  available_at: Date;
-  error_message: string | null;
-  variables: Variables | null;
-  created_at: Date;
-  ended_at: Date | null;
-}
 
 /** The usual cast of a test file: an admin, a user (alice, group sales) and a worker engine. */
 export interface Actors {
