@@ -64,6 +64,7 @@ const SNAPSHOT_TABLES = [
   'bpm.external_task',
   'bpm.incident',
   'bpm.activity_instance',
+  'bpm.event',
   'bpm_private.token',
 ] as const;
 

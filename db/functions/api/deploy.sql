@@ -54,6 +54,7 @@ begin
         array(select n.key from pg_catalog.jsonb_each(v_process -> 'graph' -> 'nodes') n
               where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key))
       returning * into v_definition;
+      perform bpm_private.event__emit(v_tenant, null, array['definitionDeployed'], array[v_definition.id], array[null]);
       v_latest := null;
       return next v_definition;
     end loop;

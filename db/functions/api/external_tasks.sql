@@ -108,7 +108,7 @@ begin
     perform bpm_private.instance__require_active(v_instance, 'complete external task ' || task_id);
   end if;
   -- ===== LEAVE the task
-  perform bpm_private.token__move(v_instance, v_locked.graph, v_locked.inclusive_joins, v_task.id, v_task.element_id, null, v_variables);
+  perform bpm_private.token__move(v_instance, v_locked.graph, v_locked.inclusive_joins, v_task.id, v_task.element_id, null, v_variables, 'externalTaskCompleted');
   return v_task;
 end;
 $$;
@@ -125,6 +125,7 @@ as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fail an external task');
   v_task bpm.external_task;
+  v_incident uuid;
 begin
   if retries is null or retries < 0 then
     raise exception 'invalid argument: retries must be 0 or more, got %', retries using errcode = 'BP401';
@@ -140,8 +141,13 @@ begin
   returning * into v_task;
   if retries = 0 then
     insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message, external_task_id)
-    values (v_tenant, v_task.instance_id, v_task.element_id, 'failedExternalTask', error_message, v_task.id);
+    values (v_tenant, v_task.instance_id, v_task.element_id, 'failedExternalTask', error_message, v_task.id)
+    returning id into v_incident;
   end if;
+  perform bpm_private.event__emit(v_tenant, v_task.instance_id,
+    array['externalTaskFailed'] || case when v_incident is not null then array['incidentCreated'] else '{}' end,
+    array[v_task.id] || case when v_incident is not null then array[v_incident] else '{}' end,
+    array[v_task.element_id] || case when v_incident is not null then array[v_task.element_id] else '{}' end);
   return v_task;
 end;
 $$;
@@ -164,6 +170,7 @@ declare
   v_graph jsonb;
   v_joins text[];
   v_locked record;
+  v_incident uuid;
   v_message text := 'BPMN error ' || coalesce(error_code, '(no code)');
 begin
   v_locked := bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'throw an error from it');
@@ -180,14 +187,17 @@ begin
     returning * into v_task;
     insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message, external_task_id)
     values (v_tenant, v_task.instance_id, v_task.element_id, 'unhandledBpmnError',
-      v_message || ' thrown by element ' || v_task.element_id || ' is not caught by any error boundary event', v_task.id);
+      v_message || ' thrown by element ' || v_task.element_id || ' is not caught by any error boundary event', v_task.id)
+    returning id into v_incident;
+    perform bpm_private.event__emit(v_tenant, v_task.instance_id, array['externalTaskFailed', 'incidentCreated'],
+      array[v_task.id, v_incident], array[v_task.element_id, v_task.element_id]);
     return v_task;
   end if;
   update bpm.external_task e
   set state = 'cancelled', ended_at = pg_catalog.now(), locked_until = null, error_message = v_message
   where e.tenant_id = v_tenant and e.id = task_id
   returning * into v_task;
-  perform bpm_private.token__move(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, v_boundary, v_variables);
+  perform bpm_private.token__move(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, v_boundary, v_variables, 'externalTaskCancelled');
   return v_task;
 end;
 $$;
@@ -224,6 +234,7 @@ begin
   update bpm.incident i set resolved_at = pg_catalog.now()
   where i.tenant_id = v_tenant and i.id = incident_id
   returning * into v_incident;
+  perform bpm_private.event__emit(v_tenant, v_incident.instance_id, array['incidentResolved'], array[v_incident.id], array[v_incident.element_id]);
   return v_incident;
 end;
 $$;

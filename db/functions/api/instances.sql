@@ -21,6 +21,7 @@ begin
   set state = 'cancelled', ended_at = pg_catalog.now(), end_reason = reason
   where i.tenant_id = instance.tenant_id and i.id = instance.id
   returning * into v_result;
+  perform bpm_private.event__emit(instance.tenant_id, instance.id, array['instanceCancelled'], array[instance.id], array[null]);
   return v_result;
 end;
 $$;
@@ -68,6 +69,8 @@ begin
   set state = case when suspended then 'suspended' else 'active' end
   where i.tenant_id = v_tenant and i.id = instance_id
   returning * into v_instance;
+  perform bpm_private.event__emit(v_tenant, instance_id,
+    array[case when suspended then 'instanceSuspended' else 'instanceActivated' end], array[instance_id], array[null]);
   return v_instance;
 end;
 $$;
@@ -120,6 +123,7 @@ begin
   update bpm.process_instance i set variables = i.variables || v_variables
   where i.tenant_id = v_tenant and i.id = instance_id
   returning * into v_instance;
+  perform bpm_private.event__emit(v_tenant, instance_id, array['variablesUpdated'], array[instance_id], array[null]);
   return v_instance;
 end;
 $$;

@@ -27,6 +27,10 @@ begin
   st := bpm_private.run__push(st, v_graph ->> 'start', null);
   st := bpm_private.run__drain(st, v_graph);
   v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
+  st := bpm_private.run__event(st, 'instanceStarted', st.instance_id, null);
+  if v_done then
+    st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
+  end if;
   insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at)
   values (v_tenant, st.instance_id, v_definition.id, start_process.business_key,
     case when v_done then 'completed' else 'active' end, st.variables, bpm_private.current_user_id(),

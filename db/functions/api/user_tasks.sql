@@ -79,7 +79,7 @@ begin
     raise exception 'user task % is assigned to another user', task_id using errcode = 'BP204';
   end if;
   -- ===== LEAVE the task
-  perform bpm_private.token__move(v_instance, v_locked.graph, v_locked.inclusive_joins, v_task.id, v_task.element_id, null, v_variables);
+  perform bpm_private.token__move(v_instance, v_locked.graph, v_locked.inclusive_joins, v_task.id, v_task.element_id, null, v_variables, 'taskCompleted');
   return v_task;
 end;
 $$;
@@ -111,6 +111,7 @@ begin
   update bpm.user_task t set assignee = v_user
   where t.tenant_id = v_tenant and t.id = task_id
   returning * into v_task;
+  perform bpm_private.event__emit(v_tenant, v_task.instance_id, array['taskAssigned'], array[v_task.id], array[v_task.element_id]);
   return v_task;
 end;
 $$;
@@ -135,6 +136,7 @@ begin
   update bpm.user_task t set assignee = null
   where t.tenant_id = v_tenant and t.id = task_id
   returning * into v_task;
+  perform bpm_private.event__emit(v_tenant, v_task.instance_id, array['taskAssigned'], array[v_task.id], array[v_task.element_id]);
   return v_task;
 end;
 $$;
@@ -156,6 +158,7 @@ begin
   update bpm.user_task t set assignee = nullif(set_assignee.assignee, '')
   where t.tenant_id = v_tenant and t.id = task_id
   returning * into v_task;
+  perform bpm_private.event__emit(v_tenant, v_task.instance_id, array['taskAssigned'], array[v_task.id], array[v_task.element_id]);
   return v_task;
 end;
 $$;

@@ -8,6 +8,9 @@ set search_path = ''
 as $$
 declare
   v_count int;
+  v_kinds text[];
+  v_subjects uuid[];
+  v_elements text[];
 begin
   with tokens as (
     delete from bpm_private.token t
@@ -17,23 +20,35 @@ begin
     update bpm.user_task u
     set state = 'cancelled', completed_at = pg_catalog.now()
     where u.tenant_id = instance__cancel_tokens.tenant_id and u.instance_id = instance__cancel_tokens.instance_id and u.state = 'open'
-    returning u.id
+    returning u.id, u.element_id
   ), external_tasks as (
     update bpm.external_task e
     set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
     where e.tenant_id = instance__cancel_tokens.tenant_id and e.instance_id = instance__cancel_tokens.instance_id and e.state = 'open'
-    returning e.id
+    returning e.id, e.element_id
   ), waits as (
     select id from tokens union all select id from user_tasks union all select id from external_tasks
   ), activities as (
     update bpm.activity_instance a
     set state = 'cancelled', ended_at = pg_catalog.now()
     where a.tenant_id = instance__cancel_tokens.tenant_id and a.id in (select w.id from waits w) and a.state = 'active'
+    returning a.id, a.element_id
+  ), incidents as (
+    -- open incidents of the instance no longer need anyone
+    update bpm.incident i set resolved_at = pg_catalog.now()
+    where i.tenant_id = instance__cancel_tokens.tenant_id and i.instance_id = instance__cancel_tokens.instance_id and i.resolved_at is null
+    returning i.id, i.element_id
+  ), events as (
+    select 1 as grp, id, element_id, 'taskCancelled' as kind from user_tasks
+    union all select 2, id, element_id, 'externalTaskCancelled' from external_tasks
+    union all select 3, id, element_id, 'incidentResolved' from incidents
+    union all select 4, id, element_id, 'activityCancelled' from activities
   )
-  select pg_catalog.count(*) into v_count from waits;
-  -- open incidents of the instance no longer need anyone
-  update bpm.incident i set resolved_at = pg_catalog.now()
-  where i.tenant_id = instance__cancel_tokens.tenant_id and i.instance_id = instance__cancel_tokens.instance_id and i.resolved_at is null;
+  select (select pg_catalog.count(*) from waits), coalesce(array_agg(ev.kind order by ev.grp, ev.id), '{}'),
+    coalesce(array_agg(ev.id order by ev.grp, ev.id), '{}'), coalesce(array_agg(ev.element_id order by ev.grp, ev.id), '{}')
+  into v_count, v_kinds, v_subjects, v_elements
+  from events ev;
+  perform bpm_private.event__emit(tenant_id, instance_id, v_kinds, v_subjects, v_elements);
   return v_count;
 end;
 $$;

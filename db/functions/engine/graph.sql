@@ -68,10 +68,11 @@ $$;
 comment on function bpm_private.graph__in_memory(jsonb) is E'Detoasts a stored graph once per engine call.';
 
 -- A token leaves a task it waited in (the caller has already closed the
--- user or external task row): its activity row ends.
+-- user or external task row; event_kind says how, e.g. taskCompleted): its
+-- activity row ends.
 -- Completed (to_node null): the run continues over the node's outgoing flows.
 -- Interrupted (to_node = a boundary event): the run continues from there.
-create or replace function bpm_private.token__move(instance bpm.process_instance, graph jsonb, joins text[], token_id uuid, node_id text, to_node text, variables jsonb)
+create or replace function bpm_private.token__move(instance bpm.process_instance, graph jsonb, joins text[], token_id uuid, node_id text, to_node text, variables jsonb, event_kind text)
 returns bpm.process_instance
 language plpgsql
 volatile
@@ -81,6 +82,7 @@ declare
   st bpm_private.run_state := bpm_private.run__begin(instance.tenant_id, instance.id, instance.variables || variables, false, joins);
   v_graph jsonb := bpm_private.graph__in_memory(graph);
 begin
+  st := bpm_private.run__event(st, event_kind, token_id, node_id);
   st := bpm_private.activity__end(st, array[token_id], case when to_node is null then 'completed' else 'cancelled' end);
   if to_node is null then
     st := bpm_private.node__leave(st, v_graph, v_graph -> 'nodes' -> node_id);
@@ -91,4 +93,4 @@ begin
   return bpm_private.run__finish(st, instance);
 end;
 $$;
-comment on function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid, text, text, jsonb) is E'Continues an instance after a wait state completed (to_node null) or was interrupted by the boundary event to_node.';
+comment on function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid, text, text, jsonb, text) is E'Continues an instance after a wait state completed (to_node null) or was interrupted by the boundary event to_node; records event_kind for the wait state.';

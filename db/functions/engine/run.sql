@@ -15,7 +15,8 @@ begin
     '{}', '{}', 1,            -- q_node, q_flow, q_pos
     '{}', '{}', '{}', '{}',   -- a_id, a_el, a_type, a_state
     '{}', '{}',               -- e_id, e_state
-    '{}', '{}', '{}', '{}', '{}' -- w_id, w_el, w_kind, w_flow, w_data
+    '{}', '{}', '{}', '{}', '{}', -- w_id, w_el, w_kind, w_flow, w_data
+    '{}', '{}', '{}'          -- x_kind, x_subject, x_el
   )::bpm_private.run_state;
 end;
 $$;
@@ -157,7 +158,40 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
+declare
+  v_base bigint;
+  v_listening boolean;
 begin
+  -- events: the explicit ones (x_*; instanceCompleted last), ended stored
+  -- history rows, the history rows and the tasks of this call; one insert
+  -- (ids may skip where a buffered wait is a join token: ids only need to grow)
+  v_base := bpm_private.event__next_ids(pg_catalog.cardinality(st.x_kind) + pg_catalog.cardinality(st.e_id)
+    + pg_catalog.cardinality(st.a_id) + pg_catalog.cardinality(st.w_id));
+  with ins as (
+    insert into bpm.event (tenant_id, id, instance_id, kind, subject_id, element_id)
+    select st.tenant_id, v_base + pg_catalog.row_number() over (order by ev.grp, ev.ord), st.instance_id, ev.kind, ev.subject, ev.el
+    from (
+      select case when x.kind = 'instanceCompleted' then 4 else 0 end as grp, x.ord, x.kind, x.subject, x.el
+      from unnest(st.x_kind, st.x_subject, st.x_el) with ordinality as x(kind, subject, el, ord)
+      union all
+      select 1, e.ord, case e.state when 'completed' then 'activityCompleted' else 'activityCancelled' end, e.id,
+        (select a.element_id from bpm.activity_instance a where a.tenant_id = st.tenant_id and a.id = e.id)
+      from unnest(st.e_id, st.e_state) with ordinality as e(id, state, ord)
+      union all
+      select 2, a.ord, case a.state when 'active' then 'activityStarted' when 'completed' then 'activityCompleted' else 'activityCancelled' end,
+        a.id, a.el
+      from unnest(st.a_id, st.a_el, st.a_state) with ordinality as a(id, el, state, ord)
+      union all
+      select 3, w.ord, case w.kind when 'userTask' then 'taskCreated' else 'externalTaskCreated' end, w.id, w.el
+      from unnest(st.w_id, st.w_el, st.w_kind) with ordinality as w(id, el, kind, ord)
+      where w.kind in ('userTask', 'externalTask')
+    ) ev
+  )
+  select exists (select 1 from bpm_private.event_listener l where l.tenant_id = st.tenant_id and l.expires_at > pg_catalog.now())
+  into v_listening;
+  if v_listening then
+    perform pg_catalog.pg_notify('bpm_event', (v_base + 1)::text);
+  end if;
   -- history: rows stored earlier that ended now, and the rows of this call
   -- (seq follows the order of the a_* arrays, the order tokens entered nodes)
   if pg_catalog.cardinality(st.e_id) > 0 then
@@ -206,7 +240,7 @@ begin
   end if;
 end;
 $$;
-comment on function bpm_private.run__flush(bpm_private.run_state) is E'Writes the run''s buffered history rows and wait states (one insert per table).';
+comment on function bpm_private.run__flush(bpm_private.run_state) is E'Writes the run''s events, buffered history rows and wait states (one insert per table).';
 
 -- After a run on an existing instance: store variables and, when nothing
 -- waits any more, complete the instance (one statement in the common cases).
@@ -219,7 +253,8 @@ as $$
 declare
   v_result bpm.process_instance;
 begin
-  perform bpm_private.run__flush(st);
+  -- completion first (this run adds no wait state when it can complete, so
+  -- the flush below changes nothing the check reads); its event is flushed too
   if st.terminated or pg_catalog.cardinality(st.w_id) = 0 then
     update bpm.process_instance i
     set variables = st.variables, state = 'completed', ended_at = pg_catalog.now()
@@ -230,9 +265,12 @@ begin
         and not exists (select 1 from bpm_private.token t where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id)))
     returning * into v_result;
     if found then
+      st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
+      perform bpm_private.run__flush(st);
       return v_result;
     end if;
   end if;
+  perform bpm_private.run__flush(st);
   if st.variables = before.variables then
     return before;
   end if;
@@ -242,4 +280,19 @@ begin
   return v_result;
 end;
 $$;
-comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Flushes the run and completes the instance when nothing waits any more.';
+comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Completes the instance when nothing waits any more, then flushes the run.';
+
+create or replace function bpm_private.run__event(st bpm_private.run_state, kind text, subject uuid, element_id text)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.x_kind := st.x_kind || kind;
+  st.x_subject := st.x_subject || subject;
+  st.x_el := st.x_el || element_id;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__event(bpm_private.run_state, text, uuid, text) is E'Buffers an explicit event of the run (written by run__flush).';

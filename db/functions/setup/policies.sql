@@ -8,7 +8,8 @@ declare
 begin
   foreach v_table in array array[
     'bpm.deployment', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task',
-    'bpm.external_task', 'bpm.incident', 'bpm.activity_instance', 'bpm_private.token'
+    'bpm.external_task', 'bpm.incident', 'bpm.activity_instance', 'bpm.event', 'bpm_private.token',
+    'bpm_private.event_listener'
   ]::regclass[] loop
     execute pg_catalog.format('alter table %s enable row level security', v_table);
     execute pg_catalog.format('alter table %s force row level security', v_table);
@@ -51,8 +52,15 @@ create policy user_reads_own_instances on bpm.process_instance for select to bpm
     )
   );
 
+drop policy if exists user_reads_events_of_own_instances on bpm.event;
+create policy user_reads_events_of_own_instances on bpm.event for select to bpm_user
+  using (
+    tenant_id = (select nullif(pg_catalog.current_setting('bpm.tenant_id', true), ''))
+    and exists (select 1 from bpm.process_instance i where i.tenant_id = event.tenant_id and i.id = event.instance_id)
+  );
+
 -- Reads: API roles read the contract's tables (under the policies above).
 -- Writes: never granted; state changes only through the API functions.
 grant select on bpm.deployment, bpm.process_definition, bpm.process_instance, bpm.user_task,
-  bpm.external_task, bpm.incident, bpm.activity_instance to bpm_admin, bpm_designer, bpm_engine;
-grant select on bpm.process_definition, bpm.process_instance, bpm.user_task to bpm_user;
+  bpm.external_task, bpm.incident, bpm.activity_instance, bpm.event to bpm_admin, bpm_designer, bpm_engine;
+grant select on bpm.process_definition, bpm.process_instance, bpm.user_task, bpm.event to bpm_user;

@@ -80,14 +80,22 @@ const CALLS: ApiCall[] = [
     sql: () => ({ text: `select bpm.throw_bpmn_error($1, 'w1', 'E')`, values: [newId()] }),
   },
   { fn: 'retry_incident', role: 'bpm_engine', action: 'retry an incident', sql: () => ({ text: 'select bpm.retry_incident($1)', values: [newId()] }) },
+  {
+    fn: 'register_event_listener',
+    role: 'bpm_user',
+    action: 'listen for events',
+    sql: () => ({ text: `select bpm.register_event_listener('server-1')`, values: [] }),
+  },
 ];
+/** Read-only functions: like the tables, they fail closed (return nothing) without a tenant. */
+const READS = ['events_after'];
 
 test('the list covers every function of schema bpm', async () => {
   const { rows } = await db.root.query<{ proname: string }>(
     `select distinct p.proname from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where n.nspname = 'bpm' order by 1`,
   );
-  expect(rows.map((r) => r.proname)).toEqual(CALLS.map((c) => c.fn).sort());
+  expect(rows.map((r) => r.proname)).toEqual([...CALLS.map((c) => c.fn), ...READS].sort());
 });
 
 describe.each([
@@ -107,10 +115,11 @@ describe.each([
 
   test('the readable tables show nothing (row-level security fails closed)', async () => {
     const client = await db.connectAs({ role: 'bpm_admin', tenant });
-    for (const table of ['bpm.deployment', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task', 'bpm.activity_instance']) {
+    for (const table of ['bpm.deployment', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task', 'bpm.activity_instance', 'bpm.event']) {
       expect(await count(db.root, `select 1 from ${table}`)).toBeGreaterThan(0);
       expect(await count(client, `select 1 from ${table}`)).toBe(0);
     }
+    expect(await count(client, 'select 1 from bpm.events_after(0)')).toBe(0);
   });
 });
 

@@ -232,11 +232,13 @@ test('the catalog checks see the engine tables and functions they are meant to c
   expect(rows[0]?.tables).toEqual([
     'bpm.activity_instance',
     'bpm.deployment',
+    'bpm.event',
     'bpm.external_task',
     'bpm.incident',
     'bpm.process_definition',
     'bpm.process_instance',
     'bpm.user_task',
+    'bpm_private.event_listener',
     'bpm_private.token',
   ]);
   expect(rows[0]?.functions).toBeGreaterThan(30);
@@ -284,6 +286,7 @@ test('the API roles reach schema bpm and read exactly the contract tables they a
   const contract = [
     'bpm.activity_instance',
     'bpm.deployment',
+    'bpm.event',
     'bpm.external_task',
     'bpm.incident',
     'bpm.process_definition',
@@ -295,7 +298,7 @@ test('the API roles reach schema bpm and read exactly the contract tables they a
     { role: 'bpm_authenticator', usage: false, tables: [] },
     { role: 'bpm_designer', usage: true, tables: contract },
     { role: 'bpm_engine', usage: true, tables: contract },
-    { role: 'bpm_user', usage: true, tables: ['bpm.process_definition', 'bpm.process_instance', 'bpm.user_task'] },
+    { role: 'bpm_user', usage: true, tables: ['bpm.event', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task'] },
   ]);
 });
 
@@ -312,6 +315,7 @@ test('each API function is executable by exactly the roles its guard admits', as
   const admin = ['bpm_admin'];
   const adminUser = ['bpm_admin', 'bpm_user'];
   const adminEngine = ['bpm_admin', 'bpm_engine'];
+  const everyone = ['bpm_admin', 'bpm_designer', 'bpm_engine', 'bpm_user'];
   expect(Object.fromEntries(rows.map((r) => [r.fn, r.roles]))).toEqual({
     activate_process_instance: admin,
     cancel_process_instance: admin,
@@ -319,8 +323,10 @@ test('each API function is executable by exactly the roles its guard admits', as
     complete_external_task: adminEngine,
     complete_task: adminUser,
     deploy: ['bpm_admin', 'bpm_designer'],
+    events_after: everyone,
     fail_external_task: adminEngine,
     fetch_and_lock: adminEngine,
+    register_event_listener: everyone,
     retry_incident: adminEngine,
     set_assignee: admin,
     set_variables: admin,
