@@ -159,33 +159,36 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_base bigint;
+  v_nx int := pg_catalog.cardinality(st.x_kind);
+  v_ne int := pg_catalog.cardinality(st.e_id);
+  v_na int := pg_catalog.cardinality(st.a_id);
+  v_nw int := pg_catalog.cardinality(st.w_id);
+  v_base bigint := bpm_private.event__next_ids(v_nx + v_ne + v_na + v_nw + 1);
   v_listening boolean;
 begin
-  -- events: the explicit ones (x_*; instanceCompleted last), ended stored
-  -- history rows, the history rows and the tasks of this call; one insert
-  -- (ids may skip where a buffered wait is a join token: ids only need to grow)
-  v_base := bpm_private.event__next_ids(pg_catalog.cardinality(st.x_kind) + pg_catalog.cardinality(st.e_id)
-    + pg_catalog.cardinality(st.a_id) + pg_catalog.cardinality(st.w_id));
+  -- events, in this order: the explicit ones (x_*), ended stored history
+  -- rows, the history rows and the tasks of this call, instanceCompleted
+  -- last; ids are reserved per group (no sort; ids skip where a buffered wait
+  -- is a join token: they only need to grow)
   with ins as (
     insert into bpm.event (tenant_id, id, instance_id, kind, subject_id, element_id)
-    select st.tenant_id, v_base + pg_catalog.row_number() over (order by ev.grp, ev.ord), st.instance_id, ev.kind, ev.subject, ev.el
-    from (
-      select case when x.kind = 'instanceCompleted' then 4 else 0 end as grp, x.ord, x.kind, x.subject, x.el
-      from unnest(st.x_kind, st.x_subject, st.x_el) with ordinality as x(kind, subject, el, ord)
-      union all
-      select 1, e.ord, case e.state when 'completed' then 'activityCompleted' else 'activityCancelled' end, e.id,
-        (select a.element_id from bpm.activity_instance a where a.tenant_id = st.tenant_id and a.id = e.id)
-      from unnest(st.e_id, st.e_state) with ordinality as e(id, state, ord)
-      union all
-      select 2, a.ord, case a.state when 'active' then 'activityStarted' when 'completed' then 'activityCompleted' else 'activityCancelled' end,
-        a.id, a.el
-      from unnest(st.a_id, st.a_el, st.a_state) with ordinality as a(id, el, state, ord)
-      union all
-      select 3, w.ord, case w.kind when 'userTask' then 'taskCreated' else 'externalTaskCreated' end, w.id, w.el
-      from unnest(st.w_id, st.w_el, st.w_kind) with ordinality as w(id, el, kind, ord)
-      where w.kind in ('userTask', 'externalTask')
-    ) ev
+    select st.tenant_id, v_base + case when x.kind = 'instanceCompleted' then v_nx + v_ne + v_na + v_nw + 1 else x.ord end,
+      st.instance_id, x.kind, x.subject, x.el
+    from unnest(st.x_kind, st.x_subject, st.x_el) with ordinality as x(kind, subject, el, ord)
+    union all
+    select st.tenant_id, v_base + v_nx + e.ord, st.instance_id,
+      case e.state when 'completed' then 'activityCompleted' else 'activityCancelled' end, e.id,
+      (select a.element_id from bpm.activity_instance a where a.tenant_id = st.tenant_id and a.id = e.id)
+    from unnest(st.e_id, st.e_state) with ordinality as e(id, state, ord)
+    union all
+    select st.tenant_id, v_base + v_nx + v_ne + a.ord, st.instance_id,
+      case a.state when 'active' then 'activityStarted' when 'completed' then 'activityCompleted' else 'activityCancelled' end, a.id, a.el
+    from unnest(st.a_id, st.a_el, st.a_state) with ordinality as a(id, el, state, ord)
+    union all
+    select st.tenant_id, v_base + v_nx + v_ne + v_na + w.ord, st.instance_id,
+      case w.kind when 'userTask' then 'taskCreated' else 'externalTaskCreated' end, w.id, w.el
+    from unnest(st.w_id, st.w_el, st.w_kind) with ordinality as w(id, el, kind, ord)
+    where w.kind in ('userTask', 'externalTask')
   )
   select exists (select 1 from bpm_private.event_listener l where l.tenant_id = st.tenant_id and l.expires_at > pg_catalog.now())
   into v_listening;

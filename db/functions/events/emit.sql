@@ -1,7 +1,7 @@
 -- Events: every state change the engine makes is appended to bpm.event in
 -- the same transaction (durable, readable through RLS), and when the tenant
--- has a live subscriber the engine NOTIFYs channel `bpm_event` with the
--- transaction's highest event id (a number, never tenant data).
+-- has a live subscriber the engine NOTIFYs channel `bpm_event` with an event
+-- id (a number, never tenant data; a wake-up call: read with events_after).
 --
 -- Event ids: (transaction id << 20) + ordinal within the transaction. Ids
 -- therefore follow transaction-id order, and a reader that only returns
