@@ -37,7 +37,52 @@ export type NodeType =
   | 'exclusiveGateway'
   | 'parallelGateway'
   | 'inclusiveGateway'
-  | 'boundaryEvent';
+  | 'boundaryEvent'
+  | 'intermediateCatchEvent'
+  | 'intermediateThrowEvent'
+  | 'receiveTask'
+  | 'eventBasedGateway';
+
+/**
+ * When a timer fires. Evaluated by the engine when the timer is armed (a token
+ * arrives at the catch event, the host activity of a boundary event starts, or
+ * the definition of a timer start event is deployed).
+ * - date: an ISO 8601 date-time (with or without offset; none = UTC).
+ * - duration: an ISO 8601 duration (PnYnMnDTnHnMnS or PnW).
+ * - cycle: a repeating interval `R[n]/duration`, `R[n]/start/duration` (start an
+ *   ISO date-time), or a cron expression (5 fields `min hour dom month dow`,
+ *   or 6-7 fields with seconds first / year last as in Quartz and Spring; `?`,
+ *   `*`, lists, ranges, steps, month and day names).
+ * Literals are checked by the compiler; expressions must yield such a string
+ * (FEEL durations/dates yield their ISO text).
+ */
+export interface TimerSpec {
+  kind: 'date' | 'duration' | 'cycle';
+  value: CompiledValue;
+}
+
+/**
+ * The (single) event definition of an event node or a receive task.
+ * - message: `name` from bpmn:message/@name (literal or expression; message
+ *   and signal START events require a literal). `correlationKey`: zeebe
+ *   `zeebe:subscription correlationKey` (catch side, evaluated when the
+ *   subscription opens) or, on throw events / send tasks without a topic, a
+ *   `correlationKey` extension property (camunda:properties /
+ *   zeebe:properties); null otherwise (camunda catch events correlate on the
+ *   instance's business key).
+ * - signal: `name` from bpmn:signal/@name.
+ * - error: `code` from the referenced bpmn:error/@errorCode (null: catch-all
+ *   on boundaries / no code on end events).
+ * - escalation: `code` from bpmn:escalation/@escalationCode (null: catch-all).
+ * - terminate: end events only (also flagged by `terminate: true`).
+ */
+export type EventDefinition =
+  | { kind: 'timer'; timer: TimerSpec }
+  | { kind: 'message'; name: CompiledValue; correlationKey: CompiledExpression | null }
+  | { kind: 'signal'; name: CompiledValue }
+  | { kind: 'error'; code: string | null }
+  | { kind: 'escalation'; code: string | null }
+  | { kind: 'terminate' };
 
 export interface CompiledFlow {
   id: string;
@@ -75,8 +120,30 @@ export interface CompiledNode {
   boundary?: string[];
   /** userTask only. */
   userTask?: UserTaskSpec;
-  /** service/send/businessRule tasks: the external task topic. */
+  /**
+   * userTask only: escalation of an overdue task (extension properties `pgbpm:escalateAfter`
+   * = ISO 8601 duration after the due date (or after creation when no due
+   * date), then `pgbpm:escalateToGroups` (comma-separated candidate groups to
+   * add) and/or `pgbpm:escalateToAssignee` (new assignee)).
+   */
+  taskEscalation?: { after: CompiledValue; addCandidateGroups?: CompiledValue; reassignTo?: CompiledValue };
+  /**
+   * service/send/businessRule tasks, and message intermediate throw / end
+   * events with camunda:type="external" camunda:topic or zeebe:taskDefinition:
+   * the external task topic (the node then behaves as an external task).
+   */
   topic?: string;
+  /**
+   * Start, end, intermediate catch/throw and boundary events, receive tasks:
+   * the event definition (absent = none event). Error boundary events also
+   * keep the older `error` field below.
+   */
+  event?: EventDefinition;
+  /** camunda:asyncBefore / camunda:asyncAfter: the continuation runs as a job. */
+  asyncBefore?: boolean;
+  asyncAfter?: boolean;
+  /** camunda:jobPriority-free retry count of async jobs (camunda:failedJobRetryTimeCycle "R3/PT5M" → {retries: 3, delay: "PT5M"}); default 3 retries. */
+  jobRetry?: { retries: number; delay: string | null };
   /** boundaryEvent only. */
   attachedTo?: string;
   cancelActivity?: boolean;
@@ -91,8 +158,10 @@ export interface CompiledNode {
 }
 
 export interface CompiledGraph {
-  /** Id of the process's none start event. */
-  start: string;
+  /** Id of the process's none start event; null when it has only message, signal or timer start events. */
+  start: string | null;
+  /** Ids of the message, signal and timer start events (each node has `event`). */
+  eventStarts?: string[];
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;
 }
