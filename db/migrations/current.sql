@@ -1,1 +1,2 @@
 -- Enter migration here
+--!include setup/worker_grants.sql
