@@ -11,11 +11,16 @@
  *   node dist/cli/dev.js watch [--once]
  *       graphile-migrate watch: runs current.sql against the development database
  *       whenever it or a file under db/functions changes (--once: run it once).
+ *   node dist/cli/dev.js worker-schema
+ *       installs graphile-worker's schema in the database GM_DBURL names: the
+ *       afterReset action that commit adds, since pgbpm's migrations grant on
+ *       that schema and the shadow database is reset (emptied) before them.
  */
 import { parseArgs } from 'node:util';
 import { commit, watch } from 'graphile-migrate';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal';
 import { parseUrl, resolveDatabase, withDatabase, type ResolvedDatabase } from './database';
+import { installWorkerSchema } from '../worker/schema';
 import { buildSettings, describePgError, migrateDatabase, type MigrateLog } from './migrate';
 
 const log: MigrateLog = (level, message) => {
@@ -26,18 +31,33 @@ const log: MigrateLog = (level, message) => {
 async function settingsFor(db: ResolvedDatabase): Promise<Awaited<ReturnType<typeof buildSettings>>> {
   const url = parseUrl(db.connectionString, 'database URL');
   const database = decodeURIComponent(url.pathname.slice(1));
-  return buildSettings({
+  const settings = await buildSettings({
     connectionString: db.connectionString,
     shadowConnectionString: process.env.SHADOW_DATABASE_URL || withDatabase(db.connectionString, `${database}_shadow`),
     rootConnectionString: process.env.ROOT_DATABASE_URL || withDatabase(db.connectionString, 'postgres'),
     log,
   });
+  // a reset database has no graphile_worker schema, which the migrations grant on (cli/migrate.ts installs it first)
+  const installJobQueue = { _: 'command' as const, command: `"${process.execPath}" "${__filename}" worker-schema` };
+  settings.afterReset = [...(settings.afterReset ?? []), installJobQueue];
+  return settings;
+}
+
+async function installWorkerSchemaFromEnv(): Promise<number> {
+  const url = process.env.GM_DBURL;
+  if (!url) {
+    process.stderr.write('dev.js worker-schema: GM_DBURL is not set (graphile-migrate sets it for afterReset actions)\n');
+    return 2;
+  }
+  await installWorkerSchema(url, { log: (level, message) => level !== 'debug' && process.stderr.write(`${message}\n`) });
+  return 0;
 }
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'worker-schema') return installWorkerSchemaFromEnv();
   if (command !== 'commit' && command !== 'watch') {
-    process.stderr.write('usage: dev.js commit [--message TEXT] | dev.js watch [--once]\n');
+    process.stderr.write('usage: dev.js commit [--message TEXT] | dev.js watch [--once] | dev.js worker-schema\n');
     return 2;
   }
   const { values } = parseArgs({

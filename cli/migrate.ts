@@ -12,6 +12,7 @@ import pg from 'pg';
 import { current, Logger, migrate, type Settings } from 'graphile-migrate';
 import { getSettingsFromJSON } from 'graphile-migrate/dist/commands/_common';
 import { clearAllPools } from 'graphile-migrate/dist/pgReal';
+import { installWorkerSchema } from '../worker/schema';
 import { AUTHENTICATOR_ROLE, parseUrl } from './database';
 import { migrationsFolder as defaultMigrationsFolder, projectRoot } from './paths';
 
@@ -99,10 +100,12 @@ function hasCurrentMigration(folder: string): boolean {
 }
 
 /**
- * Brings the database to the latest committed migration (plus current.sql
- * with includeCurrent), then sets bpm_authenticator's password if asked.
- * Idempotent. Needs a login that may create roles and schemas (superuser, or
- * a CREATEROLE owner login).
+ * Installs or upgrades graphile-worker's schema (graphile_worker, the job
+ * queue: see worker/schema.ts), then brings the database to the latest
+ * committed migration (plus current.sql with includeCurrent), then sets
+ * bpm_authenticator's password if asked. The job queue comes first because
+ * pgbpm's migrations grant on it. Idempotent. Needs a login that may create
+ * roles and schemas (superuser, or a CREATEROLE owner login).
  *
  * When it returns, graphile-migrate's connections to the database are closed
  * (so it can serve as a template right away).
@@ -117,6 +120,14 @@ export async function migrateDatabase(connectionString: string, options: Migrate
   });
   const folder = settings.migrationsFolder;
   const ranCurrent = options.includeCurrent === true && hasCurrentMigration(folder);
+  try {
+    await installWorkerSchema(connectionString, {
+      applicationName,
+      log: options.log ?? defaultLog,
+    });
+  } catch (err) {
+    throw migrationError(`installing graphile-worker's schema in database "${database}"`, err);
+  }
   try {
     if (ranCurrent) await current(settings);
     else await migrate(settings);

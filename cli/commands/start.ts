@@ -6,17 +6,20 @@ import { err, out } from '../io';
 import { projectRoot } from '../paths';
 import { describeReport, migrateApp, resolveAppDatabase } from './migrate';
 import { startApi, waitForSignal, type RunningApi } from './serve';
+import { startWorker } from './worker';
 
-export const summary = 'start pgbpm: the database (embedded unless DATABASE_URL), migrated, and the GraphQL API';
+export const summary = 'start pgbpm: the database (embedded unless DATABASE_URL), migrated, the GraphQL API and the worker';
 
 export const usage = `usage: pgbpm start
 
 Resolves the database (DATABASE_URL, else the embedded PostgreSQL in
 .pgbpm/data on port 54329), migrates it, serves the GraphQL API (as
 pgbpm serve: PORT, default 4000; see pgbpm serve --help for tokens), prints
-where both are and keeps running until SIGINT/SIGTERM (Ctrl-C), then stops
-the API and the embedded server cleanly.
-The job worker arrives in a later version of pgbpm.`;
+where both are, runs the worker in the same process (as pgbpm worker: the
+job runner always; service-task handlers when PGBPM_WORKER_TENANTS is set,
+with PGBPM_HANDLERS and the HTTP connector; see pgbpm worker --help) and keeps
+running until SIGINT/SIGTERM (Ctrl-C), then stops the API, the worker
+(waiting for handlers in flight) and the embedded server cleanly.`;
 
 function relativeToRoot(p: string): string {
   const rel = path.relative(projectRoot(), p);
@@ -33,14 +36,19 @@ export async function run(args: string[]): Promise<number> {
 
   const db = await resolveAppDatabase();
   let report;
-  let api: RunningApi;
+  let api: RunningApi | undefined;
+  let worker;
   try {
     report = await migrateApp(db);
     api = await startApi(db);
+    worker = await startWorker(db, {});
   } catch (e) {
+    await api?.close().catch(() => undefined);
     await db.stop();
     throw e;
   }
+  const runningApi = api;
+  const runningWorker = worker;
 
   const lines: string[] = [];
   if (db.embedded && db.cluster) {
@@ -59,15 +67,22 @@ export async function run(args: string[]): Promise<number> {
   lines.push(
     `Migrated: ${describeReport(report)}.`,
     ...api.lines,
-    'The job worker arrives in a later version of pgbpm. Press Ctrl-C to stop.',
+    `Worker ${worker.workerId}: job runner` +
+      (worker.externalTasks
+        ? `; service tasks of tenants ${worker.tenants.join(', ')}, topics ${worker.topics.join(', ')}`
+        : '; no service tasks (set PGBPM_WORKER_TENANTS and PGBPM_HANDLERS)'),
+    'Press Ctrl-C to stop.',
   );
   out(lines.join('\n'));
 
   return waitForSignal(
     async () => {
-      await api
+      await runningApi
         .close()
         .catch((e: unknown) => err(`pgbpm start: stopping the API failed: ${e instanceof Error ? e.message : String(e)}`));
+      await runningWorker
+        .stop()
+        .catch((e: unknown) => err(`pgbpm start: stopping the worker failed: ${e instanceof Error ? e.message : String(e)}`));
       try {
         await db.stop();
       } catch (e) {

@@ -53,3 +53,4 @@ drop function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid,
 --!include setup/policies.sql
 --!include setup/grants.sql
 --!include setup/ownership.sql
+--!include setup/worker_grants.sql

@@ -1,0 +1,401 @@
+/**
+ * The external-task runner in this process against a real database: it
+ * fetches through bpm.fetch_and_lock as bpm_engine and reports through
+ * complete_external_task, throw_bpmn_error and fail_external_task. Each test
+ * has its own topic and its own worker, so workers never see each other's
+ * tasks.
+ */
+import type pg from 'pg';
+import { BpmnError, NonRetryableError } from '../../../worker/errors';
+import type { TaskContext } from '../../../worker/handlers';
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployProcess, deployXml } from '../../helpers/engine';
+import {
+  all,
+  bpmnWithErrors,
+  externalTaskBody,
+  externalTaskOf,
+  history,
+  incidents,
+  instance,
+  start,
+  type ExternalTaskRow,
+  type InstanceRow,
+} from '../api/support';
+import { deferred, startTestWorker, waitFor, type TestWorker } from './support';
+
+const TENANT = 'wk-t';
+
+let db: TestDb;
+const admins = new Map<string, pg.Client>();
+const designers = new Map<string, pg.Client>();
+const workers: TestWorker[] = [];
+
+async function admin(tenant = TENANT): Promise<pg.Client> {
+  let c = admins.get(tenant);
+  if (!c) {
+    c = await db.connectAs({ role: 'bpm_admin', tenant, user: 'boss' });
+    admins.set(tenant, c);
+  }
+  return c;
+}
+
+async function designer(tenant = TENANT): Promise<pg.Client> {
+  let c = designers.get(tenant);
+  if (!c) {
+    c = await db.connectAs({ role: 'bpm_designer', tenant });
+    designers.set(tenant, c);
+  }
+  return c;
+}
+
+/** Deploys start → work (topic) → end under key = topic in each tenant. */
+async function topicModel(topic: string, tenants = [TENANT]): Promise<string> {
+  for (const t of tenants) await deployProcess(await designer(t), topic, externalTaskBody(topic));
+  return topic;
+}
+
+async function worker(options: Parameters<typeof startTestWorker>[1]): Promise<TestWorker> {
+  const w = await startTestWorker(db, options);
+  workers.push(w);
+  return w;
+}
+
+const ended = (id: string) => async (): Promise<InstanceRow | undefined> => {
+  const i = await instance(db.root, id);
+  return i.state === 'completed' ? i : undefined;
+};
+
+beforeAll(async () => {
+  db = await createTestDb();
+});
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((w) => w.stop()));
+});
+afterAll(() => db.close());
+
+describe('a handler', () => {
+  test('gets the variables and its context; what it returns completes the task and merges into the instance', async () => {
+    const topic = await topicModel('w_complete');
+    const seen: Array<{ variables: Record<string, unknown>; ctx: TaskContext }> = [];
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: (variables, ctx) => {
+          seen.push({ variables, ctx });
+          return { charged: true, amount: Number(variables.amount) * 2 };
+        },
+      },
+    });
+    const inst = await start(await admin(), topic, { amount: 21 });
+    const done = await waitFor('the instance to complete', ended(inst.id));
+    expect(done.variables).toEqual({ amount: 42, charged: true });
+    expect(seen).toHaveLength(1);
+    const { variables, ctx } = seen[0] as (typeof seen)[number];
+    const task = await externalTaskOf(db.root, inst.id);
+    expect(variables).toEqual({ amount: 21 });
+    expect(ctx).toMatchObject({
+      taskId: task.id,
+      instanceId: inst.id,
+      elementId: 'work',
+      topic,
+      tenant: TENANT,
+      attempt: 1,
+      retries: 3,
+      retriesLeft: 3,
+    });
+    expect(ctx.signal.aborted).toBe(false);
+    expect(ctx.lockedUntil).toBeInstanceOf(Date);
+    expect(task).toMatchObject({ state: 'completed', retries: null, error_message: null });
+    expect(await history(db.root, inst.id)).toEqual(['start:completed', 'work:completed', 'end:completed']);
+  });
+});
+
+describe('BPMN errors', () => {
+  test('a BpmnError thrown by the handler takes the matching error boundary, with its variables', async () => {
+    const key = 'w_bpmn_error';
+    await deployXml(await designer(), [
+      {
+        name: `${key}.bpmn`,
+        xml: bpmnWithErrors(
+          key,
+          { E_DECLINED: 'CARD_DECLINED' },
+          `<startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+           <serviceTask id="work" camunda:type="external" camunda:topic="${key}"/>
+           <sequenceFlow id="f2" sourceRef="work" targetRef="end"/><endEvent id="end"/>
+           <boundaryEvent id="onDeclined" attachedToRef="work"><errorEventDefinition errorRef="E_DECLINED"/></boundaryEvent>
+           <sequenceFlow id="fx" sourceRef="onDeclined" targetRef="handleDeclined"/>
+           <userTask id="handleDeclined"/><sequenceFlow id="fx2" sourceRef="handleDeclined" targetRef="endX"/><endEvent id="endX"/>`,
+        ),
+      },
+    ]);
+    let calls = 0;
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [key]: () => {
+          calls += 1;
+          throw new BpmnError('CARD_DECLINED', 'card 4711 declined', { declineReason: 'limit' });
+        },
+      },
+    });
+    const inst = await start(await admin(), key, { card: '4711' });
+    await waitFor('the error path', async () =>
+      (await history(db.root, inst.id)).includes('handleDeclined:active') ? true : undefined,
+    );
+    expect(await history(db.root, inst.id)).toEqual(['start:completed', 'work:cancelled', 'onDeclined:completed', 'handleDeclined:active']);
+    expect(await instance(db.root, inst.id)).toMatchObject({ state: 'active', variables: { card: '4711', declineReason: 'limit' } });
+    expect(await externalTaskOf(db.root, inst.id)).toMatchObject({ state: 'cancelled', error_message: 'BPMN error CARD_DECLINED' });
+    expect(await incidents(db.root, inst.id)).toEqual([]);
+    expect(calls).toBe(1);
+  });
+});
+
+describe('failures and retries', () => {
+  test('a handler that fails three times and then succeeds completes the instance exactly once, retried with exponential back-off', async () => {
+    const topic = await topicModel('w_retry');
+    const starts: Array<{ attempt: number; retriesLeft: number; at: number }> = [];
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: {
+          backoff: { baseMs: 60, maxMs: 1000 },
+          handler: (_variables, ctx) => {
+            starts.push({ attempt: ctx.attempt, retriesLeft: ctx.retriesLeft, at: Date.now() });
+            if (ctx.attempt <= 3) throw new Error(`service down (attempt ${ctx.attempt})`);
+            return { done: ctx.attempt };
+          },
+        },
+      },
+    });
+    const inst = await start(await admin(), topic);
+    const done = await waitFor('the instance to complete', ended(inst.id));
+    expect(done.variables).toEqual({ done: 4 });
+    expect(starts.map((s) => [s.attempt, s.retriesLeft])).toEqual([
+      [1, 3],
+      [2, 2],
+      [3, 1],
+      [4, 0],
+    ]);
+    // retry n waits base · 2^(n-1): 60, 120, 240 ms (a few ms of clock slack between Node and PostgreSQL)
+    const gaps = starts.slice(1).map((s, i) => s.at - (starts[i] as (typeof starts)[number]).at);
+    expect(gaps[0]).toBeGreaterThanOrEqual(55);
+    expect(gaps[1]).toBeGreaterThanOrEqual(115);
+    expect(gaps[2]).toBeGreaterThanOrEqual(235);
+    // one transition: exactly one completed row per element
+    expect(await history(db.root, inst.id)).toEqual(['start:completed', 'work:completed', 'end:completed']);
+    expect(await externalTaskOf(db.root, inst.id)).toMatchObject({ state: 'completed', retries: 1, error_message: 'service down (attempt 3)' });
+    expect(await incidents(db.root, inst.id)).toEqual([]);
+  });
+
+  test('when the retries are used up the engine raises an incident failedExternalTask and the handler is not called again', async () => {
+    const topic = await topicModel('w_exhausted');
+    let calls = 0;
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: {
+          retries: 2,
+          handler: () => {
+            calls += 1;
+            throw new Error('card service down');
+          },
+        },
+      },
+    });
+    const inst = await start(await admin(), topic);
+    const [incident] = await waitFor('an incident', async () => {
+      const found = await incidents(db.root, inst.id);
+      return found.length > 0 ? found : undefined;
+    });
+    const task = await externalTaskOf(db.root, inst.id);
+    expect(incident).toMatchObject({ incident_type: 'failedExternalTask', message: 'card service down', external_task_id: task.id, resolved_at: null });
+    expect(task).toMatchObject({ state: 'open', retries: 0, worker_id: null, error_message: 'card service down' });
+    expect(calls).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(calls).toBe(3);
+    expect((await instance(db.root, inst.id)).state).toBe('active');
+  });
+
+  test('retry_incident makes the task available again and the worker completes it', async () => {
+    const topic = await topicModel('w_incident_retry');
+    let fail = true;
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: {
+          retries: 0,
+          handler: () => {
+            if (fail) throw new Error('not yet');
+            return { recovered: true };
+          },
+        },
+      },
+    });
+    const inst = await start(await admin(), topic);
+    const [incident] = await waitFor('an incident', async () => {
+      const found = await incidents(db.root, inst.id);
+      return found.length > 0 ? found : undefined;
+    });
+    fail = false;
+    const engine = await db.connectAs({ role: 'bpm_engine', tenant: TENANT });
+    await engine.query('select bpm.retry_incident($1, 1)', [incident?.id]);
+    await engine.end();
+    expect((await waitFor('the instance to complete', ended(inst.id))).variables).toEqual({ recovered: true });
+  });
+
+  test('a NonRetryableError (and a result that is not an object) raises the incident at the first failure', async () => {
+    const topic = await topicModel('w_non_retryable');
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: (variables) => {
+          if (variables.kind === 'bad input') throw new NonRetryableError('customer id missing');
+          return [1, 2] as unknown as Record<string, unknown>;
+        },
+      },
+    });
+    const bad = await start(await admin(), topic, { kind: 'bad input' });
+    const array = await start(await admin(), topic, { kind: 'array' });
+    const messages = await waitFor('two incidents', async () => {
+      const rows = await all<{ message: string; instance_id: string }>(
+        db.root,
+        `select message, instance_id from bpm.incident where instance_id = any($1) order by instance_id = $2 desc`,
+        [[bad.id, array.id], bad.id],
+      );
+      return rows.length === 2 ? rows : undefined;
+    });
+    expect(messages).toEqual([
+      { instance_id: bad.id, message: 'customer id missing' },
+      { instance_id: array.id, message: 'TypeError: the handler returned an array, not an object of variables' },
+    ]);
+  });
+
+  test('a result reported after another worker took the task over (lock expired) is refused with BP205 and logged; the runner goes on', async () => {
+    const topic = await topicModel('w_lost_lock');
+    const release = deferred();
+    let calls = 0;
+    const w = await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: {
+          lockDurationMs: 100,
+          handler: async () => {
+            calls += 1;
+            if (calls === 1) await release.promise;
+            return { by: 'worker' };
+          },
+        },
+      },
+      config: { concurrency: 1 },
+    });
+    const engine = await db.connectAs({ role: 'bpm_engine', tenant: TENANT });
+    const inst = await start(await admin(), topic);
+    await waitFor('the worker to lock the task', async () => ((await externalTaskOf(db.root, inst.id)).worker_id ? true : undefined));
+    // another worker takes it once the worker's lock has expired
+    const [stolen] = await waitFor('the lock to expire', async () => {
+      const { rows } = await engine.query<ExternalTaskRow>(`select * from bpm.fetch_and_lock($1, 'thief', 1, '1 minute')`, [topic]);
+      return rows.length > 0 ? rows : undefined;
+    });
+    release.resolve();
+    await waitFor('the refusal to be logged', async () => (w.logs.some((l) => l.sqlstate === 'BP205') ? true : undefined));
+    const line = w.logs.find((l) => l.sqlstate === 'BP205');
+    expect(line).toMatchObject({ level: 40, taskId: stolen?.id, msg: expect.stringContaining('locked by another worker') });
+    await engine.query(`select bpm.complete_external_task($1, 'thief', '{"by": "thief"}')`, [stolen?.id]);
+    await engine.end();
+    expect((await waitFor('the instance to complete', ended(inst.id))).variables).toEqual({ by: 'thief' });
+    // the runner is still working
+    const next = await start(await admin(), topic);
+    expect((await waitFor('the next instance to complete', ended(next.id))).variables).toEqual({ by: 'worker' });
+    expect(w.runtime.externalTasks?.stats().outcomes).toMatchObject({ lost: 1, completed: 1 });
+  });
+});
+
+describe('tenants', () => {
+  test('a worker serves only the tenants it is given', async () => {
+    const topic = await topicModel('w_tenants', [TENANT, 'wk-other']);
+    await worker({ tenants: [TENANT], handlers: { [topic]: () => ({ ok: true }) } });
+    const other = await start(await admin('wk-other'), topic);
+    const mine = await start(await admin(), topic);
+    await waitFor('my instance to complete', ended(mine.id));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await externalTaskOf(db.root, other.id)).toMatchObject({ state: 'open', worker_id: null });
+  });
+
+  test('round-robin: a tenant with 200 waiting tasks does not starve a tenant with 5', async () => {
+    const busy = 'wk-busy';
+    const quiet = 'wk-quiet';
+    const topic = await topicModel('w_fair', [busy, quiet]);
+    const busyAdmin = await admin(busy);
+    for (let i = 0; i < 200; i++) await start(busyAdmin, topic);
+    for (let i = 0; i < 5; i++) await start(await admin(quiet), topic);
+    const order: string[] = [];
+    await worker({
+      tenants: [busy, quiet],
+      handlers: {
+        [topic]: async (_v, ctx) => {
+          order.push(ctx.tenant);
+          await new Promise((resolve) => setTimeout(resolve, 1));
+          return {};
+        },
+      },
+      config: { concurrency: 2, batchSize: 10 },
+    });
+    await waitFor('every task', async () => (order.length === 205 ? true : undefined), 60_000);
+    const lastQuiet = order.lastIndexOf(quiet);
+    // fetches alternate between the tenants, one slot's worth each: the quiet tenant's 5 come within the first ~12
+    expect(lastQuiet).toBeLessThan(20);
+  });
+});
+
+describe('shutdown', () => {
+  test('stop() fetches nothing more and waits for the handlers in hand, which complete their tasks', async () => {
+    const topic = await topicModel('w_graceful');
+    const release = deferred();
+    let started = 0;
+    const w = await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: async () => {
+          started += 1;
+          await release.promise;
+          return { finished: true };
+        },
+      },
+      config: { concurrency: 3 },
+    });
+    const insts = [await start(await admin(), topic), await start(await admin(), topic), await start(await admin(), topic)];
+    await waitFor('three handlers in flight', async () => (started === 3 ? true : undefined));
+    const stopping = w.stop();
+    const late = await start(await admin(), topic);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    release.resolve();
+    expect(await stopping).toEqual({ abandoned: 0, aborted: false });
+    for (const i of insts) expect((await instance(db.root, i.id)).state).toBe('completed');
+    expect(await externalTaskOf(db.root, late.id)).toMatchObject({ state: 'open', worker_id: null });
+    expect(started).toBe(3);
+  });
+
+  test('past the shutdown timeout the AbortSignal fires; a handler that stops hands its task back without using a retry', async () => {
+    const topic = await topicModel('w_abort');
+    let started = false;
+    const w = await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: (_v, ctx) =>
+          new Promise((_resolve, reject) => {
+            started = true;
+            ctx.signal.addEventListener('abort', () => reject(new Error('aborted by the signal')));
+          }),
+      },
+      config: { shutdownTimeoutMs: 200 },
+    });
+    const inst = await start(await admin(), topic);
+    await waitFor('the handler to start', async () => (started ? true : undefined));
+    expect(await w.stop()).toEqual({ abandoned: 0, aborted: true });
+    const task = await externalTaskOf(db.root, inst.id);
+    expect(task).toMatchObject({ state: 'open', worker_id: null, locked_until: null, retries: 3 });
+    expect(task.error_message).toMatch(/^released by worker test-worker-.* at shutdown: aborted by the signal$/);
+    expect(await incidents(db.root, inst.id)).toEqual([]);
+  });
+});

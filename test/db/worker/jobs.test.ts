@@ -1,0 +1,111 @@
+/**
+ * The graphile-worker job runner as the worker runs it: logged in as
+ * bpm_authenticator, SET ROLE bpm_engine (never the owner of
+ * graphile_worker), running jobs the engine's owner enqueues in its own
+ * transaction, and refusing clearly to start on a database whose job queue
+ * schema pgbpm migrate has not installed.
+ */
+import { createEnginePool } from '../../../worker/engine-pool';
+import { startJobRunner } from '../../../worker/job-runner';
+import { createWorkerLogger } from '../../../worker/logger';
+import { asTenant, taskList } from '../../../worker/tasks';
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deferred, startTestWorker, waitFor } from './support';
+
+let db: TestDb;
+
+beforeAll(async () => {
+  db = await createTestDb();
+});
+afterAll(() => db.close());
+
+/** Enqueues a job as bpm_owner (as the engine functions will), committed. */
+async function addJobAsOwner(identifier: string, payload: unknown, runAtSql = 'now()'): Promise<void> {
+  const client = await db.root.connect();
+  try {
+    await client.query('begin');
+    await client.query('set local role bpm_owner');
+    await client.query(`select graphile_worker.add_job($1, $2::json, run_at := ${runAtSql})`, [identifier, JSON.stringify(payload)]);
+    await client.query('commit');
+  } finally {
+    client.release();
+  }
+}
+
+test('the runner works as bpm_engine: a job enqueued by bpm_owner runs at once, and a task can call the engine as a tenant', async () => {
+  const ran = deferred<{ payload: unknown; role: string; tenant: string }>();
+  const w = await startTestWorker(db, {
+    tenants: [],
+    jobs: true,
+    tasks: {
+      test_job: async (payload, helpers) => {
+        const seen = await asTenant(helpers, 'jobs-t', async (client) => {
+          const { rows } = await client.query<{ role: string; tenant: string }>(
+            `select current_user as role, current_setting('bpm.tenant_id') as tenant`,
+          );
+          return rows[0] as { role: string; tenant: string };
+        });
+        ran.resolve({ payload, ...seen });
+      },
+    },
+  });
+  try {
+    const t0 = Date.now();
+    await addJobAsOwner('test_job', { n: 1 });
+    expect(await ran.promise).toEqual({ payload: { n: 1 }, role: 'bpm_engine', tenant: 'jobs-t' });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    const sessions = await db.root.query<{ usename: string }>(
+      `select distinct usename from pg_catalog.pg_stat_activity where datname = current_database() and application_name = 'pgbpm-worker-jobs'`,
+    );
+    expect(sessions.rows).toEqual([{ usename: 'bpm_authenticator' }]);
+  } finally {
+    await w.stop();
+  }
+});
+
+test('a job that becomes due later runs within a poll interval of its run_at', async () => {
+  let ranAt = 0;
+  const w = await startTestWorker(db, {
+    tenants: [],
+    jobs: true,
+    config: { jobPollIntervalMs: 200 },
+    tasks: {
+      later_job: () => {
+        ranAt = Date.now();
+      },
+    },
+  });
+  try {
+    const due = Date.now() + 400;
+    await addJobAsOwner('later_job', {}, `now() + interval '400 milliseconds'`);
+    await waitFor('the job to run', async () => (ranAt > 0 ? true : undefined), 5000);
+    expect(ranAt).toBeGreaterThanOrEqual(due - 50);
+    expect(ranAt - due).toBeLessThan(1000);
+  } finally {
+    await w.stop();
+  }
+});
+
+test('the built-in task list has pgbpm_ping, and registered tasks join it', () => {
+  expect(Object.keys(taskList())).toContain('pgbpm_ping');
+  expect(Object.keys(taskList({ extra: () => undefined }))).toEqual(expect.arrayContaining(['pgbpm_ping', 'extra']));
+});
+
+test('without graphile-worker schema the runner refuses to start (bpm_engine may not install it) and says to run pgbpm migrate', async () => {
+  const bare = await createTestDb();
+  try {
+    await bare.root.query('drop schema graphile_worker cascade');
+    const pool = createEnginePool({ connectionString: bare.urls.authenticator, max: 2, applicationName: 'pgbpm-test-jobs' });
+    try {
+      await expect(
+        startJobRunner({ pool, taskList: taskList(), concurrency: 1, pollIntervalMs: 100, logger: createWorkerLogger({ level: 'silent' }) }),
+      ).rejects.toThrow(/cannot start the job runner: permission denied for database .*run pgbpm migrate/s);
+    } finally {
+      await pool.end();
+    }
+    const schema = await bare.root.query(`select 1 from pg_catalog.pg_namespace where nspname = 'graphile_worker'`);
+    expect(schema.rowCount).toBe(0);
+  } finally {
+    await bare.close();
+  }
+});

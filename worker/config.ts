@@ -1,0 +1,126 @@
+/**
+ * Worker settings: environment variables, overridden by command-line options.
+ *
+ *   PGBPM_HANDLERS                 handler module (--handlers)
+ *   PGBPM_WORKER_TENANTS           tenants served, comma-separated (--tenants)
+ *   PGBPM_WORKER_ID                lock holder id (default <host>-<pid>-<random>)
+ *   PGBPM_WORKER_CONCURRENCY       handlers in flight at most (10)
+ *   PGBPM_WORKER_BATCH             max_tasks per fetch_and_lock (10)
+ *   PGBPM_WORKER_IDLE_MS           sleep after a round of fetches found nothing (15 ms)
+ *   PGBPM_WORKER_LOCK_DURATION     lock per fetched task (5min)
+ *   PGBPM_WORKER_RETRIES           default retries after a first failure (3)
+ *   PGBPM_WORKER_BACKOFF_BASE      delay before the first retry (1s), doubling
+ *   PGBPM_WORKER_BACKOFF_MAX       longest delay between retries (5min)
+ *   PGBPM_WORKER_SHUTDOWN_TIMEOUT  how long a stop waits for handlers in flight (30s)
+ *   PGBPM_JOB_CONCURRENCY          graphile-worker jobs in flight (4)
+ *   PGBPM_JOB_POLL_INTERVAL        graphile-worker's poll for jobs that became due (500ms)
+ *
+ * Durations: milliseconds, or a number with ms, s, min or h.
+ */
+import crypto from 'node:crypto';
+import os from 'node:os';
+import { WorkerConfigError } from './errors';
+
+export interface WorkerConfig {
+  /** Handler module path, or null: no external-task handlers. */
+  handlersPath: string | null;
+  tenants: string[];
+  workerId: string;
+  concurrency: number;
+  batchSize: number;
+  idleMs: number;
+  lockDurationMs: number;
+  retries: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  shutdownTimeoutMs: number;
+  jobConcurrency: number;
+  jobPollIntervalMs: number;
+}
+
+export const WORKER_DEFAULTS = {
+  concurrency: 10,
+  batchSize: 10,
+  idleMs: 15,
+  lockDurationMs: 5 * 60_000,
+  retries: 3,
+  backoffBaseMs: 1000,
+  backoffMaxMs: 5 * 60_000,
+  shutdownTimeoutMs: 30_000,
+  jobConcurrency: 4,
+  jobPollIntervalMs: 500,
+} as const;
+
+/** Milliseconds of "250", "250ms", "10s", "5min" or "1h". */
+export function parseDurationMs(raw: string, name: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)?\s*$/.exec(raw);
+  if (!match) throw new WorkerConfigError(`${name} must be milliseconds or a number with ms, s, min or h, got "${raw}"`);
+  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[match[2] ?? 'ms'] ?? 1;
+  return Math.round(Number(match[1]) * factor);
+}
+
+function positiveInteger(raw: string, name: string): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new WorkerConfigError(`${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+function nonNegativeInteger(raw: string, name: string): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new WorkerConfigError(`${name} must be an integer of at least 0, got "${raw}"`);
+  return value;
+}
+
+/** "a, b,,c" → ["a", "b", "c"], without duplicates. */
+export function parseList(raw: string | undefined): string[] {
+  if (!raw) return [];
+  return [...new Set(raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0))];
+}
+
+export function defaultWorkerId(): string {
+  return `${os.hostname()}-${process.pid}-${crypto.randomBytes(3).toString('hex')}`;
+}
+
+/** Command-line values, which win over the environment. */
+export interface WorkerOverrides {
+  handlersPath?: string;
+  tenants?: string;
+  workerId?: string;
+  concurrency?: string;
+}
+
+export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overrides: WorkerOverrides = {}): WorkerConfig {
+  const pick = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name]);
+  const duration = (name: string, fallback: number): number => {
+    const raw = pick(name);
+    return raw === undefined ? fallback : parseDurationMs(raw, name);
+  };
+  const integer = (name: string, fallback: number, parse: (raw: string, name: string) => number): number => {
+    const raw = pick(name);
+    return raw === undefined ? fallback : parse(raw, name);
+  };
+  const concurrency =
+    overrides.concurrency !== undefined
+      ? positiveInteger(overrides.concurrency, '--concurrency')
+      : integer('PGBPM_WORKER_CONCURRENCY', WORKER_DEFAULTS.concurrency, positiveInteger);
+  const config: WorkerConfig = {
+    handlersPath: overrides.handlersPath ?? pick('PGBPM_HANDLERS') ?? null,
+    tenants: parseList(overrides.tenants ?? pick('PGBPM_WORKER_TENANTS')),
+    workerId: overrides.workerId ?? pick('PGBPM_WORKER_ID') ?? defaultWorkerId(),
+    concurrency,
+    batchSize: integer('PGBPM_WORKER_BATCH', WORKER_DEFAULTS.batchSize, positiveInteger),
+    idleMs: duration('PGBPM_WORKER_IDLE_MS', WORKER_DEFAULTS.idleMs),
+    lockDurationMs: duration('PGBPM_WORKER_LOCK_DURATION', WORKER_DEFAULTS.lockDurationMs),
+    retries: integer('PGBPM_WORKER_RETRIES', WORKER_DEFAULTS.retries, nonNegativeInteger),
+    backoffBaseMs: duration('PGBPM_WORKER_BACKOFF_BASE', WORKER_DEFAULTS.backoffBaseMs),
+    backoffMaxMs: duration('PGBPM_WORKER_BACKOFF_MAX', WORKER_DEFAULTS.backoffMaxMs),
+    shutdownTimeoutMs: duration('PGBPM_WORKER_SHUTDOWN_TIMEOUT', WORKER_DEFAULTS.shutdownTimeoutMs),
+    jobConcurrency: integer('PGBPM_JOB_CONCURRENCY', WORKER_DEFAULTS.jobConcurrency, positiveInteger),
+    jobPollIntervalMs: duration('PGBPM_JOB_POLL_INTERVAL', WORKER_DEFAULTS.jobPollIntervalMs),
+  };
+  if (config.batchSize > 1000) throw new WorkerConfigError(`PGBPM_WORKER_BATCH must be at most 1000, got ${config.batchSize}`);
+  if (config.lockDurationMs < 1) throw new WorkerConfigError('PGBPM_WORKER_LOCK_DURATION must be positive');
+  if (config.jobPollIntervalMs < 1) throw new WorkerConfigError('PGBPM_JOB_POLL_INTERVAL must be positive');
+  if (config.workerId.trim() === '') throw new WorkerConfigError('the worker id must not be empty');
+  return config;
+}
