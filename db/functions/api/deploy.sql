@@ -55,10 +55,51 @@ begin
               where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key))
       returning * into v_definition;
       perform bpm_private.event__emit(v_tenant, null, array['definitionDeployed'], array[v_definition.id], array[null]);
+      perform bpm_private.definition__subscribe(v_definition);
       v_latest := null;
       return next v_definition;
     end loop;
   end loop;
 end;
 $$;
-comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN resources (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';
+comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN resources (the message, signal and timer start events of a new version replace those of the previous one) (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';
+
+-- The message, signal and timer start events of a newly deployed version
+-- replace those of the key's earlier versions (their timer jobs go too).
+create or replace function bpm_private.definition__subscribe(definition bpm.process_definition)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_timers uuid[];
+  v_node jsonb;
+  v_spec jsonb;
+begin
+  with removed as (
+    delete from bpm.event_subscription s
+    using bpm.process_definition d
+    where s.tenant_id = definition.tenant_id and s.instance_id is null
+      and d.tenant_id = s.tenant_id and d.id = s.definition_id and d.key = definition.key and d.id <> definition.id
+    returning s.id, s.kind
+  )
+  select coalesce(array_agg(r.id) filter (where r.kind = 'timer'), '{}') into v_timers from removed r;
+  if pg_catalog.cardinality(v_timers) > 0 then
+    perform bpm_private.timer__dequeue(v_timers);
+  end if;
+  for v_node in
+    select definition.graph -> 'nodes' -> e from pg_catalog.jsonb_array_elements_text(coalesce(definition.graph -> 'eventStarts', '[]')) e
+  loop
+    v_spec := bpm_private.subscription__spec(v_node, '{}', null);
+    continue when v_spec is null;
+    insert into bpm.event_subscription (tenant_id, id, kind, name, definition_id, element_id, due_at, cycle, repeats_left)
+    values (definition.tenant_id, (v_spec ->> 'id')::uuid, v_spec ->> 'kind', v_spec ->> 'name', definition.id, v_node ->> 'id',
+      (v_spec ->> 'due_at')::timestamptz, v_spec ->> 'cycle', (v_spec ->> 'repeats')::int);
+    if v_spec ->> 'kind' = 'timer' then
+      perform bpm_private.timer__enqueue(definition.tenant_id, (v_spec ->> 'id')::uuid, (v_spec ->> 'due_at')::timestamptz);
+    end if;
+  end loop;
+end;
+$$;
+comment on function bpm_private.definition__subscribe(bpm.process_definition) is E'Opens the start-event subscriptions of a new definition version, replacing the earlier versions''.';

@@ -234,8 +234,54 @@ begin
   update bpm.incident i set resolved_at = pg_catalog.now()
   where i.tenant_id = v_tenant and i.id = incident_id
   returning * into v_incident;
+  if v_incident.external_task_id is null then
+    perform bpm_private.incident__retry_element(v_incident);
+  end if;
   perform bpm_private.event__emit(v_tenant, v_incident.instance_id, array['incidentResolved'], array[v_incident.id], array[v_incident.element_id]);
   return v_incident;
 end;
 $$;
-comment on function bpm.retry_incident(uuid, int) is E'Resolves an open incident and makes its work available again with the given retries. Errors: BP105 not found, BP206 already resolved. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.retry_incident(uuid, int) is E'Resolves an open incident and makes its work available again with the given retries (external task: fetchable again; failedJob of a timer: the timer fires again; unhandled error end event: it is entered again). Errors: BP105 not found, BP206 already resolved. Roles: bpm_admin, bpm_engine.';
+
+-- Incidents without an external task: a timer whose continuation failed
+-- (its job runs again now), or an error end event nobody caught (its token
+-- enters it again, which raises a new incident unless a catcher appeared).
+create or replace function bpm_private.incident__retry_element(incident bpm.incident)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_sub bpm.event_subscription;
+  v_token uuid;
+  v_locked record;
+  st bpm_private.run_state;
+  v_graph jsonb;
+begin
+  update bpm.event_subscription s set incident_id = null
+  where s.tenant_id = incident.tenant_id and s.incident_id = incident.id
+  returning * into v_sub;
+  if found then
+    perform bpm_private.timer__enqueue(v_sub.tenant_id, v_sub.id, pg_catalog.now());
+    return;
+  end if;
+  delete from bpm_private.token t
+  where t.tenant_id = incident.tenant_id and t.instance_id = incident.instance_id and t.element_id = incident.element_id and t.kind = 'incident'
+  returning t.id into v_token;
+  if not found then
+    return;
+  end if;
+  select i as instance, d.graph, d.inclusive_joins into v_locked
+  from bpm.process_instance i join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
+  where i.tenant_id = incident.tenant_id and i.id = incident.instance_id;
+  v_graph := bpm_private.graph__in_memory(v_locked.graph);
+  st := bpm_private.run__begin(incident.tenant_id, incident.instance_id, (v_locked.instance).variables, false, v_locked.inclusive_joins);
+  st.business_key := (v_locked.instance).business_key;
+  st := bpm_private.activity__end(st, array[v_token], 'cancelled');
+  st := bpm_private.run__push(st, incident.element_id, null);
+  st := bpm_private.run__drain(st, v_graph);
+  perform bpm_private.run__finish(st, v_locked.instance);
+end;
+$$;
+comment on function bpm_private.incident__retry_element(bpm.incident) is E'Retries an incident that has no external task: fires the failed timer again, or re-enters the error end event.';

@@ -10,10 +10,6 @@ declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'start a process');
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
   v_definition bpm.process_definition;
-  v_graph jsonb;
-  st bpm_private.run_state;
-  v_done boolean;
-  v_instance bpm.process_instance;
 begin
   select * into v_definition from bpm.process_definition d
   where d.tenant_id = v_tenant and d.key = process_key
@@ -21,23 +17,7 @@ begin
   if not found then
     raise exception 'process definition with key % not found', process_key using errcode = 'BP101';
   end if;
-  -- walk in memory first: an instance that ends within this call is inserted completed
-  v_graph := bpm_private.graph__in_memory(v_definition.graph);
-  st := bpm_private.run__begin(v_tenant, pg_catalog.gen_random_uuid(), v_variables, true, v_definition.inclusive_joins);
-  st := bpm_private.run__push(st, v_graph ->> 'start', null);
-  st := bpm_private.run__drain(st, v_graph);
-  v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
-  st := bpm_private.run__event(st, 'instanceStarted', st.instance_id, null);
-  if v_done then
-    st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
-  end if;
-  insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at)
-  values (v_tenant, st.instance_id, v_definition.id, start_process.business_key,
-    case when v_done then 'completed' else 'active' end, st.variables, bpm_private.current_user_id(),
-    case when v_done then pg_catalog.now() end)
-  returning * into v_instance;
-  perform bpm_private.run__flush(st);
-  return v_instance;
+  return bpm_private.instance__start(v_definition, null, v_variables, business_key, null, null);
 end;
 $$;
-comment on function bpm.start_process(text, jsonb, text) is E'Starts an instance of the latest version of a process key and runs it until every token waits. Raises BP101 when the key is unknown in the tenant. Roles: bpm_admin, bpm_user.';
+comment on function bpm.start_process(text, jsonb, text) is E'Starts an instance of the latest version of a process key and runs it until every token waits. Raises BP101 when the key is unknown in the tenant, BP308 when the process has no none start event (it starts by message, signal or timer). Roles: bpm_admin, bpm_user.';

@@ -49,6 +49,7 @@ begin
   into v_count, v_kinds, v_subjects, v_elements
   from events ev;
   perform bpm_private.event__emit(tenant_id, instance_id, v_kinds, v_subjects, v_elements);
+  perform bpm_private.subscriptions__remove(tenant_id, instance_id, null);
   return v_count;
 end;
 $$;

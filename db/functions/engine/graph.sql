@@ -82,8 +82,13 @@ declare
   st bpm_private.run_state := bpm_private.run__begin(instance.tenant_id, instance.id, instance.variables || variables, false, joins);
   v_graph jsonb := bpm_private.graph__in_memory(graph);
 begin
+  st.business_key := instance.business_key;
   st := bpm_private.run__event(st, event_kind, token_id, node_id);
   st := bpm_private.activity__end(st, array[token_id], case when to_node is null then 'completed' else 'cancelled' end);
+  if pg_catalog.jsonb_array_length(coalesce(v_graph -> 'nodes' -> node_id -> 'boundary', '[]')) > 0
+     and bpm_private.node__has_subscriptions(v_graph, v_graph -> 'nodes' -> node_id) then
+    perform bpm_private.subscriptions__remove(instance.tenant_id, instance.id, array[token_id]);
+  end if;
   if to_node is null then
     st := bpm_private.node__leave(st, v_graph, v_graph -> 'nodes' -> node_id);
   else

@@ -16,7 +16,8 @@ begin
     '{}', '{}', '{}', '{}',   -- a_id, a_el, a_type, a_state
     '{}', '{}',               -- e_id, e_state
     '{}', '{}', '{}', '{}', '{}', -- w_id, w_el, w_kind, w_flow, w_data
-    '{}', '{}', '{}'          -- x_kind, x_subject, x_el
+    '{}', '{}', '{}',         -- x_kind, x_subject, x_el
+    '{}', '{}', '{}', null    -- s_token, s_data, p_data, business_key
   )::bpm_private.run_state;
 end;
 $$;
@@ -96,9 +97,15 @@ begin
       case
         when v_type = 'userTask' then
           st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, st.variables));
+          if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) then
+            st := bpm_private.boundary__arm(st, graph, v_node, v_id);
+          end if;
           continue;
-        when v_type in ('serviceTask', 'sendTask', 'businessRuleTask') then
+        when v_type in ('serviceTask', 'businessRuleTask') or coalesce(v_node ->> 'topic', '') <> '' then
           st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
+          if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) then
+            st := bpm_private.boundary__arm(st, graph, v_node, v_id);
+          end if;
           continue;
         when v_type = 'parallelGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
           v_slow := 'parallelJoin';
@@ -109,7 +116,15 @@ begin
         when v_type = 'endEvent' and v_node ? 'terminate' and (v_node ->> 'terminate')::boolean then
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
           v_slow := 'terminate';
-        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent') then
+        when v_type in ('intermediateCatchEvent', 'receiveTask') then
+          v_slow := 'catch';
+        when v_type = 'eventBasedGateway' then
+          v_slow := 'eventGateway';
+        when v_node -> 'event' ->> 'kind' in ('signal', 'message', 'error')
+             and v_type in ('intermediateThrowEvent', 'endEvent', 'sendTask') then
+          v_slow := 'throw';
+        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway',
+                        'boundaryEvent', 'intermediateThrowEvent', 'sendTask') then
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
         else
           raise exception 'element % has type % which this engine version cannot execute', v_node_id, v_type
@@ -121,6 +136,16 @@ begin
         st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state;
         if v_slow = 'parallelJoin' then
           st := bpm_private.parallel_join__arrive(st, graph, v_node, v_id, v_via);
+        elsif v_slow = 'catch' then
+          st := bpm_private.catch__enter(st, graph, v_node, v_id, v_via);
+        elsif v_slow = 'eventGateway' then
+          st := bpm_private.event_gateway__enter(st, graph, v_node, v_id, v_via);
+        elsif v_slow = 'throw' then
+          st := bpm_private.throw__enter(st, v_node, v_id, v_via);
+          if v_node -> 'event' ->> 'kind' <> 'error' then
+            st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
+            st := bpm_private.node__leave(st, graph, v_node);
+          end if;
         else
           st := bpm_private.instance__terminate(st);
         end if;
@@ -216,11 +241,17 @@ begin
     from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
     order by u.ord;
   end if;
+  if pg_catalog.cardinality(st.s_token) > 0 then
+    perform bpm_private.run__flush_subscriptions(st);
+  end if;
+  if pg_catalog.cardinality(st.p_data) > 0 then
+    perform bpm_private.run__post(st);
+  end if;
   if pg_catalog.cardinality(st.w_id) = 0 then
     return;
   end if;
   -- user and external tasks are wait states themselves; other waits are tokens
-  if 'join' = any(st.w_kind) then
+  if not (st.w_kind <@ array['userTask', 'externalTask']) then
     insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow)
     select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_flow) as u(id, el, kind, flow)
@@ -273,13 +304,15 @@ begin
       return v_result;
     end if;
   end if;
-  perform bpm_private.run__flush(st);
-  if st.variables = before.variables then
-    return before;
+  -- the instance row first: what the flush triggers afterwards (a signal this
+  -- run threw, caught by the instance itself) must read it as of this run
+  v_result := before;
+  if st.variables <> before.variables then
+    update bpm.process_instance i set variables = st.variables
+    where i.tenant_id = st.tenant_id and i.id = st.instance_id
+    returning * into v_result;
   end if;
-  update bpm.process_instance i set variables = st.variables
-  where i.tenant_id = st.tenant_id and i.id = st.instance_id
-  returning * into v_result;
+  perform bpm_private.run__flush(st);
   return v_result;
 end;
 $$;
@@ -299,3 +332,23 @@ begin
 end;
 $$;
 comment on function bpm_private.run__event(bpm_private.run_state, text, uuid, text) is E'Buffers an explicit event of the run (written by run__flush).';
+
+create or replace function bpm_private.run__flush_subscriptions(st bpm_private.run_state)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_timer record;
+begin
+  insert into bpm.event_subscription (tenant_id, id, kind, name, correlation_key, instance_id, token_id, element_id, interrupting, due_at, cycle, repeats_left)
+  select st.tenant_id, (d ->> 'id')::uuid, d ->> 'kind', d ->> 'name', d ->> 'key', st.instance_id, u.token, d ->> 'element',
+    coalesce((d ->> 'interrupting')::boolean, true), (d ->> 'due_at')::timestamptz, d ->> 'cycle', (d ->> 'repeats')::int
+  from unnest(st.s_token, st.s_data) as u(token, d);
+  for v_timer in select (d ->> 'id')::uuid as id, (d ->> 'due_at')::timestamptz as due_at from unnest(st.s_data) d where d ->> 'kind' = 'timer' loop
+    perform bpm_private.timer__enqueue(st.tenant_id, v_timer.id, v_timer.due_at);
+  end loop;
+end;
+$$;
+comment on function bpm_private.run__flush_subscriptions(bpm_private.run_state) is E'Writes the run''s new event subscriptions and schedules the jobs of its timers.';

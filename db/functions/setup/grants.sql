@@ -19,3 +19,6 @@ grant execute on function bpm.throw_bpmn_error(uuid, text, text, jsonb) to bpm_a
 grant execute on function bpm.retry_incident(uuid, int) to bpm_admin, bpm_engine;
 grant execute on function bpm.events_after(bigint, uuid, int) to bpm_admin, bpm_designer, bpm_user, bpm_engine;
 grant execute on function bpm.register_event_listener(text, interval) to bpm_admin, bpm_designer, bpm_user, bpm_engine;
+grant execute on function bpm.correlate_message(text, text, jsonb, interval, text) to bpm_admin, bpm_user, bpm_engine;
+grant execute on function bpm.broadcast_signal(text, jsonb) to bpm_admin, bpm_user, bpm_engine;
+grant execute on function bpm.fire_timer(uuid) to bpm_admin, bpm_engine;

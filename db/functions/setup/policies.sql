@@ -8,8 +8,8 @@ declare
 begin
   foreach v_table in array array[
     'bpm.deployment', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task',
-    'bpm.external_task', 'bpm.incident', 'bpm.activity_instance', 'bpm.event', 'bpm_private.token',
-    'bpm_private.event_listener'
+    'bpm.external_task', 'bpm.incident', 'bpm.activity_instance', 'bpm.event', 'bpm.event_subscription',
+    'bpm.message_buffer', 'bpm_private.token', 'bpm_private.event_listener', 'bpm_private.message_receipt'
   ]::regclass[] loop
     execute pg_catalog.format('alter table %s enable row level security', v_table);
     execute pg_catalog.format('alter table %s force row level security', v_table);
@@ -62,5 +62,6 @@ create policy user_reads_events_of_own_instances on bpm.event for select to bpm_
 -- Reads: API roles read the contract's tables (under the policies above).
 -- Writes: never granted; state changes only through the API functions.
 grant select on bpm.deployment, bpm.process_definition, bpm.process_instance, bpm.user_task,
-  bpm.external_task, bpm.incident, bpm.activity_instance, bpm.event to bpm_admin, bpm_designer, bpm_engine;
+  bpm.external_task, bpm.incident, bpm.activity_instance, bpm.event, bpm.event_subscription, bpm.message_buffer
+  to bpm_admin, bpm_designer, bpm_engine;
 grant select on bpm.process_definition, bpm.process_instance, bpm.user_task, bpm.event to bpm_user;

@@ -81,6 +81,14 @@ const CALLS: ApiCall[] = [
   },
   { fn: 'retry_incident', role: 'bpm_engine', action: 'retry an incident', sql: () => ({ text: 'select bpm.retry_incident($1)', values: [newId()] }) },
   {
+    fn: 'correlate_message',
+    role: 'bpm_user',
+    action: 'correlate a message',
+    sql: () => ({ text: `select bpm.correlate_message('m', null, '{}', '1 hour')`, values: [] }),
+  },
+  { fn: 'broadcast_signal', role: 'bpm_user', action: 'broadcast a signal', sql: () => ({ text: `select bpm.broadcast_signal('s')`, values: [] }) },
+  { fn: 'fire_timer', role: 'bpm_engine', action: 'fire a timer', sql: () => ({ text: 'select bpm.fire_timer($1)', values: [newId()] }) },
+  {
     fn: 'register_event_listener',
     role: 'bpm_user',
     action: 'listen for events',

@@ -1,0 +1,273 @@
+-- Messages, signals and timers (issue 4).
+
+-- Delivers a message to exactly one receiver: a waiting subscription of an
+-- instance whose key matches (a null key on either side matches any), else a
+-- message start event (starts an instance with the key as business key).
+-- Several matches: BP207. None: buffered when ttl is given (returns null),
+-- else BP106 when required, else dropped (a message thrown by a process that
+-- nobody waits for). message_id: a repeated id within a day, or while the
+-- first is buffered, is a no-op returning what the first returned.
+create or replace function bpm_private.message__correlate(tenant_id text, name text, correlation_key text, variables jsonb, ttl interval, message_id text, required boolean)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_subs bpm.event_subscription[];
+  v_sub bpm.event_subscription;
+  v_instance bpm.process_instance;
+  v_definition bpm.process_definition;
+  v_first uuid;
+begin
+  if message_id is not null then
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(tenant_id || '/message/' || message_id, 0));
+    select r.instance_id into v_first from bpm_private.message_receipt r
+    where r.tenant_id = message__correlate.tenant_id and r.message_id = message__correlate.message_id
+      and r.received_at > pg_catalog.now() - interval '1 day';
+    if found then
+      select * into v_instance from bpm.process_instance i where i.tenant_id = message__correlate.tenant_id and i.id = v_first;
+      return v_instance;
+    end if;
+    if exists (select 1 from bpm.message_buffer b where b.tenant_id = message__correlate.tenant_id
+               and b.message_id = message__correlate.message_id and b.expires_at > pg_catalog.now()) then
+      return null;
+    end if;
+  end if;
+  for v_attempt in 1 .. 5 loop
+    v_subs := array(
+      select s from bpm.event_subscription s
+      where s.tenant_id = message__correlate.tenant_id and s.kind = 'message' and s.name = message__correlate.name
+        and s.instance_id is not null and s.incident_id is null
+        and (s.correlation_key is null or message__correlate.correlation_key is null or s.correlation_key = message__correlate.correlation_key)
+      order by s.created_at, s.id limit 2);
+    exit when pg_catalog.cardinality(v_subs) = 0;
+    if pg_catalog.cardinality(v_subs) > 1 then
+      raise exception 'message % (correlation key %) matches more than one waiting receiver (instances % and %)',
+        name, coalesce(correlation_key, 'null'), (v_subs[1]).instance_id, (v_subs[2]).instance_id using errcode = 'BP207';
+    end if;
+    v_instance := bpm_private.instance__lock(tenant_id, (v_subs[1]).instance_id);
+    -- read after the lock: a concurrent delivery may have taken it
+    select * into v_sub from bpm.event_subscription s where s.tenant_id = message__correlate.tenant_id and s.id = (v_subs[1]).id;
+    continue when not found;
+    perform bpm_private.instance__require_active(v_instance, 'receive message ' || name);
+    v_instance := bpm_private.subscription__trigger(v_sub, variables, 'messageCorrelated');
+    if message_id is not null then
+      insert into bpm_private.message_receipt (tenant_id, message_id, instance_id) values (tenant_id, message_id, v_instance.id)
+      on conflict on constraint message_receipt_pkey do update set instance_id = excluded.instance_id, received_at = excluded.received_at;
+    end if;
+    return v_instance;
+  end loop;
+  -- message start events of the latest versions
+  v_subs := array(
+    select s from bpm.event_subscription s
+    where s.tenant_id = message__correlate.tenant_id and s.kind = 'message' and s.name = message__correlate.name and s.instance_id is null
+    order by s.created_at, s.id limit 2);
+  if pg_catalog.cardinality(v_subs) > 1 then
+    raise exception 'message % starts more than one process (definitions % and %)', name, (v_subs[1]).definition_id, (v_subs[2]).definition_id
+      using errcode = 'BP207';
+  end if;
+  if pg_catalog.cardinality(v_subs) = 1 then
+    select * into v_definition from bpm.process_definition d where d.tenant_id = message__correlate.tenant_id and d.id = (v_subs[1]).definition_id;
+    v_instance := bpm_private.instance__start(v_definition, (v_subs[1]).element_id, variables, correlation_key, 'messageCorrelated', (v_subs[1]).id);
+    if message_id is not null then
+      insert into bpm_private.message_receipt (tenant_id, message_id, instance_id) values (tenant_id, message_id, v_instance.id)
+      on conflict on constraint message_receipt_pkey do update set instance_id = excluded.instance_id, received_at = excluded.received_at;
+    end if;
+    return v_instance;
+  end if;
+  if ttl is not null then
+    delete from bpm.message_buffer b where b.tenant_id = message__correlate.tenant_id and b.expires_at <= pg_catalog.now()
+      and b.message_id = message__correlate.message_id;
+    insert into bpm.message_buffer (tenant_id, id, name, correlation_key, variables, message_id, expires_at)
+    values (tenant_id, pg_catalog.gen_random_uuid(), name, correlation_key, variables, message_id, pg_catalog.now() + ttl);
+    perform bpm_private.event__emit(tenant_id, null, array['messageBuffered'], array[null::uuid], array[null]);
+    return null;
+  end if;
+  if required then
+    raise exception 'no process instance or message start event waits for message % (correlation key %)', name, coalesce(correlation_key, 'null')
+      using errcode = 'BP106';
+  end if;
+  return null;
+end;
+$$;
+comment on function bpm_private.message__correlate(text, text, text, jsonb, interval, text, boolean) is E'Delivers a message to its one receiver, starts a process, buffers it (ttl) or raises BP106/BP207.';
+
+create or replace function bpm.correlate_message(message_name text, correlation_key text default null, variables jsonb default '{}', ttl interval default null, message_id text default null)
+returns bpm.process_instance
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user', 'bpm_engine'], 'correlate a message');
+  v_variables jsonb := bpm_private.require_object(variables, 'variables');
+begin
+  if coalesce(message_name, '') = '' then
+    raise exception 'invalid argument: message_name is required' using errcode = 'BP401';
+  end if;
+  if ttl is not null and ttl <= interval '0' then
+    raise exception 'invalid argument: ttl must be positive' using errcode = 'BP401';
+  end if;
+  if message_id = '' then
+    raise exception 'invalid argument: message_id must not be empty' using errcode = 'BP401';
+  end if;
+  return bpm_private.message__correlate(v_tenant, message_name, correlation_key, v_variables, ttl, message_id, true);
+end;
+$$;
+comment on function bpm.correlate_message(text, text, jsonb, interval, text) is E'Delivers a message to exactly one receiver in the caller''s tenant: a waiting message catch event, receive task, message boundary event or event-based gateway whose correlation key matches (zeebe: the subscription''s correlationKey; camunda: the instance''s business key; a null key on either side matches any), else a message start event (starts an instance, business key = correlation_key, and returns it). Variables merge into the instance. More than one match: BP207. No match: with ttl the message is kept and delivered to the first matching subscription that opens before it expires (returns null); without, BP106. message_id: a repeated correlation with the same id within a day (or while the first is buffered) is a no-op. A suspended receiver: BP202. Roles: bpm_admin, bpm_user, bpm_engine.';
+
+-- Triggers every signal subscription of the tenant (instances one at a time,
+-- in id order, so concurrent broadcasts cannot deadlock; suspended instances
+-- are skipped) and starts the processes with that signal start event.
+create or replace function bpm_private.signal__broadcast(tenant_id text, name text, variables jsonb)
+returns int
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_candidate record;
+  v_sub bpm.event_subscription;
+  v_instance bpm.process_instance;
+  v_definition bpm.process_definition;
+  v_count int := 0;
+begin
+  for v_candidate in
+    select s.id, s.instance_id from bpm.event_subscription s
+    where s.tenant_id = signal__broadcast.tenant_id and s.kind = 'signal' and s.name = signal__broadcast.name
+      and s.instance_id is not null and s.incident_id is null
+    order by s.instance_id, s.created_at, s.id
+  loop
+    v_instance := bpm_private.instance__lock(tenant_id, v_candidate.instance_id);
+    continue when v_instance.state <> 'active';
+    select * into v_sub from bpm.event_subscription s where s.tenant_id = signal__broadcast.tenant_id and s.id = v_candidate.id;
+    continue when not found;
+    perform bpm_private.subscription__trigger(v_sub, variables, 'signalBroadcast');
+    v_count := v_count + 1;
+  end loop;
+  for v_candidate in
+    select s.id, s.definition_id, s.element_id from bpm.event_subscription s
+    where s.tenant_id = signal__broadcast.tenant_id and s.kind = 'signal' and s.name = signal__broadcast.name and s.instance_id is null
+    order by s.created_at, s.id
+  loop
+    select * into v_definition from bpm.process_definition d where d.tenant_id = signal__broadcast.tenant_id and d.id = v_candidate.definition_id;
+    perform bpm_private.instance__start(v_definition, v_candidate.element_id, variables, null, 'signalBroadcast', v_candidate.id);
+    v_count := v_count + 1;
+  end loop;
+  return v_count;
+end;
+$$;
+comment on function bpm_private.signal__broadcast(text, text, jsonb) is E'Triggers every signal catch event, boundary and start event of a signal in a tenant; returns how many.';
+
+create or replace function bpm.broadcast_signal(signal_name text, variables jsonb default '{}')
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user', 'bpm_engine'], 'broadcast a signal');
+  v_variables jsonb := bpm_private.require_object(variables, 'variables');
+begin
+  if coalesce(signal_name, '') = '' then
+    raise exception 'invalid argument: signal_name is required' using errcode = 'BP401';
+  end if;
+  return bpm_private.signal__broadcast(v_tenant, signal_name, v_variables);
+end;
+$$;
+comment on function bpm.broadcast_signal(text, jsonb) is E'Broadcasts a signal in the caller''s tenant: every waiting signal catch event and signal boundary event is triggered (variables merge into those instances) and every process with that signal start event is started. Returns how many were triggered plus started. Suspended instances are skipped. Roles: bpm_admin, bpm_user, bpm_engine.';
+
+-- A timer start event fired: start an instance, then arm the next cycle or
+-- close the subscription.
+create or replace function bpm_private.timer_start__fire(sub bpm.event_subscription)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_definition bpm.process_definition;
+  v_instance bpm.process_instance;
+begin
+  select * into v_definition from bpm.process_definition d where d.tenant_id = sub.tenant_id and d.id = sub.definition_id;
+  v_instance := bpm_private.instance__start(v_definition, sub.element_id, '{}', null, 'timerFired', sub.id);
+  if sub.cycle is not null and (sub.repeats_left is null or sub.repeats_left > 0) then
+    update bpm.event_subscription s
+    set due_at = bpm_private.timer__next(sub.cycle, greatest(sub.due_at, pg_catalog.now() - interval '1 minute')),
+      repeats_left = sub.repeats_left - 1
+    where s.tenant_id = sub.tenant_id and s.id = sub.id
+    returning * into sub;
+    perform bpm_private.timer__enqueue(sub.tenant_id, sub.id, sub.due_at);
+  else
+    delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
+  end if;
+  return v_instance;
+end;
+$$;
+comment on function bpm_private.timer_start__fire(bpm.event_subscription) is E'Fires a timer start event: starts an instance and re-arms a cycle.';
+
+-- The job handler's entry point (graphile-worker task bpm_fire_timer). It
+-- may run more than once or late: it fires only a subscription that still
+-- exists and is due, of an active instance; otherwise it does nothing. A
+-- continuation that fails becomes an incident failedJob (retry_incident
+-- fires it again); transient errors (serialization, deadlock) are raised so
+-- that the job is retried.
+create or replace function bpm.fire_timer(subscription_id uuid)
+returns bpm.process_instance
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fire a timer');
+  v_sub bpm.event_subscription;
+  v_instance bpm.process_instance;
+  v_incident uuid;
+begin
+  select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id and s.kind = 'timer';
+  if not found or v_sub.incident_id is not null then
+    return null;
+  end if;
+  if v_sub.instance_id is null then
+    select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id for update;
+    if not found or v_sub.due_at > pg_catalog.now() then
+      return null;
+    end if;
+  else
+    v_instance := bpm_private.instance__lock(v_tenant, v_sub.instance_id);
+    select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id;
+    -- gone (fired, cancelled), not due (re-armed), or the instance waits for activation
+    if not found or v_sub.due_at > pg_catalog.now() or v_instance.state <> 'active' then
+      return null;
+    end if;
+  end if;
+  begin
+    if v_sub.instance_id is null then
+      return bpm_private.timer_start__fire(v_sub);
+    end if;
+    return bpm_private.subscription__trigger(v_sub, '{}', 'timerFired');
+  exception when others then
+    if sqlstate like '40%' or sqlstate like '53%' or sqlstate like '57%' or sqlstate like '58%' then
+      raise;
+    end if;
+    if v_sub.instance_id is null then
+      raise;
+    end if;
+    insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
+    values (v_tenant, v_sub.instance_id, v_sub.element_id, 'failedJob',
+      pg_catalog.format('timer %s of element %s failed: %s (SQLSTATE %s)', v_sub.id, v_sub.element_id, sqlerrm, sqlstate))
+    returning id into v_incident;
+    update bpm.event_subscription s set incident_id = v_incident where s.tenant_id = v_tenant and s.id = v_sub.id;
+    perform bpm_private.event__emit(v_tenant, v_sub.instance_id, array['incidentCreated'], array[v_incident], array[v_sub.element_id]);
+    return v_instance;
+  end;
+end;
+$$;
+comment on function bpm.fire_timer(uuid) is E'Fires a due timer subscription (called by the worker''s bpm_fire_timer job; idempotent: a timer already fired, removed, re-armed for later, or of a suspended or ended instance is left alone and null returned). A failing continuation raises an incident failedJob instead of an error. Roles: bpm_admin, bpm_engine.';

@@ -1,0 +1,261 @@
+-- Event behaviours (issue 4). A catching node (intermediate catch event,
+-- receive task) or an event-based gateway makes its token wait (kind
+-- 'event') and opens event subscriptions (buffered in s_token/s_data, written
+-- by run__flush, timers enqueued as graphile-worker jobs). Activities with
+-- message, signal or timer boundary events open one subscription per boundary
+-- while they wait. A message catch consumes a buffered message (correlated
+-- earlier with a ttl) right away instead of waiting.
+
+-- The subscription spec of a catching node or boundary event (its `event`).
+create or replace function bpm_private.subscription__spec(node jsonb, variables jsonb, business_key text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_event jsonb := node -> 'event';
+  v_kind text := v_event ->> 'kind';
+  v_el text := node ->> 'id';
+  v_spec jsonb;
+begin
+  if v_kind = 'message' then
+    v_spec := pg_catalog.jsonb_build_object('kind', 'message',
+      'name', bpm_private.value__to_text(bpm_private.value__eval(v_event -> 'name', variables, v_el)),
+      'key', case when v_event -> 'correlationKey' is null or v_event -> 'correlationKey' = 'null'::jsonb then business_key
+                  else bpm_private.value__to_text(bpm_private.value__eval(pg_catalog.jsonb_build_object('expr', v_event -> 'correlationKey'), variables, v_el)) end);
+  elsif v_kind = 'signal' then
+    v_spec := pg_catalog.jsonb_build_object('kind', 'signal',
+      'name', bpm_private.value__to_text(bpm_private.value__eval(v_event -> 'name', variables, v_el)));
+  elsif v_kind = 'timer' then
+    v_spec := pg_catalog.jsonb_build_object('kind', 'timer') || bpm_private.timer__arm(v_event -> 'timer', variables, v_el);
+  else
+    return null;
+  end if;
+  if v_kind in ('message', 'signal') and coalesce(v_spec ->> 'name', '') = '' then
+    raise exception '% name of element % is empty', v_kind, v_el using errcode = 'BP303';
+  end if;
+  return v_spec || pg_catalog.jsonb_build_object('id', pg_catalog.gen_random_uuid(), 'element', v_el,
+    'interrupting', coalesce((node ->> 'cancelActivity')::boolean, true));
+end;
+$$;
+comment on function bpm_private.subscription__spec(jsonb, jsonb, text) is E'Evaluates what a catching node or boundary event waits for (message name and key, signal name, timer due time); null for other events.';
+
+create or replace function bpm_private.subscription__add(st bpm_private.run_state, token_id uuid, spec jsonb)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.s_token := st.s_token || token_id;
+  st.s_data := st.s_data || spec;
+  return st;
+end;
+$$;
+comment on function bpm_private.subscription__add(bpm_private.run_state, uuid, jsonb) is E'Buffers an event subscription of a waiting token.';
+
+-- Takes the oldest unexpired buffered message a new message subscription
+-- matches (null key on either side matches any). Returns its variables.
+create or replace function bpm_private.message_buffer__take(tenant_id text, name text, correlation_key text)
+returns jsonb
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_variables jsonb;
+begin
+  with picked as (
+    select b.id from bpm.message_buffer b
+    where b.tenant_id = message_buffer__take.tenant_id and b.name = message_buffer__take.name
+      and b.expires_at > pg_catalog.now()
+      and (b.correlation_key is null or message_buffer__take.correlation_key is null or b.correlation_key = message_buffer__take.correlation_key)
+    order by b.created_at, b.id
+    limit 1
+    for update skip locked
+  )
+  delete from bpm.message_buffer b using picked p
+  where b.tenant_id = message_buffer__take.tenant_id and b.id = p.id
+  returning b.variables into v_variables;
+  return v_variables;
+end;
+$$;
+comment on function bpm_private.message_buffer__take(text, text, text) is E'Consumes the oldest buffered message a new subscription matches; its variables, or null.';
+
+-- An intermediate catch event or receive task: consume a buffered message
+-- (the token leaves at once), else wait for its message, signal or timer.
+create or replace function bpm_private.catch__enter(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via_flow text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_spec jsonb := bpm_private.subscription__spec(node, st.variables, st.business_key);
+  v_vars jsonb;
+begin
+  if v_spec is null then
+    raise exception 'element % of type % has no message, signal or timer to wait for', node ->> 'id', node ->> 'type' using errcode = 'BP305';
+  end if;
+  if v_spec ->> 'kind' = 'message' then
+    v_vars := bpm_private.message_buffer__take(st.tenant_id, v_spec ->> 'name', v_spec ->> 'key');
+    if v_vars is not null then
+      st.variables := st.variables || v_vars;
+      st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+      st := bpm_private.run__event(st, 'messageCorrelated', id, node ->> 'id');
+      return bpm_private.node__leave(st, graph, node);
+    end if;
+  end if;
+  st := bpm_private.wait__add(st, id, node ->> 'id', 'event', via_flow, null);
+  st := bpm_private.subscription__add(st, id, v_spec);
+  if node ->> 'type' = 'receiveTask' and bpm_private.node__has_subscriptions(graph, node) then
+    st := bpm_private.boundary__arm(st, graph, node, id);
+  end if;
+  return st;
+end;
+$$;
+comment on function bpm_private.catch__enter(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'Catch event / receive task behaviour: takes a buffered message or waits for its message, signal or timer.';
+
+-- Event-based gateway: the token waits at the gateway with one subscription
+-- per following catch event; the first event wins (subscription__trigger).
+-- A buffered message for one of them wins at once (document order).
+create or replace function bpm_private.event_gateway__enter(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via_flow text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_flow text;
+  v_target jsonb;
+  v_spec jsonb;
+  v_specs jsonb[] := '{}';
+  v_vars jsonb;
+begin
+  for v_i in 0 .. pg_catalog.jsonb_array_length(node -> 'out') - 1 loop
+    v_flow := node -> 'out' ->> v_i;
+    v_target := graph -> 'nodes' -> (graph -> 'flows' -> v_flow ->> 'target');
+    v_spec := bpm_private.subscription__spec(v_target, st.variables, st.business_key);
+    if v_spec is null then
+      raise exception 'event-based gateway % leads to % which waits for no event', node ->> 'id', v_target ->> 'id' using errcode = 'BP305';
+    end if;
+    if v_spec ->> 'kind' = 'message' then
+      v_vars := bpm_private.message_buffer__take(st.tenant_id, v_spec ->> 'name', v_spec ->> 'key');
+      if v_vars is not null then
+        st.variables := st.variables || v_vars;
+        st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+        st := bpm_private.run__event(st, 'messageCorrelated', id, v_target ->> 'id');
+        return bpm_private.catch__passed(st, graph, v_target, v_flow);
+      end if;
+    end if;
+    v_specs := v_specs || v_spec;
+  end loop;
+  st := bpm_private.wait__add(st, id, node ->> 'id', 'event', via_flow, null);
+  foreach v_spec in array v_specs loop
+    st := bpm_private.subscription__add(st, id, v_spec);
+  end loop;
+  return st;
+end;
+$$;
+comment on function bpm_private.event_gateway__enter(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'Event-based gateway behaviour: waits for the first of the events after it.';
+
+-- A catch event whose event has happened: its activity row (completed) and
+-- the token leaves it.
+create or replace function bpm_private.catch__passed(st bpm_private.run_state, graph jsonb, node jsonb, via_flow text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  st.a_id := st.a_id || pg_catalog.gen_random_uuid();
+  st.a_el := st.a_el || (node ->> 'id');
+  st.a_type := st.a_type || (node ->> 'type');
+  st.a_state := st.a_state || 'completed'::text;
+  return bpm_private.node__leave(st, graph, node);
+end;
+$$;
+comment on function bpm_private.catch__passed(bpm_private.run_state, jsonb, jsonb, text) is E'Records a catch event that was triggered and lets the token leave it.';
+
+-- Boundary events of an activity that just started waiting: one subscription
+-- per message, signal or timer boundary (error and escalation boundaries
+-- catch what is thrown at them and need none).
+create or replace function bpm_private.boundary__arm(st bpm_private.run_state, graph jsonb, node jsonb, host_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_boundary jsonb;
+  v_spec jsonb;
+begin
+  for v_i in 0 .. pg_catalog.jsonb_array_length(node -> 'boundary') - 1 loop
+    v_boundary := graph -> 'nodes' -> (node -> 'boundary' ->> v_i);
+    continue when coalesce(v_boundary -> 'event' ->> 'kind', 'error') not in ('message', 'signal', 'timer');
+    v_spec := bpm_private.subscription__spec(v_boundary, st.variables, st.business_key);
+    st := bpm_private.subscription__add(st, host_id, v_spec);
+  end loop;
+  return st;
+end;
+$$;
+comment on function bpm_private.boundary__arm(bpm_private.run_state, jsonb, jsonb, uuid) is E'Opens the subscriptions of an activity''s message, signal and timer boundary events.';
+
+create or replace function bpm_private.node__has_subscriptions(graph jsonb, node jsonb)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if node -> 'boundary' is null or pg_catalog.jsonb_array_length(node -> 'boundary') = 0 then
+    return false;
+  end if;
+  for v_i in 0 .. pg_catalog.jsonb_array_length(node -> 'boundary') - 1 loop
+    if graph -> 'nodes' -> (node -> 'boundary' ->> v_i) -> 'event' ->> 'kind' in ('message', 'signal', 'timer') then
+      return true;
+    end if;
+  end loop;
+  return false;
+end;
+$$;
+comment on function bpm_private.node__has_subscriptions(jsonb, jsonb) is E'Whether an activity has message, signal or timer boundary events.';
+
+-- Throw events: signals are broadcast and messages published (to a receiver
+-- in the tenant, if any) after the run has been written (run__post); an
+-- error end event nobody catches raises an incident and the token waits
+-- there (retry_incident throws again). Escalations are caught only by
+-- boundary events of subprocesses and call activities, which this version
+-- does not have: an escalation throw passes, an escalation end event ends.
+create or replace function bpm_private.throw__enter(st bpm_private.run_state, node jsonb, id uuid, via_flow text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_event jsonb := node -> 'event';
+  v_kind text := v_event ->> 'kind';
+  v_el text := node ->> 'id';
+begin
+  if v_kind = 'signal' then
+    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'signal', 'element', v_el,
+      'name', bpm_private.value__to_text(bpm_private.value__eval(v_event -> 'name', st.variables, v_el)));
+  elsif v_kind = 'message' then
+    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'message', 'element', v_el,
+      'name', bpm_private.value__to_text(bpm_private.value__eval(v_event -> 'name', st.variables, v_el)),
+      'key', case when v_event -> 'correlationKey' is null or v_event -> 'correlationKey' = 'null'::jsonb then null
+                  else bpm_private.value__to_text(bpm_private.value__eval(pg_catalog.jsonb_build_object('expr', v_event -> 'correlationKey'), st.variables, v_el)) end,
+      'variables', st.variables);
+  elsif v_kind = 'error' then
+    st.a_state[pg_catalog.array_position(st.a_id, id)] := 'active';
+    st := bpm_private.wait__add(st, id, v_el, 'incident', via_flow, null);
+    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'incident', 'element', v_el, 'type', 'unhandledBpmnError',
+      'message', pg_catalog.format('BPMN error %s thrown by end event %s is not caught by any error boundary or event subprocess',
+        coalesce(v_event ->> 'code', '(no code)'), v_el));
+  end if;
+  return st;
+end;
+$$;
+comment on function bpm_private.throw__enter(bpm_private.run_state, jsonb, uuid, text) is E'Throw and end events with a signal, message, error or escalation.';

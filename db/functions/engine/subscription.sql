@@ -1,0 +1,183 @@
+-- Triggering event subscriptions: a message, signal or timer reached what
+-- waits for it. The caller has locked the instance and re-read the
+-- subscription after the lock (so a subscription triggers at most once).
+
+-- Closes subscriptions of waiting tokens (and cancels their timer jobs).
+create or replace function bpm_private.subscriptions__remove(tenant_id text, instance_id uuid, token_ids uuid[])
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_timers uuid[];
+begin
+  with removed as (
+    delete from bpm.event_subscription s
+    where s.tenant_id = subscriptions__remove.tenant_id and s.instance_id = subscriptions__remove.instance_id
+      and (token_ids is null or s.token_id = any(token_ids))
+    returning s.id, s.kind
+  )
+  select coalesce(array_agg(r.id) filter (where r.kind = 'timer'), '{}') into v_timers from removed r;
+  if pg_catalog.cardinality(v_timers) > 0 then
+    perform bpm_private.timer__dequeue(v_timers);
+  end if;
+end;
+$$;
+comment on function bpm_private.subscriptions__remove(text, uuid, uuid[]) is E'Removes the event subscriptions of the given waiting tokens (null: all of the instance) and their timer jobs.';
+
+-- Starts an instance at a given start event (null: the none start event,
+-- BP308 without one; message, signal and timer starts: their triggers).
+create or replace function bpm_private.instance__start(definition bpm.process_definition, start_node text, variables jsonb, business_key text, event_kind text, event_subject uuid)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_graph jsonb := bpm_private.graph__in_memory(definition.graph);
+  st bpm_private.run_state := bpm_private.run__begin(definition.tenant_id, pg_catalog.gen_random_uuid(), variables, true, definition.inclusive_joins);
+  v_done boolean;
+  v_instance bpm.process_instance;
+begin
+  if start_node is null then
+    -- start_process: the none start event
+    start_node := v_graph ->> 'start';
+    if start_node is null then
+      raise exception 'process % has no none start event: it starts by message, signal or timer only', definition.key using errcode = 'BP308';
+    end if;
+  end if;
+  -- walk in memory first: an instance that ends within this call is inserted completed
+  st.business_key := business_key;
+  st := bpm_private.run__event(st, 'instanceStarted', st.instance_id, null);
+  if event_kind is not null then
+    st := bpm_private.run__event(st, event_kind, event_subject, start_node);
+  end if;
+  st := bpm_private.run__push(st, start_node, null);
+  st := bpm_private.run__drain(st, v_graph);
+  v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
+  if v_done then
+    st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
+  end if;
+  insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at)
+  values (definition.tenant_id, st.instance_id, definition.id, business_key,
+    case when v_done then 'completed' else 'active' end, st.variables, bpm_private.current_user_id(),
+    case when v_done then pg_catalog.now() end)
+  returning * into v_instance;
+  perform bpm_private.run__flush(st);
+  return v_instance;
+end;
+$$;
+comment on function bpm_private.instance__start(bpm.process_definition, text, jsonb, text, text, uuid) is E'Starts an instance of a definition at a start event and runs it until every token waits.';
+
+-- The activity a boundary event interrupts: its task or token ends as cancelled.
+create or replace function bpm_private.host__cancel(st bpm_private.run_state, host jsonb, host_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_type text := host ->> 'type';
+begin
+  if v_type = 'userTask' then
+    update bpm.user_task u set state = 'cancelled', completed_at = pg_catalog.now()
+    where u.tenant_id = st.tenant_id and u.id = host_id and u.state = 'open';
+    st := bpm_private.run__event(st, 'taskCancelled', host_id, host ->> 'id');
+  elsif coalesce(host ->> 'topic', '') <> '' then
+    update bpm.external_task e set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
+    where e.tenant_id = st.tenant_id and e.id = host_id and e.state = 'open';
+    st := bpm_private.run__event(st, 'externalTaskCancelled', host_id, host ->> 'id');
+  else
+    delete from bpm_private.token t where t.tenant_id = st.tenant_id and t.id = host_id;
+  end if;
+  perform bpm_private.subscriptions__remove(st.tenant_id, st.instance_id, array[host_id]);
+  return bpm_private.activity__end(st, array[host_id], 'cancelled');
+end;
+$$;
+comment on function bpm_private.host__cancel(bpm_private.run_state, jsonb, uuid) is E'Cancels the task or token an interrupting boundary event interrupts, with its other subscriptions.';
+
+create or replace function bpm_private.subscription__trigger(sub bpm.event_subscription, variables jsonb, event_kind text)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_locked record;
+  v_graph jsonb;
+  v_node jsonb;
+  v_token_el text;
+  st bpm_private.run_state;
+begin
+  select i as instance, d.graph, d.inclusive_joins into v_locked
+  from bpm.process_instance i
+  join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
+  where i.tenant_id = sub.tenant_id and i.id = sub.instance_id;
+  v_graph := bpm_private.graph__in_memory(v_locked.graph);
+  st := bpm_private.run__begin(sub.tenant_id, sub.instance_id, (v_locked.instance).variables || variables, false, v_locked.inclusive_joins);
+  st.business_key := (v_locked.instance).business_key;
+  st := bpm_private.run__event(st, event_kind, sub.id, sub.element_id);
+  v_node := v_graph -> 'nodes' -> sub.element_id;
+  if v_node ->> 'type' = 'boundaryEvent' then
+    if sub.interrupting then
+      st := bpm_private.host__cancel(st, v_graph -> 'nodes' -> (v_node ->> 'attachedTo'), sub.token_id);
+    elsif sub.kind = 'timer' and sub.cycle is not null and (sub.repeats_left is null or sub.repeats_left > 0) then
+      -- a non-interrupting cycle fires again while the activity waits
+      update bpm.event_subscription s
+      set due_at = bpm_private.timer__next(sub.cycle, greatest(sub.due_at, pg_catalog.now() - interval '1 minute')),
+        repeats_left = sub.repeats_left - 1
+      where s.tenant_id = sub.tenant_id and s.id = sub.id
+      returning * into sub;
+      perform bpm_private.timer__enqueue(sub.tenant_id, sub.id, sub.due_at);
+    elsif sub.kind = 'timer' then
+      delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
+    end if;
+    st := bpm_private.run__push(st, sub.element_id, null);
+  else
+    -- a catch event or receive task (the subscription's own element), or an
+    -- event-based gateway whose first event this is: the token and every
+    -- subscription of it go (a receive task's boundary events too)
+    delete from bpm_private.token t where t.tenant_id = sub.tenant_id and t.id = sub.token_id
+    returning t.element_id into v_token_el;
+    perform bpm_private.subscriptions__remove(sub.tenant_id, sub.instance_id, array[sub.token_id]);
+    st := bpm_private.activity__end(st, array[sub.token_id], 'completed');
+    if v_token_el = sub.element_id then
+      st := bpm_private.node__leave(st, v_graph, v_node);
+    else
+      st := bpm_private.catch__passed(st, v_graph, v_node, null);
+    end if;
+  end if;
+  st := bpm_private.run__drain(st, v_graph);
+  return bpm_private.run__finish(st, v_locked.instance);
+end;
+$$;
+comment on function bpm_private.subscription__trigger(bpm.event_subscription, jsonb, text) is E'A message, signal or timer reached a subscription: the catch event, receive task or event-based gateway continues, or the boundary event starts its path (interrupting: its activity is cancelled). The instance is locked by the caller.';
+
+-- What a run leaves to do once it is written: broadcast thrown signals,
+-- publish thrown messages, raise incidents of unhandled errors.
+create or replace function bpm_private.run__post(st bpm_private.run_state)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_action jsonb;
+  v_incident uuid;
+begin
+  foreach v_action in array st.p_data loop
+    if v_action ->> 'kind' = 'signal' then
+      perform bpm_private.signal__broadcast(st.tenant_id, v_action ->> 'name', '{}');
+    elsif v_action ->> 'kind' = 'message' then
+      perform bpm_private.message__correlate(st.tenant_id, v_action ->> 'name', v_action ->> 'key', v_action -> 'variables', null, null, false);
+    elsif v_action ->> 'kind' = 'incident' then
+      insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
+      values (st.tenant_id, st.instance_id, v_action ->> 'element', v_action ->> 'type', v_action ->> 'message')
+      returning id into v_incident;
+      perform bpm_private.event__emit(st.tenant_id, st.instance_id, array['incidentCreated'], array[v_incident], array[v_action ->> 'element']);
+    end if;
+  end loop;
+end;
+$$;
+comment on function bpm_private.run__post(bpm_private.run_state) is E'Broadcasts signals, publishes messages and raises incidents a run produced, after it is written.';
