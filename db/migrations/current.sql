@@ -115,9 +115,10 @@ create table bpm_private.message_receipt (
 );
 comment on table bpm_private.message_receipt is E'Message ids already delivered (kept for the retention window): a repeated correlation with the same id is a no-op.';
 
-alter type bpm_private.run_state add attribute s_token uuid[], add attribute s_data jsonb[], add attribute p_data jsonb[], add attribute business_key text;
-alter table bpm_private.token drop constraint kind_is_valid, add constraint kind_is_valid check (kind in ('join', 'event', 'incident'));
-comment on column bpm_private.token.kind is E'What it waits for: join (more tokens), event (its event subscriptions), incident (an unhandled error end event).';
+alter type bpm_private.run_state add attribute s_token uuid[], add attribute s_data jsonb[], add attribute p_data jsonb[], add attribute business_key text,
+  add attribute resume_node text, add attribute resume_id uuid, add attribute upsert boolean;
+alter table bpm_private.token drop constraint kind_is_valid, add constraint kind_is_valid check (kind in ('join', 'event', 'incident', 'asyncBefore', 'asyncAfter'));
+comment on column bpm_private.token.kind is E'What it waits for: join (more tokens), event (its event subscriptions), incident (an unhandled error end event), asyncBefore / asyncAfter (its job, continue_async).';
 
 drop function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid, text, text, jsonb);
 
@@ -125,6 +126,8 @@ drop function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid,
 --!include elements/timer.sql
 --!include elements/events.sql
 --!include engine/subscription.sql
+--!include engine/async.sql
+--!include engine/node.sql
 --!include api/events.sql
 --!include engine/run.sql
 --!include engine/graph.sql

@@ -12,15 +12,18 @@
  * the GraphileWorker.Tasks declaration below, and add it to TASKS:
  *
  *   // worker/tasks/fire_timer.ts
- *   export const fireTimer: Task<'fire_timer'> = async (payload, helpers) =>
- *     asTenant(helpers, payload.tenant, (client) => client.query('select bpm.fire_timer($1)', [payload.timerId]));
+ *   export const fireTimerTask: Task<'bpm_fire_timer'> = async (payload, helpers) =>
+ *     asTenant(helpers, payload.tenant_id, (client) => client.query('select bpm.fire_timer($1)', [payload.subscription_id]));
  *
  * Other code may add tasks at run time with registerTask() before the runner
  * starts (tests, embedding applications).
  */
-import type { JobHelpers, Task, TaskList } from 'graphile-worker';
-import type pg from 'pg';
+import type { Task, TaskList } from 'graphile-worker';
+import { continueAsyncTask } from './continue_async';
+import { fireTimerTask } from './fire_timer';
 import { pingTask } from './ping';
+
+export { asTenant } from './context';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -28,7 +31,10 @@ declare global {
     interface Tasks {
       /** No-op job: proves the runner works (and measures a plain job round trip). */
       pgbpm_ping: { sentAt?: number };
-      // fire_timer: { tenant: string; timerId: string };   ← the engine's timers (next)
+      /** A timer subscription is due (bpm_private.timer__enqueue). */
+      bpm_fire_timer: { tenant_id: string; subscription_id: string };
+      /** An asynchronous continuation is ready (bpm_private.async__enqueue). */
+      bpm_continue: { tenant_id: string; token_id: string };
     }
   }
 }
@@ -36,6 +42,8 @@ declare global {
 /** pgbpm's built-in tasks, by identifier. */
 export const TASKS: TaskList = {
   pgbpm_ping: pingTask,
+  bpm_fire_timer: fireTimerTask,
+  bpm_continue: continueAsyncTask,
 };
 
 const registered = new Map<string, Task>();
@@ -55,21 +63,3 @@ export function taskList(extra: TaskList = {}): TaskList {
   return { ...TASKS, ...Object.fromEntries(registered), ...extra };
 }
 
-/**
- * Runs `fn` in a transaction on the job's connection (as bpm_engine) with
- * bpm.tenant_id set for that transaction only: how a task calls the engine.
- */
-export function asTenant<T>(helpers: JobHelpers, tenant: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  return helpers.withPgClient(async (client) => {
-    await client.query('begin');
-    try {
-      await client.query(`select pg_catalog.set_config('bpm.tenant_id', $1, true)`, [tenant]);
-      const result = await fn(client);
-      await client.query('commit');
-      return result;
-    } catch (e) {
-      await client.query('rollback').catch(() => undefined);
-      throw e;
-    }
-  });
-}

@@ -243,8 +243,8 @@ end;
 $$;
 comment on function bpm.retry_incident(uuid, int) is E'Resolves an open incident and makes its work available again with the given retries (external task: fetchable again; failedJob of a timer: the timer fires again; unhandled error end event: it is entered again). Errors: BP105 not found, BP206 already resolved. Roles: bpm_admin, bpm_engine.';
 
--- Incidents without an external task: a timer whose continuation failed
--- (its job runs again now), or an error end event nobody caught (its token
+-- Incidents without an external task: a timer or asynchronous continuation
+-- that failed (its job runs again now), or an error end event nobody caught (its token
 -- enters it again, which raises a new incident unless a catcher appeared).
 create or replace function bpm_private.incident__retry_element(incident bpm.incident)
 returns void
@@ -264,6 +264,14 @@ begin
   returning * into v_sub;
   if found then
     perform bpm_private.timer__enqueue(v_sub.tenant_id, v_sub.id, pg_catalog.now());
+    return;
+  end if;
+  select t.id into v_token from bpm_private.token t
+  where t.tenant_id = incident.tenant_id and t.instance_id = incident.instance_id and t.element_id = incident.element_id
+    and t.kind in ('asyncBefore', 'asyncAfter')
+  limit 1;
+  if found then
+    perform bpm_private.async__enqueue(incident.tenant_id, v_token, '{}');
     return;
   end if;
   delete from bpm_private.token t

@@ -72,10 +72,14 @@ begin
   perform bpm_private.event__emit(v_tenant, instance_id,
     array[case when suspended then 'instanceSuspended' else 'instanceActivated' end], array[instance_id], array[null]);
   if not suspended then
-    -- timers that came due while suspended did nothing: schedule them again
+    -- timers and asynchronous continuations that came due while suspended
+    -- did nothing: schedule them again
     perform bpm_private.timer__enqueue(v_tenant, s.id, s.due_at)
     from bpm.event_subscription s
     where s.tenant_id = v_tenant and s.instance_id = instance__set_suspended.instance_id and s.kind = 'timer' and s.incident_id is null;
+    perform bpm_private.async__enqueue(v_tenant, t.id, '{}')
+    from bpm_private.token t
+    where t.tenant_id = v_tenant and t.instance_id = instance__set_suspended.instance_id and t.kind in ('asyncBefore', 'asyncAfter');
   end if;
   return v_instance;
 end;

@@ -8,6 +8,22 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
+begin
+  if (node ->> 'asyncAfter')::boolean then
+    -- camunda:asyncAfter: a job takes the outgoing flows (continue_async)
+    return bpm_private.async__wait(st, node, 'asyncAfter', null, pg_catalog.gen_random_uuid());
+  end if;
+  return bpm_private.node__leave_now(st, graph, node);
+end;
+$$;
+comment on function bpm_private.node__leave(bpm_private.run_state, jsonb, jsonb) is E'A token leaves a node over the flows its flow policy selects (asyncAfter: in a job).';
+
+create or replace function bpm_private.node__leave_now(st bpm_private.run_state, graph jsonb, node jsonb)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
 declare
   v_flow text;
 begin
@@ -17,7 +33,7 @@ begin
   return st;
 end;
 $$;
-comment on function bpm_private.node__leave(bpm_private.run_state, jsonb, jsonb) is E'A token leaves a node over the flows its flow policy selects.';
+comment on function bpm_private.node__leave_now(bpm_private.run_state, jsonb, jsonb) is E'A token leaves a node over the flows its flow policy selects, now.';
 
 -- Flow policies. Exclusive gateway: the first flow in document order whose
 -- condition holds, else the default. Parallel gateway: every flow. Others

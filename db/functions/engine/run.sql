@@ -17,7 +17,8 @@ begin
     '{}', '{}',               -- e_id, e_state
     '{}', '{}', '{}', '{}', '{}', -- w_id, w_el, w_kind, w_flow, w_data
     '{}', '{}', '{}',         -- x_kind, x_subject, x_el
-    '{}', '{}', '{}', null    -- s_token, s_data, p_data, business_key
+    '{}', '{}', '{}', null,   -- s_token, s_data, p_data, business_key
+    null, null, false         -- resume_node, resume_id, upsert
   )::bpm_private.run_state;
 end;
 $$;
@@ -86,8 +87,22 @@ begin
       if v_node is null then
         raise exception 'element % is not in the process graph', v_node_id using errcode = 'BP305';
       end if;
-      -- ===== ENTER
-      v_id := pg_catalog.gen_random_uuid();
+      -- ===== ENTER (an asyncBefore continuation goes on with its stored row)
+      if st.resume_id is not null and v_node_id = st.resume_node then
+        v_id := st.resume_id;
+        st.resume_id := null;
+        st.upsert := true;
+      else
+        v_id := pg_catalog.gen_random_uuid();
+        if (v_node ->> 'asyncBefore')::boolean then
+          a_id := pg_catalog.array_append(a_id, v_id);
+          a_el := pg_catalog.array_append(a_el, v_node_id);
+          a_type := pg_catalog.array_append(a_type, v_type);
+          a_state := pg_catalog.array_append(a_state, 'active'::text);
+          st := bpm_private.async__wait(st, v_node, 'asyncBefore', v_via, v_id);
+          continue;
+        end if;
+      end if;
       a_id := pg_catalog.array_append(a_id, v_id);
       a_el := pg_catalog.array_append(a_el, v_node_id);
       a_type := pg_catalog.array_append(a_type, v_type);
@@ -154,6 +169,10 @@ begin
         continue;
       end if;
       -- ===== LEAVE
+      if (v_node ->> 'asyncAfter')::boolean then
+        st := bpm_private.async__wait(st, v_node, 'asyncAfter', null, pg_catalog.gen_random_uuid());
+        continue;
+      end if;
       foreach v_flow in array bpm_private.flows__select(graph, v_node, st.variables) loop
         q_node := pg_catalog.array_append(q_node, graph -> 'flows' -> v_flow ->> 'target');
         q_flow := pg_catalog.array_append(q_flow, v_flow);
@@ -222,7 +241,21 @@ begin
   end if;
   -- history: rows stored earlier that ended now, and the rows of this call
   -- (seq follows the order of the a_* arrays, the order tokens entered nodes)
-  if pg_catalog.cardinality(st.e_id) > 0 then
+  if st.upsert then
+    -- an asyncBefore continuation: its row is stored already
+    with ended as (
+      update bpm.activity_instance a
+      set state = u.state, ended_at = pg_catalog.now()
+      from unnest(st.e_id, st.e_state) as u(id, state)
+      where a.tenant_id = st.tenant_id and a.id = u.id
+    )
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
+      case when u.state = 'active' then null else pg_catalog.now() end
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+    order by u.ord
+    on conflict on constraint activity_instance_pkey do update set state = excluded.state, ended_at = excluded.ended_at;
+  elsif pg_catalog.cardinality(st.e_id) > 0 then
     with ended as (
       update bpm.activity_instance a
       set state = u.state, ended_at = pg_catalog.now()

@@ -87,6 +87,7 @@ const CALLS: ApiCall[] = [
     sql: () => ({ text: `select bpm.correlate_message('m', null, '{}', '1 hour')`, values: [] }),
   },
   { fn: 'broadcast_signal', role: 'bpm_user', action: 'broadcast a signal', sql: () => ({ text: `select bpm.broadcast_signal('s')`, values: [] }) },
+  { fn: 'continue_async', role: 'bpm_engine', action: 'continue an asynchronous token', sql: () => ({ text: 'select bpm.continue_async($1)', values: [newId()] }) },
   { fn: 'fire_timer', role: 'bpm_engine', action: 'fire a timer', sql: () => ({ text: 'select bpm.fire_timer($1)', values: [newId()] }) },
   {
     fn: 'register_event_listener',
