@@ -120,6 +120,10 @@ alter type bpm_private.run_state add attribute s_token uuid[], add attribute s_d
 alter table bpm_private.token drop constraint kind_is_valid, add constraint kind_is_valid check (kind in ('join', 'event', 'incident', 'asyncBefore', 'asyncAfter'));
 comment on column bpm_private.token.kind is E'What it waits for: join (more tokens), event (its event subscriptions), incident (an unhandled error end event), asyncBefore / asyncAfter (its job, continue_async).';
 
+alter table bpm.user_task add column overdue_since timestamptz, add column escalated_at timestamptz;
+comment on column bpm.user_task.overdue_since is E'When the task was found past its due date (open tasks; event taskOverdue).';
+comment on column bpm.user_task.escalated_at is E'When its escalation rule (pgbpm:escalateAfter) was applied.';
+
 drop function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid, text, text, jsonb);
 
 --!include events/emit.sql
@@ -127,6 +131,8 @@ drop function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid,
 --!include elements/events.sql
 --!include engine/subscription.sql
 --!include engine/async.sql
+--!include elements/tasks.sql
+--!include elements/task_deadlines.sql
 --!include engine/node.sql
 --!include api/events.sql
 --!include engine/run.sql

@@ -22,6 +22,7 @@ import type { Task, TaskList } from 'graphile-worker';
 import { continueAsyncTask } from './continue_async';
 import { fireTimerTask } from './fire_timer';
 import { pingTask } from './ping';
+import { taskDeadlineTask } from './task_deadline';
 
 export { asTenant } from './context';
 
@@ -35,6 +36,8 @@ declare global {
       bpm_fire_timer: { tenant_id: string; subscription_id: string };
       /** An asynchronous continuation is ready (bpm_private.async__enqueue). */
       bpm_continue: { tenant_id: string; token_id: string };
+      /** A user task's due date, follow-up date or escalation time has come. */
+      bpm_task_deadline: { tenant_id: string; task_id: string; kind: 'due' | 'followUp' | 'escalate' };
     }
   }
 }
@@ -44,6 +47,7 @@ export const TASKS: TaskList = {
   pgbpm_ping: pingTask,
   bpm_fire_timer: fireTimerTask,
   bpm_continue: continueAsyncTask,
+  bpm_task_deadline: taskDeadlineTask,
 };
 
 const registered = new Map<string, Task>();

@@ -7,11 +7,11 @@ stable
 set search_path = ''
 as $$
 declare
-  v_spec jsonb := node -> 'userTask';
+  v_spec jsonb := coalesce(node -> 'userTask', '{}');
   v_el text := node ->> 'id';
   v_data jsonb;
 begin
-  if v_spec is null or v_spec = '{}'::jsonb then
+  if (v_spec is null or v_spec = '{}'::jsonb) and node -> 'taskEscalation' is null then
     v_data := pg_catalog.jsonb_build_object('name', node -> 'name');
   else
     v_data := pg_catalog.jsonb_build_object(
@@ -22,6 +22,7 @@ begin
       'priority', bpm_private.user_task__priority(bpm_private.value__eval(v_spec -> 'priority', variables, v_el), v_el),
       'due_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'dueDate', variables, v_el), v_el, 'dueDate'),
       'follow_up_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'followUpDate', variables, v_el), v_el, 'followUpDate'));
+    v_data := bpm_private.user_task__deadlines(node, variables, v_data);
   end if;
   return v_data;
 end;

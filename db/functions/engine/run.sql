@@ -112,6 +112,9 @@ begin
       case
         when v_type = 'userTask' then
           st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, st.variables));
+          if st.w_data[pg_catalog.cardinality(st.w_data)] ? 'deadline' then
+            st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'deadline', 'task', v_id, 'data', st.w_data[pg_catalog.cardinality(st.w_data)]);
+          end if;
           if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) then
             st := bpm_private.boundary__arm(st, graph, v_node, v_id);
           end if;

@@ -155,7 +155,8 @@ $$;
 comment on function bpm_private.subscription__trigger(bpm.event_subscription, jsonb, text) is E'A message, signal or timer reached a subscription: the catch event, receive task or event-based gateway continues, or the boundary event starts its path (interrupting: its activity is cancelled). The instance is locked by the caller.';
 
 -- What a run leaves to do once it is written: broadcast thrown signals,
--- publish thrown messages, raise incidents of unhandled errors.
+-- publish thrown messages, raise incidents of unhandled errors, schedule
+-- the deadline jobs of new user tasks.
 create or replace function bpm_private.run__post(st bpm_private.run_state)
 returns void
 language plpgsql
@@ -171,6 +172,8 @@ begin
       perform bpm_private.signal__broadcast(st.tenant_id, v_action ->> 'name', '{}');
     elsif v_action ->> 'kind' = 'message' then
       perform bpm_private.message__correlate(st.tenant_id, v_action ->> 'name', v_action ->> 'key', v_action -> 'variables', null, null, false);
+    elsif v_action ->> 'kind' = 'deadline' then
+      perform bpm_private.user_task__enqueue_deadlines(st.tenant_id, (v_action ->> 'task')::uuid, v_action -> 'data');
     elsif v_action ->> 'kind' = 'incident' then
       insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
       values (st.tenant_id, st.instance_id, v_action ->> 'element', v_action ->> 'type', v_action ->> 'message')
