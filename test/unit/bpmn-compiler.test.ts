@@ -110,10 +110,8 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
     expect(Object.keys(c.process.graph.flows)).toHaveLength(15);
   });
 
-  test('the only warning is camunda:asyncBefore', () => {
-    expect(c.warnings).toEqual([
-      'camunda7-order.bpmn: element Task_Charge: camunda:asyncBefore is accepted but ignored: transaction boundaries are not implemented yet, the element is executed synchronously',
-    ]);
+  test('no warnings (camunda:asyncBefore is compiled)', () => {
+    expect(c.warnings).toEqual([]);
   });
 
   test('exclusive gateway: outgoing flows in document order, default, JUEL conditions', () => {
@@ -150,6 +148,7 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
       default: null,
       boundary: ['Event_CardDeclined'],
       topic: 'charge',
+      asyncBefore: true,
     });
     expect(node(c.process, 'Event_CardDeclined')).toEqual({
       id: 'Event_CardDeclined',
@@ -160,6 +159,7 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
       attachedTo: 'Task_Charge',
       cancelActivity: true,
       error: { code: 'CARD_DECLINED' },
+      event: { kind: 'error', code: 'CARD_DECLINED' },
     });
   });
 
@@ -331,13 +331,14 @@ describe('engine fixtures', () => {
     });
     expect(node(p, 'err')).toEqual({
       id: 'err', type: 'boundaryEvent', name: 'Any error', in: [], out: ['f3'], attachedTo: 'work', cancelActivity: true, error: { code: null },
+      event: { kind: 'error', code: null },
     });
     expect(node(p, 'handle')).toMatchObject({ type: 'userTask', in: ['f3'], out: ['f4'] });
   });
 
   test('terminate.bpmn: terminate end event on one branch', async () => {
     const { process: p } = await compileOk('terminate.bpmn');
-    expect(node(p, 'kill')).toEqual({ id: 'kill', type: 'endEvent', name: 'Terminate', in: ['f5'], out: [], terminate: true });
+    expect(node(p, 'kill')).toEqual({ id: 'kill', type: 'endEvent', name: 'Terminate', in: ['f5'], out: [], terminate: true, event: { kind: 'terminate' } });
     expect(node(p, 'endA')).toMatchObject({ terminate: false });
   });
 });
@@ -361,8 +362,7 @@ const INVALID: Record<string, string[]> = {
   'invalid-xxe.bpmn': [`invalid-xxe.bpmn: DOCTYPE ${XXE}`, `invalid-xxe.bpmn: ENTITY ${XXE}`],
   'invalid-not-executable.bpmn': ['invalid-not-executable.bpmn: element draft: no executable process (set isExecutable="true")'],
   'invalid-no-start.bpmn': [
-    'invalid-no-start.bpmn: element msgStart: message start events (bpmn:messageEventDefinition) are not supported in this version',
-    'invalid-no-start.bpmn: element no-start: process has no none start event (exactly one start event without event definition is required)',
+    'invalid-no-start.bpmn: element no-start: process has no start event (a none, message, signal or timer start event is required)',
   ],
   'invalid-two-starts.bpmn': [
     'invalid-two-starts.bpmn: element two-starts: process has 2 none start events (startA, startB); exactly one is supported in this version',
@@ -402,16 +402,15 @@ const INVALID: Record<string, string[]> = {
   'invalid-unsupported-elements.bpmn': [
     'invalid-unsupported-elements.bpmn: element sub: element type bpmn:subProcess is not supported in this version',
     'invalid-unsupported-elements.bpmn: element call: element type bpmn:callActivity is not supported in this version',
-    'invalid-unsupported-elements.bpmn: element wait: element type bpmn:intermediateCatchEvent (bpmn:timerEventDefinition) is not supported in this version',
-    'invalid-unsupported-elements.bpmn: element receive: element type bpmn:receiveTask is not supported in this version',
-    'invalid-unsupported-elements.bpmn: element race: element type bpmn:eventBasedGateway is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element wait: conditional intermediate catch events (bpmn:conditionalEventDefinition) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element receive: receive task does not reference a message (set messageRef to a bpmn:message)',
     'invalid-unsupported-elements.bpmn: element complex: element type bpmn:complexGateway is not supported in this version',
     'invalid-unsupported-elements.bpmn: element multi: multi-instance activities (bpmn:multiInstanceLoopCharacteristics) are not supported in this version',
     'invalid-unsupported-elements.bpmn: element looped: loops (bpmn:standardLoopCharacteristics) are not supported in this version',
-    'invalid-unsupported-elements.bpmn: element timeout: timer boundary events (bpmn:timerEventDefinition) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element compensation: compensation boundary events (bpmn:compensateEventDefinition) are not supported in this version',
     'invalid-unsupported-elements.bpmn: element nonInterrupting: error boundary events are always interrupting (cancelActivity="false" is invalid BPMN)',
-    'invalid-unsupported-elements.bpmn: element messageEnd: message end events (bpmn:messageEventDefinition) are not supported in this version',
-    'invalid-unsupported-elements.bpmn: element onUserTask: boundary events are only supported on service, send and business rule tasks (external tasks) in this version, not on bpmn:userTask',
+    'invalid-unsupported-elements.bpmn: element messageEnd: message end event needs a message to publish (messageRef) or an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
+    'invalid-unsupported-elements.bpmn: element onGateway: attachedToRef "race" is not an activity (bpmn:eventBasedGateway); boundary events are attached to tasks',
   ],
   'invalid-service-task.bpmn': [
     'invalid-service-task.bpmn: element noImpl: service task needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
@@ -583,14 +582,14 @@ describe('semantics', () => {
     expect(warnings).toEqual(['inline.bpmn: element t: exclusive gateway has several unconditional outgoing sequence flows (f1, f2); only the first is ever taken']);
   });
 
-  test('unreachable elements and unknown attributes warn; camunda:async warns', async () => {
-    const { warnings } = await compileOk('inline.bpmn', model(`${start}
+  test('unreachable elements and unknown attributes warn; legacy camunda:async is asyncBefore', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(`${start}
       <task id="t" foo="bar" camunda:async="true"/><task id="island"/>`));
     expect(warnings).toEqual([
       'inline.bpmn: element t: unknown attribute foo is ignored',
-      'inline.bpmn: element t: camunda:async is accepted but ignored: transaction boundaries are not implemented yet, the element is executed synchronously',
       'inline.bpmn: element island: element has no incoming sequence flow and is never reached',
     ]);
+    expect(node(p, 't').asyncBefore).toBe(true);
   });
 
   test('harmless extensions and attributes are ignored', async () => {
@@ -725,7 +724,7 @@ describe('compileBpmnFiles', () => {
       ['camunda7-order.bpmn', ['order']],
       ['parallel.bpmn', ['parallel']],
     ]);
-    expect(r.warnings.map((w) => [w.file, w.elementId])).toEqual([['camunda7-order.bpmn', 'Task_Charge']]);
+    expect(r.warnings).toEqual([]);
   });
 
   test('collects every problem of every file', async () => {
