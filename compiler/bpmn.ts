@@ -16,8 +16,10 @@
  *     SQL engine walks.
  *
  * Adding an element kind in a later version: add its compile function to
- * NODE_COMPILERS (and its flow rules to checkNodeFlows); adding an extension
- * element or attribute: add it to EXTENSION_RULES / ATTRIBUTE_RULES.
+ * NODE_COMPILERS (and its flow rules to checkNodeFlows); an event definition:
+ * SUPPORTED_DEFINITIONS and compileEventOf; adding an extension element or
+ * attribute: add it to EXTENSION_RULES / ATTRIBUTE_RULES. Literal timer texts
+ * are checked in compiler/timer.ts.
  */
 import { dirname, join } from 'path';
 import { pathToFileURL } from 'url';
