@@ -16,8 +16,10 @@
  *     SQL engine walks.
  *
  * Adding an element kind in a later version: add its compile function to
- * NODE_COMPILERS (and its flow rules to checkNodeFlows); adding an extension
- * element or attribute: add it to EXTENSION_RULES / ATTRIBUTE_RULES.
+ * NODE_COMPILERS (and its flow rules to checkNodeFlows); an event definition:
+ * SUPPORTED_DEFINITIONS and compileEventOf; adding an extension element or
+ * attribute: add it to EXTENSION_RULES / ATTRIBUTE_RULES. Literal timer texts
+ * are checked in compiler/timer.ts.
  */
 import { dirname, join } from 'path';
 import { pathToFileURL } from 'url';
@@ -26,10 +28,12 @@ import { compileExpression, isExpression } from './expression';
 import type {
   CompiledExpression,
   CompiledFlow,
+  CompiledGraph,
   CompiledNode,
   CompiledProcess,
   CompiledValue,
   CompileProblem,
+  EventDefinition,
   NodeType,
   UserTaskSpec,
 } from './graph';
@@ -43,6 +47,7 @@ import {
   PARSE_MAX_YOUNG_GENERATION_MB,
   PARSE_TIMEOUT_MS,
 } from './limits';
+import { isIsoDateTime, isIsoDuration, parseRetryCycle, timerLiteralProblem, type TimerKind } from './timer';
 
 // ===========================================================================
 // 1. Pre-scan of the raw text
@@ -419,6 +424,13 @@ interface FileCtx {
   warnings: CompileProblem[];
   /** bpmn:Error id → errorCode (null when the error has none). */
   errorCodes: Map<string, string | null>;
+  /** bpmn:Escalation id → escalationCode (null when the escalation has none). */
+  escalationCodes: Map<string, string | null>;
+  /** bpmn:Message and bpmn:Signal elements by id. */
+  messages: Map<string, XNode>;
+  signals: Map<string, XNode>;
+  /** Problems already reported on shared root elements (messages, signals, errors, escalations): `${id}\0${message}`. */
+  rootProblems: Set<string>;
   /** Unresolved references reported by moddle: `${elementId}\0${property}` → the id written in the model. */
   unresolved: Map<string, string>;
   /** Offsets of the line starts of `xml` (computed on first use). */
@@ -432,7 +444,10 @@ interface ProcessCtx extends FileCtx {
   elements: Map<string, XNode>;
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;
+  /** Start event elements (compiled or refused), none start events, message / signal / timer start events. */
+  startElements: number;
   noneStarts: string[];
+  eventStarts: string[];
 }
 
 function problem(ctx: FileCtx, elementId: string | null, message: string): void {
@@ -441,6 +456,14 @@ function problem(ctx: FileCtx, elementId: string | null, message: string): void 
 
 function warn(ctx: FileCtx, elementId: string | null, message: string): void {
   report(ctx, ctx.warnings, elementId, message);
+}
+
+/** A problem of a root element (message, signal, …) shared by several events: reported once. */
+function rootProblem(ctx: FileCtx, rootId: string, message: string): void {
+  const key = `${rootId}\0${message}`;
+  if (ctx.rootProblems.has(key)) return;
+  ctx.rootProblems.add(key);
+  problem(ctx, rootId, message);
 }
 
 /** Appends to `list` up to MAX_PROBLEMS_PER_FILE entries; the last entry then counts the rest. */
@@ -517,6 +540,10 @@ export function compileDefinitions(file: string, xml: string, root: XNode, parse
     problems: [],
     warnings: [],
     errorCodes: new Map(),
+    escalationCodes: new Map(),
+    messages: new Map(),
+    signals: new Map(),
+    rootProblems: new Set(),
     unresolved: new Map(),
   };
   if (root.type !== 'bpmn:Definitions') {
@@ -528,7 +555,11 @@ export function compileDefinitions(file: string, xml: string, root: XNode, parse
   const rootElements = kids(root, 'rootElements');
   for (const el of rootElements) {
     const id = idOf(el);
-    if (el.type === 'bpmn:Error' && id !== null) ctx.errorCodes.set(id, nonEmpty(str(el, 'errorCode')));
+    if (id === null) continue;
+    if (el.type === 'bpmn:Error') ctx.errorCodes.set(id, nonEmpty(str(el, 'errorCode')));
+    else if (el.type === 'bpmn:Escalation') ctx.escalationCodes.set(id, nonEmpty(str(el, 'escalationCode')));
+    else if (el.type === 'bpmn:Message') ctx.messages.set(id, el);
+    else if (el.type === 'bpmn:Signal') ctx.signals.set(id, el);
   }
   const processes = rootElements.filter((el) => el.type === 'bpmn:Process');
   const executable = processes.filter((p) => bool(p, 'isExecutable') === true);
@@ -639,9 +670,10 @@ function quote(v: XNode | string | number | boolean): string {
 const javaDelegate = (attr: string): Rule => (ctx, id, _owner, v) =>
   problem(ctx, id, `Java delegates are not supported (${attr}=${quote(v)}); ${EXTERNAL_TASK_HINT}`);
 
-const asyncFlag = (attr: string): Rule => (ctx, id, _owner, v) => {
-  if (v === true) {
-    warn(ctx, id, `${attr} is accepted but ignored: transaction boundaries are not implemented yet, the element is executed synchronously`);
+/** On flow nodes the async flags are read by compileJobSettings; camunda:async on a signal event definition is not. */
+const asyncFlag = (attr: string): Rule => (ctx, id, owner, v) => {
+  if (v === true && owner.type === 'bpmn:SignalEventDefinition') {
+    warn(ctx, id, `${attr} on bpmn:signalEventDefinition is ignored: signals are delivered in the transaction that throws them`);
   }
 };
 
@@ -669,7 +701,7 @@ const ATTRIBUTE_RULES: Readonly<Record<string, Rule>> = {
   'camunda:diagramRelationId': IGNORE,
   'zeebe:modelerTemplateIcon': IGNORE,
   'zeebe:retryCounter': IGNORE,
-  // transaction boundaries: accepted, executed synchronously
+  // transaction boundaries (asyncBefore / asyncAfter of flow nodes, read by compileJobSettings)
   'camunda:async': asyncFlag('camunda:async'),
   'camunda:asyncBefore': asyncFlag('camunda:asyncBefore'),
   'camunda:asyncAfter': asyncFlag('camunda:asyncAfter'),
@@ -726,8 +758,7 @@ const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
   'zeebe:UserTaskForm': IGNORE,
   'zeebe:JobPriorityDefinition': IGNORE,
   'zeebe:LinkedResources': IGNORE,
-  'camunda:FailedJobRetryTimeCycle': (ctx, id) =>
-    warn(ctx, id, 'camunda:failedJobRetryTimeCycle is ignored (no job executor in this version)'),
+  'camunda:FailedJobRetryTimeCycle': IGNORE, // jobRetry of flow nodes, read by compileJobSettings
   'camunda:InputOutput': (ctx, id, _owner, v) => {
     problem(ctx, id, `${IO_MAPPING} (camunda:inputOutput)`);
     if (typeof v === 'object' && containsType(v, 'camunda:Script')) {
@@ -766,9 +797,10 @@ function isExtensionNamespace(name: string): boolean {
 /**
  * Checks the camunda:/zeebe: attributes and the extension elements of an
  * element; `consumed` names what the element kind's compile function reads itself.
+ * Problems name `ownerId` (an event definition's problems name its event).
  */
-function checkExtensions(ctx: FileCtx, el: XNode, consumed: ReadonlySet<string> = NOTHING): void {
-  const id = idOf(el);
+function checkExtensions(ctx: FileCtx, el: XNode, consumed: ReadonlySet<string> = NOTHING, ownerId: string | null = idOf(el)): void {
+  const id = ownerId;
   for (const [name, value] of Object.entries(el.props)) {
     if (!isExtensionNamespace(name) || consumed.has(name)) continue;
     const rule = ATTRIBUTE_RULES[name] ?? unsupportedAttribute(name);
@@ -797,7 +829,7 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
     return null;
   }
   const before = file.problems.length;
-  const ctx: ProcessCtx = { ...file, processId, elements: new Map(), nodes: {}, flows: {}, noneStarts: [] };
+  const ctx: ProcessCtx = { ...file, processId, elements: new Map(), nodes: {}, flows: {}, startElements: 0, noneStarts: [], eventStarts: [] };
   // ctx shares the file's arrays and maps (spread copies the references).
 
   checkExtensions(ctx, proc, PROCESS_CONSUMES);
@@ -827,7 +859,10 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
       continue;
     }
     const node = compileNode(ctx, el, id);
-    if (node !== null) ctx.nodes[id] = node;
+    if (node === null) continue;
+    compileJobSettings(ctx, el, node);
+    compileTaskEscalation(ctx, el, node);
+    ctx.nodes[id] = node;
   }
   for (const el of sequenceFlows) compileSequenceFlow(ctx, el);
   attachBoundaryEvents(ctx);
@@ -836,11 +871,15 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   computeUpstream(ctx);
 
   if (file.problems.length > before) return null;
+  const start = ctx.noneStarts[0] ?? null;
+  const graph: CompiledGraph = ctx.eventStarts.length > 0
+    ? { start, eventStarts: ctx.eventStarts, nodes: ctx.nodes, flows: ctx.flows }
+    : { start, nodes: ctx.nodes, flows: ctx.flows };
   return {
     key: processId,
     name: nonEmpty(str(proc, 'name')),
     versionTag: processVersionTag(proc),
-    graph: { start: ctx.noneStarts[0], nodes: ctx.nodes, flows: ctx.flows },
+    graph,
   };
 }
 
@@ -875,11 +914,21 @@ function checkProcessChildren(ctx: ProcessCtx, proc: XNode): void {
   }
 }
 
+/** At least one start event; at most one none start event; message start events wait for distinct messages. */
 function checkStart(ctx: ProcessCtx, proc: XNode): void {
-  if (ctx.noneStarts.length === 0) {
-    problem(ctx, idOf(proc), 'process has no none start event (exactly one start event without event definition is required)');
+  if (ctx.startElements === 0) {
+    problem(ctx, idOf(proc), 'process has no start event (a none, message, signal or timer start event is required)');
   } else if (ctx.noneStarts.length > 1) {
     problem(ctx, idOf(proc), `process has ${ctx.noneStarts.length} none start events (${ctx.noneStarts.join(', ')}); exactly one is supported in this version`);
+  }
+  const messageStarts = new Map<string, string>();
+  for (const id of ctx.eventStarts) {
+    const event = ctx.nodes[id]?.event;
+    if (event?.kind !== 'message' || !('literal' in event.name)) continue;
+    const name = String(event.name.literal);
+    const first = messageStarts.get(name);
+    if (first !== undefined) problem(ctx, id, `message start events ${first} and ${id} both wait for message "${name}"; the message names of start events must be unique in a process`);
+    else messageStarts.set(name, id);
   }
 }
 
@@ -890,16 +939,20 @@ type NodeCompiler = (ctx: ProcessCtx, el: XNode, id: string) => CompiledNode | n
 const NODE_COMPILERS: Readonly<Record<string, NodeCompiler>> = {
   'bpmn:StartEvent': compileStartEvent,
   'bpmn:EndEvent': compileEndEvent,
+  'bpmn:IntermediateCatchEvent': compileCatchEvent,
+  'bpmn:IntermediateThrowEvent': compileThrowEvent,
   'bpmn:BoundaryEvent': compileBoundaryEvent,
   'bpmn:Task': (ctx, el, id) => compileActivity(ctx, el, id, 'task', NOTHING),
   'bpmn:ManualTask': (ctx, el, id) => compileActivity(ctx, el, id, 'manualTask', NOTHING),
   'bpmn:UserTask': compileUserTask,
   'bpmn:ServiceTask': (ctx, el, id) => compileExternalTask(ctx, el, id, 'serviceTask'),
-  'bpmn:SendTask': (ctx, el, id) => compileExternalTask(ctx, el, id, 'sendTask'),
+  'bpmn:SendTask': compileSendTask,
   'bpmn:BusinessRuleTask': (ctx, el, id) => compileExternalTask(ctx, el, id, 'businessRuleTask'),
+  'bpmn:ReceiveTask': compileReceiveTask,
   'bpmn:ExclusiveGateway': (ctx, el, id) => compileGateway(ctx, el, id, 'exclusiveGateway'),
   'bpmn:InclusiveGateway': (ctx, el, id) => compileGateway(ctx, el, id, 'inclusiveGateway'),
   'bpmn:ParallelGateway': (ctx, el, id) => compileGateway(ctx, el, id, 'parallelGateway'),
+  'bpmn:EventBasedGateway': compileEventGateway,
   'bpmn:ScriptTask': rejectScriptTask,
 };
 
@@ -926,6 +979,27 @@ function baseNode(el: XNode, id: string, type: NodeType): CompiledNode {
   return { id, type, name: nonEmpty(str(el, 'name')), in: [], out: [] };
 }
 
+// --- events ------------------------------------------------------------------------
+
+/** Where an event sits; also the wording of its messages ("message intermediate catch event"). */
+type EventPosition = 'start' | 'end' | 'intermediate catch' | 'intermediate throw' | 'boundary';
+
+const TIMER = 'bpmn:TimerEventDefinition';
+const MESSAGE = 'bpmn:MessageEventDefinition';
+const SIGNAL = 'bpmn:SignalEventDefinition';
+const ERROR = 'bpmn:ErrorEventDefinition';
+const ESCALATION = 'bpmn:EscalationEventDefinition';
+const TERMINATE = 'bpmn:TerminateEventDefinition';
+
+/** Event definitions supported per position; everything else (conditional, link, compensation, cancel, …) is refused. */
+const SUPPORTED_DEFINITIONS: Readonly<Record<EventPosition, ReadonlySet<string>>> = {
+  start: new Set([TIMER, MESSAGE, SIGNAL]),
+  'intermediate catch': new Set([TIMER, MESSAGE, SIGNAL]),
+  boundary: new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION]),
+  'intermediate throw': new Set([MESSAGE, SIGNAL, ESCALATION]),
+  end: new Set([MESSAGE, SIGNAL, ERROR, ESCALATION, TERMINATE]),
+};
+
 /** Event definition kind for messages: bpmn:TimerEventDefinition → "timer". */
 function eventKind(def: XNode): string {
   const local = def.type.slice(def.type.indexOf(':') + 1).replace(/EventDefinition$/, '');
@@ -933,7 +1007,7 @@ function eventKind(def: XNode): string {
   return kind === 'compensate' ? 'compensation' : kind;
 }
 
-function rejectEventDefinitions(ctx: ProcessCtx, id: string, defs: XNode[], where: string): void {
+function rejectEventDefinitions(ctx: ProcessCtx, id: string, defs: XNode[], where: EventPosition): void {
   if (defs.length > 1) {
     problem(ctx, id, `${where} events with several event definitions (${defs.map((d) => xmlName(d.type)).join(', ')}) are not supported in this version`);
     return;
@@ -943,20 +1017,490 @@ function rejectEventDefinitions(ctx: ProcessCtx, id: string, defs: XNode[], wher
   }
 }
 
-function compileStartEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
-  checkExtensions(ctx, el);
+function isThrowing(position: EventPosition): boolean {
+  return position === 'end' || position === 'intermediate throw';
+}
+
+/** A message throw event's implementation: zeebe:taskDefinition on the event (camunda:type/topic sit on its messageEventDefinition). */
+const JOB_WORKER_CONSUMES: ReadonlySet<string> = new Set(['zeebe:TaskDefinition']);
+const MESSAGE_DEFINITION_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic']);
+
+/** camunda:/zeebe: extensions of an event element (a message throw reads its zeebe:taskDefinition itself). */
+function checkEventExtensions(ctx: ProcessCtx, el: XNode, position: EventPosition): void {
   const defs = eventDefinitions(el);
-  if (defs.length === 0) ctx.noneStarts.push(id);
-  else rejectEventDefinitions(ctx, id, defs, 'start');
-  return baseNode(el, id, 'startEvent');
+  const messageThrow = isThrowing(position) && defs.length === 1 && defs[0].type === MESSAGE;
+  checkExtensions(ctx, el, messageThrow ? JOB_WORKER_CONSUMES : NOTHING);
+}
+
+/**
+ * Compiles the event definition of an event element into node.event (and, for
+ * message throw events implemented as external tasks, node.topic). Returns
+ * 'none' for an event without definition, 'refused' when problems were reported.
+ */
+function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode, position: EventPosition): 'none' | 'ok' | 'refused' {
+  const defs = eventDefinitions(el);
+  if (defs.length === 0) return 'none';
+  if (defs.length > 1 || !SUPPORTED_DEFINITIONS[position].has(defs[0].type)) {
+    rejectEventDefinitions(ctx, id, defs, position);
+    return 'refused';
+  }
+  const def = defs[0];
+  if (def.type === MESSAGE && isThrowing(position)) return compileMessageThrow(ctx, el, id, def, node, `message ${position} event`) ? 'ok' : 'refused';
+  checkExtensions(ctx, def, NOTHING, id);
+  let event: EventDefinition | null;
+  switch (def.type) {
+    case TIMER:
+      event = compileTimer(ctx, id, def, position);
+      break;
+    case MESSAGE:
+      event = compileMessageCatch(ctx, id, def, position === 'start', `message ${position} event`);
+      break;
+    case SIGNAL:
+      event = compileSignal(ctx, id, def, position);
+      break;
+    case ERROR:
+      event = compileError(ctx, id, def);
+      break;
+    case ESCALATION:
+      event = compileEscalation(ctx, id, def, position);
+      break;
+    default: // TERMINATE
+      event = { kind: 'terminate' };
+      node.terminate = true;
+  }
+  if (event === null) return 'refused';
+  node.event = event;
+  return 'ok';
+}
+
+function compileStartEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  checkEventExtensions(ctx, el, 'start');
+  ctx.startElements++;
+  const node = baseNode(el, id, 'startEvent');
+  const outcome = compileEventOf(ctx, el, id, node, 'start');
+  if (outcome === 'none') ctx.noneStarts.push(id);
+  else if (outcome === 'ok') ctx.eventStarts.push(id);
+  return node;
 }
 
 function compileEndEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  checkEventExtensions(ctx, el, 'end');
+  const node: CompiledNode = { ...baseNode(el, id, 'endEvent'), terminate: false };
+  compileEventOf(ctx, el, id, node, 'end');
+  return node;
+}
+
+function compileCatchEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  checkEventExtensions(ctx, el, 'intermediate catch');
+  const node = baseNode(el, id, 'intermediateCatchEvent');
+  if (compileEventOf(ctx, el, id, node, 'intermediate catch') === 'none') {
+    problem(ctx, id, 'intermediate catch event without event definition (a message, timer or signal event definition is required)');
+  }
+  const event = node.event;
+  if (event?.kind === 'timer' && event.timer.kind === 'cycle') {
+    warn(ctx, id, 'timeCycle on an intermediate catch event: the event fires once, at the first occurrence of the cycle');
+  }
+  return node;
+}
+
+/** A throw event without definition is a none intermediate event: the token passes through. */
+function compileThrowEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  checkEventExtensions(ctx, el, 'intermediate throw');
+  const node = baseNode(el, id, 'intermediateThrowEvent');
+  compileEventOf(ctx, el, id, node, 'intermediate throw');
+  return node;
+}
+
+function compileBoundaryEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
   checkExtensions(ctx, el);
+  const cancelActivity = bool(el, 'cancelActivity') !== false;
+  const node: CompiledNode = { ...baseNode(el, id, 'boundaryEvent'), attachedTo: '', cancelActivity };
+  const attached = ref(ctx, el, 'attachedToRef');
+  if (attached.kind === 'none') problem(ctx, id, 'boundary event is not attached to an activity (attachedToRef is missing)');
+  else if (attached.kind === 'unresolved') problem(ctx, id, `attachedToRef "${attached.value}" does not reference an element`);
+  else node.attachedTo = attached.id;
+
   const defs = eventDefinitions(el);
-  const terminate = defs.length === 1 && defs[0].type === 'bpmn:TerminateEventDefinition';
-  if (defs.length > 0 && !terminate) rejectEventDefinitions(ctx, id, defs, 'end');
-  return { ...baseNode(el, id, 'endEvent'), terminate };
+  if (defs.length === 0) {
+    problem(ctx, id, 'boundary event without event definition');
+    return node;
+  }
+  const isError = defs.length === 1 && defs[0].type === ERROR;
+  if (isError) {
+    if (!cancelActivity) problem(ctx, id, 'error boundary events are always interrupting (cancelActivity="false" is invalid BPMN)');
+    node.error = { code: null };
+  }
+  compileEventOf(ctx, el, id, node, 'boundary');
+  const event = node.event;
+  if (event?.kind === 'error') node.error = { code: event.code };
+  if (event?.kind === 'timer' && event.timer.kind === 'cycle' && cancelActivity) {
+    warn(ctx, id, 'timeCycle on an interrupting boundary event: the event fires once, at the first occurrence of the cycle (set cancelActivity="false" to repeat)');
+  }
+  return node;
+}
+
+// --- timers --------------------------------------------------------------------------
+
+const TIMER_FIELDS: ReadonlyArray<[string, TimerKind]> = [
+  ['timeDate', 'date'],
+  ['timeDuration', 'duration'],
+  ['timeCycle', 'cycle'],
+];
+
+function compileTimer(ctx: ProcessCtx, id: string, def: XNode, position: EventPosition): EventDefinition | null {
+  const present = TIMER_FIELDS.filter(([field]) => kids(def, field).length > 0);
+  if (present.length === 0) {
+    problem(ctx, id, 'timer event without timeDate, timeDuration or timeCycle');
+    return null;
+  }
+  if (present.length > 1) {
+    problem(ctx, id, `timer event with ${present.map(([f]) => f).join(' and ')}; set exactly one of timeDate, timeDuration, timeCycle`);
+    return null;
+  }
+  const [field, kind] = present[0];
+  const raw = (str(kids(def, field)[0], 'body') ?? '').trim();
+  if (raw === '') {
+    problem(ctx, id, `empty ${field}`);
+    return null;
+  }
+  // a FEEL string literal is a literal (="PT5M")
+  const feelString = /^=\s*"([^"\\]*)"\s*$/.exec(raw);
+  if (feelString === null && isExpression(raw)) {
+    if (position === 'start') {
+      problem(ctx, id, `${field}="${raw}": timer start events are scheduled when the process is deployed, without process variables; write a literal`);
+      return null;
+    }
+    const r = compileExpression(raw, 'value');
+    if (!r.ok) {
+      problem(ctx, id, `${field}: ${r.message}`);
+      return null;
+    }
+    return { kind: 'timer', timer: { kind, value: { expr: r.expr } } };
+  }
+  const text = feelString !== null ? feelString[1].trim() : raw;
+  const reason = timerLiteralProblem(kind, text);
+  if (reason !== null) {
+    problem(ctx, id, `${field}="${text}" ${reason}`);
+    return null;
+  }
+  return { kind: 'timer', timer: { kind, value: { literal: text } } };
+}
+
+// --- messages, signals, errors, escalations -----------------------------------------
+
+/** The root element (message, signal) a definition references: 'none' when it references none, null when a problem was reported. */
+function referencedRoot(ctx: ProcessCtx, id: string, holder: XNode, key: string, roots: Map<string, XNode>, label: string): XNode | 'none' | null {
+  const r = ref(ctx, holder, key);
+  if (r.kind === 'none') return 'none';
+  const target = r.kind === 'ok' ? roots.get(r.id) : undefined;
+  if (target === undefined) {
+    problem(ctx, id, `${key} "${r.kind === 'ok' ? r.id : r.value}" does not reference a ${label}`);
+    return null;
+  }
+  return target;
+}
+
+/** The name of a bpmn:message / bpmn:signal: a literal, or an expression (not on start events). */
+function rootName(ctx: ProcessCtx, id: string, root: XNode, what: 'message' | 'signal', literalOnly: boolean): CompiledValue | null {
+  const rootId = idOf(root) ?? '';
+  const name = nonEmpty(str(root, 'name'));
+  if (name === null) {
+    rootProblem(ctx, rootId, `bpmn:${what} without name`);
+    return null;
+  }
+  if (!isExpression(name)) return { literal: name };
+  if (literalOnly) {
+    problem(ctx, id, `${what} start events need a literal ${what} name, not an expression (bpmn:${what} ${rootId} name="${name}")`);
+    return null;
+  }
+  const r = compileExpression(name, 'value');
+  if (!r.ok) {
+    rootProblem(ctx, rootId, `name: ${r.message}`);
+    return null;
+  }
+  return { expr: r.expr };
+}
+
+/**
+ * A correlation key: an expression (`=orderId`, `${orderId}`). Plain text is
+ * refused: Zeebe would read it as a constant, Camunda 7 users mean a variable.
+ */
+function correlationKey(raw: string, label: string, report: (message: string) => void): CompiledExpression | null {
+  const text = raw.trim();
+  if (!isExpression(text)) {
+    report(`${label}="${text}" is not an expression; write =name to correlate on a variable, or ="${text}" for a constant key`);
+    return null;
+  }
+  const r = compileExpression(text, 'value');
+  if (!r.ok) {
+    report(`${label}: ${r.message}`);
+    return null;
+  }
+  return r.expr;
+}
+
+/** Catch side: zeebe:subscription correlationKey of the message, evaluated when the subscription opens. */
+function subscriptionKey(ctx: ProcessCtx, message: XNode): CompiledExpression | null {
+  const rootId = idOf(message) ?? '';
+  const subscriptions = extensions(message).filter((e) => e.type === 'zeebe:Subscription');
+  if (subscriptions.length > 1) rootProblem(ctx, rootId, 'several zeebe:subscription elements');
+  const raw = subscriptions.length > 0 ? nonEmpty(str(subscriptions[0], 'zeebe:correlationKey')) : null;
+  if (raw === null) return null;
+  return correlationKey(raw, 'zeebe:subscription correlationKey', (m) => rootProblem(ctx, rootId, m));
+}
+
+/** Message start / intermediate catch / boundary events and receive tasks (messageRef on `holder`). */
+function compileMessageCatch(ctx: ProcessCtx, id: string, holder: XNode, start: boolean, label: string): EventDefinition | null {
+  const message = referencedRoot(ctx, id, holder, 'messageRef', ctx.messages, 'bpmn:message');
+  if (message === 'none') {
+    problem(ctx, id, `${label} does not reference a message (set messageRef to a bpmn:message)`);
+    return null;
+  }
+  if (message === null) return null;
+  const name = rootName(ctx, id, message, 'message', start);
+  // start events create instances: there are no variables to correlate on
+  const key = start ? null : subscriptionKey(ctx, message);
+  return name === null ? null : { kind: 'message', name, correlationKey: key };
+}
+
+/**
+ * Message intermediate throw / end events (`def`) and send tasks (`def` null):
+ * an external task when camunda:type="external" camunda:topic (on the event
+ * definition, or on the send task) or zeebe:taskDefinition are set; otherwise
+ * the message is published (a message is then required). `event` is set
+ * whenever a message is referenced. Returns false when problems were reported.
+ */
+function compileMessageThrow(ctx: ProcessCtx, el: XNode, id: string, def: XNode | null, node: CompiledNode, label: string): boolean {
+  const before = ctx.problems.length;
+  const holder = def ?? el;
+  if (def !== null) checkExtensions(ctx, def, MESSAGE_DEFINITION_CONSUMES, id);
+  const impl = externalImplementation(ctx, el, id, holder);
+  if (impl.topic !== null) node.topic = impl.topic;
+  const message = referencedRoot(ctx, id, holder, 'messageRef', ctx.messages, 'bpmn:message');
+  if (message === 'none') {
+    if (!impl.present) {
+      problem(ctx, id, `${label} needs a message to publish (messageRef) or an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition`);
+    }
+  } else if (message !== null) {
+    const name = rootName(ctx, id, message, 'message', false);
+    const key = impl.present ? null : propertyCorrelationKey(ctx, el, id);
+    if (name !== null) node.event = { kind: 'message', name, correlationKey: key };
+  }
+  return ctx.problems.length === before;
+}
+
+/** Throw side: the `correlationKey` extension property (camunda:properties / zeebe:properties). */
+function propertyCorrelationKey(ctx: ProcessCtx, el: XNode, id: string): CompiledExpression | null {
+  const props = extensionProperties(el).filter((p) => p.name === 'correlationKey');
+  if (props.length === 0) return null;
+  if (props.length > 1) {
+    problem(ctx, id, `correlationKey is set more than once (${props.map((p) => p.label).join(', ')})`);
+    return null;
+  }
+  return correlationKey(props[0].value, `${props[0].label} correlationKey`, (m) => problem(ctx, id, m));
+}
+
+function compileSignal(ctx: ProcessCtx, id: string, def: XNode, position: EventPosition): EventDefinition | null {
+  const signal = referencedRoot(ctx, id, def, 'signalRef', ctx.signals, 'bpmn:signal');
+  if (signal === 'none') {
+    problem(ctx, id, `signal ${position} event does not reference a signal (set signalRef to a bpmn:signal)`);
+    return null;
+  }
+  if (signal === null) return null;
+  const name = rootName(ctx, id, signal, 'signal', position === 'start');
+  return name === null ? null : { kind: 'signal', name };
+}
+
+/** A literal error or escalation code (expressions are refused). */
+function literalCode(ctx: ProcessCtx, rootId: string, attr: string, code: string | null): boolean {
+  if (code === null || !isExpression(code)) return true;
+  rootProblem(ctx, rootId, `${attr}="${code}": expressions are not supported here; write a literal code`);
+  return false;
+}
+
+/** Error end events and error boundary events: errorRef → errorCode (none: catch-all / no code). */
+function compileError(ctx: ProcessCtx, id: string, def: XNode): EventDefinition | null {
+  const r = ref(ctx, def, 'errorRef');
+  if (r.kind === 'none') return { kind: 'error', code: null };
+  if (r.kind === 'unresolved' || !ctx.errorCodes.has(r.id)) {
+    problem(ctx, id, `errorRef "${r.kind === 'ok' ? r.id : r.value}" does not reference a bpmn:error`);
+    return null;
+  }
+  const code = ctx.errorCodes.get(r.id) ?? null;
+  return literalCode(ctx, r.id, 'errorCode', code) ? { kind: 'error', code } : null;
+}
+
+/** Escalation throw (code required) and boundary (none: catch-all) events. */
+function compileEscalation(ctx: ProcessCtx, id: string, def: XNode, position: EventPosition): EventDefinition | null {
+  const r = ref(ctx, def, 'escalationRef');
+  if (r.kind === 'unresolved' || (r.kind === 'ok' && !ctx.escalationCodes.has(r.id))) {
+    problem(ctx, id, `escalationRef "${r.kind === 'ok' ? r.id : r.value}" does not reference a bpmn:escalation`);
+    return null;
+  }
+  const code = r.kind === 'ok' ? (ctx.escalationCodes.get(r.id) ?? null) : null;
+  if (r.kind === 'ok' && !literalCode(ctx, r.id, 'escalationCode', code)) return null;
+  if (code === null && isThrowing(position)) {
+    problem(ctx, id, r.kind === 'ok'
+      ? `escalation ${position} event: bpmn:escalation ${r.id} has no escalationCode`
+      : `escalation ${position} event does not reference an escalation (set escalationRef to a bpmn:escalation with an escalationCode)`);
+    return null;
+  }
+  return { kind: 'escalation', code };
+}
+
+// --- receive tasks, event-based gateways ---------------------------------------------
+
+function compileReceiveTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  const node = compileActivity(ctx, el, id, 'receiveTask', NOTHING);
+  if (bool(el, 'instantiate') === true) {
+    problem(ctx, id, 'receive tasks that start the process (instantiate="true") are not supported; use a message start event');
+  }
+  const event = compileMessageCatch(ctx, id, el, false, 'receive task');
+  if (event !== null) node.event = event;
+  return node;
+}
+
+function compileEventGateway(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  checkExtensions(ctx, el);
+  if (bool(el, 'instantiate') === true) {
+    problem(ctx, id, 'event-based gateways that start the process (instantiate="true") are not supported; use message, signal or timer start events');
+  }
+  const type = str(el, 'eventGatewayType');
+  if (type !== undefined && type !== 'Exclusive') {
+    problem(ctx, id, `parallel event-based gateways (eventGatewayType="${type}") are not supported in this version`);
+  }
+  return baseNode(el, id, 'eventBasedGateway');
+}
+
+/** Outgoing flows of an event-based gateway: unconditional, each to a catch event or receive task only it leads to. */
+function checkEventGateway(ctx: ProcessCtx, node: CompiledNode): void {
+  const messages = new Map<string, string>();
+  for (const f of node.out) {
+    const flow = ctx.flows[f];
+    if (flow === undefined) continue;
+    if (flow.condition !== null) problem(ctx, f, `sequence flow out of event-based gateway ${node.id} must not have a condition`);
+    const target = ctx.nodes[flow.target];
+    if (target === undefined) continue; // unresolved or refused target: already reported
+    if (target.type !== 'intermediateCatchEvent' && target.type !== 'receiveTask') {
+      problem(ctx, node.id, `event-based gateway: sequence flow ${f} leads to ${xmlName(`bpmn:${target.type}`)} ${target.id}; every outgoing sequence flow must lead to an intermediate catch event (message, timer or signal) or a receive task`);
+      continue;
+    }
+    const others = target.in.filter((i) => i !== f);
+    if (others.length > 0) {
+      problem(ctx, node.id, `event-based gateway: ${target.id} (after sequence flow ${f}) must have no other incoming sequence flow (${others.join(', ')})`);
+    }
+    const event = target.event;
+    if (event?.kind === 'message' && 'literal' in event.name) {
+      const name = String(event.name.literal);
+      const first = messages.get(name);
+      if (first !== undefined) problem(ctx, node.id, `event-based gateway: ${first} and ${target.id} both wait for message "${name}"`);
+      else messages.set(name, target.id);
+    }
+  }
+}
+
+// --- asynchronous continuations, job retries, user task escalation -------------------
+
+/** camunda:asyncBefore (camunda:async) / camunda:asyncAfter and camunda:failedJobRetryTimeCycle of any flow node. */
+function compileJobSettings(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
+  const before = bool(el, 'camunda:asyncBefore') === true || bool(el, 'camunda:async') === true;
+  const after = bool(el, 'camunda:asyncAfter') === true;
+  if (before) node.asyncBefore = true;
+  if (after) node.asyncAfter = true;
+  const cycles = extensions(el).filter((e) => e.type === 'camunda:FailedJobRetryTimeCycle');
+  if (cycles.length === 0) return;
+  if (cycles.length > 1) {
+    problem(ctx, node.id, 'several camunda:failedJobRetryTimeCycle elements');
+    return;
+  }
+  const text = (str(cycles[0], 'camunda:body') ?? '').trim();
+  if (text === '') {
+    problem(ctx, node.id, 'empty camunda:failedJobRetryTimeCycle');
+    return;
+  }
+  if (isExpression(text)) {
+    problem(ctx, node.id, `camunda:failedJobRetryTimeCycle="${text}": expressions are not supported here; write R<retries>/<ISO 8601 duration> (e.g. R3/PT5M)`);
+    return;
+  }
+  const retry = parseRetryCycle(text);
+  if (typeof retry === 'string') {
+    problem(ctx, node.id, `camunda:failedJobRetryTimeCycle="${text}" ${retry}`);
+    return;
+  }
+  node.jobRetry = retry;
+  if (!before && !after && node.event?.kind !== 'timer') {
+    warn(ctx, node.id, 'camunda:failedJobRetryTimeCycle has no effect without camunda:asyncBefore or camunda:asyncAfter (or a timer event)');
+  }
+}
+
+interface ExtensionProperty {
+  label: 'camunda:property' | 'zeebe:property';
+  name: string;
+  value: string;
+}
+
+/** camunda:properties / zeebe:properties of an element, document order. */
+function extensionProperties(el: XNode): ExtensionProperty[] {
+  const props: ExtensionProperty[] = [];
+  for (const ext of extensions(el)) {
+    if (ext.type === 'camunda:Properties') {
+      for (const p of kids(ext, 'camunda:values')) {
+        props.push({ label: 'camunda:property', name: str(p, 'camunda:name') ?? '', value: str(p, 'camunda:value') ?? '' });
+      }
+    } else if (ext.type === 'zeebe:Properties') {
+      for (const p of kids(ext, 'zeebe:properties')) {
+        props.push({ label: 'zeebe:property', name: str(p, 'zeebe:name') ?? '', value: str(p, 'zeebe:value') ?? '' });
+      }
+    }
+  }
+  return props;
+}
+
+type EscalationField = 'after' | 'addCandidateGroups' | 'reassignTo';
+
+const ESCALATION_PROPERTIES: Readonly<Record<string, [EscalationField, ValueKind]>> = {
+  'pgbpm:escalateAfter': ['after', 'duration'],
+  'pgbpm:escalateToGroups': ['addCandidateGroups', 'list'],
+  'pgbpm:escalateToAssignee': ['reassignTo', 'text'],
+};
+
+/** `pgbpm:` extension properties: the escalation of an overdue user task. Other properties are not ours and stay ignored. */
+function compileTaskEscalation(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
+  const props = extensionProperties(el).filter((p) => p.name.startsWith('pgbpm:'));
+  if (props.length === 0) return;
+  const known = props.filter((p) => {
+    if (Object.prototype.hasOwnProperty.call(ESCALATION_PROPERTIES, p.name)) return true;
+    problem(ctx, node.id, `unknown extension property ${p.name} (${p.label}); the pgbpm: properties are ${Object.keys(ESCALATION_PROPERTIES).join(', ')}`);
+    return false;
+  });
+  if (node.type !== 'userTask') {
+    for (const p of known) warn(ctx, node.id, `${p.name} only applies to user tasks and is ignored here`);
+    return;
+  }
+  const spec: Partial<Record<EscalationField, CompiledValue>> = {};
+  const seen = new Set<string>();
+  for (const p of known) {
+    if (seen.has(p.name)) {
+      problem(ctx, node.id, `${p.name} is set more than once`);
+      continue;
+    }
+    seen.add(p.name);
+    const [field, kind] = ESCALATION_PROPERTIES[p.name];
+    if (p.value.trim() === '') {
+      problem(ctx, node.id, `${p.name} has no value`);
+      continue;
+    }
+    const value = compileUserTaskValue(ctx, node.id, p.name, p.value, kind, p.label === 'zeebe:property');
+    if (value !== null) spec[field] = value;
+  }
+  if (!seen.has('pgbpm:escalateAfter')) {
+    problem(ctx, node.id, `${[...seen].join(', ')} without pgbpm:escalateAfter (when the task escalates)`);
+    return;
+  }
+  if (spec.after === undefined) return;
+  node.taskEscalation = { after: spec.after };
+  if (spec.addCandidateGroups !== undefined) node.taskEscalation.addCandidateGroups = spec.addCandidateGroups;
+  if (spec.reassignTo !== undefined) node.taskEscalation.reassignTo = spec.reassignTo;
 }
 
 /** Activity-wide checks and fields (default flow, boundary list). */
@@ -994,27 +1538,38 @@ function compileGateway(ctx: ProcessCtx, el: XNode, id: string, type: NodeType):
 
 const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'zeebe:TaskDefinition']);
 
-function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type: NodeType): CompiledNode {
+function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type: 'serviceTask' | 'businessRuleTask'): CompiledNode {
   const node = compileActivity(ctx, el, id, type, EXTERNAL_CONSUMES);
-  return { ...node, topic: externalTopic(ctx, el, id, type) ?? '' };
+  const impl = externalImplementation(ctx, el, id, el);
+  if (!impl.present) {
+    problem(ctx, id, `${type === 'serviceTask' ? 'service task' : 'business rule task'} needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition`);
+  }
+  return { ...node, topic: impl.topic ?? '' };
 }
 
-const TASK_LABEL: Partial<Record<NodeType, string>> = {
-  serviceTask: 'service task',
-  sendTask: 'send task',
-  businessRuleTask: 'business rule task',
-};
+/** A send task is an external task (topic) or publishes its message (messageRef). */
+function compileSendTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  const node = compileActivity(ctx, el, id, 'sendTask', EXTERNAL_CONSUMES);
+  compileMessageThrow(ctx, el, id, null, node, 'send task');
+  return node;
+}
 
-/** The external task topic, from camunda:type="external" + camunda:topic or zeebe:taskDefinition type. */
-function externalTopic(ctx: ProcessCtx, el: XNode, id: string, type: NodeType): string | null {
-  const exts = extensions(el);
+/**
+ * The external task topic, from camunda:type="external" + camunda:topic (on
+ * `camundaEl`: the task itself, or the messageEventDefinition of a message
+ * throw event) or zeebe:taskDefinition type (on the element). `present`: the
+ * element states an implementation (valid or not, Java delegates and
+ * connectors included, which are refused elsewhere).
+ */
+function externalImplementation(ctx: ProcessCtx, el: XNode, id: string, camundaEl: XNode): { topic: string | null; present: boolean } {
+  const exts = camundaEl === el ? extensions(el) : [...extensions(el), ...extensions(camundaEl)];
   const otherImplementation =
-    ['camunda:class', 'camunda:delegateExpression', 'camunda:expression', 'camunda:decisionRef'].some((a) => str(el, a) !== undefined) ||
+    ['camunda:class', 'camunda:delegateExpression', 'camunda:expression', 'camunda:decisionRef'].some((a) => str(camundaEl, a) !== undefined) ||
     exts.some((e) => e.type === 'camunda:Connector' || e.type === 'zeebe:CalledDecision');
 
   let camunda: string | null = null;
-  const camundaType = str(el, 'camunda:type');
-  const camundaTopic = nonEmpty(str(el, 'camunda:topic'));
+  const camundaType = str(camundaEl, 'camunda:type');
+  const camundaTopic = nonEmpty(str(camundaEl, 'camunda:topic'));
   if (camundaType !== undefined && camundaType !== 'external') {
     problem(ctx, id, `camunda:type="${camundaType}" is not supported; only external tasks (camunda:type="external" camunda:topic="...")`);
   } else if (camundaType === 'external' && camundaTopic === null) {
@@ -1034,15 +1589,12 @@ function externalTopic(ctx: ProcessCtx, el: XNode, id: string, type: NodeType): 
     else zeebe = checkStaticTopic(ctx, id, 'zeebe:taskDefinition type', jobType);
   }
 
+  const present = camundaType !== undefined || camundaTopic !== null || definitions.length > 0 || otherImplementation;
   if (camunda !== null && zeebe !== null && camunda !== zeebe) {
     problem(ctx, id, `camunda:topic="${camunda}" and zeebe:taskDefinition type="${zeebe}" disagree`);
-    return null;
+    return { topic: null, present };
   }
-  const topic = camunda ?? zeebe;
-  if (topic === null && camundaType === undefined && camundaTopic === null && definitions.length === 0 && !otherImplementation) {
-    problem(ctx, id, `${TASK_LABEL[type] ?? 'task'} needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition`);
-  }
-  return topic;
+  return { topic: camunda ?? zeebe, present };
 }
 
 function checkStaticTopic(ctx: ProcessCtx, id: string, label: string, topic: string): string | null {
@@ -1056,7 +1608,7 @@ function checkStaticTopic(ctx: ProcessCtx, id: string, label: string, topic: str
 // --- user tasks -----------------------------------------------------------------
 
 type UserTaskField = keyof UserTaskSpec;
-type ValueKind = 'text' | 'list' | 'date' | 'integer';
+type ValueKind = 'text' | 'list' | 'date' | 'duration' | 'integer';
 
 const USER_TASK_FIELDS: ReadonlyArray<[UserTaskField, ValueKind]> = [
   ['assignee', 'text'],
@@ -1133,6 +1685,12 @@ function compileUserTaskValue(ctx: ProcessCtx, id: string, label: string, raw: s
         return null;
       }
       return { literal: text };
+    case 'duration':
+      if (!isIsoDuration(text)) {
+        problem(ctx, id, `${label}="${text}" is not an ISO 8601 duration (e.g. PT4H, P1D)`);
+        return null;
+      }
+      return { literal: text };
     case 'integer':
       if (!/^[+-]?\d{1,9}$/.test(text)) {
         problem(ctx, id, `${label}="${text}" is not an integer`);
@@ -1155,65 +1713,23 @@ function feelStringList(raw: string): string[] | null {
   return null;
 }
 
-const ISO_DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(?:Z|[+-](\d{2}):?(\d{2}))?$/;
-const ISO_DURATION = /^P(?!$)(\d+(?:[.,]\d+)?Y)?(\d+(?:[.,]\d+)?M)?(\d+(?:[.,]\d+)?W)?(\d+(?:[.,]\d+)?D)?(T(?=\d)(\d+(?:[.,]\d+)?H)?(\d+(?:[.,]\d+)?M)?(\d+(?:[.,]\d+)?S)?)?$/;
-
 /** ISO 8601 date-time, date, or duration (P…). */
 export function isIsoDateOrDuration(text: string): boolean {
-  if (ISO_DURATION.test(text)) return true;
-  const m = ISO_DATE_TIME.exec(text) ?? ISO_DATE.exec(text);
-  if (m === null) return false;
-  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (month < 1 || month > 12 || day < 1) return false;
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (day > daysInMonth) return false;
-  if (m[4] !== undefined && (Number(m[4]) > 23 || Number(m[5]) > 59 || (m[6] !== undefined && Number(m[6]) > 59))) return false;
-  // UTC offsets run from -15:59 to +15:59 (what PostgreSQL accepts)
-  if (m[7] !== undefined && (Number(m[7]) > 15 || Number(m[8]) > 59)) return false;
-  return true;
+  return isIsoDuration(text) || isIsoDateTime(text, true);
 }
 
 // --- boundary events ------------------------------------------------------------------
 
-const EXTERNAL_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['serviceTask', 'sendTask', 'businessRuleTask']);
+/** Activities boundary events may be attached to (subprocesses and call activities are not supported yet). */
+const TASK_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['task', 'manualTask', 'userTask', 'serviceTask', 'sendTask', 'businessRuleTask', 'receiveTask']);
 
-function compileBoundaryEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
-  checkExtensions(ctx, el);
-  const node: CompiledNode = { ...baseNode(el, id, 'boundaryEvent'), attachedTo: '', cancelActivity: true };
-  const attached = ref(ctx, el, 'attachedToRef');
-  if (attached.kind === 'none') problem(ctx, id, 'boundary event is not attached to an activity (attachedToRef is missing)');
-  else if (attached.kind === 'unresolved') problem(ctx, id, `attachedToRef "${attached.value}" does not reference an element`);
-  else node.attachedTo = attached.id;
-
-  const defs = eventDefinitions(el);
-  if (defs.length === 0) {
-    problem(ctx, id, 'boundary event without event definition');
-    return node;
-  }
-  if (defs.length > 1 || defs[0].type !== 'bpmn:ErrorEventDefinition') {
-    rejectEventDefinitions(ctx, id, defs, 'boundary');
-    return node;
-  }
-  const def = defs[0];
-  checkExtensions(ctx, def);
-  if (bool(el, 'cancelActivity') === false) {
-    problem(ctx, id, 'error boundary events are always interrupting (cancelActivity="false" is invalid BPMN)');
-  }
-  node.error = { code: null };
-  const errorRef = ref(ctx, def, 'errorRef');
-  if (errorRef.kind === 'unresolved') {
-    problem(ctx, id, `errorRef "${errorRef.value}" does not reference a bpmn:error`);
-  } else if (errorRef.kind === 'ok') {
-    if (!ctx.errorCodes.has(errorRef.id)) problem(ctx, id, `errorRef "${errorRef.id}" does not reference a bpmn:error`);
-    else node.error = { code: ctx.errorCodes.get(errorRef.id) ?? null };
-  }
-  return node;
-}
-
-/** Registers boundary events on their activities (document order) and checks what they are attached to. */
+/**
+ * Registers boundary events on their activities (document order) and checks
+ * what they are attached to; on one activity, error and escalation codes and
+ * message names must be distinct (which event catches would be ambiguous).
+ */
 function attachBoundaryEvents(ctx: ProcessCtx): void {
-  const seenCodes = new Map<string, Set<string | null>>();
+  const seen = new Map<string, Set<string>>();
   for (const node of Object.values(ctx.nodes)) {
     if (node.type !== 'boundaryEvent' || node.attachedTo === undefined || node.attachedTo === '') continue;
     const host = ctx.nodes[node.attachedTo];
@@ -1223,22 +1739,42 @@ function attachBoundaryEvents(ctx: ProcessCtx): void {
       continue;
     }
     if (host === undefined) continue; // the host element itself was refused
-    if (!EXTERNAL_TYPES.has(host.type)) {
-      problem(ctx, node.id, `boundary events are only supported on service, send and business rule tasks (external tasks) in this version, not on ${xmlName(`bpmn:${host.type}`)}`);
+    if (!TASK_TYPES.has(host.type)) {
+      problem(ctx, node.id, `attachedToRef "${host.id}" is not an activity (${xmlName(`bpmn:${host.type}`)}); boundary events are attached to tasks`);
       continue;
     }
     host.boundary = [...(host.boundary ?? []), node.id];
-    if (node.error === undefined) continue; // not an error boundary event: already refused
-    const code = node.error.code;
-    const codes = seenCodes.get(host.id) ?? new Set<string | null>();
-    if (codes.has(code)) {
-      problem(ctx, node.id, code === null
-        ? `several catch-all error boundary events on ${host.id}`
-        : `several error boundary events on ${host.id} catch errorCode "${code}"`);
-    }
-    codes.add(code);
-    seenCodes.set(host.id, codes);
+    const clash = boundaryClash(node);
+    if (clash === null) continue;
+    const keys = seen.get(host.id) ?? new Set<string>();
+    if (keys.has(clash.key)) problem(ctx, node.id, clash.message(host.id));
+    keys.add(clash.key);
+    seen.set(host.id, keys);
   }
+}
+
+/** What a boundary event catches, when two of them on one activity must not catch the same. */
+function boundaryClash(node: CompiledNode): { key: string; message: (host: string) => string } | null {
+  if (node.error !== undefined) {
+    const code = node.error.code;
+    return {
+      key: `error\0${code ?? ''}\0${code === null}`,
+      message: (host) => (code === null ? `several catch-all error boundary events on ${host}` : `several error boundary events on ${host} catch errorCode "${code}"`),
+    };
+  }
+  const event = node.event;
+  if (event?.kind === 'escalation') {
+    const code = event.code;
+    return {
+      key: `escalation\0${code ?? ''}\0${code === null}`,
+      message: (host) => (code === null ? `several catch-all escalation boundary events on ${host}` : `several escalation boundary events on ${host} catch escalationCode "${code}"`),
+    };
+  }
+  if (event?.kind === 'message' && 'literal' in event.name) {
+    const name = String(event.name.literal);
+    return { key: `message\0${name}`, message: (host) => `several message boundary events on ${host} wait for message "${name}"` };
+  }
+  return null;
 }
 
 // --- sequence flows ---------------------------------------------------------------------
@@ -1305,7 +1841,9 @@ function compileCondition(ctx: ProcessCtx, el: XNode, id: string): CompiledExpre
 
 // --- structural rules per node type -------------------------------------------------------
 
-const ACTIVITY_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['task', 'manualTask', 'userTask', 'serviceTask', 'sendTask', 'businessRuleTask']);
+const ACTIVITY_TYPES: ReadonlySet<NodeType> = TASK_TYPES;
+
+const EVENT_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['startEvent', 'endEvent', 'intermediateCatchEvent', 'intermediateThrowEvent', 'boundaryEvent']);
 
 function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
   const conditional = node.out.filter((f) => ctx.flows[f]?.condition !== null);
@@ -1326,10 +1864,13 @@ function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
     case 'inclusiveGateway':
       checkBranching(ctx, node, conditional);
       break;
+    case 'eventBasedGateway':
+      checkEventGateway(ctx, node);
+      break;
     default:
       break;
   }
-  if (node.type === 'startEvent' || node.type === 'boundaryEvent' || node.type === 'endEvent') {
+  if (EVENT_TYPES.has(node.type)) {
     for (const f of conditional) {
       problem(ctx, f, `conditions are only allowed on sequence flows out of activities and exclusive/inclusive gateways (source ${node.id} is a ${xmlName(`bpmn:${node.type}`)})`);
     }

@@ -47,14 +47,21 @@ export type NodeType =
  * When a timer fires. Evaluated by the engine when the timer is armed (a token
  * arrives at the catch event, the host activity of a boundary event starts, or
  * the definition of a timer start event is deployed).
- * - date: an ISO 8601 date-time (with or without offset; none = UTC).
+ * - date: an ISO 8601 date-time (with or without offset; none = UTC). A date
+ *   without time is refused.
  * - duration: an ISO 8601 duration (PnYnMnDTnHnMnS or PnW).
  * - cycle: a repeating interval `R[n]/duration`, `R[n]/start/duration` (start an
- *   ISO date-time), or a cron expression (5 fields `min hour dom month dow`,
- *   or 6-7 fields with seconds first / year last as in Quartz and Spring; `?`,
- *   `*`, lists, ranges, steps, month and day names).
- * Literals are checked by the compiler; expressions must yield such a string
- * (FEEL durations/dates yield their ISO text).
+ *   ISO date-time; n ≥ 1 when given; the duration longer than zero), or a cron
+ *   expression (5 fields `min hour dom month dow`, or 6-7 fields with seconds
+ *   first / year last as in Quartz and Spring; `?`, `*`, lists, ranges, steps,
+ *   month and day names, case-insensitive). Day-of-week numbers are accepted
+ *   only in the 5-field form (0-7, 0 and 7 = Sunday): Quartz (1 = Sunday) and
+ *   Spring (0 = Sunday) number them differently, so the 6/7-field forms take
+ *   day names (SUN-SAT) only. `L`, `W`, `#` and `@` macros are refused.
+ * Literals are checked by the compiler; a FEEL string literal (`="PT5M"`) is
+ * emitted as the literal. Expressions must yield such a string (FEEL
+ * durations/dates yield their ISO text); timer start events take literals only
+ * (they are armed at deployment, without variables).
  */
 export interface TimerSpec {
   kind: 'date' | 'duration' | 'cycle';
@@ -65,15 +72,22 @@ export interface TimerSpec {
  * The (single) event definition of an event node or a receive task.
  * - message: `name` from bpmn:message/@name (literal or expression; message
  *   and signal START events require a literal). `correlationKey`: zeebe
- *   `zeebe:subscription correlationKey` (catch side, evaluated when the
- *   subscription opens) or, on throw events / send tasks without a topic, a
- *   `correlationKey` extension property (camunda:properties /
- *   zeebe:properties); null otherwise (camunda catch events correlate on the
- *   instance's business key).
- * - signal: `name` from bpmn:signal/@name.
+ *   `zeebe:subscription correlationKey` (catch side: intermediate catch and
+ *   boundary events, receive tasks; evaluated when the subscription opens) or,
+ *   on throw events / send tasks without a topic, a `correlationKey` extension
+ *   property (camunda:properties / zeebe:properties); null otherwise (camunda
+ *   catch events correlate on the instance's business key; message start
+ *   events and throw events with a topic never have one). Correlation keys are
+ *   always expressions (plain text is refused by the compiler: `="abc"` is a
+ *   constant key). On message throw / end events and send tasks, `event` is
+ *   present whenever the element references a message (with or without a
+ *   topic); an element with a topic and no messageRef has no `event`.
+ * - signal: `name` from bpmn:signal/@name (literal or expression).
  * - error: `code` from the referenced bpmn:error/@errorCode (null: catch-all
- *   on boundaries / no code on end events).
- * - escalation: `code` from bpmn:escalation/@escalationCode (null: catch-all).
+ *   on boundaries / no code on end events). Literal codes only.
+ * - escalation: `code` from bpmn:escalation/@escalationCode (null: catch-all;
+ *   boundaries only: escalation throw and end events always have a code).
+ *   Literal codes only.
  * - terminate: end events only (also flagged by `terminate: true`).
  */
 export type EventDefinition =
@@ -124,25 +138,39 @@ export interface CompiledNode {
    * userTask only: escalation of an overdue task (extension properties `pgbpm:escalateAfter`
    * = ISO 8601 duration after the due date (or after creation when no due
    * date), then `pgbpm:escalateToGroups` (comma-separated candidate groups to
-   * add) and/or `pgbpm:escalateToAssignee` (new assignee)).
+   * add) and/or `pgbpm:escalateToAssignee` (new assignee)). Values compile like
+   * UserTaskSpec values: `after` an ISO 8601 duration literal or an expression,
+   * `addCandidateGroups` a literal list (string[]) or an expression,
+   * `reassignTo` a literal string or an expression. `after` is required.
    */
   taskEscalation?: { after: CompiledValue; addCandidateGroups?: CompiledValue; reassignTo?: CompiledValue };
   /**
    * service/send/businessRule tasks, and message intermediate throw / end
    * events with camunda:type="external" camunda:topic or zeebe:taskDefinition:
    * the external task topic (the node then behaves as an external task).
+   * Service and business rule tasks always have one; a send task or message
+   * throw / end event without it publishes its message (`event`).
    */
   topic?: string;
   /**
-   * Start, end, intermediate catch/throw and boundary events, receive tasks:
-   * the event definition (absent = none event). Error boundary events also
-   * keep the older `error` field below.
+   * Start, end, intermediate catch/throw and boundary events, receive tasks,
+   * send tasks that reference a message: the event definition (absent = none
+   * event). Terminate end events have `{ kind: 'terminate' }`. Error boundary
+   * events also keep the older `error` field below.
    */
   event?: EventDefinition;
-  /** camunda:asyncBefore / camunda:asyncAfter: the continuation runs as a job. */
+  /**
+   * camunda:asyncBefore (or the legacy camunda:async) / camunda:asyncAfter on
+   * any flow node: the continuation runs as a job. Present (true) only when set.
+   */
   asyncBefore?: boolean;
   asyncAfter?: boolean;
-  /** camunda:jobPriority-free retry count of async jobs (camunda:failedJobRetryTimeCycle "R3/PT5M" → {retries: 3, delay: "PT5M"}); default 3 retries. */
+  /**
+   * Retry count of async jobs (camunda:failedJobRetryTimeCycle "R3/PT5M" →
+   * {retries: 3, delay: "PT5M"}, the only accepted form: lists of intervals and
+   * expressions are refused, so the compiler never emits a null delay); absent:
+   * default 3 retries.
+   */
   jobRetry?: { retries: number; delay: string | null };
   /** boundaryEvent only. */
   attachedTo?: string;
@@ -160,7 +188,7 @@ export interface CompiledNode {
 export interface CompiledGraph {
   /** Id of the process's none start event; null when it has only message, signal or timer start events. */
   start: string | null;
-  /** Ids of the message, signal and timer start events (each node has `event`). */
+  /** Ids of the message, signal and timer start events (each node has `event`), document order; absent when there are none. */
   eventStarts?: string[];
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;

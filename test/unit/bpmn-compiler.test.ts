@@ -110,10 +110,8 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
     expect(Object.keys(c.process.graph.flows)).toHaveLength(15);
   });
 
-  test('the only warning is camunda:asyncBefore', () => {
-    expect(c.warnings).toEqual([
-      'camunda7-order.bpmn: element Task_Charge: camunda:asyncBefore is accepted but ignored: transaction boundaries are not implemented yet, the element is executed synchronously',
-    ]);
+  test('no warnings (camunda:asyncBefore is compiled)', () => {
+    expect(c.warnings).toEqual([]);
   });
 
   test('exclusive gateway: outgoing flows in document order, default, JUEL conditions', () => {
@@ -150,6 +148,7 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
       default: null,
       boundary: ['Event_CardDeclined'],
       topic: 'charge',
+      asyncBefore: true,
     });
     expect(node(c.process, 'Event_CardDeclined')).toEqual({
       id: 'Event_CardDeclined',
@@ -160,6 +159,7 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
       attachedTo: 'Task_Charge',
       cancelActivity: true,
       error: { code: 'CARD_DECLINED' },
+      event: { kind: 'error', code: 'CARD_DECLINED' },
     });
   });
 
@@ -331,13 +331,14 @@ describe('engine fixtures', () => {
     });
     expect(node(p, 'err')).toEqual({
       id: 'err', type: 'boundaryEvent', name: 'Any error', in: [], out: ['f3'], attachedTo: 'work', cancelActivity: true, error: { code: null },
+      event: { kind: 'error', code: null },
     });
     expect(node(p, 'handle')).toMatchObject({ type: 'userTask', in: ['f3'], out: ['f4'] });
   });
 
   test('terminate.bpmn: terminate end event on one branch', async () => {
     const { process: p } = await compileOk('terminate.bpmn');
-    expect(node(p, 'kill')).toEqual({ id: 'kill', type: 'endEvent', name: 'Terminate', in: ['f5'], out: [], terminate: true });
+    expect(node(p, 'kill')).toEqual({ id: 'kill', type: 'endEvent', name: 'Terminate', in: ['f5'], out: [], terminate: true, event: { kind: 'terminate' } });
     expect(node(p, 'endA')).toMatchObject({ terminate: false });
   });
 });
@@ -361,8 +362,7 @@ const INVALID: Record<string, string[]> = {
   'invalid-xxe.bpmn': [`invalid-xxe.bpmn: DOCTYPE ${XXE}`, `invalid-xxe.bpmn: ENTITY ${XXE}`],
   'invalid-not-executable.bpmn': ['invalid-not-executable.bpmn: element draft: no executable process (set isExecutable="true")'],
   'invalid-no-start.bpmn': [
-    'invalid-no-start.bpmn: element msgStart: message start events (bpmn:messageEventDefinition) are not supported in this version',
-    'invalid-no-start.bpmn: element no-start: process has no none start event (exactly one start event without event definition is required)',
+    'invalid-no-start.bpmn: element no-start: process has no start event (a none, message, signal or timer start event is required)',
   ],
   'invalid-two-starts.bpmn': [
     'invalid-two-starts.bpmn: element two-starts: process has 2 none start events (startA, startB); exactly one is supported in this version',
@@ -402,16 +402,61 @@ const INVALID: Record<string, string[]> = {
   'invalid-unsupported-elements.bpmn': [
     'invalid-unsupported-elements.bpmn: element sub: element type bpmn:subProcess is not supported in this version',
     'invalid-unsupported-elements.bpmn: element call: element type bpmn:callActivity is not supported in this version',
-    'invalid-unsupported-elements.bpmn: element wait: element type bpmn:intermediateCatchEvent (bpmn:timerEventDefinition) is not supported in this version',
-    'invalid-unsupported-elements.bpmn: element receive: element type bpmn:receiveTask is not supported in this version',
-    'invalid-unsupported-elements.bpmn: element race: element type bpmn:eventBasedGateway is not supported in this version',
+    'invalid-unsupported-elements.bpmn: element wait: conditional intermediate catch events (bpmn:conditionalEventDefinition) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element receive: receive task does not reference a message (set messageRef to a bpmn:message)',
     'invalid-unsupported-elements.bpmn: element complex: element type bpmn:complexGateway is not supported in this version',
     'invalid-unsupported-elements.bpmn: element multi: multi-instance activities (bpmn:multiInstanceLoopCharacteristics) are not supported in this version',
     'invalid-unsupported-elements.bpmn: element looped: loops (bpmn:standardLoopCharacteristics) are not supported in this version',
-    'invalid-unsupported-elements.bpmn: element timeout: timer boundary events (bpmn:timerEventDefinition) are not supported in this version',
+    'invalid-unsupported-elements.bpmn: element compensation: compensation boundary events (bpmn:compensateEventDefinition) are not supported in this version',
     'invalid-unsupported-elements.bpmn: element nonInterrupting: error boundary events are always interrupting (cancelActivity="false" is invalid BPMN)',
-    'invalid-unsupported-elements.bpmn: element messageEnd: message end events (bpmn:messageEventDefinition) are not supported in this version',
-    'invalid-unsupported-elements.bpmn: element onUserTask: boundary events are only supported on service, send and business rule tasks (external tasks) in this version, not on bpmn:userTask',
+    'invalid-unsupported-elements.bpmn: element messageEnd: message end event needs a message to publish (messageRef) or an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
+    'invalid-unsupported-elements.bpmn: element onGateway: attachedToRef "race" is not an activity (bpmn:eventBasedGateway); boundary events are attached to tasks',
+  ],
+  'invalid-events.bpmn': [
+    'invalid-events.bpmn: element conditionalStart: conditional start events (bpmn:conditionalEventDefinition) are not supported in this version',
+    'invalid-events.bpmn: element dynamicStart: message start events need a literal message name, not an expression (bpmn:message Message_Dynamic name="${startMessage}")',
+    'invalid-events.bpmn: element timerStart: timeDate="${startAt}": timer start events are scheduled when the process is deployed, without process variables; write a literal',
+    'invalid-events.bpmn: element signalStart: signal start events need a literal signal name, not an expression (bpmn:signal Signal_Dynamic name="${startSignal}")',
+    'invalid-events.bpmn: element linkCatch: link intermediate catch events (bpmn:linkEventDefinition) are not supported in this version',
+    'invalid-events.bpmn: element linkThrow: link intermediate throw events (bpmn:linkEventDefinition) are not supported in this version',
+    'invalid-events.bpmn: element compensationThrow: compensation intermediate throw events (bpmn:compensateEventDefinition) are not supported in this version',
+    'invalid-events.bpmn: element cancelEnd: cancel end events (bpmn:cancelEventDefinition) are not supported in this version',
+    'invalid-events.bpmn: element compensationEnd: compensation end events (bpmn:compensateEventDefinition) are not supported in this version',
+    'invalid-events.bpmn: element eventSub: element type bpmn:subProcess (event sub-process) is not supported in this version',
+    'invalid-events.bpmn: element wordyDuration: timeDuration="5 minutes" is not an ISO 8601 duration (e.g. PT5M, P1DT12H, P2W)',
+    'invalid-events.bpmn: element dateOnly: timeDate="2030-01-15" is not an ISO 8601 date-time (e.g. 2030-01-15T09:00:00Z)',
+    'invalid-events.bpmn: element lastDay: timeCycle="0 0 12 L * ?" is not a supported cron expression: day-of-month "L" uses L, W or #, which are not supported',
+    'invalid-events.bpmn: element dayNumbers: timeCycle="0 0 9 ? * 2-6" is not a supported cron expression: day-of-week "2-6" uses day numbers, which Quartz (1 = SUN) and Spring (0 = SUN) read differently; write day names (SUN-SAT, e.g. MON-FRI)',
+    'invalid-events.bpmn: element zeroRepeat: timeCycle="R/PT0S" repeats every PT0S; the interval must be longer than zero',
+    'invalid-events.bpmn: element noTime: timer event without timeDate, timeDuration or timeCycle',
+    'invalid-events.bpmn: element badTimerExpression: timeDuration: cannot compile expression "${delay +}": unexpected end of expression',
+    'invalid-events.bpmn: element noDefinition: intermediate catch event without event definition (a message, timer or signal event definition is required)',
+    'invalid-events.bpmn: element noMessage: message intermediate catch event does not reference a message (set messageRef to a bpmn:message)',
+    'invalid-events.bpmn: element lostMessage: messageRef "Message_Missing" does not reference a bpmn:message',
+    'invalid-events.bpmn: element Message_Nameless: bpmn:message without name',
+    'invalid-events.bpmn: element noSignal: signal intermediate catch event does not reference a signal (set signalRef to a bpmn:signal)',
+    'invalid-events.bpmn: element codelessEscalation: escalation intermediate throw event: bpmn:escalation Escalation_NoCode has no escalationCode',
+    'invalid-events.bpmn: element noEscalation: escalation end event does not reference an escalation (set escalationRef to a bpmn:escalation with an escalationCode)',
+    'invalid-events.bpmn: element Error_Dynamic: errorCode="${errorCode}": expressions are not supported here; write a literal code',
+    `invalid-events.bpmn: element javaMessage: Java delegates are not supported (camunda:class="com.acme.SendMessage"); ${JAVA_HINT}`,
+    `invalid-events.bpmn: element expressionSend: Java delegates are not supported (camunda:expression="\${mailer.send(order)}"); ${JAVA_HINT}`,
+    'invalid-events.bpmn: element bareSend: send task needs a message to publish (messageRef) or an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
+    'invalid-events.bpmn: element plainKey: camunda:property correlationKey="orderId" is not an expression; write =name to correlate on a variable, or ="orderId" for a constant key',
+    'invalid-events.bpmn: element review: camunda:failedJobRetryTimeCycle="PT5M,PT10M" lists of retry intervals are not supported; write R<retries>/<ISO 8601 duration> (e.g. R3/PT5M)',
+    'invalid-events.bpmn: element review: unknown extension property pgbpm:escalateTo (camunda:property); the pgbpm: properties are pgbpm:escalateAfter, pgbpm:escalateToGroups, pgbpm:escalateToAssignee',
+    'invalid-events.bpmn: element review: pgbpm:escalateAfter="tomorrow" is not an ISO 8601 duration (e.g. PT4H, P1D)',
+    'invalid-events.bpmn: element errorVariable: attribute camunda:errorCodeVariable="code" is not supported in this version',
+    'invalid-events.bpmn: element approve: camunda:failedJobRetryTimeCycle="R3" is not R<retries>/<ISO 8601 duration> (e.g. R3/PT5M)',
+    'invalid-events.bpmn: element approve: pgbpm:escalateToGroups without pgbpm:escalateAfter (when the task escalates)',
+    'invalid-events.bpmn: element race: event-based gateways that start the process (instantiate="true") are not supported; use message, signal or timer start events',
+    'invalid-events.bpmn: element receipt: receive tasks that start the process (instantiate="true") are not supported; use a message start event',
+    'invalid-events.bpmn: element cancelB: several message boundary events on review wait for message "cancel"',
+    'invalid-events.bpmn: element lateB: several escalation boundary events on review catch escalationCode "LATE"',
+    'invalid-events.bpmn: element toPaid: sequence flow out of event-based gateway race must not have a condition',
+    'invalid-events.bpmn: element race: event-based gateway: paid and paidAgain both wait for message "paid"',
+    'invalid-events.bpmn: element race: event-based gateway: sequence flow toApprove leads to bpmn:userTask approve; every outgoing sequence flow must lead to an intermediate catch event (message, timer or signal) or a receive task',
+    'invalid-events.bpmn: element race: event-based gateway: receipt (after sequence flow toReceipt) must have no other incoming sequence flow (alsoReceipt)',
+    'invalid-events.bpmn: element orderStartB: message start events orderStartA and orderStartB both wait for message "order"; the message names of start events must be unique in a process',
   ],
   'invalid-service-task.bpmn': [
     'invalid-service-task.bpmn: element noImpl: service task needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
@@ -583,14 +628,14 @@ describe('semantics', () => {
     expect(warnings).toEqual(['inline.bpmn: element t: exclusive gateway has several unconditional outgoing sequence flows (f1, f2); only the first is ever taken']);
   });
 
-  test('unreachable elements and unknown attributes warn; camunda:async warns', async () => {
-    const { warnings } = await compileOk('inline.bpmn', model(`${start}
+  test('unreachable elements and unknown attributes warn; legacy camunda:async is asyncBefore', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(`${start}
       <task id="t" foo="bar" camunda:async="true"/><task id="island"/>`));
     expect(warnings).toEqual([
       'inline.bpmn: element t: unknown attribute foo is ignored',
-      'inline.bpmn: element t: camunda:async is accepted but ignored: transaction boundaries are not implemented yet, the element is executed synchronously',
       'inline.bpmn: element island: element has no incoming sequence flow and is never reached',
     ]);
+    expect(node(p, 't').asyncBefore).toBe(true);
   });
 
   test('harmless extensions and attributes are ignored', async () => {
@@ -725,7 +770,7 @@ describe('compileBpmnFiles', () => {
       ['camunda7-order.bpmn', ['order']],
       ['parallel.bpmn', ['parallel']],
     ]);
-    expect(r.warnings.map((w) => [w.file, w.elementId])).toEqual([['camunda7-order.bpmn', 'Task_Charge']]);
+    expect(r.warnings).toEqual([]);
   });
 
   test('collects every problem of every file', async () => {
