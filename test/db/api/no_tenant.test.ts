@@ -88,6 +88,12 @@ const CALLS: ApiCall[] = [
   },
   { fn: 'broadcast_signal', role: 'bpm_user', action: 'broadcast a signal', sql: () => ({ text: `select bpm.broadcast_signal('s')`, values: [] }) },
   { fn: 'continue_async', role: 'bpm_engine', action: 'continue an asynchronous token', sql: () => ({ text: 'select bpm.continue_async($1)', values: [newId()] }) },
+  {
+    fn: 'process_task_deadline',
+    role: 'bpm_engine',
+    action: 'process a task deadline',
+    sql: () => ({ text: `select bpm.process_task_deadline($1, 'due')`, values: [newId()] }),
+  },
   { fn: 'fire_timer', role: 'bpm_engine', action: 'fire a timer', sql: () => ({ text: 'select bpm.fire_timer($1)', values: [newId()] }) },
   {
     fn: 'register_event_listener',

@@ -97,6 +97,21 @@ describe('camunda7-order.bpmn', () => {
     return started.id;
   }
 
+  /**
+   * Task_Charge is camunda:asyncBefore: the token waits for its bpm_continue
+   * job; run the continuation as the worker's job would (as bpm_engine).
+   */
+  async function continueCharge(id: string): Promise<void> {
+    const { rows } = await db.root.query<{ id: string; kind: string; element_id: string }>(
+      'select id, kind, element_id from bpm_private.token where instance_id = $1',
+      [id],
+    );
+    expect(rows).toEqual([{ id: expect.any(String), kind: 'asyncBefore', element_id: 'Task_Charge' }]);
+    const job = await db.root.query(`select 1 from graphile_worker.jobs where key = $1 and task_identifier = 'bpm_continue'`, [`bpm-async:${rows[0].id}`]);
+    expect(job.rowCount).toBe(1);
+    await as.engine.query('select bpm.continue_async($1)', [rows[0].id]);
+  }
+
   /** Ship (warehouse) and notify (candidate anna) after the parallel fork; returns when the instance is completed. */
   async function shipAndNotify(instanceId: string): Promise<void> {
     expect(await openTaskIds(as.admin, instanceId)).toEqual(['Task_Ship', 'Task_Notify']);
@@ -127,6 +142,7 @@ describe('camunda7-order.bpmn', () => {
   test('a large amount is charged by card (external task) and the order is fulfilled', async () => {
     const variables = { amount: 5000, customerType: 'regular', orderCount: 1, salesRep: 'rita' };
     const id = await startAndReview(variables);
+    await continueCharge(id);
     expect(await waits(db.root, id)).toEqual(['Task_Charge externalTask']);
     const charge = await fetchFor(id, 'charge', 'pay-worker');
     expect(charge.variables).toEqual(variables);
@@ -145,6 +161,7 @@ describe('camunda7-order.bpmn', () => {
   test('a regular VIP order is charged by card through the second condition', async () => {
     // 500 is no large amount: only Flow_Vip (customerType == 'vip' && orderCount >= 3) leads to the charge
     const id = await startAndReview({ amount: 500, customerType: 'vip', orderCount: 3, salesRep: 'rita' });
+    await continueCharge(id);
     expect(await waits(db.root, id)).toEqual(['Task_Charge externalTask']);
     const charge = await fetchFor(id, 'charge', 'pay-worker');
     await completeExternalTask(as.engine, charge.id, 'pay-worker');
@@ -170,6 +187,7 @@ describe('camunda7-order.bpmn', () => {
 
   test('a declined card is caught by the error boundary and the sales rep contacts the customer', async () => {
     const id = await startAndReview({ amount: 2000, customerType: 'regular', orderCount: 0, salesRep: 'rita' });
+    await continueCharge(id);
     const charge = await fetchFor(id, 'charge', 'pay-worker');
     await throwBpmnError(as.engine, charge.id, 'pay-worker', 'CARD_DECLINED', { declineReason: 'insufficient funds' });
 

@@ -335,6 +335,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     fail_external_task: adminEngine,
     fetch_and_lock: adminEngine,
     fire_timer: adminEngine,
+    process_task_deadline: adminEngine,
     register_event_listener: everyone,
     retry_incident: adminEngine,
     set_assignee: admin,
