@@ -136,6 +136,7 @@ comment on column bpm.user_task.escalated_at is E'When its escalation rule (pgbp
 
 drop function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid, text, text, jsonb);
 
+--!include expression/evaluate.sql
 --!include events/emit.sql
 --!include elements/timer.sql
 --!include elements/events.sql
