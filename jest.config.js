@@ -1,6 +1,9 @@
 /** @type {import('jest').Config} */
 const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }];
 module.exports = {
+  // database tests start servers, clone databases and race connections: on a
+  // loaded 2-core machine a hook can take longer than jest's default 5 s
+  testTimeout: 30000,
   projects: [
     {
       displayName: 'unit',

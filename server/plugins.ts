@@ -23,7 +23,8 @@ export const MAX_DEPLOY_FILES = 100;
 
 /**
  * Smart tags for the `bpm` schema, kept here rather than in database comments:
- * - bpm.deploy is hidden (behavior `-*`);
+ * - bpm.deploy and the worker's job entry points (fire_timer, continue_async,
+ *   process_task_deadline) are hidden (behavior `-*`);
  * - relations get short names (`instance`, `userTasks`, …) instead of
  *   `tenantInstance` / `userTasksByTenantIdAndInstanceId` (every key leads
  *   with tenant_id);
@@ -41,6 +42,10 @@ export const BpmSmartTagsPlugin: GraphileConfig.Plugin = jsonPgSmartTags(
     config: {
       procedure: {
         'bpm.deploy': { tags: { behavior: '-*' } },
+        // entry points of the worker's jobs, not of applications
+        'bpm.fire_timer': { tags: { behavior: '-*' } },
+        'bpm.continue_async': { tags: { behavior: '-*' } },
+        'bpm.process_task_deadline': { tags: { behavior: '-*' } },
       },
       class: {
         'bpm.process_definition': {

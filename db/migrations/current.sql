@@ -120,12 +120,23 @@ alter type bpm_private.run_state add attribute s_token uuid[], add attribute s_d
 alter table bpm_private.token drop constraint kind_is_valid, add constraint kind_is_valid check (kind in ('join', 'event', 'incident', 'asyncBefore', 'asyncAfter'));
 comment on column bpm_private.token.kind is E'What it waits for: join (more tokens), event (its event subscriptions), incident (an unhandled error end event), asyncBefore / asyncAfter (its job, continue_async).';
 
+-- Task lists (issue 3): PostGraphile sends the state as a parameter
+-- (state = $1), so once Postgres uses a generic plan a partial index
+-- (where state = 'open') cannot serve it. This index has the state as a key
+-- column and the inbox order (priority desc, created_at, then the primary
+-- key PostGraphile adds for stable cursors): the first page of a user's
+-- inbox walks it in order and stops after 20 visible rows. It replaces the
+-- partial index on assignee, so the hot path still writes three indexes.
+drop index bpm.user_task_open_assignee_idx;
+create index user_task_inbox_idx on bpm.user_task (tenant_id, state, priority desc, created_at, id);
+
 alter table bpm.user_task add column overdue_since timestamptz, add column escalated_at timestamptz;
 comment on column bpm.user_task.overdue_since is E'When the task was found past its due date (open tasks; event taskOverdue).';
 comment on column bpm.user_task.escalated_at is E'When its escalation rule (pgbpm:escalateAfter) was applied.';
 
 drop function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid, text, text, jsonb);
 
+--!include expression/evaluate.sql
 --!include events/emit.sql
 --!include elements/timer.sql
 --!include elements/events.sql

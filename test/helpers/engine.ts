@@ -65,6 +65,8 @@ const SNAPSHOT_TABLES = [
   'bpm.incident',
   'bpm.activity_instance',
   'bpm.event',
+  'bpm.event_subscription',
+  'bpm.message_buffer',
   'bpm_private.token',
 ] as const;
 

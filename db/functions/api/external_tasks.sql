@@ -271,7 +271,7 @@ begin
     and t.kind in ('asyncBefore', 'asyncAfter')
   limit 1;
   if found then
-    perform bpm_private.async__enqueue(incident.tenant_id, v_token, '{}');
+    perform bpm_private.async__enqueue(incident.tenant_id, v_token, bpm_private.instance__node(incident.tenant_id, incident.instance_id, incident.element_id));
     return;
   end if;
   delete from bpm_private.token t

@@ -72,14 +72,21 @@ begin
   perform bpm_private.event__emit(v_tenant, instance_id,
     array[case when suspended then 'instanceSuspended' else 'instanceActivated' end], array[instance_id], array[null]);
   if not suspended then
-    -- timers and asynchronous continuations that came due while suspended
-    -- did nothing: schedule them again
+    -- timers, asynchronous continuations and task deadlines that came due
+    -- while suspended did nothing: schedule them again
     perform bpm_private.timer__enqueue(v_tenant, s.id, s.due_at)
     from bpm.event_subscription s
     where s.tenant_id = v_tenant and s.instance_id = instance__set_suspended.instance_id and s.kind = 'timer' and s.incident_id is null;
-    perform bpm_private.async__enqueue(v_tenant, t.id, '{}')
+    perform bpm_private.async__enqueue(v_tenant, t.id, bpm_private.instance__node(v_tenant, t.instance_id, t.element_id))
     from bpm_private.token t
     where t.tenant_id = v_tenant and t.instance_id = instance__set_suspended.instance_id and t.kind in ('asyncBefore', 'asyncAfter');
+    -- task deadlines that passed while suspended (their jobs did nothing)
+    perform bpm_private.user_task__enqueue_deadlines(v_tenant, u.id, pg_catalog.jsonb_build_object(
+        'due_at', case when u.overdue_since is null then u.due_at end,
+        'follow_up_at', case when u.follow_up_at <= pg_catalog.now() then u.follow_up_at end,
+        'escalate_at', case when u.escalated_at is null then bpm_private.user_task__escalate_at(v_tenant, u) end))
+    from bpm.user_task u
+    where u.tenant_id = v_tenant and u.instance_id = instance__set_suspended.instance_id and u.state = 'open';
   end if;
   return v_instance;
 end;

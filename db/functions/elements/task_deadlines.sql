@@ -121,3 +121,22 @@ begin
 end;
 $$;
 comment on function bpm.process_task_deadline(uuid, text) is E'Worker entry point (job bpm_task_deadline): kind due marks an open task overdue once its due date has passed (taskOverdue), followUp emits taskFollowUpDue, escalate applies the task''s escalation rule (adds pgbpm:escalateToGroups to the candidates and/or assigns pgbpm:escalateToAssignee; taskEscalated). Idempotent: a task completed, already marked or of a suspended instance is left alone and null returned. Roles: bpm_admin, bpm_engine.';
+
+-- When an open task's escalation rule applies (null without a rule).
+create or replace function bpm_private.user_task__escalate_at(tenant_id text, task bpm.user_task)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_node jsonb := bpm_private.instance__node(tenant_id, task.instance_id, task.element_id);
+  v_variables jsonb := (select i.variables from bpm.process_instance i where i.tenant_id = user_task__escalate_at.tenant_id and i.id = task.instance_id);
+begin
+  if v_node -> 'taskEscalation' is null then
+    return null;
+  end if;
+  return (bpm_private.user_task__deadlines(v_node, v_variables, pg_catalog.jsonb_build_object('due_at', task.due_at)) ->> 'escalate_at')::timestamptz;
+end;
+$$;
+comment on function bpm_private.user_task__escalate_at(text, bpm.user_task) is E'When an open task''s escalation rule applies, or null.';

@@ -95,3 +95,17 @@ begin
 end;
 $$;
 comment on function bpm.continue_async(uuid, boolean) is E'Runs the asynchronous continuation of a token (called by the worker''s bpm_continue job; idempotent: a token already continued or cancelled, or of a suspended instance, is left alone and null returned). A failure is raised so the job is retried, except on the last attempt, which records an incident failedJob (retry_incident schedules it again). Roles: bpm_admin, bpm_engine.';
+
+create or replace function bpm_private.instance__node(tenant_id text, instance_id uuid, element_id text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return (select d.graph -> 'nodes' -> instance__node.element_id
+          from bpm.process_instance i join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
+          where i.tenant_id = instance__node.tenant_id and i.id = instance__node.instance_id);
+end;
+$$;
+comment on function bpm_private.instance__node(text, uuid, text) is E'An element of an instance''s process graph.';

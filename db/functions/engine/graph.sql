@@ -13,12 +13,18 @@ begin
   if pg_catalog.jsonb_typeof(graph) is distinct from 'object' or pg_catalog.jsonb_typeof(graph -> 'nodes') is distinct from 'object'
      or pg_catalog.jsonb_typeof(graph -> 'flows') is distinct from 'object' then
     v_problem := 'graph must be an object with nodes and flows';
-  elsif graph -> 'nodes' -> (graph ->> 'start') is null then
-    v_problem := pg_catalog.format('start node %s does not exist', coalesce(graph ->> 'start', '(none)'));
+  elsif graph ->> 'start' is null and pg_catalog.jsonb_array_length(coalesce(graph -> 'eventStarts', '[]')) = 0 then
+    v_problem := 'no start node (neither start nor eventStarts)';
+  elsif graph ->> 'start' is not null and graph -> 'nodes' -> (graph ->> 'start') is null then
+    v_problem := pg_catalog.format('start node %s does not exist', graph ->> 'start');
+  elsif exists (select 1 from pg_catalog.jsonb_array_elements_text(coalesce(graph -> 'eventStarts', '[]')) e
+                where graph -> 'nodes' -> e -> 'event' is null) then
+    v_problem := 'an event start node does not exist or has no event';
   else
     select case
         when coalesce(n.value ->> 'type', '') not in ('startEvent', 'endEvent', 'task', 'manualTask', 'userTask', 'serviceTask',
-          'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent')
+          'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent',
+          'intermediateCatchEvent', 'intermediateThrowEvent', 'receiveTask', 'eventBasedGateway')
           then pg_catalog.format('node %s has unsupported type %s', n.key, coalesce(n.value ->> 'type', '(none)'))
         when n.value ->> 'id' is distinct from n.key
           then pg_catalog.format('node %s has id %s', n.key, coalesce(n.value ->> 'id', '(none)'))
@@ -26,7 +32,8 @@ begin
       end into v_problem
     from pg_catalog.jsonb_each(graph -> 'nodes') n
     where coalesce(n.value ->> 'type', '') not in ('startEvent', 'endEvent', 'task', 'manualTask', 'userTask', 'serviceTask',
-      'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent')
+      'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent',
+      'intermediateCatchEvent', 'intermediateThrowEvent', 'receiveTask', 'eventBasedGateway')
       or n.value ->> 'id' is distinct from n.key
       or pg_catalog.jsonb_typeof(n.value -> 'in') is distinct from 'array' or pg_catalog.jsonb_typeof(n.value -> 'out') is distinct from 'array'
     limit 1;

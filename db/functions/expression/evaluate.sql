@@ -125,7 +125,11 @@ begin
       return pg_catalog.now() + pg_catalog.replace(v_text, ',', '.')::interval;
     end if;
     if v_text ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$' then
-      return v_text::timestamptz;
+      if v_text ~ '(Z|[+-]\d{2}(:?\d{2})?)$' and v_text ~ '[T ]' then
+        return v_text::timestamptz;
+      end if;
+      -- no offset: UTC, whatever the TimeZone of the session
+      return v_text::timestamp at time zone 'UTC';
     end if;
   exception when invalid_datetime_format or datetime_field_overflow or invalid_time_zone_displacement_value
       or interval_field_overflow then
@@ -135,4 +139,4 @@ begin
     using errcode = 'BP304';
 end;
 $$;
-comment on function bpm_private.value__to_timestamp(jsonb, text, text) is E'Due/follow-up dates: ISO 8601 date-time, date or duration (from now); BP304 otherwise.';
+comment on function bpm_private.value__to_timestamp(jsonb, text, text) is E'Due/follow-up dates and timers: ISO 8601 date-time (without offset: UTC), date (midnight UTC) or duration (from now); BP304 otherwise.';
