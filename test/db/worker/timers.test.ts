@@ -517,17 +517,17 @@ test('a user task past its due date becomes overdue through bpm_task_deadline, t
 });
 
 // ---------------------------------------------------------------------------
-// Engine bugs found while writing these tests. Each is written as the
-// behaviour the contract promises and marked test.failing: it passes while
-// the bug is there and fails (asking to drop `.failing`) once it is fixed.
+// Engine bugs these tests found (fixed in f378b2d), kept as regression tests;
+// and one still open, marked test.failing: it passes while the bug is there
+// and fails (asking to drop `.failing`) once it is fixed.
 // ---------------------------------------------------------------------------
 
-describe('engine bugs (test.failing until fixed)', () => {
-  // activate_process_instance reschedules timers and continuations but not
+describe('engine bugs found here', () => {
+  // activate_process_instance rescheduled timers and continuations but not
   // the bpm_task_deadline jobs; a due job that ran while the instance was
   // suspended did nothing (process_task_deadline returns null), so the task
-  // never becomes overdue and is never escalated.
-  test.failing('a task that came due while its instance was suspended becomes overdue once the instance is activated', async () => {
+  // never became overdue and was never escalated.
+  test('a task that came due while its instance was suspended becomes overdue once the instance is activated', async () => {
     await deployProcess(admin, 'w_due_suspended', `
       <startEvent id="start"/>
       <sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
@@ -548,11 +548,11 @@ describe('engine bugs (test.failing until fixed)', () => {
   });
 
   // compiler/graph.ts: a timeDate "with or without offset; none = UTC". The
-  // engine casts the text with ::timestamptz, which reads a date-time
+  // engine cast the text with ::timestamptz, which reads a date-time
   // without offset in the session's TimeZone (the server's default, or
-  // whatever the client set), so the same model fires at different instants
+  // whatever the client set), so the same model fired at different instants
   // depending on who started the instance.
-  test.failing('a timeDate without offset is UTC whatever the TimeZone of the session that arms it', async () => {
+  test('a timeDate without offset is UTC whatever the TimeZone of the session that arms it', async () => {
     await deployProcess(admin, 'w_naive_date', `
       <startEvent id="start"/>
       <sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
@@ -571,10 +571,10 @@ describe('engine bugs (test.failing until fixed)', () => {
   });
 
   // Rescheduling an asynchronous continuation (activate_process_instance,
-  // retry_incident) calls async__enqueue(…, '{}') instead of with the node,
-  // so the job gets the default 3 retries (max_attempts 4) instead of those
+  // retry_incident) called async__enqueue(…, '{}') instead of with the node,
+  // so the job got the default 3 retries (max_attempts 4) instead of those
   // of camunda:failedJobRetryTimeCycle.
-  test.failing('retry_incident of a failed continuation keeps the retries of camunda:failedJobRetryTimeCycle', async () => {
+  test('retry_incident of a failed continuation keeps the retries of camunda:failedJobRetryTimeCycle', async () => {
     await deployProcess(admin, 'w_async_retries', `
       <startEvent id="start"/>
       <sequenceFlow id="f1" sourceRef="start" targetRef="route"/>
@@ -595,5 +595,28 @@ describe('engine bugs (test.failing until fixed)', () => {
     await admin.query('select bpm.retry_incident($1)', [incident.id]);
     const { rows: again } = await db.root.query<{ max_attempts: number }>('select max_attempts from graphile_worker.jobs where key = $1', [key]);
     expect(again[0].max_attempts).toBe(2);
+  });
+
+  // The same for the start of a repeating interval: timer__arm casts the
+  // start of R[n]/start/duration with ::timestamptz, so a start without
+  // offset (which the compiler accepts, e.g. R/2030-01-01T08:00:00/P1D) is
+  // read in the TimeZone of the session that arms the timer.
+  test.failing('the start of a repeating interval without offset is UTC whatever the session TimeZone (test.failing until fixed)', async () => {
+    await deployProcess(admin, 'w_naive_cycle', `
+      <startEvent id="start"/>
+      <sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+      <userTask id="work"/>
+      <boundaryEvent id="daily" attachedToRef="work" cancelActivity="false">${timer('timeCycle', 'R3/2030-01-15T09:00:00/P1D')}</boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="daily" targetRef="noted"/>
+      <endEvent id="noted"/>`);
+    const ny = await db.connectAs({ role: 'bpm_admin', tenant: TENANT, user: 'boss' });
+    try {
+      await ny.query(`set timezone = 'America/New_York'`);
+      const started = await startProcess(ny, 'w_naive_cycle');
+      const [sub] = await timerSubscriptions(started.id);
+      expect((sub.due_at as Date).toISOString()).toBe('2030-01-15T09:00:00.000Z');
+    } finally {
+      await ny.end();
+    }
   });
 });
