@@ -29,7 +29,7 @@ export const MAX_DEPLOY_FILES = 100;
  *   `tenantInstance` / `userTasksByTenantIdAndInstanceId` (every key leads
  *   with tenant_id);
  * - the columns task lists and monitoring filter and sort by (state,
- *   assignee, dates, …) may be used in `condition` and `orderBy` although
+ *   assignee, dates, an instance's event subscriptions, …) may be used in `condition` and `orderBy` although
  *   they have no index of their own (PostGraphile allows only indexed ones
  *   by default; tag `isIndexed`); all queries are confined to one tenant by RLS.
  */
@@ -79,6 +79,10 @@ export const BpmSmartTagsPlugin: GraphileConfig.Plugin = jsonPgSmartTags(
         'bpm.external_task': {
           attribute: { state: filterable, topic: filterable, element_id: filterable, created_at: filterable },
           constraint: { external_task_instance_fkey: relation('instance', 'externalTasks') },
+        },
+        'bpm.event_subscription': {
+          // what an instance waits for (its timers, messages and signals), and timers by due time
+          attribute: { instance_id: filterable, kind: filterable, element_id: filterable, due_at: filterable },
         },
         'bpm.incident': {
           attribute: { incident_type: filterable, created_at: filterable },
