@@ -40,6 +40,8 @@ export interface ExternalTaskRunnerOptions {
   logger: Logger;
   /** Called as each handler starts (latency measurements). */
   onHandlerStart?: (task: LockedTask) => void;
+  /** Called when a task's outcome has been reported (or could not be). */
+  onTaskDone?: (task: LockedTask, outcome: Outcome) => void;
 }
 
 export interface RunnerStats {
@@ -104,6 +106,7 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
     }).then(
       (outcome) => {
         outcomes[outcome] += 1;
+        options.onTaskDone?.(task, outcome);
       },
       (e: unknown) => {
         // executeTask catches everything; this is a last line of defence
