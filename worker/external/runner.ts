@@ -163,7 +163,7 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
     logger.fatal({ err: errorMessage(e) }, 'external-task runner loop crashed');
   });
   logger.info(
-    { workerId, tenants, topics: handlers.map((h) => h.topic), concurrency, batchSize, idleMs },
+    { tenants, topics: handlers.map((h) => h.topic), concurrency, batchSize, idleMs },
     'external-task runner started',
   );
 
