@@ -106,7 +106,11 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
     }).then(
       (outcome) => {
         outcomes[outcome] += 1;
-        options.onTaskDone?.(task, outcome);
+        try {
+          options.onTaskDone?.(task, outcome);
+        } catch (e) {
+          logger.error({ taskId: task.id, err: errorMessage(e) }, 'onTaskDone hook failed');
+        }
       },
       (e: unknown) => {
         // executeTask catches everything; this is a last line of defence

@@ -24,6 +24,9 @@ import {
 } from '../api/support';
 import { deferred, startTestWorker, waitFor, type TestWorker } from './support';
 
+// waits poll the database for states the worker reaches; on a loaded machine that can take a while
+jest.setTimeout(60_000);
+
 const TENANT = 'wk-t';
 
 let db: TestDb;
@@ -341,7 +344,7 @@ describe('tenants', () => {
       },
       config: { concurrency: 2, batchSize: 10 },
     });
-    await waitFor('every task', async () => (order.length === 205 ? true : undefined), 60_000);
+    await waitFor('every task', async () => (order.length === 205 ? true : undefined), 50_000);
     const lastQuiet = order.lastIndexOf(quiet);
     // fetches alternate between the tenants, one slot's worth each: the quiet tenant's 5 come within the first ~12
     expect(lastQuiet).toBeLessThan(20);
