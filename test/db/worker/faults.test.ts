@@ -46,7 +46,7 @@ function writeHandlerModule(): string {
     `'use strict';
 const pg = require('pg');
 const { defineHandlers } = require('./worker');
-const pool = new pg.Pool({ connectionString: process.env.FAULT_LEDGER_URL, max: 4, onConnect: (c) => c.query('set role bpm_engine') });
+const pool = new pg.Pool({ connectionString: process.env.FAULT_LEDGER_URL, max: 2, onConnect: (c) => c.query('set role bpm_engine') });
 const pause = Number(process.env.FAULT_HANDLER_MS || 0);
 module.exports = defineHandlers({
   ${TOPIC}: async (variables, ctx) => {
@@ -73,6 +73,8 @@ function startWorker(id: string, tenant: string, env: Record<string, string>): W
       PGBPM_WORKER_ID: id,
       PGBPM_HTTP_TOPIC: 'none',
       PGBPM_LOG_LEVEL: 'warn',
+      // few connections per process: a server with max_connections 100 serves four of them and other tests
+      PGBPM_JOB_CONCURRENCY: '1',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -96,6 +98,16 @@ async function ready(worker: Worker): Promise<void> {
   }, 30_000);
 }
 
+/** waitFor, with the workers' last output in the error (why did they not get there?). */
+async function waitForWorkers<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, everyMs: number): Promise<T> {
+  try {
+    return await waitFor(what, probe, timeoutMs, everyMs);
+  } catch (e) {
+    const outputs = running.map((w) => `--- ${w.id}:\n${w.output.join('').slice(-3000)}`).join('\n');
+    throw new Error(`${(e as Error).message}\n${outputs}`);
+  }
+}
+
 async function stopWorker(worker: Worker): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGTERM');
   return worker.exited;
@@ -106,7 +118,14 @@ async function count(sql: string, params: unknown[] = []): Promise<number> {
   return rows[0]?.n ?? 0;
 }
 
-/** Starts n instances of the fault process in statements of up to 500 starts. */
+/**
+ * Starts n instances of the fault process in statements of up to 500 starts,
+ * then analyzes the engine tables, as autovacuum would soon: without
+ * statistics (a fresh database, thousands of rows written in seconds) the
+ * generic plan of bpm.fetch_and_lock can join process_instance by tenant
+ * only, and one fetch then takes seconds (seen on PostgreSQL 15; reported to
+ * the engine's authors). This test is about the worker, not that plan.
+ */
 async function startInstances(tenant: string, n: number): Promise<void> {
   const admin = await db.connectAs({ role: 'bpm_admin', tenant, user: 'boss' });
   try {
@@ -116,6 +135,7 @@ async function startInstances(tenant: string, n: number): Promise<void> {
   } finally {
     await admin.end();
   }
+  await db.root.query('analyze bpm.process_instance, bpm.external_task, bpm.activity_instance');
 }
 
 /** Instances whose history is not exactly start, work, end, each completed once. */
@@ -174,7 +194,7 @@ test('(i) SIGKILL mid-way: a new worker finishes the work; every instance comple
   expect(doneByFirst).toBeLessThan(100);
 
   const second = startWorker('worker-b', TENANT, env);
-  await waitFor(
+  await waitForWorkers(
     'every instance to complete',
     async () => ((await count(`select 1 from bpm.process_instance where tenant_id = $1 and state = 'completed'`, [TENANT])) === 100 ? true : undefined),
     60_000,
@@ -202,11 +222,11 @@ test('(i) SIGKILL mid-way: a new worker finishes the work; every instance comple
 
 test('(ii) 4 workers over 5,000 external tasks: each task completed exactly once, each effect run once', async () => {
   const TENANT = 'fault-ii';
+  await startInstances(TENANT, 5000);
+  const t0 = Date.now();
   const workers = ['w1', 'w2', 'w3', 'w4'].map((id) => startWorker(id, TENANT, { PGBPM_WORKER_CONCURRENCY: '8', PGBPM_WORKER_BATCH: '8' }));
   for (const w of workers) await ready(w);
-  const t0 = Date.now();
-  await startInstances(TENANT, 5000);
-  await waitFor(
+  await waitForWorkers(
     'all 5,000 instances to complete',
     async () => ((await count(`select 1 from bpm.process_instance where tenant_id = $1 and state = 'completed'`, [TENANT])) === 5000 ? true : undefined),
     90_000,
@@ -227,5 +247,5 @@ test('(ii) 4 workers over 5,000 external tasks: each task completed exactly once
     [TENANT],
   );
   expect(mismatched).toBe(0);
-  process.stderr.write(`[fault test (ii)] 5,000 tasks over 4 workers in ${seconds.toFixed(1)} s (starting the instances included)\n`);
+  process.stderr.write(`[fault test (ii)] 5,000 tasks over 4 workers in ${seconds.toFixed(1)} s (from starting the workers)\n`);
 }, 180_000);
