@@ -65,6 +65,8 @@ export interface StartOptions {
     | 'metricsToken'
     | 'metricsDatabaseUrl'
     | 'logLevel'
+    | 'maxSubscriptionsPerConnection'
+    | 'eventPollIntervalMs'
   >;
 }
 

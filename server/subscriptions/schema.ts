@@ -1,0 +1,161 @@
+/**
+ * The subscription fields (PostGraphile v5 `extendSchema`, grafast `listen`):
+ *
+ *   instanceEvents(instanceId: UUID!, after: BigInt)  events of one process instance
+ *   taskEvents(after: BigInt)                         taskCreated/Assigned/Completed/Cancelled
+ *                                                     of user tasks the subscriber may see
+ *   tenantEvents(after: BigInt)                       every event of the tenant (bpm_admin only)
+ *
+ * Each item is an EventSubscriptionPayload: the event's columns plus the
+ * object it concerns (instance, userTask, externalTask, incident, definition),
+ * read by PostGraphile with the subscriber's own role and settings, so RLS
+ * applies to them as to any query (null when not visible).
+ *
+ * subscribePlan: listen(context.bpmEvents, topic) — the context's subscriber
+ * is bound to the WebSocket connection's principal
+ * (server/subscriptions/subscriber.ts); plan: the item itself.
+ */
+import { access, context, inhibitOnNull, lambda, listen, type Step } from 'postgraphile/grafast';
+import { extendSchema, gql } from 'postgraphile/utils';
+import type { EventItem } from './stream';
+import { encodeTopic, type EventTopics } from './subscriber';
+import type { SubscriptionField } from './subscription';
+
+/** The pg resources (tables) of the related objects, by field. */
+const RELATED = {
+  instance: { table: 'process_instance', kinds: null, id: 'instanceId' },
+  userTask: { table: 'user_task', kinds: /^task/, id: 'subjectId' },
+  externalTask: { table: 'external_task', kinds: /^externalTask/, id: 'subjectId' },
+  incident: { table: 'incident', kinds: /^incident/, id: 'subjectId' },
+  definition: { table: 'process_definition', kinds: /^definitionDeployed$/, id: 'subjectId' },
+} as const;
+
+type RelatedField = keyof typeof RELATED;
+
+export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((build) => {
+  const { pgResources } = build.input.pgRegistry;
+  const resourceOf = (table: string) => {
+    const resource = pgResources[table];
+    if (!resource) {
+      throw new Error(`EventSubscriptionsPlugin: no pg resource "${table}" (have: ${Object.keys(pgResources).join(', ')})`);
+    }
+    return resource;
+  };
+  const resources = Object.fromEntries(
+    (Object.keys(RELATED) as RelatedField[]).map((field) => [field, resourceOf(RELATED[field].table)]),
+  ) as Record<RelatedField, ReturnType<typeof resourceOf>>;
+
+  const related = (field: RelatedField) => ($event: Step<EventItem>) => {
+    const { kinds, id } = RELATED[field];
+    const $id = lambda(
+      $event,
+      (event: EventItem): string | null => {
+        if (kinds !== null && !kinds.test(event.kind)) return null;
+        return event[id];
+      },
+      true,
+    );
+    return resources[field].get({ tenant_id: access($event, 'tenantId'), id: inhibitOnNull($id) });
+  };
+
+  const subscribeTo = (field: SubscriptionField) => ({
+    subscribePlan(_$root: Step, fieldArgs: { getRaw(path: string): Step }) {
+      const $after = fieldArgs.getRaw('after');
+      const $topic =
+        field === 'instanceEvents'
+          ? lambda([$after, fieldArgs.getRaw('instanceId')], ([after, instanceId]) => encodeTopic(field, after, instanceId), true)
+          : lambda($after, (after) => encodeTopic(field, after), true);
+      return listen<EventTopics, string, Step<EventItem>>(context().get('bpmEvents'), $topic);
+    },
+    plan($event: Step<EventItem>) {
+      return $event;
+    },
+  });
+
+  return {
+    typeDefs: gql`
+      """
+      An entry of the event log, delivered by a subscription. Resume a subscription
+      after a reconnect with \`after: <id of the last event received>\`.
+      """
+      type EventSubscriptionPayload {
+        """
+        Event id: increases in delivery order; pass it as \`after\` to resume.
+        """
+        id: BigInt!
+        kind: EventKind!
+        """
+        The process instance concerned (null for definitionDeployed).
+        """
+        instanceId: UUID
+        """
+        The object concerned: instance, activity instance, user task, external task, incident or definition id.
+        """
+        subjectId: UUID
+        """
+        The BPMN element concerned, if any.
+        """
+        elementId: String
+        createdAt: Datetime!
+        """
+        The process instance, read with the subscriber's role (null when not visible).
+        """
+        instance: ProcessInstance
+        """
+        For task events: the user task, read with the subscriber's role (null when no longer visible to them).
+        """
+        userTask: UserTask
+        """
+        For external task events: the external task, read with the subscriber's role.
+        """
+        externalTask: ExternalTask
+        """
+        For incident events: the incident, read with the subscriber's role.
+        """
+        incident: Incident
+        """
+        For definitionDeployed: the process definition.
+        """
+        definition: ProcessDefinition
+      }
+
+      extend type Subscription {
+        """
+        Events of one process instance the subscriber may see (activities, tasks,
+        incidents, state changes), in id order. Without \`after\`: from now on.
+        An instance that is unknown or not visible to the subscriber: error NOT_FOUND.
+        """
+        instanceEvents(instanceId: UUID!, after: BigInt): EventSubscriptionPayload!
+        """
+        taskCreated, taskAssigned, taskCompleted and taskCancelled of the user tasks the
+        subscriber may see (a bpm_user: tasks offered or assigned to them). When a task
+        this subscription delivered leaves their view (claimed by or assigned to someone
+        else), its next event is delivered once with userTask null.
+        """
+        taskEvents(after: BigInt): EventSubscriptionPayload!
+        """
+        Every event of the tenant, in id order. Role bpm_admin only (else error FORBIDDEN).
+        """
+        tenantEvents(after: BigInt): EventSubscriptionPayload!
+      }
+    `,
+    objects: {
+      Subscription: {
+        plans: {
+          instanceEvents: subscribeTo('instanceEvents'),
+          taskEvents: subscribeTo('taskEvents'),
+          tenantEvents: subscribeTo('tenantEvents'),
+        },
+      },
+      EventSubscriptionPayload: {
+        plans: {
+          instance: related('instance'),
+          userTask: related('userTask'),
+          externalTask: related('externalTask'),
+          incident: related('incident'),
+          definition: related('definition'),
+        },
+      },
+    },
+  };
+}, 'PgbpmEventSubscriptionsPlugin');
