@@ -340,6 +340,9 @@ export class EventHub {
         return horizon;
       }
       const last = events[events.length - 1];
+      if (this.logger.isLevelEnabled('trace')) {
+        this.logger.trace({ tenant: feed.tenant, from: String(from), events: events.length, horizon: String(horizon) }, 'events: read');
+      }
       if (!last) return horizon;
       for (const s of active) s.offer(events, last.id);
       if (events.length < this.batchSize) return horizon;

@@ -14,10 +14,17 @@
  * else) is no longer readable, so its taskAssigned/taskCompleted/
  * taskCancelled event is delivered — with `userTask: null` — only to
  * subscriptions that delivered an earlier event of that task, so that a task
- * list can drop it; nobody learns of a task that was never theirs. This memory
- * is per subscription (at most MAX_KNOWN_TASKS ids): after a reconnect, a
- * resumed subscription has not seen the task and skips such an event, so a
- * client should reload its task list when it reconnects.
+ * list can drop it; nobody learns of a task that was never theirs.
+ * Limits, both from RLS and kept on purpose (nothing is read for a subscriber
+ * beyond what their role may read):
+ * - a bpm_user sees the events of an instance only while they see the
+ *   instance (they started it, or a task of it is offered to them). When the
+ *   task assigned away was their only one in an instance they did not start,
+ *   the event itself is invisible to them and nothing is delivered;
+ * - this memory is per subscription (at most MAX_KNOWN_TASKS ids): a resumed
+ *   subscription has not seen the task and skips such an event.
+ * So a task list should reload its tasks when it (re)connects and may
+ * re-check a task when acting on it; taskEvents tells it what appears.
  */
 import { TASK_EVENT_KINDS, type EventRow } from './reader';
 import type { EventItem, EventStream } from './stream';
