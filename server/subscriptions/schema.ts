@@ -14,8 +14,12 @@
  * subscribePlan: listen(context.bpmEvents, topic) — the context's subscriber
  * is bound to the WebSocket connection's principal
  * (server/subscriptions/subscriber.ts); plan: the item itself.
+ *
+ * Query.eventCursor: an `after` that misses nothing from now on (see below),
+ * for clients that load state and then subscribe.
  */
-import { access, context, inhibitOnNull, lambda, listen, type Step } from 'postgraphile/grafast';
+import { loadOneWithPgClient } from 'postgraphile/@dataplan/pg';
+import { access, constant, context, inhibitOnNull, lambda, listen, type Step } from 'postgraphile/grafast';
 import { extendSchema, gql } from 'postgraphile/utils';
 import type { EventItem } from './stream';
 import { encodeTopic, type EventTopics } from './subscriber';
@@ -32,8 +36,18 @@ const RELATED = {
 
 type RelatedField = keyof typeof RELATED;
 
+/**
+ * pg_snapshot_xmin << 20, minus 1: every transaction that commits after this
+ * moment has an xid at or above the snapshot's xmin, so its events have
+ * higher ids (db/functions/events/emit.sql). Not the highest id in the table:
+ * a transaction older than that id may still be running and commit below it.
+ */
+const EVENT_CURSOR_SQL = `select ((pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint << 20) - 1)::text as cursor`;
+
 export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((build) => {
-  const { pgResources } = build.input.pgRegistry;
+  const { pgResources, pgExecutors } = build.input.pgRegistry;
+  const executor = pgExecutors.main;
+  if (!executor) throw new Error('EventSubscriptionsPlugin: no pg executor "main" (is the bpm pgService configured?)');
   const resourceOf = (table: string) => {
     const resource = pgResources[table];
     if (!resource) {
@@ -119,6 +133,16 @@ export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((bui
         definition: ProcessDefinition
       }
 
+      extend type Query {
+        """
+        An event id to pass as \`after\` to a subscription so that it receives every event
+        committed from now on, including those of transactions still running. Read it
+        before loading the state a subscription is to keep up to date (an event may then
+        arrive for a change the loaded state already shows; none is missed).
+        """
+        eventCursor: BigInt!
+      }
+
       extend type Subscription {
         """
         Events of one process instance the subscriber may see (activities, tasks,
@@ -140,6 +164,18 @@ export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((bui
       }
     `,
     objects: {
+      Query: {
+        plans: {
+          eventCursor() {
+            return loadOneWithPgClient(executor, constant(null), async (client, lookups) => {
+              const { rows } = await client.query<{ cursor: string }>({ text: EVENT_CURSOR_SQL });
+              const cursor = rows[0]?.cursor;
+              if (cursor === undefined) throw new Error('eventCursor: the database returned no row');
+              return lookups.map(() => cursor);
+            });
+          },
+        },
+      },
       Subscription: {
         plans: {
           instanceEvents: subscribeTo('instanceEvents'),

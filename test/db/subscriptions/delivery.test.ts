@@ -192,3 +192,27 @@ test('instanceEvents delivers the events of that instance only', async () => {
   // the instance is read when the item is delivered, with the subscriber's role
   expect(sub.items[3]?.data.instanceEvents.instance).toEqual({ id: watched, state: 'completed' });
 });
+
+test('Query.eventCursor: subscribing after it misses nothing, not even a transaction that was running when it was read', async () => {
+  const running = await db.connectAs({ role: 'bpm_admin', tenant: A, user: 'ada' });
+  try {
+    await running.query('begin');
+    const early = await startInstance(running); // takes its transaction id (and event ids) now
+    const { eventCursor } = await t.data<{ eventCursor: string }>(adminToken, `{ eventCursor }`);
+    expect(eventCursor).toMatch(/^\d+$/);
+    const later = await startInstance();
+    await running.query('commit');
+    const expected = await eventIdsAfter(eventCursor);
+    const client = ws(adminToken);
+    const sub = client.subscribe<{ tenantEvents: EventData }>(`subscription($after: BigInt) { tenantEvents(after: $after) { ${EVENT_FIELDS} } }`, {
+      after: eventCursor,
+    });
+    await sub.waitForItems(expected.length, 5000);
+    await sleep(300);
+    expect(sub.items.map((i) => i.data.tenantEvents.id)).toEqual(expected);
+    // the earlier transaction's events come first (lower ids), though it committed last
+    expect(sub.items.map((i) => i.data.tenantEvents.instanceId)).toEqual([...Array(4).fill(early), ...Array(4).fill(later)]);
+  } finally {
+    await running.end();
+  }
+});

@@ -249,6 +249,11 @@ describe('the connection is authenticated like an HTTP request', () => {
     await sub.ended();
   }, 10_000);
 
+  test('clients cannot take NOTIFY leases themselves: registerEventListener is not in the schema', async () => {
+    const reply = await t.gql(tokens.adminA as string, `mutation { registerEventListener(input: { listenerId: "x" }) { clientMutationId } }`);
+    expect(reply.body.errors).toEqual([expect.objectContaining({ message: expect.stringMatching(/Cannot query field "registerEventListener"/) })]);
+  });
+
   test('a subscription over HTTP is not served', async () => {
     const reply = await t.gql(tokens.adminA as string, `subscription { tenantEvents { id } }`);
     expect(reply.body.data ?? null).toBeNull();
