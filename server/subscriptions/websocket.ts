@@ -182,6 +182,7 @@ export function attachWebSockets(server: http.Server, options: WebSocketOptions)
   });
 
   const onConnection = (socket: WebSocket, request: http.IncomingMessage): void => {
+    const openedAt = performance.now();
     keepalive(socket, options.keepaliveMs ?? 12_000);
     options.onConnectionCount?.(wss.clients.size);
     const closed = graphqlWs.opened(
@@ -208,6 +209,14 @@ export function attachWebSockets(server: http.Server, options: WebSocketOptions)
     );
     socket.once('close', (code: number, why: Buffer) => {
       options.onConnectionCount?.(wss.clients.size);
+      const principal = principals.get(socket);
+      if (principal) {
+        // one line per authenticated connection, like the access log line of an HTTP request
+        logger.info(
+          { tenant: principal.tenant, role: principal.role, code, ms: Math.round(performance.now() - openedAt) },
+          'websocket closed',
+        );
+      }
       closed(code, why.toString()).catch((err: unknown) => logger.error({ err }, 'websocket: cleanup after close failed'));
     });
   };
