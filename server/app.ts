@@ -51,6 +51,7 @@ import {
 } from './observability';
 import { BpmSmartTagsPlugin, DeployProcessPlugin, NoIntrospectionPlugin, PrimaryKeyIdPlugin } from './plugins';
 import { EventHub } from './subscriptions/hub';
+import { hasEventLog } from './subscriptions/reader';
 import { EventSubscriptionsPlugin } from './subscriptions/schema';
 import { createEventSubscriber } from './subscriptions/subscriber';
 import { attachWebSockets, principalOfSocket, type WebSocketHandle } from './subscriptions/websocket';
@@ -125,7 +126,14 @@ function principalOfRequest(requestContext: Partial<Grafast.RequestContext>): Pr
   return principalOf(requestContext.expressv4?.req) ?? principalOfSocket(requestContext.ws?.socket);
 }
 
-function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics: HttpMetrics, hub: EventHub): GraphileConfig.Preset {
+function buildPreset(
+  options: ApiOptions,
+  pool: pg.Pool,
+  logger: Logger,
+  metrics: HttpMetrics,
+  hub: EventHub,
+  subscriptions: boolean,
+): GraphileConfig.Preset {
   const maskError = makeMaskError(
     (message, error) => {
       logger.error({ err: error }, message);
@@ -144,7 +152,7 @@ function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics
       PrimaryKeyIdPlugin,
       BpmSmartTagsPlugin,
       DeployProcessPlugin,
-      EventSubscriptionsPlugin,
+      ...(subscriptions ? [EventSubscriptionsPlugin] : []),
       makeOperationNamePlugin(metrics),
       makeQueryLimitsPlugin(limits, { hideSuggestions: options.production }),
       ...(options.production ? [NoIntrospectionPlugin] : []),
@@ -218,7 +226,10 @@ export async function createApiApp(
 
   let pgl: PostGraphileInstance | undefined;
   try {
-    pgl = postgraphile(buildPreset(options, pool, logger, metrics, hub));
+    // a database whose event-log migration is not applied yet: serve the API without subscriptions
+    const subscriptions = await hasEventLog(pool);
+    if (!subscriptions) logger.warn('the database has no event log (bpm.event): GraphQL subscriptions are not served');
+    pgl = postgraphile(buildPreset(options, pool, logger, metrics, hub, subscriptions));
     await pgl.getSchema();
   } catch (e) {
     await pgl?.release();

@@ -158,3 +158,20 @@ export async function registerListener(client: pg.ClientBase, listenerId: string
   if (!expiresAt) throw new Error('register_event_listener returned nothing');
   return expiresAt;
 }
+
+/**
+ * Whether the database has the event log (bpm.event and bpm.events_after),
+ * read from the catalog: the API login has no privilege on schema bpm itself.
+ */
+export async function hasEventLog(pool: pg.Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ present: boolean }>(
+    `select exists (
+       select 1 from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'bpm' and c.relname = 'event' and c.relkind in ('r', 'p')
+     ) and exists (
+       select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+       where n.nspname = 'bpm' and p.proname = 'events_after'
+     ) as present`,
+  );
+  return rows[0]?.present === true;
+}

@@ -46,6 +46,9 @@ const EVENT_CURSOR_SQL = `select ((pg_catalog.pg_snapshot_xmin(pg_catalog.pg_cur
 
 export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((build) => {
   const { pgResources, pgExecutors } = build.input.pgRegistry;
+  if (!pgResources.event) {
+    throw new Error('EventSubscriptionsPlugin: the database has no event log (table bpm.event); apply its migration to serve subscriptions');
+  }
   const executor = pgExecutors.main;
   if (!executor) throw new Error('EventSubscriptionsPlugin: no pg executor "main" (is the bpm pgService configured?)');
   const resourceOf = (table: string) => {

@@ -43,8 +43,6 @@ export interface WebSocketOptions {
   keepaliveMs?: number;
   /** Time for connection_init after the upgrade (default 3 s). */
   connectionInitWaitTimeoutMs?: number;
-  /** Connections opened / closed (metrics). */
-  onConnectionCount?: (open: number) => void;
 }
 
 export interface WebSocketHandle {
@@ -184,7 +182,6 @@ export function attachWebSockets(server: http.Server, options: WebSocketOptions)
   const onConnection = (socket: WebSocket, request: http.IncomingMessage): void => {
     const openedAt = performance.now();
     keepalive(socket, options.keepaliveMs ?? 12_000);
-    options.onConnectionCount?.(wss.clients.size);
     const closed = graphqlWs.opened(
       {
         protocol: socket.protocol,
@@ -208,8 +205,7 @@ export function attachWebSockets(server: http.Server, options: WebSocketOptions)
       { socket, request },
     );
     socket.once('close', (code: number, why: Buffer) => {
-      options.onConnectionCount?.(wss.clients.size);
-      const principal = principals.get(socket);
+        const principal = principals.get(socket);
       if (principal) {
         // one line per authenticated connection, like the access log line of an HTTP request
         logger.info(
