@@ -20,7 +20,8 @@
  * them see, nothing is filtered on their behalf from another's read.
  *
  * Backpressure: a subscription with `maxBuffered` undelivered events is left
- * out of reads (its cursor stays) until its client catches up.
+ * out of reads (its cursor stays) until its client has taken them all, which
+ * wakes a pass.
  */
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -212,7 +213,7 @@ export class EventHub {
     const subscription: Subscription = new Subscription(
       filter,
       request.after ?? start.horizon - 1n,
-      new EventStream(() => this.unsubscribe(owner, subscription)),
+      new EventStream(() => this.unsubscribe(owner, subscription), { highWater: this.maxBuffered, onDrain: () => this.wake() }),
     );
     owner.subscriptions.add(subscription);
     const count = (this.tenantCounts.get(identity.tenant) ?? 0) + 1;

@@ -23,11 +23,20 @@ export class EventStream implements AsyncIterableIterator<EventItem> {
   private waiter: { resolve: (result: IteratorResult<EventItem>) => void; reject: (error: Error) => void } | null = null;
   private ended = false;
   private failure: Error | null = null;
+  private full = false;
   private readonly onEnd: () => void;
+  private readonly highWater: number;
+  private readonly onDrain: (() => void) | undefined;
 
-  /** `onEnd` runs once, when the consumer returns (unsubscribes) or the stream fails. */
-  constructor(onEnd: () => void) {
+  /**
+   * `onEnd` runs once, when the consumer returns (unsubscribes) or the stream
+   * fails; `onDrain` when the consumer has taken everything after the queue
+   * had reached `highWater` (the producer paused then).
+   */
+  constructor(onEnd: () => void, options: { highWater?: number; onDrain?: () => void } = {}) {
     this.onEnd = onEnd;
+    this.highWater = options.highWater ?? Infinity;
+    this.onDrain = options.onDrain;
   }
 
   /** Items delivered but not yet consumed. */
@@ -48,6 +57,7 @@ export class EventStream implements AsyncIterableIterator<EventItem> {
       return;
     }
     this.queue.push(item);
+    if (this.buffered >= this.highWater) this.full = true;
   }
 
   /** Ends the stream with an error, after the items already queued. */
@@ -70,6 +80,10 @@ export class EventStream implements AsyncIterableIterator<EventItem> {
       if (this.head > 256 && this.head * 2 > this.queue.length) {
         this.queue.splice(0, this.head);
         this.head = 0;
+      }
+      if (this.full && this.buffered === 0) {
+        this.full = false;
+        this.onDrain?.();
       }
       return Promise.resolve({ value, done: false });
     }

@@ -82,3 +82,15 @@ test('an ended stream takes nothing', async () => {
   expect(sub.offer([row(1, 'instanceStarted')], 1n)).toBe(0);
   expect(await delivered()).toEqual([]);
 });
+
+test('a stream that reached its high-water mark reports when it has been drained', async () => {
+  let drained = 0;
+  const stream = new EventStream(() => undefined, { highWater: 2, onDrain: () => drained++ });
+  const item = (id: string): EventItem => ({ id, tenantId: 't', kind: 'instanceStarted', instanceId: I1, subjectId: null, elementId: null, createdAt: '' });
+  stream.push(item('1'));
+  stream.push(item('2'));
+  await stream.next();
+  expect(drained).toBe(0);
+  await stream.next();
+  expect(drained).toBe(1);
+});
