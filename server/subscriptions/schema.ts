@@ -6,7 +6,7 @@
  *                                                     of user tasks the subscriber may see
  *   tenantEvents(after: BigInt)                       every event of the tenant (bpm_admin only)
  *
- * Each item is an EventSubscriptionPayload: the event's columns plus the
+ * Each item is an EventLogEntry: the event's columns plus the
  * object it concerns (instance, userTask, externalTask, incident, definition),
  * read by PostGraphile with the subscriber's own role and settings, so RLS
  * applies to them as to any query (null when not visible).
@@ -95,7 +95,7 @@ export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((bui
       An entry of the event log, delivered by a subscription. Resume a subscription
       after a reconnect with \`after: <id of the last event received>\`.
       """
-      type EventSubscriptionPayload {
+      type EventLogEntry {
         """
         Event id: increases in delivery order; pass it as \`after\` to resume.
         """
@@ -152,18 +152,18 @@ export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((bui
         incidents, state changes), in id order. Without \`after\`: from now on.
         An instance that is unknown or not visible to the subscriber: error NOT_FOUND.
         """
-        instanceEvents(instanceId: UUID!, after: BigInt): EventSubscriptionPayload!
+        instanceEvents(instanceId: UUID!, after: BigInt): EventLogEntry!
         """
         taskCreated, taskAssigned, taskCompleted and taskCancelled of the user tasks the
         subscriber may see (a bpm_user: tasks offered or assigned to them). When a task
         this subscription delivered leaves their view (claimed by or assigned to someone
         else), its next event is delivered once with userTask null.
         """
-        taskEvents(after: BigInt): EventSubscriptionPayload!
+        taskEvents(after: BigInt): EventLogEntry!
         """
         Every event of the tenant, in id order. Role bpm_admin only (else error FORBIDDEN).
         """
-        tenantEvents(after: BigInt): EventSubscriptionPayload!
+        tenantEvents(after: BigInt): EventLogEntry!
       }
     `,
     objects: {
@@ -186,7 +186,7 @@ export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((bui
           tenantEvents: subscribeTo('tenantEvents'),
         },
       },
-      EventSubscriptionPayload: {
+      EventLogEntry: {
         plans: {
           instance: related('instance'),
           userTask: related('userTask'),

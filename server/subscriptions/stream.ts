@@ -5,7 +5,7 @@
  * resumes from its cursor when the client has caught up.
  */
 
-/** An event as a subscription delivers it (the `EventSubscriptionPayload` fields). */
+/** An event as a subscription delivers it (the `EventLogEntry` fields). */
 export interface EventItem {
   /** Event id (bigint as a decimal string): resume with `after: id`. */
   id: string;

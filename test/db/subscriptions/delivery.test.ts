@@ -14,6 +14,9 @@ import { EVENT_FIELDS, connect, sleep, type EventData, type WsClient } from './s
 
 const A = 'subs-delivery';
 
+// servers, databases and waits for deliveries: slow on a loaded machine (hooks included)
+jest.setTimeout(30_000);
+
 let db: TestDb;
 let t: TestApi;
 let adminToken: string;

@@ -35,6 +35,9 @@ const TASK_EVENTS = `subscription($after: BigInt) { taskEvents(after: $after) { 
 const TENANT_EVENTS = `subscription($after: BigInt) { tenantEvents(after: $after) { ${EVENT_FIELDS} } }`;
 const INSTANCE_EVENTS = `subscription($id: UUID!, $after: BigInt) { instanceEvents(instanceId: $id, after: $after) { ${EVENT_FIELDS} } }`;
 
+// servers, databases and waits for deliveries: slow on a loaded machine (hooks included)
+jest.setTimeout(30_000);
+
 let db: TestDb;
 let t: TestApi;
 let adminA: pg.Client;
