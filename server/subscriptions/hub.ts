@@ -216,12 +216,12 @@ export class EventHub {
       new EventStream(() => this.unsubscribe(owner, subscription), { highWater: this.maxBuffered, onDrain: () => this.wake() }),
     );
     owner.subscriptions.add(subscription);
-    const count = (this.tenantCounts.get(identity.tenant) ?? 0) + 1;
-    this.tenantCounts.set(identity.tenant, count);
+    this.tenantCounts.set(identity.tenant, (this.tenantCounts.get(identity.tenant) ?? 0) + 1);
     this.startPolling();
 
+    // once these resolve, notifications of the tenant's commits flow (acquire: idempotent, never rejects)
     await Promise.all([
-      count === 1 ? this.leases.acquire(identity.tenant) : Promise.resolve(),
+      this.leases.acquire(identity.tenant),
       this.listener.start().catch((e: unknown) => this.logger.warn({ err: e }, 'events: no LISTEN connection; subscriptions poll')),
     ]);
     this.wake();
