@@ -52,6 +52,8 @@ environment:
   PGBPM_DATA_DIR                where embedded clusters live (default .pgbpm in the project)
   PORT, HOST                    where start/serve listen (default 127.0.0.1:4000)
   PGBPM_JWT_SECRET              HS256 secret of API tokens (or PGBPM_JWKS_URL; see pgbpm serve --help)
+  PGBPM_WORKER_TENANTS, PGBPM_HANDLERS   tenants and handler module of the worker (see pgbpm worker --help)
+  PGBPM_HTTP_ALLOW_HOSTS        hosts the built-in HTTP connector may call (default: none)
   NODE_ENV=production           no GraphiQL, no introspection, no development secret or tokens`;
 }
 

@@ -9,6 +9,8 @@
  *   GET  /ready     200 when the database answers and is migrated, else 503
  *   GET  /metrics   Prometheus metrics (server/observability.ts); Bearer
  *                   PGBPM_METRICS_TOKEN when configured
+ *   WS   /graphql   subscriptions over graphql-ws (server/subscriptions/): the
+ *                   JWT in connectionParams.authorization, verified as for HTTP
  *
  * Every response carries `x-request-id`; logs are JSON lines (pino) with it.
  * Limits (server/limits.ts): query depth, field count and page size before
@@ -25,11 +27,14 @@ import { grafserv } from 'postgraphile/grafserv/express/v4';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { PgSimplifyInflectionPreset } from '@graphile/simplify-inflection';
 import { getOperationAST } from 'postgraphile/graphql';
+import { Gauge } from 'prom-client';
 import { authMiddleware, createAuthenticator, pgSettingsFor, principalOf, type Principal } from './auth';
 import {
   DEFAULT_MAX_PAGE_SIZE,
   DEFAULT_MAX_QUERY_DEPTH,
+  DEFAULT_EVENT_POLL_INTERVAL_MS,
   DEFAULT_MAX_QUERY_FIELDS,
+  DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
   DEFAULT_STATEMENT_TIMEOUT_MS,
   type ServerConfig,
 } from './config';
@@ -45,6 +50,11 @@ import {
   type Logger,
 } from './observability';
 import { BpmSmartTagsPlugin, DeployProcessPlugin, NoIntrospectionPlugin, PrimaryKeyIdPlugin } from './plugins';
+import { EventHub } from './subscriptions/hub';
+import { hasEventLog } from './subscriptions/reader';
+import { EventSubscriptionsPlugin } from './subscriptions/schema';
+import { createEventSubscriber } from './subscriptions/subscriber';
+import { attachWebSockets, principalOfSocket, type WebSocketHandle } from './subscriptions/websocket';
 
 export const GRAPHQL_PATH = '/graphql';
 export const GRAPHIQL_PATH = '/graphiql';
@@ -111,7 +121,19 @@ function makeOperationNamePlugin(metrics: HttpMetrics): GraphileConfig.Plugin {
   };
 }
 
-function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics: HttpMetrics): GraphileConfig.Preset {
+/** The principal of a GraphQL operation: from the HTTP request (authMiddleware) or the WebSocket (connection_init). */
+function principalOfRequest(requestContext: Partial<Grafast.RequestContext>): Principal | undefined {
+  return principalOf(requestContext.expressv4?.req) ?? principalOfSocket(requestContext.ws?.socket);
+}
+
+function buildPreset(
+  options: ApiOptions,
+  pool: pg.Pool,
+  logger: Logger,
+  metrics: HttpMetrics,
+  hub: EventHub,
+  subscriptions: boolean,
+): GraphileConfig.Preset {
   const maskError = makeMaskError(
     (message, error) => {
       logger.error({ err: error }, message);
@@ -130,6 +152,7 @@ function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics
       PrimaryKeyIdPlugin,
       BpmSmartTagsPlugin,
       DeployProcessPlugin,
+      ...(subscriptions ? [EventSubscriptionsPlugin] : []),
       makeOperationNamePlugin(metrics),
       makeQueryLimitsPlugin(limits, { hideSuggestions: options.production }),
       ...(options.production ? [NoIntrospectionPlugin] : []),
@@ -142,10 +165,12 @@ function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics
     grafast: {
       explain: false,
       context(requestContext) {
-        const principal = principalOf(requestContext.expressv4?.req);
-        // authMiddleware runs first on every GraphQL route; never run without a principal
+        const principal = principalOfRequest(requestContext);
+        // authMiddleware (HTTP) or onConnect (WebSocket) runs first; never run without a principal
         if (!principal) throw new Error('request reached GraphQL without an authenticated principal');
-        return { pgSettings: requestPgSettings(principal, statementTimeoutMs) };
+        const pgSettings = requestPgSettings(principal, statementTimeoutMs);
+        const bpmEvents = requestContext.ws?.socket ? createEventSubscriber(hub, principal, pgSettings) : null;
+        return { pgSettings, bpmEvents };
       },
     },
     grafserv: {
@@ -154,7 +179,8 @@ function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics
       graphiql: !options.production,
       graphiqlOnGraphQLGET: false,
       graphiqlPath: GRAPHIQL_PATH,
-      websockets: false,
+      // served by server/subscriptions/websocket.ts (grafserv's handler cannot refuse a connection)
+      websockets: true,
       watch: false,
       maxRequestLength: options.maxRequestBytes,
       maskError,
@@ -165,7 +191,13 @@ function buildPreset(options: ApiOptions, pool: pg.Pool, logger: Logger, metrics
 /** Builds the express app and its PostGraphile instance (the schema is built before this resolves). */
 export async function createApiApp(
   options: ApiOptions,
-): Promise<{ app: express.Express; attach(server: http.Server): Promise<void>; release(): Promise<void> }> {
+): Promise<{
+  app: express.Express;
+  attach(server: http.Server): Promise<void>;
+  /** Closes the WebSocket connections (their subscriptions end); before closing the HTTP server. */
+  closeWebSockets(): Promise<void>;
+  release(): Promise<void>;
+}> {
   const logger = options.logger ?? createLogger({ level: options.logLevel, write: options.log });
   const authenticator = createAuthenticator(options.auth, (message) => logger.warn(message));
   const pool = new pg.Pool({
@@ -176,14 +208,33 @@ export async function createApiApp(
   });
   pool.on('error', (e) => logger.error({ err: e }, 'idle database connection failed'));
   const metrics = createHttpMetrics(logger, GRAPHQL_PATH);
+  // subscriptions read the event log through their own small pool, so that they never starve HTTP requests
+  const eventPool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: 3,
+    application_name: 'pgbpm-api-events',
+    connectionTimeoutMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+  });
+  eventPool.on('error', (e) => logger.error({ err: e }, 'idle event-log connection failed'));
+  const hub = new EventHub({
+    pool: eventPool,
+    listenConnectionString: options.connectionString,
+    logger,
+    pollIntervalMs: options.eventPollIntervalMs ?? DEFAULT_EVENT_POLL_INTERVAL_MS,
+  });
 
   let pgl: PostGraphileInstance | undefined;
   try {
-    pgl = postgraphile(buildPreset(options, pool, logger, metrics));
+    // a database whose event-log migration is not applied yet: serve the API without subscriptions
+    const subscriptions = await hasEventLog(pool);
+    if (!subscriptions) logger.warn('the database has no event log (bpm.event): GraphQL subscriptions are not served');
+    pgl = postgraphile(buildPreset(options, pool, logger, metrics, hub, subscriptions));
     await pgl.getSchema();
   } catch (e) {
     await pgl?.release();
     await pool.end().catch(() => undefined);
+    await eventPool.end().catch(() => undefined);
     throw new Error(
       `cannot build the GraphQL schema from the database (is it migrated? run pgbpm migrate): ${e instanceof Error ? e.message : String(e)}`,
     );
@@ -193,6 +244,23 @@ export async function createApiApp(
 
   let gauges: EngineGauges | undefined;
   if (options.metricsDatabaseUrl) gauges = createEngineGauges(metrics.registry, options.metricsDatabaseUrl, logger);
+  let websockets: WebSocketHandle | undefined;
+  new Gauge({
+    name: 'pgbpm_websocket_connections',
+    help: 'Open GraphQL WebSocket connections',
+    registers: [metrics.registry],
+    collect() {
+      this.set(websockets?.connections ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'pgbpm_subscriptions',
+    help: 'Live GraphQL subscriptions (instanceEvents, taskEvents, tenantEvents)',
+    registers: [metrics.registry],
+    collect() {
+      this.set(hub.stats().subscriptions);
+    },
+  });
 
   const app = express();
   app.disable('x-powered-by');
@@ -219,9 +287,14 @@ export async function createApiApp(
 
   // Every GraphQL route (/graphql and anything below it) needs a valid token.
   app.use(GRAPHQL_PATH, authMiddleware(authenticator));
-  if (options.rateLimit && options.rateLimit > 0) {
+  // one budget per tenant for HTTP requests and WebSocket subscribes
+  const rateLimiter =
+    options.rateLimit && options.rateLimit > 0
+      ? createRateLimiter(options.rateLimit, options.rateLimitBurst ?? Math.max(1, Math.ceil(2 * options.rateLimit)))
+      : null;
+  if (rateLimiter && options.rateLimit) {
     const rate = options.rateLimit;
-    const limiter = createRateLimiter(rate, options.rateLimitBurst ?? Math.max(1, Math.ceil(2 * rate)));
+    const limiter = rateLimiter;
     app.use(GRAPHQL_PATH, (req: Request, res: Response, next: NextFunction) => {
       const principal = principalOf(req);
       const wait = principal ? limiter.take(principal.tenant) : 0;
@@ -242,6 +315,15 @@ export async function createApiApp(
       if (attached) throw new Error('createApiApp: attach() may be called once');
       attached = true;
       await serv.addTo(app, server, false);
+      websockets = attachWebSockets(server, {
+        path: GRAPHQL_PATH,
+        serv,
+        authenticator,
+        logger,
+        maxPayloadBytes: options.maxRequestBytes,
+        maxSubscriptions: options.maxSubscriptionsPerConnection ?? DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        rateLimiter,
+      });
       app.use((_req: Request, res: Response) => {
         res.status(404).json({ errors: [{ message: 'not found', extensions: { code: 'NOT_FOUND' } }] });
       });
@@ -251,10 +333,17 @@ export async function createApiApp(
         if (!res.headersSent) res.status(500).json({ errors: [{ message: 'internal error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] });
       });
     },
+    async closeWebSockets() {
+      await websockets?.close();
+      await hub.close();
+    },
     release() {
       released ??= (async () => {
+        await websockets?.close();
+        await hub.close();
         await instance.release(); // releases serv too
         await pool.end().catch(() => undefined);
+        await eventPool.end().catch(() => undefined);
         await gauges?.close().catch(() => undefined);
         logger.flush();
       })();
@@ -317,10 +406,13 @@ export async function startApiServer(options: ApiOptions & ListenOptions): Promi
     app: api.app,
     close() {
       closed ??= (async () => {
-        await new Promise<void>((resolve) => {
+        const httpClosed = new Promise<void>((resolve) => {
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        // upgraded (WebSocket) connections keep server.close() waiting until they end
+        await api.closeWebSockets();
+        await httpClosed;
         await api.release();
       })();
       return closed;

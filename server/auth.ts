@@ -22,7 +22,8 @@ export interface Principal {
 }
 
 export type AuthFailure = { ok: false; status: 401 | 403; code: 'UNAUTHENTICATED' | 'FORBIDDEN'; message: string };
-export type AuthResult = { ok: true; principal: Principal } | AuthFailure;
+/** `expiresAt`: the token's `exp` (seconds since the epoch), when known; long-lived connections end then. */
+export type AuthResult = { ok: true; principal: Principal; expiresAt?: number } | AuthFailure;
 
 const HS_ALGORITHMS = ['HS256'];
 const ASYMMETRIC_ALGORITHMS = ['RS256', 'ES256'];
@@ -156,7 +157,8 @@ export function createAuthenticator(config: AuthConfig, log: (message: string) =
         }
         return unauthenticated(describeJoseError(e));
       }
-      return principalFromClaims(payload, config.claims);
+      const result = principalFromClaims(payload, config.claims);
+      return result.ok && typeof payload.exp === 'number' ? { ...result, expiresAt: payload.exp } : result;
     },
   };
 }

@@ -19,6 +19,8 @@
  *   PGBPM_METRICS_TOKEN     bearer token /metrics requires, when set
  *   PGBPM_METRICS_DATABASE_URL  monitoring login for the engine gauges of /metrics (omitted when unset)
  *   PGBPM_LOG_LEVEL         pino level (default info)
+ *   PGBPM_WS_MAX_SUBSCRIPTIONS  subscriptions per WebSocket connection (default 20)
+ *   PGBPM_EVENT_POLL_INTERVAL   fallback poll of the event log by subscriptions (default 1s)
  *   NODE_ENV=production     no GraphiQL (Ruru), no introspection, no development secret
  */
 
@@ -66,6 +68,8 @@ export const DEFAULT_PRODUCTION_RATE_LIMIT = 100;
 export const DEFAULT_MAX_QUERY_DEPTH = 12;
 export const DEFAULT_MAX_QUERY_FIELDS = 500;
 export const DEFAULT_MAX_PAGE_SIZE = 1000;
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION = 20;
+export const DEFAULT_EVENT_POLL_INTERVAL_MS = 1000;
 
 export interface ServerConfig {
   auth: AuthConfig;
@@ -91,6 +95,10 @@ export interface ServerConfig {
   metricsDatabaseUrl?: string | null;
   /** pino log level (default info). */
   logLevel?: string;
+  /** Most subscriptions one WebSocket connection may hold at once (default 20). */
+  maxSubscriptionsPerConnection?: number;
+  /** Fallback poll of the event log by subscriptions, in ms (default 1000), besides NOTIFY. */
+  eventPollIntervalMs?: number;
 }
 
 export class ConfigError extends Error {
@@ -201,7 +209,19 @@ export function serverConfigFromEnv(env: NodeJS.ProcessEnv = process.env, option
     metricsToken: env.PGBPM_METRICS_TOKEN || null,
     metricsDatabaseUrl: env.PGBPM_METRICS_DATABASE_URL || null,
     logLevel,
+    maxSubscriptionsPerConnection: env.PGBPM_WS_MAX_SUBSCRIPTIONS
+      ? positiveInteger(env, 'PGBPM_WS_MAX_SUBSCRIPTIONS')
+      : DEFAULT_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+    eventPollIntervalMs: env.PGBPM_EVENT_POLL_INTERVAL
+      ? pollInterval(env.PGBPM_EVENT_POLL_INTERVAL)
+      : DEFAULT_EVENT_POLL_INTERVAL_MS,
   };
+}
+
+function pollInterval(raw: string): number {
+  const ms = parseDuration(raw, 'PGBPM_EVENT_POLL_INTERVAL');
+  if (ms < 50 || ms > 60_000) throw new ConfigError(`PGBPM_EVENT_POLL_INTERVAL must be between 50ms and 60s, got "${raw}"`);
+  return ms;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

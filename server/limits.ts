@@ -7,7 +7,8 @@
  *   aliases counted: the cost of a query grows with both), and literal
  *   `first`/`last` arguments above the page-size limit;
  * - QueryLimitsPlugin also checks `first`/`last` given as variables (grafast
- *   `execute` middleware: the values are known only per request) and, in
+ *   `execute` and `subscribe` middleware: the values are known only per
+ *   request; WebSocket operations pass the same rules) and, in
  *   production, hides graphql-js's "Did you mean …?" suggestions during
  *   validation (`hideSuggestions` of graphql 16.10+);
  * - createRateLimiter: a token bucket per tenant, in memory (one process).
@@ -207,6 +208,13 @@ export function makeQueryLimitsPlugin(limits: QueryLimits, options: { hideSugges
     grafast: {
       middleware: {
         execute(next, event) {
+          const { document, operationName, variableValues } = event.args;
+          const error = checkPageVariables(document, operationName, variableValues, limits.maxPageSize);
+          if (error) return { errors: [error] };
+          return next();
+        },
+        // subscriptions (WebSocket) select connections too
+        subscribe(next, event) {
           const { document, operationName, variableValues } = event.args;
           const error = checkPageVariables(document, operationName, variableValues, limits.maxPageSize);
           if (error) return { errors: [error] };

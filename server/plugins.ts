@@ -3,6 +3,7 @@
  *
  * - BpmSmartTagsPlugin: `bpm.deploy(jsonb)` takes compiled graphs, which only
  *   the BPMN compiler can produce, so it is not exposed (behavior `-*`);
+ *   neither is `bpm.register_event_listener` (the server's NOTIFY leases);
  *   shorter relation names; a few more filterable columns;
  * - DeployProcessPlugin: `deployProcess(input: {files: [{name, xml}]})`
  *   compiles the files with compiler/ and, when there is no problem, calls
@@ -23,8 +24,8 @@ export const MAX_DEPLOY_FILES = 100;
 
 /**
  * Smart tags for the `bpm` schema, kept here rather than in database comments:
- * - bpm.deploy and the worker's job entry points (fire_timer, continue_async,
- *   process_task_deadline) are hidden (behavior `-*`);
+ * - bpm.deploy, bpm.register_event_listener and the worker's job entry points
+ *   (fire_timer, continue_async, process_task_deadline) are hidden (behavior `-*`);
  * - relations get short names (`instance`, `userTasks`, …) instead of
  *   `tenantInstance` / `userTasksByTenantIdAndInstanceId` (every key leads
  *   with tenant_id);
@@ -46,6 +47,9 @@ export const BpmSmartTagsPlugin: GraphileConfig.Plugin = jsonPgSmartTags(
         'bpm.fire_timer': { tags: { behavior: '-*' } },
         'bpm.continue_async': { tags: { behavior: '-*' } },
         'bpm.process_task_deadline': { tags: { behavior: '-*' } },
+        // server-side: the API server holds NOTIFY leases for its subscriptions (server/subscriptions/leases.ts);
+        // a client must not switch NOTIFY (and its cost to every commit of the tenant) on by itself
+        'bpm.register_event_listener': { tags: { behavior: '-*' } },
       },
       class: {
         'bpm.process_definition': {

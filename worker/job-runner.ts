@@ -62,8 +62,8 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<Runner>
     const code = (e as { code?: unknown }).code;
     const hint =
       code === '42501' || code === '3F000' || code === '42P01'
-        ? ` (graphile-worker's schema "${WORKER_SCHEMA}" is missing or older than this pgbpm's graphile-worker, ` +
-          `and bpm_engine may not install it: run pgbpm migrate)`
+        ? ` (graphile-worker's schema "${WORKER_SCHEMA}" is missing, older than this pgbpm's graphile-worker, ` +
+          `or not granted to bpm_engine; bpm_engine may not install or upgrade it: run pgbpm migrate)`
         : '';
     throw new JobRunnerStartError(`cannot start the job runner: ${errorMessage(e)}${hint}`, { cause: e });
   }

@@ -15,6 +15,7 @@ import { startJobRunner } from './job-runner';
 import { createWorkerLogger, type Logger } from './logger';
 import { startExternalTaskRunner, type ExternalTaskRunner, type StopReport } from './external/runner';
 import type { LockedTask } from './external/engine-calls';
+import type { Outcome } from './external/execute';
 import { taskList as defaultTaskList } from './tasks';
 
 export interface WorkerRuntimeOptions {
@@ -32,6 +33,8 @@ export interface WorkerRuntimeOptions {
   logger?: Logger;
   /** Called as each external-task handler starts (latency measurements). */
   onHandlerStart?: (task: LockedTask) => void;
+  /** Called when an external task's outcome has been reported (or could not be). */
+  onTaskDone?: (task: LockedTask, outcome: Outcome) => void;
 }
 
 export interface WorkerRuntime {
@@ -102,6 +105,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         idleMs: config.idleMs,
         logger,
         onHandlerStart: options.onHandlerStart,
+        onTaskDone: options.onTaskDone,
       });
     } else if (config.tenants.length === 0 && handlers.length > 0) {
       logger.info('no tenants configured (--tenants, PGBPM_WORKER_TENANTS): external tasks are not served');

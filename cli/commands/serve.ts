@@ -86,7 +86,11 @@ export async function startApi(db: ResolvedDatabase, env: NodeJS.ProcessEnv = pr
 
   const lines = [`GraphQL API: ${api.graphqlUrl}`];
   if (!config.production) lines.push(`  GraphiQL:   ${api.url}${server.GRAPHIQL_PATH} (add the Authorization header)`);
-  lines.push(`  health:     ${api.url}/health, ${api.url}/ready`, `  metrics:    ${api.url}/metrics`);
+  lines.push(
+    `  subscriptions: ${api.graphqlUrl.replace(/^http/, 'ws')} (graphql-ws; connectionParams {"authorization": "Bearer <token>"})`,
+    `  health:     ${api.url}/health, ${api.url}/ready`,
+    `  metrics:    ${api.url}/metrics`,
+  );
   const { auth } = config;
   if (!config.production && auth.secret) {
     const token = await server.mintToken(

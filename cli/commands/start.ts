@@ -1,11 +1,12 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AUTHENTICATOR_ROLE, redactPassword, withCredentials } from '../database';
-import { UsageError } from '../errors';
+import { UsageError, errorMessage } from '../errors';
 import { err, out } from '../io';
 import { projectRoot } from '../paths';
 import { describeReport, migrateApp, resolveAppDatabase } from './migrate';
 import { startApi, waitForSignal, type RunningApi } from './serve';
+import type { WorkerRuntime } from '../../worker/runtime';
 import { startWorker } from './worker';
 
 export const summary = 'start pgbpm: the database (embedded unless DATABASE_URL), migrated, the GraphQL API and the worker';
@@ -37,11 +38,18 @@ export async function run(args: string[]): Promise<number> {
   const db = await resolveAppDatabase();
   let report;
   let api: RunningApi | undefined;
-  let worker;
+  let worker: WorkerRuntime | null = null;
+  let workerProblem: string | null = null;
   try {
     report = await migrateApp(db);
     api = await startApi(db);
-    worker = await startWorker(db, {});
+    try {
+      worker = await startWorker(db, {});
+    } catch (e) {
+      // a bad worker setting stops start; a worker that cannot run leaves the API running
+      if (e instanceof UsageError) throw e;
+      workerProblem = errorMessage(e);
+    }
   } catch (e) {
     await api?.close().catch(() => undefined);
     await db.stop();
@@ -67,10 +75,12 @@ export async function run(args: string[]): Promise<number> {
   lines.push(
     `Migrated: ${describeReport(report)}.`,
     ...api.lines,
-    `Worker ${worker.workerId}: job runner` +
-      (worker.externalTasks
-        ? `; service tasks of tenants ${worker.tenants.join(', ')}, topics ${worker.topics.join(', ')}`
-        : '; no service tasks (set PGBPM_WORKER_TENANTS and PGBPM_HANDLERS)'),
+    worker
+      ? `Worker ${worker.workerId}: job runner` +
+          (worker.externalTasks
+            ? `; service tasks of tenants ${worker.tenants.join(', ')}, topics ${worker.topics.join(', ')}`
+            : '; no service tasks (set PGBPM_WORKER_TENANTS and PGBPM_HANDLERS)')
+      : `Worker NOT running (the API is): ${workerProblem ?? 'unknown error'}`,
     'Press Ctrl-C to stop.',
   );
   out(lines.join('\n'));
@@ -81,7 +91,7 @@ export async function run(args: string[]): Promise<number> {
         .close()
         .catch((e: unknown) => err(`pgbpm start: stopping the API failed: ${e instanceof Error ? e.message : String(e)}`));
       await runningWorker
-        .stop()
+        ?.stop()
         .catch((e: unknown) => err(`pgbpm start: stopping the worker failed: ${e instanceof Error ? e.message : String(e)}`));
       try {
         await db.stop();

@@ -15,6 +15,8 @@ test('defaults: 10 s statement timeout, no rate limit in development, 100/s in p
       metricsToken: null,
       metricsDatabaseUrl: null,
       logLevel: 'info',
+      maxSubscriptionsPerConnection: 20,
+      eventPollIntervalMs: 1000,
     }),
   );
   expect(serverConfigFromEnv({ ...SECRET, NODE_ENV: 'production' }).rateLimit).toBe(100);
@@ -33,6 +35,8 @@ test('variables are read and checked', () => {
     PGBPM_METRICS_TOKEN: 'tok',
     PGBPM_METRICS_DATABASE_URL: 'postgres://monitor@db/pgbpm',
     PGBPM_LOG_LEVEL: 'debug',
+    PGBPM_WS_MAX_SUBSCRIPTIONS: '5',
+    PGBPM_EVENT_POLL_INTERVAL: '250ms',
   });
   expect(config).toEqual(
     expect.objectContaining({
@@ -45,6 +49,8 @@ test('variables are read and checked', () => {
       metricsToken: 'tok',
       metricsDatabaseUrl: 'postgres://monitor@db/pgbpm',
       logLevel: 'debug',
+      maxSubscriptionsPerConnection: 5,
+      eventPollIntervalMs: 250,
     }),
   );
   expect([parseDuration('0', 'X'), parseDuration('250ms', 'X'), parseDuration('2min', 'X')]).toEqual([0, 250, 120_000]);
@@ -54,6 +60,9 @@ test('variables are read and checked', () => {
     ['PGBPM_MAX_QUERY_DEPTH', '0'],
     ['PGBPM_MAX_PAGE_SIZE', '1.5'],
     ['PGBPM_LOG_LEVEL', 'verbose'],
+    ['PGBPM_WS_MAX_SUBSCRIPTIONS', '0'],
+    ['PGBPM_EVENT_POLL_INTERVAL', '10ms'],
+    ['PGBPM_EVENT_POLL_INTERVAL', '2min'],
   ] as const) {
     expect(() => serverConfigFromEnv({ ...SECRET, [name]: value })).toThrow(ConfigError);
   }

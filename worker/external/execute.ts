@@ -15,6 +15,16 @@ import { completeExternalTask, failExternalTask, throwBpmnError, type LockedTask
 /** Longest error message stored on the task (and the incident). */
 const MAX_ERROR_MESSAGE = 4000;
 
+/**
+ * The engine refused the result itself (a condition after the task cannot be
+ * evaluated, bad variables, …): the transition rolled back. Reported as a
+ * failure of the task, so that it ends in an incident instead of running
+ * again at every lock expiry.
+ */
+function isResultRejected(code: string | undefined): boolean {
+  return code !== undefined && (code.startsWith('BP3') || code === 'BP401' || code.startsWith('22'));
+}
+
 /** The engine refused a report because this worker no longer holds the task: expected, not a crash. */
 const LOST_TASK_STATES: Readonly<Record<string, string>> = {
   BP203: 'the task is no longer open',
@@ -75,11 +85,18 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
       logger: taskLogger(log),
     });
     if (returned === undefined || returned === null) result = { kind: 'ok', variables: {} };
-    else if (isPlainObject(returned)) result = { kind: 'ok', variables: returned };
-    else result = { kind: 'error', error: new TypeError(`the handler returned ${Array.isArray(returned) ? 'an array' : typeof returned}, not an object of variables`) };
+    else if (!isPlainObject(returned)) {
+      result = { kind: 'error', error: new TypeError(`the handler returned ${Array.isArray(returned) ? 'an array' : typeof returned}, not an object of variables`) };
+    } else {
+      JSON.stringify(returned); // throws (a failure of the handler) for BigInt, cycles, …
+      result = { kind: 'ok', variables: returned };
+    }
   } catch (e) {
     result = { kind: 'error', error: e };
   }
+
+  const fail = (client: pg.PoolClient, message: string, left: number, delay: number): Promise<void> =>
+    failExternalTask(client, task.id, deps.workerId, message, left, delay);
 
   try {
     return await withTenant(deps.pool, task.tenant_id, async (client) => {
@@ -96,13 +113,13 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
       }
       if (deps.abortSignal.aborted) {
         // stopped by the shutdown, not a failure of the work: hand it back at once, no retry used
-        await failExternalTask(client, task.id, deps.workerId, `released by worker ${deps.workerId} at shutdown: ${describeFailure(error)}`, Math.max(1, task.retries ?? spec.retries), 0);
+        await fail(client, `released by worker ${deps.workerId} at shutdown: ${describeFailure(error)}`, Math.max(1, task.retries ?? spec.retries), 0);
         log.warn('released at shutdown');
         return 'released';
       }
       const left = isNonRetryable(error) ? 0 : retriesLeft;
       const delay = left === 0 ? 0 : retryDelayMs(attempt, spec.backoff);
-      await failExternalTask(client, task.id, deps.workerId, describeFailure(error), left, delay);
+      await fail(client, describeFailure(error), left, delay);
       if (left === 0) log.error({ err: describeFailure(error) }, 'failed; no retries left: incident raised');
       else log.warn({ err: describeFailure(error), retriesLeft: left, retryInMs: delay }, 'failed; will be retried');
       return 'failed';
@@ -113,6 +130,18 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
     if (lost) {
       log.warn({ sqlstate: code, err: errorMessage(e) }, `result not recorded: ${lost}`);
       return 'lost';
+    }
+    if (isResultRejected(code)) {
+      const message = `the engine refused the result: ${errorMessage(e)} (SQLSTATE ${code})`;
+      const delay = retriesLeft === 0 ? 0 : retryDelayMs(attempt, spec.backoff);
+      try {
+        await withTenant(deps.pool, task.tenant_id, (client) => fail(client, message, retriesLeft, delay));
+        log.error({ sqlstate: code, err: errorMessage(e), retriesLeft }, retriesLeft === 0 ? 'result refused; incident raised' : 'result refused; will be retried');
+        return 'failed';
+      } catch (e2) {
+        log.error({ sqlstate: sqlState(e2), err: errorMessage(e2) }, `result refused (${message}) and reporting the failure failed too`);
+        return 'reportFailed';
+      }
     }
     log.error({ sqlstate: code, err: errorMessage(e) }, 'reporting the result failed; the task runs again when its lock expires');
     return 'reportFailed';

@@ -40,6 +40,8 @@ export interface ExternalTaskRunnerOptions {
   logger: Logger;
   /** Called as each handler starts (latency measurements). */
   onHandlerStart?: (task: LockedTask) => void;
+  /** Called when a task's outcome has been reported (or could not be). */
+  onTaskDone?: (task: LockedTask, outcome: Outcome) => void;
 }
 
 export interface RunnerStats {
@@ -104,6 +106,11 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
     }).then(
       (outcome) => {
         outcomes[outcome] += 1;
+        try {
+          options.onTaskDone?.(task, outcome);
+        } catch (e) {
+          logger.error({ taskId: task.id, err: errorMessage(e) }, 'onTaskDone hook failed');
+        }
       },
       (e: unknown) => {
         // executeTask catches everything; this is a last line of defence
@@ -160,7 +167,7 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
     logger.fatal({ err: errorMessage(e) }, 'external-task runner loop crashed');
   });
   logger.info(
-    { workerId, tenants, topics: handlers.map((h) => h.topic), concurrency, batchSize, idleMs },
+    { tenants, topics: handlers.map((h) => h.topic), concurrency, batchSize, idleMs },
     'external-task runner started',
   );
 

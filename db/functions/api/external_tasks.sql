@@ -28,7 +28,9 @@ begin
       and e.available_at <= pg_catalog.now()
       and (e.retries is null or e.retries > 0)
       and (e.locked_until is null or e.locked_until < pg_catalog.now())
-      and exists (select 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = e.instance_id and i.state = 'active')
+      -- a primary-key lookup per candidate (an EXISTS may be planned as a
+      -- scan of the tenant's instances per task before the first ANALYZE)
+      and (select i.state from bpm.process_instance i where i.tenant_id = v_tenant and i.id = e.instance_id) = 'active'
     order by e.available_at, e.created_at
     limit max_tasks
     for update of e skip locked

@@ -210,9 +210,15 @@ declare
   v_ne int := pg_catalog.cardinality(st.e_id);
   v_na int := pg_catalog.cardinality(st.a_id);
   v_nw int := pg_catalog.cardinality(st.w_id);
-  v_base bigint := bpm_private.event__next_ids(v_nx + v_ne + v_na + v_nw + 1);
+  -- event ids (bpm_private.event__next_ids, inlined: every call flushes)
+  v_ord int := coalesce(nullif(pg_catalog.current_setting('bpm.event_ord', true), '')::int, 0);
+  v_base bigint := (pg_catalog.pg_current_xact_id()::text::bigint << 20) + v_ord;
   v_listening boolean;
 begin
+  if v_ord < 0 or v_ord + v_nx + v_ne + v_na + v_nw + 1 >= 1048576 then
+    raise exception 'more than 1048575 events in one transaction' using errcode = 'BP307';
+  end if;
+  perform pg_catalog.set_config('bpm.event_ord', (v_ord + v_nx + v_ne + v_na + v_nw + 1)::text, true);
   -- events, in this order: the explicit ones (x_*), ended stored history
   -- rows, the history rows and the tasks of this call, instanceCompleted
   -- last; ids are reserved per group (no sort; ids skip where a buffered wait

@@ -35,7 +35,8 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_graph jsonb := bpm_private.graph__in_memory(definition.graph);
+  -- the graph detoasted once (graph__in_memory, inlined: this is every start's path)
+  v_graph jsonb := '{}'::jsonb || definition.graph;
   st bpm_private.run_state := bpm_private.run__begin(definition.tenant_id, pg_catalog.gen_random_uuid(), variables, true, definition.inclusive_joins);
   v_done boolean;
   v_instance bpm.process_instance;
@@ -47,13 +48,17 @@ begin
       raise exception 'process % has no none start event: it starts by message, signal or timer only', definition.key using errcode = 'BP308';
     end if;
   end if;
-  -- walk in memory first: an instance that ends within this call is inserted completed
+  -- walk in memory first: an instance that ends within this call is inserted
+  -- completed (run__event and run__push inlined)
   st.business_key := business_key;
-  st := bpm_private.run__event(st, 'instanceStarted', st.instance_id, null);
+  st.x_kind := array['instanceStarted'];
+  st.x_subject := array[st.instance_id];
+  st.x_el := array[null::text];
   if event_kind is not null then
     st := bpm_private.run__event(st, event_kind, event_subject, start_node);
   end if;
-  st := bpm_private.run__push(st, start_node, null);
+  st.q_node := array[start_node];
+  st.q_flow := array[null::text];
   st := bpm_private.run__drain(st, v_graph);
   v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
   if v_done then
@@ -61,7 +66,7 @@ begin
   end if;
   insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at)
   values (definition.tenant_id, st.instance_id, definition.id, business_key,
-    case when v_done then 'completed' else 'active' end, st.variables, bpm_private.current_user_id(),
+    case when v_done then 'completed' else 'active' end, st.variables, nullif(pg_catalog.current_setting('bpm.user_id', true), ''),
     case when v_done then pg_catalog.now() end)
   returning * into v_instance;
   perform bpm_private.run__flush(st);

@@ -11,6 +11,10 @@ import { claimNamesFromEnv, type AuthConfig, type ServerConfig } from '../../../
 import type { TestDb } from '../../helpers/db';
 import { FIXTURES } from '../../helpers/engine';
 
+// Every file using this starts a server in beforeAll (schema build, database clone): on a loaded,
+// shared machine that exceeded jest's default 5 s for hooks. Applies to each test file importing this.
+jest.setTimeout(20_000);
+
 export const SECRET = 'pgbpm-api-test-secret-0123456789abcdef';
 export const SECRET_BYTES = new TextEncoder().encode(SECRET);
 export const ISSUER = 'https://idp.pgbpm.test/';
@@ -65,6 +69,8 @@ export interface StartOptions {
     | 'metricsToken'
     | 'metricsDatabaseUrl'
     | 'logLevel'
+    | 'maxSubscriptionsPerConnection'
+    | 'eventPollIntervalMs'
   >;
 }
 

@@ -24,6 +24,9 @@ import {
 } from '../api/support';
 import { deferred, startTestWorker, waitFor, type TestWorker } from './support';
 
+// waits poll the database for states the worker reaches; on a loaded machine that can take a while
+jest.setTimeout(60_000);
+
 const TENANT = 'wk-t';
 
 let db: TestDb;
@@ -309,6 +312,43 @@ describe('failures and retries', () => {
     expect((await waitFor('the next instance to complete', ended(next.id))).variables).toEqual({ by: 'worker' });
     expect(w.runtime.externalTasks?.stats().outcomes).toMatchObject({ lost: 1, completed: 1 });
   });
+
+  test('a result the engine refuses (a condition after the task needs a variable nobody set) fails the task into an incident, not an endless rerun', async () => {
+    const key = 'w_refused';
+    await deployProcess(
+      await designer(),
+      key,
+      `<startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+       <serviceTask id="work" camunda:type="external" camunda:topic="${key}"/>
+       <sequenceFlow id="f2" sourceRef="work" targetRef="gw"/>
+       <exclusiveGateway id="gw"/>
+       <sequenceFlow id="yes" sourceRef="gw" targetRef="end"><conditionExpression>\${approved}</conditionExpression></sequenceFlow>
+       <sequenceFlow id="no" sourceRef="gw" targetRef="end"><conditionExpression>\${not approved}</conditionExpression></sequenceFlow>
+       <endEvent id="end"/>`,
+    );
+    let calls = 0;
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [key]: {
+          retries: 1,
+          handler: () => {
+            calls += 1;
+            return { checked: true };
+          },
+        },
+      },
+    });
+    const inst = await start(await admin(), key);
+    const [incident] = await waitFor('an incident', async () => {
+      const found = await incidents(db.root, inst.id);
+      return found.length > 0 ? found : undefined;
+    });
+    expect(incident?.message).toMatch(/^the engine refused the result: .*approved.* \(SQLSTATE BP302\)$/);
+    expect(calls).toBe(2);
+    expect(await history(db.root, inst.id)).toEqual(['start:completed', 'work:active']);
+    expect(await instance(db.root, inst.id)).toMatchObject({ state: 'active', variables: {} });
+  });
 });
 
 describe('tenants', () => {
@@ -341,7 +381,7 @@ describe('tenants', () => {
       },
       config: { concurrency: 2, batchSize: 10 },
     });
-    await waitFor('every task', async () => (order.length === 205 ? true : undefined), 60_000);
+    await waitFor('every task', async () => (order.length === 205 ? true : undefined), 50_000);
     const lastQuiet = order.lastIndexOf(quiet);
     // fetches alternate between the tenants, one slot's worth each: the quiet tenant's 5 come within the first ~12
     expect(lastQuiet).toBeLessThan(20);

@@ -11,6 +11,9 @@ import { deployProcess } from '../../helpers/engine';
 import { externalTaskBody, externalTaskOf, incidents, instance, start } from '../api/support';
 import { startTestWorker, waitFor, type TestWorker } from './support';
 
+// waits poll the database for states the worker reaches; on a loaded machine that can take a while
+jest.setTimeout(60_000);
+
 const TENANT = 'http-t';
 
 let db: TestDb;

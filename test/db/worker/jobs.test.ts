@@ -12,6 +12,9 @@ import { asTenant, taskList } from '../../../worker/tasks';
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { deferred, startTestWorker, waitFor } from './support';
 
+// waits poll the database for states the worker reaches; on a loaded machine that can take a while
+jest.setTimeout(60_000);
+
 let db: TestDb;
 
 beforeAll(async () => {

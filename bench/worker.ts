@@ -1,0 +1,232 @@
+/**
+ * Worker benchmark (issue 4, item 5). One run, one database, the worker
+ * runtime in this process (as `pgbpm worker` runs it: bpm_authenticator,
+ * SET ROLE bpm_engine):
+ *   (a) service-task round trip: start_process → the external task is
+ *       fetched and handled by the external-task runner → completed → the
+ *       instance ends. Instances/s, and pickup latency: the task's created_at
+ *       (the start transaction's time) → its handler starting.
+ *   (b) a plain graphile-worker job round trip on the same runtime:
+ *       add_job → the task function starting (jobs/s, latency).
+ * Each with BENCH_CLIENTS closed-loop clients (each starts one instance / adds
+ * one job and waits until it is handled, then the next), as the ratio (a)/(b).
+ * Every figure is the median of BENCH_RUNS runs of BENCH_SECONDS each.
+ *
+ *   npm run bench:worker
+ *   BENCH_SECONDS=2 BENCH_RUNS=1 npm run bench:worker     # a smoke run
+ *
+ * Settings (environment): BENCH_SECONDS per cell (5), BENCH_RUNS per cell (3),
+ * BENCH_CLIENTS (1,8), BENCH_WORKER_CONCURRENCY handlers in flight (10),
+ * BENCH_WORKER_IDLE_MS idle poll sleep (15), BENCH_JOB_CONCURRENCY (8),
+ * BENCH_DATABASE (pgbpm_bench_worker, dropped and recreated),
+ * BENCH_CURRENT=1 to include db/migrations/current.sql (uncommitted work).
+ */
+import pg from 'pg';
+import type { JobHelpers } from 'graphile-worker';
+import { compileBpmnFiles, formatProblems } from '../compiler';
+import { redactPassword } from '../cli/database';
+import { WORKER_DEFAULTS } from '../worker/config';
+import type { LockedTask } from '../worker/external/engine-calls';
+import { createWorkerLogger } from '../worker/logger';
+import { startWorkerRuntime } from '../worker/runtime';
+import { prepareBenchDatabase } from './database';
+import { fmt, median, percentile } from './stats';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map(Number);
+const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 10);
+const IDLE_MS = Number(process.env.BENCH_WORKER_IDLE_MS ?? 15);
+const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 8);
+const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_worker';
+const TENANT = 'bench';
+const TOPIC = 'bench_work';
+
+interface RunResult {
+  perSecond: number;
+  /** Pickup latency (ms): task created → handler start; job added → task start. */
+  p50: number;
+  p95: number;
+}
+
+const MODEL = `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+  id="defs_bench_work" targetNamespace="http://pgbpm.bench">
+  <process id="${TOPIC}" isExecutable="true">
+    <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+    <serviceTask id="work" camunda:type="external" camunda:topic="${TOPIC}"/>
+    <sequenceFlow id="f2" sourceRef="work" targetRef="end"/><endEvent id="end"/>
+  </process>
+</definitions>`;
+
+/** Waiters by key, resolved by the worker's hooks (also when resolved before anyone waits). */
+class Waiters {
+  private readonly map = new Map<string, () => void>();
+  private readonly early = new Set<string>();
+  wait(key: string): Promise<void> {
+    if (this.early.delete(key)) return Promise.resolve();
+    return new Promise((resolve) => this.map.set(key, resolve));
+  }
+  resolve(key: string): void {
+    const r = this.map.get(key);
+    if (r) {
+      this.map.delete(key);
+      r();
+    } else this.early.add(key);
+  }
+}
+
+async function closedLoop(clients: number, op: (client: pg.PoolClient, latencies: number[]) => Promise<void>, pool: pg.Pool): Promise<RunResult> {
+  const latencies: number[] = [];
+  let count = 0;
+  const deadline = Date.now() + SECONDS * 1000;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      const client = await pool.connect();
+      try {
+        while (Date.now() < deadline) {
+          await op(client, latencies);
+          count += 1;
+        }
+      } finally {
+        client.release();
+      }
+    }),
+  );
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  latencies.sort((a, b) => a - b);
+  return { perSecond: count / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
+}
+
+async function checkGrants(url: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const { rows } = await c.query<{ ok: boolean }>(
+      `select to_regnamespace('graphile_worker') is not null and pg_catalog.has_schema_privilege('bpm_engine', 'graphile_worker', 'USAGE') as ok`,
+    );
+    if (!rows[0]?.ok) {
+      throw new Error('bpm_engine has no access to graphile_worker in the benchmark database: its grants are not in a committed migration yet; run with BENCH_CURRENT=1');
+    }
+  } finally {
+    await c.end();
+  }
+}
+
+async function main(): Promise<void> {
+  const { url, authUrl, stop } = await prepareBenchDatabase(DB_NAME);
+  try {
+    console.log(`pgbpm worker benchmark: ${redactPassword(url)}; ${SECONDS}s x ${RUNS} runs per cell (median); clients ${CLIENTS.join(',')}`);
+    await checkGrants(url);
+    const compiled = await compileBpmnFiles([{ name: 'bench_work.bpmn', xml: MODEL }]);
+    if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
+
+    const serviceDone = new Waiters();
+    const jobStarted = new Waiters();
+    const pickups: number[] = [];
+    let recordPickups = false;
+    const runtime = await startWorkerRuntime({
+      connectionString: authUrl,
+      config: {
+        ...WORKER_DEFAULTS,
+        handlersPath: null,
+        tenants: [TENANT],
+        workerId: `bench-${process.pid}`,
+        concurrency: WORKER_CONCURRENCY,
+        idleMs: IDLE_MS,
+        jobConcurrency: JOB_CONCURRENCY,
+      },
+      handlers: { [TOPIC]: () => ({ handled: true }) },
+      http: null,
+      tasks: {
+        bench_job: (payload: unknown, _helpers: JobHelpers) => {
+          const { key, sentAt } = payload as { key: string; sentAt: number };
+          if (recordPickups) pickups.push(Date.now() - sentAt);
+          jobStarted.resolve(key);
+        },
+      },
+      logger: createWorkerLogger({ level: 'warn' }),
+      onHandlerStart: (task: LockedTask) => {
+        if (recordPickups) pickups.push(Date.now() - task.created_at.getTime());
+      },
+      onTaskDone: (task: LockedTask) => serviceDone.resolve(task.instance_id),
+    });
+
+    const pool = new pg.Pool({ connectionString: authUrl, max: Math.max(...CLIENTS) });
+    pool.on('error', () => undefined);
+    const admin = await pool.connect();
+    await admin.query(`select set_config('role', 'bpm_admin', false), set_config('bpm.tenant_id', $1, false), set_config('bpm.user_id', 'bench', false)`, [TENANT]);
+    await admin.query('select bpm.deploy($1::jsonb)', [JSON.stringify(compiled.resources)]);
+    admin.release();
+    const settings = await pool.query(`select current_setting('server_version') v, current_setting('synchronous_commit') sc, current_setting('fsync') f`);
+    console.log(`server ${settings.rows[0].v}, synchronous_commit=${settings.rows[0].sc}, fsync=${settings.rows[0].f}; worker concurrency ${WORKER_CONCURRENCY}, idle poll ${IDLE_MS} ms, job concurrency ${JOB_CONCURRENCY}`);
+
+    // every bench connection: bpm_admin starts instances (a), bpm_engine adds jobs (b), in one session each
+    pool.on('connect', (client) => {
+      client.query(`select set_config('bpm.tenant_id', $1, false), set_config('bpm.user_id', 'bench', false)`, [TENANT]).catch(() => undefined);
+    });
+    let jobSeq = 0;
+    const service = (client: pg.PoolClient): Promise<void> =>
+      (async () => {
+        await client.query('set role bpm_admin');
+        const { rows } = await client.query<{ id: string }>({ name: 'bench_start', text: `select id from bpm.start_process('${TOPIC}')` });
+        await serviceDone.wait(rows[0]?.id as string);
+      })();
+    const job = (client: pg.PoolClient): Promise<void> =>
+      (async () => {
+        await client.query('set role bpm_engine');
+        const key = `j${++jobSeq}`;
+        const started = jobStarted.wait(key);
+        await client.query({ name: 'bench_add_job', text: `select graphile_worker.add_job('bench_job', $1::json)`, values: [JSON.stringify({ key, sentAt: Date.now() })] });
+        await started;
+      })();
+
+    const results = new Map<string, RunResult>();
+    const cells: Array<{ id: 'a' | 'b'; title: string; op: (c: pg.PoolClient) => Promise<void> }> = [
+      { id: 'a', title: 'service task: start → handler → complete → end', op: service },
+      { id: 'b', title: 'graphile-worker job: add_job → task', op: job },
+    ];
+    for (const clients of CLIENTS) {
+      for (const cell of cells) {
+        const runs: RunResult[] = [];
+        for (let r = 0; r < RUNS; r++) {
+          pickups.length = 0;
+          recordPickups = true;
+          const loop = await closedLoop(clients, (c) => cell.op(c), pool);
+          recordPickups = false;
+          const sorted = [...pickups].sort((x, y) => x - y);
+          runs.push({ perSecond: loop.perSecond, p50: percentile(sorted, 50), p95: percentile(sorted, 95) });
+        }
+        results.set(`${cell.id}/${clients}`, {
+          perSecond: median(runs.map((x) => x.perSecond)),
+          p50: median(runs.map((x) => x.p50)),
+          p95: median(runs.map((x) => x.p95)),
+        });
+        console.error(`  ${cell.id} @${clients}: ${runs.map((x) => fmt(x.perSecond)).join(', ')} /s`);
+      }
+    }
+    await pool.end();
+    await runtime.stop();
+
+    console.log('');
+    console.log('| round trip | clients | per s | pickup p50 ms | pickup p95 ms | (a)/(b) per s | (a)/(b) p95 |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const clients of CLIENTS) {
+      const a = results.get(`a/${clients}`) as RunResult;
+      const b = results.get(`b/${clients}`) as RunResult;
+      for (const cell of cells) {
+        const r = cell.id === 'a' ? a : b;
+        const ratio = cell.id === 'a' ? `${fmt(a.perSecond / b.perSecond, 2)} | ${fmt(a.p95 / b.p95, 2)}` : '1.00 | 1.00';
+        console.log(`| (${cell.id}) ${cell.title} | ${clients} | ${fmt(r.perSecond)} | ${fmt(r.p50, 1)} | ${fmt(r.p95, 1)} | ${ratio} |`);
+      }
+    }
+  } finally {
+    await stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  process.exitCode = 1;
+});
