@@ -55,9 +55,10 @@ end;
 $$;
 comment on function bpm_private.subscription__add(bpm_private.run_state, uuid, jsonb) is E'Buffers an event subscription of a waiting token.';
 
--- Takes the oldest unexpired buffered message a new message subscription
--- matches (null key on either side matches any). Returns its variables.
-create or replace function bpm_private.message_buffer__take(tenant_id text, name text, correlation_key text)
+-- Takes the oldest unexpired buffered message a new subscription matches
+-- (null key on either side matches any). Returns its variables. A message
+-- with a message id leaves a receipt, so that sending it again is a no-op.
+create or replace function bpm_private.message_buffer__take(tenant_id text, instance_id uuid, name text, correlation_key text)
 returns jsonb
 language plpgsql
 volatile
@@ -65,6 +66,7 @@ set search_path = ''
 as $$
 declare
   v_variables jsonb;
+  v_message_id text;
 begin
   with picked as (
     select b.id from bpm.message_buffer b
@@ -77,11 +79,16 @@ begin
   )
   delete from bpm.message_buffer b using picked p
   where b.tenant_id = message_buffer__take.tenant_id and b.id = p.id
-  returning b.variables into v_variables;
+  returning b.variables, b.message_id into v_variables, v_message_id;
+  if v_message_id is not null then
+    insert into bpm_private.message_receipt (tenant_id, message_id, instance_id)
+    values (message_buffer__take.tenant_id, v_message_id, message_buffer__take.instance_id)
+    on conflict on constraint message_receipt_pkey do update set instance_id = excluded.instance_id, received_at = excluded.received_at;
+  end if;
   return v_variables;
 end;
 $$;
-comment on function bpm_private.message_buffer__take(text, text, text) is E'Consumes the oldest buffered message a new subscription matches; its variables, or null.';
+comment on function bpm_private.message_buffer__take(text, uuid, text, text) is E'Consumes the oldest buffered message a new subscription matches (leaving a receipt for its message id); its variables, or null.';
 
 -- An intermediate catch event or receive task: consume a buffered message
 -- (the token leaves at once), else wait for its message, signal or timer.
@@ -99,7 +106,7 @@ begin
     raise exception 'element % of type % has no message, signal or timer to wait for', node ->> 'id', node ->> 'type' using errcode = 'BP305';
   end if;
   if v_spec ->> 'kind' = 'message' then
-    v_vars := bpm_private.message_buffer__take(st.tenant_id, v_spec ->> 'name', v_spec ->> 'key');
+    v_vars := bpm_private.message_buffer__take(st.tenant_id, st.instance_id, v_spec ->> 'name', v_spec ->> 'key');
     if v_vars is not null then
       st.variables := st.variables || v_vars;
       st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
@@ -141,7 +148,7 @@ begin
       raise exception 'event-based gateway % leads to % which waits for no event', node ->> 'id', v_target ->> 'id' using errcode = 'BP305';
     end if;
     if v_spec ->> 'kind' = 'message' then
-      v_vars := bpm_private.message_buffer__take(st.tenant_id, v_spec ->> 'name', v_spec ->> 'key');
+      v_vars := bpm_private.message_buffer__take(st.tenant_id, st.instance_id, v_spec ->> 'name', v_spec ->> 'key');
       if v_vars is not null then
         st.variables := st.variables || v_vars;
         st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';

@@ -194,7 +194,9 @@ begin
         raise exception 'bad cycle';
       end if;
       if pg_catalog.cardinality(v_parts) = 3 then
-        v_start := v_parts[2]::timestamptz;
+        -- a start without offset is UTC, whatever the session's TimeZone
+        v_start := case when v_parts[2] ~ '(Z|[+-]\d{2}(:?\d{2})?)$' then v_parts[2]::timestamptz
+                        else v_parts[2]::timestamp at time zone 'UTC' end;
       end if;
       v_due := case when v_start is not null and v_start > pg_catalog.now() then v_start
                     else pg_catalog.now() + pg_catalog.replace(v_parts[pg_catalog.cardinality(v_parts)], ',', '.')::interval end;

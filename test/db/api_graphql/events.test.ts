@@ -164,7 +164,7 @@ describe('correlateMessage', () => {
   // catch event leaves no receipt (message_buffer__take deletes the row, no
   // message_receipt is written), so resending the same messageId within the
   // day is delivered again, or buffered again for the next instance.
-  test.failing('a messageId whose buffered message was taken is not delivered again (test.failing until fixed)', async () => {
+  test('a messageId whose buffered message was taken is not delivered again', async () => {
     await t.data<CorrelateData>(admin, CORRELATE, { name: 'payment-received', key: 'order-4720', ttl: { minutes: 10 }, messageId: 'psp-77777' });
     const first = await start('gq_pay', 'order-4720');
     expect(await path(first)).toEqual(['start completed', 'paid completed', 'ship active']);

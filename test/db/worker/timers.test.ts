@@ -517,9 +517,7 @@ test('a user task past its due date becomes overdue through bpm_task_deadline, t
 });
 
 // ---------------------------------------------------------------------------
-// Engine bugs these tests found (fixed in f378b2d), kept as regression tests;
-// and one still open, marked test.failing: it passes while the bug is there
-// and fails (asking to drop `.failing`) once it is fixed.
+// Engine bugs these tests found (since fixed), kept as regression tests.
 // ---------------------------------------------------------------------------
 
 describe('engine bugs found here', () => {
@@ -601,7 +599,7 @@ describe('engine bugs found here', () => {
   // start of R[n]/start/duration with ::timestamptz, so a start without
   // offset (which the compiler accepts, e.g. R/2030-01-01T08:00:00/P1D) is
   // read in the TimeZone of the session that arms the timer.
-  test.failing('the start of a repeating interval without offset is UTC whatever the session TimeZone (test.failing until fixed)', async () => {
+  test('the start of a repeating interval without offset is UTC whatever the session TimeZone', async () => {
     await deployProcess(admin, 'w_naive_cycle', `
       <startEvent id="start"/>
       <sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
