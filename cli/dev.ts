@@ -68,6 +68,9 @@ async function main(argv: string[]): Promise<number> {
   const db = await resolveDatabase('app', { log: (m) => process.stderr.write(`${m}\n`) });
   try {
     const settings = await settingsFor(db);
+    // graphile-migrate applies the new migration to this database directly
+    // (not through migrateDatabase): the job queue schema it grants on must be there
+    await installWorkerSchema(db.connectionString, { log: (level, message) => level !== 'debug' && process.stderr.write(`${message}\n`) });
     if (command === 'commit') {
       await commit(settings, values.message);
       clearAllPools();
