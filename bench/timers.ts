@@ -194,7 +194,8 @@ async function startCostMs(admin: pg.Client): Promise<number> {
 async function burst(admin: pg.Client, root: pg.Client, perInstanceMs: number, startRunner: () => Promise<WorkerRuntime>): Promise<BurstResult> {
   const t0 = Date.now();
   const afterEvent = await lastEventId(root);
-  const leadMs = Math.ceil(perInstanceMs * TIMERS * 2) + 5000;
+  // starting slows as the job queue grows: a generous lead (4x the probe) keeps the burst in the future
+  const leadMs = Math.ceil(perInstanceMs * TIMERS * 4) + 10000;
   const dueSecond = new Date(Math.ceil((Date.now() + leadMs) / 1000) * 1000);
   for (let started = 0; started < TIMERS; started += BATCH) {
     await startBatch(admin, started, Math.min(BATCH, TIMERS - started), dueSecond);
