@@ -53,8 +53,7 @@ begin
     perform bpm_private.instance__require_active(v_instance, 'receive message ' || name);
     v_instance := bpm_private.subscription__trigger(v_sub, variables, 'messageCorrelated');
     if message_id is not null then
-      insert into bpm_private.message_receipt (tenant_id, message_id, instance_id) values (tenant_id, message_id, v_instance.id)
-      on conflict on constraint message_receipt_pkey do update set instance_id = excluded.instance_id, received_at = excluded.received_at;
+      perform bpm_private.message_receipt__record(tenant_id, message_id, v_instance.id);
     end if;
     return v_instance;
   end loop;
@@ -71,8 +70,7 @@ begin
     select * into v_definition from bpm.process_definition d where d.tenant_id = message__correlate.tenant_id and d.id = (v_subs[1]).definition_id;
     v_instance := bpm_private.instance__start(v_definition, (v_subs[1]).element_id, variables, correlation_key, 'messageCorrelated', (v_subs[1]).id);
     if message_id is not null then
-      insert into bpm_private.message_receipt (tenant_id, message_id, instance_id) values (tenant_id, message_id, v_instance.id)
-      on conflict on constraint message_receipt_pkey do update set instance_id = excluded.instance_id, received_at = excluded.received_at;
+      perform bpm_private.message_receipt__record(tenant_id, message_id, v_instance.id);
     end if;
     return v_instance;
   end if;
@@ -260,12 +258,9 @@ begin
     if v_sub.instance_id is null then
       raise;
     end if;
-    insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
-    values (v_tenant, v_sub.instance_id, v_sub.element_id, 'failedJob',
-      pg_catalog.format('timer %s of element %s failed: %s (SQLSTATE %s)', v_sub.id, v_sub.element_id, sqlerrm, sqlstate))
-    returning id into v_incident;
+    v_incident := bpm_private.incident__raise(v_tenant, v_sub.instance_id, v_sub.element_id, 'failedJob',
+      pg_catalog.format('timer %s of element %s failed: %s (SQLSTATE %s)', v_sub.id, v_sub.element_id, sqlerrm, sqlstate));
     update bpm.event_subscription s set incident_id = v_incident where s.tenant_id = v_tenant and s.id = v_sub.id;
-    perform bpm_private.event__emit(v_tenant, v_sub.instance_id, array['incidentCreated'], array[v_incident], array[v_sub.element_id]);
     return v_instance;
   end;
 end;

@@ -55,6 +55,22 @@ end;
 $$;
 comment on function bpm_private.subscription__add(bpm_private.run_state, uuid, jsonb) is E'Buffers an event subscription of a waiting token.';
 
+-- A message id delivered to an instance: correlating it again within a day
+-- is a no-op (message__correlate).
+create or replace function bpm_private.message_receipt__record(tenant_id text, message_id text, instance_id uuid)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  insert into bpm_private.message_receipt (tenant_id, message_id, instance_id)
+  values (message_receipt__record.tenant_id, message_receipt__record.message_id, message_receipt__record.instance_id)
+  on conflict on constraint message_receipt_pkey do update set instance_id = excluded.instance_id, received_at = excluded.received_at;
+end;
+$$;
+comment on function bpm_private.message_receipt__record(text, text, uuid) is E'Records that a message id was delivered (to an instance).';
+
 -- Takes the oldest unexpired buffered message a new subscription matches
 -- (null key on either side matches any). Returns its variables. A message
 -- with a message id leaves a receipt, so that sending it again is a no-op.
@@ -81,9 +97,7 @@ begin
   where b.tenant_id = message_buffer__take.tenant_id and b.id = p.id
   returning b.variables, b.message_id into v_variables, v_message_id;
   if v_message_id is not null then
-    insert into bpm_private.message_receipt (tenant_id, message_id, instance_id)
-    values (message_buffer__take.tenant_id, v_message_id, message_buffer__take.instance_id)
-    on conflict on constraint message_receipt_pkey do update set instance_id = excluded.instance_id, received_at = excluded.received_at;
+    perform bpm_private.message_receipt__record(tenant_id, v_message_id, instance_id);
   end if;
   return v_variables;
 end;

@@ -49,7 +49,6 @@ declare
   v_token bpm_private.token;
   v_locked record;
   v_graph jsonb;
-  v_incident uuid;
   st bpm_private.run_state;
 begin
   select t.instance_id into v_instance_id from bpm_private.token t
@@ -85,11 +84,8 @@ begin
     if not last_attempt or sqlstate like '40%' or sqlstate like '53%' or sqlstate like '57%' or sqlstate like '58%' then
       raise;
     end if;
-    insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
-    values (v_tenant, v_instance_id, v_token.element_id, 'failedJob',
-      pg_catalog.format('asynchronous continuation %s of element %s failed: %s (SQLSTATE %s)', v_token.kind, v_token.element_id, sqlerrm, sqlstate))
-    returning id into v_incident;
-    perform bpm_private.event__emit(v_tenant, v_instance_id, array['incidentCreated'], array[v_incident], array[v_token.element_id]);
+    perform bpm_private.incident__raise(v_tenant, v_instance_id, v_token.element_id, 'failedJob',
+      pg_catalog.format('asynchronous continuation %s of element %s failed: %s (SQLSTATE %s)', v_token.kind, v_token.element_id, sqlerrm, sqlstate));
     return v_instance;
   end;
 end;

@@ -170,7 +170,6 @@ set search_path = ''
 as $$
 declare
   v_action jsonb;
-  v_incident uuid;
 begin
   foreach v_action in array st.p_data loop
     if v_action ->> 'kind' = 'signal' then
@@ -180,12 +179,28 @@ begin
     elsif v_action ->> 'kind' = 'deadline' then
       perform bpm_private.user_task__enqueue_deadlines(st.tenant_id, (v_action ->> 'task')::uuid, v_action -> 'data');
     elsif v_action ->> 'kind' = 'incident' then
-      insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
-      values (st.tenant_id, st.instance_id, v_action ->> 'element', v_action ->> 'type', v_action ->> 'message')
-      returning id into v_incident;
-      perform bpm_private.event__emit(st.tenant_id, st.instance_id, array['incidentCreated'], array[v_incident], array[v_action ->> 'element']);
+      perform bpm_private.incident__raise(st.tenant_id, st.instance_id, v_action ->> 'element', v_action ->> 'type', v_action ->> 'message');
     end if;
   end loop;
 end;
 $$;
 comment on function bpm_private.run__post(bpm_private.run_state) is E'Broadcasts signals, publishes messages and raises incidents a run produced, after it is written.';
+
+-- Raises an incident of an instance (with its incidentCreated event).
+create or replace function bpm_private.incident__raise(tenant_id text, instance_id uuid, element_id text, incident_type text, message text)
+returns uuid
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_incident uuid;
+begin
+  insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
+  values (incident__raise.tenant_id, incident__raise.instance_id, incident__raise.element_id, incident__raise.incident_type, incident__raise.message)
+  returning id into v_incident;
+  perform bpm_private.event__emit(tenant_id, instance_id, array['incidentCreated'], array[v_incident], array[element_id]);
+  return v_incident;
+end;
+$$;
+comment on function bpm_private.incident__raise(text, uuid, text, text, text) is E'Raises an incident (failedJob, unhandledBpmnError, …) and records its event.';
