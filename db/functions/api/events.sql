@@ -194,16 +194,7 @@ declare
 begin
   select * into v_definition from bpm.process_definition d where d.tenant_id = sub.tenant_id and d.id = sub.definition_id;
   v_instance := bpm_private.instance__start(v_definition, sub.element_id, '{}', null, 'timerFired', sub.id);
-  if sub.cycle is not null and (sub.repeats_left is null or sub.repeats_left > 0) then
-    update bpm.event_subscription s
-    set due_at = bpm_private.timer__next(sub.cycle, greatest(sub.due_at, pg_catalog.now() - interval '1 minute')),
-      repeats_left = sub.repeats_left - 1
-    where s.tenant_id = sub.tenant_id and s.id = sub.id
-    returning * into sub;
-    perform bpm_private.timer__enqueue(sub.tenant_id, sub.id, sub.due_at);
-  else
-    delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
-  end if;
+  perform bpm_private.timer__rearm_or_close(sub);
   return v_instance;
 end;
 $$;
@@ -252,7 +243,7 @@ begin
     end if;
     return bpm_private.subscription__trigger(v_sub, '{}', 'timerFired');
   exception when others then
-    if sqlstate like '40%' or sqlstate like '53%' or sqlstate like '57%' or sqlstate like '58%' then
+    if bpm_private.error__is_transient(sqlstate) then
       raise;
     end if;
     if v_sub.instance_id is null then

@@ -194,9 +194,8 @@ begin
         raise exception 'bad cycle';
       end if;
       if pg_catalog.cardinality(v_parts) = 3 then
-        -- a start without offset is UTC, whatever the session's TimeZone
-        v_start := case when v_parts[2] ~ '(Z|[+-]\d{2}(:?\d{2})?)$' then v_parts[2]::timestamptz
-                        else v_parts[2]::timestamp at time zone 'UTC' end;
+        -- the one date rule of the engine (value__to_timestamp): no offset is UTC
+        v_start := bpm_private.value__to_timestamp(pg_catalog.to_jsonb(v_parts[2]), element_id, 'timer cycle start');
       end if;
       v_due := case when v_start is not null and v_start > pg_catalog.now() then v_start
                     else pg_catalog.now() + pg_catalog.replace(v_parts[pg_catalog.cardinality(v_parts)], ',', '.')::interval end;
@@ -238,3 +237,26 @@ begin
 end;
 $$;
 comment on function bpm_private.timer__dequeue(uuid[]) is E'Cancels the jobs of timer subscriptions (no-op for jobs already gone).';
+
+-- A timer subscription that fired: a cycle with repeats left is armed for its
+-- next due time (its job replaced), anything else is closed.
+create or replace function bpm_private.timer__rearm_or_close(sub bpm.event_subscription)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  if sub.cycle is not null and (sub.repeats_left is null or sub.repeats_left > 0) then
+    update bpm.event_subscription s
+    set due_at = bpm_private.timer__next(sub.cycle, greatest(sub.due_at, pg_catalog.now() - interval '1 minute')),
+      repeats_left = sub.repeats_left - 1
+    where s.tenant_id = sub.tenant_id and s.id = sub.id
+    returning * into sub;
+    perform bpm_private.timer__enqueue(sub.tenant_id, sub.id, sub.due_at);
+  else
+    delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
+  end if;
+end;
+$$;
+comment on function bpm_private.timer__rearm_or_close(bpm.event_subscription) is E'After a timer fired: arms the next cycle or closes the subscription.';

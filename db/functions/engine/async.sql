@@ -81,7 +81,7 @@ begin
     st := bpm_private.run__drain(st, v_graph);
     return bpm_private.run__finish(st, v_instance);
   exception when others then
-    if not last_attempt or sqlstate like '40%' or sqlstate like '53%' or sqlstate like '57%' or sqlstate like '58%' then
+    if not last_attempt or bpm_private.error__is_transient(sqlstate) then
       raise;
     end if;
     perform bpm_private.incident__raise(v_tenant, v_instance_id, v_token.element_id, 'failedJob',
@@ -105,3 +105,18 @@ begin
 end;
 $$;
 comment on function bpm_private.instance__node(text, uuid, text) is E'An element of an instance''s process graph.';
+
+-- Errors a job should be retried for rather than recorded as an incident:
+-- serialization failures and deadlocks (40), resources (53), operator
+-- intervention such as a cancelled statement (57), system errors (58).
+create or replace function bpm_private.error__is_transient(sqlstate text)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return pg_catalog.left(sqlstate, 2) in ('40', '53', '57', '58');
+end;
+$$;
+comment on function bpm_private.error__is_transient(text) is E'Whether an SQLSTATE is transient (the job is retried) rather than a failure of the model (an incident).';

@@ -127,16 +127,9 @@ begin
   if v_node ->> 'type' = 'boundaryEvent' then
     if sub.interrupting then
       st := bpm_private.host__cancel(st, v_graph -> 'nodes' -> (v_node ->> 'attachedTo'), sub.token_id);
-    elsif sub.kind = 'timer' and sub.cycle is not null and (sub.repeats_left is null or sub.repeats_left > 0) then
-      -- a non-interrupting cycle fires again while the activity waits
-      update bpm.event_subscription s
-      set due_at = bpm_private.timer__next(sub.cycle, greatest(sub.due_at, pg_catalog.now() - interval '1 minute')),
-        repeats_left = sub.repeats_left - 1
-      where s.tenant_id = sub.tenant_id and s.id = sub.id
-      returning * into sub;
-      perform bpm_private.timer__enqueue(sub.tenant_id, sub.id, sub.due_at);
     elsif sub.kind = 'timer' then
-      delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
+      -- a non-interrupting cycle fires again while the activity waits
+      perform bpm_private.timer__rearm_or_close(sub);
     end if;
     st := bpm_private.run__push(st, sub.element_id, null);
   else
