@@ -41,7 +41,9 @@ export type NodeType =
   | 'intermediateCatchEvent'
   | 'intermediateThrowEvent'
   | 'receiveTask'
-  | 'eventBasedGateway';
+  | 'eventBasedGateway'
+  | 'subProcess'
+  | 'callActivity';
 
 /**
  * When a timer fires. Evaluated by the engine when the timer is armed (a token
@@ -96,7 +98,14 @@ export type EventDefinition =
   | { kind: 'signal'; name: CompiledValue }
   | { kind: 'error'; code: string | null }
   | { kind: 'escalation'; code: string | null }
-  | { kind: 'terminate' };
+  | { kind: 'terminate' }
+  /**
+   * Link events (intermediate throw/catch only). On the throw event `target`
+   * is the id of the one catch event with the same name in the same scope
+   * (the compiler refuses a missing or ambiguous pair); a link catch event has
+   * no incoming sequence flows and is entered only through its throw events.
+   */
+  | { kind: 'link'; name: string; target?: string };
 
 export interface CompiledFlow {
   id: string;
@@ -118,6 +127,80 @@ export interface UserTaskSpec {
   priority?: CompiledValue;
 }
 
+/**
+ * One input or output mapping (camunda:inputOutput inputParameter /
+ * outputParameter with a text or `${expr}` body; zeebe:ioMapping input/output
+ * with `source="=expr"`). Inputs are evaluated when the activity is entered,
+ * over the variables visible there, and become LOCAL variables of the
+ * activity's scope. Outputs are evaluated when the activity completes, over
+ * the variables visible inside it (its locals first), and are written to the
+ * enclosing scope. camunda:list / camunda:map bodies compile to a literal
+ * JSON value (`{ json: ... }`); scripts are refused.
+ */
+export interface IoMapping {
+  target: string;
+  value: CompiledValue | { json: unknown } | null;
+}
+
+/**
+ * Multi-instance loop characteristics (bpmn:multiInstanceLoopCharacteristics).
+ * Exactly one of cardinality / collection is present.
+ * - cardinality: bpmn:loopCardinality (integer literal or expression).
+ * - collection: camunda:collection (`${expr}`, or a plain variable name which
+ *   compiles to an expression reading that variable) or zeebe inputCollection
+ *   (`=expr`); must yield a JSON array.
+ * - elementVariable: camunda:elementVariable / zeebe inputElement; a local
+ *   variable of each inner instance holding its item.
+ * - completionCondition: evaluated after each inner instance completes, over
+ *   the variables visible to that inner instance plus nrOfInstances,
+ *   nrOfActiveInstances, nrOfCompletedInstances, loopCounter.
+ * - outputCollection / outputElement: zeebe:loopCharacteristics attributes,
+ *   or the extension properties pgbpm:outputCollection / pgbpm:outputElement
+ *   (camunda:properties) in Camunda 7 models. outputElement is evaluated when
+ *   an inner instance completes, over its variables; the collection is written
+ *   to the enclosing scope in input order when the body completes (entries of
+ *   inner instances that never completed are left out).
+ */
+export interface LoopSpec {
+  sequential: boolean;
+  cardinality?: CompiledValue;
+  collection?: CompiledValue;
+  elementVariable?: string;
+  completionCondition?: CompiledExpression;
+  outputCollection?: string;
+  outputElement?: CompiledValue;
+}
+
+/**
+ * A call activity. processId: calledElement (camunda) / zeebe:calledElement
+ * processId (literal or expression). binding: camunda:calledElementBinding
+ * (latest | deployment | version | versionTag) / zeebe bindingType (latest |
+ * deployment | versionTag); default latest. version for binding version,
+ * versionTag for binding versionTag.
+ * Variables down: inAll (camunda:in variables="all", or zeebe
+ * propagateAllParentVariables, default true in zeebe) copies every visible
+ * variable; `in` mappings (camunda:in source / sourceExpression → target;
+ * zeebe:ioMapping inputs) are evaluated over the parent's variables and set
+ * in the child.
+ * Variables up: outAll (camunda:out variables="all", zeebe
+ * propagateAllChildVariables, default true) copies every child variable;
+ * `out` mappings (camunda:out source/sourceExpression → target, zeebe
+ * ioMapping outputs) are evaluated over the child's final variables.
+ * businessKey: camunda:in businessKey="..." (expression over the parent's
+ * variables; `${execution.processBusinessKey}` compiles to 'parent').
+ */
+export interface CallSpec {
+  processId: CompiledValue;
+  binding: 'latest' | 'deployment' | 'version' | 'versionTag';
+  version?: number;
+  versionTag?: string;
+  inAll: boolean;
+  in: IoMapping[];
+  outAll: boolean;
+  out: IoMapping[];
+  businessKey?: 'parent' | CompiledValue;
+}
+
 export interface CompiledNode {
   id: string;
   type: NodeType;
@@ -130,8 +213,32 @@ export interface CompiledNode {
   default?: string | null;
   /** endEvent with terminateEventDefinition. */
   terminate?: boolean;
-  /** Ids of boundary events attached to this activity. */
+  /** Ids of boundary events attached to this activity (tasks, subprocesses, call activities). */
   boundary?: string[];
+  /**
+   * Id of the enclosing (embedded or event) subProcess node; absent at
+   * process level. Every node of a subprocess is in the one flat `nodes` map
+   * (BPMN ids are unique per file); flows connect nodes of one scope only.
+   */
+  scope?: string;
+  /** subProcess (not triggeredByEvent): the id of its one none start event. */
+  start?: string;
+  /** subProcess: true for an event subprocess (no incoming or outgoing flows). */
+  triggeredByEvent?: boolean;
+  /**
+   * Start event of an event subprocess: isInterrupting (default true). Its
+   * `event` is a message, timer, signal, error or escalation definition.
+   */
+  interrupting?: boolean;
+  /** subProcess and the graph itself: ids of the event subprocesses directly inside, document order. */
+  eventSubprocesses?: string[];
+  /** Activities: input/output mappings (subProcess, callActivity; tasks: inputs become locals of the task). */
+  inputs?: IoMapping[];
+  outputs?: IoMapping[];
+  /** Activities: multi-instance loop characteristics. */
+  loop?: LoopSpec;
+  /** callActivity only. */
+  call?: CallSpec;
   /** userTask only. */
   userTask?: UserTaskSpec;
   /**
@@ -190,6 +297,8 @@ export interface CompiledGraph {
   start: string | null;
   /** Ids of the message, signal and timer start events (each node has `event`), document order; absent when there are none. */
   eventStarts?: string[];
+  /** Ids of the process-level event subprocesses, document order; absent when none. */
+  eventSubprocesses?: string[];
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;
 }
