@@ -194,6 +194,7 @@ begin
   st.a_el := st.a_el || (node ->> 'id');
   st.a_type := st.a_type || (node ->> 'type');
   st.a_state := st.a_state || 'completed'::text;
+  st.a_scope := st.a_scope || st.cur_scope;
   return bpm_private.node__leave(st, graph, node);
 end;
 $$;
@@ -244,12 +245,13 @@ $$;
 comment on function bpm_private.node__has_subscriptions(jsonb, jsonb) is E'Whether an activity has message, signal or timer boundary events.';
 
 -- Throw events: signals are broadcast and messages published (to a receiver
--- in the tenant, if any) after the run has been written (run__post); an
--- error end event nobody catches raises an incident and the token waits
--- there (retry_incident throws again). Escalations are caught only by
--- boundary events of subprocesses and call activities, which this version
--- does not have: an escalation throw passes, an escalation end event ends.
-create or replace function bpm_private.throw__enter(st bpm_private.run_state, node jsonb, id uuid, via_flow text)
+-- in the tenant, if any) after the run has been written (run__post). Errors
+-- and escalations are caught by the nearest matching event subprocess or
+-- boundary event on the way out through the token's scopes (error_catch.sql)
+-- and then, in a called instance, by its call activity. An error nobody
+-- catches raises an incident and the token waits at the end event
+-- (retry_incident throws again); an escalation nobody catches passes.
+create or replace function bpm_private.throw__enter(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via_flow text)
 returns bpm_private.run_state
 language plpgsql
 volatile
@@ -259,6 +261,9 @@ declare
   v_event jsonb := node -> 'event';
   v_kind text := v_event ->> 'kind';
   v_el text := node ->> 'id';
+  v_caught boolean := false;
+  v_res record;
+  v_parent uuid;
 begin
   if v_kind = 'signal' then
     st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'signal', 'element', v_el,
@@ -269,14 +274,32 @@ begin
       'key', case when v_event -> 'correlationKey' is null or v_event -> 'correlationKey' = 'null'::jsonb then null
                   else bpm_private.value__to_text(bpm_private.value__eval(pg_catalog.jsonb_build_object('expr', v_event -> 'correlationKey'), st.variables, v_el)) end,
       'variables', st.variables);
-  elsif v_kind = 'error' then
-    st.a_state[pg_catalog.array_position(st.a_id, id)] := 'active';
-    st := bpm_private.wait__add(st, id, v_el, 'incident', via_flow, null);
-    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'incident', 'element', v_el, 'type', 'unhandledBpmnError',
-      'message', pg_catalog.format('BPMN error %s thrown by end event %s is not caught by any error boundary or event subprocess',
-        coalesce(v_event ->> 'code', '(no code)'), v_el));
+  elsif v_kind in ('error', 'escalation') then
+    if v_kind = 'error' or node ->> 'type' = 'endEvent' then
+      st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+    end if;
+    v_res := bpm_private.error__catch(st, graph, v_kind, v_event ->> 'code');
+    st := v_res.st;
+    v_caught := v_res.caught;
+    if not v_caught and not st.is_new then
+      select i.parent_instance_id into v_parent from bpm.process_instance i where i.tenant_id = st.tenant_id and i.id = st.instance_id;
+    end if;
+    if not v_caught and v_parent is not null then
+      -- the calling instance's call activity may catch it (after this run is written)
+      st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'throwToParent', 'event', v_kind, 'element', v_el, 'code', v_event ->> 'code');
+    elsif not v_caught and v_kind = 'error' then
+      st.a_state[pg_catalog.array_position(st.a_id, id)] := 'active';
+      st := bpm_private.wait__add(st, id, v_el, 'incident', via_flow, null);
+      st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'incident', 'element', v_el, 'type', 'unhandledBpmnError',
+        'message', pg_catalog.format('BPMN error %s thrown by end event %s is not caught by any error boundary or event subprocess',
+          coalesce(v_event ->> 'code', '(no code)'), v_el));
+    end if;
+    if node ->> 'type' = 'endEvent' and st.cur_scope is not null and st.a_state[pg_catalog.array_position(st.a_id, id)] = 'completed' then
+      -- the token ended: its scope may be complete
+      st.c_scope := st.c_scope || st.cur_scope;
+    end if;
   end if;
   return st;
 end;
 $$;
-comment on function bpm_private.throw__enter(bpm_private.run_state, jsonb, uuid, text) is E'Throw and end events with a signal, message, error or escalation.';
+comment on function bpm_private.throw__enter(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'Throw and end events with a signal, message, error or escalation.';

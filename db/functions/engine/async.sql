@@ -71,6 +71,7 @@ begin
     delete from bpm_private.token t where t.tenant_id = v_tenant and t.id = token_id;
     st := bpm_private.run__begin(v_tenant, v_instance_id, v_instance.variables, false, v_locked.inclusive_joins);
     st.business_key := v_instance.business_key;
+    st := bpm_private.run__resume(st, v_graph -> 'nodes' -> v_token.element_id, v_token.id);
     if v_token.kind = 'asyncBefore' then
       st.resume_node := v_token.element_id;
       st.resume_id := v_token.id;

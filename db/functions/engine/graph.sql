@@ -24,7 +24,7 @@ begin
     select case
         when coalesce(n.value ->> 'type', '') not in ('startEvent', 'endEvent', 'task', 'manualTask', 'userTask', 'serviceTask',
           'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent',
-          'intermediateCatchEvent', 'intermediateThrowEvent', 'receiveTask', 'eventBasedGateway')
+          'intermediateCatchEvent', 'intermediateThrowEvent', 'receiveTask', 'eventBasedGateway', 'subProcess', 'callActivity')
           then pg_catalog.format('node %s has unsupported type %s', n.key, coalesce(n.value ->> 'type', '(none)'))
         when n.value ->> 'id' is distinct from n.key
           then pg_catalog.format('node %s has id %s', n.key, coalesce(n.value ->> 'id', '(none)'))
@@ -33,7 +33,7 @@ begin
     from pg_catalog.jsonb_each(graph -> 'nodes') n
     where coalesce(n.value ->> 'type', '') not in ('startEvent', 'endEvent', 'task', 'manualTask', 'userTask', 'serviceTask',
       'sendTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway', 'boundaryEvent',
-      'intermediateCatchEvent', 'intermediateThrowEvent', 'receiveTask', 'eventBasedGateway')
+      'intermediateCatchEvent', 'intermediateThrowEvent', 'receiveTask', 'eventBasedGateway', 'subProcess', 'callActivity')
       or n.value ->> 'id' is distinct from n.key
       or pg_catalog.jsonb_typeof(n.value -> 'in') is distinct from 'array' or pg_catalog.jsonb_typeof(n.value -> 'out') is distinct from 'array'
     limit 1;
@@ -41,6 +41,19 @@ begin
       select pg_catalog.format('flow %s connects unknown nodes', f.key) into v_problem
       from pg_catalog.jsonb_each(graph -> 'flows') f
       where graph -> 'nodes' -> (f.value ->> 'source') is null or graph -> 'nodes' -> (f.value ->> 'target') is null
+      limit 1;
+    end if;
+    if v_problem is null then
+      -- scopes: a subprocess starts at its start event, nodes live in existing subprocesses
+      select case when n.value ->> 'type' = 'subProcess' and not coalesce((n.value ->> 'triggeredByEvent')::boolean, false)
+                       and graph -> 'nodes' -> (n.value ->> 'start') is null
+                  then pg_catalog.format('subprocess %s has no start node', n.key)
+                  else pg_catalog.format('node %s is in scope %s, which is not a subprocess', n.key, n.value ->> 'scope') end
+      into v_problem
+      from pg_catalog.jsonb_each(graph -> 'nodes') n
+      where (n.value ->> 'type' = 'subProcess' and not coalesce((n.value ->> 'triggeredByEvent')::boolean, false)
+             and graph -> 'nodes' -> (n.value ->> 'start') is null)
+         or (n.value ? 'scope' and graph -> 'nodes' -> (n.value ->> 'scope') ->> 'type' is distinct from 'subProcess')
       limit 1;
     end if;
     if v_problem is null then
@@ -91,13 +104,14 @@ declare
 begin
   st.business_key := instance.business_key;
   st := bpm_private.run__event(st, event_kind, token_id, node_id);
+  st := bpm_private.run__resume(st, v_graph -> 'nodes' -> node_id, token_id);
   st := bpm_private.activity__end(st, array[token_id], case when to_node is null then 'completed' else 'cancelled' end);
   if pg_catalog.jsonb_array_length(coalesce(v_graph -> 'nodes' -> node_id -> 'boundary', '[]')) > 0
      and bpm_private.node__has_subscriptions(v_graph, v_graph -> 'nodes' -> node_id) then
     perform bpm_private.subscriptions__remove(instance.tenant_id, instance.id, array[token_id]);
   end if;
   if to_node is null then
-    st := bpm_private.node__leave(st, v_graph, v_graph -> 'nodes' -> node_id);
+    st := bpm_private.node__complete(st, v_graph, v_graph -> 'nodes' -> node_id, token_id);
   else
     st := bpm_private.run__push(st, to_node, null);
   end if;

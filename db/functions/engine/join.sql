@@ -15,14 +15,17 @@ declare
 begin
   -- buffered tokens: walked by index (plain expressions, no query)
   for v_i in 1 .. pg_catalog.cardinality(st.w_el) loop
-    if st.w_el[v_i] = node_id and st.w_kind[v_i] = 'join' and not (st.w_flow[v_i] = any(v_flows)) then
+    if st.w_el[v_i] = node_id and st.w_kind[v_i] = 'join' and not (st.w_flow[v_i] = any(v_flows))
+       and (st.cur_scope is null or st.a_scope[pg_catalog.array_position(st.a_id, st.w_id[v_i])] = st.cur_scope) then
       v_flows := v_flows || st.w_flow[v_i];
     end if;
   end loop;
   if not st.is_new then
     v_flows := v_flows || array(
       select distinct t.via_flow from bpm_private.token t
-      where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = node_id and t.kind = 'join');
+      where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = node_id and t.kind = 'join'
+        and (st.cur_scope is null or exists (select 1 from bpm.activity_instance a
+             where a.tenant_id = t.tenant_id and a.id = t.id and a.scope_id = st.cur_scope)));
   end if;
   return v_flows;
 end;
@@ -50,6 +53,7 @@ begin
       join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
       where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id
         and t.element_id = node_id and t.kind = 'join' and t.via_flow = any(flows)
+        and (st.cur_scope is null or a.scope_id = st.cur_scope)
       order by t.via_flow, a.seq
     ), deleted as (
       delete from bpm_private.token t using picked p
@@ -62,7 +66,8 @@ begin
   v_keep := pg_catalog.array_fill(true, array[pg_catalog.cardinality(st.w_id)]);
   for v_i in 1 .. pg_catalog.cardinality(st.w_id) loop
     v_flow := st.w_flow[v_i];
-    if st.w_el[v_i] = node_id and st.w_kind[v_i] = 'join' and v_flow = any(flows) and not (v_flow = any(v_done)) then
+    if st.w_el[v_i] = node_id and st.w_kind[v_i] = 'join' and v_flow = any(flows) and not (v_flow = any(v_done))
+       and (st.cur_scope is null or st.a_scope[pg_catalog.array_position(st.a_id, st.w_id[v_i])] = st.cur_scope) then
       v_keep[v_i] := false;
       v_done := v_done || v_flow;
       v_ids := v_ids || st.w_id[v_i];
@@ -103,9 +108,21 @@ set search_path = ''
 as $$
 declare
   v_node jsonb := graph -> 'nodes' -> node_id;
-  v_flows text[] := bpm_private.join__flows_waiting(st, node_id);
+  v_flows text[];
   v_upstream text[];
 begin
+  if v_node ? 'scope' then
+    -- the scope of a token waiting there (one subprocess instance at a time)
+    st.cur_scope := coalesce(
+      (select s from unnest(st.w_id, st.w_el) as w(id, el), lateral (select st.a_scope[pg_catalog.array_position(st.a_id, w.id)] as s) x
+       where w.el = node_id limit 1),
+      (select a.scope_id from bpm_private.token t join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
+       where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = node_id and t.kind = 'join' limit 1));
+    st := bpm_private.scope__load(st, st.cur_scope);
+  else
+    st.cur_scope := null;
+  end if;
+  v_flows := bpm_private.join__flows_waiting(st, node_id);
   if pg_catalog.cardinality(v_flows) = 0 then
     return st;
   end if;

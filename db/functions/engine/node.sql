@@ -25,9 +25,14 @@ volatile
 set search_path = ''
 as $$
 declare
+  v_flows text[] := bpm_private.flows__select(graph, node, st.variables);
   v_flow text;
 begin
-  foreach v_flow in array bpm_private.flows__select(graph, node, st.variables) loop
+  if pg_catalog.cardinality(v_flows) = 0 and st.cur_scope is not null then
+    -- the token ends: its scope may be complete (run__drain checks)
+    st.c_scope := st.c_scope || st.cur_scope;
+  end if;
+  foreach v_flow in array v_flows loop
     st := bpm_private.run__push(st, graph -> 'flows' -> v_flow ->> 'target', v_flow);
   end loop;
   return st;

@@ -18,7 +18,9 @@ begin
     '{}', '{}', '{}', '{}', '{}', -- w_id, w_el, w_kind, w_flow, w_data
     '{}', '{}', '{}',         -- x_kind, x_subject, x_el
     '{}', '{}', '{}', null,   -- s_token, s_data, p_data, business_key
-    null, null, false         -- resume_node, resume_id, upsert
+    null, null, false,        -- resume_node, resume_id, upsert
+    null, '{}', '{}', '{}',   -- cur_scope, q_scope, a_scope, c_scope
+    '{}', '{}', '{}', '{}', '{}', '{}' -- l_id, l_parent, l_el, l_kind, l_data, l_state
   )::bpm_private.run_state;
 end;
 $$;
@@ -33,20 +35,24 @@ as $$
 begin
   st.q_node := st.q_node || node_id;
   st.q_flow := st.q_flow || via_flow;
+  st.q_scope := st.q_scope || st.cur_scope;
   return st;
 end;
 $$;
-comment on function bpm_private.run__push(bpm_private.run_state, text, text) is E'Queues a token to enter node_id (arriving via via_flow).';
+comment on function bpm_private.run__push(bpm_private.run_state, text, text) is E'Queues a token to enter node_id (arriving via via_flow) in the current scope.';
 
--- The token lifecycle. Runs queued tokens until all wait or end; then fires
--- inclusive joins that became ready (no token can reach them any more) and
--- runs on. Per token: ENTER (a history row), EXECUTE (the element's
--- behaviour, dispatched explicitly by type: wait, join, terminate or pass
--- through), LEAVE (the flow policy picks the outgoing flows).
+-- The token lifecycle. Runs queued tokens until all wait or end; then
+-- completes scopes (subprocesses, multi-instance bodies) nothing runs in any
+-- more, fires inclusive joins that became ready (no token can reach them any
+-- more) and runs on. Per token: ENTER (a history row, in the token's scope),
+-- EXECUTE (the element's behaviour, dispatched explicitly by type: wait,
+-- join, scope, terminate or pass through), LEAVE (the flow policy picks the
+-- outgoing flows; a token with none ends, and its scope may be complete).
 -- This loop runs for every automatic step of every call, so the queue and
 -- the history rows live in local arrays (appended in place); they are handed
 -- to the run state only around behaviours that work on all of it (joins,
--- terminate) and at the end.
+-- scopes, terminate) and at the end. Tokens at process level (scope null)
+-- read the instance variables as they are; tokens in a scope see its locals.
 create or replace function bpm_private.run__drain(st bpm_private.run_state, graph jsonb)
 returns bpm_private.run_state
 language plpgsql
@@ -56,17 +62,23 @@ as $$
 declare
   q_node text[] := st.q_node;
   q_flow text[] := st.q_flow;
+  q_scope uuid[] := st.q_scope;
   q_pos int := st.q_pos;
   a_id uuid[] := st.a_id;
   a_el text[] := st.a_el;
   a_type text[] := st.a_type;
   a_state text[] := st.a_state;
+  a_scope uuid[] := st.a_scope;
   v_node_id text;
   v_via text;
+  v_scope uuid;
+  v_vars jsonb;
+  v_inner boolean;
   v_node jsonb;
   v_type text;
   v_id uuid;
   v_flow text;
+  v_flows text[];
   v_join text;
   v_slow text;
   v_queued int;
@@ -76,7 +88,10 @@ begin
     while not st.terminated and q_pos <= pg_catalog.cardinality(q_node) loop
       v_node_id := q_node[q_pos];
       v_via := q_flow[q_pos];
+      v_scope := q_scope[q_pos];
       q_pos := q_pos + 1;
+      -- a token of a scope cancelled in this call
+      continue when v_node_id is null;
       v_steps := v_steps + 1;
       if v_steps > 2000 then
         raise exception 'instance % took more than 2000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node_id
@@ -86,6 +101,9 @@ begin
       v_type := v_node ->> 'type';
       if v_node is null then
         raise exception 'element % is not in the process graph', v_node_id using errcode = 'BP305';
+      end if;
+      if v_scope is distinct from st.cur_scope then
+        st.cur_scope := v_scope;
       end if;
       -- ===== ENTER (an asyncBefore continuation goes on with its stored row)
       if st.resume_id is not null and v_node_id = st.resume_node then
@@ -99,6 +117,8 @@ begin
           a_el := pg_catalog.array_append(a_el, v_node_id);
           a_type := pg_catalog.array_append(a_type, v_type);
           a_state := pg_catalog.array_append(a_state, 'active'::text);
+          a_scope := pg_catalog.array_append(a_scope, v_scope);
+          st.a_scope := a_scope;
           st := bpm_private.async__wait(st, v_node, 'asyncBefore', v_via, v_id);
           continue;
         end if;
@@ -107,21 +127,42 @@ begin
       a_el := pg_catalog.array_append(a_el, v_node_id);
       a_type := pg_catalog.array_append(a_type, v_type);
       a_state := pg_catalog.array_append(a_state, 'active'::text);
+      a_scope := pg_catalog.array_append(a_scope, v_scope);
+      v_vars := st.variables;
+      v_inner := false;
+      if v_scope is not null or v_node ? 'loop' then
+        -- scoped tokens: locals, and the inner instances of a multi-instance body
+        st := bpm_private.scope__load(st, v_scope);
+        v_inner := v_node ? 'loop' and v_scope is not null
+          and st.l_kind[pg_catalog.array_position(st.l_id, v_scope)] = 'body' and st.l_el[pg_catalog.array_position(st.l_id, v_scope)] = v_node_id;
+        if v_node ? 'loop' and not v_inner then
+          v_slow := 'multiInstance';
+        else
+          if v_inner then
+            st := bpm_private.mi__inner_enter(st, v_scope, v_id);
+          end if;
+          v_vars := bpm_private.scope__variables(st, v_scope, v_id);
+          v_slow := null;
+        end if;
+      else
+        v_slow := null;
+      end if;
       -- ===== EXECUTE
-      v_slow := null;
       case
+        when v_slow is not null then
+          null;
         when v_type = 'userTask' then
-          st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, st.variables));
+          st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, v_vars));
           if st.w_data[pg_catalog.cardinality(st.w_data)] ? 'deadline' then
             st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'deadline', 'task', v_id, 'data', st.w_data[pg_catalog.cardinality(st.w_data)]);
           end if;
-          if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) then
+          if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) and not v_inner then
             st := bpm_private.boundary__arm(st, graph, v_node, v_id);
           end if;
           continue;
         when v_type in ('serviceTask', 'businessRuleTask') or coalesce(v_node ->> 'topic', '') <> '' then
           st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
-          if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) then
+          if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) and not v_inner then
             st := bpm_private.boundary__arm(st, graph, v_node, v_id);
           end if;
           continue;
@@ -134,11 +175,22 @@ begin
         when v_type = 'endEvent' and v_node ? 'terminate' and (v_node ->> 'terminate')::boolean then
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
           v_slow := 'terminate';
+        when v_type in ('subProcess', 'callActivity') then
+          v_slow := v_type;
+        when v_node -> 'event' ->> 'kind' = 'link' then
+          -- a link throw jumps to its catch event; a link catch passes
+          a_state[pg_catalog.cardinality(a_state)] := 'completed';
+          if v_type = 'intermediateThrowEvent' then
+            q_node := pg_catalog.array_append(q_node, v_node -> 'event' ->> 'target');
+            q_flow := pg_catalog.array_append(q_flow, null::text);
+            q_scope := pg_catalog.array_append(q_scope, v_scope);
+            continue;
+          end if;
         when v_type in ('intermediateCatchEvent', 'receiveTask') then
           v_slow := 'catch';
         when v_type = 'eventBasedGateway' then
           v_slow := 'eventGateway';
-        when v_node -> 'event' ->> 'kind' in ('signal', 'message', 'error')
+        when v_node -> 'event' ->> 'kind' in ('signal', 'message', 'error', 'escalation')
              and v_type in ('intermediateThrowEvent', 'endEvent', 'sendTask') then
           v_slow := 'throw';
         when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway',
@@ -149,55 +201,124 @@ begin
             using errcode = 'BP305';
       end case;
       if v_slow is not null then
-        -- behaviours on the whole run state
-        st.q_node := q_node; st.q_flow := q_flow; st.q_pos := q_pos;
-        st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state;
-        if v_slow = 'parallelJoin' then
-          st := bpm_private.parallel_join__arrive(st, graph, v_node, v_id, v_via);
-        elsif v_slow = 'catch' then
-          st := bpm_private.catch__enter(st, graph, v_node, v_id, v_via);
-        elsif v_slow = 'eventGateway' then
-          st := bpm_private.event_gateway__enter(st, graph, v_node, v_id, v_via);
-        elsif v_slow = 'throw' then
-          st := bpm_private.throw__enter(st, v_node, v_id, v_via);
-          if v_node -> 'event' ->> 'kind' <> 'error' then
-            st.a_state[pg_catalog.cardinality(st.a_state)] := 'completed';
-            st := bpm_private.node__leave(st, graph, v_node);
-          end if;
+        -- behaviours on the whole run state (scoped ones see the token's variables)
+        st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos;
+        st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state; st.a_scope := a_scope;
+        if v_scope is not null then
+          st := bpm_private.run__with_variables(st, graph, v_node, v_id, v_via, v_slow, v_vars);
         else
-          st := bpm_private.instance__terminate(st);
+          st := bpm_private.node__execute(st, graph, v_node, v_id, v_via, v_slow);
         end if;
-        q_node := st.q_node; q_flow := st.q_flow; q_pos := st.q_pos;
-        a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state;
+        q_node := st.q_node; q_flow := st.q_flow; q_scope := st.q_scope; q_pos := st.q_pos;
+        a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state; a_scope := st.a_scope;
         continue;
       end if;
       -- ===== LEAVE
+      if v_inner then
+        -- an inner instance of a multi-instance task completed
+        st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos;
+        st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state; st.a_scope := a_scope;
+        st := bpm_private.mi__inner_done(st, graph, v_node, v_scope, v_id);
+        q_node := st.q_node; q_flow := st.q_flow; q_scope := st.q_scope; q_pos := st.q_pos;
+        a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state; a_scope := st.a_scope;
+        continue;
+      end if;
       if (v_node ->> 'asyncAfter')::boolean then
+        st.a_scope := a_scope;
         st := bpm_private.async__wait(st, v_node, 'asyncAfter', null, pg_catalog.gen_random_uuid());
         continue;
       end if;
-      foreach v_flow in array bpm_private.flows__select(graph, v_node, st.variables) loop
+      v_flows := bpm_private.flows__select(graph, v_node, v_vars);
+      if pg_catalog.cardinality(v_flows) = 0 and v_scope is not null then
+        -- the token ends: its scope may be complete (checked once the queue is empty)
+        st.c_scope := st.c_scope || v_scope;
+      end if;
+      foreach v_flow in array v_flows loop
         q_node := pg_catalog.array_append(q_node, graph -> 'flows' -> v_flow ->> 'target');
         q_flow := pg_catalog.array_append(q_flow, v_flow);
+        q_scope := pg_catalog.array_append(q_scope, v_scope);
       end loop;
     end loop;
-    st.q_node := q_node; st.q_flow := q_flow; st.q_pos := q_pos; st.steps := v_steps;
-    st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state;
-    -- ===== INCLUSIVE JOINS
-    exit when st.terminated or pg_catalog.cardinality(st.inclusive_joins) = 0;
+    st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos; st.steps := v_steps;
+    st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state; st.a_scope := a_scope;
+    exit when st.terminated;
     v_queued := pg_catalog.cardinality(st.q_node);
-    foreach v_join in array st.inclusive_joins loop
-      st := bpm_private.inclusive_join__try_fire(st, graph, v_join);
-      exit when pg_catalog.cardinality(st.q_node) > v_queued or st.terminated;
-    end loop;
-    exit when pg_catalog.cardinality(st.q_node) = v_queued;
-    q_node := st.q_node; q_flow := st.q_flow; q_pos := st.q_pos;
-    a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state;
+    -- ===== SCOPES nothing runs in any more complete (their tokens leave them)
+    if pg_catalog.cardinality(st.c_scope) > 0 then
+      st := bpm_private.scope__complete_ended(st, graph);
+    end if;
+    -- ===== INCLUSIVE JOINS
+    if pg_catalog.cardinality(st.q_node) = v_queued and pg_catalog.cardinality(st.inclusive_joins) > 0 then
+      foreach v_join in array st.inclusive_joins loop
+        st := bpm_private.inclusive_join__try_fire(st, graph, v_join);
+        exit when pg_catalog.cardinality(st.q_node) > v_queued or st.terminated;
+      end loop;
+    end if;
+    exit when pg_catalog.cardinality(st.q_node) = v_queued or st.terminated;
+    q_node := st.q_node; q_flow := st.q_flow; q_scope := st.q_scope; q_pos := st.q_pos;
+    a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state; a_scope := st.a_scope;
   end loop;
   return st;
 end;
 $$;
-comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'The token lifecycle: advances every queued token to its next wait state or end (BP306 guards endless loops).';
+comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'The token lifecycle: advances every queued token to its next wait state or end, completing scopes that ended (BP306 guards endless loops).';
+
+-- Behaviours that work on the whole run state, dispatched by kind.
+create or replace function bpm_private.node__execute(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via text, kind text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  case kind
+    when 'parallelJoin' then
+      return bpm_private.parallel_join__arrive(st, graph, node, id, via);
+    when 'catch' then
+      return bpm_private.catch__enter(st, graph, node, id, via);
+    when 'eventGateway' then
+      return bpm_private.event_gateway__enter(st, graph, node, id, via);
+    when 'throw' then
+      st := bpm_private.throw__enter(st, graph, node, id, via);
+      if node -> 'event' ->> 'kind' in ('signal', 'message') or (node -> 'event' ->> 'kind' = 'escalation' and not st.terminated
+         and st.a_state[pg_catalog.array_position(st.a_id, id)] = 'active') then
+        st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+        st := bpm_private.node__leave(st, graph, node);
+      end if;
+      return st;
+    when 'subProcess' then
+      return bpm_private.subprocess__enter(st, graph, node, id);
+    when 'callActivity' then
+      return bpm_private.call__enter(st, graph, node, id);
+    when 'multiInstance' then
+      return bpm_private.mi__enter(st, graph, node, id);
+    else
+      return bpm_private.scope__terminate(st, id);
+  end case;
+end;
+$$;
+comment on function bpm_private.node__execute(bpm_private.run_state, jsonb, jsonb, uuid, text, text) is E'Runs the behaviour of an element that works on the whole run state (joins, catch and throw events, scopes, terminate).';
+
+-- A behaviour of a token in a scope: it reads the variables the token sees
+-- (the instance's and its scopes' locals); what it adds goes to the instance.
+create or replace function bpm_private.run__with_variables(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via text, kind text, variables jsonb)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_instance jsonb := st.variables;
+begin
+  st.variables := variables;
+  st := bpm_private.node__execute(st, graph, node, id, via, kind);
+  -- keys the behaviour set or changed belong to the instance
+  st.variables := v_instance || coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(st.variables) e
+    where not (variables ? e.key) or variables -> e.key is distinct from e.value), '{}');
+  return st;
+end;
+$$;
+comment on function bpm_private.run__with_variables(bpm_private.run_state, jsonb, jsonb, uuid, text, text, jsonb) is E'Runs a behaviour over the variables a scoped token sees; variables it sets are written to the instance.';
 
 create or replace function bpm_private.run__flush(st bpm_private.run_state)
 returns void
@@ -258,10 +379,10 @@ begin
       from unnest(st.e_id, st.e_state) as u(id, state)
       where a.tenant_id = st.tenant_id and a.id = u.id
     )
-    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
     select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
-      case when u.state = 'active' then null else pg_catalog.now() end
-    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+      case when u.state = 'active' then null else pg_catalog.now() end, u.scope
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
     order by u.ord
     on conflict on constraint activity_instance_pkey do update set state = excluded.state, ended_at = excluded.ended_at;
   elsif pg_catalog.cardinality(st.e_id) > 0 then
@@ -271,31 +392,50 @@ begin
       from unnest(st.e_id, st.e_state) as u(id, state)
       where a.tenant_id = st.tenant_id and a.id = u.id
     )
-    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
     select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
-      case when u.state = 'active' then null else pg_catalog.now() end
-    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+      case when u.state = 'active' then null else pg_catalog.now() end, u.scope
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
     order by u.ord;
   elsif pg_catalog.cardinality(st.a_id) > 0 then
-    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
     select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
-      case when u.state = 'active' then null else pg_catalog.now() end
-    from unnest(st.a_id, st.a_el, st.a_type, st.a_state) with ordinality as u(id, el, typ, state, ord)
+      case when u.state = 'active' then null else pg_catalog.now() end, u.scope
+    from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
     order by u.ord;
+  end if;
+  if 'dirty' = any(st.l_state) then
+    update bpm_private.token t set data = l.data
+    from unnest(st.l_id, st.l_data, st.l_state) as l(id, data, state)
+    where l.state = 'dirty' and t.tenant_id = st.tenant_id and t.id = l.id;
   end if;
   if pg_catalog.cardinality(st.s_token) > 0 then
     perform bpm_private.run__flush_subscriptions(st);
   end if;
+  if pg_catalog.cardinality(st.w_id) > 0 then
+    perform bpm_private.run__flush_waits(st);
+  end if;
+  -- last: what the run triggers elsewhere sees everything it wrote
   if pg_catalog.cardinality(st.p_data) > 0 then
     perform bpm_private.run__post(st);
   end if;
-  if pg_catalog.cardinality(st.w_id) = 0 then
-    return;
-  end if;
+end;
+$$;
+comment on function bpm_private.run__flush(bpm_private.run_state) is E'Writes the run''s events, buffered history rows and wait states (one insert per table), then runs its post actions.';
+
+create or replace function bpm_private.run__flush_waits(st bpm_private.run_state)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
   -- user and external tasks are wait states themselves; other waits are tokens
   if not (st.w_kind <@ array['userTask', 'externalTask']) then
-    insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow
+    -- scopes carry their data (locals, multi-instance state) as of the end of the run
+    insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow, data)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow,
+      case when u.kind in ('scope', 'body', 'call') then st.l_data[pg_catalog.array_position(st.l_id, u.id)] end
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_flow) as u(id, el, kind, flow)
     where u.kind not in ('userTask', 'externalTask');
   end if;
@@ -316,7 +456,7 @@ begin
   end if;
 end;
 $$;
-comment on function bpm_private.run__flush(bpm_private.run_state) is E'Writes the run''s events, buffered history rows and wait states (one insert per table).';
+comment on function bpm_private.run__flush_waits(bpm_private.run_state) is E'Writes the run''s wait states: tokens, user tasks, external tasks (one insert per table).';
 
 -- After a run on an existing instance: store variables and, when nothing
 -- waits any more, complete the instance (one statement in the common cases).
@@ -342,6 +482,10 @@ begin
     returning * into v_result;
     if found then
       st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
+      if v_result.parent_instance_id is not null then
+        -- a called instance: its call activity goes on (after this run is written)
+        st.p_data := st.p_data || '{"kind": "childCompleted"}'::jsonb;
+      end if;
       perform bpm_private.run__flush(st);
       return v_result;
     end if;
@@ -355,6 +499,10 @@ begin
     returning * into v_result;
   end if;
   perform bpm_private.run__flush(st);
+  if pg_catalog.cardinality(st.p_data) > 0 then
+    -- what the flush started (called instances, signals) may have moved it on
+    select * into v_result from bpm.process_instance i where i.tenant_id = st.tenant_id and i.id = st.instance_id;
+  end if;
   return v_result;
 end;
 $$;

@@ -59,6 +59,10 @@ begin
   end if;
   st.q_node := array[start_node];
   st.q_flow := array[null::text];
+  st.q_scope := array[null::uuid];
+  if v_graph ? 'eventSubprocesses' then
+    st := bpm_private.event_subprocess__arm(st, v_graph, v_graph -> 'eventSubprocesses', null);
+  end if;
   st := bpm_private.run__drain(st, v_graph);
   v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
   if v_done then
@@ -70,12 +74,18 @@ begin
     case when v_done then pg_catalog.now() end)
   returning * into v_instance;
   perform bpm_private.run__flush(st);
+  if pg_catalog.cardinality(st.p_data) > 0 then
+    -- what the flush started (called instances) may have moved it on
+    select * into v_instance from bpm.process_instance i where i.tenant_id = definition.tenant_id and i.id = st.instance_id;
+  end if;
   return v_instance;
 end;
 $$;
 comment on function bpm_private.instance__start(bpm.process_definition, text, jsonb, text, text, uuid) is E'Starts an instance of a definition at a start event and runs it until every token waits.';
 
--- The activity a boundary event interrupts: its task or token ends as cancelled.
+-- The activity a boundary event interrupts: its task or token ends as
+-- cancelled; a subprocess, multi-instance body or call activity with
+-- everything running in it.
 create or replace function bpm_private.host__cancel(st bpm_private.run_state, host jsonb, host_id uuid)
 returns bpm_private.run_state
 language plpgsql
@@ -85,6 +95,9 @@ as $$
 declare
   v_type text := host ->> 'type';
 begin
+  if v_type in ('subProcess', 'callActivity') or host ? 'loop' then
+    return bpm_private.scope__cancel(st, array[host_id]);
+  end if;
   if v_type = 'userTask' then
     update bpm.user_task u set state = 'cancelled', completed_at = pg_catalog.now()
     where u.tenant_id = st.tenant_id and u.id = host_id and u.state = 'open';
@@ -100,7 +113,44 @@ begin
   return bpm_private.activity__end(st, array[host_id], 'cancelled');
 end;
 $$;
-comment on function bpm_private.host__cancel(bpm_private.run_state, jsonb, uuid) is E'Cancels the task or token an interrupting boundary event interrupts, with its other subscriptions.';
+comment on function bpm_private.host__cancel(bpm_private.run_state, jsonb, uuid) is E'Cancels the activity an interrupting boundary event interrupts (a task or token, or a scope with everything in it), with its other subscriptions.';
+
+-- A token resumes in the scope it waited in: the scope of its activity row
+-- (only looked up for elements inside a subprocess or multi-instance body).
+create or replace function bpm_private.run__resume(st bpm_private.run_state, node jsonb, token_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  if node ? 'scope' or node ? 'loop' then
+    st.cur_scope := (select a.scope_id from bpm.activity_instance a where a.tenant_id = st.tenant_id and a.id = token_id);
+    st := bpm_private.scope__load(st, st.cur_scope);
+  end if;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__resume(bpm_private.run_state, jsonb, uuid) is E'Sets the run''s current scope to the scope a waiting token is in.';
+
+-- A waiting token's activity completed: it leaves over its flows, or, as an
+-- inner instance of a multi-instance body, is counted there.
+create or replace function bpm_private.node__complete(st bpm_private.run_state, graph jsonb, node jsonb, token_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_pos int := pg_catalog.array_position(st.l_id, st.cur_scope);
+begin
+  if node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id' then
+    return bpm_private.mi__inner_done(st, graph, node, st.cur_scope, token_id);
+  end if;
+  return bpm_private.node__leave(st, graph, node);
+end;
+$$;
+comment on function bpm_private.node__complete(bpm_private.run_state, jsonb, jsonb, uuid) is E'A wait state''s activity completed: leave it, or count it in its multi-instance body.';
 
 create or replace function bpm_private.subscription__trigger(sub bpm.event_subscription, variables jsonb, event_kind text)
 returns bpm.process_instance
@@ -113,6 +163,7 @@ declare
   v_graph jsonb;
   v_node jsonb;
   v_token_el text;
+  v_scope uuid;
   st bpm_private.run_state;
 begin
   select i as instance, d.graph, d.inclusive_joins into v_locked
@@ -125,6 +176,8 @@ begin
   st := bpm_private.run__event(st, event_kind, sub.id, sub.element_id);
   v_node := v_graph -> 'nodes' -> sub.element_id;
   if v_node ->> 'type' = 'boundaryEvent' then
+    -- the boundary event runs where its activity is
+    st := bpm_private.run__resume(st, v_node, sub.token_id);
     if sub.interrupting then
       st := bpm_private.host__cancel(st, v_graph -> 'nodes' -> (v_node ->> 'attachedTo'), sub.token_id);
     elsif sub.kind = 'timer' then
@@ -132,16 +185,27 @@ begin
       perform bpm_private.timer__rearm_or_close(sub);
     end if;
     st := bpm_private.run__push(st, sub.element_id, null);
+  elsif v_node ->> 'type' = 'startEvent' then
+    -- an event subprocess of a scope instance (its token) or of the instance
+    v_scope := nullif(sub.token_id, sub.instance_id);
+    st := bpm_private.scope__load(st, v_scope);
+    if not sub.interrupting and sub.kind = 'timer' then
+      perform bpm_private.timer__rearm_or_close(sub);
+    elsif sub.interrupting or sub.kind = 'timer' then
+      delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
+    end if;
+    st := bpm_private.event_subprocess__start(st, v_graph, v_node, v_scope, event_kind);
   else
     -- a catch event or receive task (the subscription's own element), or an
     -- event-based gateway whose first event this is: the token and every
     -- subscription of it go (a receive task's boundary events too)
     delete from bpm_private.token t where t.tenant_id = sub.tenant_id and t.id = sub.token_id
     returning t.element_id into v_token_el;
+    st := bpm_private.run__resume(st, v_node, sub.token_id);
     perform bpm_private.subscriptions__remove(sub.tenant_id, sub.instance_id, array[sub.token_id]);
     st := bpm_private.activity__end(st, array[sub.token_id], 'completed');
     if v_token_el = sub.element_id then
-      st := bpm_private.node__leave(st, v_graph, v_node);
+      st := bpm_private.node__complete(st, v_graph, v_node, sub.token_id);
     else
       st := bpm_private.catch__passed(st, v_graph, v_node, null);
     end if;
@@ -173,6 +237,12 @@ begin
       perform bpm_private.user_task__enqueue_deadlines(st.tenant_id, (v_action ->> 'task')::uuid, v_action -> 'data');
     elsif v_action ->> 'kind' = 'incident' then
       perform bpm_private.incident__raise(st.tenant_id, st.instance_id, v_action ->> 'element', v_action ->> 'type', v_action ->> 'message');
+    elsif v_action ->> 'kind' = 'call' then
+      perform bpm_private.call__start(st.tenant_id, st.instance_id, v_action);
+    elsif v_action ->> 'kind' = 'throwToParent' then
+      perform bpm_private.call__child_threw(st.tenant_id, st.instance_id, v_action);
+    elsif v_action ->> 'kind' = 'childCompleted' then
+      perform bpm_private.call__child_completed(st.tenant_id, st.instance_id);
     end if;
   end loop;
 end;
