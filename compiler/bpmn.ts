@@ -2177,7 +2177,7 @@ function callBinding(ctx: ProcessCtx, el: XNode, id: string, zeebe: XNode | unde
   return result;
 }
 
-const PARENT_BUSINESS_KEY = /^\$\{\s*execution\s*\.\s*processBusinessKey\s*\}$/;
+const PARENT_BUSINESS_KEY = /^[$#]\{\s*execution\s*\.\s*processBusinessKey\s*\}$/;
 
 /** One camunda:in / camunda:out: variables="all", businessKey, or source / sourceExpression → target. */
 function camundaCallMapping(ctx: ProcessCtx, id: string, e: XNode, dir: 'in' | 'out', spec: CallSpec): void {
