@@ -15,6 +15,12 @@
  *     executable, which elements and attributes are supported, and the graph the
  *     SQL engine walks.
  *
+ * Scopes: the flow elements of embedded and event subprocesses are compiled
+ * into the same flat nodes / flows maps (node.scope = the subprocess id);
+ * compileScope runs per scope with ctx.scope (start events, event
+ * subprocesses), and flows, boundary attachments and link pairs are checked
+ * to stay within one scope.
+ *
  * Adding an element kind in a later version: add its compile function to
  * NODE_COMPILERS (and its flow rules to checkNodeFlows); an event definition:
  * SUPPORTED_DEFINITIONS and compileEventOf; adding an extension element or
@@ -2235,13 +2241,9 @@ function callBusinessKey(ctx: ProcessCtx, id: string, raw: string, spec: CallSpe
     spec.businessKey = 'parent';
     return;
   }
+  // other uses of `execution` are refused by the expression compiler
   const value = compileValueText(ctx, id, 'camunda:in businessKey', text);
-  if (value === null) return;
-  if ('expr' in value && value.expr.vars.includes('execution')) {
-    problem(ctx, id, `camunda:in businessKey="${text}": execution is not available in expressions; write \${execution.processBusinessKey} for the caller's business key, or an expression over variables`);
-    return;
-  }
-  spec.businessKey = value;
+  if (value !== null) spec.businessKey = value;
 }
 
 // --- link events ----------------------------------------------------------------------

@@ -303,3 +303,330 @@ describe('subprocesses', () => {
     ]);
   });
 });
+
+// ---------------------------------------------------------------------------
+// Call activities
+// ---------------------------------------------------------------------------
+
+describe('call activities', () => {
+  test('camunda: binding version / versionTag, variables="all", businessKey expression, local ignored with a warning', async () => {
+    const { process: p, warnings } = await compileOk('call.bpmn', model(around(`
+    <callActivity id="t" calledElement="\${childKey}" camunda:calledElementBinding="version" camunda:calledElementVersion="3">
+      <extensionElements>
+        <camunda:in variables="all"/>
+        <camunda:in businessKey="\${orderId}"/>
+        <camunda:out variables="all" local="true"/>
+      </extensionElements>
+    </callActivity>`)));
+    expect(warnings).toEqual(['call.bpmn: element t: camunda:out local="true" is ignored: variables are read from and written to the scope of the call activity']);
+    expect(node(p, 't').call).toEqual({
+      processId: read('${childKey}', 'childKey'), binding: 'version', version: 3,
+      inAll: true, in: [], outAll: true, out: [], businessKey: read('${orderId}', 'orderId'),
+    });
+    const { process: q } = await compileOk('tag.bpmn', model(around(`
+    <callActivity id="t" calledElement="child" camunda:calledElementBinding="versionTag" camunda:calledElementVersionTag="v2"/>`)));
+    expect(node(q, 't').call).toEqual({ processId: { literal: 'child' }, binding: 'versionTag', versionTag: 'v2', inAll: false, in: [], outAll: false, out: [] });
+  });
+
+  test('zeebe: propagation defaults to true, processId expression, bindingType, io mapping into call.in / call.out; camunda:inputOutput stays on the node', async () => {
+    const { process: p } = await compileOk('zeebe-call.bpmn', model(around(`
+    <callActivity id="t">
+      <extensionElements>
+        <zeebe:calledElement processId="=childId" bindingType="deployment"/>
+        <zeebe:ioMapping><zeebe:input source="=a" target="b"/><zeebe:output source="=c" target="d"/></zeebe:ioMapping>
+        <camunda:inputOutput><camunda:inputParameter name="local">x</camunda:inputParameter></camunda:inputOutput>
+      </extensionElements>
+    </callActivity>`)));
+    expect(node(p, 't').call).toEqual({
+      processId: read('=childId', 'childId'), binding: 'deployment', inAll: true,
+      in: [{ target: 'b', value: read('=a', 'a') }], outAll: true, out: [{ target: 'd', value: read('=c', 'c') }],
+    });
+    expect(node(p, 't').inputs).toEqual([{ target: 'local', value: { literal: 'x' } }]);
+    const { process: q } = await compileOk('feel-literal.bpmn', model(around(`
+    <callActivity id="t"><extensionElements><zeebe:calledElement processId="=&quot;child&quot;" propagateAllChildVariables="false"/></extensionElements></callActivity>`)));
+    expect(node(q, 't').call).toMatchObject({ processId: { literal: 'child' }, inAll: true, outAll: false });
+  });
+
+  test('refused: tenant, CMMN, Java variable mappings, missing process, bad bindings and mappings', async () => {
+    expect(await problemsOf(model(`
+    <startEvent id="s"/>
+    <callActivity id="tenant" calledElement="c" camunda:calledElementTenantId="other"/>
+    <callActivity id="cmmn" camunda:caseRef="case"/>
+    <callActivity id="java" calledElement="c" camunda:variableMappingClass="com.acme.Mapping"/>
+    <callActivity id="javaExpr" calledElement="c" camunda:variableMappingDelegateExpression="\${mapper}"/>
+    <callActivity id="none"/>
+    <callActivity id="disagree" calledElement="a"><extensionElements><zeebe:calledElement processId="b"/></extensionElements></callActivity>
+    <callActivity id="badBinding" calledElement="c" camunda:calledElementBinding="newest"/>
+    <callActivity id="noVersion" calledElement="c" camunda:calledElementBinding="version"/>
+    <callActivity id="exprVersion" calledElement="c" camunda:calledElementBinding="version" camunda:calledElementVersion="\${v}"/>
+    <callActivity id="noTag" calledElement="c" camunda:calledElementBinding="versionTag"/>
+    <callActivity id="mappings" calledElement="c">
+      <extensionElements>
+        <camunda:in source="a"/>
+        <camunda:in target="b"/>
+        <camunda:in source="a" sourceExpression="\${a}" target="b"/>
+        <camunda:in source="a-b" target="c"/>
+        <camunda:in variables="some"/>
+        <camunda:out businessKey="\${k}"/>
+        <camunda:in businessKey="\${execution.getVariable('k')}"/>
+        <zeebe:ioMapping><zeebe:input source="=a" target="order.id"/><zeebe:output source="=x"/></zeebe:ioMapping>
+      </extensionElements>
+    </callActivity>
+    <callActivity id="businessId"><extensionElements><zeebe:calledElement processId="c" businessId="=k"/></extensionElements></callActivity>
+    <task id="notCall"><extensionElements><camunda:in variables="all"/></extensionElements></task>`))).toEqual([
+      'inline.bpmn: element tenant: calling a process of another tenant (camunda:calledElementTenantId="other") is not supported; call activities call processes of their own tenant',
+      'inline.bpmn: element cmmn: calling CMMN cases (camunda:caseRef="case") is not supported; call a BPMN process with calledElement',
+      'inline.bpmn: element cmmn: call activity without a process to call (set calledElement, or zeebe:calledElement processId)',
+      'inline.bpmn: element java: Java variable mappings are not supported (camunda:variableMappingClass="com.acme.Mapping"); map variables with camunda:in / camunda:out',
+      'inline.bpmn: element javaExpr: Java variable mappings are not supported (camunda:variableMappingDelegateExpression="${mapper}"); map variables with camunda:in / camunda:out',
+      'inline.bpmn: element none: call activity without a process to call (set calledElement, or zeebe:calledElement processId)',
+      'inline.bpmn: element disagree: calledElement="a" and zeebe:calledElement processId="b" disagree',
+      'inline.bpmn: element badBinding: camunda:calledElementBinding="newest" is not supported; use latest, deployment, version or versionTag',
+      'inline.bpmn: element noVersion: camunda:calledElementBinding="version" without camunda:calledElementVersion',
+      'inline.bpmn: element exprVersion: camunda:calledElementVersion="${v}" must be a version number (expressions are not supported here)',
+      'inline.bpmn: element noTag: binding versionTag without a version tag (camunda:calledElementVersionTag or zeebe:calledElement versionTag)',
+      'inline.bpmn: element mappings: camunda:in source="a" without target',
+      'inline.bpmn: element mappings: camunda:in target="b" without source or sourceExpression',
+      'inline.bpmn: element mappings: camunda:in with both source="a" and sourceExpression="${a}"; set one',
+      'inline.bpmn: element mappings: camunda:in source="a-b" is not a variable name (use sourceExpression for expressions)',
+      'inline.bpmn: element mappings: camunda:in variables="some" is not supported; write variables="all"',
+      'inline.bpmn: element mappings: camunda:out businessKey is not supported (the business key is passed down with camunda:in)',
+      'inline.bpmn: element mappings: camunda:in businessKey: cannot compile expression "${execution.getVariable(\'k\')}": the execution object is not supported (only process variables can be used)',
+      'inline.bpmn: element mappings: zeebe:input target="order.id": nested targets are not supported in this version; map to a variable name',
+      'inline.bpmn: element mappings: zeebe:output without target',
+      'inline.bpmn: element businessId: zeebe:calledElement businessId="=k" is not supported in this version',
+      'inline.bpmn: element notCall: camunda:in is only supported on call activities',
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Multi-instance
+// ---------------------------------------------------------------------------
+
+describe('multi-instance', () => {
+  test('cardinality (literal, expression), sequential, on subprocesses and call activities; zeebe loopCharacteristics', async () => {
+    const { process: p } = await compileOk('mi.bpmn', model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="three"/>
+    <manualTask id="three"><multiInstanceLoopCharacteristics isSequential="true"><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></manualTask>
+    <sequenceFlow id="f1" sourceRef="three" targetRef="n"/>
+    <receiveTask id="n" messageRef="M"><multiInstanceLoopCharacteristics><loopCardinality>\${count}</loopCardinality></multiInstanceLoopCharacteristics></receiveTask>
+    <sequenceFlow id="f2" sourceRef="n" targetRef="sub"/>
+    <subProcess id="sub">
+      <multiInstanceLoopCharacteristics camunda:collection="items" camunda:elementVariable="item"/>
+      <startEvent id="ss"/><sequenceFlow id="g" sourceRef="ss" targetRef="se"/><endEvent id="se"/>
+    </subProcess>
+    <sequenceFlow id="f3" sourceRef="sub" targetRef="call"/>
+    <callActivity id="call">
+      <extensionElements><zeebe:calledElement processId="child"/></extensionElements>
+      <multiInstanceLoopCharacteristics isSequential="true">
+        <extensionElements>
+          <zeebe:loopCharacteristics inputCollection="=orders" inputElement="order" outputCollection="results" outputElement="=result"/>
+        </extensionElements>
+        <completionCondition>=nrOfCompletedInstances &gt; 2</completionCondition>
+      </multiInstanceLoopCharacteristics>
+    </callActivity>
+    <sequenceFlow id="f4" sourceRef="call" targetRef="job"/>
+    <serviceTask id="job">
+      <extensionElements><zeebe:taskDefinition type="charge"/></extensionElements>
+      <multiInstanceLoopCharacteristics><extensionElements><zeebe:loopCharacteristics inputCollection="=cards"/></extensionElements></multiInstanceLoopCharacteristics>
+    </serviceTask>
+    <sequenceFlow id="f5" sourceRef="job" targetRef="e"/><endEvent id="e"/>`, '<message id="M" name="m"/>'));
+    expect(node(p, 'three').loop).toEqual({ sequential: true, cardinality: { literal: 3 } });
+    expect(node(p, 'n').loop).toEqual({ sequential: false, cardinality: read('${count}', 'count') });
+    expect(node(p, 'sub').loop).toEqual({ sequential: false, collection: read('${items}', 'items'), elementVariable: 'item' });
+    expect(node(p, 'call').loop).toEqual({
+      sequential: true, collection: read('=orders', 'orders'), elementVariable: 'order',
+      completionCondition: { src: '=nrOfCompletedInstances > 2', path: '($."nrOfCompletedInstances" > 2)', vars: ['nrOfCompletedInstances'] },
+      outputCollection: 'results', outputElement: read('=result', 'result'),
+    });
+    expect(node(p, 'job').loop).toEqual({ sequential: false, collection: read('=cards', 'cards') });
+  });
+
+  test('refused: standard loops, no / both sources, asynchronous inner instances, bad names and outputs', async () => {
+    expect(await problemsOf(model(`
+    <startEvent id="s"/>
+    <task id="standard"><standardLoopCharacteristics/></task>
+    <task id="neither"><multiInstanceLoopCharacteristics/></task>
+    <task id="both"><multiInstanceLoopCharacteristics camunda:collection="xs"><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics></task>
+    <task id="async">
+      <multiInstanceLoopCharacteristics camunda:asyncBefore="true" camunda:asyncAfter="true" camunda:collection="xs">
+        <extensionElements><camunda:failedJobRetryTimeCycle>R3/PT5M</camunda:failedJobRetryTimeCycle></extensionElements>
+      </multiInstanceLoopCharacteristics>
+    </task>
+    <task id="badCardinality"><multiInstanceLoopCharacteristics><loopCardinality>many</loopCardinality></multiInstanceLoopCharacteristics></task>
+    <task id="badCollection"><multiInstanceLoopCharacteristics camunda:collection="my list"/></task>
+    <task id="plainFeel"><multiInstanceLoopCharacteristics><extensionElements><zeebe:loopCharacteristics inputCollection="items" inputElement="=x"/></extensionElements></multiInstanceLoopCharacteristics></task>
+    <task id="noElement"><multiInstanceLoopCharacteristics><loopCardinality>2</loopCardinality><completionCondition>done</completionCondition></multiInstanceLoopCharacteristics>
+      <extensionElements><camunda:properties><camunda:property name="pgbpm:outputCollection" value="out"/></camunda:properties></extensionElements>
+    </task>
+    <task id="onlyElement"><extensionElements><camunda:properties><camunda:property name="pgbpm:outputElement" value="\${x}"/></camunda:properties></extensionElements>
+      <multiInstanceLoopCharacteristics><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics></task>`))).toEqual([
+      'inline.bpmn: element standard: loops (bpmn:standardLoopCharacteristics) are not supported in this version; use multi-instance (bpmn:multiInstanceLoopCharacteristics) or a sequence flow back to the activity',
+      'inline.bpmn: element neither: multi-instance needs loopCardinality or a collection (camunda:collection or zeebe:loopCharacteristics inputCollection)',
+      'inline.bpmn: element both: multi-instance with both loopCardinality and a collection; set exactly one',
+      'inline.bpmn: element async: camunda:asyncBefore on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself',
+      'inline.bpmn: element async: camunda:asyncAfter on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself',
+      'inline.bpmn: element async: camunda:failedJobRetryTimeCycle on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself',
+      'inline.bpmn: element badCardinality: loopCardinality="many" is not a non-negative integer or an expression',
+      'inline.bpmn: element badCollection: camunda:collection="my list" is neither a variable name nor an expression (${...})',
+      'inline.bpmn: element plainFeel: zeebe:loopCharacteristics inputCollection="items" is not an expression; write =items to read a variable',
+      'inline.bpmn: element plainFeel: zeebe:loopCharacteristics inputElement="=x" must be a variable name, not an expression',
+      'inline.bpmn: element noElement: completionCondition="done" is not an expression; write ${...} or =...',
+      'inline.bpmn: element noElement: output collection without an output element (zeebe:loopCharacteristics outputElement or pgbpm:outputElement)',
+      'inline.bpmn: element onlyElement: output element without an output collection (zeebe:loopCharacteristics outputCollection or pgbpm:outputCollection)',
+    ]);
+  });
+
+  test('pgbpm:outputCollection without multi-instance is ignored with a warning', async () => {
+    const { warnings } = await compileOk('w.bpmn', model(around(`
+    <task id="t"><extensionElements><camunda:properties><camunda:property name="pgbpm:outputCollection" value="out"/></camunda:properties></extensionElements></task>`)));
+    expect(warnings).toEqual(['w.bpmn: element t: pgbpm:outputCollection only apply to multi-instance activities and are ignored here']);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Input/output mappings
+// ---------------------------------------------------------------------------
+
+describe('input/output mappings', () => {
+  test('camunda text, expression, empty, list and map bodies; zeebe mappings on tasks and subprocesses', async () => {
+    const { process: p } = await compileOk('io.bpmn', model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="t"/>
+    <userTask id="t">
+      <extensionElements>
+        <camunda:inputOutput>
+          <camunda:inputParameter name="text">hello</camunda:inputParameter>
+          <camunda:inputParameter name="sum">\${a + b}</camunda:inputParameter>
+          <camunda:inputParameter name="nothing"/>
+          <camunda:inputParameter name="list"><camunda:list><camunda:value>x</camunda:value><camunda:value>y</camunda:value><camunda:list><camunda:value>z</camunda:value></camunda:list></camunda:list></camunda:inputParameter>
+          <camunda:inputParameter name="map"><camunda:map><camunda:entry key="k">v</camunda:entry><camunda:entry key="nested"><camunda:list><camunda:value>1</camunda:value></camunda:list></camunda:entry></camunda:map></camunda:inputParameter>
+          <camunda:outputParameter name="result">\${answer}</camunda:outputParameter>
+        </camunda:inputOutput>
+      </extensionElements>
+    </userTask>
+    <sequenceFlow id="f1" sourceRef="t" targetRef="job"/>
+    <serviceTask id="job">
+      <extensionElements>
+        <zeebe:taskDefinition type="charge"/>
+        <zeebe:ioMapping><zeebe:input source="=amount * 2" target="total"/><zeebe:input source="fixed" target="mode"/><zeebe:output source="=receipt" target="receipt"/></zeebe:ioMapping>
+      </extensionElements>
+    </serviceTask>
+    <sequenceFlow id="f2" sourceRef="job" targetRef="sub"/>
+    <subProcess id="sub">
+      <extensionElements><zeebe:ioMapping><zeebe:input source="=items" target="localItems"/></zeebe:ioMapping></extensionElements>
+      <startEvent id="ss"/><sequenceFlow id="g" sourceRef="ss" targetRef="se"/><endEvent id="se"/>
+    </subProcess>
+    <sequenceFlow id="f3" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`));
+    expect(node(p, 't').inputs).toEqual([
+      { target: 'text', value: { literal: 'hello' } },
+      { target: 'sum', value: { expr: { src: '${a + b}', path: '($."a" + $."b")', vars: ['a', 'b'] } } },
+      { target: 'nothing', value: null },
+      { target: 'list', value: { json: ['x', 'y', ['z']] } },
+      { target: 'map', value: { json: { k: 'v', nested: ['1'] } } },
+    ]);
+    expect(node(p, 't').outputs).toEqual([{ target: 'result', value: read('${answer}', 'answer') }]);
+    expect(node(p, 'job').inputs).toEqual([
+      { target: 'total', value: { expr: { src: '=amount * 2', path: '($."amount" * 2)', vars: ['amount'] } } },
+      { target: 'mode', value: { literal: 'fixed' } },
+    ]);
+    expect(node(p, 'job').outputs).toEqual([{ target: 'receipt', value: read('=receipt', 'receipt') }]);
+    expect(node(p, 'sub').inputs).toEqual([{ target: 'localItems', value: read('=items', 'items') }]);
+    expect(node(p, 'sub').outputs).toBeUndefined();
+  });
+
+  test('refused: scripts, expressions inside lists, mappings on events, gateways and event subprocesses', async () => {
+    expect(await problemsOf(model(`
+    <startEvent id="s"><extensionElements><zeebe:ioMapping><zeebe:output source="=a" target="b"/></zeebe:ioMapping></extensionElements></startEvent>
+    <task id="t">
+      <extensionElements>
+        <camunda:inputOutput>
+          <camunda:inputParameter name="script"><camunda:script scriptFormat="groovy">1 + 1</camunda:script></camunda:inputParameter>
+          <camunda:inputParameter name="exprList"><camunda:list><camunda:value>\${a}</camunda:value></camunda:list></camunda:inputParameter>
+          <camunda:outputParameter>\${x}</camunda:outputParameter>
+          <camunda:outputParameter name="bad">\${x +}</camunda:outputParameter>
+        </camunda:inputOutput>
+      </extensionElements>
+    </task>
+    <exclusiveGateway id="g"><extensionElements><camunda:inputOutput><camunda:inputParameter name="x">1</camunda:inputParameter></camunda:inputOutput></extensionElements></exclusiveGateway>
+    <subProcess id="esp" triggeredByEvent="true">
+      <extensionElements><zeebe:ioMapping><zeebe:input source="=a" target="b"/></zeebe:ioMapping></extensionElements>
+      <startEvent id="es"><signalEventDefinition signalRef="S"/></startEvent>
+    </subProcess>`, '<signal id="S" name="s"/>'))).toEqual([
+      'inline.bpmn: element s: input/output mappings (zeebe:ioMapping) on bpmn:startEvent elements are not supported in this version; they are supported on tasks, subprocesses and call activities',
+      'inline.bpmn: element t: scripts are not supported (camunda:script scriptFormat="groovy" in camunda:inputParameter "script")',
+      'inline.bpmn: element t: expressions inside camunda:list / camunda:map are not supported (camunda:inputParameter "exprList": "${a}"); compute the value with one expression instead',
+      'inline.bpmn: element t: camunda:outputParameter without name',
+      'inline.bpmn: element t: camunda:outputParameter "bad": cannot compile expression "${x +}": unexpected end of expression',
+      'inline.bpmn: element g: input/output mappings (camunda:inputOutput) on bpmn:exclusiveGateway elements are not supported in this version; they are supported on tasks, subprocesses and call activities',
+      'inline.bpmn: element esp: input/output mappings (zeebe:ioMapping) on event subprocesses are not supported in this version; they are supported on tasks, subprocesses and call activities',
+      'inline.bpmn: element g: gateway has no outgoing sequence flow',
+    ]);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Link events, and what stays refused
+// ---------------------------------------------------------------------------
+
+describe('link events', () => {
+  test('links pair within a subprocess; the same name may be used in another scope', async () => {
+    const { process: p } = await compileOk('links.bpmn', model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="throwTop"/>
+    <intermediateThrowEvent id="throwTop"><linkEventDefinition name="next"/></intermediateThrowEvent>
+    <intermediateCatchEvent id="catchTop"><linkEventDefinition name="next"/></intermediateCatchEvent>
+    <sequenceFlow id="f1" sourceRef="catchTop" targetRef="sub"/>
+    <subProcess id="sub">
+      <startEvent id="ss"/><sequenceFlow id="g0" sourceRef="ss" targetRef="throwIn"/>
+      <intermediateThrowEvent id="throwIn"><linkEventDefinition name="next"/></intermediateThrowEvent>
+      <intermediateCatchEvent id="catchIn"><linkEventDefinition name="next"/></intermediateCatchEvent>
+      <sequenceFlow id="g1" sourceRef="catchIn" targetRef="se"/><endEvent id="se"/>
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`));
+    expect(node(p, 'throwTop').event).toEqual({ kind: 'link', name: 'next', target: 'catchTop' });
+    expect(node(p, 'throwIn').event).toEqual({ kind: 'link', name: 'next', target: 'catchIn' });
+    expect(node(p, 'catchIn')).toMatchObject({ scope: 'sub', event: { kind: 'link', name: 'next' } });
+  });
+
+  test('refused: no catch in the scope, two catches, flows into a catch or out of a throw, no name', async () => {
+    expect(await problemsOf(model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="lost"/>
+    <intermediateThrowEvent id="lost"><linkEventDefinition name="nowhere"/></intermediateThrowEvent>
+    <intermediateThrowEvent id="leaky"><linkEventDefinition name="dup"/></intermediateThrowEvent>
+    <sequenceFlow id="f1" sourceRef="leaky" targetRef="c1"/>
+    <intermediateCatchEvent id="c1"><linkEventDefinition name="dup"/></intermediateCatchEvent>
+    <intermediateCatchEvent id="c2"><linkEventDefinition name="dup"/></intermediateCatchEvent>
+    <intermediateCatchEvent id="nameless"><linkEventDefinition/></intermediateCatchEvent>
+    <subProcess id="sub"><startEvent id="ss"/><intermediateCatchEvent id="inner"><linkEventDefinition name="nowhere"/></intermediateCatchEvent></subProcess>`))).toEqual([
+      'inline.bpmn: element nameless: link event without name (set name on its bpmn:linkEventDefinition)',
+      'inline.bpmn: element c1: link catch event must not have incoming sequence flows (f1); it is entered through its link throw events',
+      'inline.bpmn: element c2: link catch events c1 and c2 in process p both have the name "dup"; link names must be unique in a scope',
+      'inline.bpmn: element lost: link throw event: there is no link catch event named "nowhere" in process p',
+      'inline.bpmn: element leaky: link throw event must not have outgoing sequence flows (f1); the token continues at its link catch event',
+    ]);
+  });
+});
+
+describe('still refused', () => {
+  test('compensation, transactions, ad-hoc subprocesses, cancel and conditional events', async () => {
+    expect(await problemsOf(model(`
+    <startEvent id="s"/>
+    <task id="undo" isForCompensation="true"/>
+    <subProcess id="compSub" isForCompensation="true"><startEvent id="cs"/></subProcess>
+    <transaction id="tx"><startEvent id="txs"/></transaction>
+    <adHocSubProcess id="adhoc"><task id="free"/></adHocSubProcess>
+    <intermediateThrowEvent id="compensate"><compensateEventDefinition/></intermediateThrowEvent>
+    <endEvent id="cancel"><cancelEventDefinition/></endEvent>
+    <subProcess id="condEsp" triggeredByEvent="true"><startEvent id="cond"><conditionalEventDefinition><condition>\${x}</condition></conditionalEventDefinition></startEvent></subProcess>
+    <subProcess id="compEsp" triggeredByEvent="true"><startEvent id="compStart"><compensateEventDefinition/></startEvent></subProcess>`))).toEqual([
+      'inline.bpmn: element undo: compensation handlers (isForCompensation="true") are not supported in this version',
+      'inline.bpmn: element compSub: compensation handlers (isForCompensation="true") are not supported in this version',
+      'inline.bpmn: element tx: element type bpmn:transaction is not supported in this version',
+      'inline.bpmn: element adhoc: element type bpmn:adHocSubProcess is not supported in this version',
+      'inline.bpmn: element compensate: compensation intermediate throw events (bpmn:compensateEventDefinition) are not supported in this version',
+      'inline.bpmn: element cancel: cancel end events (bpmn:cancelEventDefinition) are not supported in this version',
+      'inline.bpmn: element cond: conditional event subprocess start events (bpmn:conditionalEventDefinition) are not supported in this version',
+      'inline.bpmn: element compStart: compensation event subprocess start events (bpmn:compensateEventDefinition) are not supported in this version',
+    ]);
+  });
+});
