@@ -15,6 +15,12 @@
  *     executable, which elements and attributes are supported, and the graph the
  *     SQL engine walks.
  *
+ * Scopes: the flow elements of embedded and event subprocesses are compiled
+ * into the same flat nodes / flows maps (node.scope = the subprocess id);
+ * compileScope runs per scope with ctx.scope (start events, event
+ * subprocesses), and flows, boundary attachments and link pairs are checked
+ * to stay within one scope.
+ *
  * Adding an element kind in a later version: add its compile function to
  * NODE_COMPILERS (and its flow rules to checkNodeFlows); an event definition:
  * SUPPORTED_DEFINITIONS and compileEventOf; adding an extension element or
@@ -33,7 +39,10 @@ import type {
   CompiledProcess,
   CompiledValue,
   CompileProblem,
+  CallSpec,
   EventDefinition,
+  IoMapping,
+  LoopSpec,
   NodeType,
   UserTaskSpec,
 } from './graph';
@@ -437,17 +446,43 @@ interface FileCtx {
   lineStarts?: number[];
 }
 
-/** Per-process compile state. */
-interface ProcessCtx extends FileCtx {
-  processId: string;
-  /** Every flow element of the process by id (whether supported or not). */
-  elements: Map<string, XNode>;
-  nodes: Record<string, CompiledNode>;
-  flows: Record<string, CompiledFlow>;
-  /** Start event elements (compiled or refused), none start events, message / signal / timer start events. */
+/**
+ * One scope: the process, an embedded subprocess or an event subprocess.
+ * Its nodes carry `scope: id` (absent at process level).
+ */
+interface ScopeState {
+  /** The subprocess id; null for the process. */
+  id: string | null;
+  kind: 'process' | 'subProcess' | 'eventSubProcess';
+  /** Start event elements (compiled or refused), none start events, message / signal / timer / error / escalation start events. */
   startElements: number;
   noneStarts: string[];
   eventStarts: string[];
+  /** Event subprocesses directly inside, document order. */
+  eventSubprocesses: string[];
+}
+
+/** Per-process compile state; `scope` is the scope whose flow elements are being compiled. */
+interface ProcessCtx extends FileCtx {
+  processId: string;
+  /** Every flow element of the process and of its subprocesses by id (whether supported or not). */
+  elements: Map<string, XNode>;
+  /** The scope (subprocess id, null = process) each element of `elements` sits in. */
+  scopeOf: Map<string, string | null>;
+  nodes: Record<string, CompiledNode>;
+  flows: Record<string, CompiledFlow>;
+  scope: ScopeState;
+}
+
+function newScope(id: string | null, kind: ScopeState['kind']): ScopeState {
+  return { id, kind, startElements: 0, noneStarts: [], eventStarts: [], eventSubprocesses: [] };
+}
+
+/** "process p" / "subprocess s" / "event subprocess e", for messages. */
+function scopeLabel(ctx: ProcessCtx, scopeId: string | null): string {
+  if (scopeId === null) return `process ${ctx.processId}`;
+  const el = ctx.elements.get(scopeId);
+  return el !== undefined && bool(el, 'triggeredByEvent') === true ? `event subprocess ${scopeId}` : `subprocess ${scopeId}`;
 }
 
 function problem(ctx: FileCtx, elementId: string | null, message: string): void {
@@ -718,6 +753,17 @@ const ATTRIBUTE_RULES: Readonly<Record<string, Rule>> = {
   'camunda:decisionRefTenantId': IGNORE,
   'camunda:mapDecisionResult': IGNORE,
   'camunda:initiator': unsupportedAttribute('camunda:initiator'),
+  // call activities (the supported ones are read by compileCall)
+  'camunda:calledElementTenantId': (ctx, id, _o, v) =>
+    problem(ctx, id, `calling a process of another tenant (camunda:calledElementTenantId=${quote(v)}) is not supported; call activities call processes of their own tenant`),
+  'camunda:caseRef': (ctx, id, _o, v) => problem(ctx, id, `calling CMMN cases (camunda:caseRef=${quote(v)}) is not supported; call a BPMN process with calledElement`),
+  'camunda:caseBinding': IGNORE, // only with camunda:caseRef, refused
+  'camunda:caseVersion': IGNORE,
+  'camunda:caseTenantId': IGNORE,
+  'camunda:variableMappingClass': (ctx, id, _o, v) =>
+    problem(ctx, id, `Java variable mappings are not supported (camunda:variableMappingClass=${quote(v)}); map variables with camunda:in / camunda:out`),
+  'camunda:variableMappingDelegateExpression': (ctx, id, _o, v) =>
+    problem(ctx, id, `Java variable mappings are not supported (camunda:variableMappingDelegateExpression=${quote(v)}); map variables with camunda:in / camunda:out`),
 };
 
 const listenerRule = (element: string): Rule => (ctx, id, _owner, v) => {
@@ -742,7 +788,11 @@ const listenerRule = (element: string): Rule => (ctx, id, _owner, v) => {
 
 const refuseExtension = (message: string): Rule => (ctx, id) => problem(ctx, id, message);
 
-const IO_MAPPING = 'input/output mappings are not supported in this version';
+/** Input/output mappings are read by compileActivity; elsewhere (events, gateways, event subprocesses) they are refused. */
+const ioMappingElsewhere = (ext: string): Rule => (ctx, id, owner) => {
+  const what = owner.type === 'bpmn:SubProcess' ? 'event subprocesses' : `${xmlName(owner.type)} elements`;
+  problem(ctx, id, `input/output mappings (${ext}) on ${what} are not supported in this version; they are supported on tasks, subprocesses and call activities`);
+};
 
 /** Extension elements by moddle type. Unlisted camunda:/zeebe: types are refused; other namespaces are ignored with a warning. */
 const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
@@ -759,13 +809,10 @@ const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
   'zeebe:JobPriorityDefinition': IGNORE,
   'zeebe:LinkedResources': IGNORE,
   'camunda:FailedJobRetryTimeCycle': IGNORE, // jobRetry of flow nodes, read by compileJobSettings
-  'camunda:InputOutput': (ctx, id, _owner, v) => {
-    problem(ctx, id, `${IO_MAPPING} (camunda:inputOutput)`);
-    if (typeof v === 'object' && containsType(v, 'camunda:Script')) {
-      problem(ctx, id, 'scripts are not supported (camunda:script in camunda:inputOutput)');
-    }
-  },
-  'zeebe:IoMapping': refuseExtension(`${IO_MAPPING} (zeebe:ioMapping)`),
+  'camunda:InputOutput': ioMappingElsewhere('camunda:inputOutput'),
+  'zeebe:IoMapping': ioMappingElsewhere('zeebe:ioMapping'),
+  'camunda:In': refuseExtension('camunda:in is only supported on call activities'),
+  'camunda:Out': refuseExtension('camunda:out is only supported on call activities'),
   'camunda:ExecutionListener': listenerRule('camunda:executionListener'),
   'camunda:TaskListener': listenerRule('camunda:taskListener'),
   'camunda:Connector': (ctx, id, _owner, v) => {
@@ -784,11 +831,6 @@ const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
     problem(ctx, id, `DMN decisions are not supported (zeebe:calledDecision${decision !== undefined ? ` decisionId="${decision}"` : ''}); ${JOB_WORKER_HINT}`);
   },
 };
-
-function containsType(el: XNode, type: string): boolean {
-  if (el.type === type) return true;
-  return Object.values(el.children).some((list) => list.some((c) => containsType(c, type)));
-}
 
 function isExtensionNamespace(name: string): boolean {
   return name.startsWith('camunda:') || name.startsWith('zeebe:');
@@ -829,26 +871,59 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
     return null;
   }
   const before = file.problems.length;
-  const ctx: ProcessCtx = { ...file, processId, elements: new Map(), nodes: {}, flows: {}, startElements: 0, noneStarts: [], eventStarts: [] };
+  const scope = newScope(null, 'process');
+  const ctx: ProcessCtx = { ...file, processId, elements: new Map(), scopeOf: new Map(), nodes: {}, flows: {}, scope };
   // ctx shares the file's arrays and maps (spread copies the references).
 
   checkExtensions(ctx, proc, PROCESS_CONSUMES);
   checkProcessChildren(ctx, proc);
-
-  const flowElements = kids(proc, 'flowElements');
-  for (const el of flowElements) {
-    const id = idOf(el);
-    if (id === null) problem(ctx, null, `${xmlName(el.type)} without id in process ${processId}`);
-    else ctx.elements.set(id, el);
+  collectElements(ctx, proc, null);
+  compileScope(ctx, proc);
+  for (const el of ctx.elements.values()) {
+    if (el.type === 'bpmn:SequenceFlow') compileSequenceFlow(ctx, el);
   }
-  const sequenceFlows: XNode[] = [];
-  for (const el of flowElements) {
+  attachBoundaryEvents(ctx);
+  resolveLinks(ctx);
+  for (const node of Object.values(ctx.nodes)) checkNodeFlows(ctx, node);
+  checkStart(ctx, proc);
+  computeUpstream(ctx);
+
+  if (file.problems.length > before) return null;
+  const graph: Omit<CompiledGraph, 'nodes' | 'flows'> = { start: scope.noneStarts[0] ?? null };
+  if (scope.eventStarts.length > 0) graph.eventStarts = scope.eventStarts;
+  if (scope.eventSubprocesses.length > 0) graph.eventSubprocesses = scope.eventSubprocesses;
+  return {
+    key: processId,
+    name: nonEmpty(str(proc, 'name')),
+    versionTag: processVersionTag(proc),
+    graph: { ...graph, nodes: ctx.nodes, flows: ctx.flows },
+  };
+}
+
+/** Container elements whose flow elements are compiled as a scope. */
+function isSubProcessElement(el: XNode): boolean {
+  return el.type === 'bpmn:SubProcess';
+}
+
+/** Registers the flow elements of `container` (and, recursively, of its subprocesses) with their scope. */
+function collectElements(ctx: ProcessCtx, container: XNode, scopeId: string | null): void {
+  for (const el of kids(container, 'flowElements')) {
     const id = idOf(el);
-    if (id === null) continue;
-    if (el.type === 'bpmn:SequenceFlow') {
-      sequenceFlows.push(el);
+    if (id === null) {
+      problem(ctx, null, `${xmlName(el.type)} without id in ${scopeLabel(ctx, scopeId)}`);
       continue;
     }
+    ctx.elements.set(id, el);
+    ctx.scopeOf.set(id, scopeId);
+    if (isSubProcessElement(el)) collectElements(ctx, el, id);
+  }
+}
+
+/** Compiles the flow nodes of `container` (the process or a subprocess) in ctx.scope; sequence flows are compiled afterwards. */
+function compileScope(ctx: ProcessCtx, container: XNode): void {
+  for (const el of kids(container, 'flowElements')) {
+    const id = idOf(el);
+    if (id === null || el.type === 'bpmn:SequenceFlow') continue;
     if (DATA_ELEMENTS.has(el.type)) {
       warn(ctx, id, `${xmlName(el.type)} is ignored (data objects and stores have no semantics in this version)`);
       continue;
@@ -860,27 +935,12 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
     }
     const node = compileNode(ctx, el, id);
     if (node === null) continue;
+    if (ctx.scope.id !== null) node.scope = ctx.scope.id;
     compileJobSettings(ctx, el, node);
-    compileTaskEscalation(ctx, el, node);
+    compileExtensionProperties(ctx, el, node);
     ctx.nodes[id] = node;
+    if (isSubProcessElement(el)) compileSubProcessScope(ctx, el, node);
   }
-  for (const el of sequenceFlows) compileSequenceFlow(ctx, el);
-  attachBoundaryEvents(ctx);
-  for (const node of Object.values(ctx.nodes)) checkNodeFlows(ctx, node);
-  checkStart(ctx, proc);
-  computeUpstream(ctx);
-
-  if (file.problems.length > before) return null;
-  const start = ctx.noneStarts[0] ?? null;
-  const graph: CompiledGraph = ctx.eventStarts.length > 0
-    ? { start, eventStarts: ctx.eventStarts, nodes: ctx.nodes, flows: ctx.flows }
-    : { start, nodes: ctx.nodes, flows: ctx.flows };
-  return {
-    key: processId,
-    name: nonEmpty(str(proc, 'name')),
-    versionTag: processVersionTag(proc),
-    graph,
-  };
 }
 
 const PROCESS_CONSUMES: ReadonlySet<string> = new Set(['camunda:versionTag', 'zeebe:VersionTag']);
@@ -916,13 +976,15 @@ function checkProcessChildren(ctx: ProcessCtx, proc: XNode): void {
 
 /** At least one start event; at most one none start event; message start events wait for distinct messages. */
 function checkStart(ctx: ProcessCtx, proc: XNode): void {
-  if (ctx.startElements === 0) {
+  const scope = ctx.scope;
+  if (scope.startElements === 0) {
     problem(ctx, idOf(proc), 'process has no start event (a none, message, signal or timer start event is required)');
-  } else if (ctx.noneStarts.length > 1) {
-    problem(ctx, idOf(proc), `process has ${ctx.noneStarts.length} none start events (${ctx.noneStarts.join(', ')}); exactly one is supported in this version`);
+  } else if (scope.noneStarts.length > 1) {
+    problem(ctx, idOf(proc), `process has ${scope.noneStarts.length} none start events (${scope.noneStarts.join(', ')}); exactly one is supported in this version`);
   }
+  checkEventSubprocessClashes(ctx, scope);
   const messageStarts = new Map<string, string>();
-  for (const id of ctx.eventStarts) {
+  for (const id of scope.eventStarts) {
     const event = ctx.nodes[id]?.event;
     if (event?.kind !== 'message' || !('literal' in event.name)) continue;
     const name = String(event.name.literal);
@@ -954,12 +1016,13 @@ const NODE_COMPILERS: Readonly<Record<string, NodeCompiler>> = {
   'bpmn:ParallelGateway': (ctx, el, id) => compileGateway(ctx, el, id, 'parallelGateway'),
   'bpmn:EventBasedGateway': compileEventGateway,
   'bpmn:ScriptTask': rejectScriptTask,
+  'bpmn:SubProcess': compileSubProcess,
+  'bpmn:CallActivity': compileCallActivity,
 };
 
 function rejectElement(ctx: ProcessCtx, el: XNode, id: string): void {
   const defs = eventDefinitions(el).map((d) => xmlName(d.type));
-  let detail = defs.length > 0 ? ` (${defs.join(', ')})` : '';
-  if (el.type === 'bpmn:SubProcess' && bool(el, 'triggeredByEvent') === true) detail = ' (event sub-process)';
+  const detail = defs.length > 0 ? ` (${defs.join(', ')})` : '';
   problem(ctx, id, `element type ${xmlName(el.type)}${detail} is not supported in this version`);
 }
 
@@ -982,7 +1045,7 @@ function baseNode(el: XNode, id: string, type: NodeType): CompiledNode {
 // --- events ------------------------------------------------------------------------
 
 /** Where an event sits; also the wording of its messages ("message intermediate catch event"). */
-type EventPosition = 'start' | 'end' | 'intermediate catch' | 'intermediate throw' | 'boundary';
+type EventPosition = 'start' | 'event subprocess start' | 'end' | 'intermediate catch' | 'intermediate throw' | 'boundary';
 
 const TIMER = 'bpmn:TimerEventDefinition';
 const MESSAGE = 'bpmn:MessageEventDefinition';
@@ -990,13 +1053,15 @@ const SIGNAL = 'bpmn:SignalEventDefinition';
 const ERROR = 'bpmn:ErrorEventDefinition';
 const ESCALATION = 'bpmn:EscalationEventDefinition';
 const TERMINATE = 'bpmn:TerminateEventDefinition';
+const LINK = 'bpmn:LinkEventDefinition';
 
-/** Event definitions supported per position; everything else (conditional, link, compensation, cancel, …) is refused. */
+/** Event definitions supported per position; everything else (conditional, compensation, cancel, …) is refused. */
 const SUPPORTED_DEFINITIONS: Readonly<Record<EventPosition, ReadonlySet<string>>> = {
   start: new Set([TIMER, MESSAGE, SIGNAL]),
-  'intermediate catch': new Set([TIMER, MESSAGE, SIGNAL]),
+  'event subprocess start': new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION]),
+  'intermediate catch': new Set([TIMER, MESSAGE, SIGNAL, LINK]),
   boundary: new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION]),
-  'intermediate throw': new Set([MESSAGE, SIGNAL, ESCALATION]),
+  'intermediate throw': new Set([MESSAGE, SIGNAL, ESCALATION, LINK]),
   end: new Set([MESSAGE, SIGNAL, ERROR, ESCALATION, TERMINATE]),
 };
 
@@ -1064,6 +1129,9 @@ function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNo
     case ESCALATION:
       event = compileEscalation(ctx, id, def, position);
       break;
+    case LINK:
+      event = compileLink(ctx, id, def);
+      break;
     default: // TERMINATE
       event = { kind: 'terminate' };
       node.terminate = true;
@@ -1073,13 +1141,45 @@ function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNo
   return 'ok';
 }
 
+/**
+ * Start events: of the process (none, message, signal, timer), of an embedded
+ * subprocess (none only), of an event subprocess (message, timer, signal,
+ * error, escalation; `interrupting`).
+ */
 function compileStartEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
   checkEventExtensions(ctx, el, 'start');
-  ctx.startElements++;
+  const scope = ctx.scope;
+  scope.startElements++;
   const node = baseNode(el, id, 'startEvent');
+  if (scope.kind === 'eventSubProcess') return compileEventSubprocessStart(ctx, el, id, node);
+  const defs = eventDefinitions(el);
+  if (scope.kind === 'subProcess' && defs.length > 0) {
+    problem(ctx, id, `the start event of an embedded subprocess must be a none start event, not a ${defs.map(eventKind).join(', ')} start event; use an event subprocess (triggeredByEvent="true") or a boundary event for events`);
+    return node;
+  }
   const outcome = compileEventOf(ctx, el, id, node, 'start');
-  if (outcome === 'none') ctx.noneStarts.push(id);
-  else if (outcome === 'ok') ctx.eventStarts.push(id);
+  if (outcome === 'none') scope.noneStarts.push(id);
+  else if (outcome === 'ok') scope.eventStarts.push(id);
+  return node;
+}
+
+/** The start event of an event subprocess: an event definition is required; error starts always interrupt. */
+function compileEventSubprocessStart(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): CompiledNode {
+  const interrupting = bool(el, 'isInterrupting') !== false;
+  node.interrupting = interrupting;
+  const outcome = compileEventOf(ctx, el, id, node, 'event subprocess start');
+  if (outcome === 'none') {
+    problem(ctx, id, 'the start event of an event subprocess needs a message, timer, signal, error or escalation event definition');
+    return node;
+  }
+  if (outcome === 'ok') ctx.scope.eventStarts.push(id);
+  const event = node.event;
+  if (event?.kind === 'error' && !interrupting) {
+    problem(ctx, id, 'error start events of event subprocesses are always interrupting (isInterrupting="false" is invalid BPMN)');
+  }
+  if (event?.kind === 'timer' && event.timer.kind === 'cycle' && interrupting) {
+    warn(ctx, id, 'timeCycle on an interrupting event subprocess start event: the event fires once, at the first occurrence of the cycle (set isInterrupting="false" to repeat)');
+  }
   return node;
 }
 
@@ -1094,7 +1194,7 @@ function compileCatchEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode
   checkEventExtensions(ctx, el, 'intermediate catch');
   const node = baseNode(el, id, 'intermediateCatchEvent');
   if (compileEventOf(ctx, el, id, node, 'intermediate catch') === 'none') {
-    problem(ctx, id, 'intermediate catch event without event definition (a message, timer or signal event definition is required)');
+    problem(ctx, id, 'intermediate catch event without event definition (a message, timer, signal or link event definition is required)');
   }
   const event = node.event;
   if (event?.kind === 'timer' && event.timer.kind === 'cycle') {
@@ -1464,13 +1564,19 @@ const ESCALATION_PROPERTIES: Readonly<Record<string, [EscalationField, ValueKind
   'pgbpm:escalateToAssignee': ['reassignTo', 'text'],
 };
 
-/** `pgbpm:` extension properties: the escalation of an overdue user task. Other properties are not ours and stay ignored. */
-function compileTaskEscalation(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
-  const props = extensionProperties(el).filter((p) => p.name.startsWith('pgbpm:'));
+/**
+ * `pgbpm:` extension properties: the escalation of an overdue user task (and
+ * the output collection of multi-instance activities, read by compileLoop).
+ * Other properties are not ours and stay ignored.
+ */
+function compileExtensionProperties(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
+  const all = extensionProperties(el).filter((p) => p.name.startsWith('pgbpm:'));
+  checkLoopProperties(ctx, el, node.id, all);
+  const props = all.filter((p) => !LOOP_PROPERTIES.has(p.name));
   if (props.length === 0) return;
   const known = props.filter((p) => {
     if (Object.prototype.hasOwnProperty.call(ESCALATION_PROPERTIES, p.name)) return true;
-    problem(ctx, node.id, `unknown extension property ${p.name} (${p.label}); the pgbpm: properties are ${Object.keys(ESCALATION_PROPERTIES).join(', ')}`);
+    problem(ctx, node.id, `unknown extension property ${p.name} (${p.label}); the pgbpm: properties are ${[...Object.keys(ESCALATION_PROPERTIES), ...LOOP_PROPERTIES].join(', ')}`);
     return false;
   });
   if (node.type !== 'userTask') {
@@ -1503,13 +1609,9 @@ function compileTaskEscalation(ctx: ProcessCtx, el: XNode, node: CompiledNode): 
   if (spec.reassignTo !== undefined) node.taskEscalation.reassignTo = spec.reassignTo;
 }
 
-/** Activity-wide checks and fields (default flow, boundary list). */
+/** Activity-wide checks and fields (default flow, boundary list, input/output mappings, multi-instance). */
 function compileActivity(ctx: ProcessCtx, el: XNode, id: string, type: NodeType, consumes: ReadonlySet<string>): CompiledNode {
-  checkExtensions(ctx, el, consumes);
-  for (const loop of kids(el, 'loopCharacteristics')) {
-    const what = loop.type === 'bpmn:MultiInstanceLoopCharacteristics' ? 'multi-instance activities' : 'loops';
-    problem(ctx, id, `${what} (${xmlName(loop.type)}) are not supported in this version`);
-  }
+  checkExtensions(ctx, el, new Set([...consumes, ...IO_CONSUMES]));
   if (bool(el, 'isForCompensation') === true) problem(ctx, id, 'compensation handlers (isForCompensation="true") are not supported in this version');
   for (const io of kids(el, 'ioSpecification')) problem(ctx, id, `element type ${xmlName(io.type)} is not supported in this version`);
   for (const r of kids(el, 'resources')) {
@@ -1518,7 +1620,669 @@ function compileActivity(ctx: ProcessCtx, el: XNode, id: string, type: NodeType,
   const data = [...kids(el, 'dataInputAssociations'), ...kids(el, 'dataOutputAssociations')];
   if (data.length > 0) warn(ctx, id, 'data associations are ignored (data objects and stores have no semantics in this version)');
   if (kids(el, 'properties').length > 0) warn(ctx, id, 'bpmn:property elements are ignored');
-  return { ...baseNode(el, id, type), default: defaultFlow(ctx, el, id), boundary: [] };
+  const node: CompiledNode = { ...baseNode(el, id, type), default: defaultFlow(ctx, el, id), boundary: [] };
+  compileIoMappings(ctx, el, node);
+  compileLoop(ctx, el, node);
+  return node;
+}
+
+// --- values shared by mappings, loops and call activities ------------------------------
+
+/** A plain variable name (no expression, not empty). */
+function isVariableName(text: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(text);
+}
+
+/**
+ * An expression reading variable `name`. `required`: the engine raises BP302
+ * when it is missing; otherwise a missing variable reads as null.
+ */
+function readVariable(name: string, required: boolean): CompiledExpression | null {
+  const r = compileExpression(`\${${name}}`, 'value');
+  if (!r.ok) return null;
+  return required ? r.expr : { ...r.expr, vars: [] };
+}
+
+/** Text that is an expression (compiled as a value) or a literal string. */
+function compileValueText(ctx: ProcessCtx, id: string, label: string, raw: string): CompiledValue | null {
+  const text = raw.trim();
+  if (!isExpression(text)) return { literal: text };
+  const feelString = /^=\s*"([^"\\]*)"\s*$/.exec(text);
+  if (feelString !== null) return { literal: feelString[1] };
+  const r = compileExpression(text, 'value');
+  if (!r.ok) {
+    problem(ctx, id, `${label}: ${r.message}`);
+    return null;
+  }
+  return { expr: r.expr };
+}
+
+/** Text that must be an expression (`${...}`, `=...`). */
+function compileExpressionText(ctx: ProcessCtx, id: string, label: string, raw: string, kind: 'condition' | 'value', hint: string): CompiledExpression | null {
+  const text = raw.trim();
+  if (!isExpression(text)) {
+    problem(ctx, id, `${label}="${text}" is not an expression; ${hint}`);
+    return null;
+  }
+  const r = compileExpression(text, kind);
+  if (!r.ok) {
+    problem(ctx, id, `${label}: ${r.message}`);
+    return null;
+  }
+  return r.expr;
+}
+
+// --- input/output mappings ------------------------------------------------------------
+
+const IO_CONSUMES: ReadonlySet<string> = new Set(['camunda:InputOutput', 'zeebe:IoMapping']);
+
+type IoValue = IoMapping['value'];
+type JsonValue = string | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * camunda:inputOutput and zeebe:ioMapping of an activity → node.inputs /
+ * node.outputs (a call activity's zeebe:ioMapping maps variables into and out
+ * of the called process instead: compileCall).
+ */
+function compileIoMappings(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
+  const exts = extensions(el);
+  const camunda = exts.filter((e) => e.type === 'camunda:InputOutput');
+  const zeebe = node.type === 'callActivity' ? [] : exts.filter((e) => e.type === 'zeebe:IoMapping');
+  if (camunda.length > 1) problem(ctx, node.id, 'several camunda:inputOutput elements');
+  if (zeebe.length > 1) problem(ctx, node.id, 'several zeebe:ioMapping elements');
+  const inputs: IoMapping[] = [];
+  const outputs: IoMapping[] = [];
+  for (const io of camunda.slice(0, 1)) {
+    inputs.push(...camundaParameters(ctx, node.id, io, 'input'));
+    outputs.push(...camundaParameters(ctx, node.id, io, 'output'));
+  }
+  for (const io of zeebe.slice(0, 1)) {
+    inputs.push(...zeebeMappings(ctx, node.id, io, 'input'));
+    outputs.push(...zeebeMappings(ctx, node.id, io, 'output'));
+  }
+  if (inputs.length > 0) node.inputs = inputs;
+  if (outputs.length > 0) node.outputs = outputs;
+}
+
+/** camunda:inputParameter / camunda:outputParameter elements: name → target, text, `${expr}`, camunda:list or camunda:map body. */
+function camundaParameters(ctx: ProcessCtx, id: string, io: XNode, dir: 'input' | 'output'): IoMapping[] {
+  const label = `camunda:${dir}Parameter`;
+  const mappings: IoMapping[] = [];
+  for (const p of kids(io, `camunda:${dir}Parameters`)) {
+    const target = nonEmpty(str(p, 'camunda:name'));
+    if (target === null) {
+      problem(ctx, id, `${label} without name`);
+      continue;
+    }
+    const value = camundaParameterValue(ctx, id, `${label} "${target}"`, p);
+    if (value !== undefined) mappings.push({ target, value });
+  }
+  return mappings;
+}
+
+/** The value of a camunda parameter or map entry; undefined when a problem was reported. */
+function camundaParameterValue(ctx: ProcessCtx, id: string, label: string, p: XNode): IoValue | undefined {
+  const definition = kids(p, 'camunda:definition')[0];
+  if (definition !== undefined) {
+    const json = camundaJson(ctx, id, label, definition);
+    return json === undefined ? undefined : { json };
+  }
+  const body = nonEmpty(str(p, 'camunda:value'));
+  if (body === null) return null;
+  return compileValueText(ctx, id, label, body) ?? undefined;
+}
+
+/** camunda:list / camunda:map (nested) → a JSON value; expressions inside and scripts are refused. Undefined: problem reported. */
+function camundaJson(ctx: ProcessCtx, id: string, label: string, def: XNode): JsonValue | undefined {
+  switch (def.type) {
+    case 'camunda:Script': {
+      const format = str(def, 'camunda:scriptFormat');
+      problem(ctx, id, `scripts are not supported (camunda:script${format !== undefined ? ` scriptFormat="${format}"` : ''} in ${label})`);
+      return undefined;
+    }
+    case 'camunda:Value':
+      return camundaJsonText(ctx, id, label, str(def, 'camunda:value'));
+    case 'camunda:List': {
+      const items = kids(def, 'camunda:items').map((item) => camundaJson(ctx, id, label, item));
+      return items.every((x): x is JsonValue => x !== undefined) ? items : undefined;
+    }
+    case 'camunda:Map':
+      return camundaJsonMap(ctx, id, label, def);
+    default:
+      problem(ctx, id, `${xmlName(def.type)} in ${label} is not supported`);
+      return undefined;
+  }
+}
+
+function camundaJsonMap(ctx: ProcessCtx, id: string, label: string, def: XNode): JsonValue | undefined {
+  const map: { [key: string]: JsonValue } = {};
+  let ok = true;
+  for (const entry of kids(def, 'camunda:entries')) {
+    const key = str(entry, 'camunda:key');
+    if (key === undefined) {
+      problem(ctx, id, `camunda:entry without key in ${label}`);
+      ok = false;
+      continue;
+    }
+    const nested = kids(entry, 'camunda:definition')[0];
+    const value = nested !== undefined ? camundaJson(ctx, id, label, nested) : camundaJsonText(ctx, id, label, str(entry, 'camunda:value'));
+    if (value === undefined) ok = false;
+    else map[key] = value;
+  }
+  return ok ? map : undefined;
+}
+
+/** A text item of a camunda:list / camunda:map: a string (null when empty); expressions are refused. */
+function camundaJsonText(ctx: ProcessCtx, id: string, label: string, text: string | undefined): JsonValue | undefined {
+  if (text === undefined || text.trim() === '') return null;
+  if (isExpression(text)) {
+    problem(ctx, id, `expressions inside camunda:list / camunda:map are not supported (${label}: "${text.trim()}"); compute the value with one expression instead`);
+    return undefined;
+  }
+  return text.trim();
+}
+
+/** zeebe:input / zeebe:output: source (`=expr` or a literal) → target (a variable name). */
+function zeebeMappings(ctx: ProcessCtx, id: string, io: XNode, dir: 'input' | 'output'): IoMapping[] {
+  const label = `zeebe:${dir}`;
+  const mappings: IoMapping[] = [];
+  for (const p of kids(io, `zeebe:${dir}Parameters`)) {
+    const target = nonEmpty(str(p, 'zeebe:target'));
+    if (target === null) {
+      problem(ctx, id, `${label} without target`);
+      continue;
+    }
+    if (target.includes('.')) {
+      problem(ctx, id, `${label} target="${target}": nested targets are not supported in this version; map to a variable name`);
+      continue;
+    }
+    const source = nonEmpty(str(p, 'zeebe:source'));
+    const value = source === null ? null : compileValueText(ctx, id, `${label} target="${target}" source`, source);
+    if (value !== null || source === null) mappings.push({ target: target.trim(), value });
+  }
+  return mappings;
+}
+
+// --- multi-instance ------------------------------------------------------------------
+
+const MULTI_INSTANCE = 'bpmn:MultiInstanceLoopCharacteristics';
+const LOOP_CONSUMES: ReadonlySet<string> = new Set([
+  'camunda:collection',
+  'camunda:elementVariable',
+  'camunda:exclusive',
+  'camunda:async',
+  'camunda:asyncBefore',
+  'camunda:asyncAfter',
+  'camunda:FailedJobRetryTimeCycle',
+  'zeebe:LoopCharacteristics',
+]);
+/** Extension properties of a multi-instance activity (Camunda 7 models have no attribute for them). */
+const LOOP_PROPERTIES: ReadonlySet<string> = new Set(['pgbpm:outputCollection', 'pgbpm:outputElement']);
+/** Children of bpmn:multiInstanceLoopCharacteristics read here. */
+const LOOP_CHILDREN: ReadonlySet<string> = new Set(['extensionElements', 'documentation', 'loopCardinality', 'completionCondition']);
+
+/** bpmn:multiInstanceLoopCharacteristics → node.loop; standard loops are refused. */
+function compileLoop(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
+  const loops = kids(el, 'loopCharacteristics');
+  for (const loop of loops) {
+    if (loop.type !== MULTI_INSTANCE) {
+      problem(ctx, node.id, `loops (${xmlName(loop.type)}) are not supported in this version; use multi-instance (bpmn:multiInstanceLoopCharacteristics) or a sequence flow back to the activity`);
+      continue;
+    }
+    const spec = compileMultiInstance(ctx, el, node.id, loop);
+    if (spec !== null) node.loop = spec;
+  }
+}
+
+function compileMultiInstance(ctx: ProcessCtx, el: XNode, id: string, loop: XNode): LoopSpec | null {
+  const before = ctx.problems.length;
+  checkLoopElement(ctx, id, loop);
+  const zeebeAll = extensions(loop).filter((e) => e.type === 'zeebe:LoopCharacteristics');
+  if (zeebeAll.length > 1) problem(ctx, id, 'several zeebe:loopCharacteristics elements');
+  const zeebe = zeebeAll[0];
+  const spec: LoopSpec = { sequential: bool(loop, 'isSequential') === true };
+  const cardinality = loopCardinality(ctx, id, loop);
+  const collection = loopCollection(ctx, id, loop, zeebe);
+  if (cardinality !== undefined && collection !== undefined) {
+    problem(ctx, id, 'multi-instance with both loopCardinality and a collection; set exactly one');
+  } else if (cardinality === undefined && collection === undefined) {
+    problem(ctx, id, 'multi-instance needs loopCardinality or a collection (camunda:collection or zeebe:loopCharacteristics inputCollection)');
+  }
+  if (cardinality !== undefined && cardinality !== null) spec.cardinality = cardinality;
+  if (collection !== undefined && collection !== null) spec.collection = collection;
+  const element = loopNames(ctx, id, 'element variable', [
+    ['camunda:elementVariable', str(loop, 'camunda:elementVariable')],
+    ['zeebe:loopCharacteristics inputElement', zeebe !== undefined ? str(zeebe, 'zeebe:inputElement') : undefined],
+  ]);
+  if (element !== null) spec.elementVariable = element;
+  if (element !== null && collection === undefined) problem(ctx, id, `element variable "${element}" without a collection`);
+  const completion = kids(loop, 'completionCondition')[0];
+  const completionText = completion !== undefined ? (str(completion, 'body') ?? '').trim() : '';
+  if (completion !== undefined && completionText === '') problem(ctx, id, 'empty completionCondition');
+  if (completionText !== '') {
+    const expr = compileExpressionText(ctx, id, 'completionCondition', completionText, 'condition', 'write ${...} or =...');
+    if (expr !== null) spec.completionCondition = expr;
+  }
+  loopOutput(ctx, el, id, zeebe, spec);
+  return ctx.problems.length === before ? spec : null;
+}
+
+/** What the loop element may carry: no asynchronous inner instances, no BPMN data inputs/outputs or behaviors. */
+function checkLoopElement(ctx: ProcessCtx, id: string, loop: XNode): void {
+  for (const attr of ['camunda:asyncBefore', 'camunda:asyncAfter', 'camunda:async']) {
+    if (bool(loop, attr) === true) {
+      problem(ctx, id, `${attr} on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself`);
+    }
+  }
+  if (extensions(loop).some((e) => e.type === 'camunda:FailedJobRetryTimeCycle')) {
+    problem(ctx, id, 'camunda:failedJobRetryTimeCycle on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself');
+  }
+  checkExtensions(ctx, loop, LOOP_CONSUMES, id);
+  const others = [...Object.keys(loop.children).filter((k) => !LOOP_CHILDREN.has(k)), ...Object.keys(loop.refs)];
+  if (others.length > 0) {
+    problem(ctx, id, `multi-instance ${others.join(', ')} are not supported in this version; use camunda:collection / camunda:elementVariable or zeebe:loopCharacteristics`);
+  }
+  const behavior = str(loop, 'behavior');
+  if (behavior !== undefined && behavior !== 'All') problem(ctx, id, `multi-instance behavior="${behavior}" is not supported in this version`);
+}
+
+/** bpmn:loopCardinality: an integer literal or an expression. Undefined: absent; null: a problem was reported. */
+function loopCardinality(ctx: ProcessCtx, id: string, loop: XNode): CompiledValue | null | undefined {
+  const el = kids(loop, 'loopCardinality')[0];
+  if (el === undefined) return undefined;
+  const text = (str(el, 'body') ?? '').trim();
+  if (text === '') {
+    problem(ctx, id, 'empty loopCardinality');
+    return null;
+  }
+  if (isExpression(text)) return compileValueText(ctx, id, 'loopCardinality', text);
+  if (!/^\d{1,9}$/.test(text)) {
+    problem(ctx, id, `loopCardinality="${text}" is not a non-negative integer or an expression`);
+    return null;
+  }
+  return { literal: Number(text) };
+}
+
+/** camunda:collection (`${expr}` or a variable name) / zeebe inputCollection (`=expr`). Undefined: absent; null: a problem was reported. */
+function loopCollection(ctx: ProcessCtx, id: string, loop: XNode, zeebe: XNode | undefined): CompiledValue | null | undefined {
+  const camunda = nonEmpty(str(loop, 'camunda:collection'));
+  const feel = zeebe !== undefined ? nonEmpty(str(zeebe, 'zeebe:inputCollection')) : null;
+  if (camunda !== null && feel !== null) {
+    problem(ctx, id, 'camunda:collection and zeebe:loopCharacteristics inputCollection are both set; set one');
+    return null;
+  }
+  if (feel !== null) {
+    const expr = compileExpressionText(ctx, id, 'zeebe:loopCharacteristics inputCollection', feel, 'value', `write =${feel.trim()} to read a variable`);
+    return expr === null ? null : { expr };
+  }
+  if (camunda === null) return undefined;
+  return variableOrExpression(ctx, id, 'camunda:collection', camunda);
+}
+
+/** `${expr}` / `=expr`, or a plain variable name read as a required variable. */
+function variableOrExpression(ctx: ProcessCtx, id: string, label: string, raw: string): CompiledValue | null {
+  const text = raw.trim();
+  if (isExpression(text)) {
+    const r = compileExpression(text, 'value');
+    if (r.ok) return { expr: r.expr };
+    problem(ctx, id, `${label}: ${r.message}`);
+    return null;
+  }
+  const expr = isVariableName(text) ? readVariable(text, true) : null;
+  if (expr === null) problem(ctx, id, `${label}="${text}" is neither a variable name nor an expression (\${...})`);
+  return expr === null ? null : { expr };
+}
+
+/** A variable name given by one or more sources that must agree; null when none (or a problem was reported). */
+function loopNames(ctx: ProcessCtx, id: string, what: string, sources: Array<[string, string | undefined]>): string | null {
+  const given = sources.flatMap(([label, v]) => (v !== undefined && v.trim() !== '' ? [{ label, value: v.trim() }] : []));
+  if (given.length === 0) return null;
+  for (const g of given) {
+    if (isExpression(g.value)) {
+      problem(ctx, id, `${g.label}="${g.value}" must be a variable name, not an expression`);
+      return null;
+    }
+  }
+  if (given.some((g) => g.value !== given[0].value)) {
+    problem(ctx, id, `the ${what} is set differently by ${given.map((g) => `${g.label}="${g.value}"`).join(' and ')}`);
+    return null;
+  }
+  return given[0].value;
+}
+
+/** outputCollection / outputElement: zeebe:loopCharacteristics or the pgbpm: extension properties of the activity. */
+function loopOutput(ctx: ProcessCtx, el: XNode, id: string, zeebe: XNode | undefined, spec: LoopSpec): void {
+  const props = extensionProperties(el);
+  const prop = (name: string): string | undefined => props.find((p) => p.name === name)?.value;
+  const collection = loopNames(ctx, id, 'output collection', [
+    ['zeebe:loopCharacteristics outputCollection', zeebe !== undefined ? str(zeebe, 'zeebe:outputCollection') : undefined],
+    ['pgbpm:outputCollection', prop('pgbpm:outputCollection')],
+  ]);
+  const zeebeElement = zeebe !== undefined ? nonEmpty(str(zeebe, 'zeebe:outputElement')) : null;
+  const pgbpmElement = nonEmpty(prop('pgbpm:outputElement') ?? '');
+  if (zeebeElement !== null && pgbpmElement !== null) {
+    problem(ctx, id, 'zeebe:loopCharacteristics outputElement and pgbpm:outputElement are both set; set one');
+    return;
+  }
+  let element: CompiledValue | null = null;
+  if (zeebeElement !== null) {
+    const expr = compileExpressionText(ctx, id, 'zeebe:loopCharacteristics outputElement', zeebeElement, 'value', `write =${zeebeElement.trim()} to read a variable`);
+    element = expr === null ? null : { expr };
+  } else if (pgbpmElement !== null) {
+    element = variableOrExpression(ctx, id, 'pgbpm:outputElement', pgbpmElement);
+  }
+  const hasElement = zeebeElement !== null || pgbpmElement !== null;
+  const hasCollection = (zeebe !== undefined && nonEmpty(str(zeebe, 'zeebe:outputCollection')) !== null) || nonEmpty(prop('pgbpm:outputCollection') ?? '') !== null;
+  if (hasCollection && !hasElement) problem(ctx, id, 'output collection without an output element (zeebe:loopCharacteristics outputElement or pgbpm:outputElement)');
+  if (!hasCollection && hasElement) problem(ctx, id, 'output element without an output collection (zeebe:loopCharacteristics outputCollection or pgbpm:outputCollection)');
+  if (collection !== null && element !== null) {
+    spec.outputCollection = collection;
+    spec.outputElement = element;
+  }
+}
+
+/** pgbpm:outputCollection / pgbpm:outputElement: at most once each, on multi-instance activities only. */
+function checkLoopProperties(ctx: ProcessCtx, el: XNode, id: string, props: ExtensionProperty[]): void {
+  const names = props.filter((p) => LOOP_PROPERTIES.has(p.name)).map((p) => p.name);
+  if (names.length === 0) return;
+  for (const name of new Set(names)) {
+    if (names.indexOf(name) !== names.lastIndexOf(name)) problem(ctx, id, `${name} is set more than once`);
+  }
+  if (!kids(el, 'loopCharacteristics').some((l) => l.type === MULTI_INSTANCE)) {
+    warn(ctx, id, `${[...new Set(names)].join(', ')} only apply to multi-instance activities and are ignored here`);
+  }
+}
+
+// --- subprocesses -------------------------------------------------------------------
+
+/** Embedded subprocesses (an activity) and event subprocesses (triggeredByEvent, no sequence flows). */
+function compileSubProcess(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  if (bool(el, 'triggeredByEvent') !== true) return compileActivity(ctx, el, id, 'subProcess', NOTHING);
+  checkExtensions(ctx, el);
+  for (const loop of kids(el, 'loopCharacteristics')) {
+    problem(ctx, id, `event subprocesses cannot be multi-instance or looped (${xmlName(loop.type)})`);
+  }
+  if (bool(el, 'isForCompensation') === true) problem(ctx, id, 'compensation handlers (isForCompensation="true") are not supported in this version');
+  ctx.scope.eventSubprocesses.push(id);
+  return { ...baseNode(el, id, 'subProcess'), triggeredByEvent: true };
+}
+
+/** Compiles the flow elements of a subprocess as a scope of its own; sets node.start and node.eventSubprocesses. */
+function compileSubProcessScope(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
+  const scope = newScope(node.id, node.triggeredByEvent === true ? 'eventSubProcess' : 'subProcess');
+  compileScope({ ...ctx, scope }, el);
+  if (scope.kind === 'subProcess') {
+    if (scope.startElements === 0) {
+      problem(ctx, node.id, 'subprocess has no start event (exactly one none start event is required)');
+    } else if (scope.noneStarts.length > 1) {
+      problem(ctx, node.id, `subprocess has ${scope.noneStarts.length} none start events (${scope.noneStarts.join(', ')}); exactly one is required`);
+    }
+    if (scope.noneStarts.length > 0) node.start = scope.noneStarts[0];
+  } else if (scope.startElements !== 1) {
+    problem(ctx, node.id, scope.startElements === 0
+      ? 'event subprocess has no start event (exactly one start event with a message, timer, signal, error or escalation event definition is required)'
+      : `event subprocess has ${scope.startElements} start events; exactly one is required`);
+  }
+  if (scope.eventSubprocesses.length > 0) node.eventSubprocesses = scope.eventSubprocesses;
+  checkEventSubprocessClashes(ctx, scope);
+}
+
+/** The event subprocesses of one scope must not wait for the same message, error code or escalation code. */
+function checkEventSubprocessClashes(ctx: ProcessCtx, scope: ScopeState): void {
+  if (scope.eventSubprocesses.length < 2) return;
+  const subprocesses = new Set(scope.eventSubprocesses);
+  const seen = new Map<string, string>();
+  for (const node of Object.values(ctx.nodes)) {
+    if (node.type !== 'startEvent' || node.scope === undefined || !subprocesses.has(node.scope)) continue;
+    const clash = startClash(node.event);
+    if (clash === null) continue;
+    const first = seen.get(clash.key);
+    if (first === undefined) seen.set(clash.key, node.scope);
+    else problem(ctx, node.scope, `event subprocesses ${first} and ${node.scope} of ${scopeLabel(ctx, scope.id)} both ${clash.what}`);
+  }
+}
+
+function startClash(event: EventDefinition | undefined): { key: string; what: string } | null {
+  switch (event?.kind) {
+    case 'message':
+      return 'literal' in event.name ? { key: `message\0${String(event.name.literal)}`, what: `wait for message "${String(event.name.literal)}"` } : null;
+    case 'error':
+      return { key: `error\0${event.code ?? '\0'}`, what: event.code === null ? 'catch all errors' : `catch errorCode "${event.code}"` };
+    case 'escalation':
+      return { key: `escalation\0${event.code ?? '\0'}`, what: event.code === null ? 'catch all escalations' : `catch escalationCode "${event.code}"` };
+    default:
+      return null;
+  }
+}
+
+// --- call activities ------------------------------------------------------------------
+
+const CALL_CONSUMES: ReadonlySet<string> = new Set([
+  'camunda:calledElementBinding',
+  'camunda:calledElementVersion',
+  'camunda:calledElementVersionTag',
+  'camunda:In',
+  'camunda:Out',
+  'zeebe:CalledElement',
+]);
+
+function compileCallActivity(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  const node = compileActivity(ctx, el, id, 'callActivity', CALL_CONSUMES);
+  const call = compileCall(ctx, el, id);
+  if (call !== null) node.call = call;
+  return node;
+}
+
+/** calledElement / zeebe:calledElement, binding, camunda:in / camunda:out, zeebe propagation and zeebe:ioMapping → CallSpec. */
+function compileCall(ctx: ProcessCtx, el: XNode, id: string): CallSpec | null {
+  const before = ctx.problems.length;
+  const exts = extensions(el);
+  const zeebeAll = exts.filter((e) => e.type === 'zeebe:CalledElement');
+  if (zeebeAll.length > 1) problem(ctx, id, 'several zeebe:calledElement elements');
+  const zeebe = zeebeAll[0];
+  if (zeebe !== undefined) checkZeebeCalledElement(ctx, id, zeebe);
+  const processId = calledProcess(ctx, el, id, zeebe);
+  const binding = callBinding(ctx, el, id, zeebe);
+  const spec: CallSpec = {
+    processId: processId ?? { literal: '' },
+    binding: binding.binding,
+    inAll: zeebe !== undefined && bool(zeebe, 'zeebe:propagateAllParentVariables') !== false,
+    in: [],
+    outAll: zeebe !== undefined && bool(zeebe, 'zeebe:propagateAllChildVariables') !== false,
+    out: [],
+  };
+  if (binding.version !== undefined) spec.version = binding.version;
+  if (binding.versionTag !== undefined) spec.versionTag = binding.versionTag;
+  for (const e of exts) {
+    if (e.type === 'camunda:In') camundaCallMapping(ctx, id, e, 'in', spec);
+    else if (e.type === 'camunda:Out') camundaCallMapping(ctx, id, e, 'out', spec);
+  }
+  const io = exts.filter((e) => e.type === 'zeebe:IoMapping');
+  if (io.length > 1) problem(ctx, id, 'several zeebe:ioMapping elements');
+  for (const m of io.slice(0, 1)) {
+    spec.in.push(...zeebeMappings(ctx, id, m, 'input'));
+    spec.out.push(...zeebeMappings(ctx, id, m, 'output'));
+  }
+  return ctx.problems.length === before ? spec : null;
+}
+
+/** Attributes of zeebe:calledElement other than processId, propagation and binding. */
+function checkZeebeCalledElement(ctx: ProcessCtx, id: string, zeebe: XNode): void {
+  for (const attr of ['zeebe:businessId', 'zeebe:processIdExpression']) {
+    const v = str(zeebe, attr);
+    if (v !== undefined) problem(ctx, id, `zeebe:calledElement ${attr.slice('zeebe:'.length)}="${v}" is not supported in this version`);
+  }
+}
+
+/** The called process id: calledElement (Camunda 7) or zeebe:calledElement processId; a literal or an expression. */
+function calledProcess(ctx: ProcessCtx, el: XNode, id: string, zeebe: XNode | undefined): CompiledValue | null {
+  const camunda = nonEmpty(str(el, 'calledElement'));
+  const feel = zeebe !== undefined ? nonEmpty(str(zeebe, 'zeebe:processId')) : null;
+  if (camunda !== null && feel !== null && camunda.trim() !== feel.trim()) {
+    problem(ctx, id, `calledElement="${camunda}" and zeebe:calledElement processId="${feel}" disagree`);
+    return null;
+  }
+  const raw = camunda ?? feel;
+  if (raw === null) {
+    problem(ctx, id, 'call activity without a process to call (set calledElement, or zeebe:calledElement processId)');
+    return null;
+  }
+  const label = camunda !== null ? 'calledElement' : 'zeebe:calledElement processId';
+  const value = compileValueText(ctx, id, label, raw);
+  if (value !== null && 'literal' in value && value.literal === '') {
+    problem(ctx, id, `${label} is empty`);
+    return null;
+  }
+  return value;
+}
+
+const CAMUNDA_BINDINGS: ReadonlySet<string> = new Set(['latest', 'deployment', 'version', 'versionTag']);
+const ZEEBE_BINDINGS: ReadonlySet<string> = new Set(['latest', 'deployment', 'versionTag']);
+
+interface CallBinding {
+  binding: CallSpec['binding'];
+  version?: number;
+  versionTag?: string;
+}
+
+/** camunda:calledElementBinding (+ Version / VersionTag) / zeebe:calledElement bindingType (+ versionTag). */
+function callBinding(ctx: ProcessCtx, el: XNode, id: string, zeebe: XNode | undefined): CallBinding {
+  const camunda = nonEmpty(str(el, 'camunda:calledElementBinding'));
+  const feel = zeebe !== undefined ? nonEmpty(str(zeebe, 'zeebe:bindingType')) : null;
+  if (camunda !== null && !CAMUNDA_BINDINGS.has(camunda)) {
+    problem(ctx, id, `camunda:calledElementBinding="${camunda}" is not supported; use latest, deployment, version or versionTag`);
+  }
+  if (feel !== null && !ZEEBE_BINDINGS.has(feel)) {
+    problem(ctx, id, `zeebe:calledElement bindingType="${feel}" is not supported; use latest, deployment or versionTag`);
+  }
+  if (camunda !== null && feel !== null && camunda !== feel) {
+    problem(ctx, id, `camunda:calledElementBinding="${camunda}" and zeebe:calledElement bindingType="${feel}" disagree`);
+  }
+  const name = camunda ?? feel ?? 'latest';
+  const binding: CallSpec['binding'] = name === 'deployment' || name === 'version' || name === 'versionTag' ? name : 'latest';
+  const result: CallBinding = { binding };
+  const version = nonEmpty(str(el, 'camunda:calledElementVersion'));
+  if (binding === 'version') {
+    if (version === null) problem(ctx, id, 'camunda:calledElementBinding="version" without camunda:calledElementVersion');
+    else if (!/^\s*[1-9]\d{0,8}\s*$/.test(version)) problem(ctx, id, `camunda:calledElementVersion="${version}" must be a version number (expressions are not supported here)`);
+    else result.version = Number(version);
+  } else if (version !== null) {
+    warn(ctx, id, `camunda:calledElementVersion is ignored without camunda:calledElementBinding="version"`);
+  }
+  const tags = [nonEmpty(str(el, 'camunda:calledElementVersionTag')), zeebe !== undefined ? nonEmpty(str(zeebe, 'zeebe:versionTag')) : null];
+  const tag = tags[0] ?? tags[1];
+  if (tags[0] !== null && tags[1] !== null && tags[0] !== tags[1]) {
+    problem(ctx, id, `camunda:calledElementVersionTag="${tags[0]}" and zeebe:calledElement versionTag="${tags[1]}" disagree`);
+  } else if (binding === 'versionTag') {
+    if (tag === null) problem(ctx, id, 'binding versionTag without a version tag (camunda:calledElementVersionTag or zeebe:calledElement versionTag)');
+    else if (isExpression(tag)) problem(ctx, id, `version tag "${tag}": expressions are not supported here; write the tag`);
+    else result.versionTag = tag.trim();
+  } else if (tag !== null) {
+    warn(ctx, id, 'the version tag is ignored without binding versionTag');
+  }
+  return result;
+}
+
+const PARENT_BUSINESS_KEY = /^[$#]\{\s*execution\s*\.\s*processBusinessKey\s*\}$/;
+
+/** One camunda:in / camunda:out: variables="all", businessKey, or source / sourceExpression → target. */
+function camundaCallMapping(ctx: ProcessCtx, id: string, e: XNode, dir: 'in' | 'out', spec: CallSpec): void {
+  const label = `camunda:${dir}`;
+  if (bool(e, 'camunda:local') === true) warn(ctx, id, `${label} local="true" is ignored: variables are read from and written to the scope of the call activity`);
+  const variables = str(e, 'camunda:variables');
+  if (variables !== undefined) {
+    if (variables !== 'all') problem(ctx, id, `${label} variables="${variables}" is not supported; write variables="all"`);
+    else if (dir === 'in') spec.inAll = true;
+    else spec.outAll = true;
+  }
+  const businessKey = str(e, 'camunda:businessKey');
+  if (businessKey !== undefined) {
+    if (dir === 'out') problem(ctx, id, 'camunda:out businessKey is not supported (the business key is passed down with camunda:in)');
+    else callBusinessKey(ctx, id, businessKey, spec);
+  }
+  const source = nonEmpty(str(e, 'camunda:source'));
+  const sourceExpression = nonEmpty(str(e, 'camunda:sourceExpression'));
+  const target = nonEmpty(str(e, 'camunda:target'));
+  if (source === null && sourceExpression === null) {
+    if (target !== null) problem(ctx, id, `${label} target="${target}" without source or sourceExpression`);
+    else if (variables === undefined && businessKey === undefined) problem(ctx, id, `${label} without source, sourceExpression, variables or businessKey`);
+    return;
+  }
+  if (source !== null && sourceExpression !== null) {
+    problem(ctx, id, `${label} with both source="${source}" and sourceExpression="${sourceExpression}"; set one`);
+    return;
+  }
+  if (target === null) {
+    problem(ctx, id, `${label} ${source !== null ? `source="${source}"` : `sourceExpression="${sourceExpression ?? ''}"`} without target`);
+    return;
+  }
+  const value = source !== null ? callSource(ctx, id, label, source) : compileValueText(ctx, id, `${label} sourceExpression`, sourceExpression ?? '');
+  if (value !== null) spec[dir].push({ target: target.trim(), value });
+}
+
+/** camunda:in/out source: the name of a variable (a missing variable maps as null, as in Camunda 7). */
+function callSource(ctx: ProcessCtx, id: string, label: string, source: string): CompiledValue | null {
+  const name = source.trim();
+  const expr = isVariableName(name) ? readVariable(name, false) : null;
+  if (expr === null) {
+    problem(ctx, id, `${label} source="${name}" is not a variable name (use sourceExpression for expressions)`);
+    return null;
+  }
+  return { expr };
+}
+
+function callBusinessKey(ctx: ProcessCtx, id: string, raw: string, spec: CallSpec): void {
+  if (spec.businessKey !== undefined) {
+    problem(ctx, id, 'the business key is set by more than one camunda:in');
+    return;
+  }
+  const text = raw.trim();
+  if (PARENT_BUSINESS_KEY.test(text)) {
+    spec.businessKey = 'parent';
+    return;
+  }
+  // other uses of `execution` are refused by the expression compiler
+  const value = compileValueText(ctx, id, 'camunda:in businessKey', text);
+  if (value !== null) spec.businessKey = value;
+}
+
+// --- link events ----------------------------------------------------------------------
+
+function compileLink(ctx: ProcessCtx, id: string, def: XNode): EventDefinition | null {
+  const name = nonEmpty(str(def, 'name'));
+  if (name === null) {
+    problem(ctx, id, 'link event without name (set name on its bpmn:linkEventDefinition)');
+    return null;
+  }
+  return { kind: 'link', name: name.trim() };
+}
+
+/**
+ * Pairs link throw events with the one link catch event of the same name in
+ * their scope (event.target); catch events have no incoming flows, throw
+ * events no outgoing flows.
+ */
+function resolveLinks(ctx: ProcessCtx): void {
+  const catches = new Map<string, string>();
+  const links = Object.values(ctx.nodes).filter((n) => n.event?.kind === 'link');
+  for (const node of links) {
+    if (node.type !== 'intermediateCatchEvent' || node.event?.kind !== 'link') continue;
+    if (node.in.length > 0) problem(ctx, node.id, `link catch event must not have incoming sequence flows (${node.in.join(', ')}); it is entered through its link throw events`);
+    const key = `${node.scope ?? ''}\0${node.event.name}`;
+    const first = catches.get(key);
+    if (first !== undefined) {
+      problem(ctx, node.id, `link catch events ${first} and ${node.id} in ${scopeLabel(ctx, node.scope ?? null)} both have the name "${node.event.name}"; link names must be unique in a scope`);
+    } else {
+      catches.set(key, node.id);
+    }
+  }
+  for (const node of links) {
+    if (node.type !== 'intermediateThrowEvent' || node.event?.kind !== 'link') continue;
+    if (node.out.length > 0) problem(ctx, node.id, `link throw event must not have outgoing sequence flows (${node.out.join(', ')}); the token continues at its link catch event`);
+    const target = catches.get(`${node.scope ?? ''}\0${node.event.name}`);
+    if (target === undefined) problem(ctx, node.id, `link throw event: there is no link catch event named "${node.event.name}" in ${scopeLabel(ctx, node.scope ?? null)}`);
+    else node.event = { kind: 'link', name: node.event.name, target };
+  }
 }
 
 function defaultFlow(ctx: ProcessCtx, el: XNode, id: string): string | null {
@@ -1720,8 +2484,10 @@ export function isIsoDateOrDuration(text: string): boolean {
 
 // --- boundary events ------------------------------------------------------------------
 
-/** Activities boundary events may be attached to (subprocesses and call activities are not supported yet). */
 const TASK_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['task', 'manualTask', 'userTask', 'serviceTask', 'sendTask', 'businessRuleTask', 'receiveTask']);
+
+/** Activities: tasks, (embedded) subprocesses, call activities. Boundary events may be attached to them (not to event subprocesses). */
+const ACTIVITY_TYPES: ReadonlySet<NodeType> = new Set<NodeType>([...TASK_TYPES, 'subProcess', 'callActivity']);
 
 /**
  * Registers boundary events on their activities (document order) and checks
@@ -1738,9 +2504,16 @@ function attachBoundaryEvents(ctx: ProcessCtx): void {
       problem(ctx, node.id, `attachedToRef "${node.attachedTo}" is not an activity of process ${ctx.processId}`);
       continue;
     }
+    const scope = node.scope ?? null;
+    const hostScope = ctx.scopeOf.get(node.attachedTo) ?? null;
+    if (hostScope !== scope) {
+      problem(ctx, node.id, `attachedToRef "${node.attachedTo}" is in ${scopeLabel(ctx, hostScope)}; a boundary event must be in the same scope as its activity (this one is in ${scopeLabel(ctx, scope)})`);
+      continue;
+    }
     if (host === undefined) continue; // the host element itself was refused
-    if (!TASK_TYPES.has(host.type)) {
-      problem(ctx, node.id, `attachedToRef "${host.id}" is not an activity (${xmlName(`bpmn:${host.type}`)}); boundary events are attached to tasks`);
+    if (!ACTIVITY_TYPES.has(host.type) || host.triggeredByEvent === true) {
+      const what = host.triggeredByEvent === true ? 'an event subprocess' : `not an activity (${xmlName(`bpmn:${host.type}`)})`;
+      problem(ctx, node.id, `attachedToRef "${host.id}" is ${what}; boundary events are attached to tasks, subprocesses and call activities`);
       continue;
     }
     host.boundary = [...(host.boundary ?? []), node.id];
@@ -1807,6 +2580,12 @@ function flowEnd(ctx: ProcessCtx, el: XNode, id: string, key: 'sourceRef' | 'tar
     problem(ctx, id, `${key} "${r.id}" is not a flow node of process ${ctx.processId}`);
     return null;
   }
+  const scope = ctx.scopeOf.get(id) ?? null;
+  const endScope = ctx.scopeOf.get(r.id) ?? null;
+  if (endScope !== scope) {
+    problem(ctx, id, `${key} "${r.id}" is in ${scopeLabel(ctx, endScope)}, the sequence flow in ${scopeLabel(ctx, scope)}; sequence flows connect elements of one scope (a subprocess is entered through its start event)`);
+    return null;
+  }
   return r.id;
 }
 
@@ -1841,8 +2620,6 @@ function compileCondition(ctx: ProcessCtx, el: XNode, id: string): CompiledExpre
 
 // --- structural rules per node type -------------------------------------------------------
 
-const ACTIVITY_TYPES: ReadonlySet<NodeType> = TASK_TYPES;
-
 const EVENT_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['startEvent', 'endEvent', 'intermediateCatchEvent', 'intermediateThrowEvent', 'boundaryEvent']);
 
 function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
@@ -1856,6 +2633,11 @@ function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
       break;
     case 'endEvent':
       if (node.out.length > 0) problem(ctx, node.id, `end event must not have outgoing sequence flows (${node.out.join(', ')})`);
+      break;
+    case 'subProcess':
+      if (node.triggeredByEvent === true && node.in.length + node.out.length > 0) {
+        problem(ctx, node.id, `event subprocess must not have incoming or outgoing sequence flows (${[...node.in, ...node.out].join(', ')})`);
+      }
       break;
     case 'parallelGateway':
       for (const f of conditional) problem(ctx, f, `sequence flow out of parallel gateway ${node.id} must not have a condition`);
@@ -1877,9 +2659,16 @@ function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
   }
   if (node.type.endsWith('Gateway') && node.out.length === 0) problem(ctx, node.id, 'gateway has no outgoing sequence flow');
   if (ACTIVITY_TYPES.has(node.type)) checkDefault(ctx, node);
-  if (node.type !== 'startEvent' && node.type !== 'boundaryEvent' && node.in.length === 0) {
+  if (node.in.length === 0 && !isEnteredWithoutFlows(node)) {
     warn(ctx, node.id, 'element has no incoming sequence flow and is never reached');
   }
+}
+
+/** Start and boundary events, event subprocesses and link catch events are entered without sequence flows. */
+function isEnteredWithoutFlows(node: CompiledNode): boolean {
+  if (node.type === 'startEvent' || node.type === 'boundaryEvent') return true;
+  if (node.type === 'subProcess') return node.triggeredByEvent === true;
+  return node.type === 'intermediateCatchEvent' && node.event?.kind === 'link';
 }
 
 /** Exclusive / inclusive gateways: conditions, default flow. */

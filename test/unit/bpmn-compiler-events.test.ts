@@ -505,8 +505,8 @@ describe('boundary events', () => {
       <boundaryEvent id="x2" attachedToRef="t" cancelActivity="false"><escalationEventDefinition/></boundaryEvent>
       <boundaryEvent id="bare" attachedToRef="t"/>`, '<signal id="S" name="s"/>'))).toEqual([
       'inline.bpmn: element bare: boundary event without event definition',
-      'inline.bpmn: element onGateway: attachedToRef "g" is not an activity (bpmn:exclusiveGateway); boundary events are attached to tasks',
-      'inline.bpmn: element onEvent: attachedToRef "c" is not an activity (bpmn:intermediateCatchEvent); boundary events are attached to tasks',
+      'inline.bpmn: element onGateway: attachedToRef "g" is not an activity (bpmn:exclusiveGateway); boundary events are attached to tasks, subprocesses and call activities',
+      'inline.bpmn: element onEvent: attachedToRef "c" is not an activity (bpmn:intermediateCatchEvent); boundary events are attached to tasks, subprocesses and call activities',
       'inline.bpmn: element x2: several catch-all escalation boundary events on t',
     ]);
   });
