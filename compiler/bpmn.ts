@@ -2018,6 +2018,8 @@ function compileSubProcessScope(ctx: ProcessCtx, el: XNode, node: CompiledNode):
       problem(ctx, node.id, `subprocess has ${scope.noneStarts.length} none start events (${scope.noneStarts.join(', ')}); exactly one is required`);
     }
     if (scope.noneStarts.length > 0) node.start = scope.noneStarts[0];
+  } else if (scope.startElements === 1 && scope.eventStarts.length === 1) {
+    node.start = scope.eventStarts[0];
   } else if (scope.startElements !== 1) {
     problem(ctx, node.id, scope.startElements === 0
       ? 'event subprocess has no start event (exactly one start event with a message, timer, signal, error or escalation event definition is required)'

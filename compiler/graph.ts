@@ -221,7 +221,7 @@ export interface CompiledNode {
    * (BPMN ids are unique per file); flows connect nodes of one scope only.
    */
   scope?: string;
-  /** subProcess (not triggeredByEvent): the id of its one none start event. */
+  /** subProcess: the id of its one none start event; event subprocess: the id of its one (message, timer, signal, error or escalation) start event. */
   start?: string;
   /** subProcess: true for an event subprocess (no incoming or outgoing flows). */
   triggeredByEvent?: boolean;

@@ -95,7 +95,7 @@ describe('scopes/ fixtures', () => {
     expect(p.graph.start).toBe('Start');
     expect(p.graph.eventStarts).toBeUndefined();
     expect(p.graph.eventSubprocesses).toEqual(['OnUpdate']);
-    expect(node(p, 'OnUpdate')).toEqual({ id: 'OnUpdate', type: 'subProcess', name: 'On update', in: [], out: [], triggeredByEvent: true });
+    expect(node(p, 'OnUpdate')).toEqual({ id: 'OnUpdate', type: 'subProcess', name: 'On update', in: [], out: [], triggeredByEvent: true, start: 'UpdateReceived' });
     expect(node(p, 'UpdateReceived')).toEqual({
       id: 'UpdateReceived', type: 'startEvent', name: 'Update received', in: [], out: ['Flow_ToNote'], scope: 'OnUpdate',
       interrupting: false, event: { kind: 'message', name: { literal: 'order-update' }, correlationKey: null },
@@ -205,7 +205,7 @@ describe('subprocesses', () => {
     });
     expect(node(p, 'inner')).toMatchObject({ scope: 't', start: 's2' });
     expect(node(p, 'work').scope).toBe('inner');
-    expect(node(p, 'onError')).toEqual({ id: 'onError', type: 'subProcess', name: null, in: [], out: [], triggeredByEvent: true, scope: 't' });
+    expect(node(p, 'onError')).toEqual({ id: 'onError', type: 'subProcess', name: null, in: [], out: [], triggeredByEvent: true, scope: 't', start: 'es1' });
     expect(node(p, 'es1')).toEqual({
       id: 'es1', type: 'startEvent', name: null, in: [], out: ['g5'], scope: 'onError', interrupting: true, event: { kind: 'error', code: 'FAIL' },
     });
