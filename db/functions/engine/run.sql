@@ -147,6 +147,10 @@ begin
       else
         v_slow := null;
       end if;
+      if v_node ? 'inputs' and v_type not in ('subProcess', 'callActivity') then
+        -- input mappings of a task: locals its attributes see
+        v_vars := v_vars || bpm_private.io__map(v_node -> 'inputs', v_vars, v_node_id);
+      end if;
       -- ===== EXECUTE
       case
         when v_slow is not null then

@@ -143,7 +143,14 @@ set search_path = ''
 as $$
 declare
   v_pos int := pg_catalog.array_position(st.l_id, st.cur_scope);
+  v_vars jsonb;
 begin
+  if node ? 'outputs' and node ->> 'type' not in ('subProcess', 'callActivity') then
+    -- output mappings of a task, over what it sees (its inputs included)
+    v_vars := case when st.cur_scope is null then st.variables else bpm_private.scope__variables(st, st.cur_scope, token_id) end;
+    v_vars := v_vars || bpm_private.io__map(node -> 'inputs', v_vars, node ->> 'id');
+    st := bpm_private.scope__set_variables(st, st.cur_scope, bpm_private.io__map(node -> 'outputs', v_vars, node ->> 'id'));
+  end if;
   if node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id' then
     return bpm_private.mi__inner_done(st, graph, node, st.cur_scope, token_id);
   end if;
