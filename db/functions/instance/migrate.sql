@@ -32,13 +32,14 @@ end;
 $$;
 comment on function bpm_private.node__wait_kind(jsonb) is E'What a token waiting at a node waits for (userTask, external task, <event> catch event, <event> boundary event, else the node type); migration maps a node only to one of the same kind.';
 
--- The element mapping of a migration, validated: one row per source
--- definition and active element (BP410 a token would be lost, BP112 the
+-- The element mapping of a migration, validated per source definition and
+-- active element, returned once per source element id (the target of an id
+-- is the same whatever version it comes from) (BP410 a token would be lost, BP112 the
 -- mapping names an element the target lacks, BP411 another wait kind, another
 -- scope, a boundary event on another activity, a join token arriving over a
 -- flow the target join does not have). Errors name the first instance (by id).
 create or replace function bpm_private.migration__plan(tenant_id text, ids uuid[], defs uuid[], target bpm.process_definition, mapping jsonb,
-  out def uuid[], out src text[], out tgt text[], out typ text[], out topic text[], out interrupting boolean[])
+  out src text[], out tgt text[], out typ text[], out topic text[], out interrupting boolean[])
 language plpgsql
 stable
 set search_path = ''
@@ -53,7 +54,7 @@ declare
   v_where text := pg_catalog.format('%s version %s', target.key, target.version);
   r record;
 begin
-  def := '{}'; src := '{}'; tgt := '{}'; typ := '{}'; topic := '{}'; interrupting := '{}';
+  src := '{}'; tgt := '{}'; typ := '{}'; topic := '{}'; interrupting := '{}';
   select pg_catalog.jsonb_object_agg(d.id::text, d.graph -> 'nodes') into v_sources
   from bpm.process_definition d where d.tenant_id = migration__plan.tenant_id and d.id = any(defs);
   for r in
@@ -100,14 +101,14 @@ begin
       raise exception 'cannot migrate process instance %: boundary event % of % would become % attached to % in %', r.instance_id, r.element_id,
         v_src ->> 'attachedTo', v_tgt_id, coalesce(v_tgt ->> 'attachedTo', 'nothing'), v_where using errcode = 'BP411';
     end if;
-    def := def || r.def; src := src || r.element_id; tgt := tgt || v_tgt_id; typ := typ || (v_tgt ->> 'type');
+    continue when r.element_id = any(src);
+    src := src || r.element_id; tgt := tgt || v_tgt_id; typ := typ || (v_tgt ->> 'type');
     topic := topic || (v_tgt ->> 'topic'); interrupting := interrupting || coalesce((v_tgt ->> 'cancelActivity')::boolean, true);
   end loop;
   -- join tokens count per incoming flow: the flow must come into the target join too
   select t.instance_id, t.element_id, t.via_flow, m.tgt into r
   from bpm_private.token t
-  join unnest(ids, defs) as x(id, def) on x.id = t.instance_id
-  join unnest(migration__plan.def, migration__plan.src, migration__plan.tgt) as m(def, src, tgt) on m.def = x.def and m.src = t.element_id
+  join unnest(migration__plan.src, migration__plan.tgt) as m(src, tgt) on m.src = t.element_id
   where t.tenant_id = migration__plan.tenant_id and t.instance_id = any(ids) and t.kind = 'join'
     and not coalesce(v_graph -> m.tgt -> 'in' ? t.via_flow, false)
   order by t.instance_id, t.element_id
@@ -118,13 +119,13 @@ begin
   end if;
 end;
 $$;
-comment on function bpm_private.migration__plan(text, uuid[], uuid[], bpm.process_definition, jsonb) is E'Validates a migration''s element mapping for the locked instances (BP410, BP411, BP112) and returns it per source definition and active element.';
+comment on function bpm_private.migration__plan(text, uuid[], uuid[], bpm.process_definition, jsonb) is E'Validates a migration''s element mapping for the locked instances (BP410, BP411, BP112) and returns it per active source element id.';
 
 -- Applies a validated plan to every instance at once: one statement per
 -- table (only active rows: history keeps its old element ids), then one
 -- instanceMigrated event per instance.
-create or replace function bpm_private.migration__apply(tenant_id text, ids uuid[], defs uuid[], target_id uuid,
-  def uuid[], src text[], tgt text[], typ text[], topic text[], interrupting boolean[])
+create or replace function bpm_private.migration__apply(tenant_id text, ids uuid[], target_id uuid,
+  src text[], tgt text[], typ text[], topic text[], interrupting boolean[])
 returns int
 language plpgsql
 volatile
@@ -134,35 +135,35 @@ declare
   v_count int;
   v_base bigint;
 begin
+  -- each table's rows of the instances (by its instance index) joined to the
+  -- few mapped elements: a plan that stays linear in the number of instances
   with m as (
-    select x.id as instance_id, u.src, u.tgt, u.typ, u.topic, u.interrupting
-    from unnest(ids, defs) as x(id, def)
-    join unnest(migration__apply.def, migration__apply.src, migration__apply.tgt, migration__apply.typ, migration__apply.topic,
-      migration__apply.interrupting) as u(def, src, tgt, typ, topic, interrupting) on u.def = x.def
+    select * from unnest(migration__apply.src, migration__apply.tgt, migration__apply.typ, migration__apply.topic,
+      migration__apply.interrupting) as u(src, tgt, typ, topic, interrupting)
   ), activities as (
     update bpm.activity_instance a set element_id = m.tgt, element_type = m.typ
-    from m where a.tenant_id = migration__apply.tenant_id and a.instance_id = m.instance_id and a.element_id = m.src and a.state = 'active'
+    from m where a.tenant_id = migration__apply.tenant_id and a.instance_id = any(ids) and a.element_id = m.src and a.state = 'active'
     returning 1
   ), user_tasks as (
     update bpm.user_task t set element_id = m.tgt
-    from m where t.tenant_id = migration__apply.tenant_id and t.instance_id = m.instance_id and t.element_id = m.src and t.state = 'open'
+    from m where t.tenant_id = migration__apply.tenant_id and t.instance_id = any(ids) and t.element_id = m.src and t.state = 'open'
     returning 1
   ), external_tasks as (
     update bpm.external_task e set element_id = m.tgt, topic = coalesce(m.topic, e.topic)
-    from m where e.tenant_id = migration__apply.tenant_id and e.instance_id = m.instance_id and e.element_id = m.src and e.state = 'open'
+    from m where e.tenant_id = migration__apply.tenant_id and e.instance_id = any(ids) and e.element_id = m.src and e.state = 'open'
     returning 1
   ), tokens as (
     update bpm_private.token t set element_id = m.tgt
-    from m where t.tenant_id = migration__apply.tenant_id and t.instance_id = m.instance_id and t.element_id = m.src
+    from m where t.tenant_id = migration__apply.tenant_id and t.instance_id = any(ids) and t.element_id = m.src
     returning 1
   ), subscriptions as (
     -- names, correlation keys and due times stay; only the catching element changes
     update bpm.event_subscription s set element_id = m.tgt, interrupting = m.interrupting
-    from m where s.tenant_id = migration__apply.tenant_id and s.instance_id = m.instance_id and s.element_id = m.src
+    from m where s.tenant_id = migration__apply.tenant_id and s.instance_id = any(ids) and s.element_id = m.src
     returning 1
   ), incidents as (
     update bpm.incident i set element_id = m.tgt
-    from m where i.tenant_id = migration__apply.tenant_id and i.instance_id = m.instance_id and i.element_id = m.src and i.resolved_at is null
+    from m where i.tenant_id = migration__apply.tenant_id and i.instance_id = any(ids) and i.element_id = m.src and i.resolved_at is null
     returning 1
   ), instances as (
     update bpm.process_instance i set definition_id = target_id
@@ -179,7 +180,7 @@ begin
   return v_count;
 end;
 $$;
-comment on function bpm_private.migration__apply(text, uuid[], uuid[], uuid, uuid[], text[], text[], text[], text[], boolean[]) is E'Moves locked instances to the target definition with a validated plan (set-based) and records instanceMigrated per instance.';
+comment on function bpm_private.migration__apply(text, uuid[], uuid, text[], text[], text[], text[], boolean[]) is E'Moves locked instances to the target definition with a validated plan (set-based) and records instanceMigrated per instance.';
 
 create or replace function bpm.migrate_process_instances(instance_ids uuid[], target_definition_id uuid, element_mapping jsonb default '{}')
 returns int
@@ -232,8 +233,7 @@ begin
   end if;
   -- ===== MIGRATE: validate the whole mapping first, then move everything at once
   v_plan := bpm_private.migration__plan(v_tenant, v_ids, v_defs, v_target, v_mapping);
-  return bpm_private.migration__apply(v_tenant, v_ids, v_defs, v_target.id,
-    v_plan.def, v_plan.src, v_plan.tgt, v_plan.typ, v_plan.topic, v_plan.interrupting);
+  return bpm_private.migration__apply(v_tenant, v_ids, v_target.id, v_plan.src, v_plan.tgt, v_plan.typ, v_plan.topic, v_plan.interrupting);
 end;
 $$;
 comment on function bpm.migrate_process_instances(uuid[], uuid, jsonb) is E'Migrates running (active or suspended) instances to another version of their process (same key), all or none, and returns how many were migrated. element_mapping maps source element ids to target element ids; an element missing from it keeps its id, which the target must have. Every element something waits at (tasks, tokens, event subscriptions) must map to an element of the same kind (user task, external task, the same kind of catch or boundary event, the same gateway type, subprocess, call activity) in the mapped scope. Tasks keep their ids and assignees (external tasks take the target''s topic), subscriptions their names and due times, the instance its variables; history keeps the old element ids; each instance records instanceMigrated. Errors: BP102 an instance not found, BP110 target not found, BP201 an instance ended, BP412 another process key, BP410 a token would be lost, BP411 incompatible element, BP112 mapped to an unknown element, BP401 malformed arguments. Roles: bpm_admin.';

@@ -75,7 +75,7 @@ describe('migrating running instances', () => {
     const started = Date.now();
     expect(await migrate(admin, ids, v2.id, RENAME)).toBe(1000);
     const elapsed = Date.now() - started;
-    expect(elapsed).toBeLessThan(20000);
+    expect(elapsed).toBeLessThan(10000); // about 150 ms on a development machine
 
     const rename = (el: unknown) => RENAME[el as keyof typeof RENAME] ?? el;
     // tasks: same ids, assignees and states; open ones renamed, completed ones keep their history ids
@@ -96,8 +96,6 @@ describe('migrating running instances', () => {
     ).toBe(0);
     expect(await count(db.root, `select 1 from bpm_private.token where instance_id = any($1) and element_id = 'join' and via_flow = 'jb'`, [ids])).toBe(500);
     expect(await count(db.root, `select 1 from bpm.event where instance_id = any($1) and kind = 'instanceMigrated'`, [ids])).toBe(1000);
-    // eslint-disable-next-line no-console
-    console.log(`migrated 1,000 instances in ${elapsed} ms`);
   }, 120000);
 
   test('a migrated instance runs on in the new version (its tasks complete, its join fires, it completes)', async () => {
