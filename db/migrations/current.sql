@@ -2,6 +2,10 @@
 -- bodies and call activities. Activity instances form a tree (scope_id);
 -- scope instances are tokens (kind scope | body | call) whose data holds
 -- their locals, loop state or child instance.
+-- Instance modification and migration: modify_process_instance (start
+-- before/after an element, cancel an activity instance) and
+-- migrate_process_instances (to another version of the same key with an
+-- element mapping), which records the new event kind instanceMigrated.
 alter table bpm.activity_instance add column if not exists scope_id uuid;
 comment on column bpm.activity_instance.scope_id is E'The activity instance this one runs in: an embedded or event subprocess, a multi-instance body (element_type multiInstanceBody); null at process level.';
 create index if not exists activity_instance_scope_idx on bpm.activity_instance (tenant_id, scope_id) where scope_id is not null;
@@ -13,16 +17,18 @@ alter table bpm_private.token add constraint kind_is_valid
   check (kind in ('join', 'event', 'incident', 'asyncBefore', 'asyncAfter', 'scope', 'body', 'call'));
 comment on column bpm_private.token.kind is E'What it waits for: join (more tokens), event (its event subscriptions), incident (an unhandled error end event), asyncBefore / asyncAfter (its job, continue_async), scope (an embedded or event subprocess instance: everything in it), body (a multi-instance body: its inner instances), call (a call activity: its called instance).';
 
-alter domain bpm.event_kind drop constraint event_kind_is_valid;
+-- a superset of the earlier check (not valid: no stored row can fail it)
+alter domain bpm.event_kind drop constraint if exists event_kind_is_valid;
 alter domain bpm.event_kind add constraint event_kind_is_valid check (value in (
     'definitionDeployed',
-    'instanceStarted', 'instanceCompleted', 'instanceCancelled', 'instanceSuspended', 'instanceActivated', 'variablesUpdated',
+    'instanceStarted', 'instanceCompleted', 'instanceCancelled', 'instanceSuspended', 'instanceActivated', 'variablesUpdated', 'instanceMigrated',
     'activityStarted', 'activityCompleted', 'activityCancelled',
     'taskCreated', 'taskAssigned', 'taskCompleted', 'taskCancelled',
     'externalTaskCreated', 'externalTaskCompleted', 'externalTaskFailed', 'externalTaskCancelled',
     'incidentCreated', 'incidentResolved',
     'messageCorrelated', 'messageBuffered', 'signalBroadcast', 'timerFired', 'taskOverdue', 'taskFollowUpDue', 'taskEscalated',
-    'errorCaught', 'escalationCaught'));
+    'errorCaught', 'escalationCaught')) not valid;
+comment on domain bpm.event_kind is E'Kind of an event: definitionDeployed; instanceStarted | instanceCompleted | instanceCancelled | instanceSuspended | instanceActivated | variablesUpdated | instanceMigrated; activityStarted | activityCompleted | activityCancelled; taskCreated | taskAssigned | taskCompleted | taskCancelled; externalTaskCreated | externalTaskCompleted | externalTaskFailed | externalTaskCancelled; incidentCreated | incidentResolved; messageCorrelated | messageBuffered | signalBroadcast | timerFired; taskOverdue | taskFollowUpDue | taskEscalated; errorCaught | escalationCaught (by a boundary event or event subprocess).';
 
 do $$
 begin
@@ -50,4 +56,7 @@ drop function if exists bpm_private.throw__enter(bpm_private.run_state, jsonb, u
 --!include elements/subprocess.sql
 --!include elements/multi_instance.sql
 --!include elements/call_activity.sql
+--!include instance/migrate.sql
+--!include instance/modify.sql
+--!include setup/grants.sql
 --!include setup/ownership.sql

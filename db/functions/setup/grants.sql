@@ -24,3 +24,5 @@ grant execute on function bpm.broadcast_signal(text, jsonb) to bpm_admin, bpm_us
 grant execute on function bpm.fire_timer(uuid) to bpm_admin, bpm_engine;
 grant execute on function bpm.continue_async(uuid, boolean) to bpm_admin, bpm_engine;
 grant execute on function bpm.process_task_deadline(uuid, text) to bpm_admin, bpm_engine;
+grant execute on function bpm.migrate_process_instances(uuid[], uuid, jsonb) to bpm_admin;
+grant execute on function bpm.modify_process_instance(uuid, jsonb) to bpm_admin;

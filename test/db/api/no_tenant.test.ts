@@ -59,6 +59,18 @@ const CALLS: ApiCall[] = [
     action: 'activate a process instance',
     sql: () => ({ text: 'select bpm.activate_process_instance($1)', values: [instanceId] }),
   },
+  {
+    fn: 'modify_process_instance',
+    role: 'bpm_admin',
+    action: 'modify a process instance',
+    sql: () => ({ text: `select bpm.modify_process_instance($1, '[{"startBefore": "task"}]')`, values: [instanceId] }),
+  },
+  {
+    fn: 'migrate_process_instances',
+    role: 'bpm_admin',
+    action: 'migrate process instances',
+    sql: () => ({ text: `select bpm.migrate_process_instances(array[$1]::uuid[], $2)`, values: [instanceId, newId()] }),
+  },
   { fn: 'set_variables', role: 'bpm_admin', action: 'set variables', sql: () => ({ text: `select bpm.set_variables($1, '{"x": 1}')`, values: [instanceId] }) },
   { fn: 'fetch_and_lock', role: 'bpm_engine', action: 'fetch external tasks', sql: () => ({ text: `select bpm.fetch_and_lock('work', 'w1')`, values: [] }) },
   {

@@ -1,0 +1,229 @@
+/**
+ * migrate_process_instances (admin): running instances move to another
+ * version of their process with an element mapping; all or none.
+ */
+import type pg from 'pg';
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployProcess, expectRejectedUnchanged, expectSqlState, type DeployedDefinition } from '../../helpers/engine';
+import {
+  all,
+  count,
+  externalTaskOf,
+  history,
+  instance,
+  migrate,
+  newId,
+  one,
+  parallelModel,
+  re,
+  start,
+  subscriptions,
+  timerBoundary,
+  job,
+  tokens,
+  userTasks,
+  type InstanceRow,
+  type UserTaskRow,
+} from './support';
+
+const T = 'mig-t';
+const OTHER = 'mig-other';
+
+let db: TestDb;
+let admin: pg.Client;
+let designer: pg.Client;
+let v1: DeployedDefinition;
+let v2: DeployedDefinition;
+let runner: InstanceRow;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  designer = await db.connectAs({ role: 'bpm_designer', tenant: T });
+  admin = await db.connectAs({ role: 'bpm_admin', tenant: T, user: 'boss' });
+  v1 = await deployProcess(designer, 'order', parallelModel({ a: 'a', b: 'b', w: 'w' }, 'ship-v1', timerBoundary('late', 'b', 'fl')));
+  // instances of v1 (start_process starts the latest version)
+  await admin.query(
+    `select bpm.start_process('order', jsonb_build_object('owner', 'user' || g, 'n', g, 'nested', jsonb_build_object('g', g))) from generate_series(1, 1000) g`,
+  );
+  runner = await start(admin, 'order', { owner: 'olga', n: -1 });
+  // v2 renames every branch element; the external task gets a new topic; the timer boundary stays on (renamed) b
+  v2 = await deployProcess(designer, 'order', parallelModel({ a: 'approve', b: 'check', w: 'dispatch' }, 'ship-v2', timerBoundary('late', 'check', 'fl')));
+});
+afterAll(() => db.close());
+
+const RENAME = { a: 'approve', b: 'check', w: 'dispatch' };
+
+describe('migrating running instances', () => {
+  test('1,000 instances v1 → v2 with a renaming mapping keep every task (id, assignee), token, subscription and variable', async () => {
+    // half of them have completed b: a token waits at the join (arrived over jb)
+    await admin.query(
+      `select bpm.complete_task(u.id) from bpm.user_task u join bpm.process_instance i on i.id = u.instance_id
+       where u.element_id = 'b' and (i.variables ->> 'n')::int % 2 = 0`,
+    );
+    const ids = (await all<{ id: string }>(db.root, `select id from bpm.process_instance where tenant_id = $1 and definition_id = $2 and id <> $3 order by id`, [T, v1.id, runner.id])).map(
+      (r) => r.id,
+    );
+    expect(ids).toHaveLength(1000);
+    const q = (sql: string) => all<Record<string, unknown>>(db.root, sql, [ids]);
+    const tasksBefore = await q(`select id, instance_id, element_id, assignee, state from bpm.user_task where instance_id = any($1) order by id`);
+    const externalBefore = await q(`select id, instance_id, element_id, topic from bpm.external_task where instance_id = any($1) and state = 'open' order by id`);
+    const varsBefore = await q(`select id, variables from bpm.process_instance where id = any($1) order by id`);
+    const subsBefore = await q(`select id, instance_id, token_id, due_at from bpm.event_subscription where instance_id = any($1) order by id`);
+    const historyBefore = await q(`select id, element_id from bpm.activity_instance where instance_id = any($1) and state <> 'active' order by id`);
+    expect(subsBefore).toHaveLength(500); // the timer of every open b
+
+    const started = Date.now();
+    expect(await migrate(admin, ids, v2.id, RENAME)).toBe(1000);
+    const elapsed = Date.now() - started;
+    expect(elapsed).toBeLessThan(10000); // about 150 ms on a development machine
+
+    const rename = (el: unknown) => RENAME[el as keyof typeof RENAME] ?? el;
+    // tasks: same ids, assignees and states; open ones renamed, completed ones keep their history ids
+    expect(await q(`select id, instance_id, element_id, assignee, state from bpm.user_task where instance_id = any($1) order by id`)).toEqual(
+      tasksBefore.map((t) => ({ ...t, element_id: t.state === 'open' ? rename(t.element_id) : t.element_id })),
+    );
+    expect(await q(`select id, instance_id, element_id, topic from bpm.external_task where instance_id = any($1) and state = 'open' order by id`)).toEqual(
+      externalBefore.map((t) => ({ ...t, element_id: 'dispatch', topic: 'ship-v2' })),
+    );
+    expect(await q(`select id, variables from bpm.process_instance where id = any($1) order by id`)).toEqual(varsBefore);
+    expect(await count(db.root, `select 1 from bpm.process_instance where id = any($1) and definition_id = $2 and state = 'active'`, [ids, v2.id])).toBe(1000);
+    // timers keep their ids, hosts and due times, on the same boundary event
+    expect(await q(`select id, instance_id, token_id, due_at from bpm.event_subscription where instance_id = any($1) order by id`)).toEqual(subsBefore);
+    // history rows that ended keep their old element ids; active rows follow
+    expect(await q(`select id, element_id from bpm.activity_instance where instance_id = any($1) and state <> 'active' order by id`)).toEqual(historyBefore);
+    expect(
+      await count(db.root, `select 1 from bpm.activity_instance where instance_id = any($1) and state = 'active' and element_id in ('a', 'b', 'w')`, [ids]),
+    ).toBe(0);
+    expect(await count(db.root, `select 1 from bpm_private.token where instance_id = any($1) and element_id = 'join' and via_flow = 'jb'`, [ids])).toBe(500);
+    expect(await count(db.root, `select 1 from bpm.event where instance_id = any($1) and kind = 'instanceMigrated'`, [ids])).toBe(1000);
+  }, 120000);
+
+  test('a migrated instance runs on in the new version (its tasks complete, its join fires, it completes)', async () => {
+    const inst = runner;
+    expect(await migrate(admin, [inst.id], v2.id, RENAME)).toBe(1);
+    for (const task of (await userTasks(db.root, inst.id)).filter((t) => t.state === 'open')) {
+      await admin.query('select bpm.complete_task($1)', [task.id]);
+    }
+    const engine = await db.connectAs({ role: 'bpm_engine', tenant: T });
+    const work = await externalTaskOf(db.root, inst.id);
+    expect(work).toMatchObject({ element_id: 'dispatch', topic: 'ship-v2', state: 'open' });
+    // fetched by its new topic (with the other 1,000 migrated ones)
+    const locked = (await engine.query<{ id: string }>(`select id from bpm.fetch_and_lock('ship-v2', 'w1', 1000)`)).rows.map((r) => r.id);
+    const more = (await engine.query<{ id: string }>(`select id from bpm.fetch_and_lock('ship-v2', 'w1', 1000)`)).rows.map((r) => r.id);
+    expect([...locked, ...more]).toContain(work.id);
+    await engine.query(`select bpm.complete_external_task($1, 'w1')`, [work.id]);
+    expect((await instance(db.root, inst.id)).state).toBe('completed');
+    expect(await history(db.root, inst.id)).toEqual(expect.arrayContaining(['approve:completed', 'check:completed', 'dispatch:completed', 'join:completed', 'end:completed']));
+    expect(await subscriptions(db.root, inst.id)).toEqual([]);
+  });
+
+  test('a suspended instance migrates too; an element missing from the mapping keeps its id', async () => {
+    const v3 = await deployProcess(designer, 'order', parallelModel({ a: 'approve', b: 'b', w: 'w' }, 'ship-v1', timerBoundary('late', 'b', 'fl')));
+    const inst = await start(admin, 'order', { owner: 'sam' }); // starts v3
+    await admin.query('select bpm.suspend_process_instance($1)', [inst.id]);
+    expect(await migrate(admin, [inst.id], v1.id, { approve: 'a' })).toBe(1);
+    const moved = await instance(db.root, inst.id);
+    expect(moved).toMatchObject({ definition_id: v1.id, state: 'suspended', variables: { owner: 'sam' } });
+    expect((await userTasks(db.root, inst.id)).map((t) => [t.element_id, t.assignee]).sort()).toEqual([
+      ['a', 'sam'],
+      ['b', null],
+    ]);
+    expect(v3.version).toBe(3);
+  });
+});
+
+describe('refusals leave everything as it was', () => {
+  let inst: InstanceRow;
+  beforeAll(async () => {
+    inst = await start(admin, 'order', { owner: 'rita' });
+    await admin.query('select bpm.migrate_process_instances($1::uuid[], $2, $3)', [[inst.id], v1.id, JSON.stringify({ approve: 'a' })]);
+  });
+
+  test('a token would be lost (the target lacks b and the mapping names nothing): BP410 naming instance and element', async () => {
+    const lossy = await deployProcess(designer, 'order', parallelModel({ a: 'a', b: 'b2', w: 'w' }, 'ship-v1'));
+    const other = await start(admin, 'order', { owner: 'x' }); // now on `lossy`
+    await migrate(admin, [other.id], v1.id, { b2: 'b' });
+    await expectRejectedUnchanged(
+      db.root,
+      () => migrate(admin, [inst.id, other.id], lossy.id),
+      'BP410',
+      new RegExp(`process instance (${re(inst.id)}|${re(other.id)}): element b has no counterpart in order version ${lossy.version}`),
+    );
+  });
+
+  test('a boundary timer whose event is gone from the target loses a subscription: BP410', async () => {
+    // v2 without the boundary: `late` has no counterpart
+    const bare = await deployProcess(designer, 'order', parallelModel({ a: 'a', b: 'b', w: 'w' }, 'ship-v1'));
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], bare.id), 'BP410', /element late has no counterpart/);
+  });
+
+  test('an incompatible element type (user task → external task): BP411', async () => {
+    await expectRejectedUnchanged(
+      db.root,
+      () => migrate(admin, [inst.id], v2.id, { ...RENAME, a: 'dispatch' }),
+      'BP411',
+      new RegExp(`process instance ${re(inst.id)}: element a \\(userTask\\) cannot become dispatch \\(external task\\)`),
+    );
+  });
+
+  test('a boundary event moved to another activity: BP411', async () => {
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], v2.id, { a: 'approve', b: 'approve', w: 'dispatch' }), 'BP411');
+  });
+
+  test('mapped to an element the target does not have: BP112', async () => {
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], v2.id, { ...RENAME, a: 'nowhere' }), 'BP112', /element a is mapped to nowhere/);
+  });
+
+  test('another process key: BP412; an ended instance: BP201; an unknown target: BP110; an unknown instance: BP102', async () => {
+    const otherKey = await deployProcess(designer, 'other', `<startEvent id="start"/><sequenceFlow id="f" sourceRef="start" targetRef="a"/><userTask id="a"/>`);
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], otherKey.id), 'BP412', new RegExp(`process instance ${re(inst.id)} runs process order`));
+    const ended = await start(admin, 'order', { owner: 'e' });
+    await admin.query('select bpm.cancel_process_instance($1)', [ended.id]);
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id, ended.id], v2.id, RENAME), 'BP201', new RegExp(`process instance ${re(ended.id)} is cancelled`));
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], newId(), RENAME), 'BP110');
+    const ghost = newId();
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id, ghost], v2.id, RENAME), 'BP102', new RegExp(`process instance ${ghost} not found`));
+  });
+
+  test('malformed arguments: BP401', async () => {
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [], v2.id), 'BP401');
+    await expectRejectedUnchanged(
+      db.root,
+      () => one(admin, 'select bpm.migrate_process_instances($1::uuid[], $2, $3::jsonb)', [[inst.id], v2.id, '{"a": 1}']),
+      'BP401',
+    );
+  });
+
+  test("another tenant's admin cannot migrate the tenant's instances: not found", async () => {
+    const foreignDesigner = await db.connectAs({ role: 'bpm_designer', tenant: OTHER });
+    const foreignAdmin = await db.connectAs({ role: 'bpm_admin', tenant: OTHER });
+    const theirs = await deployProcess(foreignDesigner, 'order', parallelModel(RENAME, 'ship-v2', timerBoundary('late', 'check', 'fl')));
+    await expectRejectedUnchanged(db.root, () => migrate(foreignAdmin, [inst.id], theirs.id, RENAME), 'BP102', new RegExp(`process instance ${re(inst.id)} not found`));
+    await expectRejectedUnchanged(db.root, () => migrate(foreignAdmin, [inst.id], v2.id, RENAME), 'BP110');
+  });
+
+  test('bpm_user and bpm_designer have no execute grant (42501); a caller without SET ROLE: BP002', async () => {
+    for (const role of ['bpm_user', 'bpm_designer'] as const) {
+      const client = await db.connectAs({ role, tenant: T, user: 'u' });
+      await expectRejectedUnchanged(db.root, () => migrate(client, [inst.id], v2.id, RENAME), '42501', /permission denied for function migrate_process_instances/);
+    }
+    const superuser = await db.root.connect();
+    try {
+      await superuser.query(`select set_config('bpm.tenant_id', $1, false)`, [T]);
+      await expectSqlState(migrate(superuser, [inst.id], v2.id, RENAME), 'BP002', /may not migrate process instances/);
+    } finally {
+      superuser.release(true);
+    }
+  });
+
+  test('the instance is untouched after all refusals and still migrates', async () => {
+    const tasks = await userTasks(db.root, inst.id);
+    expect(await migrate(admin, [inst.id], v2.id, RENAME)).toBe(1);
+    expect((await userTasks(db.root, inst.id)).map((t: UserTaskRow) => [t.id, t.element_id, t.assignee])).toEqual(
+      tasks.map((t) => [t.id, RENAME[t.element_id as keyof typeof RENAME], t.assignee]),
+    );
+    expect(await tokens(db.root, inst.id)).toEqual([]);
+    const [timer] = await subscriptions(db.root, inst.id);
+    expect(await job(db.root, `bpm-timer:${timer?.id}`)).not.toBeNull();
+  });
+});
