@@ -150,21 +150,22 @@ declare
   v_others uuid[];
 begin
   if coalesce((start_node ->> 'interrupting')::boolean, true) then
-    v_others := array(select a from unnest(st.a_id, st.a_scope, st.a_state) as u(a, s, state) where s is not distinct from scope_id and state = 'active');
+    v_others := array(select u.a from unnest(st.a_id, st.a_scope, st.a_state) as u(a, s, state)
+      where u.s is not distinct from event_subprocess__start.scope_id and u.state = 'active');
     if not st.is_new then
       v_others := v_others || array(select a.id from bpm.activity_instance a
-        where a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.scope_id is not distinct from scope_id
+        where a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.scope_id is not distinct from event_subprocess__start.scope_id
           and a.state = 'active' and not (a.id = any(st.e_id)) and not (a.id = any(st.a_id)));
     end if;
     st := bpm_private.scope__cancel(st, v_others);
-    st := bpm_private.subscriptions__drop(st, array[coalesce(scope_id, st.instance_id)]);
+    st := bpm_private.subscriptions__drop(st, array[coalesce(event_subprocess__start.scope_id, st.instance_id)]);
   end if;
-  st.cur_scope := scope_id;
+  st.cur_scope := event_subprocess__start.scope_id;
   st.a_id := st.a_id || v_id;
   st.a_el := st.a_el || (v_esp ->> 'id');
   st.a_type := st.a_type || 'subProcess'::text;
   st.a_state := st.a_state || 'active'::text;
-  st.a_scope := st.a_scope || scope_id;
+  st.a_scope := st.a_scope || event_subprocess__start.scope_id;
   st := bpm_private.run__event(st, event_kind, v_id, start_node ->> 'id');
   st := bpm_private.scope__add(st, v_id, v_esp ->> 'id', 'scope', '{"vars": {}}');
   st.cur_scope := v_id;

@@ -248,9 +248,10 @@ begin
     exit when st.terminated;
     v_queued := pg_catalog.cardinality(st.q_node);
     -- ===== SCOPES nothing runs in any more complete (their tokens leave them)
-    if pg_catalog.cardinality(st.c_scope) > 0 then
+    while pg_catalog.cardinality(st.c_scope) > 0 and pg_catalog.cardinality(st.q_node) = v_queued loop
+      -- (a completing scope may end the last token of the scope around it)
       st := bpm_private.scope__complete_ended(st, graph);
-    end if;
+    end loop;
     -- ===== INCLUSIVE JOINS
     if pg_catalog.cardinality(st.q_node) = v_queued and pg_catalog.cardinality(st.inclusive_joins) > 0 then
       foreach v_join in array st.inclusive_joins loop
@@ -486,6 +487,8 @@ begin
     returning * into v_result;
     if found then
       st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
+      -- the instance's own event subprocesses stop listening
+      st := bpm_private.subscriptions__drop(st, array[st.instance_id]);
       if v_result.parent_instance_id is not null then
         -- a called instance: its call activity goes on (after this run is written)
         st.p_data := st.p_data || '{"kind": "childCompleted"}'::jsonb;

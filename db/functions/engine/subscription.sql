@@ -65,6 +65,10 @@ begin
   end if;
   st := bpm_private.run__drain(st, v_graph);
   v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
+  if v_done and pg_catalog.cardinality(st.s_token) > 0 then
+    -- an instance that ends at once keeps none of its event subprocesses' subscriptions
+    st := bpm_private.subscriptions__drop(st, array[st.instance_id]);
+  end if;
   if v_done then
     st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
   end if;

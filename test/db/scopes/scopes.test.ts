@@ -1,0 +1,318 @@
+/**
+ * Scopes (issue 5) through the public functions, as the real roles:
+ * embedded subprocesses (boundary events, terminate, errors, mappings),
+ * event subprocesses, multi-instance, call activities and link events.
+ */
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployFixture, deployProcess } from '../../helpers/engine';
+import { deployDefs } from '../events/support';
+import { actors, completeTask, getInstance, history, openTask, startProcess, userTasks, type Actors } from '../elements/support';
+
+let db: TestDb;
+let as: Actors;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  as = await actors(db);
+  await deployFixture(as.admin, 'scopes/subprocess-parallel-timer.bpmn', 'scopes/event-subprocess-message.bpmn',
+    'scopes/multi-instance-collection.bpmn', 'scopes/call-grandchild.bpmn', 'scopes/call-child.bpmn', 'scopes/call-parent.bpmn',
+    'scopes/link-events.bpmn');
+});
+
+afterAll(async () => {
+  await db?.close();
+});
+
+async function openTasks(instanceId: string): Promise<{ id: string; element_id: string }[]> {
+  return (await userTasks(as.admin, instanceId)).filter((t) => t.state === 'open');
+}
+
+async function subscriptions(instanceId: string): Promise<{ id: string; kind: string; element_id: string }[]> {
+  const { rows } = await as.admin.query('select id, kind, element_id from bpm.event_subscription where instance_id = $1 order by element_id', [instanceId]);
+  return rows;
+}
+
+async function timerJobs(subscriptionIds: string[]): Promise<number> {
+  const { rows } = await db.root.query<{ n: string }>(
+    `select count(*) as n from graphile_worker.jobs where key = any($1::text[])`, [subscriptionIds.map((id) => `bpm-timer:${id}`)]);
+  return Number(rows[0].n);
+}
+
+describe('embedded subprocess', () => {
+  test('three parallel inner tasks; completing all leaves the subprocess and ends the instance', async () => {
+    const instance = await startProcess(as.admin, 'scopes-subprocess');
+    const tasks = await openTasks(instance.id);
+    expect(tasks.map((t) => t.element_id).sort()).toEqual(['Finance', 'Legal', 'Tech']);
+    for (const t of tasks) await completeTask(as.admin, t.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+    const { rows } = await as.admin.query(
+      `select element_id, state, scope_id is not null as scoped from bpm.activity_instance where instance_id = $1 and element_id in ('Review', 'Legal', 'Join')`, [instance.id]);
+    expect(rows.filter((r) => r.element_id === 'Review')).toEqual([{ element_id: 'Review', state: 'completed', scoped: false }]);
+    expect(rows.filter((r) => r.element_id === 'Legal')).toEqual([{ element_id: 'Legal', state: 'completed', scoped: true }]);
+  });
+
+  test('an interrupting timer boundary on the subprocess cancels all three inner tokens and the timer is gone', async () => {
+    const instance = await startProcess(as.admin, 'scopes-subprocess');
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Legal')).id);
+    const subs = await subscriptions(instance.id);
+    expect(subs.map((s) => [s.kind, s.element_id])).toEqual([['timer', 'ReviewTimeout']]);
+    expect(await timerJobs(subs.map((s) => s.id))).toBe(1);
+    await as.engine.query('select bpm.fire_timer($1)', [subs[0].id]).catch(() => undefined);
+    // not due yet: nothing happens; make it due and fire
+    await db.root.query('update bpm.event_subscription set due_at = now() - interval \'1 second\' where id = $1', [subs[0].id]);
+    await as.engine.query('select bpm.fire_timer($1)', [subs[0].id]);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => [t.element_id, t.state]).sort()).toEqual([['Finance', 'cancelled'], ['Legal', 'completed'], ['Tech', 'cancelled']]);
+    expect(await history(as.admin, instance.id)).toContain('TimedOut endEvent completed');
+    const { rows } = await as.admin.query(`select element_id, state from bpm.activity_instance where instance_id = $1 and element_id in ('Review', 'Join', 'Finance', 'Tech') order by element_id`, [instance.id]);
+    expect(rows).toEqual([
+      { element_id: 'Finance', state: 'cancelled' }, { element_id: 'Join', state: 'cancelled' },
+      { element_id: 'Review', state: 'cancelled' }, { element_id: 'Tech', state: 'cancelled' }]);
+    expect(await subscriptions(instance.id)).toEqual([]);
+    const tokens = await db.root.query('select kind from bpm_private.token where instance_id = $1', [instance.id]);
+    expect(tokens.rows).toEqual([]);
+  });
+
+  test('completing the subprocess removes its boundary timer and its job', async () => {
+    const instance = await startProcess(as.admin, 'scopes-subprocess');
+    const subs = await subscriptions(instance.id);
+    for (const t of await openTasks(instance.id)) await completeTask(as.admin, t.id);
+    expect(await subscriptions(instance.id)).toEqual([]);
+    expect(await timerJobs(subs.map((s) => s.id))).toBe(0);
+  });
+
+  test('input mappings are locals of the subprocess; output mappings write to the instance; terminate inside ends only the subprocess', async () => {
+    await deployDefs(as.admin, 'scopes_io', ``, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <extensionElements><camunda:inputOutput>
+          <camunda:inputParameter name="limit">\${amount * 2}</camunda:inputParameter>
+          <camunda:outputParameter name="result">\${limit + 1}</camunda:outputParameter>
+        </camunda:inputOutput></extensionElements>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/>
+        <parallelGateway id="fork"/>
+        <sequenceFlow id="i2" sourceRef="fork" targetRef="wait"/>
+        <sequenceFlow id="i3" sourceRef="fork" targetRef="check"/>
+        <userTask id="wait" camunda:assignee="\${limit}"/>
+        <userTask id="check"/>
+        <sequenceFlow id="i4" sourceRef="check" targetRef="kill"/>
+        <endEvent id="kill"><terminateEventDefinition/></endEvent>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="after"/>
+      <userTask id="after"/>
+      <sequenceFlow id="f3" sourceRef="after" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_io', { amount: 21 });
+    expect((await openTask(as.admin, instance.id, 'wait')).assignee).toBe('42');
+    expect((await getInstance(as.admin, instance.id)).variables).toEqual({ amount: 21 });
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'check')).id);
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.find((t) => t.element_id === 'wait')?.state).toBe('cancelled');
+    expect(tasks.find((t) => t.element_id === 'after')?.state).toBe('open');
+    const after = await getInstance(as.admin, instance.id);
+    expect(after.state).toBe('active');
+    expect(after.variables).toEqual({ amount: 21, result: 43 });
+  });
+
+  test('an error end event in a nested subprocess propagates outward to the matching boundary, cancelling both scopes', async () => {
+    await deployDefs(as.admin, 'scopes_error', `<error id="E1" errorCode="E-1"/><error id="E2" errorCode="E-2"/>`, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="outer"/>
+      <subProcess id="outer">
+        <startEvent id="os"/><sequenceFlow id="o1" sourceRef="os" targetRef="ofork"/>
+        <parallelGateway id="ofork"/>
+        <sequenceFlow id="o2" sourceRef="ofork" targetRef="inner"/>
+        <sequenceFlow id="o3" sourceRef="ofork" targetRef="sibling"/>
+        <userTask id="sibling"/>
+        <subProcess id="inner">
+          <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="work"/>
+          <userTask id="work"/><sequenceFlow id="i2" sourceRef="work" targetRef="fail"/>
+          <endEvent id="fail"><errorEventDefinition errorRef="E1"/></endEvent>
+        </subProcess>
+        <boundaryEvent id="wrongCode" attachedToRef="inner"><errorEventDefinition errorRef="E2"/></boundaryEvent>
+        <sequenceFlow id="o4" sourceRef="wrongCode" targetRef="wrongEnd"/><endEvent id="wrongEnd"/>
+      </subProcess>
+      <boundaryEvent id="caught" attachedToRef="outer"><errorEventDefinition errorRef="E1"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="caught" targetRef="handle"/>
+      <userTask id="handle"/><sequenceFlow id="f3" sourceRef="handle" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_error');
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'work')).id);
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => [t.element_id, t.state]).sort()).toEqual([['handle', 'open'], ['sibling', 'cancelled'], ['work', 'completed']]);
+    const { rows } = await as.admin.query(`select element_id, state from bpm.activity_instance where instance_id = $1 and element_id in ('inner', 'outer') order by element_id`, [instance.id]);
+    expect(rows).toEqual([{ element_id: 'inner', state: 'cancelled' }, { element_id: 'outer', state: 'cancelled' }]);
+    const { rows: events } = await as.admin.query(`select kind, element_id from bpm.event where instance_id = $1 and kind = 'errorCaught'`, [instance.id]);
+    expect(events).toEqual([{ kind: 'errorCaught', element_id: 'caught' }]);
+  });
+});
+
+describe('event subprocess', () => {
+  test('a non-interrupting message event subprocess fires twice while the main path continues', async () => {
+    const instance = await startProcess(as.admin, 'scopes-event-subprocess', { owner: 'alice' }, 'order-7');
+    await as.admin.query(`select bpm.correlate_message('order-update', 'order-7', '{"update": 1}')`);
+    await as.admin.query(`select bpm.correlate_message('order-update', 'order-7', '{"update": 2}')`);
+    const tasks = await openTasks(instance.id);
+    expect(tasks.map((t) => t.element_id).sort()).toEqual(['NoteUpdate', 'NoteUpdate', 'Work']);
+    for (const t of tasks.filter((x) => x.element_id === 'NoteUpdate')) await completeTask(as.admin, t.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('active');
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Work')).id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+    expect(await subscriptions(instance.id)).toEqual([]);
+  });
+
+  test('an interrupting error event subprocess of a subprocess cancels the subprocess\'s other tokens', async () => {
+    await deployDefs(as.admin, 'scopes_esp_error', `<error id="E9" errorCode="E-9"/>`, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/>
+        <parallelGateway id="fork"/>
+        <sequenceFlow id="i2" sourceRef="fork" targetRef="a"/>
+        <sequenceFlow id="i3" sourceRef="fork" targetRef="b"/>
+        <userTask id="a"/><userTask id="b"/>
+        <sequenceFlow id="i4" sourceRef="b" targetRef="boom"/>
+        <endEvent id="boom"><errorEventDefinition errorRef="E9"/></endEvent>
+        <subProcess id="onError" triggeredByEvent="true">
+          <startEvent id="es"><errorEventDefinition errorRef="E9"/></startEvent>
+          <sequenceFlow id="e1" sourceRef="es" targetRef="fix"/>
+          <userTask id="fix"/><sequenceFlow id="e2" sourceRef="fix" targetRef="ee"/><endEvent id="ee"/>
+        </subProcess>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="done"/><endEvent id="done"/>`);
+    const instance = await startProcess(as.admin, 'scopes_esp_error');
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'b')).id);
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => [t.element_id, t.state]).sort()).toEqual([['a', 'cancelled'], ['b', 'completed'], ['fix', 'open']]);
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'fix')).id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+});
+
+describe('multi-instance', () => {
+  test('parallel over 100 voters with completion at 60: the remaining 40 are cancelled, the output holds the 60 results in input order', async () => {
+    const voters = Array.from({ length: 100 }, (_, i) => `v${i}`);
+    const instance = await startProcess(as.admin, 'scopes-multi-instance', { voters });
+    const tasks = await openTasks(instance.id);
+    expect(tasks).toHaveLength(100);
+    const byAssignee = new Map((await userTasks(as.admin, instance.id)).map((t) => [t.assignee, t.id]));
+    // complete in a scrambled order: voters 99, 97, … (odd, descending), then even ones
+    const order = [...voters.filter((_, i) => i % 2 === 1).reverse(), ...voters.filter((_, i) => i % 2 === 0)].slice(0, 60);
+    for (const v of order) await completeTask(as.admin, byAssignee.get(v)!, { approved: `yes-${v}` });
+    const after = await userTasks(as.admin, instance.id);
+    expect(after.filter((t) => t.state === 'completed')).toHaveLength(60);
+    expect(after.filter((t) => t.state === 'cancelled')).toHaveLength(40);
+    const done = await getInstance(as.admin, instance.id);
+    expect(done.state).toBe('completed');
+    const expected = voters.filter((v) => order.includes(v)).map((v) => `yes-${v}`);
+    expect(done.variables.votes).toEqual(expected);
+  });
+
+  test('sequential over a collection, with loopCounter; an empty collection skips the activity', async () => {
+    await deployDefs(as.admin, 'scopes_seq', ``, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+      <userTask id="t" camunda:assignee="\${item}">
+        <extensionElements><camunda:properties>
+          <camunda:property name="pgbpm:outputCollection" value="out"/>
+          <camunda:property name="pgbpm:outputElement" value="\${loopCounter}"/>
+        </camunda:properties></extensionElements>
+        <multiInstanceLoopCharacteristics isSequential="true" camunda:collection="items" camunda:elementVariable="item"/>
+      </userTask>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_seq', { items: ['a', 'b', 'c'] });
+    for (const expected of ['a', 'b', 'c']) {
+      const open = await openTasks(instance.id);
+      expect(open).toHaveLength(1);
+      expect((await openTask(as.admin, instance.id, 't')).assignee).toBe(expected);
+      await completeTask(as.admin, open[0].id);
+    }
+    const done = await getInstance(as.admin, instance.id);
+    expect(done.state).toBe('completed');
+    expect(done.variables.out).toEqual([0, 1, 2]);
+    const empty = await startProcess(as.admin, 'scopes_seq', { items: [] });
+    expect(empty.state).toBe('completed');
+    expect((await getInstance(as.admin, empty.id)).variables.out).toEqual([]);
+  });
+
+  test('a parallel multi-instance subprocess keeps each inner instance\'s element variable; cardinality works', async () => {
+    await deployProcess(as.admin, 'scopes_mi_sub', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <multiInstanceLoopCharacteristics camunda:collection="\${items}" camunda:elementVariable="item"/>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/>
+        <parallelGateway id="fork"/>
+        <sequenceFlow id="i2" sourceRef="fork" targetRef="x"/><sequenceFlow id="i3" sourceRef="fork" targetRef="y"/>
+        <userTask id="x" camunda:assignee="\${item}"/><userTask id="y" camunda:assignee="\${item}"/>
+        <sequenceFlow id="i4" sourceRef="x" targetRef="join"/><sequenceFlow id="i5" sourceRef="y" targetRef="join"/>
+        <parallelGateway id="join"/><sequenceFlow id="i6" sourceRef="join" targetRef="ie"/><endEvent id="ie"/>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_mi_sub', { items: ['p', 'q'] });
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => `${t.element_id}:${t.assignee}`).sort()).toEqual(['x:p', 'x:q', 'y:p', 'y:q']);
+    // finish p's x and q's y: neither inner join may fire with the other's token
+    await completeTask(as.admin, tasks.find((t) => t.element_id === 'x' && t.assignee === 'p')!.id);
+    await completeTask(as.admin, tasks.find((t) => t.element_id === 'y' && t.assignee === 'q')!.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('active');
+    await completeTask(as.admin, tasks.find((t) => t.element_id === 'y' && t.assignee === 'p')!.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('active');
+    await completeTask(as.admin, tasks.find((t) => t.element_id === 'x' && t.assignee === 'q')!.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+});
+
+describe('call activity', () => {
+  test('a chain of depth 3 maps variables down and up', async () => {
+    const parent = await startProcess(as.admin, 'scopes-call-parent', { orderId: 'o-1', amount: 5 }, 'bk-1');
+    const { rows: chain } = await as.admin.query(
+      `with recursive c as (select id, parent_instance_id, business_key, variables, 1 as depth from bpm.process_instance where id = $1
+         union all select i.id, i.parent_instance_id, i.business_key, i.variables, c.depth + 1 from bpm.process_instance i join c on i.parent_instance_id = c.id)
+       select * from c order by depth`, [parent.id]);
+    expect(chain).toHaveLength(3);
+    expect(chain[1].business_key).toBe('bk-1');
+    expect(chain[1].variables).toEqual({ orderId: 'o-1', doubled: 10 });
+    expect(chain[2].variables).toEqual({ orderId: 'o-1', value: 11 });
+    const work = await openTask(as.admin, chain[2].id, 'Work');
+    await completeTask(as.admin, work.id);
+    expect((await getInstance(as.admin, chain[2].id)).state).toBe('completed');
+    expect((await getInstance(as.admin, chain[1].id)).state).toBe('completed');
+    const top = await getInstance(as.admin, parent.id);
+    expect(top.variables.result).toBe(11);
+    expect((await openTask(as.admin, parent.id, 'Check'))).toBeDefined();
+  });
+
+  test('cancelling the top instance cancels all three', async () => {
+    const parent = await startProcess(as.admin, 'scopes-call-parent', { orderId: 'o-2', amount: 1 });
+    await as.admin.query('select bpm.cancel_process_instance($1)', [parent.id]);
+    const { rows } = await as.admin.query(
+      `with recursive c as (select id, state from bpm.process_instance where id = $1
+         union all select i.id, i.state from bpm.process_instance i join c on i.parent_instance_id = c.id) select state from c`, [parent.id]);
+    expect(rows.map((r) => r.state)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+  });
+
+  test('a BPMN error of the child reaches the parent\'s boundary; an unknown called process is refused with BP311', async () => {
+    await deployDefs(as.admin, 'scopes_failing_child', `<error id="EC" errorCode="CHILD-FAILED"/>`, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="w"/>
+      <userTask id="w"/><sequenceFlow id="f2" sourceRef="w" targetRef="err"/>
+      <endEvent id="err"><errorEventDefinition errorRef="EC"/></endEvent>`);
+    await deployDefs(as.admin, 'scopes_calls_failing', `<error id="EP" errorCode="CHILD-FAILED"/>`, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="scopes_failing_child"/>
+      <boundaryEvent id="onFail" attachedToRef="call"><errorEventDefinition errorRef="EP"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="call" targetRef="ok"/><endEvent id="ok"/>
+      <sequenceFlow id="f3" sourceRef="onFail" targetRef="handle"/><userTask id="handle"/>`);
+    const parent = await startProcess(as.admin, 'scopes_calls_failing');
+    const { rows: [child] } = await as.admin.query('select id from bpm.process_instance where parent_instance_id = $1', [parent.id]);
+    await completeTask(as.admin, (await openTask(as.admin, child.id, 'w')).id);
+    expect((await openTask(as.admin, parent.id, 'handle'))).toBeDefined();
+    await deployProcess(as.admin, 'scopes_calls_nothing', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="no_such_process"/>
+      <sequenceFlow id="f2" sourceRef="call" targetRef="e"/><endEvent id="e"/>`);
+    await expect(startProcess(as.admin, 'scopes_calls_nothing')).rejects.toMatchObject({ code: 'BP311' });
+  });
+});
+
+test('link events jump from the throw to the catch of the same name', async () => {
+  const instance = await startProcess(as.admin, 'scopes-link');
+  await completeTask(as.admin, (await openTask(as.admin, instance.id, 'First')).id);
+  expect((await openTask(as.admin, instance.id, 'Second'))).toBeDefined();
+  expect(await history(as.admin, instance.id)).toEqual(expect.arrayContaining(['GoToSecond intermediateThrowEvent completed', 'FromFirst intermediateCatchEvent completed']));
+});
