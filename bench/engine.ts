@@ -4,6 +4,10 @@
  *   (b) start_process of a process that reaches one user task
  *   (c) full lifecycle: start -> user task -> complete -> end
  *   (d) a 10-branch parallel fork/join (completes within start_process)
+ *   (e) scopes: start_process of an embedded subprocess holding a 10-instance
+ *       parallel multi-instance user task (the instance waits in 10 tasks)
+ *   (f) scopes lifecycle: (e), then complete the 10 inner tasks one call
+ *       each (11 transitions); reported per transition against (c) (2)
  * each at 1 and 8 connections: instances/s and p50/p95 latency per instance,
  * and (b)-(d) as a ratio to (a) at the same concurrency. Every figure is the
  * median of BENCH_RUNS runs of BENCH_SECONDS each (synchronous_commit on).
@@ -119,11 +123,39 @@ const workloads: Workload[] = [
       if (r.rows[0]?.state !== 'completed') throw new Error('parallel10 did not complete within start_process');
     },
   },
+  {
+    id: 'e',
+    title: 'scopes: start -> subprocess -> 10 parallel multi-instance tasks',
+    op: async (c) => {
+      await c.query({ name: 'e', text: `select (bpm.start_process('scoped10')).id` });
+    },
+  },
+  {
+    id: 'f',
+    title: 'scopes lifecycle: (e) + complete the 10 inner tasks (11 transitions)',
+    op: async (c) => {
+      const started = await c.query<{ id: string }>({ name: 'f1', text: `select (bpm.start_process('scoped10')).id` });
+      const tasks = await c.query<{ id: string }>({
+        name: 'f2',
+        text: `select t.id from bpm.user_task t where t.tenant_id = current_setting('bpm.tenant_id') and t.instance_id = $1 and t.state = 'open'`,
+        values: [started.rows[0].id],
+      });
+      let state = '';
+      for (const t of tasks.rows) {
+        const done = await c.query<{ state: string }>({ name: 'f3', text: `select (bpm.complete_task($1)).state`, values: [t.id] });
+        state = done.rows[0]?.state ?? '';
+      }
+      if (tasks.rows.length !== 10 || state !== 'completed') throw new Error(`scopes lifecycle: ${started.rows[0].id} did not complete`);
+    },
+  },
 ];
+
+/** Transitions (engine calls) per instance of a workload, for per-transition ratios. */
+const TRANSITIONS: Record<string, number> = { b: 1, c: 2, d: 1, e: 1, f: 11 };
 
 
 async function seed(url: string, authUrl: string): Promise<void> {
-  const files = ['straight.bpmn', 'parallel10.bpmn'].map((name) => ({ name, xml: fs.readFileSync(path.join(FIXTURES, name), 'utf8') }));
+  const files = ['straight.bpmn', 'parallel10.bpmn', 'scoped10.bpmn'].map((name) => ({ name, xml: fs.readFileSync(path.join(FIXTURES, name), 'utf8') }));
   const compiled = await compileBpmnFiles(files);
   if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
   const root = new pg.Client({ connectionString: url });
@@ -206,6 +238,17 @@ async function main(): Promise<void> {
         const r = results.get(`${w.id}/${conns}`)!;
         const ratio = w.id === 'a' ? '1.00' : fmt(r.perSecond / raw.perSecond, 2);
         console.log(`| (${w.id}) ${w.title} | ${conns} | ${fmt(r.perSecond)} | ${fmt(r.p50, 2)} | ${fmt(r.p95, 2)} | ${ratio} |`);
+      }
+    }
+    // issue 5: the scoped model per transition, against the flat lifecycle (c)
+    console.log('');
+    console.log('| scopes | conns | transitions/s | ratio to (c) per transition |');
+    console.log('| --- | --- | --- | --- |');
+    for (const conns of CONCURRENCY) {
+      const flat = results.get(`c/${conns}`)!.perSecond * TRANSITIONS.c;
+      for (const id of ['e', 'f']) {
+        const perTransition = results.get(`${id}/${conns}`)!.perSecond * TRANSITIONS[id];
+        console.log(`| (${id}) | ${conns} | ${fmt(perTransition)} | ${fmt(perTransition / flat, 2)} |`);
       }
     }
   } finally {
