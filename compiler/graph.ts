@@ -105,7 +105,20 @@ export type EventDefinition =
    * (the compiler refuses a missing or ambiguous pair); a link catch event has
    * no incoming sequence flows and is entered only through its throw events.
    */
-  | { kind: 'link'; name: string; target?: string };
+  | { kind: 'link'; name: string; target?: string }
+  /**
+   * Compensation. On intermediate throw and end events: `activity` is the id
+   * of the activity to compensate (bpmn:compensateEventDefinition activityRef,
+   * an activity of the same scope as the throw event), null = every
+   * compensable activity of the scope; waitForCompletion (default true; false
+   * is refused). On a boundary event (attached to the activity it
+   * compensates): activity null; the boundary has no flows (its handler is
+   * reached by an association) and the host node names the handler in
+   * `compensation`.
+   */
+  | { kind: 'compensate'; activity: string | null }
+  /** Cancel end events (inside a transaction) and cancel boundary events (attached to a transaction). */
+  | { kind: 'cancel' };
 
 export interface CompiledFlow {
   id: string;
@@ -239,6 +252,15 @@ export interface CompiledNode {
   loop?: LoopSpec;
   /** callActivity only. */
   call?: CallSpec;
+  /**
+   * An activity with a compensation boundary event: the id of its
+   * compensation handler (the activity the boundary's association points to).
+   */
+  compensation?: string;
+  /** A compensation handler (isForCompensation="true"): no sequence flows; run only by compensation. */
+  isForCompensation?: boolean;
+  /** subProcess only: a bpmn:transaction (cancel end events inside, cancel boundary events on it). */
+  transaction?: boolean;
   /** userTask only. */
   userTask?: UserTaskSpec;
   /**
