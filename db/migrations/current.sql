@@ -1,1 +1,26 @@
--- Enter migration here
+-- Compensation and transactions (issue 5): compensated activity instances
+-- end in state compensated (compensated exactly once); a cancelled
+-- transaction records transactionCancelled.
+alter domain bpm.activity_state drop constraint if exists activity_state_is_valid;
+alter domain bpm.activity_state add constraint activity_state_is_valid check (value in ('active', 'completed', 'cancelled', 'compensated')) not valid;
+comment on domain bpm.activity_state is E'State of an activity instance: active | completed | cancelled | compensated (completed, then undone by its compensation handler).';
+
+alter domain bpm.event_kind drop constraint if exists event_kind_is_valid;
+alter domain bpm.event_kind add constraint event_kind_is_valid check (value in (
+    'definitionDeployed',
+    'instanceStarted', 'instanceCompleted', 'instanceCancelled', 'instanceSuspended', 'instanceActivated', 'variablesUpdated', 'instanceMigrated',
+    'activityStarted', 'activityCompleted', 'activityCancelled',
+    'taskCreated', 'taskAssigned', 'taskCompleted', 'taskCancelled',
+    'externalTaskCreated', 'externalTaskCompleted', 'externalTaskFailed', 'externalTaskCancelled',
+    'incidentCreated', 'incidentResolved',
+    'messageCorrelated', 'messageBuffered', 'signalBroadcast', 'timerFired', 'taskOverdue', 'taskFollowUpDue', 'taskEscalated',
+    'errorCaught', 'escalationCaught', 'transactionCancelled')) not valid;
+comment on domain bpm.event_kind is E'Kind of an event: definitionDeployed; instanceStarted | instanceCompleted | instanceCancelled | instanceSuspended | instanceActivated | variablesUpdated | instanceMigrated; activityStarted | activityCompleted | activityCancelled; taskCreated | taskAssigned | taskCompleted | taskCancelled; externalTaskCreated | externalTaskCompleted | externalTaskFailed | externalTaskCancelled; incidentCreated | incidentResolved; messageCorrelated | messageBuffered | signalBroadcast | timerFired; taskOverdue | taskFollowUpDue | taskEscalated; errorCaught | escalationCaught (by a boundary event or event subprocess); transactionCancelled.';
+
+--!include engine/run.sql
+--!include engine/graph.sql
+--!include api/external_tasks.sql
+--!include engine/subscription.sql
+--!include elements/subprocess.sql
+--!include elements/compensation.sql
+--!include setup/ownership.sql

@@ -182,6 +182,13 @@ begin
   select d.graph, d.inclusive_joins into v_graph, v_joins from bpm.process_definition d
   where d.tenant_id = v_tenant and d.id = v_instance.definition_id;
   v_boundary := bpm_private.error_boundary__find(v_graph, v_task.element_id, error_code);
+  if v_boundary is null and bpm_private.token__throw(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, 'error', error_code, v_variables) then
+    -- caught on the way out (an enclosing subprocess, event subprocess, multi-instance body)
+    update bpm.external_task e set error_message = v_message, locked_until = null
+    where e.tenant_id = v_tenant and e.id = task_id
+    returning * into v_task;
+    return v_task;
+  end if;
   if v_boundary is null then
     update bpm.external_task e
     set retries = 0, error_message = v_message || ' is not caught', worker_id = null, locked_until = null
@@ -203,7 +210,7 @@ begin
   return v_task;
 end;
 $$;
-comment on function bpm.throw_bpmn_error(uuid, text, text, jsonb) is E'Reports a business error for an external task locked by worker_id: the matching error boundary event (by code, else a catch-all) interrupts the task and its path is taken; variables merge into the instance. No matching boundary: incident unhandledBpmnError (retry_incident makes the task available again). Roles: bpm_admin, bpm_engine.';
+comment on function bpm.throw_bpmn_error(uuid, text, text, jsonb) is E'Reports a business error for an external task locked by worker_id: the matching error boundary event (by code, else a catch-all) interrupts the task and its path is taken; else the nearest matching catch on the way out (an error event subprocess or a boundary of an enclosing subprocess, which is cancelled); variables merge into the instance. Nothing catches it: incident unhandledBpmnError (retry_incident makes the task available again). Roles: bpm_admin, bpm_engine.';
 
 create or replace function bpm.retry_incident(incident_id uuid, retries int default 1)
 returns bpm.incident

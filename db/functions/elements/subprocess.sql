@@ -47,6 +47,10 @@ declare
   v_ppos int := pg_catalog.array_position(st.l_id, v_parent);
   v_out jsonb;
 begin
+  if v_node ->> 'type' in ('intermediateThrowEvent', 'endEvent') then
+    -- the scope of a compensation: its handler ended, the next one runs
+    return bpm_private.compensation__next(st, graph, scope_id);
+  end if;
   if v_node ? 'outputs' then
     v_out := bpm_private.io__map(v_node -> 'outputs', bpm_private.scope__variables(st, scope_id, null), v_el);
   end if;
@@ -64,4 +68,4 @@ begin
   return bpm_private.node__leave(st, graph, v_node);
 end;
 $$;
-comment on function bpm_private.subprocess__complete(bpm_private.run_state, jsonb, uuid) is E'A subprocess instance in which nothing runs any more completes: outputs are mapped and its token leaves it.';
+comment on function bpm_private.subprocess__complete(bpm_private.run_state, jsonb, uuid) is E'A subprocess instance in which nothing runs any more completes: outputs are mapped and its token leaves it (a compensation scope: its next handler runs).';

@@ -120,3 +120,33 @@ begin
 end;
 $$;
 comment on function bpm_private.token__move(bpm.process_instance, jsonb, text[], uuid, text, text, jsonb, text) is E'Continues an instance after a wait state completed (to_node null) or was interrupted by the boundary event to_node; records event_kind for the wait state.';
+
+-- A waiting token throws an error or escalation (an external task's BPMN
+-- error): if something on the way out catches it, the run goes on from there
+-- (true); else nothing is changed (false).
+create or replace function bpm_private.token__throw(instance bpm.process_instance, graph jsonb, joins text[], token_id uuid, node_id text, kind text, code text, variables jsonb)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_graph jsonb := bpm_private.graph__in_memory(graph);
+  st bpm_private.run_state := bpm_private.run__begin(instance.tenant_id, instance.id, instance.variables || variables, false, joins);
+  v_res record;
+begin
+  if not (v_graph -> 'nodes' -> node_id ? 'scope' or v_graph -> 'nodes' -> node_id ? 'loop' or v_graph ? 'eventSubprocesses') then
+    return false;
+  end if;
+  st.business_key := instance.business_key;
+  st := bpm_private.run__resume(st, v_graph -> 'nodes' -> node_id, token_id);
+  v_res := bpm_private.error__catch(st, v_graph, kind, code);
+  if not v_res.caught then
+    return false;
+  end if;
+  st := bpm_private.run__drain(v_res.st, v_graph);
+  perform bpm_private.run__finish(st, instance);
+  return true;
+end;
+$$;
+comment on function bpm_private.token__throw(bpm.process_instance, jsonb, text[], uuid, text, text, text, jsonb) is E'A waiting token throws an error or escalation; true when a catch on the way out took it (the run went on), false when nothing catches it (nothing changed).';

@@ -181,6 +181,8 @@ begin
           v_slow := 'terminate';
         when v_type in ('subProcess', 'callActivity') then
           v_slow := v_type;
+        when v_node -> 'event' ->> 'kind' in ('compensate', 'cancel') and v_type in ('intermediateThrowEvent', 'endEvent') then
+          v_slow := v_node -> 'event' ->> 'kind';
         when v_node -> 'event' ->> 'kind' = 'link' then
           -- a link throw jumps to its catch event; a link catch passes
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
@@ -297,12 +299,16 @@ begin
       return bpm_private.call__enter(st, graph, node, id);
     when 'multiInstance' then
       return bpm_private.mi__enter(st, graph, node, id);
+    when 'compensate' then
+      return bpm_private.compensation__start(st, graph, node, id);
+    when 'cancel' then
+      return bpm_private.transaction__cancel(st, graph, node, id);
     else
       return bpm_private.scope__terminate(st, id);
   end case;
 end;
 $$;
-comment on function bpm_private.node__execute(bpm_private.run_state, jsonb, jsonb, uuid, text, text) is E'Runs the behaviour of an element that works on the whole run state (joins, catch and throw events, scopes, terminate).';
+comment on function bpm_private.node__execute(bpm_private.run_state, jsonb, jsonb, uuid, text, text) is E'Runs the behaviour of an element that works on the whole run state (joins, catch and throw events, scopes, compensation, terminate).';
 
 -- A behaviour of a token in a scope: it reads the variables the token sees
 -- (the instance's and its scopes' locals); what it adds goes to the instance.

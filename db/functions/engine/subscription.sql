@@ -120,7 +120,8 @@ $$;
 comment on function bpm_private.host__cancel(bpm_private.run_state, jsonb, uuid) is E'Cancels the activity an interrupting boundary event interrupts (a task or token, or a scope with everything in it), with its other subscriptions.';
 
 -- A token resumes in the scope it waited in: the scope of its activity row
--- (only looked up for elements inside a subprocess or multi-instance body).
+-- (only looked up for elements inside a subprocess or multi-instance body,
+-- and compensation handlers, which run in their compensation's scope).
 create or replace function bpm_private.run__resume(st bpm_private.run_state, node jsonb, token_id uuid)
 returns bpm_private.run_state
 language plpgsql
@@ -128,7 +129,7 @@ volatile
 set search_path = ''
 as $$
 begin
-  if node ? 'scope' or node ? 'loop' then
+  if node ? 'scope' or node ? 'loop' or node ? 'isForCompensation' then
     st.cur_scope := (select a.scope_id from bpm.activity_instance a where a.tenant_id = st.tenant_id and a.id = token_id);
     st := bpm_private.scope__load(st, st.cur_scope);
   end if;

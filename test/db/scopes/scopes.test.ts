@@ -316,3 +316,58 @@ test('link events jump from the throw to the catch of the same name', async () =
   expect((await openTask(as.admin, instance.id, 'Second'))).toBeDefined();
   expect(await history(as.admin, instance.id)).toEqual(expect.arrayContaining(['GoToSecond intermediateThrowEvent completed', 'FromFirst intermediateCatchEvent completed']));
 });
+
+describe('errors and escalations from inside scopes', () => {
+  test('a BPMN error of an external task inside a subprocess is caught by the subprocess\'s boundary; the sibling task is cancelled', async () => {
+    await deployDefs(as.admin, 'scopes_ext_error', '<error id="EX" errorCode="NO-STOCK"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/>
+        <parallelGateway id="fork"/>
+        <sequenceFlow id="i2" sourceRef="fork" targetRef="ship"/><sequenceFlow id="i3" sourceRef="fork" targetRef="note"/>
+        <serviceTask id="ship" camunda:type="external" camunda:topic="scopes-ship"/>
+        <userTask id="note"/>
+      </subProcess>
+      <boundaryEvent id="noStock" attachedToRef="sub"><errorEventDefinition errorRef="EX"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="noStock" targetRef="reorder"/><userTask id="reorder"/>`);
+    const instance = await startProcess(as.admin, 'scopes_ext_error');
+    const [task] = (await as.engine.query('select * from bpm.fetch_and_lock($1, $2, 1)', ['scopes-ship', 'w1'])).rows;
+    await as.engine.query('select bpm.throw_bpmn_error($1, $2, $3, $4::jsonb)', [task.id, 'w1', 'NO-STOCK', '{"reason": "empty"}']);
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => [t.element_id, t.state]).sort()).toEqual([['note', 'cancelled'], ['reorder', 'open']]);
+    const { rows: [ext] } = await as.admin.query('select state from bpm.external_task where id = $1', [task.id]);
+    expect(ext.state).toBe('cancelled');
+    expect((await getInstance(as.admin, instance.id)).variables).toEqual({ reason: 'empty' });
+  });
+
+  test('an escalation thrown inside a subprocess starts a non-interrupting boundary path while the subprocess goes on', async () => {
+    await deployDefs(as.admin, 'scopes_escalation', '<escalation id="ESC" escalationCode="LATE"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="raise"/>
+        <intermediateThrowEvent id="raise"><escalationEventDefinition escalationRef="ESC"/></intermediateThrowEvent>
+        <sequenceFlow id="i2" sourceRef="raise" targetRef="work"/><userTask id="work"/>
+      </subProcess>
+      <boundaryEvent id="late" attachedToRef="sub" cancelActivity="false"><escalationEventDefinition escalationRef="ESC"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="late" targetRef="inform"/><userTask id="inform"/>
+      <sequenceFlow id="f3" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_escalation');
+    expect((await openTasks(instance.id)).map((t) => t.element_id).sort()).toEqual(['inform', 'work']);
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'work')).id);
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'inform')).id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+
+  test('an interrupting message boundary on a multi-instance activity cancels every inner instance', async () => {
+    await deployDefs(as.admin, 'scopes_mi_boundary', '<message id="M" name="scopes-stop"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+      <userTask id="t"><multiInstanceLoopCharacteristics><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics></userTask>
+      <boundaryEvent id="stop" attachedToRef="t"><messageEventDefinition messageRef="M"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="stop" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_mi_boundary', {}, 'mi-b-1');
+    expect(await openTasks(instance.id)).toHaveLength(3);
+    await as.admin.query(`select bpm.correlate_message('scopes-stop', 'mi-b-1')`);
+    expect((await userTasks(as.admin, instance.id)).map((t) => t.state)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+});

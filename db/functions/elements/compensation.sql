@@ -1,0 +1,134 @@
+-- Compensation and transactions. A compensation throw event (or a cancel
+-- end event of a transaction) compensates the completed activities of its
+-- scope that have a compensation handler, most recently completed first,
+-- one handler at a time: the throw event's activity instance becomes a
+-- scope (token kind scope, data {comp: [[activity instance, handler], …]})
+-- the handlers run in. A compensated activity instance ends in state
+-- compensated, so it is compensated exactly once. When the last handler
+-- ended, the throw event is left (a cancel end event: the transaction is
+-- cancelled and its cancel boundary event taken).
+
+create or replace function bpm_private.compensation__start(st bpm_private.run_state, graph jsonb, node jsonb, id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_scope uuid := st.cur_scope;
+  v_elements text[];
+  v_todo jsonb;
+begin
+  -- the compensable elements of the throw's scope (or the one it names)
+  v_elements := array(select n.key from pg_catalog.jsonb_each(graph -> 'nodes') n
+    where n.value ? 'compensation' and n.value ->> 'scope' is not distinct from node ->> 'scope'
+      and (node -> 'event' ->> 'activity' is null or n.key = node -> 'event' ->> 'activity'));
+  -- completed instances of them, latest first: this run's, then stored ones
+  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.id, graph -> 'nodes' -> c.el ->> 'compensation') order by c.run desc, c.ended desc, c.seq desc), '[]')
+  into v_todo
+  from (
+    select u.id, u.el, 1 as run, null::timestamptz as ended, u.ord as seq
+    from unnest(st.a_id, st.a_el, st.a_state, st.a_scope) with ordinality as u(id, el, state, scope, ord)
+    where u.state = 'completed' and u.el = any(v_elements) and u.scope is not distinct from v_scope
+    union all
+    select a.id, a.element_id, 0, a.ended_at, a.seq from bpm.activity_instance a
+    where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.state = 'completed'
+      and a.element_id = any(v_elements) and a.scope_id is not distinct from v_scope
+      and not (a.id = any(st.a_id))
+  ) c;
+  st := bpm_private.scope__add(st, id, node ->> 'id', 'scope', pg_catalog.jsonb_build_object('vars', '{}'::jsonb, 'comp', v_todo));
+  return bpm_private.compensation__next(st, graph, id);
+end;
+$$;
+comment on function bpm_private.compensation__start(bpm_private.run_state, jsonb, jsonb, uuid) is E'A compensation throw (or cancel end event) starts compensating its scope''s completed compensable activities, latest first.';
+
+-- Runs the next handler of a compensation, or ends it.
+create or replace function bpm_private.compensation__next(st bpm_private.run_state, graph jsonb, comp_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_pos int := pg_catalog.array_position(st.l_id, comp_id);
+  v_data jsonb := st.l_data[v_pos];
+  v_next jsonb := v_data -> 'comp' -> 0;
+  v_apos int;
+begin
+  if v_next is null then
+    return bpm_private.compensation__done(st, graph, comp_id);
+  end if;
+  st := bpm_private.scope__set(st, comp_id, v_data || pg_catalog.jsonb_build_object('comp', (v_data -> 'comp') - 0));
+  -- the compensated activity instance: compensated exactly once
+  v_apos := pg_catalog.array_position(st.a_id, (v_next ->> 0)::uuid);
+  if v_apos is not null then
+    st.a_state[v_apos] := 'compensated';
+  else
+    update bpm.activity_instance a set state = 'compensated'
+    where a.tenant_id = st.tenant_id and a.id = (v_next ->> 0)::uuid and a.state = 'completed';
+  end if;
+  st.cur_scope := comp_id;
+  return bpm_private.run__push(st, v_next ->> 1, null);
+end;
+$$;
+comment on function bpm_private.compensation__next(bpm_private.run_state, jsonb, uuid) is E'Starts the handler of the next activity to compensate (marking that activity compensated), or ends the compensation.';
+
+create or replace function bpm_private.compensation__done(st bpm_private.run_state, graph jsonb, comp_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_pos int := pg_catalog.array_position(st.l_id, comp_id);
+  v_node jsonb := graph -> 'nodes' -> st.l_el[v_pos];
+  v_parent uuid := st.l_parent[v_pos];
+  v_tpos int;
+  v_boundary jsonb;
+begin
+  st := bpm_private.scope__remove(st, comp_id);
+  st := bpm_private.activity__end(st, array[comp_id], 'completed');
+  st.cur_scope := v_parent;
+  if v_node -> 'event' ->> 'kind' <> 'cancel' then
+    return bpm_private.node__leave(st, graph, v_node);
+  end if;
+  -- a cancel end event: the transaction ends cancelled, its cancel boundary is taken
+  v_tpos := pg_catalog.array_position(st.l_id, v_parent);
+  v_boundary := bpm_private.boundary__find_catch(graph, st.l_el[v_tpos], 'cancel', null);
+  st.cur_scope := st.l_parent[v_tpos];
+  st := bpm_private.scope__cancel(st, array[v_parent]);
+  if v_boundary is null then
+    raise exception 'transaction % has no cancel boundary event', st.l_el[v_tpos] using errcode = 'BP305';
+  end if;
+  st := bpm_private.run__event(st, 'transactionCancelled', v_parent, v_boundary ->> 'id');
+  return bpm_private.run__push(st, v_boundary ->> 'id', null);
+end;
+$$;
+comment on function bpm_private.compensation__done(bpm_private.run_state, jsonb, uuid) is E'All handlers ran: the throw event is left, or (cancel end event) the transaction is cancelled and its cancel boundary taken.';
+
+-- A cancel end event inside a transaction: every other token of the
+-- transaction is cancelled, then its completed activities are compensated.
+create or replace function bpm_private.transaction__cancel(st bpm_private.run_state, graph jsonb, node jsonb, id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_scope uuid := st.cur_scope;
+  v_others uuid[];
+begin
+  if v_scope is null or not coalesce((graph -> 'nodes' -> (node ->> 'scope') ->> 'transaction')::boolean, false) then
+    raise exception 'cancel end event % is not inside a transaction', node ->> 'id' using errcode = 'BP305';
+  end if;
+  v_others := array(select u.a from unnest(st.a_id, st.a_scope, st.a_state) as u(a, s, state)
+    where u.s = v_scope and u.state = 'active' and u.a <> id);
+  if not st.is_new then
+    v_others := v_others || array(select a.id from bpm.activity_instance a
+      where a.tenant_id = st.tenant_id and a.scope_id = v_scope and a.state = 'active' and not (a.id = any(st.e_id)) and not (a.id = any(st.a_id)));
+  end if;
+  st := bpm_private.scope__cancel(st, v_others);
+  return bpm_private.compensation__start(st, graph, node, id);
+end;
+$$;
+comment on function bpm_private.transaction__cancel(bpm_private.run_state, jsonb, jsonb, uuid) is E'Cancel end event: cancels the transaction''s other tokens and compensates its completed activities before its cancel boundary is taken.';
