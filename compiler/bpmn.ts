@@ -2052,8 +2052,11 @@ function compileSubProcess(ctx: ProcessCtx, el: XNode, id: string): CompiledNode
  * A bpmn:transaction: an embedded subprocess (its own scope) with
  * `transaction: true`; cancel end events inside, a cancel boundary event on it.
  */
-function compileTransaction(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
-  if (bool(el, 'triggeredByEvent') === true) problem(ctx, id, 'a transaction cannot be an event subprocess (triggeredByEvent="true")');
+function compileTransaction(ctx: ProcessCtx, el: XNode, id: string): CompiledNode | null {
+  if (bool(el, 'triggeredByEvent') === true) {
+    problem(ctx, id, 'a transaction cannot be an event subprocess (triggeredByEvent="true")');
+    return null;
+  }
   return { ...compileActivity(ctx, el, id, 'subProcess', NOTHING), transaction: true };
 }
 
