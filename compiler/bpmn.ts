@@ -19,7 +19,15 @@
  * into the same flat nodes / flows maps (node.scope = the subprocess id);
  * compileScope runs per scope with ctx.scope (start events, event
  * subprocesses), and flows, boundary attachments and link pairs are checked
- * to stay within one scope.
+ * to stay within one scope. Transactions (bpmn:transaction) are embedded
+ * subprocesses with `transaction: true`.
+ *
+ * Compensation: a compensation boundary event names no flows; its handler (an
+ * activity with isForCompensation="true", in the host's scope) is found through
+ * the one bpmn:association leaving the boundary (associations are looked up in
+ * the artifacts of the process and of every subprocess) and is named by the
+ * host in `compensation`. Compensation throw events name the activity they
+ * compensate (activityRef) or null for the whole scope.
  *
  * Adding an element kind in a later version: add its compile function to
  * NODE_COMPILERS (and its flow rules to checkNodeFlows); an event definition:
@@ -454,6 +462,8 @@ interface ScopeState {
   /** The subprocess id; null for the process. */
   id: string | null;
   kind: 'process' | 'subProcess' | 'eventSubProcess';
+  /** A bpmn:transaction (kind 'subProcess'): cancel end events may sit directly inside. */
+  transaction: boolean;
   /** Start event elements (compiled or refused), none start events, message / signal / timer / error / escalation start events. */
   startElements: number;
   noneStarts: string[];
@@ -469,19 +479,22 @@ interface ProcessCtx extends FileCtx {
   elements: Map<string, XNode>;
   /** The scope (subprocess id, null = process) each element of `elements` sits in. */
   scopeOf: Map<string, string | null>;
+  /** bpmn:association elements of the process and of every subprocess (compensation handlers are found through them). */
+  associations: XNode[];
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;
   scope: ScopeState;
 }
 
-function newScope(id: string | null, kind: ScopeState['kind']): ScopeState {
-  return { id, kind, startElements: 0, noneStarts: [], eventStarts: [], eventSubprocesses: [] };
+function newScope(id: string | null, kind: ScopeState['kind'], transaction = false): ScopeState {
+  return { id, kind, transaction, startElements: 0, noneStarts: [], eventStarts: [], eventSubprocesses: [] };
 }
 
-/** "process p" / "subprocess s" / "event subprocess e", for messages. */
+/** "process p" / "subprocess s" / "event subprocess e" / "transaction t", for messages. */
 function scopeLabel(ctx: ProcessCtx, scopeId: string | null): string {
   if (scopeId === null) return `process ${ctx.processId}`;
   const el = ctx.elements.get(scopeId);
+  if (el?.type === TRANSACTION) return `transaction ${scopeId}`;
   return el !== undefined && bool(el, 'triggeredByEvent') === true ? `event subprocess ${scopeId}` : `subprocess ${scopeId}`;
 }
 
@@ -872,7 +885,7 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   }
   const before = file.problems.length;
   const scope = newScope(null, 'process');
-  const ctx: ProcessCtx = { ...file, processId, elements: new Map(), scopeOf: new Map(), nodes: {}, flows: {}, scope };
+  const ctx: ProcessCtx = { ...file, processId, elements: new Map(), scopeOf: new Map(), associations: [], nodes: {}, flows: {}, scope };
   // ctx shares the file's arrays and maps (spread copies the references).
 
   checkExtensions(ctx, proc, PROCESS_CONSUMES);
@@ -884,6 +897,9 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   }
   attachBoundaryEvents(ctx);
   resolveLinks(ctx);
+  linkCompensationHandlers(ctx);
+  checkCompensationThrows(ctx);
+  checkTransactions(ctx);
   for (const node of Object.values(ctx.nodes)) checkNodeFlows(ctx, node);
   checkStart(ctx, proc);
   computeUpstream(ctx);
@@ -900,13 +916,19 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   };
 }
 
+const TRANSACTION = 'bpmn:Transaction';
+
 /** Container elements whose flow elements are compiled as a scope. */
 function isSubProcessElement(el: XNode): boolean {
-  return el.type === 'bpmn:SubProcess';
+  return el.type === 'bpmn:SubProcess' || el.type === TRANSACTION;
 }
 
-/** Registers the flow elements of `container` (and, recursively, of its subprocesses) with their scope. */
+/**
+ * Registers the flow elements of `container` (and, recursively, of its
+ * subprocesses) with their scope, and collects the associations.
+ */
 function collectElements(ctx: ProcessCtx, container: XNode, scopeId: string | null): void {
+  ctx.associations.push(...kids(container, 'artifacts').filter((a) => a.type === 'bpmn:Association'));
   for (const el of kids(container, 'flowElements')) {
     const id = idOf(el);
     if (id === null) {
@@ -1017,6 +1039,7 @@ const NODE_COMPILERS: Readonly<Record<string, NodeCompiler>> = {
   'bpmn:EventBasedGateway': compileEventGateway,
   'bpmn:ScriptTask': rejectScriptTask,
   'bpmn:SubProcess': compileSubProcess,
+  'bpmn:Transaction': compileTransaction,
   'bpmn:CallActivity': compileCallActivity,
 };
 
@@ -1054,15 +1077,20 @@ const ERROR = 'bpmn:ErrorEventDefinition';
 const ESCALATION = 'bpmn:EscalationEventDefinition';
 const TERMINATE = 'bpmn:TerminateEventDefinition';
 const LINK = 'bpmn:LinkEventDefinition';
+const COMPENSATE = 'bpmn:CompensateEventDefinition';
+const CANCEL = 'bpmn:CancelEventDefinition';
 
-/** Event definitions supported per position; everything else (conditional, compensation, cancel, …) is refused. */
+/**
+ * Event definitions supported per position; everything else (conditional,
+ * compensation start events, cancel outside end and boundary events, …) is refused.
+ */
 const SUPPORTED_DEFINITIONS: Readonly<Record<EventPosition, ReadonlySet<string>>> = {
   start: new Set([TIMER, MESSAGE, SIGNAL]),
   'event subprocess start': new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION]),
   'intermediate catch': new Set([TIMER, MESSAGE, SIGNAL, LINK]),
-  boundary: new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION]),
-  'intermediate throw': new Set([MESSAGE, SIGNAL, ESCALATION, LINK]),
-  end: new Set([MESSAGE, SIGNAL, ERROR, ESCALATION, TERMINATE]),
+  boundary: new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION, COMPENSATE, CANCEL]),
+  'intermediate throw': new Set([MESSAGE, SIGNAL, ESCALATION, LINK, COMPENSATE]),
+  end: new Set([MESSAGE, SIGNAL, ERROR, ESCALATION, TERMINATE, COMPENSATE, CANCEL]),
 };
 
 /** Event definition kind for messages: bpmn:TimerEventDefinition → "timer". */
@@ -1132,6 +1160,12 @@ function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNo
     case LINK:
       event = compileLink(ctx, id, def);
       break;
+    case COMPENSATE:
+      event = compileCompensate(ctx, id, def, position);
+      break;
+    case CANCEL:
+      event = compileCancel(ctx, id, position);
+      break;
     default: // TERMINATE
       event = { kind: 'terminate' };
       node.terminate = true;
@@ -1167,6 +1201,10 @@ function compileStartEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledNode
 function compileEventSubprocessStart(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): CompiledNode {
   const interrupting = bool(el, 'isInterrupting') !== false;
   node.interrupting = interrupting;
+  if (eventDefinitions(el).some((d) => d.type === COMPENSATE)) {
+    problem(ctx, id, 'compensation event subprocesses are not supported in this version');
+    return node;
+  }
   const outcome = compileEventOf(ctx, el, id, node, 'event subprocess start');
   if (outcome === 'none') {
     problem(ctx, id, 'the start event of an event subprocess needs a message, timer, signal, error or escalation event definition');
@@ -1229,6 +1267,9 @@ function compileBoundaryEvent(ctx: ProcessCtx, el: XNode, id: string): CompiledN
   if (isError) {
     if (!cancelActivity) problem(ctx, id, 'error boundary events are always interrupting (cancelActivity="false" is invalid BPMN)');
     node.error = { code: null };
+  }
+  if (defs.length === 1 && defs[0].type === CANCEL && !cancelActivity) {
+    problem(ctx, id, 'cancel boundary events are always interrupting (cancelActivity="false" is invalid BPMN)');
   }
   compileEventOf(ctx, el, id, node, 'boundary');
   const event = node.event;
@@ -1612,7 +1653,6 @@ function compileExtensionProperties(ctx: ProcessCtx, el: XNode, node: CompiledNo
 /** Activity-wide checks and fields (default flow, boundary list, input/output mappings, multi-instance). */
 function compileActivity(ctx: ProcessCtx, el: XNode, id: string, type: NodeType, consumes: ReadonlySet<string>): CompiledNode {
   checkExtensions(ctx, el, new Set([...consumes, ...IO_CONSUMES]));
-  if (bool(el, 'isForCompensation') === true) problem(ctx, id, 'compensation handlers (isForCompensation="true") are not supported in this version');
   for (const io of kids(el, 'ioSpecification')) problem(ctx, id, `element type ${xmlName(io.type)} is not supported in this version`);
   for (const r of kids(el, 'resources')) {
     problem(ctx, id, `${xmlName(r.type)} is not supported in this version; assign user tasks with camunda:assignee / camunda:candidateGroups or zeebe:assignmentDefinition`);
@@ -1621,6 +1661,7 @@ function compileActivity(ctx: ProcessCtx, el: XNode, id: string, type: NodeType,
   if (data.length > 0) warn(ctx, id, 'data associations are ignored (data objects and stores have no semantics in this version)');
   if (kids(el, 'properties').length > 0) warn(ctx, id, 'bpmn:property elements are ignored');
   const node: CompiledNode = { ...baseNode(el, id, type), default: defaultFlow(ctx, el, id), boundary: [] };
+  if (bool(el, 'isForCompensation') === true) node.isForCompensation = true;
   compileIoMappings(ctx, el, node);
   compileLoop(ctx, el, node);
   return node;
@@ -2002,20 +2043,33 @@ function compileSubProcess(ctx: ProcessCtx, el: XNode, id: string): CompiledNode
   for (const loop of kids(el, 'loopCharacteristics')) {
     problem(ctx, id, `event subprocesses cannot be multi-instance or looped (${xmlName(loop.type)})`);
   }
-  if (bool(el, 'isForCompensation') === true) problem(ctx, id, 'compensation handlers (isForCompensation="true") are not supported in this version');
+  if (bool(el, 'isForCompensation') === true) problem(ctx, id, 'an event subprocess cannot be a compensation handler (isForCompensation="true")');
   ctx.scope.eventSubprocesses.push(id);
   return { ...baseNode(el, id, 'subProcess'), triggeredByEvent: true };
 }
 
+/**
+ * A bpmn:transaction: an embedded subprocess (its own scope) with
+ * `transaction: true`; cancel end events inside, a cancel boundary event on it.
+ */
+function compileTransaction(ctx: ProcessCtx, el: XNode, id: string): CompiledNode | null {
+  if (bool(el, 'triggeredByEvent') === true) {
+    problem(ctx, id, 'a transaction cannot be an event subprocess (triggeredByEvent="true")');
+    return null;
+  }
+  return { ...compileActivity(ctx, el, id, 'subProcess', NOTHING), transaction: true };
+}
+
 /** Compiles the flow elements of a subprocess as a scope of its own; sets node.start and node.eventSubprocesses. */
 function compileSubProcessScope(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
-  const scope = newScope(node.id, node.triggeredByEvent === true ? 'eventSubProcess' : 'subProcess');
+  const scope = newScope(node.id, node.triggeredByEvent === true ? 'eventSubProcess' : 'subProcess', node.transaction === true);
   compileScope({ ...ctx, scope }, el);
   if (scope.kind === 'subProcess') {
+    const what = scope.transaction ? 'transaction' : 'subprocess';
     if (scope.startElements === 0) {
-      problem(ctx, node.id, 'subprocess has no start event (exactly one none start event is required)');
+      problem(ctx, node.id, `${what} has no start event (exactly one none start event is required)`);
     } else if (scope.noneStarts.length > 1) {
-      problem(ctx, node.id, `subprocess has ${scope.noneStarts.length} none start events (${scope.noneStarts.join(', ')}); exactly one is required`);
+      problem(ctx, node.id, `${what} has ${scope.noneStarts.length} none start events (${scope.noneStarts.join(', ')}); exactly one is required`);
     }
     if (scope.noneStarts.length > 0) node.start = scope.noneStarts[0];
   } else if (scope.startElements === 1 && scope.eventStarts.length === 1) {
@@ -2518,6 +2572,7 @@ function attachBoundaryEvents(ctx: ProcessCtx): void {
       problem(ctx, node.id, `attachedToRef "${host.id}" is ${what}; boundary events are attached to tasks, subprocesses and call activities`);
       continue;
     }
+    if (!checkBoundaryHost(ctx, node, host, hostEl)) continue;
     host.boundary = [...(host.boundary ?? []), node.id];
     const clash = boundaryClash(node);
     if (clash === null) continue;
@@ -2528,8 +2583,32 @@ function attachBoundaryEvents(ctx: ProcessCtx): void {
   }
 }
 
+/**
+ * Host rules of particular boundary events: none on compensation handlers;
+ * compensation boundaries not on multi-instance activities; cancel boundaries
+ * on transactions only.
+ */
+function checkBoundaryHost(ctx: ProcessCtx, node: CompiledNode, host: CompiledNode, hostEl: XNode): boolean {
+  if (host.isForCompensation === true) {
+    problem(ctx, node.id, `attachedToRef "${host.id}" is a compensation handler (isForCompensation="true"); boundary events on compensation handlers are not supported in this version`);
+    return false;
+  }
+  const kind = node.event?.kind;
+  if (kind === 'compensate' && kids(hostEl, 'loopCharacteristics').some((l) => l.type === MULTI_INSTANCE)) {
+    problem(ctx, node.id, `attachedToRef "${host.id}": compensation of multi-instance activities is not supported in this version`);
+    return false;
+  }
+  if (kind === 'cancel' && host.transaction !== true) {
+    problem(ctx, node.id, `attachedToRef "${host.id}" is a ${xmlName(`bpmn:${host.type}`)}; cancel boundary events are attached to transactions (bpmn:transaction)`);
+    return false;
+  }
+  return true;
+}
+
 /** What a boundary event catches, when two of them on one activity must not catch the same. */
 function boundaryClash(node: CompiledNode): { key: string; message: (host: string) => string } | null {
+  if (node.event?.kind === 'compensate') return { key: 'compensate', message: (host) => `several compensation boundary events on ${host}` };
+  if (node.event?.kind === 'cancel') return { key: 'cancel', message: (host) => `several cancel boundary events on ${host}` };
   if (node.error !== undefined) {
     const code = node.error.code;
     return {
@@ -2550,6 +2629,153 @@ function boundaryClash(node: CompiledNode): { key: string; message: (host: strin
     return { key: `message\0${name}`, message: (host) => `several message boundary events on ${host} wait for message "${name}"` };
   }
   return null;
+}
+
+// --- compensation, transactions ---------------------------------------------------------
+
+/**
+ * Compensation boundary events (activity null) and compensation intermediate
+ * throw / end events (activityRef, or null for the whole scope; checked by
+ * checkCompensationThrows once every node is compiled).
+ */
+function compileCompensate(ctx: ProcessCtx, id: string, def: XNode, position: EventPosition): EventDefinition | null {
+  if (position === 'boundary') return { kind: 'compensate', activity: null };
+  if (bool(def, 'waitForCompletion') === false) {
+    problem(ctx, id, 'waitForCompletion="false" is not supported; compensation throw events wait until the compensation handlers have completed');
+    return null;
+  }
+  const r = ref(ctx, def, 'activityRef');
+  if (r.kind === 'unresolved') {
+    problem(ctx, id, `activityRef "${r.value}" does not reference an element`);
+    return null;
+  }
+  return { kind: 'compensate', activity: r.kind === 'ok' ? r.id : null };
+}
+
+/** Cancel end events sit directly in a transaction; cancel boundary events are checked when attached. */
+function compileCancel(ctx: ProcessCtx, id: string, position: EventPosition): EventDefinition | null {
+  if (position === 'end' && !ctx.scope.transaction) {
+    problem(ctx, id, `cancel end events are only allowed directly inside a transaction (bpmn:transaction); this one is in ${scopeLabel(ctx, ctx.scope.id)}`);
+    return null;
+  }
+  return { kind: 'cancel' };
+}
+
+/** The flow element ids the associations leaving `sourceId` lead to (associations to text annotations and other artifacts are not counted). */
+function associatedElements(ctx: ProcessCtx, sourceId: string): string[] {
+  const targets: string[] = [];
+  for (const a of ctx.associations) {
+    if (a.refs.sourceRef?.[0] !== sourceId) continue;
+    const target = a.refs.targetRef?.[0];
+    if (target !== undefined && ctx.elements.has(target)) targets.push(target);
+  }
+  return targets;
+}
+
+/**
+ * Connects each compensation boundary event to its handler (the one activity
+ * its association leads to) and names the handler on the host
+ * (`compensation`). Every compensation handler must be the handler of exactly
+ * one compensation boundary event.
+ */
+function linkCompensationHandlers(ctx: ProcessCtx): void {
+  const usedBy = new Map<string, string[]>();
+  for (const boundary of Object.values(ctx.nodes)) {
+    if (boundary.type !== 'boundaryEvent' || boundary.event?.kind !== 'compensate') continue;
+    const targets = associatedElements(ctx, boundary.id);
+    if (targets.length !== 1) {
+      problem(ctx, boundary.id, targets.length === 0
+        ? 'compensation boundary event is not connected to a compensation handler (draw an association from it to an activity with isForCompensation="true")'
+        : `compensation boundary event has ${targets.length} associations (to ${targets.join(', ')}); exactly one, to its compensation handler, is required`);
+      continue;
+    }
+    usedBy.set(targets[0], [...(usedBy.get(targets[0]) ?? []), boundary.id]);
+    const handler = compensationHandler(ctx, boundary, targets[0]);
+    const host = ctx.nodes[boundary.attachedTo ?? ''];
+    if (handler !== null && host !== undefined && host.boundary?.includes(boundary.id) === true) host.compensation = handler;
+  }
+  for (const node of Object.values(ctx.nodes)) {
+    if (node.isForCompensation !== true) continue;
+    const boundaries = usedBy.get(node.id) ?? [];
+    if (boundaries.length === 0) {
+      problem(ctx, node.id, 'compensation handler (isForCompensation="true") is not connected to a compensation boundary event (draw an association from a compensation boundary event to it)');
+    } else if (boundaries.length > 1) {
+      problem(ctx, node.id, `compensation handler is connected to several compensation boundary events (${boundaries.join(', ')}); each compensated activity needs a handler of its own`);
+    }
+  }
+}
+
+/** The handler `target` of a compensation boundary event: an activity with isForCompensation="true" in the host's scope; null when refused. */
+function compensationHandler(ctx: ProcessCtx, boundary: CompiledNode, target: string): string | null {
+  const handler = ctx.nodes[target];
+  const el = ctx.elements.get(target);
+  if (handler === undefined) {
+    if (el !== undefined && (el.type === 'bpmn:SequenceFlow' || DATA_ELEMENTS.has(el.type))) {
+      problem(ctx, boundary.id, `the association of compensation boundary event leads to ${target}, a ${xmlName(el.type)}; it must lead to its compensation handler (an activity with isForCompensation="true")`);
+    }
+    return null; // otherwise the element itself was refused
+  }
+  if (!ACTIVITY_TYPES.has(handler.type) || handler.triggeredByEvent === true) {
+    const what = handler.triggeredByEvent === true ? 'an event subprocess' : `a ${xmlName(`bpmn:${handler.type}`)}`;
+    problem(ctx, boundary.id, `the association of compensation boundary event leads to ${target}, ${what}; a compensation handler is a task, subprocess or call activity with isForCompensation="true"`);
+    return null;
+  }
+  if (handler.isForCompensation !== true) {
+    problem(ctx, boundary.id, `the association of compensation boundary event leads to ${target}, which is not a compensation handler (set isForCompensation="true" on it)`);
+    return null;
+  }
+  const scope = ctx.scopeOf.get(boundary.id) ?? null;
+  const handlerScope = ctx.scopeOf.get(target) ?? null;
+  if (handlerScope !== scope) {
+    problem(ctx, boundary.id, `compensation handler ${target} is in ${scopeLabel(ctx, handlerScope)}; it must be in the same scope as the activity it compensates (${scopeLabel(ctx, scope)})`);
+    return null;
+  }
+  return target;
+}
+
+/** activityRef of compensation throw events: an activity of the throw event's scope with a compensation boundary event. */
+function checkCompensationThrows(ctx: ProcessCtx): void {
+  for (const node of Object.values(ctx.nodes)) {
+    if (node.event?.kind !== 'compensate' || node.type === 'boundaryEvent' || node.event.activity === null) continue;
+    const target = node.event.activity;
+    const el = ctx.elements.get(target);
+    if (el === undefined || el.type === 'bpmn:SequenceFlow' || DATA_ELEMENTS.has(el.type)) {
+      problem(ctx, node.id, `activityRef "${target}" is not an activity of process ${ctx.processId}`);
+      continue;
+    }
+    const scope = node.scope ?? null;
+    const targetScope = ctx.scopeOf.get(target) ?? null;
+    if (targetScope !== scope) {
+      problem(ctx, node.id, `activityRef "${target}" is in ${scopeLabel(ctx, targetScope)}; a compensation throw event compensates activities of its own scope (${scopeLabel(ctx, scope)})`);
+      continue;
+    }
+    const activity = ctx.nodes[target];
+    if (activity === undefined) continue; // refused itself
+    if (!ACTIVITY_TYPES.has(activity.type) || activity.triggeredByEvent === true) {
+      problem(ctx, node.id, `activityRef "${target}" is ${activity.triggeredByEvent === true ? 'an event subprocess' : `a ${xmlName(`bpmn:${activity.type}`)}`}, not an activity with a compensation boundary event`);
+    } else if (!hasCompensationBoundary(ctx, target)) {
+      problem(ctx, node.id, `activityRef "${target}" has no compensation boundary event; only activities with a compensation handler can be compensated`);
+    }
+  }
+}
+
+/** Whether a compensation boundary event is attached to `activity` (valid or not: its own problems are reported with it). */
+function hasCompensationBoundary(ctx: ProcessCtx, activity: string): boolean {
+  return Object.values(ctx.nodes).some((n) => n.type === 'boundaryEvent' && n.attachedTo === activity && n.event?.kind === 'compensate');
+}
+
+/** A transaction with cancel end events needs a cancel boundary event; a cancel boundary event without cancel end events never fires. */
+function checkTransactions(ctx: ProcessCtx): void {
+  for (const tx of Object.values(ctx.nodes)) {
+    if (tx.transaction !== true) continue;
+    const cancelEnds = Object.values(ctx.nodes).filter((n) => n.scope === tx.id && n.type === 'endEvent' && n.event?.kind === 'cancel').map((n) => n.id);
+    const cancelBoundary = (tx.boundary ?? []).find((b) => ctx.nodes[b]?.event?.kind === 'cancel');
+    if (cancelEnds.length > 0 && cancelBoundary === undefined) {
+      problem(ctx, tx.id, `transaction has a cancel end event (${cancelEnds.join(', ')}) but no cancel boundary event`);
+    } else if (cancelEnds.length === 0 && cancelBoundary !== undefined) {
+      warn(ctx, cancelBoundary, `cancel boundary event never fires: transaction ${tx.id} has no cancel end event`);
+    }
+  }
 }
 
 // --- sequence flows ---------------------------------------------------------------------
@@ -2632,6 +2858,9 @@ function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
       break;
     case 'boundaryEvent':
       if (node.in.length > 0) problem(ctx, node.id, `boundary event must not have incoming sequence flows (${node.in.join(', ')})`);
+      if (node.event?.kind === 'compensate' && node.out.length > 0) {
+        problem(ctx, node.id, `compensation boundary event must not have outgoing sequence flows (${node.out.join(', ')}); it is connected to its compensation handler by an association`);
+      }
       break;
     case 'endEvent':
       if (node.out.length > 0) problem(ctx, node.id, `end event must not have outgoing sequence flows (${node.out.join(', ')})`);
@@ -2661,14 +2890,17 @@ function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
   }
   if (node.type.endsWith('Gateway') && node.out.length === 0) problem(ctx, node.id, 'gateway has no outgoing sequence flow');
   if (ACTIVITY_TYPES.has(node.type)) checkDefault(ctx, node);
+  if (node.isForCompensation === true && node.in.length + node.out.length > 0) {
+    problem(ctx, node.id, `compensation handler must not have incoming or outgoing sequence flows (${[...node.in, ...node.out].join(', ')}); it is started by compensation only`);
+  }
   if (node.in.length === 0 && !isEnteredWithoutFlows(node)) {
     warn(ctx, node.id, 'element has no incoming sequence flow and is never reached');
   }
 }
 
-/** Start and boundary events, event subprocesses and link catch events are entered without sequence flows. */
+/** Start and boundary events, event subprocesses, compensation handlers and link catch events are entered without sequence flows. */
 function isEnteredWithoutFlows(node: CompiledNode): boolean {
-  if (node.type === 'startEvent' || node.type === 'boundaryEvent') return true;
+  if (node.type === 'startEvent' || node.type === 'boundaryEvent' || node.isForCompensation === true) return true;
   if (node.type === 'subProcess') return node.triggeredByEvent === true;
   return node.type === 'intermediateCatchEvent' && node.event?.kind === 'link';
 }
