@@ -1,0 +1,90 @@
+/**
+ * Compensation and transactions (issue 5) through the public functions:
+ * handlers run in reverse order of completion, one at a time, exactly once;
+ * a cancel end event compensates the transaction, then takes its cancel
+ * boundary event.
+ */
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployFixture, deployProcess } from '../../helpers/engine';
+import { actors, completeTask, getInstance, openTask, startProcess, userTasks, type Actors } from '../elements/support';
+
+let db: TestDb;
+let as: Actors;
+
+beforeAll(async () => {
+  db = await createTestDb();
+  as = await actors(db);
+  await deployFixture(as.admin, 'scopes/compensation.bpmn', 'scopes/transaction.bpmn');
+});
+
+afterAll(async () => {
+  await db?.close();
+});
+
+async function activityStates(instanceId: string, elements: string[]): Promise<Record<string, string[]>> {
+  const { rows } = await as.admin.query<{ element_id: string; state: string }>(
+    'select element_id, state from bpm.activity_instance where instance_id = $1 and element_id = any($2) order by seq', [instanceId, elements]);
+  const out: Record<string, string[]> = {};
+  for (const r of rows) (out[r.element_id] ??= []).push(r.state);
+  return out;
+}
+
+test('a compensation throw runs the handlers of the completed activities in reverse completion order, one at a time', async () => {
+  const instance = await startProcess(as.admin, 'scopes-compensation');
+  await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Decide')).id, { ok: false });
+  // the flight was booked last: its handler runs first, alone
+  let open = (await userTasks(as.admin, instance.id)).filter((t) => t.state === 'open');
+  expect(open.map((t) => t.element_id)).toEqual(['CancelFlight']);
+  await completeTask(as.admin, open[0].id);
+  open = (await userTasks(as.admin, instance.id)).filter((t) => t.state === 'open');
+  expect(open.map((t) => t.element_id)).toEqual(['CancelHotel']);
+  await completeTask(as.admin, open[0].id);
+  expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  expect(await activityStates(instance.id, ['BookHotel', 'BookFlight', 'UndoBookings', 'CancelHotel', 'CancelFlight'])).toEqual({
+    BookHotel: ['compensated'], BookFlight: ['compensated'], UndoBookings: ['completed'], CancelFlight: ['completed'], CancelHotel: ['completed'],
+  });
+});
+
+test('no compensation when the path does not throw; an activity is compensated exactly once', async () => {
+  const ok = await startProcess(as.admin, 'scopes-compensation');
+  await completeTask(as.admin, (await openTask(as.admin, ok.id, 'Decide')).id, { ok: true });
+  expect((await getInstance(as.admin, ok.id)).state).toBe('completed');
+  expect(await activityStates(ok.id, ['BookHotel', 'BookFlight'])).toEqual({ BookHotel: ['completed'], BookFlight: ['completed'] });
+
+  await deployProcess(as.admin, 'scopes_comp_twice', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="pay"/>
+    <task id="pay"/>
+    <boundaryEvent id="payComp" attachedToRef="pay"><compensateEventDefinition/></boundaryEvent>
+    <userTask id="refund" isForCompensation="true"/>
+    <association id="a1" sourceRef="payComp" targetRef="refund" associationDirection="One"/>
+    <sequenceFlow id="f2" sourceRef="pay" targetRef="undo1"/>
+    <intermediateThrowEvent id="undo1"><compensateEventDefinition/></intermediateThrowEvent>
+    <sequenceFlow id="f3" sourceRef="undo1" targetRef="undo2"/>
+    <intermediateThrowEvent id="undo2"><compensateEventDefinition activityRef="pay"/></intermediateThrowEvent>
+    <sequenceFlow id="f4" sourceRef="undo2" targetRef="after"/>
+    <userTask id="after"/><sequenceFlow id="f5" sourceRef="after" targetRef="e"/><endEvent id="e"/>`);
+  const twice = await startProcess(as.admin, 'scopes_comp_twice');
+  await completeTask(as.admin, (await openTask(as.admin, twice.id, 'refund')).id);
+  const tasks = await userTasks(as.admin, twice.id);
+  expect(tasks.map((t) => [t.element_id, t.state])).toEqual([['refund', 'completed'], ['after', 'open']]);
+});
+
+test('a cancel end event compensates the transaction, cancels it and takes its cancel boundary event', async () => {
+  const instance = await startProcess(as.admin, 'scopes-transaction');
+  await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Confirm')).id, { confirmed: false });
+  expect((await openTask(as.admin, instance.id, 'Release'))).toBeDefined();
+  await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Release')).id);
+  expect((await openTask(as.admin, instance.id, 'Cancelled'))).toBeDefined();
+  expect(await activityStates(instance.id, ['Booking', 'Reserve', 'BookingCancelled'])).toEqual({
+    Booking: ['cancelled'], Reserve: ['compensated'], BookingCancelled: ['completed'],
+  });
+  const { rows } = await as.admin.query(`select element_id from bpm.event where instance_id = $1 and kind = 'transactionCancelled'`, [instance.id]);
+  expect(rows).toEqual([{ element_id: 'BookingCancel' }]);
+});
+
+test('a confirmed transaction completes normally and leaves over its flow', async () => {
+  const instance = await startProcess(as.admin, 'scopes-transaction');
+  await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Confirm')).id, { confirmed: true });
+  expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  expect(await activityStates(instance.id, ['Booking', 'Reserve'])).toEqual({ Booking: ['completed'], Reserve: ['completed'] });
+});
