@@ -30,4 +30,5 @@ comment on domain bpm.event_kind is E'Kind of an event: definitionDeployed; inst
 --!include engine/subscription.sql
 --!include elements/subprocess.sql
 --!include elements/compensation.sql
+--!include instance/modify.sql
 --!include setup/ownership.sql

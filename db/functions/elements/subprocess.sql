@@ -10,6 +10,21 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
+begin
+  st := bpm_private.subprocess__open(st, graph, node, id);
+  return bpm_private.run__push(st, node ->> 'start', null);
+end;
+$$;
+comment on function bpm_private.subprocess__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters an embedded subprocess: a new scope instance with its locals, boundary events and event subprocesses; its start event runs.';
+
+-- A new instance of a subprocess (its activity row is the caller's): its
+-- locals, boundary events and event subprocesses; the run is then in it.
+create or replace function bpm_private.subprocess__open(st bpm_private.run_state, graph jsonb, node jsonb, id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
 declare
   v_el text := node ->> 'id';
   v_locals jsonb := '{}';
@@ -28,10 +43,10 @@ begin
   if node ? 'eventSubprocesses' then
     st := bpm_private.event_subprocess__arm(st, graph, node -> 'eventSubprocesses', id);
   end if;
-  return bpm_private.run__push(st, node ->> 'start', null);
+  return st;
 end;
 $$;
-comment on function bpm_private.subprocess__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters an embedded subprocess: a new scope instance with its locals, boundary events and event subprocesses; its start event runs.';
+comment on function bpm_private.subprocess__open(bpm_private.run_state, jsonb, jsonb, uuid) is E'Opens a subprocess instance (scope, locals, boundary events, event subprocesses) and makes it the run''s current scope.';
 
 create or replace function bpm_private.subprocess__complete(st bpm_private.run_state, graph jsonb, scope_id uuid)
 returns bpm_private.run_state

@@ -27,10 +27,13 @@ begin
     if pg_catalog.cardinality(v_ops) <> 1 then
       raise exception 'invalid modification: instruction % must have exactly one of startBefore, startAfter, cancel', v_i + 1 using errcode = 'BP413';
     end if;
-    if exists (select 1 from pg_catalog.jsonb_object_keys(v_instr) k where k not in ('startBefore', 'startAfter', 'cancel', 'variables'))
-       or (v_ops[1] = 'cancel' and v_instr ? 'variables') then
-      raise exception 'invalid modification: instruction % has unknown members (allowed: startBefore or startAfter with variables, or cancel alone)', v_i + 1
+    if exists (select 1 from pg_catalog.jsonb_object_keys(v_instr) k where k not in ('startBefore', 'startAfter', 'cancel', 'variables', 'scope'))
+       or (v_ops[1] = 'cancel' and (v_instr ? 'variables' or v_instr ? 'scope')) then
+      raise exception 'invalid modification: instruction % has unknown members (allowed: startBefore or startAfter with variables and scope, or cancel alone)', v_i + 1
         using errcode = 'BP413';
+    end if;
+    if v_instr ? 'scope' and coalesce(v_instr ->> 'scope', '') !~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' then
+      raise exception 'invalid modification: scope of instruction % must be an activity instance id (uuid)', v_i + 1 using errcode = 'BP413';
     end if;
     if pg_catalog.jsonb_typeof(v_instr -> v_ops[1]) <> 'string' then
       raise exception 'invalid modification: % of instruction % must be a string', v_ops[1], v_i + 1 using errcode = 'BP413';
@@ -49,9 +52,8 @@ comment on function bpm_private.modification__validate(jsonb) is E'Checks the sh
 
 -- The node a start instruction names, if the engine can start a token
 -- there: BP112 unknown element; BP414 boundary events (their event triggers
--- them), event subprocesses and anything inside a subprocess (scopes are
--- not supported by modification yet), joins for startBefore (a token at a
--- join counts per incoming flow).
+-- them), event subprocesses, joins for startBefore (a token at a join
+-- counts per incoming flow).
 create or replace function bpm_private.modification__node(graph jsonb, element_id text, op text)
 returns jsonb
 language plpgsql
@@ -64,9 +66,6 @@ declare
 begin
   if v_node is null then
     raise exception 'cannot %: element % is not in the process graph', op, element_id using errcode = 'BP112';
-  end if;
-  if v_node ? 'scope' then
-    raise exception 'cannot %: starting inside subprocess % (element %) is not supported yet', op, v_node ->> 'scope', element_id using errcode = 'BP414';
   end if;
   if v_type = 'boundaryEvent' then
     raise exception 'cannot %: % is a boundary event, which only its event triggers', op, element_id using errcode = 'BP414';
@@ -82,6 +81,65 @@ begin
 end;
 $$;
 comment on function bpm_private.modification__node(jsonb, text, text) is E'The graph node a startBefore/startAfter instruction names, if a token can start there (BP112, BP414).';
+
+-- The scope instance a start instruction runs in: process level, the
+-- subprocess instance named by "scope", the one active instance of the
+-- element's subprocess, or (none active) a new instance of it, opened in its
+-- own scope the same way (BP111 a named scope that is not an active instance
+-- of that subprocess; BP414 several active instances and none named, or a
+-- multi-instance subprocess without an active inner instance).
+create or replace function bpm_private.modification__enter_scope(st bpm_private.run_state, graph jsonb, node jsonb, scope_hint uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_sub text := node ->> 'scope';
+  v_sub_node jsonb := graph -> 'nodes' -> (node ->> 'scope');
+  v_found uuid[];
+  v_id uuid;
+begin
+  if v_sub is null then
+    st.cur_scope := null;
+    return st;
+  end if;
+  v_found := array(
+    select t.id from bpm_private.token t
+    where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = v_sub and t.kind = 'scope'
+      and not (t.id = any(st.l_id) and st.l_state[pg_catalog.array_position(st.l_id, t.id)] = 'gone')
+    union
+    select l.id from unnest(st.l_id, st.l_el, st.l_kind, st.l_state) as l(id, el, kind, state)
+    where l.el = v_sub and l.kind = 'scope' and l.state <> 'gone');
+  if scope_hint is not null then
+    if not (scope_hint = any(v_found)) then
+      raise exception 'activity instance % is not an active instance of subprocess % in process instance %', scope_hint, v_sub, st.instance_id
+        using errcode = 'BP111';
+    end if;
+    st.cur_scope := scope_hint;
+  elsif pg_catalog.cardinality(v_found) = 1 then
+    st.cur_scope := v_found[1];
+  elsif pg_catalog.cardinality(v_found) > 1 then
+    raise exception 'subprocess % has % active instances in process instance %: name the one to start in with "scope"', v_sub,
+      pg_catalog.cardinality(v_found), st.instance_id using errcode = 'BP414';
+  elsif v_sub_node ? 'loop' then
+    raise exception 'multi-instance subprocess % has no active inner instance in process instance % to start in', v_sub, st.instance_id
+      using errcode = 'BP414';
+  else
+    -- none: open one, inside its own scope
+    st := bpm_private.modification__enter_scope(st, graph, v_sub_node, null);
+    v_id := pg_catalog.gen_random_uuid();
+    st.a_id := st.a_id || v_id;
+    st.a_el := st.a_el || v_sub;
+    st.a_type := st.a_type || 'subProcess'::text;
+    st.a_state := st.a_state || 'active'::text;
+    st.a_scope := st.a_scope || st.cur_scope;
+    return bpm_private.subprocess__open(st, graph, v_sub_node, v_id);
+  end if;
+  return bpm_private.scope__load(st, st.cur_scope);
+end;
+$$;
+comment on function bpm_private.modification__enter_scope(bpm_private.run_state, jsonb, jsonb, uuid) is E'Sets the scope instance a startBefore/startAfter instruction runs in, opening missing subprocess instances (BP111, BP414).';
 
 -- Cancels one stored active activity instance of the run's instance, as an
 -- interrupting boundary event does (bpm_private.host__cancel), whatever waits
@@ -155,6 +213,7 @@ declare
   v_id uuid;
   v_activity record;
   v_pos int;
+  v_scope uuid;
   st bpm_private.run_state;
 begin
   -- ===== GUARD the instructions' shape, LOCK the instance, GUARD its state
@@ -181,15 +240,28 @@ begin
         raise exception 'activity instance % (element %) is % and cannot be cancelled', v_id, v_activity.element_id,
           coalesce(st.e_state[v_pos], v_activity.state) using errcode = 'BP221';
       end if;
-      st := bpm_private.activity__cancel(st, v_id);
+      if exists (select 1 from bpm_private.token t where t.tenant_id = v_tenant and t.id = v_id and t.kind in ('scope', 'body', 'call')) then
+        -- a subprocess, multi-instance body or call activity: with everything in it
+        st := bpm_private.scope__cancel(st, array[v_id]);
+      else
+        st := bpm_private.activity__cancel(st, v_id);
+      end if;
+      -- scopes left empty are cancelled too, outward
+      v_scope := (select a.scope_id from bpm.activity_instance a where a.tenant_id = v_tenant and a.id = v_id);
+      while v_scope is not null and bpm_private.scope__is_empty(st, v_scope) loop
+        st := bpm_private.scope__cancel(st, array[v_scope]);
+        v_scope := (select a.scope_id from bpm.activity_instance a where a.tenant_id = v_tenant and a.id = v_scope);
+      end loop;
       continue;
     end if;
     st.variables := st.variables || coalesce(v_instr -> 'variables', '{}');
     if v_instr ? 'startBefore' then
       v_node := bpm_private.modification__node(v_graph, v_instr ->> 'startBefore', 'start before ' || (v_instr ->> 'startBefore'));
+      st := bpm_private.modification__enter_scope(st, v_graph, v_node, (v_instr ->> 'scope')::uuid);
       st := bpm_private.run__push(st, v_node ->> 'id', null);
     else
       v_node := bpm_private.modification__node(v_graph, v_instr ->> 'startAfter', 'start after ' || (v_instr ->> 'startAfter'));
+      st := bpm_private.modification__enter_scope(st, v_graph, v_node, (v_instr ->> 'scope')::uuid);
       st := bpm_private.node__leave(st, v_graph, v_node);
     end if;
     st := bpm_private.run__drain(st, v_graph);
@@ -199,4 +271,4 @@ begin
   return bpm_private.run__finish(st, v_instance);
 end;
 $$;
-comment on function bpm.modify_process_instance(uuid, jsonb) is E'Modifies an active instance with a JSON array of instructions, applied in order in one transaction: {"startBefore": "<elementId>", "variables": {…}} starts a token entering that element (as if it arrived over a flow), {"startAfter": "<elementId>"} a token leaving it over its outgoing flows (variables merge into the instance first), {"cancel": "<activityInstanceId>"} cancels that active activity instance (its user or external task or its token, with its event subscriptions and timers). When nothing waits any more the instance completes. Errors: BP102 not found, BP201/BP202 ended or suspended, BP413 malformed instructions, BP112 unknown element, BP414 an element no token can start at (boundary event, event subprocess, joining gateway for startBefore, inside a subprocess: not supported yet), BP111 activity instance not of this instance, BP221 activity instance not active. Roles: bpm_admin.';
+comment on function bpm.modify_process_instance(uuid, jsonb) is E'Modifies an active instance with a JSON array of instructions, applied in order in one transaction: {"startBefore": "<elementId>", "variables": {…}} starts a token entering that element (as if it arrived over a flow), {"startAfter": "<elementId>"} a token leaving it over its outgoing flows (variables merge into the instance first), {"cancel": "<activityInstanceId>"} cancels that active activity instance (its user or external task or its token, with its event subscriptions and timers; a subprocess, multi-instance body or call activity with everything in it; a subprocess left empty is cancelled too). An element inside a subprocess starts in its active instance (or the one named by "scope": "<activityInstanceId>"), or in a new instance when none is active. When nothing waits any more the instance completes. Errors: BP102 not found, BP201/BP202 ended or suspended, BP413 malformed instructions, BP112 unknown element, BP414 an element no token can start at (boundary event, event subprocess, joining gateway for startBefore) or a subprocess with several active instances and no "scope" naming one, BP111 activity instance not of this instance, BP221 activity instance not active. Roles: bpm_admin.';

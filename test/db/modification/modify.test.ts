@@ -45,6 +45,21 @@ beforeAll(async () => {
      <sequenceFlow id="f2" sourceRef="one" targetRef="two"/><userTask id="two"/>
      <sequenceFlow id="f3" sourceRef="two" targetRef="end"/><endEvent id="end"/>`,
   );
+  // start → sub { s1 → fork → (x | y) → join → e1 } → after → end
+  await deployProcess(
+    designer,
+    'nested',
+    `<startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="sub"/>
+     <subProcess id="sub">
+       <startEvent id="s1"/><sequenceFlow id="g1" sourceRef="s1" targetRef="fork"/><parallelGateway id="fork"/>
+       <sequenceFlow id="g2" sourceRef="fork" targetRef="x"/><sequenceFlow id="g3" sourceRef="fork" targetRef="y"/>
+       <userTask id="x"/><userTask id="y"/>
+       <sequenceFlow id="g4" sourceRef="x" targetRef="join"/><sequenceFlow id="g5" sourceRef="y" targetRef="join"/>
+       <parallelGateway id="join"/><sequenceFlow id="g6" sourceRef="join" targetRef="e1"/><endEvent id="e1"/>
+     </subProcess>
+     <sequenceFlow id="f2" sourceRef="sub" targetRef="after"/><userTask id="after"/>
+     <sequenceFlow id="f3" sourceRef="after" targetRef="end"/><endEvent id="end"/>`,
+  );
 });
 afterAll(() => db.close());
 
@@ -150,6 +165,62 @@ describe('completion', () => {
   });
 });
 
+describe('inside subprocesses', () => {
+  const scopeOf = async (taskId: string): Promise<string | null> =>
+    (await db.root.query<{ scope_id: string | null }>('select scope_id from bpm.activity_instance where id = $1', [taskId])).rows[0].scope_id;
+
+  test('startBefore an element of an active subprocess instance starts it in that instance', async () => {
+    const inst = await start(admin, 'nested');
+    const sub = await activityOf(inst.id, 'sub');
+    await modify(admin, inst.id, [{ startBefore: 'x' }]);
+    const xs = (await open(inst.id)).filter((t) => t.element_id === 'x');
+    expect(xs).toHaveLength(2);
+    for (const t of xs) expect(await scopeOf(t.id)).toBe(sub);
+  });
+
+  test('with no active instance, startBefore opens a new subprocess instance; when it ends the token leaves the subprocess', async () => {
+    const inst = await start(admin, 'nested');
+    const first = await activityOf(inst.id, 'sub');
+    // cancel the subprocess instance: the process waits nowhere... so start inside it again in the same call
+    await modify(admin, inst.id, [{ cancel: first }, { startBefore: 'y' }]);
+    const [y] = (await open(inst.id)).filter((t) => t.element_id === 'y');
+    const second = await activityOf(inst.id, 'sub');
+    expect(second).not.toBe(first);
+    expect(await scopeOf(y.id)).toBe(second);
+    expect((await open(inst.id)).map((t) => t.element_id)).toEqual(['y']);
+    // the join inside waits for x too: start after x, then y completes the join
+    await modify(admin, inst.id, [{ startAfter: 'x' }]);
+    await admin.query('select bpm.complete_task($1)', [y.id]);
+    expect((await open(inst.id)).map((t) => t.element_id)).toEqual(['after']);
+  });
+
+  test('two active instances and no "scope": BP414; naming one with "scope" starts there', async () => {
+    const inst = await start(admin, 'nested');
+    const first = await activityOf(inst.id, 'sub');
+    await modify(admin, inst.id, [{ startBefore: 'sub' }]);
+    await expectRejectedUnchanged(db.root, () => modify(admin, inst.id, [{ startBefore: 'x' }]), 'BP414', /subprocess sub has 2 active instances/);
+    await modify(admin, inst.id, [{ startBefore: 'x', scope: first }]);
+    const firstTasks = [];
+    for (const t of await open(inst.id)) if ((await scopeOf(t.id)) === first) firstTasks.push(t.element_id);
+    expect(firstTasks.sort()).toEqual(['x', 'x', 'y']);
+    await expectRejectedUnchanged(db.root, () => modify(admin, inst.id, [{ startBefore: 'x', scope: inst.id }]), 'BP111');
+  });
+
+  test('cancelling a subprocess instance cancels everything in it; cancelling its last task cancels it too', async () => {
+    const inst = await start(admin, 'nested');
+    await modify(admin, inst.id, [{ cancel: await activityOf(inst.id, 'sub') }]);
+    expect(await open(inst.id)).toEqual([]);
+    expect((await db.root.query('select state from bpm.process_instance where id = $1', [inst.id])).rows[0].state).toBe('completed');
+
+    const other = await start(admin, 'nested');
+    const sub = await activityOf(other.id, 'sub');
+    await modify(admin, other.id, [{ cancel: await activityOf(other.id, 'x') }, { cancel: await activityOf(other.id, 'y') }]);
+    const { rows } = await db.root.query('select state from bpm.activity_instance where id = $1', [sub]);
+    expect(rows[0].state).toBe('cancelled');
+    expect(await open(other.id)).toEqual([]);
+  });
+});
+
 describe('refusals leave everything as it was', () => {
   test('unknown element: BP112; boundary event: BP414; joining gateway for startBefore: BP414', async () => {
     const inst = await start(admin, 'par', { owner: 'fay' });
@@ -157,23 +228,6 @@ describe('refusals leave everything as it was', () => {
     await expectRejectedUnchanged(db.root, () => modify(admin, inst.id, [{ startBefore: 'late' }]), 'BP414', /late is a boundary event/);
     await expectRejectedUnchanged(db.root, () => modify(admin, inst.id, [{ startAfter: 'late' }]), 'BP414');
     await expectRejectedUnchanged(db.root, () => modify(admin, inst.id, [{ startBefore: 'join' }]), 'BP414', /joining gateway/);
-  });
-
-  test('an element inside a subprocess: BP414 "not supported yet"', async () => {
-    // a hand-made definition: the graph carries a scope (the engine executes none yet)
-    const inst = await start(admin, 'line');
-    await db.root.query(
-      `update bpm.process_definition set graph = jsonb_set(graph, '{nodes,two,scope}', '"sub"') where id = (select definition_id from bpm.process_instance where id = $1)`,
-      [inst.id],
-    );
-    try {
-      await expectRejectedUnchanged(db.root, () => modify(admin, inst.id, [{ startBefore: 'two' }]), 'BP414', /starting inside subprocess sub \(element two\) is not supported yet/);
-    } finally {
-      await db.root.query(
-        `update bpm.process_definition set graph = graph #- '{nodes,two,scope}' where id = (select definition_id from bpm.process_instance where id = $1)`,
-        [inst.id],
-      );
-    }
   });
 
   test('a later instruction failing rolls back the earlier ones', async () => {
