@@ -132,6 +132,51 @@ describe('migrating running instances', () => {
   });
 });
 
+describe('migrating instances with scopes', () => {
+  const nested = (sub: string, x: string, y: string, extraInside = ''): string => `
+    <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="${sub}"/>
+    <subProcess id="${sub}">
+      <extensionElements><camunda:inputOutput><camunda:inputParameter name="local">\${n + 1}</camunda:inputParameter></camunda:inputOutput></extensionElements>
+      <startEvent id="s1"/><sequenceFlow id="g1" sourceRef="s1" targetRef="fork"/><parallelGateway id="fork"/>
+      <sequenceFlow id="g2" sourceRef="fork" targetRef="${x}"/><sequenceFlow id="g3" sourceRef="fork" targetRef="${y}"/>
+      <userTask id="${x}" camunda:assignee="amy"/><userTask id="${y}"/>
+      <sequenceFlow id="g4" sourceRef="${x}" targetRef="join"/><sequenceFlow id="g5" sourceRef="${y}" targetRef="join"/>
+      <parallelGateway id="join"/><sequenceFlow id="g6" sourceRef="join" targetRef="e1"/><endEvent id="e1"/>${extraInside}
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="${sub}" targetRef="after"/><userTask id="after"/>
+    <sequenceFlow id="f3" sourceRef="after" targetRef="end"/><endEvent id="end"/>`;
+
+  test('tokens inside a subprocess move with it (renamed subprocess and tasks); its locals stay; the instance runs on', async () => {
+    const n1 = await deployProcess(designer, 'nested_mig', nested('sub', 'x', 'y'));
+    const insts = [];
+    for (let i = 0; i < 20; i++) insts.push(await start(admin, 'nested_mig', { n: i }));
+    // one of them already finished x: its join token waits inside the subprocess
+    const [x0] = (await userTasks(db.root, insts[0].id)).filter((t) => t.element_id === 'x');
+    await admin.query('select bpm.complete_task($1)', [x0.id]);
+    const n2 = await deployProcess(designer, 'nested_mig', nested('review', 'legal', 'tech'));
+    expect(n2.version).toBe(n1.version + 1);
+    expect(await migrate(admin, insts.map((i) => i.id), n2.id, { sub: 'review', x: 'legal', y: 'tech' })).toBe(20);
+    const { rows: scopes } = await db.root.query<{ element_id: string; kind: string; data: { vars: { local: number } } }>(
+      `select element_id, kind, data from bpm_private.token where instance_id = $1 and kind = 'scope'`, [insts[3].id]);
+    expect(scopes).toEqual([{ element_id: 'review', kind: 'scope', data: { vars: { local: 4 } } }]);
+    for (const inst of insts) {
+      for (const task of (await userTasks(db.root, inst.id)).filter((t) => t.state === 'open')) {
+        expect(['legal', 'tech']).toContain(task.element_id);
+        await admin.query('select bpm.complete_task($1)', [task.id]);
+      }
+      const [after] = (await userTasks(db.root, inst.id)).filter((t) => t.state === 'open');
+      expect(after.element_id).toBe('after');
+    }
+  });
+
+  test('a mapping that moves a task out of its subprocess is refused (BP411) and changes nothing', async () => {
+    await deployProcess(designer, 'nested_out', nested('sub', 'x', 'y'));
+    const inst = await start(admin, 'nested_out', { n: 1 });
+    const target = await deployProcess(designer, 'nested_out', nested('sub', 'x2', 'y') + '<userTask id="outside"/>');
+    await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], target.id, { x: 'outside' }), 'BP411');
+  });
+});
+
 describe('refusals leave everything as it was', () => {
   let inst: InstanceRow;
   beforeAll(async () => {
