@@ -371,3 +371,145 @@ describe('errors and escalations from inside scopes', () => {
     expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
   });
 });
+
+describe('more scope cases', () => {
+  test('an interrupting boundary on a subprocess cancels 3 parallel inner tokens and each one\'s own timer and job', async () => {
+    const inner = (id: string): string => `
+        <userTask id="${id}"/>
+        <boundaryEvent id="${id}Late" attachedToRef="${id}"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></boundaryEvent>
+        <sequenceFlow id="${id}L" sourceRef="${id}Late" targetRef="${id}End"/><endEvent id="${id}End"/>`;
+    await deployDefs(as.admin, 'scopes_inner_timers', '<message id="M" name="scopes-abort"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/><parallelGateway id="fork"/>
+        <sequenceFlow id="i2" sourceRef="fork" targetRef="a"/><sequenceFlow id="i3" sourceRef="fork" targetRef="b"/>
+        <sequenceFlow id="i4" sourceRef="fork" targetRef="c"/>
+        ${inner('a')}${inner('b')}${inner('c')}
+      </subProcess>
+      <boundaryEvent id="abort" attachedToRef="sub"><messageEventDefinition messageRef="M"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="abort" targetRef="aborted"/><endEvent id="aborted"/>`);
+    const instance = await startProcess(as.admin, 'scopes_inner_timers', {}, 'abort-1');
+    const timers = (await subscriptions(instance.id)).filter((s) => s.kind === 'timer');
+    expect(timers.map((t) => t.element_id)).toEqual(['aLate', 'bLate', 'cLate']);
+    expect(await timerJobs(timers.map((t) => t.id))).toBe(3);
+    await as.admin.query(`select bpm.correlate_message('scopes-abort', 'abort-1')`);
+    expect((await userTasks(as.admin, instance.id)).map((t) => t.state)).toEqual(['cancelled', 'cancelled', 'cancelled']);
+    expect(await subscriptions(instance.id)).toEqual([]);
+    expect(await timerJobs(timers.map((t) => t.id))).toBe(0);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+
+  test('an interrupting timer event subprocess at process level cancels the main path when it fires', async () => {
+    await deployProcess(as.admin, 'scopes_esp_timer', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+      <userTask id="work"/><sequenceFlow id="f2" sourceRef="work" targetRef="e"/><endEvent id="e"/>
+      <subProcess id="deadline" triggeredByEvent="true">
+        <startEvent id="ds"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></startEvent>
+        <sequenceFlow id="d1" sourceRef="ds" targetRef="escalate"/><userTask id="escalate"/>
+        <sequenceFlow id="d2" sourceRef="escalate" targetRef="de"/><endEvent id="de"/>
+      </subProcess>`);
+    const instance = await startProcess(as.admin, 'scopes_esp_timer');
+    const [timer] = await subscriptions(instance.id);
+    expect(timer).toMatchObject({ kind: 'timer', element_id: 'ds' });
+    await db.root.query(`update bpm.event_subscription set due_at = now() - interval '1 second' where id = $1`, [timer.id]);
+    await as.engine.query('select bpm.fire_timer($1)', [timer.id]);
+    expect((await userTasks(as.admin, instance.id)).map((t) => [t.element_id, t.state])).toEqual([['work', 'cancelled'], ['escalate', 'open']]);
+    expect(await subscriptions(instance.id)).toEqual([]);
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'escalate')).id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+
+  test('a non-interrupting signal event subprocess of a subprocess runs once per signal, only while the subprocess runs', async () => {
+    await deployDefs(as.admin, 'scopes_esp_signal', '<signal id="S" name="scopes-ping"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="work"/><userTask id="work"/>
+        <sequenceFlow id="i2" sourceRef="work" targetRef="ie"/><endEvent id="ie"/>
+        <subProcess id="onPing" triggeredByEvent="true">
+          <startEvent id="ps" isInterrupting="false"><signalEventDefinition signalRef="S"/></startEvent>
+          <sequenceFlow id="p1" sourceRef="ps" targetRef="log"/><task id="log"/>
+          <sequenceFlow id="p2" sourceRef="log" targetRef="pe"/><endEvent id="pe"/>
+        </subProcess>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="after"/><userTask id="after"/>`);
+    const instance = await startProcess(as.admin, 'scopes_esp_signal');
+    await as.admin.query(`select bpm.broadcast_signal('scopes-ping')`);
+    await as.admin.query(`select bpm.broadcast_signal('scopes-ping')`);
+    const logs = async (): Promise<number> =>
+      (await as.admin.query(`select count(*)::int as n from bpm.activity_instance where instance_id = $1 and element_id = 'log'`, [instance.id])).rows[0].n;
+    expect(await logs()).toBe(2);
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'work')).id);
+    expect((await openTask(as.admin, instance.id, 'after'))).toBeDefined();
+    await as.admin.query(`select bpm.broadcast_signal('scopes-ping')`);
+    expect(await logs()).toBe(2);
+  });
+
+  test('a parallel multi-instance call activity collects each child\'s result in input order; binding versionTag picks that version', async () => {
+    await deployDefs(as.admin, 'scopes_square', '', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="w"/><userTask id="w"/>
+      <sequenceFlow id="f2" sourceRef="w" targetRef="e"/><endEvent id="e"/>`);
+    await deployProcess(as.admin, 'scopes_mi_call', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="scopes_square">
+        <extensionElements>
+          <camunda:in source="n" target="n"/><camunda:out source="square" target="square"/>
+          <camunda:properties>
+            <camunda:property name="pgbpm:outputCollection" value="squares"/>
+            <camunda:property name="pgbpm:outputElement" value="\${square}"/>
+          </camunda:properties>
+        </extensionElements>
+        <multiInstanceLoopCharacteristics camunda:collection="\${numbers}" camunda:elementVariable="n"/>
+      </callActivity>
+      <sequenceFlow id="f2" sourceRef="call" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_mi_call', { numbers: [3, 1, 2] });
+    const { rows: children } = await as.admin.query<{ id: string; variables: { n: number } }>(
+      'select id, variables from bpm.process_instance where parent_instance_id = $1', [instance.id]);
+    expect(children.map((c) => c.variables.n).sort()).toEqual([1, 2, 3]);
+    // complete the children in another order than the input's
+    for (const n of [2, 3, 1]) {
+      const child = children.find((c) => c.variables.n === n)!;
+      await completeTask(as.admin, (await openTask(as.admin, child.id, 'w')).id, { square: n * n });
+    }
+    const done = await getInstance(as.admin, instance.id);
+    expect(done.state).toBe('completed');
+    expect(done.variables.squares).toEqual([9, 1, 4]);
+
+    // versionTag binding: v1 tagged "stable" is called even after v2 exists
+    const tagged = (tag: string, task: string): string => `<?xml version="1.0" encoding="UTF-8"?>
+      <definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d_${tag}" targetNamespace="t">
+        <process id="scopes_tagged" isExecutable="true" camunda:versionTag="${tag}">
+          <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="${task}"/><userTask id="${task}"/>
+        </process></definitions>`;
+    const { deployXml } = await import('../../helpers/engine');
+    await deployXml(as.admin, [{ name: 'tagged1.bpmn', xml: tagged('stable', 'old') }]);
+    await deployXml(as.admin, [{ name: 'tagged2.bpmn', xml: tagged('next', 'new') }]);
+    await deployProcess(as.admin, 'scopes_calls_tagged', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="scopes_tagged" camunda:calledElementBinding="versionTag" camunda:calledElementVersionTag="stable"/>`);
+    const caller = await startProcess(as.admin, 'scopes_calls_tagged');
+    const { rows: [child] } = await as.admin.query('select id from bpm.process_instance where parent_instance_id = $1', [caller.id]);
+    expect((await userTasks(as.admin, child.id)).map((t) => t.element_id)).toEqual(['old']);
+  });
+
+  test('an escalation end event in a subprocess is caught by an interrupting escalation event subprocess of the process', async () => {
+    await deployDefs(as.admin, 'scopes_esc_esp', '<escalation id="X" escalationCode="TOO-LATE"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/><parallelGateway id="fork"/>
+        <sequenceFlow id="i2" sourceRef="fork" targetRef="other"/><sequenceFlow id="i3" sourceRef="fork" targetRef="raise"/>
+        <userTask id="other"/>
+        <endEvent id="raise"><escalationEventDefinition escalationRef="X"/></endEvent>
+      </subProcess>
+      <subProcess id="onLate" triggeredByEvent="true">
+        <startEvent id="ls"><escalationEventDefinition escalationRef="X"/></startEvent>
+        <sequenceFlow id="l1" sourceRef="ls" targetRef="handle"/><userTask id="handle"/>
+      </subProcess>`);
+    const instance = await startProcess(as.admin, 'scopes_esc_esp');
+    // 'other' was created and cancelled within the start: its task was never written, its history row is cancelled
+    expect((await userTasks(as.admin, instance.id)).map((t) => [t.element_id, t.state])).toEqual([['handle', 'open']]);
+    const { rows: history } = await as.admin.query(`select element_id, state from bpm.activity_instance where instance_id = $1 and element_id in ('other', 'sub', 'onLate') order by element_id`, [instance.id]);
+    expect(history).toEqual([{ element_id: 'onLate', state: 'active' }, { element_id: 'other', state: 'cancelled' }, { element_id: 'sub', state: 'cancelled' }]);
+    const { rows } = await as.admin.query(`select kind, element_id from bpm.event where instance_id = $1 and kind = 'escalationCaught'`, [instance.id]);
+    expect(rows).toEqual([{ kind: 'escalationCaught', element_id: 'ls' }]);
+  });
+});
