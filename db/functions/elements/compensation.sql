@@ -121,12 +121,7 @@ begin
   if v_scope is null or not coalesce((graph -> 'nodes' -> (node ->> 'scope') ->> 'transaction')::boolean, false) then
     raise exception 'cancel end event % is not inside a transaction', node ->> 'id' using errcode = 'BP305';
   end if;
-  v_others := array(select u.a from unnest(st.a_id, st.a_scope, st.a_state) as u(a, s, state)
-    where u.s = v_scope and u.state = 'active' and u.a <> id);
-  if not st.is_new then
-    v_others := v_others || array(select a.id from bpm.activity_instance a
-      where a.tenant_id = st.tenant_id and a.scope_id = v_scope and a.state = 'active' and not (a.id = any(st.e_id)) and not (a.id = any(st.a_id)));
-  end if;
+  v_others := bpm_private.scope__active_children(st, v_scope, id);
   st := bpm_private.scope__cancel(st, v_others);
   return bpm_private.compensation__start(st, graph, node, id);
 end;

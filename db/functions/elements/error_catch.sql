@@ -150,13 +150,7 @@ declare
   v_others uuid[];
 begin
   if coalesce((start_node ->> 'interrupting')::boolean, true) then
-    v_others := array(select u.a from unnest(st.a_id, st.a_scope, st.a_state) as u(a, s, state)
-      where u.s is not distinct from event_subprocess__start.scope_id and u.state = 'active');
-    if not st.is_new then
-      v_others := v_others || array(select a.id from bpm.activity_instance a
-        where a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.scope_id is not distinct from event_subprocess__start.scope_id
-          and a.state = 'active' and not (a.id = any(st.e_id)) and not (a.id = any(st.a_id)));
-    end if;
+    v_others := bpm_private.scope__active_children(st, event_subprocess__start.scope_id, null);
     st := bpm_private.scope__cancel(st, v_others);
     st := bpm_private.subscriptions__drop(st, array[coalesce(event_subprocess__start.scope_id, st.instance_id)]);
   end if;

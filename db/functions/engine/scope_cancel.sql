@@ -116,6 +116,29 @@ end;
 $$;
 comment on function bpm_private.scope__cancel(bpm_private.run_state, uuid[]) is E'Cancels activity instances and everything running in them: tasks, tokens, scopes, subscriptions, timers, called instances.';
 
+-- The activity instances active directly in a scope instance (null: at
+-- process level), stored and of this run, but one (except_id).
+create or replace function bpm_private.scope__active_children(st bpm_private.run_state, scope_id uuid, except_id uuid)
+returns uuid[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_ids uuid[];
+begin
+  v_ids := array(select u.a from unnest(st.a_id, st.a_scope, st.a_state) as u(a, s, state)
+    where u.s is not distinct from scope__active_children.scope_id and u.state = 'active' and u.a is distinct from except_id);
+  if not st.is_new then
+    v_ids := v_ids || array(select a.id from bpm.activity_instance a
+      where a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.scope_id is not distinct from scope__active_children.scope_id
+        and a.state = 'active' and not (a.id = any(st.e_id)) and not (a.id = any(st.a_id)));
+  end if;
+  return v_ids;
+end;
+$$;
+comment on function bpm_private.scope__active_children(bpm_private.run_state, uuid, uuid) is E'Active activity instances directly in a scope instance (null: process level), but one.';
+
 -- A terminate end event: at process level the instance ends; inside a
 -- subprocess every other token of that subprocess instance is cancelled and
 -- the subprocess completes.
@@ -125,20 +148,12 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
-declare
-  v_scope uuid := st.cur_scope;
-  v_siblings uuid[];
 begin
-  if v_scope is null then
+  if st.cur_scope is null then
     return bpm_private.instance__terminate(st);
   end if;
-  v_siblings := array(select a from unnest(st.a_id, st.a_scope, st.a_state) as u(a, s, state) where s = v_scope and state = 'active');
-  if not st.is_new then
-    v_siblings := v_siblings || array(select a.id from bpm.activity_instance a
-      where a.tenant_id = st.tenant_id and a.scope_id = v_scope and a.state = 'active' and not (a.id = any(st.e_id)));
-  end if;
-  st := bpm_private.scope__cancel(st, v_siblings);
-  st.c_scope := st.c_scope || v_scope;
+  st := bpm_private.scope__cancel(st, bpm_private.scope__active_children(st, st.cur_scope, id));
+  st.c_scope := st.c_scope || st.cur_scope;
   return st;
 end;
 $$;
