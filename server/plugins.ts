@@ -25,7 +25,7 @@ export const MAX_DEPLOY_FILES = 100;
 /**
  * Smart tags for the `bpm` schema, kept here rather than in database comments:
  * - bpm.deploy, bpm.register_event_listener and the worker's job entry points
- *   (fire_timer, continue_async, process_task_deadline) are hidden (behavior `-*`);
+ *   (fire_timer, fire_due_timers, continue_async, process_task_deadline) are hidden (behavior `-*`);
  * - relations get short names (`instance`, `userTasks`, …) instead of
  *   `tenantInstance` / `userTasksByTenantIdAndInstanceId` (every key leads
  *   with tenant_id);
@@ -45,6 +45,7 @@ export const BpmSmartTagsPlugin: GraphileConfig.Plugin = jsonPgSmartTags(
         'bpm.deploy': { tags: { behavior: '-*' } },
         // entry points of the worker's jobs, not of applications
         'bpm.fire_timer': { tags: { behavior: '-*' } },
+        'bpm.fire_due_timers': { tags: { behavior: '-*' } },
         'bpm.continue_async': { tags: { behavior: '-*' } },
         'bpm.process_task_deadline': { tags: { behavior: '-*' } },
         // server-side: the API server holds NOTIFY leases for its subscriptions (server/subscriptions/leases.ts);

@@ -33,4 +33,6 @@ comment on domain bpm.event_kind is E'Kind of an event: definitionDeployed; inst
 --!include elements/subprocess.sql
 --!include elements/compensation.sql
 --!include instance/modify.sql
+--!include api/events.sql
+--!include setup/grants.sql
 --!include setup/ownership.sql

@@ -257,3 +257,55 @@ begin
 end;
 $$;
 comment on function bpm.fire_timer(uuid) is E'Fires a due timer subscription (called by the worker''s bpm_fire_timer job; idempotent: a timer already fired, removed, re-armed for later, or of a suspended or ended instance is left alone and null returned). A failing continuation raises an incident failedJob instead of an error. Roles: bpm_admin, bpm_engine.';
+
+-- A burst of due timers: the job of one timer also fires other timers of the
+-- tenant that are due, in the same transaction (one commit for many
+-- firings), removing their own jobs. Instances another transaction holds are
+-- skipped (their jobs, or a concurrent batch, take them); concurrent batches
+-- take the earliest due timers in a different order each, so they share the
+-- work rather than queue on the same instances.
+create or replace function bpm.fire_due_timers(subscription_id uuid, max_timers int default 50)
+returns int
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fire timers');
+  v_fired int := 0;
+  v_due record;
+  v_instance bpm.process_instance;
+begin
+  if max_timers is null or max_timers < 1 or max_timers > 1000 then
+    raise exception 'max_timers must be between 1 and 1000, got %', coalesce(max_timers::text, 'null') using errcode = 'BP401';
+  end if;
+  -- (a composite "is not null" needs every field set: test the id)
+  v_instance := bpm.fire_timer(subscription_id);
+  if v_instance.id is not null then
+    v_fired := 1;
+  end if;
+  for v_due in
+    select d.id, d.instance_id from (
+      select s.id, s.instance_id from bpm.event_subscription s
+      where s.tenant_id = v_tenant and s.kind = 'timer' and s.instance_id is not null and s.incident_id is null
+        and s.due_at <= pg_catalog.now() and s.id <> subscription_id
+      order by s.due_at limit (max_timers - 1) * 4) d
+    order by pg_catalog.hashtext(d.id::text || subscription_id::text)
+    limit max_timers - 1
+  loop
+    perform 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_due.instance_id and i.state = 'active'
+    for update skip locked;
+    continue when not found;
+    -- fired here: its own job goes (a cycle that re-arms enqueues its next one)
+    perform bpm_private.timer__dequeue(array[v_due.id]);
+    v_instance := bpm.fire_timer(v_due.id);
+    if v_instance.id is not null then
+      v_fired := v_fired + 1;
+    end if;
+  end loop;
+  return v_fired;
+end;
+$$;
+comment on function bpm.fire_due_timers(uuid, int) is E'Fires a due timer subscription (as fire_timer) and up to max_timers - 1 other timers of the tenant that are due, in one transaction, removing their jobs (called by the worker''s bpm_fire_timer job; idempotent like fire_timer). Returns how many fired. Roles: bpm_admin, bpm_engine.';

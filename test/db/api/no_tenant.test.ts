@@ -107,6 +107,7 @@ const CALLS: ApiCall[] = [
     sql: () => ({ text: `select bpm.process_task_deadline($1, 'due')`, values: [newId()] }),
   },
   { fn: 'fire_timer', role: 'bpm_engine', action: 'fire a timer', sql: () => ({ text: 'select bpm.fire_timer($1)', values: [newId()] }) },
+  { fn: 'fire_due_timers', role: 'bpm_engine', action: 'fire timers', sql: () => ({ text: 'select bpm.fire_due_timers($1)', values: [newId()] }) },
   {
     fn: 'register_event_listener',
     role: 'bpm_user',

@@ -124,6 +124,36 @@ describe('timer boundaries', () => {
   });
 });
 
+describe('a burst of due timers', () => {
+  test('one job fires up to max_timers due timers of its tenant in one transaction and removes their jobs; the rest stay for their jobs', async () => {
+    await deployDefs(as.admin, 'burst', '', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+      <intermediateCatchEvent id="wait"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="f2" sourceRef="wait" targetRef="e"/><endEvent id="e"/>`);
+    const insts = [];
+    for (let i = 0; i < 12; i++) insts.push(await start(as.admin, 'burst'));
+    const subs = (await Promise.all(insts.map((i) => subscriptions(db.root, i.id)))).map(([s]) => s);
+    // all due now but the last two
+    await db.root.query(`update bpm.event_subscription set due_at = now() - interval '1 second' where id = any($1::uuid[])`, [subs.slice(0, 10).map((s) => s.id)]);
+    const { rows: [first] } = await as.engine.query<{ n: number }>('select bpm.fire_due_timers($1, 6) as n', [subs[0].id]);
+    expect(first.n).toBe(6);
+    const states = await Promise.all(insts.map((i) => instanceState(db.root, i.id)));
+    expect(states.filter((x) => x === 'completed')).toHaveLength(6);
+    // fired ones have no job left; waiting ones keep theirs
+    for (const [k, sub] of subs.entries()) {
+      if (states[k] === 'completed' && k !== 0) expect(await job(db.root, `bpm-timer:${sub.id}`)).toBeNull();
+      if (states[k] !== 'completed') expect(await job(db.root, `bpm-timer:${sub.id}`)).not.toBeNull();
+    }
+    // a second job takes the 4 still due; the 2 not due stay; a job for a fired timer does nothing
+    const { rows: [second] } = await as.engine.query<{ n: number }>('select bpm.fire_due_timers($1, 50) as n', [subs[10].id]);
+    expect(second.n).toBe(4);
+    expect(await count(db.root, `select 1 from bpm.process_instance where id = any($1::uuid[]) and state = 'completed'`, [insts.map((i) => i.id)])).toBe(10);
+    const { rows: [again] } = await as.engine.query<{ n: number }>('select bpm.fire_due_timers($1, 50) as n', [subs[0].id]);
+    expect(again.n).toBe(0);
+    await expect(as.engine.query('select bpm.fire_due_timers($1, 0)', [subs[0].id])).rejects.toMatchObject({ code: 'BP401' });
+  });
+});
+
 describe('timer start events and failing continuations', () => {
   test('a timer start event is scheduled at deploy; a redeploy replaces it; firing starts an instance', async () => {
     const body = (id: string, date: string) => `

@@ -335,6 +335,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     fail_external_task: adminEngine,
     fetch_and_lock: adminEngine,
     fire_timer: adminEngine,
+    fire_due_timers: adminEngine,
     migrate_process_instances: admin,
     modify_process_instance: admin,
     process_task_deadline: adminEngine,
