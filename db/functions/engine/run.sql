@@ -51,7 +51,8 @@ comment on function bpm_private.run__push(bpm_private.run_state, text, text) is 
 -- This loop runs for every automatic step of every call, so the queue and
 -- the history rows live in local arrays (appended in place); they are handed
 -- to the run state only around behaviours that work on all of it (joins,
--- scopes, terminate) and at the end. Tokens at process level (scope null)
+-- scopes, terminate) and at the end. That is why this function is longer than
+-- the others: splitting the loop would copy the arrays at every call. Tokens at process level (scope null)
 -- read the instance variables as they are; tokens in a scope see its locals.
 create or replace function bpm_private.run__drain(st bpm_private.run_state, graph jsonb)
 returns bpm_private.run_state
@@ -74,12 +75,12 @@ declare
   v_scope uuid;
   v_vars jsonb;
   v_inner boolean;
+  v_entered record;
   v_node jsonb;
   v_type text;
   v_id uuid;
   v_flow text;
   v_flows text[];
-  v_join text;
   v_slow text;
   v_queued int;
   v_steps int := st.steps;
@@ -110,42 +111,29 @@ begin
         v_id := st.resume_id;
         st.resume_id := null;
         st.upsert := true;
+        v_slow := null;
       else
         v_id := pg_catalog.gen_random_uuid();
-        if (v_node ->> 'asyncBefore')::boolean then
-          a_id := pg_catalog.array_append(a_id, v_id);
-          a_el := pg_catalog.array_append(a_el, v_node_id);
-          a_type := pg_catalog.array_append(a_type, v_type);
-          a_state := pg_catalog.array_append(a_state, 'active'::text);
-          a_scope := pg_catalog.array_append(a_scope, v_scope);
-          st.a_scope := a_scope;
-          st := bpm_private.async__wait(st, v_node, 'asyncBefore', v_via, v_id);
-          continue;
-        end if;
+        v_slow := case when (v_node ->> 'asyncBefore')::boolean then 'asyncBefore' end;
       end if;
       a_id := pg_catalog.array_append(a_id, v_id);
       a_el := pg_catalog.array_append(a_el, v_node_id);
       a_type := pg_catalog.array_append(a_type, v_type);
       a_state := pg_catalog.array_append(a_state, 'active'::text);
       a_scope := pg_catalog.array_append(a_scope, v_scope);
+      if v_slow = 'asyncBefore' then
+        st := bpm_private.async__wait(st, v_node, 'asyncBefore', v_via, v_id);
+        continue;
+      end if;
       v_vars := st.variables;
       v_inner := false;
       if v_scope is not null or v_node ? 'loop' then
-        -- scoped tokens: locals, and the inner instances of a multi-instance body
-        st := bpm_private.scope__load(st, v_scope);
-        v_inner := v_node ? 'loop' and v_scope is not null
-          and st.l_kind[pg_catalog.array_position(st.l_id, v_scope)] = 'body' and st.l_el[pg_catalog.array_position(st.l_id, v_scope)] = v_node_id;
-        if v_node ? 'loop' and not v_inner then
-          v_slow := 'multiInstance';
-        else
-          if v_inner then
-            st := bpm_private.mi__inner_enter(st, v_scope, v_id);
-          end if;
-          v_vars := bpm_private.scope__variables(st, v_scope, v_id);
-          v_slow := null;
-        end if;
-      else
-        v_slow := null;
+        -- scoped tokens see their scopes' locals; a multi-instance activity enters its body
+        v_entered := bpm_private.scope__enter_token(st, v_node, v_id, v_scope);
+        st := v_entered.st;
+        v_vars := v_entered.variables;
+        v_inner := v_entered.inner;
+        v_slow := case when v_entered.body then 'multiInstance' end;
       end if;
       if v_node ? 'inputs' and v_type not in ('subProcess', 'callActivity') then
         -- input mappings of a task: locals its attributes see
@@ -155,17 +143,16 @@ begin
       case
         when v_slow is not null then
           null;
-        when v_type = 'userTask' then
-          st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, v_vars));
-          if st.w_data[pg_catalog.cardinality(st.w_data)] ? 'deadline' then
-            st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'deadline', 'task', v_id, 'data', st.w_data[pg_catalog.cardinality(st.w_data)]);
+        when v_type in ('userTask', 'serviceTask', 'businessRuleTask') or coalesce(v_node ->> 'topic', '') <> '' then
+          -- tasks are wait states themselves (boundary events of inner instances belong to their body)
+          if v_type = 'userTask' then
+            st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, v_vars));
+            if st.w_data[pg_catalog.cardinality(st.w_data)] ? 'deadline' then
+              st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'deadline', 'task', v_id, 'data', st.w_data[pg_catalog.cardinality(st.w_data)]);
+            end if;
+          else
+            st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
           end if;
-          if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) and not v_inner then
-            st := bpm_private.boundary__arm(st, graph, v_node, v_id);
-          end if;
-          continue;
-        when v_type in ('serviceTask', 'businessRuleTask') or coalesce(v_node ->> 'topic', '') <> '' then
-          st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
           if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) and not v_inner then
             st := bpm_private.boundary__arm(st, graph, v_node, v_id);
           end if;
@@ -186,12 +173,7 @@ begin
         when v_node -> 'event' ->> 'kind' = 'link' then
           -- a link throw jumps to its catch event; a link catch passes
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
-          if v_type = 'intermediateThrowEvent' then
-            q_node := pg_catalog.array_append(q_node, v_node -> 'event' ->> 'target');
-            q_flow := pg_catalog.array_append(q_flow, null::text);
-            q_scope := pg_catalog.array_append(q_scope, v_scope);
-            continue;
-          end if;
+          v_slow := case when v_type = 'intermediateThrowEvent' then 'link' end;
         when v_type in ('intermediateCatchEvent', 'receiveTask') then
           v_slow := 'catch';
         when v_type = 'eventBasedGateway' then
@@ -206,6 +188,10 @@ begin
           raise exception 'element % has type % which this engine version cannot execute', v_node_id, v_type
             using errcode = 'BP305';
       end case;
+      if v_slow is null and v_inner then
+        -- an inner instance of a multi-instance task completed: its body counts it
+        v_slow := 'innerDone';
+      end if;
       if v_slow is not null then
         -- behaviours on the whole run state (scoped ones see the token's variables)
         st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos;
@@ -220,17 +206,7 @@ begin
         continue;
       end if;
       -- ===== LEAVE
-      if v_inner then
-        -- an inner instance of a multi-instance task completed
-        st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos;
-        st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state; st.a_scope := a_scope;
-        st := bpm_private.mi__inner_done(st, graph, v_node, v_scope, v_id);
-        q_node := st.q_node; q_flow := st.q_flow; q_scope := st.q_scope; q_pos := st.q_pos;
-        a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state; a_scope := st.a_scope;
-        continue;
-      end if;
       if (v_node ->> 'asyncAfter')::boolean then
-        st.a_scope := a_scope;
         st := bpm_private.async__wait(st, v_node, 'asyncAfter', null, pg_catalog.gen_random_uuid());
         continue;
       end if;
@@ -247,20 +223,9 @@ begin
     end loop;
     st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos; st.steps := v_steps;
     st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state; st.a_scope := a_scope;
-    exit when st.terminated;
+    exit when st.terminated or (pg_catalog.cardinality(st.c_scope) = 0 and pg_catalog.cardinality(st.inclusive_joins) = 0);
     v_queued := pg_catalog.cardinality(st.q_node);
-    -- ===== SCOPES nothing runs in any more complete (their tokens leave them)
-    while pg_catalog.cardinality(st.c_scope) > 0 and pg_catalog.cardinality(st.q_node) = v_queued loop
-      -- (a completing scope may end the last token of the scope around it)
-      st := bpm_private.scope__complete_ended(st, graph);
-    end loop;
-    -- ===== INCLUSIVE JOINS
-    if pg_catalog.cardinality(st.q_node) = v_queued and pg_catalog.cardinality(st.inclusive_joins) > 0 then
-      foreach v_join in array st.inclusive_joins loop
-        st := bpm_private.inclusive_join__try_fire(st, graph, v_join);
-        exit when pg_catalog.cardinality(st.q_node) > v_queued or st.terminated;
-      end loop;
-    end if;
+    st := bpm_private.run__settle(st, graph);
     exit when pg_catalog.cardinality(st.q_node) = v_queued or st.terminated;
     q_node := st.q_node; q_flow := st.q_flow; q_scope := st.q_scope; q_pos := st.q_pos;
     a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state; a_scope := st.a_scope;
@@ -269,6 +234,34 @@ begin
 end;
 $$;
 comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'The token lifecycle: advances every queued token to its next wait state or end, completing scopes that ended (BP306 guards endless loops).';
+
+-- Once every queued token waits or ended: scopes nothing runs in any more
+-- complete (a completing scope may end the last token of the scope around
+-- it), then inclusive joins no token can reach any more fire (one at a
+-- time: what it starts may reach the others).
+create or replace function bpm_private.run__settle(st bpm_private.run_state, graph jsonb)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_queued int := pg_catalog.cardinality(st.q_node);
+  v_join text;
+begin
+  while pg_catalog.cardinality(st.c_scope) > 0 and pg_catalog.cardinality(st.q_node) = v_queued loop
+    st := bpm_private.scope__complete_ended(st, graph);
+  end loop;
+  if pg_catalog.cardinality(st.q_node) = v_queued then
+    foreach v_join in array st.inclusive_joins loop
+      st := bpm_private.inclusive_join__try_fire(st, graph, v_join);
+      exit when pg_catalog.cardinality(st.q_node) > v_queued or st.terminated;
+    end loop;
+  end if;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__settle(bpm_private.run_state, jsonb) is E'Completes ended scopes and fires ready inclusive joins once the run''s queue is empty.';
 
 -- Behaviours that work on the whole run state, dispatched by kind.
 create or replace function bpm_private.node__execute(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via text, kind text)
@@ -299,6 +292,10 @@ begin
       return bpm_private.call__enter(st, graph, node, id);
     when 'multiInstance' then
       return bpm_private.mi__enter(st, graph, node, id);
+    when 'innerDone' then
+      return bpm_private.mi__inner_done(st, graph, node, st.cur_scope, id);
+    when 'link' then
+      return bpm_private.run__push(st, node -> 'event' ->> 'target', null);
     when 'compensate' then
       return bpm_private.compensation__start(st, graph, node, id);
     when 'cancel' then

@@ -84,6 +84,35 @@ end;
 $$;
 comment on function bpm_private.scope__variables(bpm_private.run_state, uuid, uuid) is E'The variables visible to a token in a scope: instance variables overlaid by the locals of its scopes.';
 
+-- A token enters an element inside a scope or a multi-instance activity
+-- (run__drain): its scopes are loaded; entering a multi-instance activity
+-- from outside enters its body (body: true); an inner instance of a body
+-- gets its loopCounter (inner: true); variables: what the token sees.
+create or replace function bpm_private.scope__enter_token(inout st bpm_private.run_state, node jsonb, id uuid, scope_id uuid,
+  out variables jsonb, out inner boolean, out body boolean)
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_pos int;
+begin
+  st := bpm_private.scope__load(st, scope_id);
+  v_pos := pg_catalog.array_position(st.l_id, scope_id);
+  inner := node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id';
+  body := node ? 'loop' and not inner;
+  if body then
+    variables := st.variables;
+    return;
+  end if;
+  if inner then
+    st := bpm_private.mi__inner_enter(st, scope_id, id);
+  end if;
+  variables := bpm_private.scope__variables(st, scope_id, id);
+end;
+$$;
+comment on function bpm_private.scope__enter_token(bpm_private.run_state, jsonb, uuid, uuid) is E'A token enters an element in a scope or a multi-instance activity: loads its scopes, numbers inner instances, returns what it sees.';
+
 -- A new scope instance of this run (its token is buffered like any wait).
 create or replace function bpm_private.scope__add(st bpm_private.run_state, id uuid, element_id text, kind text, data jsonb)
 returns bpm_private.run_state
