@@ -28,6 +28,7 @@ comment on domain bpm.event_kind is E'Kind of an event: definitionDeployed; inst
 --!include engine/graph.sql
 --!include api/external_tasks.sql
 --!include engine/subscription.sql
+--!include engine/scope.sql
 --!include engine/scope_cancel.sql
 --!include elements/error_catch.sql
 --!include elements/subprocess.sql

@@ -132,8 +132,8 @@ begin
         v_entered := bpm_private.scope__enter_token(st, v_node, v_id, v_scope);
         st := v_entered.st;
         v_vars := v_entered.variables;
-        v_inner := v_entered.inner;
-        v_slow := case when v_entered.body then 'multiInstance' end;
+        v_inner := v_entered.is_inner;
+        v_slow := case when v_entered.is_body then 'multiInstance' end;
       end if;
       if v_node ? 'inputs' and v_type not in ('subProcess', 'callActivity') then
         -- input mappings of a task: locals its attributes see

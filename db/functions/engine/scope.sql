@@ -86,10 +86,10 @@ comment on function bpm_private.scope__variables(bpm_private.run_state, uuid, uu
 
 -- A token enters an element inside a scope or a multi-instance activity
 -- (run__drain): its scopes are loaded; entering a multi-instance activity
--- from outside enters its body (body: true); an inner instance of a body
--- gets its loopCounter (inner: true); variables: what the token sees.
+-- from outside enters its body (is_body); an inner instance of a body gets
+-- its loopCounter (is_inner); variables: what the token sees.
 create or replace function bpm_private.scope__enter_token(inout st bpm_private.run_state, node jsonb, id uuid, scope_id uuid,
-  out variables jsonb, out inner boolean, out body boolean)
+  out variables jsonb, out is_inner boolean, out is_body boolean)
 language plpgsql
 volatile
 set search_path = ''
@@ -99,13 +99,13 @@ declare
 begin
   st := bpm_private.scope__load(st, scope_id);
   v_pos := pg_catalog.array_position(st.l_id, scope_id);
-  inner := node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id';
-  body := node ? 'loop' and not inner;
-  if body then
+  is_inner := node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id';
+  is_body := node ? 'loop' and not is_inner;
+  if is_body then
     variables := st.variables;
     return;
   end if;
-  if inner then
+  if is_inner then
     st := bpm_private.mi__inner_enter(st, scope_id, id);
   end if;
   variables := bpm_private.scope__variables(st, scope_id, id);
