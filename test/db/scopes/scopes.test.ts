@@ -340,6 +340,31 @@ describe('errors and escalations from inside scopes', () => {
     expect((await getInstance(as.admin, instance.id)).variables).toEqual({ reason: 'empty' });
   });
 
+  test('a BPMN error of an external task two subprocesses deep passes the inner boundary of another code and reaches the outer one', async () => {
+    await deployDefs(as.admin, 'scopes_ext_nested', '<error id="EA" errorCode="A"/><error id="EB" errorCode="B"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="outer"/>
+      <subProcess id="outer">
+        <startEvent id="os"/><sequenceFlow id="o1" sourceRef="os" targetRef="inner"/>
+        <subProcess id="inner">
+          <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="call"/>
+          <serviceTask id="call" camunda:type="external" camunda:topic="scopes-nested"/>
+        </subProcess>
+        <boundaryEvent id="innerCatchesA" attachedToRef="inner"><errorEventDefinition errorRef="EA"/></boundaryEvent>
+        <sequenceFlow id="o2" sourceRef="innerCatchesA" targetRef="handledInside"/><userTask id="handledInside"/>
+      </subProcess>
+      <boundaryEvent id="outerCatchesB" attachedToRef="outer"><errorEventDefinition errorRef="EB"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="outerCatchesB" targetRef="handledOutside"/><userTask id="handledOutside"/>`);
+    const caught = async (code: string): Promise<string[]> => {
+      const instance = await startProcess(as.admin, 'scopes_ext_nested');
+      const [task] = (await as.engine.query('select * from bpm.fetch_and_lock($1, $2, 1)', ['scopes-nested', 'w2'])).rows;
+      await as.engine.query('select bpm.throw_bpmn_error($1, $2, $3)', [task.id, 'w2', code]);
+      const { rows } = await as.admin.query(`select element_id, state from bpm.activity_instance where instance_id = $1 and element_id in ('inner', 'outer') order by element_id`, [instance.id]);
+      return [...(await openTasks(instance.id)).map((t) => t.element_id), ...rows.map((r) => `${r.element_id}:${r.state}`)];
+    };
+    expect(await caught('B')).toEqual(['handledOutside', 'inner:cancelled', 'outer:cancelled']);
+    expect(await caught('A')).toEqual(['handledInside', 'inner:cancelled', 'outer:active']);
+  });
+
   test('an escalation thrown inside a subprocess starts a non-interrupting boundary path while the subprocess goes on', async () => {
     await deployDefs(as.admin, 'scopes_escalation', '<escalation id="ESC" escalationCode="LATE"/>', `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
