@@ -1,1 +1,7 @@
--- Enter migration here
+-- Call activities: a called instance's uncaught error can be retried
+-- (retry_incident throws it at the call activity again); a call activity
+-- cancelled in the run that entered it starts no child; a retried error end
+-- event inside a subprocess is thrown from its scope.
+--!include elements/call_activity.sql
+--!include api/external_tasks.sql
+--!include setup/ownership.sql

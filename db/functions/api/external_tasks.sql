@@ -254,7 +254,8 @@ comment on function bpm.retry_incident(uuid, int) is E'Resolves an open incident
 
 -- Incidents without an external task: a timer or asynchronous continuation
 -- that failed (its job runs again now), or an error end event nobody caught (its token
--- enters it again, which raises a new incident unless a catcher appeared).
+-- enters it again, which raises a new incident unless a catcher appeared), or
+-- a called instance's error nobody caught (thrown at the call activity again).
 create or replace function bpm_private.incident__retry_element(incident bpm.incident)
 returns void
 language plpgsql
@@ -264,6 +265,7 @@ as $$
 declare
   v_sub bpm.event_subscription;
   v_token uuid;
+  v_data jsonb;
   v_locked record;
   st bpm_private.run_state;
   v_graph jsonb;
@@ -283,6 +285,15 @@ begin
     perform bpm_private.async__enqueue(incident.tenant_id, v_token, bpm_private.instance__node(incident.tenant_id, incident.instance_id, incident.element_id));
     return;
   end if;
+  -- a call activity whose called instance threw an error nobody caught: thrown again
+  update bpm_private.token t set data = t.data - 'failed'
+  where t.tenant_id = incident.tenant_id and t.instance_id = incident.instance_id and t.element_id = incident.element_id
+    and t.kind = 'call' and t.data ? 'failed'
+  returning t.data into v_data;
+  if found then
+    perform bpm_private.call__child_threw(incident.tenant_id, (v_data ->> 'child')::uuid, v_data -> 'failed_with');
+    return;
+  end if;
   delete from bpm_private.token t
   where t.tenant_id = incident.tenant_id and t.instance_id = incident.instance_id and t.element_id = incident.element_id and t.kind = 'incident'
   returning t.id into v_token;
@@ -295,6 +306,7 @@ begin
   v_graph := bpm_private.graph__in_memory(v_locked.graph);
   st := bpm_private.run__begin(incident.tenant_id, incident.instance_id, (v_locked.instance).variables, false, v_locked.inclusive_joins);
   st.business_key := (v_locked.instance).business_key;
+  st := bpm_private.run__resume(st, v_graph -> 'nodes' -> incident.element_id, v_token);
   st := bpm_private.activity__end(st, array[v_token], 'cancelled');
   st := bpm_private.run__push(st, incident.element_id, null);
   st := bpm_private.run__drain(st, v_graph);

@@ -84,6 +84,10 @@ declare
   v_child bpm.process_instance;
 begin
   select * into v_caller from bpm.process_instance i where i.tenant_id = call__start.tenant_id and i.id = call__start.instance_id;
+  if not exists (select 1 from bpm_private.token t where t.tenant_id = call__start.tenant_id and t.id = (action ->> 'token')::uuid and t.kind = 'call') then
+    -- the call activity was cancelled within the run that entered it: nothing to call
+    return;
+  end if;
   with recursive chain(id, parent, depth) as (
     select v_caller.id, v_caller.parent_instance_id, 1
     union all
@@ -181,7 +185,7 @@ declare
   v_res record;
   st bpm_private.run_state;
 begin
-  if (v_found.token).id is null or (v_found.caller).state <> 'active' then
+  if (v_found.token).id is null or (v_found.caller).state <> 'active' or (v_found.token).data ? 'failed' then
     return;
   end if;
   select bpm_private.graph__in_memory(d.graph) into v_graph from bpm.process_definition d
@@ -202,7 +206,9 @@ begin
     st := v_res.st;
     v_caught := v_res.caught;
   if not v_caught and action ->> 'event' = 'error' then
-    update bpm_private.token t set data = t.data || '{"failed": true}' where t.tenant_id = call__child_threw.tenant_id and t.id = (v_found.token).id;
+    -- the call activity waits with an incident; retry_incident throws it again
+    update bpm_private.token t set data = t.data || pg_catalog.jsonb_build_object('failed', true, 'failed_with', action)
+    where t.tenant_id = call__child_threw.tenant_id and t.id = (v_found.token).id;
     perform bpm_private.incident__raise(tenant_id, (v_found.caller).id, (v_found.token).element_id, 'unhandledBpmnError',
       pg_catalog.format('BPMN error %s thrown by element %s of called instance %s is not caught by any error boundary or event subprocess',
         coalesce(action ->> 'code', '(no code)'), action ->> 'element', child_id));

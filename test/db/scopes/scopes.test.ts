@@ -310,6 +310,47 @@ describe('call activity', () => {
   });
 });
 
+describe('call activity edge cases', () => {
+  test('an error of the child nobody catches: incident on the call activity; retry_incident throws it again', async () => {
+    await deployDefs(as.admin, 'scopes_child_fails', '<error id="EF" errorCode="FATAL"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="w"/><userTask id="w"/>
+      <sequenceFlow id="f2" sourceRef="w" targetRef="err"/><endEvent id="err"><errorEventDefinition errorRef="EF"/></endEvent>`);
+    await deployProcess(as.admin, 'scopes_calls_unguarded', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="scopes_child_fails"/>
+      <sequenceFlow id="f2" sourceRef="call" targetRef="e"/><endEvent id="e"/>`);
+    const parent = await startProcess(as.admin, 'scopes_calls_unguarded');
+    const { rows: [child] } = await as.admin.query('select id from bpm.process_instance where parent_instance_id = $1', [parent.id]);
+    await completeTask(as.admin, (await openTask(as.admin, child.id, 'w')).id);
+    const incidents = async (): Promise<{ id: string; element_id: string; message: string; resolved_at: string | null }[]> =>
+      (await as.admin.query('select id, element_id, message, resolved_at from bpm.incident where instance_id = $1 order by created_at', [parent.id])).rows;
+    const [first] = await incidents();
+    expect(first).toMatchObject({ element_id: 'call', resolved_at: null });
+    expect(first.message).toMatch(/BPMN error FATAL thrown by element err of called instance .* is not caught/);
+    expect((await getInstance(as.admin, parent.id)).state).toBe('active');
+    await as.admin.query('select bpm.retry_incident($1)', [first.id]);
+    const after = await incidents();
+    expect(after).toHaveLength(2);
+    expect(after[0].resolved_at).not.toBeNull();
+    expect(after[1]).toMatchObject({ element_id: 'call', resolved_at: null });
+    expect((await getInstance(as.admin, parent.id)).state).toBe('active');
+  });
+
+  test('a call activity cancelled in the run that entered it starts no child', async () => {
+    await deployDefs(as.admin, 'scopes_call_target', '', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="w"/><userTask id="w"/>`);
+    await deployProcess(as.admin, 'scopes_call_then_terminate', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="fork"/><parallelGateway id="fork"/>
+      <sequenceFlow id="f2" sourceRef="fork" targetRef="call"/><sequenceFlow id="f3" sourceRef="fork" targetRef="kill"/>
+      <callActivity id="call" calledElement="scopes_call_target"/>
+      <endEvent id="kill"><terminateEventDefinition/></endEvent>`);
+    const parent = await startProcess(as.admin, 'scopes_call_then_terminate');
+    expect(parent.state).toBe('completed');
+    const { rows } = await as.admin.query('select id from bpm.process_instance where parent_instance_id = $1', [parent.id]);
+    expect(rows).toEqual([]);
+  });
+});
+
 test('link events jump from the throw to the catch of the same name', async () => {
   const instance = await startProcess(as.admin, 'scopes-link');
   await completeTask(as.admin, (await openTask(as.admin, instance.id, 'First')).id);
