@@ -101,7 +101,7 @@ begin
   v_instance := v_locked.instance;
   update bpm.external_task e
   set state = 'completed', ended_at = pg_catalog.now(), locked_until = null
-  where e.tenant_id = v_tenant and e.id = task_id and e.state = 'open' and e.worker_id = complete_external_task.worker_id
+  where e.tenant_id = v_tenant and e.id = task_id and (e.state = 'open') is true and e.worker_id = complete_external_task.worker_id
     and v_instance.state = 'active'
   returning * into v_task;
   if not found then
@@ -239,7 +239,7 @@ begin
   end if;
   update bpm.external_task e
   set retries = retry_incident.retries, available_at = pg_catalog.now()
-  where e.tenant_id = v_tenant and e.id = v_incident.external_task_id and e.state = 'open';
+  where e.tenant_id = v_tenant and e.id = v_incident.external_task_id and (e.state = 'open') is true;
   update bpm.incident i set resolved_at = pg_catalog.now()
   where i.tenant_id = v_tenant and i.id = incident_id
   returning * into v_incident;

@@ -86,7 +86,7 @@ begin
         'follow_up_at', case when u.follow_up_at <= pg_catalog.now() then u.follow_up_at end,
         'escalate_at', case when u.escalated_at is null then bpm_private.user_task__escalate_at(v_tenant, u) end))
     from bpm.user_task u
-    where u.tenant_id = v_tenant and u.instance_id = instance__set_suspended.instance_id and u.state = 'open';
+    where u.tenant_id = v_tenant and u.instance_id = instance__set_suspended.instance_id and (u.state = 'open') is true;
   end if;
   return v_instance;
 end;

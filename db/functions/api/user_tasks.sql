@@ -66,10 +66,11 @@ begin
     and i.id = (select t.instance_id from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id)
   for update of i;
   v_instance := v_locked.instance;
+  -- ("is true": by primary key, not through the inbox index; see run__finish)
   update bpm.user_task t
   set state = 'completed', completed_at = pg_catalog.now(), completed_by = v_user,
     assignee = coalesce(t.assignee, case when v_is_user then v_user end)
-  where t.tenant_id = v_tenant and t.id = task_id and t.state = 'open' and v_instance.state = 'active'
+  where t.tenant_id = v_tenant and t.id = task_id and (t.state = 'open') is true and v_instance.state = 'active'
     and (not v_is_user or t.assignee = v_user
          or (t.assignee is null and (v_user = any(t.candidate_users) or t.candidate_groups && bpm_private.current_groups())))
   returning * into v_task;

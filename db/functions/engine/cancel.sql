@@ -19,12 +19,12 @@ begin
   ), user_tasks as (
     update bpm.user_task u
     set state = 'cancelled', completed_at = pg_catalog.now()
-    where u.tenant_id = instance__cancel_tokens.tenant_id and u.instance_id = instance__cancel_tokens.instance_id and u.state = 'open'
+    where u.tenant_id = instance__cancel_tokens.tenant_id and u.instance_id = instance__cancel_tokens.instance_id and (u.state = 'open') is true
     returning u.id, u.element_id
   ), external_tasks as (
     update bpm.external_task e
     set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
-    where e.tenant_id = instance__cancel_tokens.tenant_id and e.instance_id = instance__cancel_tokens.instance_id and e.state = 'open'
+    where e.tenant_id = instance__cancel_tokens.tenant_id and e.instance_id = instance__cancel_tokens.instance_id and (e.state = 'open') is true
     returning e.id, e.element_id
   ), waits as (
     select id from tokens union all select id from user_tasks union all select id from external_tasks

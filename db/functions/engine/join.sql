@@ -134,9 +134,9 @@ begin
     exists (select 1 from bpm_private.token t
             where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = any(v_upstream))
     or exists (select 1 from bpm.user_task u
-               where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and u.state = 'open' and u.element_id = any(v_upstream))
+               where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and (u.state = 'open') is true and u.element_id = any(v_upstream))
     or exists (select 1 from bpm.external_task e
-               where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and e.state = 'open' and e.element_id = any(v_upstream))
+               where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and (e.state = 'open') is true and e.element_id = any(v_upstream))
   ) then
     return st;
   end if;

@@ -478,14 +478,18 @@ declare
   v_result bpm.process_instance;
 begin
   -- completion first (this run adds no wait state when it can complete, so
-  -- the flush below changes nothing the check reads); its event is flushed too
+  -- the flush below changes nothing the check reads); its event is flushed too.
+  -- "(state = 'open') is true" is not an index condition: the generic plan
+  -- takes the instance index instead of walking the inbox index
+  -- (tenant_id, state, …) over every open task of the tenant (engine-wide
+  -- rule for "open" next to an id or instance id)
   if st.terminated or pg_catalog.cardinality(st.w_id) = 0 then
     update bpm.process_instance i
     set variables = st.variables, state = 'completed', ended_at = pg_catalog.now()
     where i.tenant_id = st.tenant_id and i.id = st.instance_id
       and (st.terminated or (
-        not exists (select 1 from bpm.user_task u where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and u.state = 'open')
-        and not exists (select 1 from bpm.external_task e where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and e.state = 'open')
+        not exists (select 1 from bpm.user_task u where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and (u.state = 'open') is true)
+        and not exists (select 1 from bpm.external_task e where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and (e.state = 'open') is true)
         and not exists (select 1 from bpm_private.token t where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id)))
     returning * into v_result;
     if found then

@@ -63,11 +63,11 @@ begin
         returning t.id, t.element_id, t.kind, t.data
       ), user_tasks as (
         update bpm.user_task u set state = 'cancelled', completed_at = pg_catalog.now()
-        where u.tenant_id = st.tenant_id and u.id = any(v_all) and u.state = 'open'
+        where u.tenant_id = st.tenant_id and u.id = any(v_all) and (u.state = 'open') is true
         returning u.id, u.element_id
       ), external_tasks as (
         update bpm.external_task e set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
-        where e.tenant_id = st.tenant_id and e.id = any(v_all) and e.state = 'open'
+        where e.tenant_id = st.tenant_id and e.id = any(v_all) and (e.state = 'open') is true
         returning e.id, e.element_id
       )
       select 'taskCancelled' as kind, u.id, u.element_id, null::uuid as child from user_tasks u

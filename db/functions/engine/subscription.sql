@@ -104,11 +104,11 @@ begin
   end if;
   if v_type = 'userTask' then
     update bpm.user_task u set state = 'cancelled', completed_at = pg_catalog.now()
-    where u.tenant_id = st.tenant_id and u.id = host_id and u.state = 'open';
+    where u.tenant_id = st.tenant_id and u.id = host_id and (u.state = 'open') is true;
     st := bpm_private.run__event(st, 'taskCancelled', host_id, host ->> 'id');
   elsif coalesce(host ->> 'topic', '') <> '' then
     update bpm.external_task e set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
-    where e.tenant_id = st.tenant_id and e.id = host_id and e.state = 'open';
+    where e.tenant_id = st.tenant_id and e.id = host_id and (e.state = 'open') is true;
     st := bpm_private.run__event(st, 'externalTaskCancelled', host_id, host ->> 'id');
   else
     delete from bpm_private.token t where t.tenant_id = st.tenant_id and t.id = host_id;

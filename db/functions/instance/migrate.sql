@@ -63,9 +63,9 @@ begin
       select a.instance_id, a.element_id from bpm.activity_instance a
       where a.tenant_id = migration__plan.tenant_id and a.instance_id = any(ids) and a.state = 'active'
       union select u.instance_id, u.element_id from bpm.user_task u
-      where u.tenant_id = migration__plan.tenant_id and u.instance_id = any(ids) and u.state = 'open'
+      where u.tenant_id = migration__plan.tenant_id and u.instance_id = any(ids) and (u.state = 'open') is true
       union select e.instance_id, e.element_id from bpm.external_task e
-      where e.tenant_id = migration__plan.tenant_id and e.instance_id = any(ids) and e.state = 'open'
+      where e.tenant_id = migration__plan.tenant_id and e.instance_id = any(ids) and (e.state = 'open') is true
       union select t.instance_id, t.element_id from bpm_private.token t
       where t.tenant_id = migration__plan.tenant_id and t.instance_id = any(ids)
       union select s.instance_id, s.element_id from bpm.event_subscription s
@@ -146,11 +146,11 @@ begin
     returning 1
   ), user_tasks as (
     update bpm.user_task t set element_id = m.tgt
-    from m where t.tenant_id = migration__apply.tenant_id and t.instance_id = any(ids) and t.element_id = m.src and t.state = 'open'
+    from m where t.tenant_id = migration__apply.tenant_id and t.instance_id = any(ids) and t.element_id = m.src and (t.state = 'open') is true
     returning 1
   ), external_tasks as (
     update bpm.external_task e set element_id = m.tgt, topic = coalesce(m.topic, e.topic)
-    from m where e.tenant_id = migration__apply.tenant_id and e.instance_id = any(ids) and e.element_id = m.src and e.state = 'open'
+    from m where e.tenant_id = migration__apply.tenant_id and e.instance_id = any(ids) and e.element_id = m.src and (e.state = 'open') is true
     returning 1
   ), tokens as (
     update bpm_private.token t set element_id = m.tgt
