@@ -22,4 +22,5 @@ drop index if exists bpm.external_task_open_instance_idx;
 --!include instance/migrate.sql
 --!include instance/modify.sql
 --!include elements/call_activity.sql
+--!include elements/compensation.sql
 --!include setup/ownership.sql

@@ -1,6 +1,7 @@
 -- Compensation and transactions. A compensation throw event (or a cancel
 -- end event of a transaction) compensates the completed activities of its
--- scope that have a compensation handler, most recently completed first,
+-- scope (thrown in an event subprocess: of the scope around it) that have a
+-- compensation handler, most recently completed first,
 -- one handler at a time: the throw event's activity instance becomes a
 -- scope (token kind scope, data {comp: [[activity instance, handler], …]})
 -- the handlers run in. A compensated activity instance ends in state
@@ -16,12 +17,18 @@ set search_path = ''
 as $$
 declare
   v_scope uuid := st.cur_scope;
+  v_scope_el text := node ->> 'scope';
   v_elements text[];
   v_todo jsonb;
 begin
-  -- the compensable elements of the throw's scope (or the one it names)
+  if coalesce((graph -> 'nodes' -> v_scope_el ->> 'triggeredByEvent')::boolean, false) then
+    -- thrown in an event subprocess: it compensates the scope the event subprocess runs in
+    v_scope := st.l_parent[pg_catalog.array_position(st.l_id, st.cur_scope)];
+    v_scope_el := graph -> 'nodes' -> v_scope_el ->> 'scope';
+  end if;
+  -- the compensable elements of that scope (or the one the throw names)
   v_elements := array(select n.key from pg_catalog.jsonb_each(graph -> 'nodes') n
-    where n.value ? 'compensation' and n.value ->> 'scope' is not distinct from node ->> 'scope'
+    where n.value ? 'compensation' and n.value ->> 'scope' is not distinct from v_scope_el
       and (node -> 'event' ->> 'activity' is null or n.key = node -> 'event' ->> 'activity'));
   -- completed instances of them, latest first: this run's, then stored ones
   select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.id, graph -> 'nodes' -> c.el ->> 'compensation') order by c.run desc, c.ended desc, c.seq desc), '[]')

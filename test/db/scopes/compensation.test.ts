@@ -6,6 +6,7 @@
  */
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { deployFixture, deployProcess } from '../../helpers/engine';
+import { deployDefs } from '../events/support';
 import { actors, completeTask, getInstance, openTask, startProcess, userTasks, type Actors } from '../elements/support';
 
 let db: TestDb;
@@ -87,4 +88,28 @@ test('a confirmed transaction completes normally and leaves over its flow', asyn
   await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Confirm')).id, { confirmed: true });
   expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
   expect(await activityStates(instance.id, ['Booking', 'Reserve'])).toEqual({ Booking: ['completed'], Reserve: ['completed'] });
+});
+
+test('a compensation throw in an event subprocess compensates the scope the event subprocess interrupted', async () => {
+  await deployDefs(as.admin, 'scopes_comp_esp', '<message id="MC" name="scopes-order-cancelled"/>', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="charge"/>
+    <task id="charge"/>
+    <boundaryEvent id="chargeComp" attachedToRef="charge"><compensateEventDefinition/></boundaryEvent>
+    <userTask id="refund" isForCompensation="true"/>
+    <association id="a1" sourceRef="chargeComp" targetRef="refund" associationDirection="One"/>
+    <sequenceFlow id="f2" sourceRef="charge" targetRef="ship"/><userTask id="ship"/>
+    <sequenceFlow id="f3" sourceRef="ship" targetRef="e"/><endEvent id="e"/>
+    <subProcess id="onCancel" triggeredByEvent="true">
+      <startEvent id="cs"><messageEventDefinition messageRef="MC"/></startEvent>
+      <sequenceFlow id="c1" sourceRef="cs" targetRef="undo"/>
+      <intermediateThrowEvent id="undo"><compensateEventDefinition/></intermediateThrowEvent>
+      <sequenceFlow id="c2" sourceRef="undo" targetRef="ce"/><endEvent id="ce"/>
+    </subProcess>`);
+  const instance = await startProcess(as.admin, 'scopes_comp_esp', {}, 'order-9');
+  await as.admin.query(`select bpm.correlate_message('scopes-order-cancelled', 'order-9')`);
+  const tasks = await userTasks(as.admin, instance.id);
+  expect(tasks.map((t) => [t.element_id, t.state])).toEqual([['ship', 'cancelled'], ['refund', 'open']]);
+  await completeTask(as.admin, tasks[1].id);
+  expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  expect(await activityStates(instance.id, ['charge'])).toEqual({ charge: ['compensated'] });
 });
