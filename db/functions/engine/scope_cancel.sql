@@ -12,9 +12,11 @@ stable
 set search_path = ''
 as $$
 declare
-  v_ids uuid[] := ids;
+  v_ids uuid[];
   v_n int;
 begin
+  -- the given ones that are active: of this run, and stored with what runs in them
+  v_ids := array(select u.a from unnest(st.a_id, st.a_state) as u(a, state) where u.state = 'active' and u.a = any(ids));
   if not st.is_new then
     with recursive tree(id) as (
       select a.id from bpm.activity_instance a
@@ -23,7 +25,7 @@ begin
       select a.id from bpm.activity_instance a join tree t on a.scope_id = t.id
       where a.tenant_id = st.tenant_id and a.state = 'active' and not (a.id = any(st.e_id))
     )
-    select ids || coalesce(array_agg(t.id), '{}') into v_ids from tree t where not (t.id = any(ids));
+    select v_ids || coalesce(array_agg(t.id), '{}') into v_ids from tree t where not (t.id = any(st.a_id));
   end if;
   -- rows of this run (appended in order: a scope comes before what runs in it)
   loop
