@@ -1,1 +1,6 @@
--- Enter migration here
+-- One definition of buffering a history row outside the token loop.
+--!include engine/wait.sql
+--!include elements/events.sql
+--!include elements/error_catch.sql
+--!include instance/modify.sql
+--!include setup/ownership.sql

@@ -155,11 +155,7 @@ begin
     st := bpm_private.subscriptions__drop(st, array[coalesce(event_subprocess__start.scope_id, st.instance_id)]);
   end if;
   st.cur_scope := event_subprocess__start.scope_id;
-  st.a_id := st.a_id || v_id;
-  st.a_el := st.a_el || (v_esp ->> 'id');
-  st.a_type := st.a_type || 'subProcess'::text;
-  st.a_state := st.a_state || 'active'::text;
-  st.a_scope := st.a_scope || event_subprocess__start.scope_id;
+  st := bpm_private.activity__add(st, v_id, v_esp ->> 'id', 'subProcess', 'active');
   st := bpm_private.run__event(st, event_kind, v_id, start_node ->> 'id');
   st := bpm_private.scope__add(st, v_id, v_esp ->> 'id', 'scope', '{"vars": {}}');
   st.cur_scope := v_id;

@@ -190,11 +190,7 @@ volatile
 set search_path = ''
 as $$
 begin
-  st.a_id := st.a_id || pg_catalog.gen_random_uuid();
-  st.a_el := st.a_el || (node ->> 'id');
-  st.a_type := st.a_type || (node ->> 'type');
-  st.a_state := st.a_state || 'completed'::text;
-  st.a_scope := st.a_scope || st.cur_scope;
+  st := bpm_private.activity__add(st, pg_catalog.gen_random_uuid(), node ->> 'id', node ->> 'type', 'completed');
   return bpm_private.node__leave(st, graph, node);
 end;
 $$;

@@ -66,6 +66,25 @@ end;
 $$;
 comment on function bpm_private.jsonb_to_text_array(jsonb) is E'A JSON array of strings as text[] (null or non-array: empty), without a query.';
 
+-- A history row of this run (an activity instance in the current scope),
+-- for behaviours that start activities outside the token loop.
+create or replace function bpm_private.activity__add(st bpm_private.run_state, id uuid, element_id text, element_type text, state text)
+returns bpm_private.run_state
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  st.a_id := st.a_id || id;
+  st.a_el := st.a_el || element_id;
+  st.a_type := st.a_type || element_type;
+  st.a_state := st.a_state || state;
+  st.a_scope := st.a_scope || st.cur_scope;
+  return st;
+end;
+$$;
+comment on function bpm_private.activity__add(bpm_private.run_state, uuid, text, text, text) is E'Buffers a history row of the run in the current scope (written by run__flush).';
+
 -- Ends activity instances: in the buffer if created in this call, else
 -- buffered as ended stored rows (run__flush updates them with its insert).
 create or replace function bpm_private.activity__end(st bpm_private.run_state, ids uuid[], state text)

@@ -129,11 +129,7 @@ begin
     -- none: open one, inside its own scope
     st := bpm_private.modification__enter_scope(st, graph, v_sub_node, null);
     v_id := pg_catalog.gen_random_uuid();
-    st.a_id := st.a_id || v_id;
-    st.a_el := st.a_el || v_sub;
-    st.a_type := st.a_type || 'subProcess'::text;
-    st.a_state := st.a_state || 'active'::text;
-    st.a_scope := st.a_scope || st.cur_scope;
+    st := bpm_private.activity__add(st, v_id, v_sub, 'subProcess', 'active');
     return bpm_private.subprocess__open(st, graph, v_sub_node, v_id);
   end if;
   return bpm_private.scope__load(st, st.cur_scope);
