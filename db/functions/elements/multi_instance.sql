@@ -69,24 +69,6 @@ end;
 $$;
 comment on function bpm_private.mi__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters a multi-instance activity: its body starts every inner instance (parallel) or the first (sequential); an empty collection skips the activity (BP310 for a collection that is not a list).';
 
--- An inner instance starts: it gets the next loopCounter.
-create or replace function bpm_private.mi__inner_enter(st bpm_private.run_state, body_id uuid, id uuid)
-returns bpm_private.run_state
-language plpgsql
-immutable
-set search_path = ''
-as $$
-declare
-  v_data jsonb := st.l_data[pg_catalog.array_position(st.l_id, body_id)];
-  v_k int := (v_data ->> 'next')::int;
-begin
-  v_data := v_data || pg_catalog.jsonb_build_object('next', v_k + 1, 'active', (v_data ->> 'active')::int + 1,
-    'inner', (v_data -> 'inner') || pg_catalog.jsonb_build_object(id::text, v_k));
-  return bpm_private.scope__set(st, body_id, v_data);
-end;
-$$;
-comment on function bpm_private.mi__inner_enter(bpm_private.run_state, uuid, uuid) is E'Numbers a starting inner instance of a multi-instance body (loopCounter).';
-
 -- An inner instance completed (task left, subprocess or called instance ended).
 create or replace function bpm_private.mi__inner_done(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid, inner_id uuid)
 returns bpm_private.run_state

@@ -95,10 +95,15 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_pos int;
+  v_pos int := pg_catalog.array_position(st.l_id, scope_id);
+  v_data jsonb;
+  v_k int;
 begin
-  st := bpm_private.scope__load(st, scope_id);
-  v_pos := pg_catalog.array_position(st.l_id, scope_id);
+  -- (inlined: scope__load when cached, mi__inner_enter: once per inner instance)
+  if v_pos is null and scope_id is not null then
+    st := bpm_private.scope__load(st, scope_id);
+    v_pos := pg_catalog.array_position(st.l_id, scope_id);
+  end if;
   is_inner := node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id';
   is_body := node ? 'loop' and not is_inner;
   if is_body then
@@ -106,7 +111,14 @@ begin
     return;
   end if;
   if is_inner then
-    st := bpm_private.mi__inner_enter(st, scope_id, id);
+    -- the inner instance gets the next loopCounter
+    v_data := st.l_data[v_pos];
+    v_k := (v_data ->> 'next')::int;
+    st.l_data[v_pos] := v_data || pg_catalog.jsonb_build_object('next', v_k + 1, 'active', (v_data ->> 'active')::int + 1,
+      'inner', (v_data -> 'inner') || pg_catalog.jsonb_build_object(id::text, v_k));
+    if st.l_state[v_pos] = 'stored' then
+      st.l_state[v_pos] := 'dirty';
+    end if;
   end if;
   variables := bpm_private.scope__variables(st, scope_id, id);
 end;
