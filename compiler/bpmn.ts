@@ -14,6 +14,11 @@
  *     processes are executable, which elements and attributes are supported,
  *     and the graph the SQL engine walks.
  *
+ * Shared by the semantic stage: compiler/context.ts (compile state, problem
+ * reporting, accessors on XNode), compiler/parser-warnings.ts (moddle's
+ * warnings → problems and warnings) and compiler/extensions.ts (camunda: /
+ * zeebe: attributes and extension elements).
+ *
  * Scopes: the flow elements of embedded and event subprocesses are compiled
  * into the same flat nodes / flows maps (node.scope = the subprocess id);
  * compileScope runs per scope with ctx.scope (start events, event
@@ -31,10 +36,38 @@
  * Adding an element kind in a later version: add its compile function to
  * NODE_COMPILERS (and its flow rules to checkNodeFlows); an event definition:
  * SUPPORTED_DEFINITIONS and compileEventOf; adding an extension element or
- * attribute: add it to EXTENSION_RULES / ATTRIBUTE_RULES. Literal timer texts
- * are checked in compiler/timer.ts.
+ * attribute: add it to EXTENSION_RULES / ATTRIBUTE_RULES
+ * (compiler/extensions.ts). Literal timer texts are checked in
+ * compiler/timer.ts.
  */
+import {
+  ACTIVITY_TYPES,
+  baseNode,
+  bool,
+  DATA_ELEMENTS,
+  eventDefinitions,
+  extensionProperties,
+  type ExtensionProperty,
+  extensions,
+  type FileCtx,
+  idOf,
+  kids,
+  newScope,
+  nonEmpty,
+  NOTHING,
+  problem,
+  type ProcessCtx,
+  ref,
+  rootProblem,
+  scopeLabel,
+  type ScopeState,
+  str,
+  TRANSACTION,
+  warn,
+  xmlName,
+} from './context';
 import { compileExpression, isExpression } from './expression';
+import { checkExtensions, EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
 import type {
   CallSpec,
   CompiledExpression,
@@ -50,9 +83,10 @@ import type {
   NodeType,
   UserTaskSpec,
 } from './graph';
-import { MAX_PROBLEMS_PER_FILE, MAX_UPSTREAM_ENTRIES } from './limits';
+import { MAX_UPSTREAM_ENTRIES } from './limits';
+import { classifyParserWarnings, reportLeftoverReferences } from './parser-warnings';
 import { isIsoDateTime, isIsoDuration, parseRetryCycle, type TimerKind, timerLiteralProblem } from './timer';
-import { oneLine, type ParserWarning, parseUnparsable, type XNode } from './xml';
+import type { ParserWarning, XNode } from './xml';
 
 export { parseBpmnXml, prescanXml, type ParseOutcome, type ParserWarning, type XNode } from './xml';
 
@@ -60,151 +94,6 @@ export interface DefinitionsResult {
   processes: CompiledProcess[];
   problems: CompileProblem[];
   warnings: CompileProblem[];
-}
-
-/** File-wide compile state. */
-interface FileCtx {
-  file: string;
-  xml: string;
-  problems: CompileProblem[];
-  warnings: CompileProblem[];
-  /** bpmn:Error id → errorCode (null when the error has none). */
-  errorCodes: Map<string, string | null>;
-  /** bpmn:Escalation id → escalationCode (null when the escalation has none). */
-  escalationCodes: Map<string, string | null>;
-  /** bpmn:Message and bpmn:Signal elements by id. */
-  messages: Map<string, XNode>;
-  signals: Map<string, XNode>;
-  /** Problems already reported on shared root elements (messages, signals, errors, escalations): `${id}\0${message}`. */
-  rootProblems: Set<string>;
-  /** Unresolved references reported by moddle: `${elementId}\0${property}` → the id written in the model. */
-  unresolved: Map<string, string>;
-  /** Offsets of the line starts of `xml` (computed on first use). */
-  lineStarts?: number[];
-}
-
-/**
- * One scope: the process, an embedded subprocess or an event subprocess.
- * Its nodes carry `scope: id` (absent at process level).
- */
-interface ScopeState {
-  /** The subprocess id; null for the process. */
-  id: string | null;
-  kind: 'process' | 'subProcess' | 'eventSubProcess';
-  /** A bpmn:transaction (kind 'subProcess'): cancel end events may sit directly inside. */
-  transaction: boolean;
-  /** Start event elements (compiled or refused), none start events, message / signal / timer / error / escalation start events. */
-  startElements: number;
-  noneStarts: string[];
-  eventStarts: string[];
-  /** Event subprocesses directly inside, document order. */
-  eventSubprocesses: string[];
-}
-
-/** Per-process compile state; `scope` is the scope whose flow elements are being compiled. */
-interface ProcessCtx extends FileCtx {
-  processId: string;
-  /** Every flow element of the process and of its subprocesses by id (whether supported or not). */
-  elements: Map<string, XNode>;
-  /** The scope (subprocess id, null = process) each element of `elements` sits in. */
-  scopeOf: Map<string, string | null>;
-  /** bpmn:association elements of the process and of every subprocess (compensation handlers are found through them). */
-  associations: XNode[];
-  nodes: Record<string, CompiledNode>;
-  flows: Record<string, CompiledFlow>;
-  scope: ScopeState;
-}
-
-function newScope(id: string | null, kind: ScopeState['kind'], transaction = false): ScopeState {
-  return { id, kind, transaction, startElements: 0, noneStarts: [], eventStarts: [], eventSubprocesses: [] };
-}
-
-/** "process p" / "subprocess s" / "event subprocess e" / "transaction t", for messages. */
-function scopeLabel(ctx: ProcessCtx, scopeId: string | null): string {
-  if (scopeId === null) return `process ${ctx.processId}`;
-  const el = ctx.elements.get(scopeId);
-  if (el?.type === TRANSACTION) return `transaction ${scopeId}`;
-  return el !== undefined && bool(el, 'triggeredByEvent') === true ? `event subprocess ${scopeId}` : `subprocess ${scopeId}`;
-}
-
-function problem(ctx: FileCtx, elementId: string | null, message: string): void {
-  report(ctx, ctx.problems, elementId, message);
-}
-
-function warn(ctx: FileCtx, elementId: string | null, message: string): void {
-  report(ctx, ctx.warnings, elementId, message);
-}
-
-/** A problem of a root element (message, signal, …) shared by several events: reported once. */
-function rootProblem(ctx: FileCtx, rootId: string, message: string): void {
-  const key = `${rootId}\0${message}`;
-  if (ctx.rootProblems.has(key)) return;
-  ctx.rootProblems.add(key);
-  problem(ctx, rootId, message);
-}
-
-/** Appends to `list` up to MAX_PROBLEMS_PER_FILE entries; the last entry then counts the rest. */
-function report(ctx: FileCtx, list: CompileProblem[], elementId: string | null, message: string): void {
-  if (list.length < MAX_PROBLEMS_PER_FILE) {
-    list.push({ file: ctx.file, elementId, message: oneLine(message) });
-    return;
-  }
-  const last = list[list.length - 1];
-  const more = /^(\d+) more not shown$/.exec(last.message);
-  if (more !== null) last.message = `${Number(more[1]) + 1} more not shown`;
-  else list.push({ file: ctx.file, elementId: null, message: '1 more not shown' });
-}
-
-// --- typed accessors on XNode ----------------------------------------------
-
-function str(el: XNode, key: string): string | undefined {
-  const v = el.props[key];
-  return typeof v === 'string' ? v : undefined;
-}
-
-function bool(el: XNode, key: string): boolean | undefined {
-  const v = el.props[key];
-  return typeof v === 'boolean' ? v : undefined;
-}
-
-function kids(el: XNode, key: string): XNode[] {
-  return el.children[key] ?? [];
-}
-
-function idOf(el: XNode): string | null {
-  const id = str(el, 'id');
-  return id !== undefined && id !== '' ? id : null;
-}
-
-function extensions(el: XNode): XNode[] {
-  return kids(el, 'extensionElements').flatMap((e) => kids(e, 'values'));
-}
-
-function eventDefinitions(el: XNode): XNode[] {
-  return kids(el, 'eventDefinitions');
-}
-
-/** `bpmn:SubProcess` → `bpmn:subProcess` (the XML element name). */
-function xmlName(type: string): string {
-  const i = type.indexOf(':');
-  if (i < 0) return type;
-  return type.slice(0, i + 1) + type.charAt(i + 1).toLowerCase() + type.slice(i + 2);
-}
-
-type RefLookup = { kind: 'none' } | { kind: 'ok'; id: string } | { kind: 'unresolved'; value: string };
-
-/** A single-valued reference; an unresolved one is consumed (not reported again generically). */
-function ref(ctx: FileCtx, el: XNode, key: string): RefLookup {
-  const ids = el.refs[key];
-  if (ids !== undefined && ids.length > 0) return { kind: 'ok', id: ids[0] };
-  const id = idOf(el);
-  const k = `${id ?? ''}\0${key}`;
-  const value = ctx.unresolved.get(k);
-  if (value !== undefined) {
-    ctx.unresolved.delete(k);
-    return { kind: 'unresolved', value };
-  }
-  return { kind: 'none' };
 }
 
 // --- entry point -------------------------------------------------------------
@@ -253,258 +142,7 @@ export function compileDefinitions(file: string, xml: string, root: XNode, parse
   return { processes: ctx.problems.length === 0 ? compiled : [], problems: ctx.problems, warnings: ctx.warnings };
 }
 
-function nonEmpty(s: string | undefined): string | null {
-  return s !== undefined && s.trim() !== '' ? s : null;
-}
-
-// --- moddle warnings -----------------------------------------------------------
-
-/** Attributes moddle does not know but that are harmless (dropped from the schema to merge camunda + zeebe). */
-const IGNORED_UNKNOWN_ATTRIBUTES: ReadonlySet<string> = new Set(['zeebe:modelerTemplate', 'zeebe:modelerTemplateVersion']);
-
-function classifyParserWarnings(ctx: FileCtx, warnings: ParserWarning[]): void {
-  for (const w of warnings) {
-    if (w.message.startsWith('unresolved reference')) {
-      const prop = (w.property ?? '').replace(/^bpmn:/, '');
-      ctx.unresolved.set(`${w.elementId ?? ''}\0${prop}`, w.value ?? '');
-      continue;
-    }
-    if (w.message.startsWith('unknown attribute')) {
-      const name = w.property ?? '';
-      if (IGNORED_UNKNOWN_ATTRIBUTES.has(name)) continue;
-      if (name.startsWith('camunda:') || name.startsWith('zeebe:')) {
-        problem(ctx, w.elementId, `unknown attribute ${name}="${w.value ?? ''}"`);
-      } else {
-        warn(ctx, w.elementId, `unknown attribute ${name} is ignored`);
-      }
-      continue;
-    }
-    const u = parseUnparsable(w.message);
-    if (u !== null) {
-      const found = elementAt(ctx, u.line, u.column);
-      const dup = /^duplicate ID <(.*)>$/.exec(u.nested);
-      const unknown = /^unknown type <(.*)>$/.exec(u.nested);
-      if (dup !== null) {
-        problem(ctx, dup[1], `id "${dup[1]}" is used by more than one element (line ${u.line})`);
-      } else if (unknown !== null) {
-        problem(ctx, found, `unknown element ${u.tag} (line ${u.line}, column ${u.column}): unknown type <${unknown[1]}>`);
-      } else {
-        problem(ctx, found, `unparsable content ${u.tag} (line ${u.line}, column ${u.column}): ${u.nested}`);
-      }
-      continue;
-    }
-    problem(ctx, w.elementId, oneLine(w.message));
-  }
-}
-
-/** The id attribute of the tag starting at (1-based) line/column, if any. */
-function elementAt(ctx: FileCtx, line: number, column: number): string | null {
-  if (ctx.lineStarts === undefined) {
-    const starts = [0];
-    for (let i = ctx.xml.indexOf('\n'); i >= 0; i = ctx.xml.indexOf('\n', i + 1)) starts.push(i + 1);
-    ctx.lineStarts = starts;
-  }
-  const lineStart = ctx.lineStarts[line - 1];
-  if (lineStart === undefined) return null;
-  const start = lineStart + column - 1;
-  if (ctx.xml.charAt(start) !== '<') return null;
-  const window = ctx.xml.slice(start, start + 4000);
-  const end = window.indexOf('>');
-  const m = /\sid\s*=\s*(?:"([^"]*)"|'([^']*)')/.exec(end < 0 ? window : window.slice(0, end));
-  return m === null ? null : (m[1] ?? m[2] ?? null);
-}
-
-/** Unresolved references that point nowhere but carry no semantics here (diagram, lanes, redundant incoming/outgoing). */
-const HARMLESS_REFERENCE_PROPERTIES: ReadonlySet<string> = new Set(['incoming', 'outgoing', 'flowNodeRef', 'bpmnElement']);
-
-function reportLeftoverReferences(ctx: FileCtx): void {
-  for (const [key, value] of ctx.unresolved) {
-    const [elementId, prop] = key.split('\0');
-    const id = elementId === '' ? null : elementId;
-    if (HARMLESS_REFERENCE_PROPERTIES.has(prop) || prop.startsWith('bpmndi:') || prop.startsWith('di:')) {
-      warn(ctx, id, `${prop} reference "${value}" does not resolve to any element (ignored)`);
-    } else {
-      problem(ctx, id, `${prop} reference "${value}" does not resolve to any element`);
-    }
-  }
-  ctx.unresolved.clear();
-}
-
-// --- attributes and extension elements --------------------------------------------
-
-/** How a camunda:/zeebe: attribute or extension element is treated when the element kind does not consume it. */
-type Rule = (ctx: FileCtx, ownerId: string | null, owner: XNode, value: XNode | string | number | boolean) => void;
-
-const IGNORE: Rule = () => undefined;
-
-const EXTERNAL_TASK_HINT = 'use an external task (camunda:type="external" camunda:topic="...")';
-const JOB_WORKER_HINT = 'use a job worker (zeebe:taskDefinition type="...")';
-
-function quote(v: XNode | string | number | boolean): string {
-  return typeof v === 'object' ? '' : `"${String(v)}"`;
-}
-
-const javaDelegate = (attr: string): Rule => (ctx, id, _owner, v) =>
-  problem(ctx, id, `Java delegates are not supported (${attr}=${quote(v)}); ${EXTERNAL_TASK_HINT}`);
-
-/** On flow nodes the async flags are read by compileJobSettings; camunda:async on a signal event definition is not. */
-const asyncFlag = (attr: string): Rule => (ctx, id, owner, v) => {
-  if (v === true && owner.type === 'bpmn:SignalEventDefinition') {
-    warn(ctx, id, `${attr} on bpmn:signalEventDefinition is ignored: signals are delivered in the transaction that throws them`);
-  }
-};
-
-const unsupportedAttribute = (attr: string): Rule => (ctx, id, _owner, v) =>
-  problem(ctx, id, `attribute ${attr}=${quote(v)} is not supported in this version`);
-
-/** camunda:/zeebe: attributes. Anything not listed here and not consumed by the element kind is refused. */
-const ATTRIBUTE_RULES: Readonly<Record<string, Rule>> = {
-  // modeler / operations metadata, no execution semantics here
-  'camunda:versionTag': IGNORE,
-  'camunda:historyTimeToLive': IGNORE,
-  'camunda:candidateStarterGroups': IGNORE,
-  'camunda:candidateStarterUsers': IGNORE,
-  'camunda:isStartableInTasklist': IGNORE,
-  'camunda:jobPriority': IGNORE,
-  'camunda:taskPriority': IGNORE,
-  'camunda:exclusive': IGNORE,
-  'camunda:formKey': IGNORE,
-  'camunda:formRef': IGNORE,
-  'camunda:formRefBinding': IGNORE,
-  'camunda:formRefVersion': IGNORE,
-  'camunda:modelerTemplate': IGNORE,
-  'camunda:modelerTemplateVersion': IGNORE,
-  'camunda:errorMessage': IGNORE,
-  'camunda:diagramRelationId': IGNORE,
-  'zeebe:modelerTemplateIcon': IGNORE,
-  'zeebe:retryCounter': IGNORE,
-  // transaction boundaries (asyncBefore / asyncAfter of flow nodes, read by compileJobSettings)
-  'camunda:async': asyncFlag('camunda:async'),
-  'camunda:asyncBefore': asyncFlag('camunda:asyncBefore'),
-  'camunda:asyncAfter': asyncFlag('camunda:asyncAfter'),
-  // code
-  'camunda:class': javaDelegate('camunda:class'),
-  'camunda:delegateExpression': javaDelegate('camunda:delegateExpression'),
-  'camunda:expression': javaDelegate('camunda:expression'),
-  'camunda:formHandlerClass': javaDelegate('camunda:formHandlerClass'),
-  'camunda:resultVariable': IGNORE, // only with camunda:expression / scripts / DMN, which are refused
-  'camunda:decisionRef': (ctx, id, _o, v) =>
-    problem(ctx, id, `DMN decisions are not supported (camunda:decisionRef=${quote(v)}); ${EXTERNAL_TASK_HINT}`),
-  'camunda:decisionRefBinding': IGNORE,
-  'camunda:decisionRefVersion': IGNORE,
-  'camunda:decisionRefTenantId': IGNORE,
-  'camunda:mapDecisionResult': IGNORE,
-  'camunda:initiator': unsupportedAttribute('camunda:initiator'),
-  // call activities (the supported ones are read by compileCall)
-  'camunda:calledElementTenantId': (ctx, id, _o, v) =>
-    problem(ctx, id, `calling a process of another tenant (camunda:calledElementTenantId=${quote(v)}) is not supported; call activities call processes of their own tenant`),
-  'camunda:caseRef': (ctx, id, _o, v) => problem(ctx, id, `calling CMMN cases (camunda:caseRef=${quote(v)}) is not supported; call a BPMN process with calledElement`),
-  'camunda:caseBinding': IGNORE, // only with camunda:caseRef, refused
-  'camunda:caseVersion': IGNORE,
-  'camunda:caseTenantId': IGNORE,
-  'camunda:variableMappingClass': (ctx, id, _o, v) =>
-    problem(ctx, id, `Java variable mappings are not supported (camunda:variableMappingClass=${quote(v)}); map variables with camunda:in / camunda:out`),
-  'camunda:variableMappingDelegateExpression': (ctx, id, _o, v) =>
-    problem(ctx, id, `Java variable mappings are not supported (camunda:variableMappingDelegateExpression=${quote(v)}); map variables with camunda:in / camunda:out`),
-};
-
-const listenerRule = (element: string): Rule => (ctx, id, _owner, v) => {
-  if (typeof v !== 'object') return;
-  const event = str(v, 'camunda:event');
-  const on = event !== undefined ? ` event="${event}"` : '';
-  for (const attr of ['class', 'delegateExpression', 'expression']) {
-    const value = str(v, `camunda:${attr}`);
-    if (value !== undefined) {
-      problem(ctx, id, `Java delegates are not supported (${element}${on} camunda:${attr}="${value}"); ${EXTERNAL_TASK_HINT}`);
-      return;
-    }
-  }
-  const script = kids(v, 'camunda:script')[0];
-  if (script !== undefined) {
-    const format = str(script, 'camunda:scriptFormat');
-    problem(ctx, id, `scripts are not supported (${element}${on} with camunda:script${format !== undefined ? ` scriptFormat="${format}"` : ''})`);
-    return;
-  }
-  problem(ctx, id, `${element} is not supported in this version`);
-};
-
-const refuseExtension = (message: string): Rule => (ctx, id) => problem(ctx, id, message);
-
-/** Input/output mappings are read by compileActivity; elsewhere (events, gateways, event subprocesses) they are refused. */
-const ioMappingElsewhere = (ext: string): Rule => (ctx, id, owner) => {
-  const what = owner.type === 'bpmn:SubProcess' ? 'event subprocesses' : `${xmlName(owner.type)} elements`;
-  problem(ctx, id, `input/output mappings (${ext}) on ${what} are not supported in this version; they are supported on tasks, subprocesses and call activities`);
-};
-
-/** Extension elements by moddle type. Unlisted camunda:/zeebe: types are refused; other namespaces are ignored with a warning. */
-const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
-  'camunda:Properties': IGNORE,
-  'camunda:FormData': IGNORE,
-  'camunda:FormProperty': IGNORE,
-  'camunda:PotentialStarter': IGNORE,
-  'camunda:Field': IGNORE, // field injection belongs to Java delegates, which are refused
-  'zeebe:Properties': IGNORE,
-  'zeebe:TaskHeaders': IGNORE,
-  'zeebe:UserTask': IGNORE,
-  'zeebe:FormDefinition': IGNORE,
-  'zeebe:UserTaskForm': IGNORE,
-  'zeebe:JobPriorityDefinition': IGNORE,
-  'zeebe:LinkedResources': IGNORE,
-  'camunda:FailedJobRetryTimeCycle': IGNORE, // jobRetry of flow nodes, read by compileJobSettings
-  'camunda:InputOutput': ioMappingElsewhere('camunda:inputOutput'),
-  'zeebe:IoMapping': ioMappingElsewhere('zeebe:ioMapping'),
-  'camunda:In': refuseExtension('camunda:in is only supported on call activities'),
-  'camunda:Out': refuseExtension('camunda:out is only supported on call activities'),
-  'camunda:ExecutionListener': listenerRule('camunda:executionListener'),
-  'camunda:TaskListener': listenerRule('camunda:taskListener'),
-  'camunda:Connector': (ctx, id, _owner, v) => {
-    const cid = typeof v === 'object' ? str(v, 'camunda:connectorId') : undefined;
-    problem(ctx, id, `connectors are not supported (camunda:connector${cid !== undefined ? ` connectorId="${cid}"` : ''}); ${EXTERNAL_TASK_HINT}`);
-  },
-  'camunda:ErrorEventDefinition': refuseExtension('camunda:errorEventDefinition (error expressions on external tasks) is not supported in this version'),
-  'zeebe:ExecutionListeners': refuseExtension('execution listeners are not supported in this version (zeebe:executionListeners)'),
-  'zeebe:TaskListeners': refuseExtension('task listeners are not supported in this version (zeebe:taskListeners)'),
-  'zeebe:Script': (ctx, id, _owner, v) => {
-    const expr = typeof v === 'object' ? str(v, 'zeebe:expression') : undefined;
-    problem(ctx, id, `scripts are not supported (zeebe:script${expr !== undefined ? ` expression="${expr}"` : ''}); ${JOB_WORKER_HINT}`);
-  },
-  'zeebe:CalledDecision': (ctx, id, _owner, v) => {
-    const decision = typeof v === 'object' ? str(v, 'zeebe:decisionId') : undefined;
-    problem(ctx, id, `DMN decisions are not supported (zeebe:calledDecision${decision !== undefined ? ` decisionId="${decision}"` : ''}); ${JOB_WORKER_HINT}`);
-  },
-};
-
-function isExtensionNamespace(name: string): boolean {
-  return name.startsWith('camunda:') || name.startsWith('zeebe:');
-}
-
-/**
- * Checks the camunda:/zeebe: attributes and the extension elements of an
- * element; `consumed` names what the element kind's compile function reads itself.
- * Problems name `ownerId` (an event definition's problems name its event).
- */
-function checkExtensions(ctx: FileCtx, el: XNode, consumed: ReadonlySet<string> = NOTHING, ownerId: string | null = idOf(el)): void {
-  const id = ownerId;
-  for (const [name, value] of Object.entries(el.props)) {
-    if (!isExtensionNamespace(name) || consumed.has(name)) continue;
-    const rule = ATTRIBUTE_RULES[name] ?? unsupportedAttribute(name);
-    rule(ctx, id, el, value);
-  }
-  for (const ext of extensions(el)) {
-    if (consumed.has(ext.type)) continue;
-    const rule = EXTENSION_RULES[ext.type];
-    if (rule !== undefined) rule(ctx, id, el, ext);
-    else if (isExtensionNamespace(ext.type)) problem(ctx, id, `extension element ${xmlName(ext.type)} is not supported in this version`);
-    else warn(ctx, id, `extension element ${ext.type} is ignored`);
-  }
-}
-
-const NOTHING: ReadonlySet<string> = new Set();
-
 // --- process --------------------------------------------------------------------
-
-/** Flow elements without execution semantics here: accepted with a warning. */
-const DATA_ELEMENTS: ReadonlySet<string> = new Set(['bpmn:DataObject', 'bpmn:DataObjectReference', 'bpmn:DataStoreReference']);
 
 function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   const processId = idOf(proc);
@@ -544,8 +182,6 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
     graph: { ...graph, nodes: ctx.nodes, flows: ctx.flows },
   };
 }
-
-const TRANSACTION = 'bpmn:Transaction';
 
 /** Container elements whose flow elements are compiled as a scope. */
 function isSubProcessElement(el: XNode): boolean {
@@ -688,10 +324,6 @@ function rejectScriptTask(ctx: ProcessCtx, el: XNode, id: string): null {
   const hint = extensions(el).some((e) => e.type === 'zeebe:TaskDefinition') ? JOB_WORKER_HINT : EXTERNAL_TASK_HINT;
   problem(ctx, id, `script tasks are not supported${how}; ${hint}`);
   return null;
-}
-
-function baseNode(el: XNode, id: string, type: NodeType): CompiledNode {
-  return { id, type, name: nonEmpty(str(el, 'name')), in: [], out: [] };
 }
 
 // --- events ------------------------------------------------------------------------
@@ -1201,29 +833,6 @@ function compileJobSettings(ctx: ProcessCtx, el: XNode, node: CompiledNode): voi
   if (!before && !after && node.event?.kind !== 'timer') {
     warn(ctx, node.id, 'camunda:failedJobRetryTimeCycle has no effect without camunda:asyncBefore or camunda:asyncAfter (or a timer event)');
   }
-}
-
-interface ExtensionProperty {
-  label: 'camunda:property' | 'zeebe:property';
-  name: string;
-  value: string;
-}
-
-/** camunda:properties / zeebe:properties of an element, document order. */
-function extensionProperties(el: XNode): ExtensionProperty[] {
-  const props: ExtensionProperty[] = [];
-  for (const ext of extensions(el)) {
-    if (ext.type === 'camunda:Properties') {
-      for (const p of kids(ext, 'camunda:values')) {
-        props.push({ label: 'camunda:property', name: str(p, 'camunda:name') ?? '', value: str(p, 'camunda:value') ?? '' });
-      }
-    } else if (ext.type === 'zeebe:Properties') {
-      for (const p of kids(ext, 'zeebe:properties')) {
-        props.push({ label: 'zeebe:property', name: str(p, 'zeebe:name') ?? '', value: str(p, 'zeebe:value') ?? '' });
-      }
-    }
-  }
-  return props;
 }
 
 type EscalationField = 'after' | 'addCandidateGroups' | 'reassignTo';
@@ -2168,11 +1777,6 @@ export function isIsoDateOrDuration(text: string): boolean {
 }
 
 // --- boundary events ------------------------------------------------------------------
-
-const TASK_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['task', 'manualTask', 'userTask', 'serviceTask', 'sendTask', 'businessRuleTask', 'receiveTask']);
-
-/** Activities: tasks, (embedded) subprocesses, call activities. Boundary events may be attached to them (not to event subprocesses). */
-const ACTIVITY_TYPES: ReadonlySet<NodeType> = new Set<NodeType>([...TASK_TYPES, 'subProcess', 'callActivity']);
 
 /**
  * Registers boundary events on their activities (document order) and checks
