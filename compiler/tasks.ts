@@ -1,0 +1,246 @@
+/**
+ * Tasks: external tasks (service and business rule tasks; the topic is also
+ * read for send tasks and message throw events, compiler/events.ts), user
+ * tasks (assignment, candidates, dates, priority) and the pgbpm: escalation of
+ * overdue user tasks. Receive and send tasks, which wait for or publish
+ * messages, are compiled with the message events in compiler/events.ts.
+ */
+import { compileActivity } from './activities';
+import { extensionProperties, extensions, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
+import { compileExpression, isExpression } from './expression';
+import type { CompiledNode, CompiledValue, UserTaskSpec } from './graph';
+import { checkLoopProperties, LOOP_PROPERTIES } from './loops';
+import { isIsoDateTime, isIsoDuration } from './timer';
+import type { XNode } from './xml';
+
+// --- external (service / business rule) tasks --------------------------------------
+
+export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'zeebe:TaskDefinition']);
+
+export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type: 'serviceTask' | 'businessRuleTask'): CompiledNode {
+  const node = compileActivity(ctx, el, id, type, EXTERNAL_CONSUMES);
+  const impl = externalImplementation(ctx, el, id, el);
+  if (!impl.present) {
+    problem(ctx, id, `${type === 'serviceTask' ? 'service task' : 'business rule task'} needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition`);
+  }
+  return { ...node, topic: impl.topic ?? '' };
+}
+
+/**
+ * The external task topic, from camunda:type="external" + camunda:topic (on
+ * `camundaEl`: the task itself, or the messageEventDefinition of a message
+ * throw event) or zeebe:taskDefinition type (on the element). `present`: the
+ * element states an implementation (valid or not, Java delegates and
+ * connectors included, which are refused elsewhere).
+ */
+export function externalImplementation(ctx: ProcessCtx, el: XNode, id: string, camundaEl: XNode): { topic: string | null; present: boolean } {
+  const exts = camundaEl === el ? extensions(el) : [...extensions(el), ...extensions(camundaEl)];
+  const otherImplementation =
+    ['camunda:class', 'camunda:delegateExpression', 'camunda:expression', 'camunda:decisionRef'].some((a) => str(camundaEl, a) !== undefined) ||
+    exts.some((e) => e.type === 'camunda:Connector' || e.type === 'zeebe:CalledDecision');
+
+  let camunda: string | null = null;
+  const camundaType = str(camundaEl, 'camunda:type');
+  const camundaTopic = nonEmpty(str(camundaEl, 'camunda:topic'));
+  if (camundaType !== undefined && camundaType !== 'external') {
+    problem(ctx, id, `camunda:type="${camundaType}" is not supported; only external tasks (camunda:type="external" camunda:topic="...")`);
+  } else if (camundaType === 'external' && camundaTopic === null) {
+    problem(ctx, id, 'external task without topic (set camunda:topic)');
+  } else if (camundaType === undefined && camundaTopic !== null) {
+    problem(ctx, id, 'camunda:topic without camunda:type="external"');
+  } else if (camundaTopic !== null) {
+    camunda = checkStaticTopic(ctx, id, 'camunda:topic', camundaTopic);
+  }
+
+  let zeebe: string | null = null;
+  const definitions = exts.filter((e) => e.type === 'zeebe:TaskDefinition');
+  if (definitions.length > 1) problem(ctx, id, 'several zeebe:taskDefinition elements');
+  if (definitions.length > 0) {
+    const jobType = nonEmpty(str(definitions[0], 'zeebe:type'));
+    if (jobType === null) problem(ctx, id, 'zeebe:taskDefinition without type');
+    else zeebe = checkStaticTopic(ctx, id, 'zeebe:taskDefinition type', jobType);
+  }
+
+  const present = camundaType !== undefined || camundaTopic !== null || definitions.length > 0 || otherImplementation;
+  if (camunda !== null && zeebe !== null && camunda !== zeebe) {
+    problem(ctx, id, `camunda:topic="${camunda}" and zeebe:taskDefinition type="${zeebe}" disagree`);
+    return { topic: null, present };
+  }
+  return { topic: camunda ?? zeebe, present };
+}
+
+function checkStaticTopic(ctx: ProcessCtx, id: string, label: string, topic: string): string | null {
+  if (isExpression(topic)) {
+    problem(ctx, id, `${label}="${topic}" must be a static name; expressions are not supported here`);
+    return null;
+  }
+  return topic.trim();
+}
+
+// --- user tasks --------------------------------------------------------------------
+
+type UserTaskField = keyof UserTaskSpec;
+type ValueKind = 'text' | 'list' | 'date' | 'duration' | 'integer';
+
+const USER_TASK_FIELDS: ReadonlyArray<[UserTaskField, ValueKind]> = [
+  ['assignee', 'text'],
+  ['candidateUsers', 'list'],
+  ['candidateGroups', 'list'],
+  ['dueDate', 'date'],
+  ['followUpDate', 'date'],
+  ['priority', 'integer'],
+];
+
+/** zeebe extension element and attribute for each field. */
+const ZEEBE_USER_TASK: Readonly<Record<UserTaskField, [string, string]>> = {
+  assignee: ['zeebe:AssignmentDefinition', 'assignee'],
+  candidateUsers: ['zeebe:AssignmentDefinition', 'candidateUsers'],
+  candidateGroups: ['zeebe:AssignmentDefinition', 'candidateGroups'],
+  dueDate: ['zeebe:TaskSchedule', 'dueDate'],
+  followUpDate: ['zeebe:TaskSchedule', 'followUpDate'],
+  priority: ['zeebe:PriorityDefinition', 'priority'],
+};
+
+const USER_TASK_CONSUMES: ReadonlySet<string> = new Set([
+  ...USER_TASK_FIELDS.map(([f]) => `camunda:${f}`),
+  'zeebe:AssignmentDefinition',
+  'zeebe:TaskSchedule',
+  'zeebe:PriorityDefinition',
+]);
+
+export function compileUserTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  const node = compileActivity(ctx, el, id, 'userTask', USER_TASK_CONSUMES);
+  const exts = extensions(el);
+  const spec: UserTaskSpec = {};
+  for (const [field, kind] of USER_TASK_FIELDS) {
+    const sources: Array<{ label: string; raw: string; feelList: boolean }> = [];
+    const camunda = nonEmpty(str(el, `camunda:${field}`));
+    if (camunda !== null) sources.push({ label: `camunda:${field}`, raw: camunda, feelList: false });
+    const [extType, attr] = ZEEBE_USER_TASK[field];
+    for (const ext of exts.filter((e) => e.type === extType)) {
+      const raw = nonEmpty(str(ext, `zeebe:${attr}`));
+      if (raw !== null) sources.push({ label: `${xmlName(extType)} ${attr}`, raw, feelList: true });
+    }
+    if (sources.length > 1) {
+      problem(ctx, id, `${field} is set more than once (${sources.map((s) => s.label).join(', ')})`);
+      continue;
+    }
+    if (sources.length === 0) continue;
+    const value = compileUserTaskValue(ctx, id, sources[0].label, sources[0].raw, kind, sources[0].feelList);
+    if (value !== null) spec[field] = value;
+  }
+  return { ...node, userTask: spec };
+}
+
+function compileUserTaskValue(ctx: ProcessCtx, id: string, label: string, raw: string, kind: ValueKind, feelList: boolean): CompiledValue | null {
+  if (isExpression(raw)) {
+    if (kind === 'list' && feelList) {
+      const list = feelStringList(raw);
+      if (list !== null) return { literal: list };
+    }
+    const r = compileExpression(raw, 'value');
+    if (!r.ok) {
+      problem(ctx, id, `${label}: ${r.message}`);
+      return null;
+    }
+    return { expr: r.expr };
+  }
+  const text = raw.trim();
+  switch (kind) {
+    case 'text':
+      return { literal: text };
+    case 'list':
+      return { literal: text.split(',').map((s) => s.trim()).filter((s) => s !== '') };
+    case 'date':
+      if (!isIsoDateOrDuration(text)) {
+        problem(ctx, id, `${label}="${text}" is not an ISO 8601 date-time, date or duration (P…)`);
+        return null;
+      }
+      return { literal: text };
+    case 'duration':
+      if (!isIsoDuration(text)) {
+        problem(ctx, id, `${label}="${text}" is not an ISO 8601 duration (e.g. PT4H, P1D)`);
+        return null;
+      }
+      return { literal: text };
+    case 'integer':
+      if (!/^[+-]?\d{1,9}$/.test(text)) {
+        problem(ctx, id, `${label}="${text}" is not an integer`);
+        return null;
+      }
+      return { literal: Number(text) };
+  }
+}
+
+/** `=["a", "b"]` (a FEEL list of string literals only) → ['a', 'b']; anything else → null. */
+function feelStringList(raw: string): string[] | null {
+  const body = raw.trim().slice(1).trim();
+  if (!/^\[\s*("(?:[^"\\]|\\.)*"\s*(,\s*"(?:[^"\\]|\\.)*"\s*)*)?\]$/.test(body)) return null;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (Array.isArray(parsed) && parsed.every((x): x is string => typeof x === 'string')) return parsed;
+  } catch {
+    // not JSON-compatible string escapes: leave it to the expression compiler
+  }
+  return null;
+}
+
+/** ISO 8601 date-time, date, or duration (P…). */
+export function isIsoDateOrDuration(text: string): boolean {
+  return isIsoDuration(text) || isIsoDateTime(text, true);
+}
+
+// --- user task escalation ----------------------------------------------------------
+
+type EscalationField = 'after' | 'addCandidateGroups' | 'reassignTo';
+
+const ESCALATION_PROPERTIES: Readonly<Record<string, [EscalationField, ValueKind]>> = {
+  'pgbpm:escalateAfter': ['after', 'duration'],
+  'pgbpm:escalateToGroups': ['addCandidateGroups', 'list'],
+  'pgbpm:escalateToAssignee': ['reassignTo', 'text'],
+};
+
+/**
+ * `pgbpm:` extension properties: the escalation of an overdue user task (and
+ * the output collection of multi-instance activities, read by compileLoop).
+ * Other properties are not ours and stay ignored.
+ */
+export function compileExtensionProperties(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
+  const all = extensionProperties(el).filter((p) => p.name.startsWith('pgbpm:'));
+  checkLoopProperties(ctx, el, node.id, all);
+  const props = all.filter((p) => !LOOP_PROPERTIES.has(p.name));
+  if (props.length === 0) return;
+  const known = props.filter((p) => {
+    if (Object.prototype.hasOwnProperty.call(ESCALATION_PROPERTIES, p.name)) return true;
+    problem(ctx, node.id, `unknown extension property ${p.name} (${p.label}); the pgbpm: properties are ${[...Object.keys(ESCALATION_PROPERTIES), ...LOOP_PROPERTIES].join(', ')}`);
+    return false;
+  });
+  if (node.type !== 'userTask') {
+    for (const p of known) warn(ctx, node.id, `${p.name} only applies to user tasks and is ignored here`);
+    return;
+  }
+  const spec: Partial<Record<EscalationField, CompiledValue>> = {};
+  const seen = new Set<string>();
+  for (const p of known) {
+    if (seen.has(p.name)) {
+      problem(ctx, node.id, `${p.name} is set more than once`);
+      continue;
+    }
+    seen.add(p.name);
+    const [field, kind] = ESCALATION_PROPERTIES[p.name];
+    if (p.value.trim() === '') {
+      problem(ctx, node.id, `${p.name} has no value`);
+      continue;
+    }
+    const value = compileUserTaskValue(ctx, node.id, p.name, p.value, kind, p.label === 'zeebe:property');
+    if (value !== null) spec[field] = value;
+  }
+  if (!seen.has('pgbpm:escalateAfter')) {
+    problem(ctx, node.id, `${[...seen].join(', ')} without pgbpm:escalateAfter (when the task escalates)`);
+    return;
+  }
+  if (spec.after === undefined) return;
+  node.taskEscalation = { after: spec.after };
+  if (spec.addCandidateGroups !== undefined) node.taskEscalation.addCandidateGroups = spec.addCandidateGroups;
+  if (spec.reassignTo !== undefined) node.taskEscalation.reassignTo = spec.reassignTo;
+}
