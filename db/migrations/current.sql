@@ -1,11 +1,1 @@
--- One definition of buffering a history row outside the token loop;
--- numbering inner instances of a multi-instance body moves into
--- scope__enter_token (one call less per inner instance).
-drop function if exists bpm_private.mi__inner_enter(bpm_private.run_state, uuid, uuid);
---!include engine/wait.sql
---!include engine/scope.sql
---!include elements/multi_instance.sql
---!include elements/events.sql
---!include elements/error_catch.sql
---!include instance/modify.sql
---!include setup/ownership.sql
+-- Enter migration here
