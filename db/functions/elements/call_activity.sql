@@ -99,12 +99,27 @@ begin
     raise exception 'call activity % of instance %: calls are nested more than 32 deep (a process calling itself without end?)', action ->> 'element', instance_id
       using errcode = 'BP312';
   end if;
-  v_child := bpm_private.instance__start(bpm_private.call__definition(tenant_id, v_caller.definition_id, action),
-    null, action -> 'variables', action ->> 'businessKey', null, null);
-  update bpm.process_instance i set parent_instance_id = call__start.instance_id
-  where i.tenant_id = call__start.tenant_id and i.id = v_child.id;
+  -- the call token is found by the child's first run (an error or escalation it throws at once)
+  update bpm_private.token t set data = '{"starting": true}'
+  where t.tenant_id = call__start.tenant_id and t.id = (action ->> 'token')::uuid;
+  begin
+    v_child := bpm_private.instance__start(bpm_private.call__definition(tenant_id, v_caller.definition_id, action),
+      null, action -> 'variables', action ->> 'businessKey', null, null, instance_id);
+  exception when statement_too_complex then
+    -- (54001: PostgreSQL's stack ran out before the depth limit; the innermost call says so)
+    raise exception 'call activity % of instance %: calls are nested too deep for the database''s stack (at depth %; a process calling itself without end?)',
+      action ->> 'element', instance_id, v_depth using errcode = 'BP312';
+  end;
   update bpm_private.token t set data = pg_catalog.jsonb_build_object('child', v_child.id)
   where t.tenant_id = call__start.tenant_id and t.id = (action ->> 'token')::uuid;
+  if not found then
+    -- the call activity was interrupted by what its child threw while starting: the child ends too
+    select * into v_child from bpm.process_instance i where i.tenant_id = call__start.tenant_id and i.id = v_child.id for update;
+    if v_child.state in ('active', 'suspended') then
+      perform bpm_private.instance__cancel(v_child, 'its call activity was cancelled');
+    end if;
+    return;
+  end if;
   -- re-read: a child that completed within its start (or whose own calls did)
   if (select i.state from bpm.process_instance i where i.tenant_id = call__start.tenant_id and i.id = v_child.id) = 'completed' then
     perform bpm_private.call__child_completed(tenant_id, v_child.id);
@@ -122,8 +137,10 @@ as $$
 begin
   caller := bpm_private.instance__lock(tenant_id,
     (select i.parent_instance_id from bpm.process_instance i where i.tenant_id = call__caller.tenant_id and i.id = child_id));
+  -- (a child still starting is the one whose call token says so: calls start one at a time)
   select * into token from bpm_private.token t
-  where t.tenant_id = call__caller.tenant_id and t.instance_id = caller.id and t.kind = 'call' and t.data ->> 'child' = child_id::text;
+  where t.tenant_id = call__caller.tenant_id and t.instance_id = caller.id and t.kind = 'call'
+    and (t.data ->> 'child' = child_id::text or t.data ? 'starting');
 end;
 $$;
 comment on function bpm_private.call__caller(text, uuid) is E'Locks the calling instance of a child and finds the call token waiting for it (null if gone).';

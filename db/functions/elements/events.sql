@@ -277,7 +277,9 @@ begin
     v_res := bpm_private.error__catch(st, graph, v_kind, v_event ->> 'code');
     st := v_res.st;
     v_caught := v_res.caught;
-    if not v_caught and not st.is_new then
+    if not v_caught and st.is_new then
+      v_parent := st.parent_id;
+    elsif not v_caught then
       select i.parent_instance_id into v_parent from bpm.process_instance i where i.tenant_id = st.tenant_id and i.id = st.instance_id;
     end if;
     if not v_caught and v_parent is not null then

@@ -20,7 +20,8 @@ begin
     '{}', '{}', '{}', null,   -- s_token, s_data, p_data, business_key
     null, null, false,        -- resume_node, resume_id, upsert
     null, '{}', '{}', '{}',   -- cur_scope, q_scope, a_scope, c_scope
-    '{}', '{}', '{}', '{}', '{}', '{}' -- l_id, l_parent, l_el, l_kind, l_data, l_state
+    '{}', '{}', '{}', '{}', '{}', '{}', -- l_id, l_parent, l_el, l_kind, l_data, l_state
+    null                      -- parent_id
   )::bpm_private.run_state;
 end;
 $$;

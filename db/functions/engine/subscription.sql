@@ -27,8 +27,10 @@ $$;
 comment on function bpm_private.subscriptions__remove(text, uuid, uuid[]) is E'Removes the event subscriptions of the given waiting tokens (null: all of the instance) and their timer jobs.';
 
 -- Starts an instance at a given start event (null: the none start event,
--- BP308 without one; message, signal and timer starts: their triggers).
-create or replace function bpm_private.instance__start(definition bpm.process_definition, start_node text, variables jsonb, business_key text, event_kind text, event_subject uuid)
+-- BP308 without one; message, signal and timer starts: their triggers);
+-- parent_instance_id: the calling instance of a call activity's child.
+create or replace function bpm_private.instance__start(definition bpm.process_definition, start_node text, variables jsonb, business_key text, event_kind text, event_subject uuid,
+  parent_instance_id uuid default null)
 returns bpm.process_instance
 language plpgsql
 volatile
@@ -51,6 +53,7 @@ begin
   -- walk in memory first: an instance that ends within this call is inserted
   -- completed (run__event and run__push inlined)
   st.business_key := business_key;
+  st.parent_id := parent_instance_id;
   st.x_kind := array['instanceStarted'];
   st.x_subject := array[st.instance_id];
   st.x_el := array[null::text];
@@ -72,10 +75,10 @@ begin
   if v_done then
     st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
   end if;
-  insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at)
+  insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at, parent_instance_id)
   values (definition.tenant_id, st.instance_id, definition.id, business_key,
     case when v_done then 'completed' else 'active' end, st.variables, nullif(pg_catalog.current_setting('bpm.user_id', true), ''),
-    case when v_done then pg_catalog.now() end)
+    case when v_done then pg_catalog.now() end, parent_instance_id)
   returning * into v_instance;
   perform bpm_private.run__flush(st);
   if pg_catalog.cardinality(st.p_data) > 0 then
@@ -85,7 +88,7 @@ begin
   return v_instance;
 end;
 $$;
-comment on function bpm_private.instance__start(bpm.process_definition, text, jsonb, text, text, uuid) is E'Starts an instance of a definition at a start event and runs it until every token waits.';
+comment on function bpm_private.instance__start(bpm.process_definition, text, jsonb, text, text, uuid, uuid) is E'Starts an instance of a definition at a start event (of a calling instance, for call activities) and runs it until every token waits.';
 
 -- The activity a boundary event interrupts: its task or token ends as
 -- cancelled; a subprocess, multi-instance body or call activity with

@@ -351,6 +351,99 @@ describe('call activity edge cases', () => {
   });
 });
 
+describe('call activity bindings, variables and limits', () => {
+  test('binding version calls that version; variables="all" copies every variable down and up', async () => {
+    const version = (task: string): string => `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="${task}"/><userTask id="${task}"/>
+      <sequenceFlow id="f2" sourceRef="${task}" targetRef="e"/><endEvent id="e"/>`;
+    const v1 = await deployProcess(as.admin, 'scopes_versioned', version('first'));
+    await deployProcess(as.admin, 'scopes_versioned', version('second'));
+    await deployProcess(as.admin, 'scopes_calls_v1', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="scopes_versioned" camunda:calledElementBinding="version" camunda:calledElementVersion="${v1.version}">
+        <extensionElements><camunda:in variables="all"/><camunda:out variables="all"/></extensionElements>
+      </callActivity>
+      <sequenceFlow id="f2" sourceRef="call" targetRef="after"/><userTask id="after"/>`);
+    const parent = await startProcess(as.admin, 'scopes_calls_v1', { a: 1, nested: { b: [2] } });
+    const { rows: [child] } = await as.admin.query('select id, variables from bpm.process_instance where parent_instance_id = $1', [parent.id]);
+    expect(child.variables).toEqual({ a: 1, nested: { b: [2] } });
+    await completeTask(as.admin, (await openTask(as.admin, child.id, 'first')).id, { fromChild: 'yes', a: 5 });
+    expect((await getInstance(as.admin, parent.id)).variables).toEqual({ a: 5, nested: { b: [2] }, fromChild: 'yes' });
+  });
+
+  test('an escalation of the child reaches a non-interrupting escalation boundary of the call activity; the child goes on', async () => {
+    await deployDefs(as.admin, 'scopes_child_escalates', '<escalation id="X" escalationCode="SLOW"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="raise"/>
+      <intermediateThrowEvent id="raise"><escalationEventDefinition escalationRef="X"/></intermediateThrowEvent>
+      <sequenceFlow id="f2" sourceRef="raise" targetRef="work"/><userTask id="work"/>
+      <sequenceFlow id="f3" sourceRef="work" targetRef="e"/><endEvent id="e"/>`);
+    await deployDefs(as.admin, 'scopes_calls_escalating', '<escalation id="X" escalationCode="SLOW"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="scopes_child_escalates"/>
+      <boundaryEvent id="slow" attachedToRef="call" cancelActivity="false"><escalationEventDefinition escalationRef="X"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="slow" targetRef="notify"/><userTask id="notify"/>
+      <sequenceFlow id="f3" sourceRef="call" targetRef="e"/><endEvent id="e"/>`);
+    const parent = await startProcess(as.admin, 'scopes_calls_escalating');
+    expect((await openTasks(parent.id)).map((t) => t.element_id)).toEqual(['notify']);
+    const { rows: [child] } = await as.admin.query('select id, state from bpm.process_instance where parent_instance_id = $1', [parent.id]);
+    expect(child.state).toBe('active');
+    await completeTask(as.admin, (await openTask(as.admin, child.id, 'work')).id);
+    await completeTask(as.admin, (await openTask(as.admin, parent.id, 'notify')).id);
+    expect((await getInstance(as.admin, parent.id)).state).toBe('completed');
+  });
+
+  test('a child that fails at once, with another branch still waiting: the caller\'s boundary takes the error and the child is cancelled', async () => {
+    await deployDefs(as.admin, 'scopes_child_fails_at_once', '<error id="EN" errorCode="NOW"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="fork"/><parallelGateway id="fork"/>
+      <sequenceFlow id="f2" sourceRef="fork" targetRef="wait"/><userTask id="wait"/>
+      <sequenceFlow id="f3" sourceRef="fork" targetRef="fail"/><endEvent id="fail"><errorEventDefinition errorRef="EN"/></endEvent>`);
+    await deployDefs(as.admin, 'scopes_calls_failing_at_once', '<error id="EN" errorCode="NOW"/>', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="scopes_child_fails_at_once"/>
+      <boundaryEvent id="failed" attachedToRef="call"><errorEventDefinition errorRef="EN"/></boundaryEvent>
+      <sequenceFlow id="f2" sourceRef="failed" targetRef="handle"/><userTask id="handle"/>
+      <sequenceFlow id="f3" sourceRef="call" targetRef="e"/><endEvent id="e"/>`);
+    const parent = await startProcess(as.admin, 'scopes_calls_failing_at_once');
+    expect((await openTasks(parent.id)).map((t) => t.element_id)).toEqual(['handle']);
+    const { rows: [child] } = await as.admin.query('select id, state from bpm.process_instance where parent_instance_id = $1', [parent.id]);
+    expect(child.state).toBe('cancelled');
+    expect((await userTasks(as.admin, child.id)).map((t) => t.state)).toEqual(['cancelled']);
+  });
+
+  test('a process that calls itself without end is stopped at 32 nested calls with BP312, and nothing is left behind', async () => {
+    await deployProcess(as.admin, 'scopes_recursive', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="again"/>
+      <callActivity id="again" calledElement="scopes_recursive"/>
+      <sequenceFlow id="f2" sourceRef="again" targetRef="e"/><endEvent id="e"/>`);
+    const before = (await as.admin.query('select count(*)::int as n from bpm.process_instance')).rows[0].n;
+    await expect(startProcess(as.admin, 'scopes_recursive')).rejects.toMatchObject({ code: 'BP312', message: expect.stringMatching(/nested more than 32 deep/) });
+    expect((await as.admin.query('select count(*)::int as n from bpm.process_instance')).rows[0].n).toBe(before);
+  });
+
+  test('a zeebe multi-instance with inputCollection, inputElement, outputCollection and outputElement', async () => {
+    await deployProcess(as.admin, 'scopes_zeebe_mi', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+      <userTask id="t">
+        <extensionElements><zeebe:assignmentDefinition assignee="=reviewer"/></extensionElements>
+        <multiInstanceLoopCharacteristics isSequential="false">
+          <extensionElements>
+            <zeebe:loopCharacteristics inputCollection="=reviewers" inputElement="reviewer" outputCollection="verdicts" outputElement="=verdict"/>
+          </extensionElements>
+        </multiInstanceLoopCharacteristics>
+      </userTask>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_zeebe_mi', { reviewers: ['ann', 'bob'] });
+    const tasks = await openTasks(instance.id);
+    const byAssignee = new Map((await userTasks(as.admin, instance.id)).map((t) => [t.assignee, t.id]));
+    expect(tasks).toHaveLength(2);
+    await completeTask(as.admin, byAssignee.get('bob')!, { verdict: 'no' });
+    await completeTask(as.admin, byAssignee.get('ann')!, { verdict: 'yes' });
+    const done = await getInstance(as.admin, instance.id);
+    expect(done.state).toBe('completed');
+    expect(done.variables.verdicts).toEqual(['yes', 'no']);
+  });
+});
+
 test('link events jump from the throw to the catch of the same name', async () => {
   const instance = await startProcess(as.admin, 'scopes-link');
   await completeTask(as.admin, (await openTask(as.admin, instance.id, 'First')).id);
