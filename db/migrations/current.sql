@@ -1,1 +1,3 @@
--- Enter migration here
+-- A completion that is not (any more) an inner instance of its body is not counted.
+--!include elements/multi_instance.sql
+--!include setup/ownership.sql

@@ -85,6 +85,10 @@ declare
   v_vars jsonb;
   v_done boolean;
 begin
+  if v_k is null then
+    -- not (any more) an inner instance of this body: nothing to count
+    return st;
+  end if;
   v_data := v_data || pg_catalog.jsonb_build_object('active', (v_data ->> 'active')::int - 1,
     'completed', (v_data ->> 'completed')::int + 1);
   st := bpm_private.scope__set(st, body_id, v_data);
