@@ -1,3 +1,1 @@
--- A completion that is not (any more) an inner instance of its body is not counted.
---!include elements/multi_instance.sql
---!include setup/ownership.sql
+-- Enter migration here

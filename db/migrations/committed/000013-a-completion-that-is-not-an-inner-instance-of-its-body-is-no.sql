@@ -1,0 +1,207 @@
+--! Previous: sha1:31c5b56c94cd21e0e5372131916113be84d654ab
+--! Hash: sha1:30ee2113d73add90e371c0aa32a5891e2db920c2
+--! Message: A completion that is not an inner instance of its body is not counted
+
+-- A completion that is not (any more) an inner instance of its body is not counted.
+--! Included elements/multi_instance.sql
+-- Multi-instance activities. Entering the activity creates its body (a scope
+-- instance: activity row type multiInstanceBody, token kind body) whose data
+-- is the loop state: n (instances), next (index of the next inner instance),
+-- active, completed, items (the input collection), el (element variable),
+-- inner ({inner activity instance id: loopCounter}), out ({loopCounter:
+-- output element}). Inner instances enter the activity itself, inside the
+-- body; when one completes the body counts it, evaluates the completion
+-- condition, starts the next one (sequential) or completes: the remaining
+-- inner instances are cancelled, the output collection is written and the
+-- token leaves the activity.
+
+create or replace function bpm_private.mi__enter(st bpm_private.run_state, graph jsonb, node jsonb, id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_loop jsonb := node -> 'loop';
+  v_el text := node ->> 'id';
+  v_items jsonb;
+  v_n int;
+  v_count int;
+begin
+  if v_loop ? 'collection' then
+    v_items := bpm_private.value__eval(v_loop -> 'collection', st.variables, v_el);
+    if pg_catalog.jsonb_typeof(v_items) is distinct from 'array' then
+      raise exception 'the multi-instance collection of element % is not a list (it is %)', v_el, coalesce(pg_catalog.jsonb_typeof(v_items), 'missing')
+        using errcode = 'BP310';
+    end if;
+    v_n := pg_catalog.jsonb_array_length(v_items);
+  else
+    v_items := bpm_private.value__eval(v_loop -> 'cardinality', st.variables, v_el);
+    if pg_catalog.jsonb_typeof(v_items) = 'string' and v_items #>> '{}' ~ '^\s*\d+\s*$' then
+      v_items := pg_catalog.to_jsonb(pg_catalog.btrim(v_items #>> '{}')::int);
+    end if;
+    if pg_catalog.jsonb_typeof(v_items) is distinct from 'number' or (v_items #>> '{}')::numeric < 0
+       or (v_items #>> '{}')::numeric <> pg_catalog.trunc((v_items #>> '{}')::numeric) then
+      raise exception 'the multi-instance cardinality of element % is not a whole number ≥ 0 (it is %)', v_el, coalesce(v_items::text, 'missing')
+        using errcode = 'BP310';
+    end if;
+    v_n := (v_items #>> '{}')::int;
+    v_items := null;
+  end if;
+  if v_n > 10000 then
+    raise exception 'the multi-instance activity % would start % instances; at most 10000 are allowed', v_el, v_n using errcode = 'BP310';
+  end if;
+  st.a_type[pg_catalog.array_position(st.a_id, id)] := 'multiInstanceBody';
+  if v_n = 0 then
+    -- nothing to do: the activity is skipped (an empty output collection)
+    st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+    if v_loop ->> 'outputCollection' is not null then
+      st := bpm_private.scope__set_variables(st, st.cur_scope, pg_catalog.jsonb_build_object(v_loop ->> 'outputCollection', '[]'::jsonb));
+    end if;
+    return bpm_private.node__leave(st, graph, node);
+  end if;
+  st := bpm_private.scope__add(st, id, v_el, 'body', pg_catalog.jsonb_build_object('n', v_n, 'next', 0, 'active', 0, 'completed', 0,
+    'items', v_items, 'el', v_loop -> 'elementVariable', 'inner', '{}'::jsonb, 'out', '{}'::jsonb));
+  if bpm_private.node__has_subscriptions(graph, node) then
+    st := bpm_private.boundary__arm(st, graph, node, id);
+  end if;
+  st.cur_scope := id;
+  v_count := case when (v_loop ->> 'sequential')::boolean then 1 else v_n end;
+  for v_i in 1 .. v_count loop
+    st := bpm_private.run__push(st, v_el, null);
+  end loop;
+  return st;
+end;
+$$;
+comment on function bpm_private.mi__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters a multi-instance activity: its body starts every inner instance (parallel) or the first (sequential); an empty collection skips the activity (BP310 for a collection that is not a list).';
+
+-- An inner instance completed (task left, subprocess or called instance ended).
+create or replace function bpm_private.mi__inner_done(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid, inner_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_loop jsonb := node -> 'loop';
+  v_el text := node ->> 'id';
+  v_pos int := pg_catalog.array_position(st.l_id, body_id);
+  v_data jsonb := st.l_data[v_pos];
+  v_k text := v_data -> 'inner' ->> inner_id::text;
+  v_vars jsonb;
+  v_done boolean;
+begin
+  if v_k is null then
+    -- not (any more) an inner instance of this body: nothing to count
+    return st;
+  end if;
+  v_data := v_data || pg_catalog.jsonb_build_object('active', (v_data ->> 'active')::int - 1,
+    'completed', (v_data ->> 'completed')::int + 1);
+  st := bpm_private.scope__set(st, body_id, v_data);
+  -- the inner instance's variables, counters updated
+  v_vars := bpm_private.scope__variables(st, body_id, inner_id);
+  if v_loop -> 'outputElement' is not null then
+    v_data := pg_catalog.jsonb_set(v_data, array['out', v_k],
+      coalesce(bpm_private.value__eval(v_loop -> 'outputElement', v_vars, v_el), 'null'::jsonb));
+  end if;
+  v_data := pg_catalog.jsonb_set(v_data, '{inner}', (v_data -> 'inner') - inner_id::text);
+  st := bpm_private.scope__set(st, body_id, v_data);
+  v_done := (v_data ->> 'completed')::int >= (v_data ->> 'n')::int
+    or (v_loop -> 'completionCondition' is not null and bpm_private.expression__test(v_loop -> 'completionCondition', v_vars, v_el));
+  if not v_done then
+    if (v_loop ->> 'sequential')::boolean then
+      st.cur_scope := body_id;
+      st := bpm_private.run__push(st, v_el, null);
+    end if;
+    return st;
+  end if;
+  return bpm_private.mi__complete(st, graph, node, body_id);
+end;
+$$;
+comment on function bpm_private.mi__inner_done(bpm_private.run_state, jsonb, jsonb, uuid, uuid) is E'Counts a completed inner instance, records its output element, starts the next (sequential) or completes the body.';
+
+create or replace function bpm_private.mi__complete(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_loop jsonb := node -> 'loop';
+  v_pos int := pg_catalog.array_position(st.l_id, body_id);
+  v_data jsonb := st.l_data[v_pos];
+  v_parent uuid := st.l_parent[v_pos];
+  v_inner uuid[];
+begin
+  -- inner instances still running are cancelled (completion condition)
+  v_inner := array(select k::uuid from pg_catalog.jsonb_object_keys(v_data -> 'inner') k);
+  if pg_catalog.cardinality(v_inner) > 0 then
+    st := bpm_private.scope__cancel(st, v_inner);
+  end if;
+  -- queued inner instances that have not started yet
+  for v_i in st.q_pos .. pg_catalog.cardinality(st.q_node) loop
+    if st.q_scope[v_i] = body_id then
+      st.q_node[v_i] := null;
+    end if;
+  end loop;
+  st := bpm_private.scope__remove(st, body_id);
+  st := bpm_private.subscriptions__drop(st, array[body_id]);
+  st := bpm_private.activity__end(st, array[body_id], 'completed');
+  st.cur_scope := v_parent;
+  if v_loop ->> 'outputCollection' is not null then
+    -- completed inner instances' outputs, in input order
+    st := bpm_private.scope__set_variables(st, v_parent, pg_catalog.jsonb_build_object(v_loop ->> 'outputCollection',
+      coalesce((select pg_catalog.jsonb_agg(o.value order by o.key::int) from pg_catalog.jsonb_each(v_data -> 'out') o), '[]'::jsonb)));
+  end if;
+  return bpm_private.node__leave(st, graph, node);
+end;
+$$;
+comment on function bpm_private.mi__complete(bpm_private.run_state, jsonb, jsonb, uuid) is E'Completes a multi-instance body: cancels inner instances still running, writes the output collection, and the token leaves the activity.';
+--! EndIncluded elements/multi_instance.sql
+--! Included setup/ownership.sql
+-- Hand every object of the engine's schemas to bpm_owner (a NOLOGIN,
+-- non-superuser role without BYPASSRLS), so that security definer functions
+-- run under forced RLS, and lock execute down to explicit grants.
+-- Included at the end of every migration; idempotent.
+do $$
+declare
+  v_obj record;
+begin
+  execute 'alter schema bpm owner to bpm_owner';
+  execute 'alter schema bpm_private owner to bpm_owner';
+  for v_obj in
+    select c.relname, n.nspname, c.relkind
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and c.relkind in ('r', 'v', 'S', 'p', 'm')
+      and pg_catalog.pg_get_userbyid(c.relowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format(
+      'alter %s %I.%I owner to bpm_owner',
+      case v_obj.relkind when 'S' then 'sequence' when 'v' then 'view' when 'm' then 'materialized view' else 'table' end,
+      v_obj.nspname, v_obj.relname);
+  end loop;
+  for v_obj in
+    select p.oid::regprocedure as sig
+    from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and pg_catalog.pg_get_userbyid(p.proowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format('alter function %s owner to bpm_owner', v_obj.sig);
+  end loop;
+  for v_obj in
+    select t.oid::regtype as typ, t.typtype
+    from pg_catalog.pg_type t
+    join pg_catalog.pg_namespace n on n.oid = t.typnamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and (t.typtype = 'd' or (t.typtype = 'c'
+        and not exists (select 1 from pg_catalog.pg_class c where c.oid = t.typrelid and c.relkind <> 'c')))
+      and pg_catalog.pg_get_userbyid(t.typowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format('alter %s %s owner to bpm_owner', case v_obj.typtype when 'd' then 'domain' else 'type' end, v_obj.typ);
+  end loop;
+end;
+$$;
+--! EndIncluded setup/ownership.sql
