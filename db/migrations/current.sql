@@ -1,1 +1,4 @@
--- Enter migration here
+-- An inclusive join inside a subprocess fires per subprocess instance: only
+-- live tokens of that instance can hold it back.
+--!include engine/join.sql
+--!include setup/ownership.sql

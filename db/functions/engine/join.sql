@@ -108,40 +108,59 @@ set search_path = ''
 as $$
 declare
   v_node jsonb := graph -> 'nodes' -> node_id;
+  v_scopes uuid[] := array[null::uuid];
+  v_scope uuid;
   v_flows text[];
-  v_upstream text[];
+  v_upstream text[] := bpm_private.jsonb_to_text_array(v_node -> 'upstream');
 begin
   if v_node ? 'scope' then
-    -- the scope of a token waiting there (one subprocess instance at a time)
-    st.cur_scope := coalesce(
-      (select s from unnest(st.w_id, st.w_el) as w(id, el), lateral (select st.a_scope[pg_catalog.array_position(st.a_id, w.id)] as s) x
-       where w.el = node_id limit 1),
-      (select a.scope_id from bpm_private.token t join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
-       where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = node_id and t.kind = 'join' limit 1));
-    st := bpm_private.scope__load(st, st.cur_scope);
-  else
-    st.cur_scope := null;
+    -- inside a subprocess: each of its instances with a token waiting here, on its own
+    v_scopes := array(
+      select distinct x.s from (
+        select st.a_scope[pg_catalog.array_position(st.a_id, w.id)] as s from unnest(st.w_id, st.w_el) as w(id, el) where w.el = node_id
+        union all
+        select a.scope_id from bpm_private.token t join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
+        where not st.is_new and t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = node_id and t.kind = 'join') x);
   end if;
-  v_flows := bpm_private.join__flows_waiting(st, node_id);
-  if pg_catalog.cardinality(v_flows) = 0 then
-    return st;
-  end if;
-  v_upstream := bpm_private.jsonb_to_text_array(v_node -> 'upstream');
-  if st.w_el && v_upstream then
-    return st;
-  end if;
-  if not st.is_new and (
-    exists (select 1 from bpm_private.token t
-            where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = any(v_upstream))
-    or exists (select 1 from bpm.user_task u
-               where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and (u.state = 'open') is true and u.element_id = any(v_upstream))
-    or exists (select 1 from bpm.external_task e
-               where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and (e.state = 'open') is true and e.element_id = any(v_upstream))
-  ) then
-    return st;
-  end if;
-  st := bpm_private.join__consume(st, node_id, v_flows);
-  return bpm_private.node__leave(st, graph, v_node);
+  foreach v_scope in array v_scopes loop
+    st.cur_scope := v_scope;
+    st := bpm_private.scope__load(st, v_scope);
+    v_flows := bpm_private.join__flows_waiting(st, node_id);
+    continue when pg_catalog.cardinality(v_flows) = 0 or bpm_private.inclusive_join__reachable(st, v_scope, v_upstream);
+    st := bpm_private.join__consume(st, node_id, v_flows);
+    return bpm_private.node__leave(st, graph, v_node);
+  end loop;
+  return st;
 end;
 $$;
-comment on function bpm_private.inclusive_join__try_fire(bpm_private.run_state, jsonb, text) is E'Fires an inclusive join with waiting tokens once no live token can still reach it.';
+comment on function bpm_private.inclusive_join__try_fire(bpm_private.run_state, jsonb, text) is E'Fires an inclusive join with waiting tokens once no live token can still reach it (inside a subprocess: per subprocess instance).';
+
+-- Whether a live token can still reach an inclusive join: one on an element
+-- of its upstream set, at process level (scope null) anywhere in the
+-- instance, in a subprocess instance among that instance's activities.
+create or replace function bpm_private.inclusive_join__reachable(st bpm_private.run_state, scope_id uuid, upstream text[])
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if scope_id is null then
+    return st.w_el && upstream or (not st.is_new and (
+      exists (select 1 from bpm_private.token t
+              where t.tenant_id = st.tenant_id and t.instance_id = st.instance_id and t.element_id = any(upstream))
+      or exists (select 1 from bpm.user_task u
+                 where u.tenant_id = st.tenant_id and u.instance_id = st.instance_id and (u.state = 'open') is true and u.element_id = any(upstream))
+      or exists (select 1 from bpm.external_task e
+                 where e.tenant_id = st.tenant_id and e.instance_id = st.instance_id and (e.state = 'open') is true and e.element_id = any(upstream))));
+  end if;
+  if exists (select 1 from unnest(st.a_el, st.a_scope, st.a_state) as u(el, s, state)
+             where u.s = scope_id and u.state = 'active' and u.el = any(upstream)) then
+    return true;
+  end if;
+  return not st.is_new and exists (select 1 from bpm.activity_instance a
+    where a.tenant_id = st.tenant_id and a.scope_id = inclusive_join__reachable.scope_id and a.state = 'active'
+      and a.element_id = any(upstream) and not (a.id = any(st.e_id)));
+end;
+$$;
+comment on function bpm_private.inclusive_join__reachable(bpm_private.run_state, uuid, text[]) is E'True while a live token sits on an element of an inclusive join''s upstream set (in the join''s scope instance).';

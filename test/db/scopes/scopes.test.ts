@@ -451,6 +451,40 @@ test('link events jump from the throw to the catch of the same name', async () =
   expect(await history(as.admin, instance.id)).toEqual(expect.arrayContaining(['GoToSecond intermediateThrowEvent completed', 'FromFirst intermediateCatchEvent completed']));
 });
 
+describe('inclusive joins in subprocess instances', () => {
+  test('in a parallel multi-instance subprocess, each instance\'s inclusive join fires when its own branches are done', async () => {
+    await deployProcess(as.admin, 'scopes_mi_inclusive', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <multiInstanceLoopCharacteristics><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/>
+        <inclusiveGateway id="fork"/>
+        <sequenceFlow id="i2" sourceRef="fork" targetRef="a"><conditionExpression>\${true}</conditionExpression></sequenceFlow>
+        <sequenceFlow id="i3" sourceRef="fork" targetRef="b"><conditionExpression>\${true}</conditionExpression></sequenceFlow>
+        <userTask id="a"/><userTask id="b"/>
+        <sequenceFlow id="i4" sourceRef="a" targetRef="join"/><sequenceFlow id="i5" sourceRef="b" targetRef="join"/>
+        <inclusiveGateway id="join"/><sequenceFlow id="i6" sourceRef="join" targetRef="ie"/><endEvent id="ie"/>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_mi_inclusive');
+    const scopeOf = async (taskId: string): Promise<string> =>
+      (await as.admin.query<{ scope_id: string }>('select scope_id from bpm.activity_instance where id = $1', [taskId])).rows[0].scope_id;
+    const tasks = await openTasks(instance.id);
+    expect(tasks).toHaveLength(4);
+    const first = await scopeOf(tasks[0].id);
+    const mine = [];
+    for (const t of tasks) if ((await scopeOf(t.id)) === first) mine.push(t);
+    expect(mine.map((t) => t.element_id).sort()).toEqual(['a', 'b']);
+    for (const t of mine) await completeTask(as.admin, t.id);
+    // that inner instance is done while the other one still waits in a and b
+    const { rows } = await as.admin.query(`select state from bpm.activity_instance where id = $1`, [first]);
+    expect(rows[0].state).toBe('completed');
+    expect((await openTasks(instance.id))).toHaveLength(2);
+    for (const t of await openTasks(instance.id)) await completeTask(as.admin, t.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+});
+
 describe('errors and escalations from inside scopes', () => {
   test('a BPMN error of an external task inside a subprocess is caught by the subprocess\'s boundary; the sibling task is cancelled', async () => {
     await deployDefs(as.admin, 'scopes_ext_error', '<error id="EX" errorCode="NO-STOCK"/>', `
