@@ -1,4 +1,1 @@
--- An inclusive join inside a subprocess fires per subprocess instance: only
--- live tokens of that instance can hold it back.
---!include engine/join.sql
---!include setup/ownership.sql
+-- Enter migration here
