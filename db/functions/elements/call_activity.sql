@@ -156,6 +156,7 @@ declare
   v_child bpm.process_instance;
   v_found record := bpm_private.call__caller(tenant_id, child_id);
   v_graph jsonb;
+  v_joins text[];
   v_node jsonb;
   v_call jsonb;
   st bpm_private.run_state;
@@ -165,12 +166,11 @@ begin
     return;
   end if;
   select * into v_child from bpm.process_instance i where i.tenant_id = call__child_completed.tenant_id and i.id = child_id;
-  select bpm_private.graph__in_memory(d.graph) into v_graph from bpm.process_definition d
+  select bpm_private.graph__in_memory(d.graph), d.inclusive_joins into v_graph, v_joins from bpm.process_definition d
   where d.tenant_id = call__child_completed.tenant_id and d.id = (v_found.caller).definition_id;
   v_node := v_graph -> 'nodes' -> (v_found.token).element_id;
   v_call := v_node -> 'call';
-  st := bpm_private.run__begin(tenant_id, (v_found.caller).id, (v_found.caller).variables, false,
-    (select d.inclusive_joins from bpm.process_definition d where d.tenant_id = call__child_completed.tenant_id and d.id = (v_found.caller).definition_id));
+  st := bpm_private.run__begin(tenant_id, (v_found.caller).id, (v_found.caller).variables, false, v_joins);
   st.business_key := (v_found.caller).business_key;
   st := bpm_private.run__resume(st, v_node, (v_found.token).id);
   delete from bpm_private.token t where t.tenant_id = call__child_completed.tenant_id and t.id = (v_found.token).id;
@@ -198,6 +198,7 @@ as $$
 declare
   v_found record := bpm_private.call__caller(tenant_id, child_id);
   v_graph jsonb;
+  v_joins text[];
   v_caught boolean;
   v_res record;
   st bpm_private.run_state;
@@ -205,10 +206,9 @@ begin
   if (v_found.token).id is null or (v_found.caller).state <> 'active' or (v_found.token).data ? 'failed' then
     return;
   end if;
-  select bpm_private.graph__in_memory(d.graph) into v_graph from bpm.process_definition d
+  select bpm_private.graph__in_memory(d.graph), d.inclusive_joins into v_graph, v_joins from bpm.process_definition d
   where d.tenant_id = call__child_threw.tenant_id and d.id = (v_found.caller).definition_id;
-  st := bpm_private.run__begin(tenant_id, (v_found.caller).id, (v_found.caller).variables, false,
-    (select d.inclusive_joins from bpm.process_definition d where d.tenant_id = call__child_threw.tenant_id and d.id = (v_found.caller).definition_id));
+  st := bpm_private.run__begin(tenant_id, (v_found.caller).id, (v_found.caller).variables, false, v_joins);
   st.business_key := (v_found.caller).business_key;
   -- thrown from inside the call activity: its token is the innermost scope
   st := bpm_private.run__resume(st, v_graph -> 'nodes' -> (v_found.token).element_id, (v_found.token).id);

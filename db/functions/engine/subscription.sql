@@ -90,38 +90,6 @@ end;
 $$;
 comment on function bpm_private.instance__start(bpm.process_definition, text, jsonb, text, text, uuid, uuid) is E'Starts an instance of a definition at a start event (of a calling instance, for call activities) and runs it until every token waits.';
 
--- The activity a boundary event interrupts: its task or token ends as
--- cancelled; a subprocess, multi-instance body or call activity with
--- everything running in it.
-create or replace function bpm_private.host__cancel(st bpm_private.run_state, host jsonb, host_id uuid)
-returns bpm_private.run_state
-language plpgsql
-volatile
-set search_path = ''
-as $$
-declare
-  v_type text := host ->> 'type';
-begin
-  if v_type in ('subProcess', 'callActivity') or host ? 'loop' then
-    return bpm_private.scope__cancel(st, array[host_id]);
-  end if;
-  if v_type = 'userTask' then
-    update bpm.user_task u set state = 'cancelled', completed_at = pg_catalog.now()
-    where u.tenant_id = st.tenant_id and u.id = host_id and (u.state = 'open') is true;
-    st := bpm_private.run__event(st, 'taskCancelled', host_id, host ->> 'id');
-  elsif coalesce(host ->> 'topic', '') <> '' then
-    update bpm.external_task e set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
-    where e.tenant_id = st.tenant_id and e.id = host_id and (e.state = 'open') is true;
-    st := bpm_private.run__event(st, 'externalTaskCancelled', host_id, host ->> 'id');
-  else
-    delete from bpm_private.token t where t.tenant_id = st.tenant_id and t.id = host_id;
-  end if;
-  perform bpm_private.subscriptions__remove(st.tenant_id, st.instance_id, array[host_id]);
-  return bpm_private.activity__end(st, array[host_id], 'cancelled');
-end;
-$$;
-comment on function bpm_private.host__cancel(bpm_private.run_state, jsonb, uuid) is E'Cancels the activity an interrupting boundary event interrupts (a task or token, or a scope with everything in it), with its other subscriptions.';
-
 -- A token resumes in the scope it waited in: the scope of its activity row
 -- (only looked up for elements inside a subprocess or multi-instance body,
 -- and compensation handlers, which run in their compensation's scope).
@@ -194,7 +162,8 @@ begin
     -- the boundary event runs where its activity is
     st := bpm_private.run__resume(st, v_node, sub.token_id);
     if sub.interrupting then
-      st := bpm_private.host__cancel(st, v_graph -> 'nodes' -> (v_node ->> 'attachedTo'), sub.token_id);
+      -- the activity it is attached to ends cancelled, with everything in it
+      st := bpm_private.scope__cancel(st, array[sub.token_id]);
     elsif sub.kind = 'timer' then
       -- a non-interrupting cycle fires again while the activity waits
       perform bpm_private.timer__rearm_or_close(sub);

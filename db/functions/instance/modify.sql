@@ -138,7 +138,7 @@ $$;
 comment on function bpm_private.modification__enter_scope(bpm_private.run_state, jsonb, jsonb, uuid) is E'Sets the scope instance a startBefore/startAfter instruction runs in, opening missing subprocess instances (BP111, BP414).';
 
 -- Cancels one stored active activity instance of the run's instance, as an
--- interrupting boundary event does (bpm_private.host__cancel), whatever waits
+-- interrupting boundary event does (bpm_private.scope__cancel), whatever waits
 -- there: its open user or external task, or its token; its event
 -- subscriptions and timer jobs go, and incidents that waited on it are
 -- resolved. Its activity row ends cancelled when the run is flushed.
