@@ -5,4 +5,8 @@ drop function if exists bpm_private.host__cancel(bpm_private.run_state, jsonb, u
 --!include engine/subscription.sql
 --!include elements/call_activity.sql
 --!include instance/modify.sql
+-- A token leaving an element in a scope (outside the token loop: a task
+-- completed, a catch event triggered, a scope completed) selects its flows
+-- over the scope's locals too.
+--!include engine/node.sql
 --!include setup/ownership.sql

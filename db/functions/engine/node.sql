@@ -25,9 +25,16 @@ volatile
 set search_path = ''
 as $$
 declare
-  v_flows text[] := bpm_private.flows__select(graph, node, st.variables);
+  v_flows text[];
   v_flow text;
 begin
+  if st.cur_scope is null then
+    v_flows := bpm_private.flows__select(graph, node, st.variables);
+  else
+    -- a token in a scope: conditions see the scope's locals too
+    st := bpm_private.scope__load(st, st.cur_scope);
+    v_flows := bpm_private.flows__select(graph, node, bpm_private.scope__variables(st, st.cur_scope, null));
+  end if;
   if pg_catalog.cardinality(v_flows) = 0 and st.cur_scope is not null then
     -- the token ends: its scope may be complete (run__drain checks)
     st.c_scope := st.c_scope || st.cur_scope;

@@ -114,6 +114,28 @@ describe('embedded subprocess', () => {
     expect(after.variables).toEqual({ amount: 21, result: 43 });
   });
 
+  test('the conditions on a task\'s outgoing flows see the subprocess\'s locals when the task completes', async () => {
+    await deployProcess(as.admin, 'scopes_local_conditions', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <extensionElements><camunda:inputOutput>
+          <camunda:inputParameter name="limit">\${amount * 10}</camunda:inputParameter>
+        </camunda:inputOutput></extensionElements>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="check"/>
+        <userTask id="check" default="small"/>
+        <sequenceFlow id="big" sourceRef="check" targetRef="approve"><conditionExpression>\${limit > 100}</conditionExpression></sequenceFlow>
+        <sequenceFlow id="small" sourceRef="check" targetRef="ie"/>
+        <userTask id="approve"/><sequenceFlow id="i2" sourceRef="approve" targetRef="ie"/><endEvent id="ie"/>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`);
+    const big = await startProcess(as.admin, 'scopes_local_conditions', { amount: 20 });
+    await completeTask(as.admin, (await openTask(as.admin, big.id, 'check')).id);
+    expect((await openTasks(big.id)).map((t) => t.element_id)).toEqual(['approve']);
+    const small = await startProcess(as.admin, 'scopes_local_conditions', { amount: 2 });
+    await completeTask(as.admin, (await openTask(as.admin, small.id, 'check')).id);
+    expect((await getInstance(as.admin, small.id)).state).toBe('completed');
+  });
+
   test('an error end event in a nested subprocess propagates outward to the matching boundary, cancelling both scopes', async () => {
     await deployDefs(as.admin, 'scopes_error', `<error id="E1" errorCode="E-1"/><error id="E2" errorCode="E-2"/>`, `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="outer"/>
