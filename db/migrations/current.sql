@@ -9,4 +9,10 @@ drop function if exists bpm_private.host__cancel(bpm_private.run_state, jsonb, u
 -- completed, a catch event triggered, a scope completed) selects its flows
 -- over the scope's locals too.
 --!include engine/node.sql
+-- Review mend: modification cancels through scope__cancel too (activity__cancel
+-- was its twin for single activities); scope__cancel resolves the incidents
+-- that waited on what it cancels (boundary events, completion conditions and
+-- interrupting event subprocesses included).
+drop function if exists bpm_private.activity__cancel(bpm_private.run_state, uuid);
+--!include engine/scope_cancel.sql
 --!include setup/ownership.sql

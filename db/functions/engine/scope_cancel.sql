@@ -71,9 +71,20 @@ begin
         update bpm.external_task e set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
         where e.tenant_id = st.tenant_id and e.id = any(v_all) and (e.state = 'open') is true
         returning e.id, e.element_id
+      ), incidents as (
+        -- incidents that waited on what is cancelled need nobody any more
+        update bpm.incident i set resolved_at = pg_catalog.now()
+        where i.tenant_id = st.tenant_id and i.instance_id = st.instance_id and i.resolved_at is null
+          and (i.external_task_id = any(v_all)
+            or i.id in (select s.incident_id from bpm.event_subscription s
+                        where s.tenant_id = st.tenant_id and s.instance_id = st.instance_id and s.token_id = any(v_all))
+            or (i.incident_type in ('unhandledBpmnError', 'failedJob')
+                and i.element_id in (select t.element_id from tokens t where t.kind in ('incident', 'asyncBefore', 'asyncAfter', 'call'))))
+        returning i.id, i.element_id
       )
       select 'taskCancelled' as kind, u.id, u.element_id, null::uuid as child from user_tasks u
       union all select 'externalTaskCancelled', e.id, e.element_id, null from external_tasks e
+      union all select 'incidentResolved', i.id, i.element_id, null from incidents i
       union all select null, t.id, t.element_id, (t.data ->> 'child')::uuid from tokens t where t.kind = 'call'
     loop
       if v_ev.kind is not null then
@@ -116,7 +127,7 @@ begin
   return st;
 end;
 $$;
-comment on function bpm_private.scope__cancel(bpm_private.run_state, uuid[]) is E'Cancels activity instances and everything running in them: tasks, tokens, scopes, subscriptions, timers, called instances.';
+comment on function bpm_private.scope__cancel(bpm_private.run_state, uuid[]) is E'Cancels activity instances and everything running in them: tasks, tokens, scopes, subscriptions, timers, called instances; incidents that waited on them are resolved.';
 
 -- The activity instances active directly in a scope instance (null: at
 -- process level), stored and of this run, but one (except_id).

@@ -137,60 +137,6 @@ end;
 $$;
 comment on function bpm_private.modification__enter_scope(bpm_private.run_state, jsonb, jsonb, uuid) is E'Sets the scope instance a startBefore/startAfter instruction runs in, opening missing subprocess instances (BP111, BP414).';
 
--- Cancels one stored active activity instance of the run's instance, as an
--- interrupting boundary event does (bpm_private.scope__cancel), whatever waits
--- there: its open user or external task, or its token; its event
--- subscriptions and timer jobs go, and incidents that waited on it are
--- resolved. Its activity row ends cancelled when the run is flushed.
-create or replace function bpm_private.activity__cancel(st bpm_private.run_state, activity_id uuid)
-returns bpm_private.run_state
-language plpgsql
-volatile
-set search_path = ''
-as $$
-declare
-  v_kinds text[];
-  v_subjects uuid[];
-  v_elements text[];
-begin
-  with tokens as (
-    delete from bpm_private.token t where t.tenant_id = st.tenant_id and t.id = activity_id
-    returning t.element_id, t.kind
-  ), user_tasks as (
-    update bpm.user_task u set state = 'cancelled', completed_at = pg_catalog.now()
-    where u.tenant_id = st.tenant_id and u.id = activity_id and (u.state = 'open') is true
-    returning u.id, u.element_id
-  ), external_tasks as (
-    update bpm.external_task e set state = 'cancelled', ended_at = pg_catalog.now(), worker_id = null, locked_until = null
-    where e.tenant_id = st.tenant_id and e.id = activity_id and (e.state = 'open') is true
-    returning e.id, e.element_id
-  ), incidents as (
-    update bpm.incident i set resolved_at = pg_catalog.now()
-    where i.tenant_id = st.tenant_id and i.instance_id = st.instance_id and i.resolved_at is null
-      and (i.external_task_id = activity_id
-        or i.id in (select s.incident_id from bpm.event_subscription s
-                    where s.tenant_id = st.tenant_id and s.instance_id = st.instance_id and s.token_id = activity_id)
-        or (i.incident_type in ('unhandledBpmnError', 'failedJob')
-            and i.element_id in (select t.element_id from tokens t where t.kind in ('incident', 'asyncBefore', 'asyncAfter'))))
-    returning i.id, i.element_id
-  ), events as (
-    select 1 as grp, id, element_id, 'taskCancelled' as kind from user_tasks
-    union all select 2, id, element_id, 'externalTaskCancelled' from external_tasks
-    union all select 3, id, element_id, 'incidentResolved' from incidents
-  )
-  select coalesce(array_agg(ev.kind order by ev.grp, ev.id), '{}'), coalesce(array_agg(ev.id order by ev.grp, ev.id), '{}'),
-    coalesce(array_agg(ev.element_id order by ev.grp, ev.id), '{}')
-  into v_kinds, v_subjects, v_elements
-  from events ev;
-  st.x_kind := st.x_kind || v_kinds;
-  st.x_subject := st.x_subject || v_subjects;
-  st.x_el := st.x_el || v_elements;
-  perform bpm_private.subscriptions__remove(st.tenant_id, st.instance_id, array[activity_id]);
-  return bpm_private.activity__end(st, array[activity_id], 'cancelled');
-end;
-$$;
-comment on function bpm_private.activity__cancel(bpm_private.run_state, uuid) is E'Cancels a stored active activity instance of the run''s instance: its task or token, subscriptions, timer jobs and incidents.';
-
 create or replace function bpm.modify_process_instance(instance_id uuid, instructions jsonb)
 returns bpm.process_instance
 language plpgsql
@@ -236,12 +182,8 @@ begin
         raise exception 'activity instance % (element %) is % and cannot be cancelled', v_id, v_activity.element_id,
           coalesce(st.e_state[v_pos], v_activity.state) using errcode = 'BP221';
       end if;
-      if exists (select 1 from bpm_private.token t where t.tenant_id = v_tenant and t.id = v_id and t.kind in ('scope', 'body', 'call')) then
-        -- a subprocess, multi-instance body or call activity: with everything in it
-        st := bpm_private.scope__cancel(st, array[v_id]);
-      else
-        st := bpm_private.activity__cancel(st, v_id);
-      end if;
+      -- its task or token, or (a subprocess, multi-instance body or call activity) everything in it
+      st := bpm_private.scope__cancel(st, array[v_id]);
       -- scopes left empty are cancelled too, outward
       v_scope := (select a.scope_id from bpm.activity_instance a where a.tenant_id = v_tenant and a.id = v_id);
       while v_scope is not null and bpm_private.scope__is_empty(st, v_scope) loop
