@@ -10,45 +10,9 @@ import path from 'node:path';
 import { compileBpmn, formatProblems } from '../../compiler';
 import type { CompiledNode, CompiledProcess, CompileProblem } from '../../compiler/graph';
 import { cronProblem, isIsoDateTime, isIsoDuration, parseRetryCycle, timerLiteralProblem } from '../../compiler/timer';
+import { compileOk, lines, model, node, problemsOf } from './compiler-support';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'bpmn');
-
-function lines(problems: CompileProblem[]): string[] {
-  return problems.length === 0 ? [] : formatProblems(problems).split('\n');
-}
-
-async function compileOk(name: string, xml: string | Buffer): Promise<{ process: CompiledProcess; warnings: string[] }> {
-  const r = await compileBpmn(name, xml);
-  if (!r.ok) throw new Error(`${name} should compile:\n${formatProblems(r.problems)}`);
-  expect(r.resource.processes).toHaveLength(1);
-  return { process: r.resource.processes[0], warnings: lines(r.warnings) };
-}
-
-async function problemsOf(xml: string): Promise<string[]> {
-  const r = await compileBpmn('inline.bpmn', xml);
-  if (r.ok) throw new Error('inline.bpmn should not compile');
-  return lines(r.problems);
-}
-
-function node(p: CompiledProcess, id: string): CompiledNode {
-  const n = p.graph.nodes[id];
-  if (n === undefined) throw new Error(`no node ${id}`);
-  return n;
-}
-
-function model(body: string, extraRoot = ''): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
-  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0"
-  id="defs" targetNamespace="http://pgbpm.test">
-  <process id="p" isExecutable="true">
-${body}
-  </process>
-${extraRoot}
-</definitions>`;
-}
 
 const START = '<startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="t"/>';
 const expr = (src: string, varName: string): { expr: { src: string; path: string; vars: string[] } } => ({

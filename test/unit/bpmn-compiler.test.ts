@@ -9,6 +9,7 @@ import { compileBpmn, compileBpmnFiles, formatProblems } from '../../compiler';
 import { isIsoDateOrDuration, parseBpmnXml, prescanXml } from '../../compiler/bpmn';
 import type { CompiledNode, CompiledProcess, CompiledResource, CompileProblem } from '../../compiler/graph';
 import { MAX_FILE_BYTES, MAX_PROBLEMS_PER_FILE } from '../../compiler/limits';
+import { lines, model, node } from './compiler-support';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'bpmn');
 
@@ -38,30 +39,6 @@ async function compileFail(name: string, xml: string | Buffer = fixture(name)): 
   return { problems: lines(r.problems), warnings: lines(r.warnings) };
 }
 
-function lines(problems: CompileProblem[]): string[] {
-  return problems.length === 0 ? [] : formatProblems(problems).split('\n');
-}
-
-/** A model around flow elements, written like the engine tests' inline models (default namespace). */
-function model(body: string, extraRoot = ''): string {
-  return `<?xml version="1.0" encoding="UTF-8"?>
-<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL"
-  xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-  xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
-  xmlns:zeebe="http://camunda.org/schema/zeebe/1.0"
-  id="defs" targetNamespace="http://pgbpm.test">
-  <process id="p" isExecutable="true">
-${body}
-  </process>
-${extraRoot}
-</definitions>`;
-}
-
-function node(p: CompiledProcess, id: string): CompiledNode {
-  const n = p.graph.nodes[id];
-  if (n === undefined) throw new Error(`no node ${id}`);
-  return n;
-}
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = process.hrtime.bigint();
