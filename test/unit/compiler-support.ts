@@ -1,5 +1,5 @@
 /**
- * Shared helpers of the compiler tests of scopes and compensation: compile a
+ * Shared helpers of the compiler unit tests: compile a
  * fixture or an inline model and read the compiled graph or the problems.
  */
 import fs from 'node:fs';
