@@ -295,7 +295,10 @@ begin
     order by pg_catalog.hashtext(d.id::text || subscription_id::text)
     limit max_timers - 1
   loop
+    -- (instances without a caller only: a called instance's timer fires by its
+    -- own job, which locks the root of its call tree first)
     perform 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_due.instance_id and i.state = 'active'
+      and i.root_instance_id is null
     for update skip locked;
     continue when not found;
     -- fired here: its own job goes (a cycle that re-arms enqueues its next one)

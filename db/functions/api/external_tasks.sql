@@ -56,11 +56,9 @@ volatile
 set search_path = ''
 as $$
 begin
-  select * into instance from bpm.process_instance i
-  where i.tenant_id = external_task__lock.tenant_id
-    and i.id = (select e.instance_id from bpm.external_task e where e.tenant_id = external_task__lock.tenant_id and e.id = task_id)
-  for update;
-  if not found then
+  instance := bpm_private.instance__lock_tree(tenant_id,
+    (select e.instance_id from bpm.external_task e where e.tenant_id = external_task__lock.tenant_id and e.id = task_id));
+  if instance.id is null then
     raise exception 'external task % not found', task_id using errcode = 'BP104';
   end if;
   -- read after the lock: sees what a concurrent call on the instance committed
@@ -92,12 +90,19 @@ declare
   v_locked record;
 begin
   -- ===== LOCK the instance (loading its graph), then close the task if every rule holds
+  -- (a called instance locks the root of its call tree first, see complete_task)
   select i as instance, d.graph, d.inclusive_joins into v_locked
   from bpm.process_instance i
   join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
   where i.tenant_id = v_tenant
     and i.id = (select e.instance_id from bpm.external_task e where e.tenant_id = v_tenant and e.id = task_id)
+    and i.root_instance_id is null
   for update of i;
+  if not found then
+    select i as instance, d.graph, d.inclusive_joins into v_locked
+    from bpm_private.instance__lock_tree(v_tenant, (select e.instance_id from bpm.external_task e where e.tenant_id = v_tenant and e.id = task_id)) i
+    join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id;
+  end if;
   v_instance := v_locked.instance;
   update bpm.external_task e
   set state = 'completed', ended_at = pg_catalog.now(), locked_until = null
@@ -114,7 +119,7 @@ begin
   return v_task;
 end;
 $$;
-comment on function bpm.complete_external_task(uuid, text, jsonb) is E'Completes an external task locked by worker_id and continues the instance; variables merge into the instance. Errors: BP104 not found, BP203 not open, BP205 not locked by this worker, BP202 instance suspended. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.complete_external_task(uuid, text, jsonb) is E'Completes an external task locked by worker_id and continues the instance; variables merge per top-level key into the instance, or into the local of that name of the nearest enclosing subprocess that has one. Errors: BP104 not found, BP203 not open, BP205 not locked by this worker, BP202 instance suspended. Roles: bpm_admin, bpm_engine.';
 
 create or replace function bpm.fail_external_task(task_id uuid, worker_id text, error_message text, retries int, retry_after interval default '0')
 returns bpm.external_task

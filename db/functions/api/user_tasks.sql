@@ -12,11 +12,9 @@ declare
   v_user text := bpm_private.current_user_id();
   v_role text := bpm_private.caller_role();
 begin
-  select * into instance from bpm.process_instance i
-  where i.tenant_id = user_task__lock.tenant_id
-    and i.id = (select t.instance_id from bpm.user_task t where t.tenant_id = user_task__lock.tenant_id and t.id = task_id)
-  for update;
-  if not found then
+  instance := bpm_private.instance__lock_tree(tenant_id,
+    (select t.instance_id from bpm.user_task t where t.tenant_id = user_task__lock.tenant_id and t.id = task_id));
+  if instance.id is null then
     raise exception 'user task % not found', task_id using errcode = 'BP103';
   end if;
   -- read after the lock: sees what a concurrent call on the instance committed
@@ -59,12 +57,20 @@ begin
     raise exception 'bpm.user_id is not set: a bpm_user cannot complete task %', task_id using errcode = 'BP002';
   end if;
   -- ===== LOCK the instance (loading its graph), then close the task if every rule holds
+  -- (an instance without a caller is the root of its call tree: one statement;
+  -- a called instance locks its root first, see instance__lock_tree)
   select i as instance, d.graph, d.inclusive_joins into v_locked
   from bpm.process_instance i
   join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
   where i.tenant_id = v_tenant
     and i.id = (select t.instance_id from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id)
+    and i.root_instance_id is null
   for update of i;
+  if not found then
+    select i as instance, d.graph, d.inclusive_joins into v_locked
+    from bpm_private.instance__lock_tree(v_tenant, (select t.instance_id from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id)) i
+    join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id;
+  end if;
   v_instance := v_locked.instance;
   -- ("is true": by primary key, not through the inbox index; see run__finish)
   update bpm.user_task t
@@ -84,7 +90,7 @@ begin
   return v_task;
 end;
 $$;
-comment on function bpm.complete_task(uuid, jsonb) is E'Completes an open user task; variables merge into the instance per top-level key. A bpm_user may complete a task assigned to them, or an unassigned one offered to them (which claims it). Errors: BP103 not found, BP203 not open, BP204 assigned to another user, BP202 instance suspended. Roles: bpm_admin, bpm_user.';
+comment on function bpm.complete_task(uuid, jsonb) is E'Completes an open user task; variables merge per top-level key into the instance, or into the local of that name of the nearest enclosing subprocess that has one. A bpm_user may complete a task assigned to them, or an unassigned one offered to them (which claims it). Errors: BP103 not found, BP203 not open, BP204 assigned to another user, BP202 instance suspended. Roles: bpm_admin, bpm_user.';
 
 create or replace function bpm.claim_task(task_id uuid)
 returns bpm.user_task

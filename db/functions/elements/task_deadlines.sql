@@ -78,9 +78,7 @@ begin
   if kind is null or kind not in ('due', 'followUp', 'escalate') then
     raise exception 'invalid argument: kind must be due, followUp or escalate, got %', coalesce(kind, 'null') using errcode = 'BP401';
   end if;
-  select * into v_instance from bpm.process_instance i
-  where i.tenant_id = v_tenant and i.id = (select t.instance_id from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id)
-  for update;
+  v_instance := bpm_private.instance__lock_tree(v_tenant, (select t.instance_id from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id));
   select * into v_task from bpm.user_task t where t.tenant_id = v_tenant and t.id = task_id;
   -- gone, done, or waiting for the instance's activation: nothing to do
   if not found or v_task.state <> 'open' or v_instance.state <> 'active' then

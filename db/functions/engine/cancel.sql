@@ -81,7 +81,13 @@ comment on function bpm_private.instance__terminate(bpm_private.run_state) is E'
 
 -- Serialises transitions of one instance: every engine call locks the
 -- instance row first. Raises BP102 when it is not visible in the tenant.
-create or replace function bpm_private.instance__lock(tenant_id text, instance_id uuid)
+-- Lock order: every transition locks the root of its call tree first, then
+-- the instance it works on. A called instance's transition may walk up to its
+-- callers (it completes, it throws) while its caller's transition walks down
+-- (cancel, an interrupting boundary): both hold the root first, so they
+-- serialise instead of deadlocking. Instances without a caller are their own
+-- root: one statement, as before.
+create or replace function bpm_private.instance__lock_tree(tenant_id text, instance_id uuid)
 returns bpm.process_instance
 language plpgsql
 volatile
@@ -91,15 +97,40 @@ declare
   v_instance bpm.process_instance;
 begin
   select * into v_instance from bpm.process_instance i
-  where i.tenant_id = instance__lock.tenant_id and i.id = instance__lock.instance_id
+  where i.tenant_id = instance__lock_tree.tenant_id and i.id = instance__lock_tree.instance_id and i.root_instance_id is null
   for update;
-  if not found then
+  if found or instance_id is null then
+    return v_instance;
+  end if;
+  -- a called instance (or none): the root of its call tree first
+  perform 1 from bpm.process_instance r
+  where r.tenant_id = instance__lock_tree.tenant_id
+    and r.id = (select c.root_instance_id from bpm.process_instance c where c.tenant_id = instance__lock_tree.tenant_id and c.id = instance__lock_tree.instance_id)
+  for update;
+  select * into v_instance from bpm.process_instance i
+  where i.tenant_id = instance__lock_tree.tenant_id and i.id = instance__lock_tree.instance_id
+  for update;
+  return v_instance;
+end;
+$$;
+comment on function bpm_private.instance__lock_tree(text, uuid) is E'Locks an instance after the root of its call tree (the engine''s lock order); null if there is no such instance in the tenant.';
+
+create or replace function bpm_private.instance__lock(tenant_id text, instance_id uuid)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_instance bpm.process_instance := bpm_private.instance__lock_tree(tenant_id, instance_id);
+begin
+  if v_instance.id is null then
     raise exception 'process instance % not found', instance_id using errcode = 'BP102';
   end if;
   return v_instance;
 end;
 $$;
-comment on function bpm_private.instance__lock(text, uuid) is E'Locks an instance row (BP102 if not found in the tenant).';
+comment on function bpm_private.instance__lock(text, uuid) is E'Locks an instance row, after the root of its call tree (BP102 if not found in the tenant).';
 
 -- Guard: the instance must be active (BP201 ended, BP202 suspended).
 create or replace function bpm_private.instance__require_active(instance bpm.process_instance, action text)

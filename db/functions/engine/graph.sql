@@ -105,6 +105,12 @@ begin
   st.business_key := instance.business_key;
   st := bpm_private.run__event(st, event_kind, token_id, node_id);
   st := bpm_private.run__resume(st, v_graph -> 'nodes' -> node_id, token_id);
+  if st.cur_scope is not null and variables <> '{}' then
+    -- in a scope, a name that it (or a scope around it) has as a local is set
+    -- there, as Camunda and Zeebe do; other names go to the instance
+    st.variables := instance.variables;
+    st := bpm_private.scope__set_variables(st, st.cur_scope, variables);
+  end if;
   st := bpm_private.activity__end(st, array[token_id], case when to_node is null then 'completed' else 'cancelled' end);
   if pg_catalog.jsonb_array_length(coalesce(v_graph -> 'nodes' -> node_id -> 'boundary', '[]')) > 0
      and bpm_private.node__has_subscriptions(v_graph, v_graph -> 'nodes' -> node_id) then

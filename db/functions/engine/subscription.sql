@@ -75,10 +75,13 @@ begin
   if v_done then
     st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
   end if;
-  insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at, parent_instance_id)
+  insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at, parent_instance_id, root_instance_id)
   values (definition.tenant_id, st.instance_id, definition.id, business_key,
     case when v_done then 'completed' else 'active' end, st.variables, nullif(pg_catalog.current_setting('bpm.user_id', true), ''),
-    case when v_done then pg_catalog.now() end, parent_instance_id)
+    case when v_done then pg_catalog.now() end, instance__start.parent_instance_id,
+    case when instance__start.parent_instance_id is not null then
+      (select coalesce(p.root_instance_id, p.id) from bpm.process_instance p
+       where p.tenant_id = definition.tenant_id and p.id = instance__start.parent_instance_id) end)
   returning * into v_instance;
   perform bpm_private.run__flush(st);
   if pg_catalog.cardinality(st.p_data) > 0 then

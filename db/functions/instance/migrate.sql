@@ -211,7 +211,13 @@ begin
   if not found then
     raise exception 'process definition % not found', target_definition_id using errcode = 'BP110';
   end if;
-  -- ===== LOCK every instance, in id order (concurrent migrations cannot deadlock)
+  -- ===== LOCK every instance, in id order, after the roots of their call trees
+  -- (the engine's lock order; concurrent migrations cannot deadlock)
+  perform 1 from bpm.process_instance root
+  where root.tenant_id = v_tenant and root.root_instance_id is null
+    and (root.id = any(instance_ids)
+         or root.id in (select c.root_instance_id from bpm.process_instance c where c.tenant_id = v_tenant and c.id = any(instance_ids)))
+  order by root.id for update;
   select coalesce(array_agg(l.id order by l.id), '{}'), coalesce(array_agg(l.definition_id order by l.id), '{}') into v_ids, v_defs
   from (select i.id, i.definition_id from bpm.process_instance i
         where i.tenant_id = v_tenant and i.id = any(instance_ids)

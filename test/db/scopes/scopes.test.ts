@@ -114,6 +114,29 @@ describe('embedded subprocess', () => {
     expect(after.variables).toEqual({ amount: 21, result: 43 });
   });
 
+  test('variables of a task completed inside a subprocess update the subprocess\'s local of that name; other names go to the instance', async () => {
+    await deployProcess(as.admin, 'scopes_completion_vars', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <extensionElements><camunda:inputOutput>
+          <camunda:inputParameter name="limit">\${amount * 10}</camunda:inputParameter>
+          <camunda:outputParameter name="final_limit">\${limit}</camunda:outputParameter>
+        </camunda:inputOutput></extensionElements>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="adjust"/>
+        <userTask id="adjust"/><sequenceFlow id="i2" sourceRef="adjust" targetRef="check"/>
+        <userTask id="check" camunda:assignee="\${limit}"/><sequenceFlow id="i3" sourceRef="check" targetRef="ie"/><endEvent id="ie"/>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="after"/>
+      <userTask id="after"/><sequenceFlow id="f3" sourceRef="after" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_completion_vars', { amount: 2 });
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'adjust')).id, { limit: 7, note: 'raised' });
+    // the subprocess's own limit changed (the next task sees it); note, unknown inside, went to the instance
+    expect((await openTask(as.admin, instance.id, 'check')).assignee).toBe('7');
+    expect((await getInstance(as.admin, instance.id)).variables).toEqual({ amount: 2, note: 'raised' });
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'check')).id);
+    expect((await getInstance(as.admin, instance.id)).variables).toEqual({ amount: 2, note: 'raised', final_limit: 7 });
+  });
+
   test('the conditions on a task\'s outgoing flows see the subprocess\'s locals when the task completes', async () => {
     await deployProcess(as.admin, 'scopes_local_conditions', `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
