@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployDefs } from '../events/support';
 import { deployProcess, expectRejectedUnchanged, expectSqlState, type DeployedDefinition } from '../../helpers/engine';
 import {
   all,
@@ -174,6 +175,55 @@ describe('migrating instances with scopes', () => {
     const inst = await start(admin, 'nested_out', { n: 1 });
     const target = await deployProcess(designer, 'nested_out', nested('sub', 'x2', 'y') + '<userTask id="outside"/>');
     await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], target.id, { x: 'outside' }), 'BP411');
+  });
+});
+
+describe('boundary events the target adds', () => {
+  const reviewModel = (boundaries: string): string => `
+    <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="sub"/>
+    <subProcess id="sub">
+      <extensionElements><camunda:inputOutput><camunda:inputParameter name="wait">PT3H</camunda:inputParameter></camunda:inputOutput></extensionElements>
+      <startEvent id="s1"/><sequenceFlow id="g1" sourceRef="s1" targetRef="review"/>
+      <userTask id="review"/><sequenceFlow id="g2" sourceRef="review" targetRef="e1"/><endEvent id="e1"/>${boundaries}
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="sub" targetRef="end"/><endEvent id="end"/>`;
+  const late = `
+      <boundaryEvent id="late" attachedToRef="review"><timerEventDefinition><timeDuration>\${wait}</timeDuration></timerEventDefinition></boundaryEvent>
+      <sequenceFlow id="g3" sourceRef="late" targetRef="escalated"/><userTask id="escalated"/>
+      <sequenceFlow id="g4" sourceRef="escalated" targetRef="e2"/><endEvent id="e2"/>`;
+  const withdrawn = `
+      <boundaryEvent id="withdrawn" attachedToRef="review" cancelActivity="false"><messageEventDefinition messageRef="m_withdrawn"/></boundaryEvent>
+      <sequenceFlow id="g5" sourceRef="withdrawn" targetRef="e3"/><endEvent id="e3"/>`;
+
+  test('a timer and a message boundary added to a waiting task are armed over what the task sees; the timer fires and interrupts it', async () => {
+    await deployProcess(designer, 'added_boundaries', reviewModel(''));
+    const inst = await start(admin, 'added_boundaries', { n: 2 });
+    expect(await subscriptions(db.root, inst.id)).toEqual([]);
+    const v2b = await deployDefs(designer, 'added_boundaries', '<message id="m_withdrawn" name="withdrawn"/>', reviewModel(late + withdrawn));
+    const before = Date.now();
+    expect(await migrate(admin, [inst.id], v2b.id)).toBe(1);
+    const subs = await subscriptions(db.root, inst.id);
+    expect(subs.map((s) => [s.element_id, s.kind, s.name, s.interrupting])).toEqual([
+      ['late', 'timer', null, true],
+      ['withdrawn', 'message', 'withdrawn', false],
+    ]);
+    const [review] = (await userTasks(db.root, inst.id)).filter((t) => t.element_id === 'review');
+    expect(subs.every((s) => s.token_id === review.id)).toBe(true);
+    // ${wait}: the subprocess's local PT3H
+    const due = new Date(subs[0].due_at as unknown as string).getTime();
+    expect(Math.abs(due - (before + 3 * 3600_000))).toBeLessThan(60_000);
+    expect((await job(db.root, `bpm-timer:${subs[0].id}`))?.task_identifier).toBe('bpm_fire_timer');
+    // migrating again arms nothing twice
+    expect(await migrate(admin, [inst.id], v2b.id)).toBe(1);
+    expect(await subscriptions(db.root, inst.id)).toHaveLength(2);
+    // the timer is real: due now, it fires and interrupts the task
+    await db.root.query(`update bpm.event_subscription set due_at = now() where id = $1`, [subs[0].id]);
+    const engine = await db.connectAs({ role: 'bpm_engine', tenant: T });
+    await engine.query('select bpm.fire_timer($1)', [subs[0].id]);
+    await engine.end();
+    const tasks = await userTasks(db.root, inst.id);
+    expect(tasks.map((t) => [t.element_id, t.state])).toEqual(expect.arrayContaining([['review', 'cancelled'], ['escalated', 'open']]));
+    expect(await subscriptions(db.root, inst.id)).toEqual([]);
   });
 });
 
