@@ -133,8 +133,12 @@ export function checkCompensationThrows(ctx: ProcessCtx): void {
     if (activity === undefined) continue; // refused itself
     if (!ACTIVITY_TYPES.has(activity.type) || activity.triggeredByEvent === true) {
       problem(ctx, node.id, `activityRef "${target}" is ${activity.triggeredByEvent === true ? 'an event subprocess' : `a ${xmlName(`bpmn:${activity.type}`)}`}, not an activity with a compensation boundary event`);
-    } else if (!hasCompensationBoundary(ctx, target)) {
-      problem(ctx, node.id, `activityRef "${target}" has no compensation boundary event; only activities with a compensation handler can be compensated`);
+    } else if (hasCompensationBoundary(ctx, target)) {
+      continue;
+    } else if (activity.type === 'subProcess' && activity.loop === undefined && hasCompensationInside(ctx, target)) {
+      continue; // a subprocess without a handler of its own: what completed inside it is compensated
+    } else {
+      problem(ctx, node.id, `activityRef "${target}" has no compensation boundary event; only activities with a compensation handler (or subprocesses with such activities inside) can be compensated`);
     }
   }
 }
@@ -142,6 +146,17 @@ export function checkCompensationThrows(ctx: ProcessCtx): void {
 /** Whether a compensation boundary event is attached to `activity` (valid or not: its own problems are reported with it). */
 function hasCompensationBoundary(ctx: ProcessCtx, activity: string): boolean {
   return Object.values(ctx.nodes).some((n) => n.type === 'boundaryEvent' && n.attachedTo === activity && n.event?.kind === 'compensate');
+}
+
+/** Whether an activity inside `subprocess` (at any depth) has a compensation boundary event. */
+function hasCompensationInside(ctx: ProcessCtx, subprocess: string): boolean {
+  return Object.values(ctx.nodes).some((n) => {
+    if (n.type !== 'boundaryEvent' || n.event?.kind !== 'compensate' || n.attachedTo === undefined) return false;
+    for (let scope = ctx.scopeOf.get(n.attachedTo) ?? null; scope !== null; scope = ctx.scopeOf.get(scope) ?? null) {
+      if (scope === subprocess) return true;
+    }
+    return false;
+  });
 }
 
 /** A transaction with cancel end events needs a cancel boundary event; a cancel boundary event without cancel end events never fires. */

@@ -24,4 +24,5 @@ alter table bpm.process_instance add constraint process_instance_root_of_called
 --!include api/events.sql
 --!include elements/task_deadlines.sql
 --!include instance/migrate.sql
+--!include elements/compensation.sql
 --!include setup/ownership.sql

@@ -321,6 +321,40 @@ describe('compensation throw events', () => {
     });
   });
 
+  test('activityRef naming a subprocess with compensable activities inside (nested compensation); a multi-instance one is refused', async () => {
+    const { process: p, warnings } = await compileOk('nested.bpmn', model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="sub"/>
+    <subProcess id="sub">
+      <startEvent id="ss"/><sequenceFlow id="g0" sourceRef="ss" targetRef="deep"/>
+      <subProcess id="deep">
+        <startEvent id="ds"/><sequenceFlow id="d0" sourceRef="ds" targetRef="inner"/>
+        <task id="inner"/><sequenceFlow id="d1" sourceRef="inner" targetRef="de"/><endEvent id="de"/>
+        ${compensation('bInner', 'inner', 'undoInner')}
+        <task id="undoInner" isForCompensation="true"/>
+      </subProcess>
+      <sequenceFlow id="g1" sourceRef="deep" targetRef="se"/><endEvent id="se"/>
+    </subProcess>
+    <sequenceFlow id="f1" sourceRef="sub" targetRef="undoSub"/>
+    <intermediateThrowEvent id="undoSub"><compensateEventDefinition activityRef="sub"/></intermediateThrowEvent>
+    <sequenceFlow id="f2" sourceRef="undoSub" targetRef="e"/><endEvent id="e"/>`));
+    expect(warnings).toEqual([]);
+    expect(node(p, 'undoSub').event).toEqual({ kind: 'compensate', activity: 'sub' });
+    expect(await problemsOf(model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="sub"/>
+    <subProcess id="sub">
+      <multiInstanceLoopCharacteristics><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics>
+      <startEvent id="ss"/><sequenceFlow id="g0" sourceRef="ss" targetRef="inner"/>
+      <task id="inner"/><sequenceFlow id="g1" sourceRef="inner" targetRef="se"/><endEvent id="se"/>
+      ${compensation('bInner', 'inner', 'undoInner')}
+      <task id="undoInner" isForCompensation="true"/>
+    </subProcess>
+    <sequenceFlow id="f1" sourceRef="sub" targetRef="undoSub"/>
+    <intermediateThrowEvent id="undoSub"><compensateEventDefinition activityRef="sub"/></intermediateThrowEvent>
+    <sequenceFlow id="f2" sourceRef="undoSub" targetRef="e"/><endEvent id="e"/>`))).toEqual([
+      'inline.bpmn: element undoSub: activityRef "sub" has no compensation boundary event; only activities with a compensation handler (or subprocesses with such activities inside) can be compensated',
+    ]);
+  });
+
   test('refused: activityRef in another scope, without compensation boundary, not an activity, unresolved; waitForCompletion="false"; compensation start and catch events', async () => {
     expect(await problemsOf(model(`
     <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="sub"/>
@@ -337,8 +371,8 @@ describe('compensation throw events', () => {
     <task id="undoOuter" isForCompensation="true"/>
     <intermediateThrowEvent id="intoSub"><compensateEventDefinition activityRef="inner"/></intermediateThrowEvent>
     <sequenceFlow id="f3" sourceRef="intoSub" targetRef="noBoundary"/>
-    <intermediateThrowEvent id="noBoundary"><compensateEventDefinition activityRef="sub"/></intermediateThrowEvent>
-    <sequenceFlow id="f4" sourceRef="noBoundary" targetRef="gateway"/>
+    <intermediateThrowEvent id="noBoundary"><compensateEventDefinition activityRef="plain"/></intermediateThrowEvent>
+    <sequenceFlow id="f4" sourceRef="noBoundary" targetRef="plain"/><task id="plain"/><sequenceFlow id="f4b" sourceRef="plain" targetRef="gateway"/>
     <intermediateThrowEvent id="gateway"><compensateEventDefinition activityRef="g"/></intermediateThrowEvent>
     <sequenceFlow id="f5" sourceRef="gateway" targetRef="g"/>
     <exclusiveGateway id="g"/><sequenceFlow id="f6" sourceRef="g" targetRef="dangling"/>
@@ -356,7 +390,7 @@ describe('compensation throw events', () => {
       'inline.bpmn: element compCatch: compensation intermediate catch events (bpmn:compensateEventDefinition) are not supported in this version',
       'inline.bpmn: element fromInside: activityRef "outer" is in process p; a compensation throw event compensates activities of its own scope (subprocess sub)',
       'inline.bpmn: element intoSub: activityRef "inner" is in subprocess sub; a compensation throw event compensates activities of its own scope (process p)',
-      'inline.bpmn: element noBoundary: activityRef "sub" has no compensation boundary event; only activities with a compensation handler can be compensated',
+      'inline.bpmn: element noBoundary: activityRef "plain" has no compensation boundary event; only activities with a compensation handler (or subprocesses with such activities inside) can be compensated',
       'inline.bpmn: element gateway: activityRef "g" is a bpmn:exclusiveGateway, not an activity with a compensation boundary event',
       'inline.bpmn: element otherProcess: activityRef "elsewhere" is not an activity of process p',
     ]);

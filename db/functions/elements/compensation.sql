@@ -1,13 +1,70 @@
 -- Compensation and transactions. A compensation throw event (or a cancel
 -- end event of a transaction) compensates the completed activities of its
 -- scope (thrown in an event subprocess: of the scope around it) that have a
--- compensation handler, most recently completed first,
+-- compensation handler, and what completed inside its completed
+-- subprocesses, most recently completed first,
 -- one handler at a time: the throw event's activity instance becomes a
 -- scope (token kind scope, data {comp: [[activity instance, handler], …]})
 -- the handlers run in. A compensated activity instance ends in state
 -- compensated, so it is compensated exactly once. When the last handler
 -- ended, the throw event is left (a cancel end event: the transaction is
 -- cancelled and its cancel boundary event taken).
+
+-- The completed compensable activity instances of a scope instance (null:
+-- the process level), latest first, as [[activity instance, handler], …]:
+-- this run's rows, then stored ones. A completed embedded subprocess without
+-- a handler of its own stands for what completed inside it (BPMN's nested
+-- compensation), expanded at its place in the order. activity: only that
+-- element of the scope (a throw's activityRef).
+create or replace function bpm_private.compensation__collect(st bpm_private.run_state, graph jsonb, scope_el text, scope_id uuid, activity text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_elements text[];
+  v_todo jsonb := '[]';
+  r record;
+begin
+  -- elements of the scope with a handler, or subprocesses with such elements inside (at any depth)
+  with recursive holders as (
+    select n.value ->> 'scope' as el from pg_catalog.jsonb_each(graph -> 'nodes') n where n.value ? 'compensation'
+    union
+    select graph -> 'nodes' -> h.el ->> 'scope' from holders h where h.el is not null
+  )
+  select array(
+    select n.key from pg_catalog.jsonb_each(graph -> 'nodes') n
+    where n.value ->> 'scope' is not distinct from compensation__collect.scope_el and (compensation__collect.activity is null or n.key = compensation__collect.activity)
+      and (n.value ? 'compensation'
+           or (n.value ->> 'type' = 'subProcess' and not n.value ? 'loop' and n.key in (select h.el from holders h where h.el is not null))))
+  into v_elements;
+  if pg_catalog.cardinality(v_elements) = 0 then
+    return v_todo;
+  end if;
+  for r in
+    select c.id, c.el from (
+      select u.id, u.el, 1 as run, null::timestamptz as ended, u.ord as seq
+      from unnest(st.a_id, st.a_el, st.a_state, st.a_scope) with ordinality as u(id, el, state, scope, ord)
+      where u.state = 'completed' and u.el = any(v_elements) and u.scope is not distinct from compensation__collect.scope_id
+      union all
+      select a.id, a.element_id, 0, a.ended_at, a.seq from bpm.activity_instance a
+      where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.state = 'completed'
+        and a.element_id = any(v_elements) and a.scope_id is not distinct from compensation__collect.scope_id
+        and not (a.id = any(st.a_id))
+    ) c
+    order by c.run desc, c.ended desc, c.seq desc
+  loop
+    if graph -> 'nodes' -> r.el ? 'compensation' then
+      v_todo := v_todo || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(r.id, graph -> 'nodes' -> r.el ->> 'compensation'));
+    else
+      v_todo := v_todo || bpm_private.compensation__collect(st, graph, r.el, r.id, null);
+    end if;
+  end loop;
+  return v_todo;
+end;
+$$;
+comment on function bpm_private.compensation__collect(bpm_private.run_state, jsonb, text, uuid, text) is E'The completed compensable activity instances of a scope instance, latest first, with what completed inside completed subprocesses expanded in place.';
 
 create or replace function bpm_private.compensation__start(st bpm_private.run_state, graph jsonb, node jsonb, id uuid)
 returns bpm_private.run_state
@@ -18,36 +75,18 @@ as $$
 declare
   v_scope uuid := st.cur_scope;
   v_scope_el text := node ->> 'scope';
-  v_elements text[];
-  v_todo jsonb;
 begin
   if coalesce((graph -> 'nodes' -> v_scope_el ->> 'triggeredByEvent')::boolean, false) then
     -- thrown in an event subprocess: it compensates the scope the event subprocess runs in
     v_scope := st.l_parent[pg_catalog.array_position(st.l_id, st.cur_scope)];
     v_scope_el := graph -> 'nodes' -> v_scope_el ->> 'scope';
   end if;
-  -- the compensable elements of that scope (or the one the throw names)
-  v_elements := array(select n.key from pg_catalog.jsonb_each(graph -> 'nodes') n
-    where n.value ? 'compensation' and n.value ->> 'scope' is not distinct from v_scope_el
-      and (node -> 'event' ->> 'activity' is null or n.key = node -> 'event' ->> 'activity'));
-  -- completed instances of them, latest first: this run's, then stored ones
-  select coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.id, graph -> 'nodes' -> c.el ->> 'compensation') order by c.run desc, c.ended desc, c.seq desc), '[]')
-  into v_todo
-  from (
-    select u.id, u.el, 1 as run, null::timestamptz as ended, u.ord as seq
-    from unnest(st.a_id, st.a_el, st.a_state, st.a_scope) with ordinality as u(id, el, state, scope, ord)
-    where u.state = 'completed' and u.el = any(v_elements) and u.scope is not distinct from v_scope
-    union all
-    select a.id, a.element_id, 0, a.ended_at, a.seq from bpm.activity_instance a
-    where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.state = 'completed'
-      and a.element_id = any(v_elements) and a.scope_id is not distinct from v_scope
-      and not (a.id = any(st.a_id))
-  ) c;
-  st := bpm_private.scope__add(st, id, node ->> 'id', 'scope', pg_catalog.jsonb_build_object('vars', '{}'::jsonb, 'comp', v_todo));
+  st := bpm_private.scope__add(st, id, node ->> 'id', 'scope', pg_catalog.jsonb_build_object('vars', '{}'::jsonb,
+    'comp', bpm_private.compensation__collect(st, graph, v_scope_el, v_scope, node -> 'event' ->> 'activity')));
   return bpm_private.compensation__next(st, graph, id);
 end;
 $$;
-comment on function bpm_private.compensation__start(bpm_private.run_state, jsonb, jsonb, uuid) is E'A compensation throw (or cancel end event) starts compensating its scope''s completed compensable activities, latest first.';
+comment on function bpm_private.compensation__start(bpm_private.run_state, jsonb, jsonb, uuid) is E'A compensation throw (or cancel end event) starts compensating its scope''s completed compensable activities, latest first (nested ones of completed subprocesses included).';
 
 -- Runs the next handler of a compensation, or ends it.
 create or replace function bpm_private.compensation__next(st bpm_private.run_state, graph jsonb, comp_id uuid)

@@ -113,3 +113,59 @@ test('a compensation throw in an event subprocess compensates the scope the even
   expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
   expect(await activityStates(instance.id, ['charge'])).toEqual({ charge: ['compensated'] });
 });
+
+describe('nested compensation', () => {
+  // book (sub: hotel → flight, each with a handler) → charge (handler refund) → compensate all → after
+  const trip = (throwRef = '') => `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="book"/>
+    <subProcess id="book">
+      <startEvent id="bs"/><sequenceFlow id="b1" sourceRef="bs" targetRef="hotel"/>
+      <task id="hotel"/><sequenceFlow id="b2" sourceRef="hotel" targetRef="flight"/>
+      <task id="flight"/><sequenceFlow id="b3" sourceRef="flight" targetRef="be"/><endEvent id="be"/>
+      <boundaryEvent id="hotelComp" attachedToRef="hotel"><compensateEventDefinition/></boundaryEvent>
+      <userTask id="cancelHotel" isForCompensation="true"/>
+      <association id="a1" sourceRef="hotelComp" targetRef="cancelHotel" associationDirection="One"/>
+      <boundaryEvent id="flightComp" attachedToRef="flight"><compensateEventDefinition/></boundaryEvent>
+      <userTask id="cancelFlight" isForCompensation="true"/>
+      <association id="a2" sourceRef="flightComp" targetRef="cancelFlight" associationDirection="One"/>
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="book" targetRef="charge"/>
+    <task id="charge"/>
+    <boundaryEvent id="chargeComp" attachedToRef="charge"><compensateEventDefinition/></boundaryEvent>
+    <userTask id="refund" isForCompensation="true"/>
+    <association id="a3" sourceRef="chargeComp" targetRef="refund" associationDirection="One"/>
+    <sequenceFlow id="f3" sourceRef="charge" targetRef="undo"/>
+    <intermediateThrowEvent id="undo"><compensateEventDefinition${throwRef}/></intermediateThrowEvent>
+    <sequenceFlow id="f4" sourceRef="undo" targetRef="after"/>
+    <userTask id="after"/><sequenceFlow id="f5" sourceRef="after" targetRef="e"/><endEvent id="e"/>`;
+
+  async function runHandlers(instanceId: string): Promise<string[]> {
+    const ran: string[] = [];
+    for (;;) {
+      const open = (await userTasks(as.admin, instanceId)).filter((t) => t.state === 'open');
+      expect(open.length).toBeLessThanOrEqual(1); // one handler at a time
+      if (open.length === 0 || open[0].element_id === 'after') return ran;
+      ran.push(open[0].element_id);
+      await completeTask(as.admin, open[0].id);
+    }
+  }
+
+  test('compensating the process compensates the activities inside a completed subprocess, latest first, after the later ones', async () => {
+    await deployProcess(as.admin, 'scopes_comp_nested', trip());
+    const instance = await startProcess(as.admin, 'scopes_comp_nested');
+    expect(await runHandlers(instance.id)).toEqual(['refund', 'cancelFlight', 'cancelHotel']);
+    expect((await openTask(as.admin, instance.id, 'after'))).toBeDefined();
+    expect(await activityStates(instance.id, ['hotel', 'flight', 'charge', 'book'])).toEqual({
+      book: ['completed'], hotel: ['compensated'], flight: ['compensated'], charge: ['compensated'],
+    });
+  });
+
+  test('a throw naming the completed subprocess compensates only what ran inside it', async () => {
+    await deployProcess(as.admin, 'scopes_comp_nested_ref', trip(' activityRef="book"'));
+    const instance = await startProcess(as.admin, 'scopes_comp_nested_ref');
+    expect(await runHandlers(instance.id)).toEqual(['cancelFlight', 'cancelHotel']);
+    expect(await activityStates(instance.id, ['hotel', 'flight', 'charge'])).toEqual({
+      hotel: ['compensated'], flight: ['compensated'], charge: ['completed'],
+    });
+  });
+});
