@@ -182,12 +182,14 @@ end;
 $$;
 comment on function bpm_private.migration__apply(text, uuid[], uuid, text[], text[], text[], text[], boolean[]) is E'Moves locked instances to the target definition with a validated plan (set-based) and records instanceMigrated per instance.';
 
--- Boundary events the target adds to activities that already wait (a timer
--- that v2 puts on a task, say) are armed as if the activity had just been
--- entered: their spec is evaluated over what the activity sees (instance
--- variables and its scopes' locals) and their timers are scheduled. Boundary
--- events that were already subscribed keep their subscription (mapped).
-create or replace function bpm_private.migration__arm_boundaries(tenant_id text, ids uuid[], target bpm.process_definition)
+-- Events the target adds are armed as if their host had just been entered:
+-- message, signal and timer boundary events on activities that already wait,
+-- and event subprocesses of the process or of running subprocess instances
+-- (not of a scope where an interrupting event subprocess runs: it closed the
+-- others). Their spec is evaluated over what the host sees (instance
+-- variables and scope locals) and timers are scheduled. What was subscribed
+-- already keeps its (mapped) subscription.
+create or replace function bpm_private.migration__arm_added_events(tenant_id text, ids uuid[], target bpm.process_definition)
 returns void
 language plpgsql
 volatile
@@ -196,30 +198,55 @@ as $$
 declare
   v_graph jsonb := bpm_private.graph__in_memory(target.graph);
   st bpm_private.run_state;
-  v_boundary jsonb;
+  v_event jsonb;
   r record;
 begin
   for r in
-    select i.id as instance_id, i.variables, i.business_key, a.id as host_id, a.scope_id, v_graph -> 'nodes' -> a.element_id -> 'boundary' as boundary,
+    with hosts as (
+      -- activities and their boundary events (seen from the activity's scope)
+      select a.instance_id, a.id as host_id, a.scope_id as var_scope, a.id as var_token, v_graph -> 'nodes' -> a.element_id -> 'boundary' as events, false as esp
+      from bpm.activity_instance a
+      where a.tenant_id = migration__arm_added_events.tenant_id and a.instance_id = any(ids) and a.state = 'active'
+        and v_graph -> 'nodes' -> a.element_id ? 'boundary'
+      union all
+      -- running subprocess instances and their event subprocesses (seen from inside)
+      select a.instance_id, a.id, a.id, null, v_graph -> 'nodes' -> a.element_id -> 'eventSubprocesses', true
+      from bpm.activity_instance a
+      where a.tenant_id = migration__arm_added_events.tenant_id and a.instance_id = any(ids) and a.state = 'active'
+        and v_graph -> 'nodes' -> a.element_id ? 'eventSubprocesses'
+      union all
+      -- the process level
+      select u.id, u.id, null, null, v_graph -> 'eventSubprocesses', true
+      from unnest(ids) as u(id) where v_graph ? 'eventSubprocesses'
+    )
+    select h.*, i.variables, i.business_key,
       coalesce((select array_agg(s.element_id) from bpm.event_subscription s
-                where s.tenant_id = migration__arm_boundaries.tenant_id and s.instance_id = i.id and s.token_id = a.id), '{}') as armed
-    from bpm.activity_instance a
-    join bpm.process_instance i on i.tenant_id = a.tenant_id and i.id = a.instance_id
-    where a.tenant_id = migration__arm_boundaries.tenant_id and a.instance_id = any(ids) and a.state = 'active'
-      and pg_catalog.jsonb_array_length(coalesce(v_graph -> 'nodes' -> a.element_id -> 'boundary', '[]')) > 0
-    order by i.id, a.id
+                where s.tenant_id = migration__arm_added_events.tenant_id and s.instance_id = h.instance_id and s.token_id = h.host_id), '{}') as armed
+    from hosts h join bpm.process_instance i on i.tenant_id = migration__arm_added_events.tenant_id and i.id = h.instance_id
+    where not (h.esp and exists (
+      select 1 from bpm.activity_instance e
+      where e.tenant_id = migration__arm_added_events.tenant_id and e.instance_id = h.instance_id and e.state = 'active'
+        and e.scope_id is not distinct from case when h.host_id = h.instance_id then null else h.host_id end
+        and coalesce((v_graph -> 'nodes' -> e.element_id ->> 'triggeredByEvent')::boolean, false)
+        and coalesce((v_graph -> 'nodes' -> (v_graph -> 'nodes' -> e.element_id ->> 'start') ->> 'interrupting')::boolean, true)))
+    order by h.instance_id, h.host_id
   loop
     st := bpm_private.run__begin(tenant_id, r.instance_id, r.variables, false, target.inclusive_joins);
     st.business_key := r.business_key;
-    if r.scope_id is not null then
-      st := bpm_private.scope__load(st, r.scope_id);
-      st.variables := bpm_private.scope__variables(st, r.scope_id, r.host_id);
+    if r.var_scope is not null then
+      st := bpm_private.scope__load(st, r.var_scope);
+      st.variables := bpm_private.scope__variables(st, r.var_scope, r.var_token);
     end if;
-    for v_i in 0 .. pg_catalog.jsonb_array_length(r.boundary) - 1 loop
-      v_boundary := v_graph -> 'nodes' -> (r.boundary ->> v_i);
-      continue when coalesce(v_boundary -> 'event' ->> 'kind', 'error') not in ('message', 'signal', 'timer')
-        or (r.boundary ->> v_i) = any(r.armed);
-      st := bpm_private.subscription__add(st, r.host_id, bpm_private.subscription__spec(v_boundary, st.variables, st.business_key));
+    for v_i in 0 .. pg_catalog.jsonb_array_length(r.events) - 1 loop
+      -- a boundary event itself, or an event subprocess's start event
+      v_event := v_graph -> 'nodes' -> (r.events ->> v_i);
+      if r.esp then
+        v_event := v_graph -> 'nodes' -> (v_event ->> 'start');
+      end if;
+      continue when coalesce(v_event -> 'event' ->> 'kind', 'error') not in ('message', 'signal', 'timer')
+        or (v_event ->> 'id') = any(r.armed);
+      st := bpm_private.subscription__add(st, r.host_id, bpm_private.subscription__spec(v_event, st.variables, st.business_key)
+        || case when r.esp then pg_catalog.jsonb_build_object('interrupting', coalesce((v_event ->> 'interrupting')::boolean, true)) else '{}' end);
     end loop;
     if pg_catalog.cardinality(st.s_token) > 0 then
       perform bpm_private.run__flush_subscriptions(st);
@@ -227,7 +254,7 @@ begin
   end loop;
 end;
 $$;
-comment on function bpm_private.migration__arm_boundaries(text, uuid[], bpm.process_definition) is E'Arms the message, signal and timer boundary events a migration''s target adds to activities that already wait.';
+comment on function bpm_private.migration__arm_added_events(text, uuid[], bpm.process_definition) is E'Arms the message, signal and timer boundary events and event subprocesses a migration''s target adds to what already runs.';
 
 create or replace function bpm.migrate_process_instances(instance_ids uuid[], target_definition_id uuid, element_mapping jsonb default '{}')
 returns int
@@ -288,8 +315,8 @@ begin
   -- ===== MIGRATE: validate the whole mapping first, then move everything at once
   v_plan := bpm_private.migration__plan(v_tenant, v_ids, v_defs, v_target, v_mapping);
   v_count := bpm_private.migration__apply(v_tenant, v_ids, v_target.id, v_plan.src, v_plan.tgt, v_plan.typ, v_plan.topic, v_plan.interrupting);
-  perform bpm_private.migration__arm_boundaries(v_tenant, v_ids, v_target);
+  perform bpm_private.migration__arm_added_events(v_tenant, v_ids, v_target);
   return v_count;
 end;
 $$;
-comment on function bpm.migrate_process_instances(uuid[], uuid, jsonb) is E'Migrates running (active or suspended) instances to another version of their process (same key), all or none, and returns how many were migrated. element_mapping maps source element ids to target element ids; an element missing from it keeps its id, which the target must have. Every element something waits at (tasks, tokens, event subscriptions) must map to an element of the same kind (user task, external task, the same kind of catch or boundary event, the same gateway type, subprocess, call activity) in the mapped scope. Tasks keep their ids and assignees (external tasks take the target''s topic), subscriptions their names and due times, the instance its variables; history keeps the old element ids; each instance records instanceMigrated. Message, signal and timer boundary events the target adds to a waiting activity are armed. Errors: BP102 an instance not found, BP110 target not found, BP201 an instance ended, BP412 another process key, BP410 a token would be lost, BP411 incompatible element, BP112 mapped to an unknown element, BP401 malformed arguments. Roles: bpm_admin.';
+comment on function bpm.migrate_process_instances(uuid[], uuid, jsonb) is E'Migrates running (active or suspended) instances to another version of their process (same key), all or none, and returns how many were migrated. element_mapping maps source element ids to target element ids; an element missing from it keeps its id, which the target must have. Every element something waits at (tasks, tokens, event subscriptions) must map to an element of the same kind (user task, external task, the same kind of catch or boundary event, the same gateway type, subprocess, call activity) in the mapped scope. Tasks keep their ids and assignees (external tasks take the target''s topic), subscriptions their names and due times, the instance its variables; history keeps the old element ids; each instance records instanceMigrated. Message, signal and timer boundary events and event subprocesses the target adds to what already runs are armed. Errors: BP102 an instance not found, BP110 target not found, BP201 an instance ended, BP412 another process key, BP410 a token would be lost, BP411 incompatible element, BP112 mapped to an unknown element, BP401 malformed arguments. Roles: bpm_admin.';

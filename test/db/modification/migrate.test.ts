@@ -227,6 +227,58 @@ describe('boundary events the target adds', () => {
   });
 });
 
+describe('event subprocesses the target adds', () => {
+  const model = (esps: { process?: string; sub?: string }): string => `
+    <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="sub"/>
+    <subProcess id="sub">
+      <extensionElements><camunda:inputOutput><camunda:inputParameter name="wait">PT2H</camunda:inputParameter></camunda:inputOutput></extensionElements>
+      <startEvent id="s1"/><sequenceFlow id="g1" sourceRef="s1" targetRef="review"/>
+      <userTask id="review"/><sequenceFlow id="g2" sourceRef="review" targetRef="e1"/><endEvent id="e1"/>${esps.sub ?? ''}
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="sub" targetRef="end"/><endEvent id="end"/>${esps.process ?? ''}`;
+  const onNote = `
+    <subProcess id="onNote" triggeredByEvent="true">
+      <startEvent id="noteStart" isInterrupting="false"><messageEventDefinition messageRef="m_note"/></startEvent>
+      <sequenceFlow id="n1" sourceRef="noteStart" targetRef="readNote"/><userTask id="readNote"/>
+      <sequenceFlow id="n2" sourceRef="readNote" targetRef="noteEnd"/><endEvent id="noteEnd"/>
+    </subProcess>`;
+  const onTimeout = `
+      <subProcess id="onTimeout" triggeredByEvent="true">
+        <startEvent id="timeoutStart"><timerEventDefinition><timeDuration>\${wait}</timeDuration></timerEventDefinition></startEvent>
+        <sequenceFlow id="t1" sourceRef="timeoutStart" targetRef="escalate"/><userTask id="escalate"/>
+        <sequenceFlow id="t2" sourceRef="escalate" targetRef="timeoutEnd"/><endEvent id="timeoutEnd"/>
+      </subProcess>`;
+
+  test('a message event subprocess of the process and a timer event subprocess of a running subprocess are armed; both fire', async () => {
+    await deployProcess(designer, 'added_esps', model({}));
+    const inst = await start(admin, 'added_esps', {});
+    const v2e = await deployDefs(designer, 'added_esps', '<message id="m_note" name="note"/>', model({ process: onNote, sub: onTimeout }));
+    const before = Date.now();
+    expect(await migrate(admin, [inst.id], v2e.id)).toBe(1);
+    const subs = await subscriptions(db.root, inst.id);
+    expect(subs.map((s) => [s.element_id, s.kind, s.name, s.interrupting])).toEqual([
+      ['noteStart', 'message', 'note', false],
+      ['timeoutStart', 'timer', null, true],
+    ]);
+    const [scope] = await all<{ id: string }>(db.root, `select id from bpm.activity_instance where instance_id = $1 and element_id = 'sub'`, [inst.id]);
+    expect(subs.map((s) => s.token_id)).toEqual([inst.id, scope.id]);
+    // the timer sees the subprocess's local wait = PT2H
+    expect(Math.abs(new Date(subs[1].due_at as unknown as string).getTime() - (before + 2 * 3600_000))).toBeLessThan(60_000);
+    expect(await migrate(admin, [inst.id], v2e.id)).toBe(1);
+    expect(await subscriptions(db.root, inst.id)).toHaveLength(2);
+    // the message starts the non-interrupting one beside the task
+    await admin.query(`select bpm.correlate_message('note', null)`);
+    expect((await userTasks(db.root, inst.id)).filter((t) => t.state === 'open').map((t) => t.element_id).sort()).toEqual(['readNote', 'review']);
+    // the timer interrupts the subprocess
+    await db.root.query(`update bpm.event_subscription set due_at = now() where id = $1`, [subs[1].id]);
+    const engine = await db.connectAs({ role: 'bpm_engine', tenant: T });
+    await engine.query('select bpm.fire_timer($1)', [subs[1].id]);
+    await engine.end();
+    const tasks = await userTasks(db.root, inst.id);
+    expect(tasks.map((t) => [t.element_id, t.state]).sort()).toEqual([['escalate', 'open'], ['readNote', 'open'], ['review', 'cancelled']]);
+  });
+});
+
 describe('refusals leave everything as it was', () => {
   let inst: InstanceRow;
   beforeAll(async () => {
