@@ -68,3 +68,23 @@ export function sqlState(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
+
+/** SQLSTATEs of a call PostgreSQL aborted because it met another in a lock cycle or a serialization conflict: it changed nothing, calling again is safe. */
+const TRANSIENT_STATES = new Set(['40P01', '40001']);
+
+/**
+ * Runs `call` again (up to `attempts` times in all, after 10-60 ms) while it
+ * fails with a transient SQLSTATE (deadlock, serialization failure); any
+ * other error, or the last transient one, is thrown.
+ */
+export async function retryTransient<T>(call: () => Promise<T>, attempts = 4): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (e) {
+      const code = sqlState(e);
+      if (attempt >= attempts || code === undefined || !TRANSIENT_STATES.has(code)) throw e;
+      await new Promise((resolve) => setTimeout(resolve, 10 + Math.floor(Math.random() * 50)));
+    }
+  }
+}

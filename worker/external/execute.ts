@@ -5,7 +5,7 @@
  * task available again (at-least-once).
  */
 import type pg from 'pg';
-import { errorMessage, isBpmnError, isNonRetryable, sqlState, type Variables } from '../errors';
+import { errorMessage, isBpmnError, isNonRetryable, retryTransient, sqlState, type Variables } from '../errors';
 import type { ResolvedHandler } from '../handlers';
 import { taskLogger, type Logger } from '../logger';
 import { withTenant } from '../engine-pool';
@@ -99,7 +99,8 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
     failExternalTask(client, task.id, deps.workerId, message, left, delay);
 
   try {
-    return await withTenant(deps.pool, task.tenant_id, async (client) => {
+    // the result is in hand: a report aborted by a deadlock is sent again, not the handler run again
+    return await retryTransient(() => withTenant(deps.pool, task.tenant_id, async (client) => {
       if (result.kind === 'ok') {
         await completeExternalTask(client, task.id, deps.workerId, result.variables);
         log.debug('completed');
@@ -123,7 +124,7 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
       if (left === 0) log.error({ err: describeFailure(error) }, 'failed; no retries left: incident raised');
       else log.warn({ err: describeFailure(error), retriesLeft: left, retryInMs: delay }, 'failed; will be retried');
       return 'failed';
-    });
+    }));
   } catch (e) {
     const code = sqlState(e);
     const lost = code ? LOST_TASK_STATES[code] : undefined;
