@@ -184,17 +184,35 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   for (const node of Object.values(ctx.nodes)) checkNodeFlows(ctx, node);
   checkStart(ctx, proc);
   computeUpstream(ctx);
+  const ttl = historyTimeToLive(ctx, proc);
 
   if (file.problems.length > before) return null;
   const graph: Omit<CompiledGraph, 'nodes' | 'flows'> = { start: scope.noneStarts[0] ?? null };
   if (scope.eventStarts.length > 0) graph.eventStarts = scope.eventStarts;
   if (scope.eventSubprocesses.length > 0) graph.eventSubprocesses = scope.eventSubprocesses;
-  return {
+  const compiled: CompiledProcess = {
     key: processId,
     name: nonEmpty(str(proc, 'name')),
     versionTag: processVersionTag(proc),
     graph: { ...graph, nodes: ctx.nodes, flows: ctx.flows },
   };
+  if (ttl !== null) compiled.historyTimeToLive = ttl;
+  return compiled;
+}
+
+/**
+ * camunda:historyTimeToLive: days, as a whole number ("180") or an ISO 8601
+ * duration in days ("P180D"), as Camunda 7 takes it; compiled to P<n>D.
+ */
+function historyTimeToLive(ctx: ProcessCtx, proc: XNode): string | null {
+  const raw = nonEmpty(str(proc, 'camunda:historyTimeToLive'));
+  if (raw === null) return null;
+  const days = /^\d{1,6}$/.test(raw) ? raw : /^P(\d{1,6})D$/.exec(raw)?.[1];
+  if (days === undefined) {
+    problem(ctx, ctx.processId, `camunda:historyTimeToLive="${raw}" is not a number of days (a whole number such as 180, or P180D)`);
+    return null;
+  }
+  return `P${Number(days)}D`;
 }
 
 /** Container elements whose flow elements are compiled as a scope. */
@@ -244,7 +262,7 @@ function compileScope(ctx: ProcessCtx, container: XNode): void {
   }
 }
 
-const PROCESS_CONSUMES: ReadonlySet<string> = new Set(['camunda:versionTag', 'zeebe:VersionTag']);
+const PROCESS_CONSUMES: ReadonlySet<string> = new Set(['camunda:versionTag', 'camunda:historyTimeToLive', 'zeebe:VersionTag']);
 
 function processVersionTag(proc: XNode): string | null {
   const camunda = nonEmpty(str(proc, 'camunda:versionTag'));

@@ -330,6 +330,12 @@ export interface CompiledProcess {
   key: string;
   name: string | null;
   versionTag: string | null;
+  /**
+   * How long the history of an ended instance is kept (camunda:historyTimeToLive:
+   * a number of days, or P<n>D), as an ISO 8601 duration (P<n>D); absent: no
+   * time to live of its own (cleanup_history's default applies).
+   */
+  historyTimeToLive?: string;
   graph: CompiledGraph;
 }
 

@@ -14,8 +14,12 @@
  *   PGBPM_WORKER_SHUTDOWN_TIMEOUT  how long a stop waits for handlers in flight (30s)
  *   PGBPM_JOB_CONCURRENCY          graphile-worker jobs in flight (4)
  *   PGBPM_JOB_POLL_INTERVAL        graphile-worker's poll for jobs that became due (500ms)
+ *   PGBPM_HISTORY_TTL              history kept after an instance ends, for definitions
+ *                                  without camunda:historyTimeToLive (none: kept)
+ *   PGBPM_EVENT_RETENTION          event log rows kept this long (30d; "none": kept)
+ *   PGBPM_CLEANUP_INTERVAL         time between a tenant's history cleanups (1h)
  *
- * Durations: milliseconds, or a number with ms, s, min or h.
+ * Durations: milliseconds, or a number with ms, s, min, h or d.
  *
  * The job defaults are chosen so that a due timer fires within a second
  * (npm run bench:timers measures it). graphile-worker finds jobs that become
@@ -32,6 +36,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { WorkerConfigError } from './errors';
+import { HISTORY_DEFAULTS, type HistorySettings } from './tasks';
 
 export interface WorkerConfig {
   /** Handler module path, or null: no external-task handlers. */
@@ -48,6 +53,7 @@ export interface WorkerConfig {
   shutdownTimeoutMs: number;
   jobConcurrency: number;
   jobPollIntervalMs: number;
+  history: HistorySettings;
 }
 
 export const WORKER_DEFAULTS = {
@@ -61,13 +67,14 @@ export const WORKER_DEFAULTS = {
   shutdownTimeoutMs: 30_000,
   jobConcurrency: 4,
   jobPollIntervalMs: 500,
+  history: HISTORY_DEFAULTS,
 } as const;
 
-/** Milliseconds of "250", "250ms", "10s", "5min" or "1h". */
+/** Milliseconds of "250", "250ms", "10s", "5min", "1h" or "30d". */
 export function parseDurationMs(raw: string, name: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)?\s*$/.exec(raw);
-  if (!match) throw new WorkerConfigError(`${name} must be milliseconds or a number with ms, s, min or h, got "${raw}"`);
-  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[match[2] ?? 'ms'] ?? 1;
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?\s*$/.exec(raw);
+  if (!match) throw new WorkerConfigError(`${name} must be milliseconds or a number with ms, s, min, h or d, got "${raw}"`);
+  const factor = { ms: 1, s: 1000, min: 60_000, h: 3_600_000, d: 86_400_000 }[match[2] ?? 'ms'] ?? 1;
   return Math.round(Number(match[1]) * factor);
 }
 
@@ -107,6 +114,12 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
     const raw = pick(name);
     return raw === undefined ? fallback : parseDurationMs(raw, name);
   };
+  // a duration, or "none" (kept forever)
+  const optionalDuration = (name: string, fallback: number | null): number | null => {
+    const raw = pick(name);
+    if (raw === undefined) return fallback;
+    return raw.trim().toLowerCase() === 'none' ? null : parseDurationMs(raw, name);
+  };
   const integer = (name: string, fallback: number, parse: (raw: string, name: string) => number): number => {
     const raw = pick(name);
     return raw === undefined ? fallback : parse(raw, name);
@@ -129,7 +142,13 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
     shutdownTimeoutMs: duration('PGBPM_WORKER_SHUTDOWN_TIMEOUT', WORKER_DEFAULTS.shutdownTimeoutMs),
     jobConcurrency: integer('PGBPM_JOB_CONCURRENCY', WORKER_DEFAULTS.jobConcurrency, positiveInteger),
     jobPollIntervalMs: duration('PGBPM_JOB_POLL_INTERVAL', WORKER_DEFAULTS.jobPollIntervalMs),
+    history: {
+      defaultTtlMs: optionalDuration('PGBPM_HISTORY_TTL', HISTORY_DEFAULTS.defaultTtlMs),
+      eventRetentionMs: optionalDuration('PGBPM_EVENT_RETENTION', HISTORY_DEFAULTS.eventRetentionMs),
+      intervalMs: duration('PGBPM_CLEANUP_INTERVAL', HISTORY_DEFAULTS.intervalMs),
+    },
   };
+  if (config.history.intervalMs < 1000) throw new WorkerConfigError('PGBPM_CLEANUP_INTERVAL must be at least 1s');
   if (config.batchSize > 1000) throw new WorkerConfigError(`PGBPM_WORKER_BATCH must be at most 1000, got ${config.batchSize}`);
   if (config.lockDurationMs < 1) throw new WorkerConfigError('PGBPM_WORKER_LOCK_DURATION must be positive');
   if (config.jobPollIntervalMs < 1) throw new WorkerConfigError('PGBPM_JOB_POLL_INTERVAL must be positive');

@@ -82,7 +82,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       pools.push(pool);
       jobRunner = await startJobRunner({
         pool,
-        taskList: defaultTaskList(options.tasks),
+        taskList: defaultTaskList(options.tasks, config.history),
         concurrency: config.jobConcurrency,
         pollIntervalMs: config.jobPollIntervalMs,
         logger,

@@ -25,4 +25,28 @@ alter table bpm.process_instance add constraint process_instance_root_of_called
 --!include elements/task_deadlines.sql
 --!include instance/migrate.sql
 --!include elements/compensation.sql
+-- History retention (api/history.sql): a time to live per definition
+-- (camunda:historyTimeToLive), an index over ended call-tree roots per
+-- definition, the result type of bpm.cleanup_history, and a cleanup job for
+-- every tenant that has deployed something.
+alter table bpm.process_definition add column if not exists history_ttl interval;
+comment on column bpm.process_definition.history_ttl is E'How long the history of an ended instance of this definition is kept (camunda:historyTimeToLive); null: cleanup_history''s default_ttl applies (none: kept).';
+alter table bpm.process_definition drop constraint if exists process_definition_history_ttl_not_negative;
+alter table bpm.process_definition add constraint process_definition_history_ttl_not_negative check (history_ttl >= interval '0');
+create index if not exists process_instance_ended_idx on bpm.process_instance (tenant_id, definition_id, ended_at)
+  where ended_at is not null and root_instance_id is null;
+drop type if exists bpm.history_cleanup cascade;
+create type bpm.history_cleanup as (instances int, activities int, events int);
+comment on type bpm.history_cleanup is E'What one cleanup_history call removed.';
+comment on column bpm.history_cleanup.instances is E'Process instances removed (call trees count every instance in them).';
+comment on column bpm.history_cleanup.activities is E'Activity instance (history) rows removed.';
+comment on column bpm.history_cleanup.events is E'Event log rows removed.';
+
+--!include api/history.sql
+--!include api/deploy.sql
+--!include setup/grants.sql
+select graphile_worker.add_job('bpm_cleanup_history', json_build_object('tenant_id', t.tenant_id),
+  run_at => now() + interval '1 minute', job_key => 'bpm-cleanup:' || t.tenant_id, job_key_mode => 'preserve_run_at', max_attempts => 5)
+from (select distinct tenant_id from bpm.process_definition) t;
+
 --!include setup/ownership.sql

@@ -67,6 +67,24 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
     expect(c.process.graph.start).toBe('StartEvent_1');
   });
 
+  test('camunda:historyTimeToLive: days (a whole number or P<n>D) compile to P<n>D; absent: no field; anything else is refused', async () => {
+    const withTtl = async (ttl: string | null) =>
+      compileBpmnFiles([{ name: 'ttl.bpmn', xml: fixture('camunda7-order.bpmn').toString('utf8').replace(/ camunda:historyTimeToLive="[^"]*"/, '')
+        .replace('<bpmn:process id="order"', ttl === null ? '<bpmn:process id="order"' : `<bpmn:process id="order" camunda:historyTimeToLive="${ttl}"`) }]);
+    const ok = async (ttl: string | null) => {
+      const r = await withTtl(ttl);
+      if (!r.ok) throw new Error(formatProblems(r.problems));
+      return r.resources[0]?.processes[0]?.historyTimeToLive;
+    };
+    expect(await ok('180')).toBe('P180D');
+    expect(await ok('P30D')).toBe('P30D');
+    expect(await ok('0')).toBe('P0D');
+    expect(await ok(null)).toBeUndefined();
+    const bad = await withTtl('6 months');
+    expect(bad.ok ? [] : formatProblems(bad.problems)).toContain(
+      'element order: camunda:historyTimeToLive="6 months" is not a number of days (a whole number such as 180, or P180D)');
+  });
+
   test('nodes in document order, with types; diagram, annotation, association, properties ignored', () => {
     expect(Object.values(c.process.graph.nodes).map((n) => [n.id, n.type])).toEqual([
       ['StartEvent_1', 'startEvent'],

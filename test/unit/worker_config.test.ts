@@ -11,14 +11,15 @@ import { BpmnError, NonRetryableError, isBpmnError, isNonRetryable } from '../..
 import { defineHandlers, loadHandlerModule, resolveHandlers, type HandlerMap } from '../../worker/handlers';
 
 describe('settings', () => {
-  test('durations: milliseconds or ms, s, min, h', () => {
+  test('durations: milliseconds or ms, s, min, h, d', () => {
     expect(parseDurationMs('250', 'X')).toBe(250);
     expect(parseDurationMs('15ms', 'X')).toBe(15);
     expect(parseDurationMs('1.5s', 'X')).toBe(1500);
     expect(parseDurationMs('5min', 'X')).toBe(300_000);
     expect(parseDurationMs('2h', 'X')).toBe(7_200_000);
+    expect(parseDurationMs('30d', 'X')).toBe(30 * 86_400_000);
     expect(() => parseDurationMs('5 minutes', 'PGBPM_WORKER_LOCK_DURATION')).toThrow(
-      'PGBPM_WORKER_LOCK_DURATION must be milliseconds or a number with ms, s, min or h, got "5 minutes"',
+      'PGBPM_WORKER_LOCK_DURATION must be milliseconds or a number with ms, s, min, h or d, got "5 minutes"',
     );
   });
 
@@ -46,6 +47,15 @@ describe('settings', () => {
       workerId: 'cli-id',
       handlersPath: 'x.js',
     });
+  });
+
+  test('history retention: instance history kept unless PGBPM_HISTORY_TTL, event log 30 days unless PGBPM_EVENT_RETENTION (none: kept), hourly', () => {
+    expect(workerConfigFromEnv({}).history).toEqual({ defaultTtlMs: null, eventRetentionMs: 30 * 86_400_000, intervalMs: 3_600_000 });
+    expect(workerConfigFromEnv({ PGBPM_HISTORY_TTL: '90d', PGBPM_EVENT_RETENTION: 'none', PGBPM_CLEANUP_INTERVAL: '10min' }).history).toEqual({
+      defaultTtlMs: 90 * 86_400_000, eventRetentionMs: null, intervalMs: 600_000,
+    });
+    expect(() => workerConfigFromEnv({ PGBPM_HISTORY_TTL: 'forever' })).toThrow('PGBPM_HISTORY_TTL must be milliseconds or a number with ms, s, min, h or d');
+    expect(() => workerConfigFromEnv({ PGBPM_CLEANUP_INTERVAL: '10' })).toThrow('PGBPM_CLEANUP_INTERVAL must be at least 1s');
   });
 
   test('bad values are refused with the variable named', () => {

@@ -19,12 +19,14 @@
  * starts (tests, embedding applications).
  */
 import type { Task, TaskList } from 'graphile-worker';
+import { cleanupHistoryTask, type HistorySettings } from './cleanup_history';
 import { continueAsyncTask } from './continue_async';
 import { fireTimerTask } from './fire_timer';
 import { pingTask } from './ping';
 import { taskDeadlineTask } from './task_deadline';
 
 export { asTenant } from './context';
+export type { HistorySettings } from './cleanup_history';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
@@ -38,6 +40,8 @@ declare global {
       bpm_continue: { tenant_id: string; token_id: string };
       /** A user task's due date, follow-up date or escalation time has come. */
       bpm_task_deadline: { tenant_id: string; task_id: string; kind: 'due' | 'followUp' | 'escalate' };
+      /** A tenant's history retention is due (bpm_private.history_cleanup__schedule, then the task itself). */
+      bpm_cleanup_history: { tenant_id: string };
     }
   }
 }
@@ -62,8 +66,11 @@ export function unregisterTask(identifier: string): void {
   registered.delete(identifier);
 }
 
-/** The task list a runner gets: the built-in tasks plus registered ones (and `extra`, which win). */
-export function taskList(extra: TaskList = {}): TaskList {
-  return { ...TASKS, ...Object.fromEntries(registered), ...extra };
+/** Retention settings when the runner is given none: event log kept 30 days, instance history per definition. */
+export const HISTORY_DEFAULTS: HistorySettings = { defaultTtlMs: null, eventRetentionMs: 30 * 86_400_000, intervalMs: 3_600_000 };
+
+/** The task list a runner gets: the built-in tasks (history cleanup with `history`) plus registered ones (and `extra`, which win). */
+export function taskList(extra: TaskList = {}, history: HistorySettings = HISTORY_DEFAULTS): TaskList {
+  return { ...TASKS, bpm_cleanup_history: cleanupHistoryTask(history), ...Object.fromEntries(registered), ...extra };
 }
 

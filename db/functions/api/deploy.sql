@@ -1,5 +1,5 @@
 -- resources: the compiler's CompiledResource[] (compiler/graph.ts):
--- [{name, hash, xml, processes: [{key, name, versionTag, graph}]}].
+-- [{name, hash, xml, processes: [{key, name, versionTag, historyTimeToLive?, graph}]}].
 create or replace function bpm.deploy(resources jsonb)
 returns setof bpm.process_definition
 language plpgsql
@@ -48,11 +48,12 @@ begin
         values (v_tenant, v_resource ->> 'name', v_resource ->> 'hash', v_resource ->> 'xml', bpm_private.current_user_id())
         returning id into v_deployment;
       end if;
-      insert into bpm.process_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, graph, inclusive_joins)
+      insert into bpm.process_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, graph, inclusive_joins, history_ttl)
       values (v_tenant, v_process ->> 'key', coalesce(v_latest.version, 0) + 1, v_process ->> 'name', v_process ->> 'versionTag',
         v_deployment, v_resource ->> 'hash', v_process -> 'graph',
         array(select n.key from pg_catalog.jsonb_each(v_process -> 'graph' -> 'nodes') n
-              where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key))
+              where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key),
+        bpm_private.history_ttl__parse(v_process ->> 'historyTimeToLive'))
       returning * into v_definition;
       perform bpm_private.event__emit(v_tenant, null, array['definitionDeployed'], array[v_definition.id], array[null]);
       perform bpm_private.definition__subscribe(v_definition);
@@ -60,6 +61,8 @@ begin
       return next v_definition;
     end loop;
   end loop;
+  -- the tenant's history cleanup runs from now on (history.sql)
+  perform bpm_private.history_cleanup__schedule(v_tenant, interval '1 minute', false);
 end;
 $$;
 comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN resources (the message, signal and timer start events of a new version replace those of the previous one) (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';

@@ -100,6 +100,7 @@ const CALLS: ApiCall[] = [
   },
   { fn: 'broadcast_signal', role: 'bpm_user', action: 'broadcast a signal', sql: () => ({ text: `select bpm.broadcast_signal('s')`, values: [] }) },
   { fn: 'continue_async', role: 'bpm_engine', action: 'continue an asynchronous token', sql: () => ({ text: 'select bpm.continue_async($1)', values: [newId()] }) },
+  { fn: 'cleanup_history', role: 'bpm_engine', action: 'clean up history', sql: () => ({ text: 'select bpm.cleanup_history()', values: [] }) },
   {
     fn: 'process_task_deadline',
     role: 'bpm_engine',
