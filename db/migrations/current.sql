@@ -1,1 +1,1 @@
--- Enter migration here
+--!include api/history.sql
