@@ -1,1 +1,15 @@
+-- Time-ordered ids (engine/ids.sql): new instances, activity instances,
+-- tasks, tokens and subscriptions get UUIDv7 ids, so inserts append to the
+-- right edge of the id and instance indexes (far fewer full-page images in
+-- the WAL after each checkpoint, and hot index pages stay cached).
+--!include engine/ids.sql
+--!include engine/cancel.sql
+--!include engine/run.sql
+--!include engine/subscription.sql
+--!include engine/node.sql
+--!include elements/events.sql
+--!include elements/error_catch.sql
+--!include api/events.sql
 --!include api/history.sql
+--!include instance/modify.sql
+--!include setup/ownership.sql

@@ -78,7 +78,7 @@ begin
     delete from bpm.message_buffer b where b.tenant_id = message__correlate.tenant_id and b.expires_at <= pg_catalog.now()
       and b.message_id = message__correlate.message_id;
     insert into bpm.message_buffer (tenant_id, id, name, correlation_key, variables, message_id, expires_at)
-    values (tenant_id, pg_catalog.gen_random_uuid(), name, correlation_key, variables, message_id, pg_catalog.now() + ttl);
+    values (tenant_id, bpm_private.uuid_v7(), name, correlation_key, variables, message_id, pg_catalog.now() + ttl);
     perform bpm_private.event__emit(tenant_id, null, array['messageBuffered'], array[null::uuid], array[null]);
     return null;
   end if;

@@ -146,7 +146,7 @@ set search_path = ''
 as $$
 declare
   v_esp jsonb := graph -> 'nodes' -> (start_node ->> 'scope');
-  v_id uuid := pg_catalog.gen_random_uuid();
+  v_id uuid := bpm_private.uuid_v7();
   v_others uuid[];
 begin
   if coalesce((start_node ->> 'interrupting')::boolean, true) then

@@ -35,7 +35,7 @@ begin
   if v_kind in ('message', 'signal') and coalesce(v_spec ->> 'name', '') = '' then
     raise exception '% name of element % is empty', v_kind, v_el using errcode = 'BP303';
   end if;
-  return v_spec || pg_catalog.jsonb_build_object('id', pg_catalog.gen_random_uuid(), 'element', v_el,
+  return v_spec || pg_catalog.jsonb_build_object('id', bpm_private.uuid_v7(), 'element', v_el,
     'interrupting', coalesce((node ->> 'cancelActivity')::boolean, true));
 end;
 $$;
@@ -190,7 +190,7 @@ volatile
 set search_path = ''
 as $$
 begin
-  st := bpm_private.activity__add(st, pg_catalog.gen_random_uuid(), node ->> 'id', node ->> 'type', 'completed');
+  st := bpm_private.activity__add(st, bpm_private.uuid_v7(), node ->> 'id', node ->> 'type', 'completed');
   return bpm_private.node__leave(st, graph, node);
 end;
 $$;

@@ -80,8 +80,8 @@ $$;
 comment on function bpm_private.instance__terminate(bpm_private.run_state) is E'Terminate end event: cancels every other token; the instance completes.';
 
 -- Serialises transitions of one instance: every engine call locks the
--- instance row first. Raises BP102 when it is not visible in the tenant.
--- Lock order: every transition locks the root of its call tree first, then
+-- instance row first (instance__lock: BP102 when it is not visible in the
+-- tenant). Lock order: every transition locks the root of its call tree first, then
 -- the instance it works on. A called instance's transition may walk up to its
 -- callers (it completes, it throws) while its caller's transition walks down
 -- (cancel, an interrupting boundary): both hold the root first, so they

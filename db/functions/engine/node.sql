@@ -11,7 +11,7 @@ as $$
 begin
   if (node ->> 'asyncAfter')::boolean then
     -- camunda:asyncAfter: a job takes the outgoing flows (continue_async)
-    return bpm_private.async__wait(st, node, 'asyncAfter', null, pg_catalog.gen_random_uuid());
+    return bpm_private.async__wait(st, node, 'asyncAfter', null, bpm_private.uuid_v7());
   end if;
   return bpm_private.node__leave_now(st, graph, node);
 end;

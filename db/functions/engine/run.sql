@@ -114,7 +114,7 @@ begin
         st.upsert := true;
         v_slow := null;
       else
-        v_id := pg_catalog.gen_random_uuid();
+        v_id := bpm_private.uuid_v7();
         v_slow := case when (v_node ->> 'asyncBefore')::boolean then 'asyncBefore' end;
       end if;
       a_id := pg_catalog.array_append(a_id, v_id);
@@ -208,7 +208,7 @@ begin
       end if;
       -- ===== LEAVE
       if (v_node ->> 'asyncAfter')::boolean then
-        st := bpm_private.async__wait(st, v_node, 'asyncAfter', null, pg_catalog.gen_random_uuid());
+        st := bpm_private.async__wait(st, v_node, 'asyncAfter', null, bpm_private.uuid_v7());
         continue;
       end if;
       v_flows := bpm_private.flows__select(graph, v_node, v_vars);

@@ -39,7 +39,7 @@ as $$
 declare
   -- the graph detoasted once (graph__in_memory, inlined: this is every start's path)
   v_graph jsonb := '{}'::jsonb || definition.graph;
-  st bpm_private.run_state := bpm_private.run__begin(definition.tenant_id, pg_catalog.gen_random_uuid(), variables, true, definition.inclusive_joins);
+  st bpm_private.run_state := bpm_private.run__begin(definition.tenant_id, bpm_private.uuid_v7(), variables, true, definition.inclusive_joins);
   v_done boolean;
   v_instance bpm.process_instance;
 begin

@@ -128,7 +128,7 @@ begin
   else
     -- none: open one, inside its own scope
     st := bpm_private.modification__enter_scope(st, graph, v_sub_node, null);
-    v_id := pg_catalog.gen_random_uuid();
+    v_id := bpm_private.uuid_v7();
     st := bpm_private.activity__add(st, v_id, v_sub, 'subProcess', 'active');
     return bpm_private.subprocess__open(st, graph, v_sub_node, v_id);
   end if;
