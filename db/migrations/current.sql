@@ -1,9 +1,14 @@
+-- Lookups of instances by id with a state condition no longer match the
+-- partial indexes of active instances and open incidents ("(… ) is true"): a generic plan
+-- walked every active instance of the tenant per lookup (timer batches: 1 ms
+-- per timer with 10,000 active instances).
 -- Time-ordered ids (engine/ids.sql): new instances, activity instances,
 -- tasks, tokens and subscriptions get UUIDv7 ids, so inserts append to the
 -- right edge of the id and instance indexes (far fewer full-page images in
 -- the WAL after each checkpoint, and hot index pages stay cached).
 --!include engine/ids.sql
 --!include engine/cancel.sql
+--!include engine/async.sql
 --!include engine/run.sql
 --!include engine/subscription.sql
 --!include engine/node.sql
@@ -12,4 +17,6 @@
 --!include api/events.sql
 --!include api/history.sql
 --!include instance/modify.sql
+--!include engine/scope_cancel.sql
+--!include api/instances.sql
 --!include setup/ownership.sql

@@ -297,7 +297,9 @@ begin
   loop
     -- (instances without a caller only: a called instance's timer fires by its
     -- own job, which locks the root of its call tree first)
-    perform 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_due.instance_id and i.state = 'active'
+    -- ("is true": by primary key; a bare state = 'active' matches the partial
+    -- index of active instances, which a generic plan may walk whole)
+    perform 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_due.instance_id and (i.state = 'active') is true
       and i.root_instance_id is null
     for update skip locked;
     continue when not found;

@@ -11,7 +11,7 @@ begin
   perform bpm_private.instance__cancel_tokens(instance.tenant_id, instance.id);
   for v_child in
     select * from bpm.process_instance c
-    where c.tenant_id = instance.tenant_id and c.parent_instance_id = instance.id and c.state in ('active', 'suspended')
+    where c.tenant_id = instance.tenant_id and c.parent_instance_id = instance.id and (c.state in ('active', 'suspended')) is true
     order by c.id
     for update
   loop

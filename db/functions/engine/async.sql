@@ -61,7 +61,7 @@ begin
   -- gone (continued already, cancelled) or waiting for activation: nothing to do
   if not found or v_instance.state <> 'active'
      or exists (select 1 from bpm.incident i where i.tenant_id = v_tenant and i.instance_id = v_instance_id
-                and i.element_id = v_token.element_id and i.incident_type = 'failedJob' and i.resolved_at is null) then
+                and i.element_id = v_token.element_id and i.incident_type = 'failedJob' and (i.resolved_at is null) is true) then
     return null;
   end if;
   begin

@@ -36,7 +36,7 @@ begin
   ), incidents as (
     -- open incidents of the instance no longer need anyone
     update bpm.incident i set resolved_at = pg_catalog.now()
-    where i.tenant_id = instance__cancel_tokens.tenant_id and i.instance_id = instance__cancel_tokens.instance_id and i.resolved_at is null
+    where i.tenant_id = instance__cancel_tokens.tenant_id and i.instance_id = instance__cancel_tokens.instance_id and (i.resolved_at is null) is true
     returning i.id, i.element_id
   ), events as (
     select 1 as grp, id, element_id, 'taskCancelled' as kind from user_tasks

@@ -74,7 +74,7 @@ begin
       ), incidents as (
         -- incidents that waited on what is cancelled need nobody any more
         update bpm.incident i set resolved_at = pg_catalog.now()
-        where i.tenant_id = st.tenant_id and i.instance_id = st.instance_id and i.resolved_at is null
+        where i.tenant_id = st.tenant_id and i.instance_id = st.instance_id and (i.resolved_at is null) is true
           and (i.external_task_id = any(v_all)
             or i.id in (select s.incident_id from bpm.event_subscription s
                         where s.tenant_id = st.tenant_id and s.instance_id = st.instance_id and s.token_id = any(v_all))
@@ -119,7 +119,7 @@ begin
   -- called instances end with the activity that called them
   for v_child in
     select * from bpm.process_instance c
-    where c.tenant_id = st.tenant_id and c.id = any(v_children) and c.state in ('active', 'suspended')
+    where c.tenant_id = st.tenant_id and c.id = any(v_children) and (c.state in ('active', 'suspended')) is true
     order by c.id for update
   loop
     perform bpm_private.instance__cancel(v_child, 'its call activity was cancelled');
