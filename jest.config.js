@@ -9,7 +9,7 @@ module.exports = {
       displayName: 'unit',
       testEnvironment: 'node',
       transform: { '^.+\\.[tj]s$': swc },
-      transformIgnorePatterns: ['/node_modules/(?!(lezer-feel|min-dash)/)'],
+      transformIgnorePatterns: ['/node_modules/(?!(lezer-feel|min-dash|jose)/)'],
       testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
     },
     {
