@@ -303,8 +303,9 @@ begin
       and i.root_instance_id is null
     for update skip locked;
     continue when not found;
-    -- fired here: its own job goes (a cycle that re-arms enqueues its next one)
-    perform bpm_private.timer__dequeue(array[v_due.id]);
+    -- fired here: firing removes its job with its subscription (a cycle that
+    -- re-arms moves its job to the next due time; one that failed and raised
+    -- an incident keeps a job that will find it so and do nothing)
     v_instance := bpm.fire_timer(v_due.id);
     if v_instance.id is not null then
       v_fired := v_fired + 1;
