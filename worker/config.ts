@@ -30,7 +30,8 @@
  * job fires up to 50 due timers in one transaction (bpm.fire_due_timers), so
  * a burst is bound by database CPU, not by commits: on the 2-core
  * development machine a burst of 10,000 timers drained in 3.9 s with 4 loops
- * and in 11.1 s with 16 (before batching, 16 loops were faster than 4). The
+ * and in 11.1 s with 16 (before batching, 16 loops were faster than 4); other
+ * runs with 4 loops took about 10 s (README, Performance). The
  * runner's pool holds concurrency + 2 connections (one listens for new jobs).
  */
 import crypto from 'node:crypto';

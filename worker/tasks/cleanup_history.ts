@@ -13,6 +13,9 @@ export interface HistorySettings {
 
 /** Batches per job: a run stops after this many full batches and goes on at its next run. */
 const MAX_BATCHES = 20;
+/** Call trees and events removed per batch (one transaction each). */
+const INSTANCES_PER_BATCH = 500;
+const EVENTS_PER_BATCH = 5000;
 
 const interval = (ms: number | null): string | null => (ms === null ? null : `${Math.round(ms)} milliseconds`);
 
@@ -33,15 +36,15 @@ export function cleanupHistoryTask(settings: HistorySettings): Task<'bpm_cleanup
     for (let batch = 0; batch < MAX_BATCHES; batch++) {
       const removed = await asTenant(helpers, tenant, async (client) => {
         const { rows } = await client.query<{ instances: number; activities: number; events: number }>(
-          `select instances, activities, events from bpm.cleanup_history(500, $1::interval, $2::interval, 5000)`,
-          [interval(settings.defaultTtlMs), interval(settings.eventRetentionMs)],
+          `select instances, activities, events from bpm.cleanup_history($1, $2::interval, $3::interval, $4)`,
+          [INSTANCES_PER_BATCH, interval(settings.defaultTtlMs), interval(settings.eventRetentionMs), EVENTS_PER_BATCH],
         );
         return rows[0] ?? { instances: 0, activities: 0, events: 0 };
       });
       total.instances += removed.instances;
       total.activities += removed.activities;
       total.events += removed.events;
-      if (removed.instances < 500 && removed.events < 5000) break;
+      if (removed.instances < INSTANCES_PER_BATCH && removed.events < EVENTS_PER_BATCH) break;
     }
     if (total.instances + total.events > 0) helpers.logger.info(`history cleanup of tenant ${tenant}: ${JSON.stringify(total)}`);
     await helpers.addJob('bpm_cleanup_history', { tenant_id: tenant }, {

@@ -198,25 +198,24 @@ as $$
 declare
   v_graph jsonb := bpm_private.graph__in_memory(target.graph);
   st bpm_private.run_state;
-  v_event jsonb;
   r record;
 begin
   for r in
     with hosts as (
-      -- activities and their boundary events (seen from the activity's scope)
-      select a.instance_id, a.id as host_id, a.scope_id as var_scope, a.id as var_token, v_graph -> 'nodes' -> a.element_id -> 'boundary' as events, false as esp
+      -- activities with boundary events (seen from the activity's scope)
+      select a.instance_id, a.id as host_id, a.element_id, a.scope_id as var_scope, a.id as var_token, false as esp
       from bpm.activity_instance a
       where a.tenant_id = migration__arm_added_events.tenant_id and a.instance_id = any(ids) and a.state = 'active'
         and v_graph -> 'nodes' -> a.element_id ? 'boundary'
       union all
-      -- running subprocess instances and their event subprocesses (seen from inside)
-      select a.instance_id, a.id, a.id, null, v_graph -> 'nodes' -> a.element_id -> 'eventSubprocesses', true
+      -- running subprocess instances with event subprocesses (seen from inside)
+      select a.instance_id, a.id, a.element_id, a.id, null, true
       from bpm.activity_instance a
       where a.tenant_id = migration__arm_added_events.tenant_id and a.instance_id = any(ids) and a.state = 'active'
         and v_graph -> 'nodes' -> a.element_id ? 'eventSubprocesses'
       union all
       -- the process level
-      select u.id, u.id, null, null, v_graph -> 'eventSubprocesses', true
+      select u.id, u.id, null, null, null, true
       from unnest(ids) as u(id) where v_graph ? 'eventSubprocesses'
     )
     select h.*, i.variables, i.business_key,
@@ -237,17 +236,18 @@ begin
       st := bpm_private.scope__load(st, r.var_scope);
       st.variables := bpm_private.scope__variables(st, r.var_scope, r.var_token);
     end if;
-    for v_i in 0 .. pg_catalog.jsonb_array_length(r.events) - 1 loop
-      -- a boundary event itself, or an event subprocess's start event
-      v_event := v_graph -> 'nodes' -> (r.events ->> v_i);
-      if r.esp then
-        v_event := v_graph -> 'nodes' -> (v_event ->> 'start');
-      end if;
-      continue when coalesce(v_event -> 'event' ->> 'kind', 'error') not in ('message', 'signal', 'timer')
-        or (v_event ->> 'id') = any(r.armed);
-      st := bpm_private.subscription__add(st, r.host_id, bpm_private.subscription__spec(v_event, st.variables, st.business_key)
-        || case when r.esp then pg_catalog.jsonb_build_object('interrupting', coalesce((v_event ->> 'interrupting')::boolean, true)) else '{}' end);
-    end loop;
+    -- armed as on entering the host ...
+    if not r.esp then
+      st := bpm_private.boundary__arm(st, v_graph, v_graph -> 'nodes' -> r.element_id, r.host_id);
+    elsif r.element_id is null then
+      st := bpm_private.event_subprocess__arm(st, v_graph, v_graph -> 'eventSubprocesses', null);
+    else
+      st := bpm_private.event_subprocess__arm(st, v_graph, v_graph -> 'nodes' -> r.element_id -> 'eventSubprocesses', r.host_id);
+    end if;
+    -- ... but for what was subscribed already
+    select coalesce(array_agg(u.token order by u.ord), '{}'), coalesce(array_agg(u.spec order by u.ord), '{}') into st.s_token, st.s_data
+    from unnest(st.s_token, st.s_data) with ordinality as u(token, spec, ord)
+    where not (u.spec ->> 'element' = any(r.armed));
     if pg_catalog.cardinality(st.s_token) > 0 then
       perform bpm_private.run__flush_subscriptions(st);
     end if;
