@@ -17,6 +17,7 @@
  *
  *   npm run bench:api
  *   BENCH_SECONDS=10 BENCH_RUNS=3 BENCH_CONNECTIONS=8 BENCH_PRELOAD=100000 npm run bench:api
+ *   BENCH_CPU_PROFILE=/tmp/prof npm run bench:api   # + a V8 CPU profile of the API process per API cell
  *
  * Every request runs as a bpm_user (tokens and connections rotate over the
  * tenants and users). The inbox runs before startProcess so that it sees the
@@ -26,6 +27,7 @@
 import './api-env';
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import path from 'node:path';
 import pg from 'pg';
 import { compileBpmnFiles, formatProblems } from '../compiler';
@@ -42,6 +44,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 100000);
 const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_api';
+const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROFILE;
 const TENANTS = 10;
 const USERS = 50; // per tenant: u1..u50
 const GROUPS = 10; // per tenant: g1..g10; user uK is in group g((K-1) % 10 + 1)
@@ -218,6 +221,25 @@ function measureApi(graphqlUrl: string, query: string, tokens: string[]): Promis
   });
 }
 
+/** Runs `work` under the V8 CPU profiler when BENCH_CPU_PROFILE names a folder (one .cpuprofile per API cell). */
+async function profiled<T>(name: string, work: () => Promise<T>): Promise<T> {
+  if (!CPU_PROFILE_DIR) return work();
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => session.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  try {
+    return await work();
+  } finally {
+    const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+    fs.mkdirSync(CPU_PROFILE_DIR, { recursive: true });
+    fs.writeFileSync(path.join(CPU_PROFILE_DIR, `api-${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
+}
+
 async function graphql(graphqlUrl: string, token: string, query: string): Promise<unknown> {
   const res = await fetch(graphqlUrl, {
     method: 'POST',
@@ -297,7 +319,7 @@ async function main(): Promise<void> {
         const apiRuns: Stats[] = [];
         const sqlRuns: Stats[] = [];
         for (let r = 0; r < RUNS; r++) {
-          apiRuns.push(await measureApi(api.graphqlUrl, op.query, tokens));
+          apiRuns.push(await profiled(`${op.id}-${r + 1}`, () => measureApi(api.graphqlUrl, op.query, tokens)));
           sqlRuns.push(await measureSql(pool, op.id, op.sql));
           console.error(
             `  ${op.id} run ${r + 1}: API ${fmt(apiRuns[r].perSecond)}/s p95 ${fmt(apiRuns[r].p95, 2)} ms; SQL ${fmt(sqlRuns[r].perSecond)}/s p95 ${fmt(sqlRuns[r].p95, 2)} ms`,

@@ -23,6 +23,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import pg from 'pg';
 import { postgraphile, type PostGraphileInstance } from 'postgraphile';
 import { makePgService } from 'postgraphile/adaptors/pg';
+import { pipelinedPgAdaptor } from './pg-adaptor';
 import { grafserv } from 'postgraphile/grafserv/express/v4';
 import { PostGraphileAmberPreset } from 'postgraphile/presets/amber';
 import { PgSimplifyInflectionPreset } from '@graphile/simplify-inflection';
@@ -161,7 +162,7 @@ function buildPreset(
       // Tables are read-only to every API role (no grants); state changes only through the bpm.* functions.
       defaultBehavior: '-insert -update -delete',
     },
-    pgServices: [makePgService({ pool, schemas: ['bpm'], pubsub: false })],
+    pgServices: [{ ...makePgService({ pool, schemas: ['bpm'], pubsub: false }), adaptor: pipelinedPgAdaptor }],
     grafast: {
       explain: false,
       context(requestContext) {
@@ -204,6 +205,8 @@ export async function createApiApp(
     connectionString: options.connectionString,
     max: options.poolSize ?? 10,
     application_name: 'pgbpm-api',
+    // requests write begin + settings ahead of their first query (server/pg-adaptor.ts)
+    pipeline: true,
     connectionTimeoutMillis: 10_000,
   });
   pool.on('error', (e) => logger.error({ err: e }, 'idle database connection failed'));
