@@ -13,7 +13,9 @@
  * Operations: (1) startProcess of `straight` (one user task) and (2) the
  * inbox of a bpm_user: open tasks assigned to them or offered to their
  * groups (RLS), first 20 by priority desc, created_at. Each cell is the
- * median of BENCH_RUNS runs of BENCH_SECONDS on BENCH_CONNECTIONS connections.
+ * median of BENCH_RUNS runs of BENCH_SECONDS on BENCH_CONNECTIONS connections,
+ * after an unmeasured warm-up of BENCH_WARMUP_SECONDS (3) per operation and
+ * path (the first run was 10–40 % slower than the next ones without it).
  *
  *   npm run bench:api
  *   BENCH_SECONDS=10 BENCH_RUNS=3 BENCH_CONNECTIONS=8 BENCH_PRELOAD=100000 npm run bench:api
@@ -45,6 +47,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 100000);
 const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_api';
 const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROFILE;
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
 const TENANTS = 10;
 const USERS = 50; // per tenant: u1..u50
 const GROUPS = 10; // per tenant: g1..g10; user uK is in group g((K-1) % 10 + 1)
@@ -179,9 +182,9 @@ function userPool(authUrl: string, users: Principal[]): pg.Pool {
 }
 
 /** Closed loop on CONNECTIONS clients for SECONDS (as bench/engine.ts). */
-async function measureSql(pool: pg.Pool, name: string, text: string): Promise<Stats> {
+async function measureSql(pool: pg.Pool, name: string, text: string, seconds = SECONDS): Promise<Stats> {
   const latencies: number[] = [];
-  const deadline = Date.now() + SECONDS * 1000;
+  const deadline = Date.now() + seconds * 1000;
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: CONNECTIONS }, async () => {
@@ -203,8 +206,8 @@ async function measureSql(pool: pg.Pool, name: string, text: string): Promise<St
 }
 
 /** autocannon in a child process against the in-process API. */
-function measureApi(graphqlUrl: string, query: string, tokens: string[]): Promise<Stats> {
-  const request: LoadRequest = { url: graphqlUrl, seconds: SECONDS, connections: CONNECTIONS, body: JSON.stringify({ query }), tokens };
+function measureApi(graphqlUrl: string, query: string, tokens: string[], seconds = SECONDS): Promise<Stats> {
+  const request: LoadRequest = { url: graphqlUrl, seconds, connections: CONNECTIONS, body: JSON.stringify({ query }), tokens };
   return new Promise((resolve, reject) => {
     const child = fork(path.join(__dirname, 'api-load.js'), [], { stdio: 'inherit' });
     let result: LoadResult | undefined;
@@ -318,6 +321,9 @@ async function main(): Promise<void> {
       for (const op of ops) {
         const apiRuns: Stats[] = [];
         const sqlRuns: Stats[] = [];
+        // warm-up, not measured: V8's optimised code, prepared statements and plans of every connection
+        await measureApi(api.graphqlUrl, op.query, tokens, WARMUP_SECONDS);
+        await measureSql(pool, op.id, op.sql, WARMUP_SECONDS);
         for (let r = 0; r < RUNS; r++) {
           apiRuns.push(await profiled(`${op.id}-${r + 1}`, () => measureApi(api.graphqlUrl, op.query, tokens)));
           sqlRuns.push(await measureSql(pool, op.id, op.sql));

@@ -226,11 +226,20 @@ end;
 $$;
 comment on function bpm_private.timer__enqueue(text, uuid, timestamptz) is E'Schedules (or reschedules) the job that fires a timer subscription.';
 
+-- Custom plans: remove_job deletes by job key in PL/pgSQL, and a generic plan
+-- made while the queue was small (a sequential scan of its one page) stays
+-- cached in the session as the queue grows, until the queue is next analysed:
+-- one full scan per removal, a burst of timers fired three times slower
+-- (test/db/events/job_plans.test.ts). Planning each removal costs about
+-- 0.07 ms. (add_job has the same exposure in its lookup of a locked job by
+-- key; there custom plans would cost 0.35 ms per timer armed, more than the
+-- scans cost until autovacuum analyses the queue, so it keeps generic plans.)
 create or replace function bpm_private.timer__dequeue(subscription_ids uuid[])
 returns void
 language plpgsql
 volatile
 set search_path = ''
+set plan_cache_mode = force_custom_plan
 as $$
 begin
   perform graphile_worker.remove_job('bpm-timer:' || s::text) from unnest(subscription_ids) s;
