@@ -1,8 +1,10 @@
 /**
  * Model-based test (reliability plan T03): random block-structured models
  * (user tasks, parallel and sequential multi-instance tasks, message catch
- * events, interrupting message and timer boundary events, exclusive,
- * parallel and inclusive gateways, embedded subprocesses, nested) driven by
+ * events, interrupting message and timer and non-interrupting message
+ * boundary events, exclusive, parallel and inclusive gateways, embedded
+ * subprocesses with event subprocesses or an error end event caught on the
+ * subprocess, call activities, nested) driven by
  * random command schedules (complete a task, correlate a message, fire a
  * timer as its job would, cancel an instance) from
  * four connections at once, with collisions on purpose. After every round
@@ -26,6 +28,15 @@ const INSTANCES_PER_MODEL = 4;
 const WORKERS = 4;
 const MAX_ROUNDS = 400;
 const TENANT = 't-model-based';
+/** The process every call activity calls: one user task. */
+const CHILD_KEY = 'model_child';
+const CHILD_XML = `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs_${CHILD_KEY}" targetNamespace="http://pgbpm.test">
+  <process id="${CHILD_KEY}" isExecutable="true">
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/><userTask id="work"/>
+    <sequenceFlow id="f2" sourceRef="work" targetRef="e"/><endEvent id="e"/>
+  </process>
+</definitions>`;
 
 /** mulberry32: a small seeded PRNG. */
 function prng(seed: number): () => number {
@@ -42,6 +53,7 @@ function prng(seed: number): () => number {
 /** Builds one random block-structured process. */
 class ModelBuilder {
   private n = 0;
+  /** Root elements: messages and errors. */
   readonly messages: string[] = [];
   constructor(
     readonly key: string,
@@ -60,6 +72,11 @@ class ModelBuilder {
     out.push(`<sequenceFlow id="${id}" sourceRef="${from}" targetRef="${to}">${cond}</sequenceFlow>`);
     return id;
   }
+  private error(): string {
+    const id = this.id('Err');
+    this.messages.push(`<error id="${id}" errorCode="${this.key}_${id}"/>`);
+    return id;
+  }
   private message(): string {
     const id = this.id('Msg');
     this.messages.push(`<message id="${id}" name="${this.key}_${id}"/>`);
@@ -74,15 +91,23 @@ class ModelBuilder {
   }
 
   private item(out: string[], depth: number): { entry: string; exit: string } {
-    const kinds = depth >= 3 ? ['task', 'task', 'mi', 'catch'] : ['task', 'task', 'mi', 'catch', 'xor', 'and', 'or', 'sub'];
+    const kinds = depth >= 3 ? ['task', 'task', 'mi', 'catch', 'call'] : ['task', 'task', 'mi', 'catch', 'call', 'xor', 'and', 'or', 'sub', 'sub'];
     const kind = kinds[this.int(kinds.length)]!;
     switch (kind) {
       case 'task': {
         const id = this.id('task');
         out.push(`<userTask id="${id}"/>`);
-        if (this.int(4) > 0) return { entry: id, exit: id };
-        // an interrupting message or timer (due at once, fired by the schedule) boundary event; both paths meet again
+        const variant = this.int(6);
+        if (variant >= 2) return { entry: id, exit: id };
         const b = this.id('boundary');
+        if (variant === 1) {
+          // a non-interrupting message boundary event: each message starts a path of its own, which ends
+          const end = this.id('bend');
+          out.push(`<boundaryEvent id="${b}" attachedToRef="${id}" cancelActivity="false"><messageEventDefinition messageRef="${this.message()}"/></boundaryEvent>`, `<endEvent id="${end}"/>`);
+          this.flow(out, b, end);
+          return { entry: id, exit: id };
+        }
+        // an interrupting message or timer (due at once, fired by the schedule) boundary event; both paths meet again
         const merge = this.id('bmerge');
         const trigger = this.int(2) === 0 ? `<messageEventDefinition messageRef="${this.message()}"/>` : '<timerEventDefinition><timeDuration>PT0S</timeDuration></timerEventDefinition>';
         out.push(`<boundaryEvent id="${b}" attachedToRef="${id}">${trigger}</boundaryEvent>`);
@@ -94,6 +119,11 @@ class ModelBuilder {
       case 'mi': {
         const id = this.id('mi');
         out.push(`<userTask id="${id}"><multiInstanceLoopCharacteristics isSequential="${this.int(2) === 0}"><loopCardinality>${2 + this.int(2)}</loopCardinality></multiInstanceLoopCharacteristics></userTask>`);
+        return { entry: id, exit: id };
+      }
+      case 'call': {
+        const id = this.id('call');
+        out.push(`<callActivity id="${id}" calledElement="${CHILD_KEY}"/>`);
         return { entry: id, exit: id };
       }
       case 'catch': {
@@ -123,6 +153,37 @@ class ModelBuilder {
         const e = this.id('subend');
         const body = this.block(inner, depth + 1);
         this.flow(inner, s, body.entry);
+        const variant = this.int(3);
+        if (variant === 1) {
+          // an event subprocess (message start, interrupting or not) with a task of its own
+          const esp = this.id('esp');
+          const es = this.id('espstart');
+          const et = this.id('esptask');
+          const ee = this.id('espend');
+          const espInner: string[] = [];
+          this.flow(espInner, es, et);
+          this.flow(espInner, et, ee);
+          inner.push(
+            `<subProcess id="${esp}" triggeredByEvent="true"><startEvent id="${es}" isInterrupting="${this.int(2) === 0}"><messageEventDefinition messageRef="${this.message()}"/></startEvent>` +
+              `<userTask id="${et}"/><endEvent id="${ee}"/>${espInner.join('')}</subProcess>`,
+          );
+        }
+        if (variant === 2) {
+          // an error end event inside (when v >= 5), caught by an error boundary event on the subprocess; both paths meet again
+          const err = this.error();
+          const gw = this.id('errsplit');
+          const errEnd = this.id('errend');
+          const b = this.id('errboundary');
+          const merge = this.id('errmerge');
+          inner.push(`<exclusiveGateway id="${gw}" default="${this.flow(inner, gw, e)}"/>`, `<endEvent id="${errEnd}"><errorEventDefinition errorRef="${err}"/></endEvent>`);
+          this.flow(inner, gw, errEnd, 'v >= 5');
+          this.flow(inner, body.exit, gw);
+          out.push(`<subProcess id="${id}"><startEvent id="${s}"/><endEvent id="${e}"/>${inner.join('')}</subProcess>`);
+          out.push(`<boundaryEvent id="${b}" attachedToRef="${id}"><errorEventDefinition errorRef="${err}"/></boundaryEvent>`, `<exclusiveGateway id="${merge}"/>`);
+          this.flow(out, id, merge);
+          this.flow(out, b, merge);
+          return { entry: id, exit: merge };
+        }
         this.flow(inner, body.exit, e);
         out.push(`<subProcess id="${id}"><startEvent id="${s}"/><endEvent id="${e}"/>${inner.join('')}</subProcess>`);
         return { entry: id, exit: id };
@@ -163,6 +224,7 @@ let workers: pg.Client[] = [];
 beforeAll(async () => {
   db = await createTestDb();
   workers = await Promise.all(Array.from({ length: WORKERS }, () => db.connectAs({ role: 'bpm_admin', tenant: TENANT, user: 'driver' })));
+  await deployXml(workers[0]!, [{ name: `${CHILD_KEY}.bpmn`, xml: CHILD_XML }]);
 });
 
 afterAll(async () => {
@@ -226,6 +288,18 @@ async function violations(root: pg.Pool, instanceIds: string[]): Promise<string[
        where t.tenant_id = $2 and t.instance_id = any($1::uuid[])
          and coalesce(a.state, '') <> case t.state when 'open' then 'active' else t.state end
      union all
+     -- 9. a called instance ends with its caller, and every waiting call activity has its one called instance
+     select 'called instance ' || i.id || ' is ' || i.state || ' under ' || p.state || ' instance ' || p.id
+       from i join bpm.process_instance p on p.tenant_id = $2 and p.id = i.parent_instance_id
+       where p.state <> 'active' and i.state = 'active'
+     union all
+     select 'instance ' || i.id || ' waits in ' || c.calls || ' call activities with ' || coalesce(k.children, 0) || ' active called instances'
+       from i
+       join (select instance_id, count(*) calls from active where element_type = 'callActivity' group by instance_id) c on c.instance_id = i.id
+       left join (select parent_instance_id, count(*) children from bpm.process_instance where tenant_id = $2 and state = 'active' group by parent_instance_id) k
+         on k.parent_instance_id = i.id
+       where i.state = 'active' and c.calls <> coalesce(k.children, 0)
+     union all
      -- 8. a timer subscription has its job, and a timer job its subscription (keys bpm-timer:<id>)
      select 'timer subscription ' || s.element_id || ' of ' || s.instance_id || ' has no job'
        from bpm.event_subscription s
@@ -241,7 +315,13 @@ async function violations(root: pg.Pool, instanceIds: string[]): Promise<string[
   return rows.map((r) => r.problem);
 }
 
-/** What can be done now: open tasks, waiting message receivers, instances. */
+/** The instances and every instance they called, directly or not. */
+async function callTrees(rootIds: string[]): Promise<string[]> {
+  const { rows } = await workers[0]!.query<{ id: string }>(`select id from bpm.process_instance where id = any($1::uuid[]) or root_instance_id = any($1::uuid[]) order by id`, [rootIds]);
+  return rows.map((r) => r.id);
+}
+
+/** What can be done now: open tasks, waiting message receivers, timers, active instances. */
 async function candidates(
   instanceIds: string[],
 ): Promise<{ tasks: Array<{ id: string }>; messages: Array<{ name: string; key: string }>; timers: Array<{ id: string }>; active: string[] }> {
@@ -311,7 +391,9 @@ test(`random models under concurrent random commands keep the engine's invariant
       instanceIds.push(rows[0]!.id);
     }
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const { tasks, messages, timers, active } = await candidates(instanceIds);
+      const treeIds = await callTrees(instanceIds);
+      const { tasks, messages, timers } = await candidates(treeIds);
+      const active = (await candidates(instanceIds)).active;
       if (tasks.length === 0 && messages.length === 0 && timers.length === 0) break;
       rounds++;
       // collisions on purpose: the workers draw from the first few candidates
@@ -337,17 +419,23 @@ test(`random models under concurrent random commands keep the engine's invariant
           failures.push(`${where}\n${actions[i]!.kind} ${actions[i]!.target} failed with ${r}`);
         }
       });
-      for (const problem of await violations(db.root, instanceIds)) failures.push(`${where}\nafter round ${round}: ${problem}`);
+      for (const problem of await violations(db.root, await callTrees(instanceIds))) failures.push(`${where}\nafter round ${round}: ${problem}`);
       if (failures.length > 0) break;
     }
-    // quiescence: every instance ended
+    // quiescence: every instance ended, called ones too
     const { rows: left } = await db.root.query<{ id: string; state: string }>(
       `select id, state from bpm.process_instance where id = any($1::uuid[]) and state not in ('completed', 'cancelled')`,
-      [instanceIds],
+      [await callTrees(instanceIds)],
     );
     for (const r of left) failures.push(`${where}\ninstance ${r.id} is ${r.state} at quiescence`);
   }
-  console.log(`model-based: seed ${SEED}, ${MODELS} models, ${rounds} rounds; outcomes ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}`);
+  // what ran: activity instances by kind of generated element (the prefix of its id) and state
+  const { rows: ran } = await db.root.query<{ kind: string; n: number }>(
+    `select regexp_replace(element_id, '_[0-9]+$', '') || ':' || state kind, count(*)::int n from bpm.activity_instance where tenant_id = $1 group by 1 order by 1`,
+    [TENANT],
+  );
+  const coverage = Object.fromEntries(ran.map((r) => [r.kind, r.n]));
+  console.log(`model-based: seed ${SEED}, ${MODELS} models, ${rounds} rounds; outcomes ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}; activities ${JSON.stringify(coverage)}`);
   expect(failures.slice(0, 3)).toEqual([]);
   // the schedule did collide and did exercise every command
   expect(outcomes.get('complete:ok') ?? 0).toBeGreaterThan(100);
@@ -355,4 +443,8 @@ test(`random models under concurrent random commands keep the engine's invariant
   expect(outcomes.get('correlate:ok') ?? 0).toBeGreaterThan(10);
   expect(outcomes.get('fire:ok') ?? 0).toBeGreaterThan(3);
   expect(outcomes.get('cancel:ok') ?? 0).toBeGreaterThan(0);
+  // and every generated construct ran to completion somewhere
+  for (const kind of ['task', 'mi', 'catch', 'call', 'work', 'sub', 'esp', 'esptask', 'boundary', 'errboundary', 'errend', 'bend', 'andjoin', 'orjoin', 'xorjoin']) {
+    expect([kind, (coverage[`${kind}:completed`] ?? 0) > 0]).toEqual([kind, true]);
+  }
 });
