@@ -1,12 +1,12 @@
 /**
  * Model-based test (reliability plan T03): random block-structured models
- * (user tasks, parallel and sequential multi-instance tasks, message catch
- * events, interrupting message and timer and non-interrupting message
- * boundary events, exclusive, parallel and inclusive gateways, embedded
- * subprocesses with event subprocesses or an error end event caught on the
- * subprocess, call activities, nested) driven by
- * random command schedules (complete a task, correlate a message, fire a
- * timer as its job would, cancel an instance) from
+ * (user tasks, parallel and sequential multi-instance tasks, message,
+ * signal and timer catch events, interrupting message, timer and signal and
+ * non-interrupting message boundary events, exclusive, parallel and
+ * inclusive gateways, embedded subprocesses with event subprocesses or an
+ * error end event caught on the subprocess, call activities, nested) driven
+ * by random command schedules (complete a task, correlate a message, broadcast
+ * a signal, fire a timer as its job would, cancel an instance) from
  * four connections at once, with collisions on purpose. After every round
  * and at quiescence the engine's state must satisfy the invariants below,
  * read as a superuser (inspection only; every command runs as bpm_admin).
@@ -77,6 +77,12 @@ class ModelBuilder {
     this.messages.push(`<error id="${id}" errorCode="${this.key}_${id}"/>`);
     return id;
   }
+  /** A signal named one of three names, shared by every model (so broadcasts meet each other). */
+  private signal(): string {
+    const id = this.id('Sig');
+    this.messages.push(`<signal id="${id}" name="sig_${this.int(3)}"/>`);
+    return id;
+  }
   private message(): string {
     const id = this.id('Msg');
     this.messages.push(`<message id="${id}" name="${this.key}_${id}"/>`);
@@ -91,7 +97,10 @@ class ModelBuilder {
   }
 
   private item(out: string[], depth: number): { entry: string; exit: string } {
-    const kinds = depth >= 3 ? ['task', 'task', 'mi', 'catch', 'call'] : ['task', 'task', 'mi', 'catch', 'call', 'xor', 'and', 'or', 'sub', 'sub'];
+    const kinds =
+      depth >= 3
+        ? ['task', 'task', 'mi', 'catch', 'signal', 'timer', 'call']
+        : ['task', 'task', 'mi', 'catch', 'signal', 'timer', 'call', 'xor', 'and', 'or', 'sub', 'sub'];
     const kind = kinds[this.int(kinds.length)]!;
     switch (kind) {
       case 'task': {
@@ -109,7 +118,12 @@ class ModelBuilder {
         }
         // an interrupting message or timer (due at once, fired by the schedule) boundary event; both paths meet again
         const merge = this.id('bmerge');
-        const trigger = this.int(2) === 0 ? `<messageEventDefinition messageRef="${this.message()}"/>` : '<timerEventDefinition><timeDuration>PT0S</timeDuration></timerEventDefinition>';
+        const triggers = [
+          () => `<messageEventDefinition messageRef="${this.message()}"/>`,
+          () => '<timerEventDefinition><timeDuration>PT0S</timeDuration></timerEventDefinition>',
+          () => `<signalEventDefinition signalRef="${this.signal()}"/>`,
+        ];
+        const trigger = triggers[this.int(3)]!();
         out.push(`<boundaryEvent id="${b}" attachedToRef="${id}">${trigger}</boundaryEvent>`);
         out.push(`<exclusiveGateway id="${merge}"/>`);
         this.flow(out, id, merge);
@@ -124,6 +138,17 @@ class ModelBuilder {
       case 'call': {
         const id = this.id('call');
         out.push(`<callActivity id="${id}" calledElement="${CHILD_KEY}"/>`);
+        return { entry: id, exit: id };
+      }
+      case 'timer': {
+        // due at once; the schedule fires it as its job would
+        const id = this.id('timercatch');
+        out.push(`<intermediateCatchEvent id="${id}"><timerEventDefinition><timeDuration>PT0S</timeDuration></timerEventDefinition></intermediateCatchEvent>`);
+        return { entry: id, exit: id };
+      }
+      case 'signal': {
+        const id = this.id('sigcatch');
+        out.push(`<intermediateCatchEvent id="${id}"><signalEventDefinition signalRef="${this.signal()}"/></intermediateCatchEvent>`);
         return { entry: id, exit: id };
       }
       case 'catch': {
@@ -212,7 +237,7 @@ class ModelBuilder {
 const EXPECTED_LOSSES = new Set(['BP203', 'BP201', 'BP106']);
 
 interface Action {
-  kind: 'complete' | 'correlate' | 'fire' | 'cancel' | 'stray';
+  kind: 'complete' | 'correlate' | 'fire' | 'signal' | 'cancel' | 'stray';
   target: string;
   key?: string;
   v: number;
@@ -324,7 +349,7 @@ async function callTrees(rootIds: string[]): Promise<string[]> {
 /** What can be done now: open tasks, waiting message receivers, timers, active instances. */
 async function candidates(
   instanceIds: string[],
-): Promise<{ tasks: Array<{ id: string }>; messages: Array<{ name: string; key: string }>; timers: Array<{ id: string }>; active: string[] }> {
+): Promise<{ tasks: Array<{ id: string }>; messages: Array<{ name: string; key: string }>; timers: Array<{ id: string }>; signals: string[]; active: string[] }> {
   const c = workers[0]!;
   const tasks = await c.query<{ id: string }>(`select id from bpm.user_task where instance_id = any($1::uuid[]) and state = 'open' order by id`, [instanceIds]);
   const messages = await c.query<{ name: string; key: string }>(
@@ -333,13 +358,15 @@ async function candidates(
     [instanceIds],
   );
   const timers = await c.query<{ id: string }>(`select id from bpm.event_subscription where kind = 'timer' and instance_id = any($1::uuid[]) order by id`, [instanceIds]);
+  const signals = await c.query<{ name: string }>(`select distinct name from bpm.event_subscription where kind = 'signal' and instance_id = any($1::uuid[]) order by name`, [instanceIds]);
   const active = await c.query<{ id: string }>(`select id from bpm.process_instance where id = any($1::uuid[]) and state = 'active' order by id`, [instanceIds]);
-  return { tasks: tasks.rows, messages: messages.rows, timers: timers.rows, active: active.rows.map((r) => r.id) };
+  return { tasks: tasks.rows, messages: messages.rows, timers: timers.rows, signals: signals.rows.map((r) => r.name), active: active.rows.map((r) => r.id) };
 }
 
 async function run(client: pg.Client, a: Action): Promise<string> {
   try {
     if (a.kind === 'complete') await client.query(`select bpm.complete_task($1, jsonb_build_object('v', $2::int))`, [a.target, a.v]);
+    else if (a.kind === 'signal') await client.query(`select bpm.broadcast_signal($1, jsonb_build_object('v', $2::int))`, [a.target, a.v]);
     else if (a.kind === 'fire') {
       // null: the timer was gone (fired, or its task left) — the job's quiet no-op
       const { rows } = await client.query<{ id: string | null }>(`select (bpm.fire_timer($1)).id`, [a.target]);
@@ -392,9 +419,9 @@ test(`random models under concurrent random commands keep the engine's invariant
     }
     for (let round = 0; round < MAX_ROUNDS; round++) {
       const treeIds = await callTrees(instanceIds);
-      const { tasks, messages, timers } = await candidates(treeIds);
+      const { tasks, messages, timers, signals } = await candidates(treeIds);
       const active = (await candidates(instanceIds)).active;
-      if (tasks.length === 0 && messages.length === 0 && timers.length === 0) break;
+      if (tasks.length === 0 && messages.length === 0 && timers.length === 0 && signals.length === 0) break;
       rounds++;
       // collisions on purpose: the workers draw from the first few candidates
       const actions = workers.map((): Action => {
@@ -402,6 +429,9 @@ test(`random models under concurrent random commands keep the engine's invariant
         const r = rnd();
         if (r < 0.015 && active.length > 0) return { kind: 'cancel', target: active[Math.floor(rnd() * active.length)]!, v };
         if (r < 0.03) return { kind: 'stray', target: `${builder.key}_nobody`, key: 'none', v };
+        if ((r < 0.12 && signals.length > 0) || (tasks.length === 0 && messages.length === 0 && timers.length === 0)) {
+          return { kind: 'signal', target: signals[Math.floor(rnd() * signals.length)]!, v };
+        }
         if ((r < 0.3 && timers.length > 0) || (tasks.length === 0 && messages.length === 0)) {
           return { kind: 'fire', target: timers[Math.floor(rnd() * Math.min(3, timers.length))]!.id, v };
         }
@@ -442,9 +472,11 @@ test(`random models under concurrent random commands keep the engine's invariant
   expect(outcomes.get('complete:BP203') ?? 0).toBeGreaterThan(0);
   expect(outcomes.get('correlate:ok') ?? 0).toBeGreaterThan(10);
   expect(outcomes.get('fire:ok') ?? 0).toBeGreaterThan(3);
+  expect(outcomes.get('signal:ok') ?? 0).toBeGreaterThan(3);
   expect(outcomes.get('cancel:ok') ?? 0).toBeGreaterThan(0);
-  // and every generated construct ran to completion somewhere
-  for (const kind of ['task', 'mi', 'catch', 'call', 'work', 'sub', 'esp', 'esptask', 'boundary', 'errboundary', 'errend', 'bend', 'andjoin', 'orjoin', 'xorjoin']) {
+  // and (with the default models) every generated construct ran to completion somewhere
+  if (process.env.PGBPM_MODEL_SEED !== undefined) return;
+  for (const kind of ['task', 'mi', 'catch', 'sigcatch', 'timercatch', 'call', 'work', 'sub', 'esp', 'esptask', 'boundary', 'errboundary', 'errend', 'bend', 'andjoin', 'orjoin', 'xorjoin']) {
     expect([kind, (coverage[`${kind}:completed`] ?? 0) > 0]).toEqual([kind, true]);
   }
 });
