@@ -3,8 +3,10 @@
  * (user tasks, parallel and sequential multi-instance tasks, message,
  * signal and timer catch events, interrupting message, timer and signal and
  * non-interrupting message boundary events, exclusive, parallel and
- * inclusive gateways, embedded subprocesses with event subprocesses or an
- * error end event caught on the subprocess, call activities, nested) driven
+ * inclusive gateways, event-based gateways (message, timer, signal),
+ * embedded subprocesses with event subprocesses or an error end event
+ * caught on the subprocess, multi-instance subprocesses, call activities,
+ * nested) driven
  * by random command schedules (complete a task, correlate a message, broadcast
  * a signal, fire a timer as its job would, cancel an instance, cancel one
  * activity instance as an administrator) from
@@ -84,6 +86,11 @@ class ModelBuilder {
     this.messages.push(`<signal id="${id}" name="sig_${this.int(3)}"/>`);
     return id;
   }
+  /** Inside a multi-instance subprocess every inner instance would wait for the same message (BP207): signals there instead. */
+  private noMessages = 0;
+  private messageDefinition(): string {
+    return this.noMessages > 0 ? `<signalEventDefinition signalRef="${this.signal()}"/>` : `<messageEventDefinition messageRef="${this.message()}"/>`;
+  }
   private message(): string {
     const id = this.id('Msg');
     this.messages.push(`<message id="${id}" name="${this.key}_${id}"/>`);
@@ -101,7 +108,7 @@ class ModelBuilder {
     const kinds =
       depth >= 3
         ? ['task', 'task', 'mi', 'catch', 'signal', 'timer', 'call']
-        : ['task', 'task', 'mi', 'catch', 'signal', 'timer', 'call', 'xor', 'and', 'or', 'sub', 'sub'];
+        : ['task', 'task', 'mi', 'catch', 'signal', 'timer', 'call', 'xor', 'and', 'or', 'ebg', 'sub', 'sub', 'misub'];
     const kind = kinds[this.int(kinds.length)]!;
     switch (kind) {
       case 'task': {
@@ -113,14 +120,14 @@ class ModelBuilder {
         if (variant === 1) {
           // a non-interrupting message boundary event: each message starts a path of its own, which ends
           const end = this.id('bend');
-          out.push(`<boundaryEvent id="${b}" attachedToRef="${id}" cancelActivity="false"><messageEventDefinition messageRef="${this.message()}"/></boundaryEvent>`, `<endEvent id="${end}"/>`);
+          out.push(`<boundaryEvent id="${b}" attachedToRef="${id}" cancelActivity="false">${this.messageDefinition()}</boundaryEvent>`, `<endEvent id="${end}"/>`);
           this.flow(out, b, end);
           return { entry: id, exit: id };
         }
         // an interrupting message or timer (due at once, fired by the schedule) boundary event; both paths meet again
         const merge = this.id('bmerge');
         const triggers = [
-          () => `<messageEventDefinition messageRef="${this.message()}"/>`,
+          () => `${this.messageDefinition()}`,
           () => '<timerEventDefinition><timeDuration>PT0S</timeDuration></timerEventDefinition>',
           () => `<signalEventDefinition signalRef="${this.signal()}"/>`,
         ];
@@ -154,7 +161,44 @@ class ModelBuilder {
       }
       case 'catch': {
         const id = this.id('catch');
-        out.push(`<intermediateCatchEvent id="${id}"><messageEventDefinition messageRef="${this.message()}"/></intermediateCatchEvent>`);
+        out.push(`<intermediateCatchEvent id="${id}">${this.messageDefinition()}</intermediateCatchEvent>`);
+        return { entry: id, exit: id };
+      }
+      case 'ebg': {
+        // an event-based gateway: the first of a message, a timer and a signal wins
+        const split = this.id('ebgsplit');
+        const join = this.id('ebgjoin');
+        const events = [
+          `${this.messageDefinition()}`,
+          '<timerEventDefinition><timeDuration>PT0S</timeDuration></timerEventDefinition>',
+          `<signalEventDefinition signalRef="${this.signal()}"/>`,
+        ].slice(0, 2 + this.int(2));
+        out.push(`<eventBasedGateway id="${split}"/>`, `<exclusiveGateway id="${join}"/>`);
+        for (const definition of events) {
+          const ev = this.id('ebgevent');
+          out.push(`<intermediateCatchEvent id="${ev}">${definition}</intermediateCatchEvent>`);
+          this.flow(out, split, ev);
+          const branch = this.block(out, depth + 1);
+          this.flow(out, ev, branch.entry);
+          this.flow(out, branch.exit, join);
+        }
+        return { entry: split, exit: join };
+      }
+      case 'misub': {
+        // a multi-instance subprocess (2 instances, parallel or sequential) around a block
+        const id = this.id('misub');
+        const inner: string[] = [];
+        const s = this.id('misubstart');
+        const e = this.id('misubend');
+        this.noMessages++;
+        const body = this.block(inner, depth + 1);
+        this.noMessages--;
+        this.flow(inner, s, body.entry);
+        this.flow(inner, body.exit, e);
+        out.push(
+          `<subProcess id="${id}"><multiInstanceLoopCharacteristics isSequential="${this.int(2) === 0}"><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics>` +
+            `<startEvent id="${s}"/><endEvent id="${e}"/>${inner.join('')}</subProcess>`,
+        );
         return { entry: id, exit: id };
       }
       case 'xor':
@@ -190,7 +234,7 @@ class ModelBuilder {
           this.flow(espInner, es, et);
           this.flow(espInner, et, ee);
           inner.push(
-            `<subProcess id="${esp}" triggeredByEvent="true"><startEvent id="${es}" isInterrupting="${this.int(2) === 0}"><messageEventDefinition messageRef="${this.message()}"/></startEvent>` +
+            `<subProcess id="${esp}" triggeredByEvent="true"><startEvent id="${es}" isInterrupting="${this.int(2) === 0}">${this.messageDefinition()}</startEvent>` +
               `<userTask id="${et}"/><endEvent id="${ee}"/>${espInner.join('')}</subProcess>`,
           );
         }
@@ -493,7 +537,7 @@ test(`random models under concurrent random commands keep the engine's invariant
   expect(outcomes.get('signal:ok') ?? 0).toBeGreaterThan(3);
   expect(outcomes.get('modify:ok') ?? 0).toBeGreaterThan(3);
   expect(outcomes.get('cancel:ok') ?? 0).toBeGreaterThan(0);
-  for (const kind of ['task', 'mi', 'catch', 'sigcatch', 'timercatch', 'call', 'work', 'sub', 'esp', 'esptask', 'boundary', 'errboundary', 'errend', 'bend', 'andjoin', 'orjoin', 'xorjoin']) {
+  for (const kind of ['task', 'mi', 'catch', 'sigcatch', 'timercatch', 'call', 'work', 'sub', 'esp', 'esptask', 'boundary', 'errboundary', 'errend', 'bend', 'andjoin', 'orjoin', 'xorjoin', 'ebgjoin', 'ebgevent', 'misub']) {
     expect([kind, (coverage[`${kind}:completed`] ?? 0) > 0]).toEqual([kind, true]);
   }
 });
