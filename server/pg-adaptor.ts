@@ -69,7 +69,7 @@ export function setupText(client: pg.ClientBase, settings: Array<[string, string
 async function runQuery<TData>(client: pg.PoolClient, opts: PgClientQuery): Promise<PgClientResult<TData>> {
   const config: pg.QueryConfig & { rowMode?: 'array' } = { text: opts.text, values: opts.values };
   if (opts.arrayMode) config.rowMode = 'array';
-  if (opts.name != null && PREPARED_STATEMENTS > 0) {
+  if (opts.name != null) {
     usePrepared(client, opts.name);
     config.name = opts.name;
   }
@@ -78,8 +78,12 @@ async function runQuery<TData>(client: pg.PoolClient, opts: PgClientQuery): Prom
 }
 
 /** pg's socket, to cork: what is written while corked goes out in one write. */
-function streamOf(client: pg.PoolClient): { cork?(): void; uncork?(): void } | undefined {
-  return (client as unknown as { connection?: { stream?: { cork?(): void; uncork?(): void } } }).connection?.stream;
+interface Corkable {
+  cork?(): void;
+  uncork?(): void;
+}
+function streamOf(client: pg.PoolClient): Corkable | undefined {
+  return (client as unknown as { connection?: { stream?: Corkable } }).connection?.stream;
 }
 
 /**

@@ -11,9 +11,9 @@
  * session. (add_job's lookup of a locked job by key has the same exposure and
  * keeps generic plans: see bpm_private.timer__dequeue.)
  */
-import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { deployProcess } from '../../helpers/engine';
+import { explainingSession } from '../../helpers/plans';
 
 jest.setTimeout(60_000);
 
@@ -35,21 +35,12 @@ afterAll(async () => {
 });
 
 test('a session that cancelled timers on a small queue still removes their jobs by key when the queue is large', async () => {
-  const session: pg.PoolClient = await db.root.connect();
-  const plans: string[] = [];
-  const onNotice = (n: { message?: string }): void => {
-    if (n.message?.includes('_private_jobs')) plans.push(n.message.replace(/\s+/g, ' '));
-  };
+  const { session, record, close } = await explainingSession(db.root, 'bpm_admin', T);
   const startAndCancel = async (): Promise<void> => {
     const { rows: [i] } = await session.query<{ id: string }>(`select (bpm.start_process('plans_job')).id`);
     await session.query(`select bpm.cancel_process_instance($1)`, [i.id]);
   };
   try {
-    await session.query(`load 'auto_explain'`);
-    // (superuser settings, before the role; plans are read only at the end)
-    await session.query(`set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set auto_explain.log_level = notice; set client_min_messages = notice`);
-    await session.query(`set role bpm_admin`);
-    await session.query(`select set_config('bpm.tenant_id', $1, false)`, [T]);
     // an idle system's queue, as autovacuum last analysed it: empty
     await db.root.query('analyze graphile_worker._private_jobs');
     // a small queue: enough calls for PostgreSQL to settle on a generic plan
@@ -58,15 +49,13 @@ test('a session that cancelled timers on a small queue still removes their jobs 
     const other = await db.connectAs({ role: 'bpm_admin', tenant: T });
     await other.query(`select count(bpm.start_process('plans_job')) from generate_series(1, 3000)`);
     await other.end();
-    session.on('notice', onNotice);
+    const plans = record('_private_jobs');
     await startAndCancel();
     const removal = plans.filter((p) => /delete from "graphile_worker"\._private_jobs/i.test(p));
     expect(removal.length).toBe(1);
     expect(removal[0]).not.toMatch(/Seq Scan on _private_jobs/);
     expect(removal[0]).toMatch(/Index Scan using jobs_key_key\d* on _private_jobs/);
   } finally {
-    session.off('notice', onNotice);
-    await session.query('reset role').catch(() => undefined);
-    session.release(true);
+    await close();
   }
 });

@@ -8,9 +8,9 @@
  * read through auto_explain (as notices), on statistics made before the
  * burst existed, as a worker session meets them.
  */
-import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { deployProcess } from '../../helpers/engine';
+import { explainingSession } from '../../helpers/plans';
 
 jest.setTimeout(60_000);
 
@@ -35,27 +35,17 @@ afterAll(async () => {
 });
 
 test('a timer batch locks each instance by its primary key, not by walking the active instances', async () => {
-  const session: pg.PoolClient = await db.root.connect();
-  const plans: string[] = [];
-  const onNotice = (n: { message?: string }): void => {
-    if (n.message?.includes('process_instance')) plans.push(n.message);
-  };
-  session.on('notice', onNotice);
+  const { session, record, close } = await explainingSession(db.root, 'bpm_engine', T);
   try {
-    await session.query(`load 'auto_explain'`);
-    await session.query(`set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set auto_explain.log_level = notice; set client_min_messages = notice`);
-    await session.query(`set role bpm_engine`);
-    await session.query(`select set_config('bpm.tenant_id', $1, false)`, [T]);
+    const plans = record('process_instance');
     const { rows: [due] } = await session.query<{ id: string }>(`select id from bpm.event_subscription where kind = 'timer' limit 1`);
     const { rows: [fired] } = await session.query<{ n: number }>(`select bpm.fire_due_timers($1, 50) as n`, [due.id]);
     expect(fired.n).toBe(50);
-    const lookups = plans.filter((p) => /from bpm\.process_instance i where i\.tenant_id = v_tenant and i\.id = v_due\.instance_id/i.test(p.replace(/\s+/g, ' ')));
+    const lookups = plans.filter((p) => /from bpm\.process_instance i where i\.tenant_id = v_tenant and i\.id = v_due\.instance_id/i.test(p));
     expect(lookups.length).toBeGreaterThan(0);
     expect(lookups.filter((p) => p.includes('process_instance_definition_idx'))).toEqual([]);
     expect(lookups.every((p) => p.includes('process_instance_pkey'))).toBe(true);
   } finally {
-    session.off('notice', onNotice);
-    await session.query('reset role').catch(() => undefined);
-    session.release(true);
+    await close();
   }
 });
