@@ -15,6 +15,7 @@ import { startJobRunner } from './job-runner';
 import { createWorkerLogger, type Logger } from './logger';
 import { startExternalTaskRunner, type ExternalTaskRunner, type StopReport } from './external/runner';
 import type { LockedTask } from './external/engine-calls';
+import { startWakeListener, type WakeListener } from './external/wakeup';
 import type { Outcome } from './external/execute';
 import { taskList as defaultTaskList } from './tasks';
 
@@ -72,6 +73,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   const pools: pg.Pool[] = [];
   let externalTasks: ExternalTaskRunner | null = null;
   let jobRunner: Runner | null = null;
+  let listener: WakeListener | undefined;
   try {
     if (options.jobs !== false) {
       const pool = createEnginePool({
@@ -107,6 +109,14 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         onHandlerStart: options.onHandlerStart,
         onTaskDone: options.onTaskDone,
       });
+      const runner = externalTasks;
+      listener = startWakeListener({
+        connectionString: options.connectionString,
+        tenants: config.tenants,
+        listenerId: config.workerId,
+        onWake: () => runner.wake(),
+        logger,
+      });
     } else if (config.tenants.length === 0 && handlers.length > 0) {
       logger.info('no tenants configured (--tenants, PGBPM_WORKER_TENANTS): external tasks are not served');
     }
@@ -119,6 +129,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   let stopped: Promise<StopReport> | undefined;
   const stop = (): Promise<StopReport> => {
     stopped ??= (async () => {
+      await listener?.stop();
       const report = (await externalTasks?.stop(config.shutdownTimeoutMs)) ?? { abandoned: 0, aborted: false };
       if (jobRunner) {
         await jobRunner.stop().catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'stopping the job runner failed'));

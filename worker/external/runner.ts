@@ -8,7 +8,10 @@
  *   (concurrency / pairs, at least 1), so a busy tenant or topic cannot starve
  *   the others: every pair gets a fetch whenever a slot frees.
  * - Adaptive poll: while fetches return work the next round starts at once;
- *   a round that found nothing sleeps `idleMs` (default 15 ms).
+ *   a round that found nothing sleeps `idleMs` (default 15 ms), unless
+ *   `wake()` was called meanwhile: the runtime calls it when the engine
+ *   notifies channel `bpm_external_task` (a task became fetchable), so a
+ *   new task is picked up at once instead of after the sleep.
  * - Locks: fetch_and_lock (FOR UPDATE SKIP LOCKED) gives each task to one
  *   worker until its lock expires; then another worker may run it again
  *   (at-least-once). A report refused because the lock was lost is logged.
@@ -61,6 +64,8 @@ export interface ExternalTaskRunner {
   stats(): RunnerStats;
   /** Stops fetching and waits for handlers in flight (see the module comment). Idempotent. */
   stop(timeoutMs: number): Promise<StopReport>;
+  /** New work may be fetchable: ends an idle sleep now, or skips the next one. */
+  wake(): void;
 }
 
 /** Resolves after `ms`, or at once when `wake` is called; never keeps the process alive longer. */
@@ -87,6 +92,8 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
   let fetched = 0;
   let stopping = false;
   let wakeLoop = (): void => undefined;
+  let wakeIdle: (() => void) | undefined;
+  let workSignalled = false;
   let next = 0;
   let errorDelay = FETCH_ERROR_DELAY_MIN_MS;
 
@@ -159,7 +166,14 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
         continue;
       }
       errorDelay = FETCH_ERROR_DELAY_MIN_MS;
-      if (!found && !stopping) await sleep(idleMs);
+      if (!found && !stopping && !workSignalled) {
+        const s = wakeableSleep(idleMs);
+        wakeLoop = s.wake;
+        wakeIdle = s.wake;
+        await s.promise;
+        wakeIdle = undefined;
+      }
+      workSignalled = false;
     }
   };
 
@@ -201,8 +215,15 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
     return stopped;
   };
 
+  const wake = (): void => {
+    // only the idle sleep ends early: a full runner waits for a slot, a failing one backs off
+    if (wakeIdle) wakeIdle();
+    else workSignalled = true;
+  };
+
   return {
     stats: () => ({ fetched, inFlight: inFlight.size, outcomes: { ...outcomes } }),
     stop,
+    wake,
   };
 }

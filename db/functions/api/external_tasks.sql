@@ -150,6 +150,8 @@ begin
     insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message, external_task_id)
     values (v_tenant, v_task.instance_id, v_task.element_id, 'failedExternalTask', error_message, v_task.id)
     returning id into v_incident;
+  elsif retry_after = interval '0' then
+    perform bpm_private.external_task__notify(v_tenant);
   end if;
   perform bpm_private.event__emit(v_tenant, v_task.instance_id,
     array['externalTaskFailed'] || case when v_incident is not null then array['incidentCreated'] else '{}' end,
@@ -245,6 +247,9 @@ begin
   update bpm.external_task e
   set retries = retry_incident.retries, available_at = pg_catalog.now()
   where e.tenant_id = v_tenant and e.id = v_incident.external_task_id and (e.state = 'open') is true;
+  if found then
+    perform bpm_private.external_task__notify(v_tenant);
+  end if;
   update bpm.incident i set resolved_at = pg_catalog.now()
   where i.tenant_id = v_tenant and i.id = incident_id
   returning * into v_incident;
@@ -319,3 +324,52 @@ begin
 end;
 $$;
 comment on function bpm_private.incident__retry_element(bpm.incident) is E'Retries an incident that has no external task: fires the failed timer again, or re-enters the error end event.';
+
+-- Wake-up calls for workers: a worker that LISTENs on channel
+-- bpm_external_task holds a lease per tenant it serves; while one is live,
+-- transactions that make an external task of the tenant fetchable notify the
+-- channel (no payload: every listener of the cluster sees it). Without a
+-- lease nothing is sent, because NOTIFY makes committing transactions queue
+-- behind one another; workers then find tasks by polling.
+create or replace function bpm_private.external_task__notify(tenant_id text)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  if exists (select 1 from bpm_private.task_listener l
+             where l.tenant_id = external_task__notify.tenant_id and l.expires_at > pg_catalog.now()) then
+    perform pg_catalog.pg_notify('bpm_external_task', '');
+  end if;
+end;
+$$;
+comment on function bpm_private.external_task__notify(text) is E'Notifies channel bpm_external_task (empty payload) when a worker holds a live lease of the tenant.';
+
+create or replace function bpm.register_task_listener(listener_id text, ttl interval default '30 seconds')
+returns timestamptz
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'listen for external tasks');
+  v_expires timestamptz;
+begin
+  if coalesce(listener_id, '') = '' or pg_catalog.length(listener_id) > 200 then
+    raise exception 'invalid argument: listener_id must be 1 to 200 characters' using errcode = 'BP401';
+  end if;
+  if ttl is null or ttl <= interval '0' or ttl > interval '1 hour' then
+    raise exception 'invalid argument: ttl must be positive and at most 1 hour' using errcode = 'BP401';
+  end if;
+  delete from bpm_private.task_listener l where l.tenant_id = v_tenant and l.expires_at < pg_catalog.now();
+  insert into bpm_private.task_listener (tenant_id, listener_id, expires_at)
+  values (v_tenant, register_task_listener.listener_id, pg_catalog.now() + ttl)
+  on conflict on constraint task_listener_pkey do update set expires_at = excluded.expires_at
+  returning task_listener.expires_at into v_expires;
+  return v_expires;
+end;
+$$;
+comment on function bpm.register_task_listener(text, interval) is E'Worker-side: while registered (until ttl passes; renew it), transactions that make an external task of the caller''s tenant fetchable (created, failed with retry_after 0, incident retried) NOTIFY channel bpm_external_task with an empty payload, so LISTENing workers fetch at once instead of at their next poll. Returns the expiry. Errors: BP401 malformed arguments. Roles: bpm_admin, bpm_engine.';

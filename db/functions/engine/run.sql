@@ -462,6 +462,7 @@ begin
     select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic'
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'externalTask';
+    perform bpm_private.external_task__notify(st.tenant_id);
   end if;
 end;
 $$;

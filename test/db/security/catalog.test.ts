@@ -242,6 +242,7 @@ test('the catalog checks see the engine tables and functions they are meant to c
     'bpm.user_task',
     'bpm_private.event_listener',
     'bpm_private.message_receipt',
+    'bpm_private.task_listener',
     'bpm_private.token',
   ]);
   expect(rows[0]?.functions).toBeGreaterThan(30);
@@ -341,6 +342,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     modify_process_instance: admin,
     process_task_deadline: adminEngine,
     register_event_listener: everyone,
+    register_task_listener: adminEngine,
     retry_incident: adminEngine,
     set_assignee: admin,
     set_variables: admin,

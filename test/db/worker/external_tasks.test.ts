@@ -351,6 +351,82 @@ describe('failures and retries', () => {
   });
 });
 
+describe('wake-up calls (LISTEN bpm_external_task)', () => {
+  /** The worker's leases of `tenant` (as superuser: inspection only). */
+  const leases = (tenant: string) => async (): Promise<number | undefined> => {
+    const { rows } = await db.root.query<{ n: number }>(
+      `select count(*)::int as n from bpm_private.task_listener where tenant_id = $1 and expires_at > now()`,
+      [tenant],
+    );
+    return (rows[0]?.n ?? 0) > 0 ? rows[0]?.n : undefined;
+  };
+
+  test('a worker that polls once a minute still takes new tasks, and tasks failed without delay, at once: the engine notifies it', async () => {
+    const topic = await topicModel('w_wake');
+    let calls = 0;
+    await worker({
+      tenants: [TENANT],
+      config: { idleMs: 60_000, backoffBaseMs: 0, backoffMaxMs: 0 },
+      handlers: {
+        [topic]: () => {
+          calls += 1;
+          if (calls === 2) throw new Error('once');
+          return { ok: true };
+        },
+      },
+    });
+    await waitFor('the worker to hold a lease', leases(TENANT), 10_000);
+    for (let i = 0; i < 2; i++) {
+      const started = Date.now();
+      const { id } = await start(await admin(), topic);
+      // the second one fails once (retry_after 0) and is fetched again at once too
+      await waitFor(`instance ${i} to complete`, ended(id), 5_000);
+      expect(Date.now() - started).toBeLessThan(5_000);
+    }
+    expect(calls).toBe(3);
+  });
+
+  test('the engine notifies only for tenants with a live lease, with an empty payload; the lease needs bpm_engine or bpm_admin and a valid ttl', async () => {
+    // a tenant no worker of this file serves (their leases outlive them by up to 30 s)
+    const tenant = 'wk-notify';
+    const topic = await topicModel('w_notify', [tenant, 'wk-quiet']);
+    const heard: string[] = [];
+    const listener = await db.connectAs({ role: 'bpm_engine', tenant });
+    try {
+      listener.on('notification', (n) => heard.push(n.payload ?? ''));
+      await listener.query('listen bpm_external_task');
+      const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
+
+      await start(await admin(tenant), topic);
+      await settle();
+      expect(heard).toEqual([]); // no lease yet: nothing is sent
+
+      const { rows } = await listener.query<{ expires: Date }>(`select bpm.register_task_listener('probe', '2 seconds') as expires`);
+      expect(rows[0]?.expires.getTime()).toBeGreaterThan(Date.now());
+      await start(await admin(tenant), topic);
+      await start(await admin('wk-quiet'), topic); // another tenant, no lease
+      await settle();
+      expect(heard).toEqual(['']);
+
+      await new Promise((resolve) => setTimeout(resolve, 2_100)); // the lease lapses
+      await start(await admin(tenant), topic);
+      await settle();
+      expect(heard).toEqual(['']);
+
+      await expect(listener.query(`select bpm.register_task_listener('probe', '2 hours')`)).rejects.toMatchObject({ code: 'BP401' });
+      await expect(listener.query(`select bpm.register_task_listener('', '1 minute')`)).rejects.toMatchObject({ code: 'BP401' });
+      const user = await db.connectAs({ role: 'bpm_user', tenant, user: 'u' });
+      try {
+        await expect(user.query(`select bpm.register_task_listener('probe')`)).rejects.toMatchObject({ code: '42501' });
+      } finally {
+        await user.end();
+      }
+    } finally {
+      await listener.end();
+    }
+  });
+});
+
 describe('tenants', () => {
   test('a worker serves only the tenants it is given', async () => {
     const topic = await topicModel('w_tenants', [TENANT, 'wk-other']);
