@@ -17,7 +17,7 @@
  *
  * Settings (environment): BENCH_SECONDS per cell (5), BENCH_RUNS per cell (3),
  * BENCH_CLIENTS (1,8), BENCH_WORKER_CONCURRENCY handlers in flight (10),
- * BENCH_WORKER_IDLE_MS idle poll sleep (15), BENCH_JOB_CONCURRENCY (8),
+ * BENCH_WORKER_IDLE_MS idle poll sleep (the worker's default, 500), BENCH_JOB_CONCURRENCY (8),
  * BENCH_DATABASE (pgbpm_bench_worker, dropped and recreated),
  * BENCH_CURRENT=1 to include db/migrations/current.sql (uncommitted work).
  */
@@ -36,7 +36,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map(Number);
 const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 10);
-const IDLE_MS = Number(process.env.BENCH_WORKER_IDLE_MS ?? 15);
+const IDLE_MS = Number(process.env.BENCH_WORKER_IDLE_MS ?? WORKER_DEFAULTS.idleMs);
 const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 8);
 const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_worker';
 const TENANT = 'bench';

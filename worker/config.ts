@@ -60,7 +60,8 @@ export interface WorkerConfig {
 export const WORKER_DEFAULTS = {
   concurrency: 10,
   batchSize: 10,
-  idleMs: 15,
+  // new tasks wake the runner through NOTIFY; the poll only finds back-off expiries (or covers a lost LISTEN connection)
+  idleMs: 500,
   lockDurationMs: 5 * 60_000,
   retries: 3,
   backoffBaseMs: 1000,

@@ -8,7 +8,7 @@
  *   (concurrency / pairs, at least 1), so a busy tenant or topic cannot starve
  *   the others: every pair gets a fetch whenever a slot frees.
  * - Adaptive poll: while fetches return work the next round starts at once;
- *   a round that found nothing sleeps `idleMs` (default 15 ms), unless
+ *   a round that found nothing sleeps `idleMs` (default 500 ms), unless
  *   `wake()` was called meanwhile: the runtime calls it when the engine
  *   notifies channel `bpm_external_task` (a task became fetchable), so a
  *   new task is picked up at once instead of after the sleep.

@@ -115,6 +115,12 @@ const CALLS: ApiCall[] = [
     action: 'listen for events',
     sql: () => ({ text: `select bpm.register_event_listener('server-1')`, values: [] }),
   },
+  {
+    fn: 'register_task_listener',
+    role: 'bpm_engine',
+    action: 'listen for external tasks',
+    sql: () => ({ text: `select bpm.register_task_listener('worker-1')`, values: [] }),
+  },
 ];
 /** Read-only functions: like the tables, they fail closed (return nothing) without a tenant. */
 const READS = ['events_after'];
