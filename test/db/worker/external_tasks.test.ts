@@ -386,6 +386,25 @@ describe('wake-up calls (LISTEN bpm_external_task)', () => {
     expect(calls).toBe(3);
   });
 
+  test('a listener whose connection is killed reconnects, renews its lease and wakes the worker again', async () => {
+    const topic = await topicModel('w_relisten');
+    await worker({ tenants: [TENANT], config: { idleMs: 60_000 }, handlers: { [topic]: () => ({ ok: true }) } });
+    const listening = async (): Promise<number | undefined> => {
+      const { rows } = await db.root.query<{ pid: number }>(
+        `select pid from pg_stat_activity where application_name = 'pgbpm-worker-listen' and query ilike 'select bpm.register_task_listener%'`,
+      );
+      return rows[0]?.pid;
+    };
+    const pid = await waitFor('the listener connection', listening, 10_000);
+    await db.root.query('select pg_terminate_backend($1)', [pid]);
+    await waitFor('a new listener connection', async () => {
+      const next = await listening();
+      return next !== undefined && next !== pid ? next : undefined;
+    }, 10_000);
+    const { id } = await start(await admin(), topic);
+    await waitFor('the instance to complete after the reconnect', ended(id), 5_000);
+  });
+
   test('the engine notifies only for tenants with a live lease, with an empty payload; the lease needs bpm_engine or bpm_admin and a valid ttl', async () => {
     // a tenant no worker of this file serves (their leases outlive them by up to 30 s)
     const tenant = 'wk-notify';
