@@ -358,12 +358,7 @@ declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'listen for external tasks');
   v_expires timestamptz;
 begin
-  if coalesce(listener_id, '') = '' or pg_catalog.length(listener_id) > 200 then
-    raise exception 'invalid argument: listener_id must be 1 to 200 characters' using errcode = 'BP401';
-  end if;
-  if ttl is null or ttl <= interval '0' or ttl > interval '1 hour' then
-    raise exception 'invalid argument: ttl must be positive and at most 1 hour' using errcode = 'BP401';
-  end if;
+  perform bpm_private.lease__check(listener_id, ttl);
   delete from bpm_private.task_listener l where l.tenant_id = v_tenant and l.expires_at < pg_catalog.now();
   insert into bpm_private.task_listener (tenant_id, listener_id, expires_at)
   values (v_tenant, register_task_listener.listener_id, pg_catalog.now() + ttl)

@@ -88,6 +88,23 @@ as $$
 $$;
 comment on function bpm.events_after(bigint, uuid, int) is E'Events visible to the caller with an id above after_id (of one instance, if given), oldest first, at most max_events (1..10000). Only events of finished transactions older than every running one are returned, so resuming from the last id seen never skips or repeats an event. Roles: every API role (rows filtered by row-level security).';
 
+create or replace function bpm_private.lease__check(listener_id text, ttl interval)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if coalesce(listener_id, '') = '' or pg_catalog.length(listener_id) > 200 then
+    raise exception 'invalid argument: listener_id must be 1 to 200 characters' using errcode = 'BP401';
+  end if;
+  if ttl is null or ttl <= interval '0' or ttl > interval '1 hour' then
+    raise exception 'invalid argument: ttl must be positive and at most 1 hour' using errcode = 'BP401';
+  end if;
+end;
+$$;
+comment on function bpm_private.lease__check(text, interval) is E'Checks the arguments of a NOTIFY lease (event or task listener): BP401 unless listener_id has 1 to 200 characters and ttl is positive and at most 1 hour.';
+
 create or replace function bpm.register_event_listener(listener_id text, ttl interval default '30 seconds')
 returns timestamptz
 language plpgsql
@@ -100,12 +117,7 @@ declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_designer', 'bpm_user', 'bpm_engine'], 'listen for events');
   v_expires timestamptz;
 begin
-  if coalesce(listener_id, '') = '' or pg_catalog.length(listener_id) > 200 then
-    raise exception 'invalid argument: listener_id must be 1 to 200 characters' using errcode = 'BP401';
-  end if;
-  if ttl is null or ttl <= interval '0' or ttl > interval '1 hour' then
-    raise exception 'invalid argument: ttl must be positive and at most 1 hour' using errcode = 'BP401';
-  end if;
+  perform bpm_private.lease__check(listener_id, ttl);
   delete from bpm_private.event_listener l where l.tenant_id = v_tenant and l.expires_at < pg_catalog.now();
   insert into bpm_private.event_listener (tenant_id, listener_id, expires_at)
   values (v_tenant, register_event_listener.listener_id, pg_catalog.now() + ttl)
