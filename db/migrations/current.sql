@@ -1,5 +1,1 @@
--- Review mend: both NOTIFY leases (event and task listeners) check their
--- arguments with one helper, bpm_private.lease__check.
---!include events/emit.sql
---!include api/external_tasks.sql
---!include setup/ownership.sql
+-- Enter migration here
