@@ -3,7 +3,8 @@
  *
  * - BpmSmartTagsPlugin: `bpm.deploy(jsonb)` takes compiled graphs, which only
  *   the BPMN compiler can produce, so it is not exposed (behavior `-*`);
- *   neither is `bpm.register_event_listener` (the server's NOTIFY leases);
+ *   neither are `bpm.register_event_listener` and `bpm.register_task_listener`
+ *   (the server's and the workers' NOTIFY leases);
  *   shorter relation names; a few more filterable columns;
  * - DeployProcessPlugin: `deployProcess(input: {files: [{name, xml}]})`
  *   compiles the files with compiler/ and, when there is no problem, calls
@@ -24,7 +25,7 @@ export const MAX_DEPLOY_FILES = 100;
 
 /**
  * Smart tags for the `bpm` schema, kept here rather than in database comments:
- * - bpm.deploy, bpm.register_event_listener and the worker's job entry points
+ * - bpm.deploy, the NOTIFY leases (register_event_listener, register_task_listener) and the worker's job entry points
  *   (fire_timer, fire_due_timers, continue_async, process_task_deadline) are hidden (behavior `-*`);
  * - relations get short names (`instance`, `userTasks`, …) instead of
  *   `tenantInstance` / `userTasksByTenantIdAndInstanceId` (every key leads
@@ -51,6 +52,8 @@ export const BpmSmartTagsPlugin: GraphileConfig.Plugin = jsonPgSmartTags(
         // server-side: the API server holds NOTIFY leases for its subscriptions (server/subscriptions/leases.ts);
         // a client must not switch NOTIFY (and its cost to every commit of the tenant) on by itself
         'bpm.register_event_listener': { tags: { behavior: '-*' } },
+        // worker-side, for the same reason: workers hold it on their LISTEN connection (worker/external/wakeup.ts)
+        'bpm.register_task_listener': { tags: { behavior: '-*' } },
       },
       class: {
         'bpm.process_definition': {

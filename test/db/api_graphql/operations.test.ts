@@ -85,6 +85,18 @@ test('the query limits leave GraphiQL’s introspection query alone', async () =
   expect(reply.body.data?.__schema.types.length).toBeGreaterThan(10);
 });
 
+test('the NOTIFY leases, the raw deploy and the worker\'s job entry points are not mutations', async () => {
+  const reply = await t.gql<{ __schema: { mutationType: { fields: Array<{ name: string }> } } }>(
+    adminA,
+    '{ __schema { mutationType { fields { name } } } }',
+  );
+  const names = reply.body.data?.__schema.mutationType.fields.map((f) => f.name) ?? [];
+  expect(names).toEqual(expect.arrayContaining(['startProcess', 'completeTask', 'fetchAndLock', 'deployProcess']));
+  for (const hidden of ['registerEventListener', 'registerTaskListener', 'deploy', 'fireTimer', 'fireDueTimers', 'continueAsync', 'processTaskDeadline']) {
+    expect(names).not.toContain(hidden);
+  }
+});
+
 describe('/metrics', () => {
   test('needs the metrics token when one is configured', async () => {
     expect((await scrape(null)).status).toBe(401);
