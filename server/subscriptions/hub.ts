@@ -28,7 +28,7 @@ import os from 'node:os';
 import type pg from 'pg';
 import type { Logger } from '../observability';
 import { TenantLeases } from './leases';
-import { NotificationListener } from './listener';
+import { EVENT_CHANNEL, NotificationListener } from './listener';
 import { EventReadError, instanceVisible, readEvents, withSettings, type EventRow, type PgSettings } from './reader';
 import { EventStream } from './stream';
 import { Subscription, type EventFilter } from './subscription';
@@ -151,8 +151,13 @@ export class EventHub {
     this.listenerId = options.listenerId ?? defaultListenerId();
     this.listener = new NotificationListener({
       connectionString: options.listenConnectionString,
+      channel: EVENT_CHANNEL,
+      applicationName: 'pgbpm-api-events',
+      name: 'events',
       logger: options.logger,
-      onNotify: (id) => {
+      onNotify: (payload) => {
+        // the payload is an event id (the highest of a committed transaction)
+        const id = /^\d{1,19}$/.test(payload) ? BigInt(payload) : 0n;
         if (id > this.maxNotified) this.maxNotified = id;
         this.wake();
       },

@@ -1,9 +1,12 @@
 /**
- * The server's one LISTEN connection (channel `bpm_event`), logged in as the
- * API's login (bpm_authenticator; LISTEN needs no privilege). The payload is
- * an event id and nothing else (no tenant data): it only says "something was
- * committed, look". A lost connection is re-established with backoff; after
- * a reconnect the hub is woken, and the fallback poll covers any gap.
+ * One LISTEN connection on one channel, kept open: the API server's on
+ * `bpm_event` (server/subscriptions/hub.ts) and each worker's on
+ * `bpm_external_task` (worker/external/wakeup.ts). Notifications carry no
+ * tenant data (every listener of the cluster sees them): they only say
+ * "something was committed, look". A lost connection is re-established with
+ * backoff; `onConnected` fires after every (re)connect, because
+ * notifications may have been missed meanwhile, and the owner's fallback
+ * poll covers any gap.
  */
 import pg from 'pg';
 import type { Logger } from '../observability';
@@ -12,9 +15,15 @@ export const EVENT_CHANNEL = 'bpm_event';
 
 export interface ListenerOptions {
   connectionString: string;
+  channel: string;
+  applicationName: string;
+  /** Prefix of the log lines ("events", "external tasks"). */
+  name: string;
   logger: Logger;
-  /** An event id was notified (the highest of a committed transaction). */
-  onNotify(id: bigint): void;
+  /** Runs on every new connection after LISTEN (SET ROLE, leases, …); when it fails, so does the attempt. */
+  prepare?(client: pg.Client): Promise<void>;
+  /** A notification arrived on the channel (its payload, '' when none). */
+  onNotify(payload: string): void;
   /** (Re)connected: notifications may have been missed meanwhile. */
   onConnected(): void;
   /** Backoff between reconnection attempts (default 250 ms, doubling to 10 s). */
@@ -49,28 +58,36 @@ export class NotificationListener {
     return this.connecting;
   }
 
+  /** Runs `fn` on the connection when there is one (false when not connected). */
+  async withConnection(fn: (client: pg.Client) => Promise<void>): Promise<boolean> {
+    const client = this.client;
+    if (!client) return false;
+    await fn(client);
+    return true;
+  }
+
   private async connect(): Promise<void> {
+    const { channel } = this.options;
     const client = new pg.Client({
       connectionString: this.options.connectionString,
-      application_name: 'pgbpm-api-events',
+      application_name: this.options.applicationName,
       keepAlive: true,
       connectionTimeoutMillis: 10_000,
     });
     client.on('error', (e) => this.lost(client, e));
     client.on('end', () => this.lost(client, null));
     client.on('notification', (message) => {
-      if (message.channel !== EVENT_CHANNEL) return;
-      const payload = message.payload ?? '';
-      this.options.onNotify(/^\d{1,19}$/.test(payload) ? BigInt(payload) : 0n);
+      if (message.channel === channel) this.options.onNotify(message.payload ?? '');
     });
     try {
       await client.connect();
-      await client.query(`listen ${EVENT_CHANNEL}`);
+      await client.query(`listen ${channel}`);
+      await this.options.prepare?.(client);
     } catch (e) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);
       this.scheduleRetry();
-      throw new Error(`cannot LISTEN ${EVENT_CHANNEL}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      throw new Error(`cannot LISTEN ${channel}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     }
     if (this.closed) {
       await client.end().catch(() => undefined);
@@ -85,7 +102,7 @@ export class NotificationListener {
     if (this.client !== client) return;
     this.client = null;
     if (this.closed) return;
-    this.options.logger.warn({ err: error ?? undefined }, `events: LISTEN connection lost; reconnecting`);
+    this.options.logger.warn({ err: error ?? undefined }, `${this.options.name}: LISTEN connection lost; reconnecting`);
     client.end().catch(() => undefined);
     this.scheduleRetry();
   }
@@ -97,7 +114,7 @@ export class NotificationListener {
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.start().catch((e: unknown) => {
-        this.options.logger.warn({ err: e }, 'events: reconnecting the LISTEN connection failed');
+        this.options.logger.warn({ err: e }, `${this.options.name}: reconnecting the LISTEN connection failed`);
       });
     }, delay);
     this.retryTimer.unref();
