@@ -56,6 +56,7 @@ import { hasEventLog } from './subscriptions/reader';
 import { EventSubscriptionsPlugin } from './subscriptions/schema';
 import { createEventSubscriber } from './subscriptions/subscriber';
 import { attachWebSockets, principalOfSocket, type WebSocketHandle } from './subscriptions/websocket';
+import { handlePoolErrors } from './pg-pool';
 
 export const GRAPHQL_PATH = '/graphql';
 export const GRAPHIQL_PATH = '/graphiql';
@@ -209,7 +210,7 @@ export async function createApiApp(
     pipeline: true,
     connectionTimeoutMillis: 10_000,
   });
-  pool.on('error', (e) => logger.error({ err: e }, 'idle database connection failed'));
+  handlePoolErrors(pool, (e) => logger.error({ err: e }, 'idle database connection failed'));
   const metrics = createHttpMetrics(logger, GRAPHQL_PATH);
   // subscriptions read the event log through their own small pool, so that they never starve HTTP requests
   const eventPool = new pg.Pool({
@@ -219,7 +220,7 @@ export async function createApiApp(
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
   });
-  eventPool.on('error', (e) => logger.error({ err: e }, 'idle event-log connection failed'));
+  handlePoolErrors(eventPool, (e) => logger.error({ err: e }, 'idle event-log connection failed'));
   const hub = new EventHub({
     pool: eventPool,
     listenConnectionString: options.connectionString,

@@ -28,6 +28,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { handlePoolErrors } from './pg-pool';
 
 export type { Logger } from 'pino';
 
@@ -171,7 +172,7 @@ export interface EngineGauges {
  */
 export function createEngineGauges(registry: Registry, connectionString: string, logger: Logger): EngineGauges {
   const pool = new pg.Pool({ connectionString, max: 1, application_name: 'pgbpm-metrics', connectionTimeoutMillis: 5_000 });
-  pool.on('error', (e) => logger.warn({ err: e }, 'metrics database connection failed'));
+  handlePoolErrors(pool, (e) => logger.warn({ err: e }, 'metrics database connection failed'));
 
   // One read per scrape, shared by the gauges' collect() calls of that scrape
   // (prom-client calls them all before it renders any).

@@ -8,6 +8,7 @@
  * when the connection last served another tenant (one extra round trip).
  */
 import pg from 'pg';
+import { handlePoolErrors } from '../server/pg-pool';
 
 export const ENGINE_ROLE = 'bpm_engine';
 
@@ -27,8 +28,8 @@ export function createEnginePool(options: EnginePoolOptions): pg.Pool {
       await client.query(`set role ${ENGINE_ROLE}`);
     },
   });
-  // errors of idle connections: pg drops the connection; the next checkout opens a new one
-  pool.on('error', () => undefined);
+  // pg drops a failed connection; the next checkout opens a new one
+  handlePoolErrors(pool, () => undefined);
   return pool;
 }
 

@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { Logger, runMigrations } from 'graphile-worker';
+import { handlePoolErrors } from '../server/pg-pool';
 
 /** The schema graphile-worker lives in (its default; pgbpm's grants name it). */
 export const WORKER_SCHEMA = 'graphile_worker';
@@ -35,7 +36,7 @@ const defaultLog = (level: SchemaLogLevel, message: string): void => {
 export async function installWorkerSchema(connectionString: string, options: InstallWorkerSchemaOptions = {}): Promise<void> {
   const log = options.log ?? defaultLog;
   const pool = new pg.Pool({ connectionString, max: 1, application_name: options.applicationName ?? 'pgbpm-worker-schema' });
-  pool.on('error', () => undefined);
+  handlePoolErrors(pool, () => undefined);
   try {
     await runMigrations({
       pgPool: pool,

@@ -84,8 +84,8 @@ describe('maskError', () => {
   const wrap = (original: Error): GraphQLError => new GraphQLError(original.message, { path: ['field'], originalError: original });
   const pgError = (code: string, message: string): Error => Object.assign(new Error(message), { code });
 
-  test('engine errors (BP…), 42501 and class 22 keep message and SQLSTATE', () => {
-    for (const code of ['BP203', 'BP001', '42501', '22012']) {
+  test('engine errors (BP…), 42501, class 22 and the transient 40001/40P01 keep message and SQLSTATE', () => {
+    for (const code of ['BP203', 'BP001', '42501', '22012', '40001', '40P01']) {
       const masked = mask(wrap(pgError(code, `message ${code}`)));
       expect(masked.message).toBe(`message ${code}`);
       expect(masked.extensions).toEqual({ code });
@@ -102,6 +102,30 @@ describe('maskError', () => {
       expect(masked.message).toBe(`internal error (id ${String(errorId)})`);
       expect(masked.extensions).toEqual({ code: 'INTERNAL_SERVER_ERROR', errorId });
       expect(logged.pop()).toEqual([`internal error ${String(errorId)}`, original]);
+    }
+  });
+
+  test('an unreachable or lost database is DATABASE_UNAVAILABLE (retry later), with an error id that is logged', () => {
+    const socketError = (code: string): Error => Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code, errno: -111, syscall: 'connect' });
+    const originals = [
+      pgError('57P01', 'terminating connection due to administrator command'),
+      pgError('57P02', 'terminating connection because of crash of another server process'),
+      pgError('57P03', 'the database system is starting up'),
+      pgError('08006', 'connection failure'),
+      pgError('53300', 'sorry, too many clients already'),
+      socketError('ECONNREFUSED'),
+      socketError('ECONNRESET'),
+      new Error('Connection terminated unexpectedly'),
+      new Error('timeout exceeded when trying to connect'),
+      new Error('Client has encountered a connection error and is not queryable'),
+    ];
+    for (const original of originals) {
+      const masked = mask(wrap(original));
+      const errorId = String(masked.extensions.errorId);
+      expect(masked.extensions).toEqual({ code: 'DATABASE_UNAVAILABLE', errorId });
+      expect(masked.message).toMatch(new RegExp(`^database unavailable \\(id ${errorId}\\): retry later`));
+      expect(masked.message).not.toContain('127.0.0.1');
+      expect(logged.pop()).toEqual([`database unavailable ${errorId}`, original]);
     }
   });
 

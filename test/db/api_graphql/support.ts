@@ -74,7 +74,8 @@ export interface StartOptions {
   >;
 }
 
-export async function startTestApi(db: TestDb, options: StartOptions = {}): Promise<TestApi> {
+/** The server logs in with `db.urls.authenticator` (any database with the schema: a test clone or a cluster of its own). */
+export async function startTestApi(db: Pick<TestDb, 'urls'>, options: StartOptions = {}): Promise<TestApi> {
   const logs: string[] = [];
   const api = await startApiServer({
     connectionString: db.urls.authenticator,

@@ -34,7 +34,7 @@ export interface TestWorkerOptions {
 
 let counter = 0;
 
-export async function startTestWorker(db: TestDb, options: TestWorkerOptions): Promise<TestWorker> {
+export async function startTestWorker(db: Pick<TestDb, 'urls'>, options: TestWorkerOptions): Promise<TestWorker> {
   const logs: Array<Record<string, unknown>> = [];
   const config: WorkerConfig = {
     ...WORKER_DEFAULTS,
