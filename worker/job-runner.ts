@@ -8,7 +8,18 @@
  * migrating login. If the schema is missing or older than this
  * graphile-worker, the start fails (bpm_engine may not create or alter it)
  * with a message saying to run pgbpm migrate.
+ *
+ * graphile-worker (0.16) ends one of its job loops for good when it cannot
+ * record a job's outcome (the database went away while the job ran): the
+ * loop logs "committing seppuku", its job stays locked (for 4 hours, in
+ * graphile-worker's terms) and no new loop replaces it, so an outage would
+ * leave the process running fewer loops, down to none. This runner restarts
+ * graphile-worker when a loop dies: it stops the rest, then (retrying with
+ * backoff until the database answers) unlocks the dead loops' jobs
+ * (force_unlock_workers: they run again; every task is idempotent) and starts
+ * a new graphile-worker runner.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger as GraphileLogger, run, type Runner, type TaskList } from 'graphile-worker';
 import type pg from 'pg';
 import { errorMessage } from './errors';
@@ -42,7 +53,68 @@ export class JobRunnerStartError extends Error {
   }
 }
 
-export async function startJobRunner(options: JobRunnerOptions): Promise<Runner> {
+/** The job runner as the worker runtime sees it. */
+export interface JobRunner {
+  /** Restarts of graphile-worker after a job loop died (database outages). */
+  readonly restarts: number;
+  /** Stops taking jobs and waits for the ones in hand (also ends a restart under way). */
+  stop(): Promise<void>;
+}
+
+const RESTART_MIN_BACKOFF_MS = 500;
+const RESTART_MAX_BACKOFF_MS = 30_000;
+
+export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunner> {
+  const { logger } = options;
+  let runner = await startGraphileWorker(options);
+  let stopping = false;
+  let restarting: Promise<void> | null = null;
+  let restarts = 0;
+  const dead = new Set<string>();
+
+  const restart = async (): Promise<void> => {
+    await runner.stop().catch(() => undefined);
+    for (let backoff = RESTART_MIN_BACKOFF_MS; !stopping; backoff = Math.min(2 * backoff, RESTART_MAX_BACKOFF_MS)) {
+      try {
+        await options.pool.query(`select ${WORKER_SCHEMA}.force_unlock_workers($1::text[])`, [[...dead]]);
+        dead.clear();
+        runner = await startGraphileWorker(options);
+        watch(runner);
+        restarts++;
+        logger.info({ restarts }, 'job runner restarted');
+        return;
+      } catch (e) {
+        logger.warn({ err: errorMessage(e), retryInMs: backoff }, 'job runner: cannot restart yet');
+        await sleep(backoff);
+      }
+    }
+  };
+
+  const watch = (r: Runner): void => {
+    r.events.on('worker:fatalError', ({ worker, error }) => {
+      dead.add(worker.workerId);
+      if (stopping || restarting) return;
+      logger.warn({ err: errorMessage(error), workerId: worker.workerId }, 'a job loop died (database unavailable?); restarting the job runner');
+      restarting = restart().finally(() => {
+        restarting = null;
+      });
+    });
+  };
+  watch(runner);
+
+  return {
+    get restarts() {
+      return restarts;
+    },
+    stop: async () => {
+      stopping = true;
+      await restarting;
+      await runner.stop();
+    },
+  };
+}
+
+async function startGraphileWorker(options: JobRunnerOptions): Promise<Runner> {
   const identifiers = Object.keys(options.taskList);
   try {
     const runner = await run({

@@ -4,14 +4,14 @@
  * user's handlers and the built-in HTTP connector), on one database, until
  * stop() is called. Used by `pgbpm worker` and `pgbpm start`.
  */
-import type { Runner, TaskList } from 'graphile-worker';
+import type { TaskList } from 'graphile-worker';
 import type pg from 'pg';
 import type { WorkerConfig } from './config';
 import { createEnginePool } from './engine-pool';
 import { WorkerConfigError } from './errors';
 import { loadHandlerModule, resolveHandlers, type HandlerMap, type ResolvedHandler } from './handlers';
 import { httpHandler, type HttpConnectorConfig } from './connectors/http';
-import { startJobRunner } from './job-runner';
+import { startJobRunner, type JobRunner } from './job-runner';
 import { createWorkerLogger, type Logger } from './logger';
 import { startExternalTaskRunner, type ExternalTaskRunner, type StopReport } from './external/runner';
 import type { LockedTask } from './external/engine-calls';
@@ -44,7 +44,7 @@ export interface WorkerRuntime {
   topics: string[];
   tenants: string[];
   externalTasks: ExternalTaskRunner | null;
-  jobRunner: Runner | null;
+  jobRunner: JobRunner | null;
   /** Stops fetching, waits for handlers in flight (config.shutdownTimeoutMs), stops the job runner. Idempotent. */
   stop(): Promise<StopReport>;
 }
@@ -72,7 +72,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   }
   const pools: pg.Pool[] = [];
   let externalTasks: ExternalTaskRunner | null = null;
-  let jobRunner: Runner | null = null;
+  let jobRunner: JobRunner | null = null;
   let listener: WakeListener | undefined;
   try {
     if (options.jobs !== false) {

@@ -8,17 +8,20 @@
  * `pg_ctl stop -m immediate` sends): every backend exits at once, nothing is
  * checkpointed, and the next start replays the WAL (crash recovery).
  *
- * While 4 clients start instances of `crash_flow` (service task → user task)
- * through GraphQL and the in-process worker handles the service tasks, the
+ * While 4 clients start instances of `crash_flow` (service task → 0.3 s
+ * timer → user task) through GraphQL and the in-process worker handles the
+ * service tasks and fires the timers (graphile-worker jobs), the
  * server is crashed, stays down for 1.5 s and is started again. Then:
  *   - every start the API acknowledged (HTTP 200 with an instance id) is in
  *     the database; requests during the outage got a GraphQL error, never a
  *     hang or a success;
  *   - the same API process serves again (no restart), /ready says so;
  *   - the same worker process finishes every service task (tasks it had
- *     locked when the server died are fetched again once their lock expires);
+ *     locked when the server died are fetched again once their lock expires)
+ *     and fires every timer;
  *   - no transition was half applied or applied twice: every instance has
- *     exactly one completed external task and one open user task;
+ *     exactly one completed external task, a fired timer and one open user
+ *     task;
  *   - completing every user task through the API completes every instance.
  */
 import { execFile, fork, type ChildProcess } from 'node:child_process';
@@ -44,11 +47,15 @@ const BPMN = `<?xml version="1.0" encoding="UTF-8"?>
   <bpmn:process id="crash_flow" isExecutable="true">
     <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
     <bpmn:serviceTask id="work" camunda:type="external" camunda:topic="crash_work"><bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:serviceTask>
-    <bpmn:userTask id="review" name="Review"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing></bpmn:userTask>
-    <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:intermediateCatchEvent id="pause"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:timerEventDefinition><bpmn:timeDuration>PT0.3S</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:userTask id="review" name="Review"><bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing></bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="work" />
-    <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="review" />
-    <bpmn:sequenceFlow id="f3" sourceRef="review" targetRef="end" />
+    <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="pause" />
+    <bpmn:sequenceFlow id="f3" sourceRef="pause" targetRef="review" />
+    <bpmn:sequenceFlow id="f4" sourceRef="review" targetRef="end" />
   </bpmn:process>
 </bpmn:definitions>`;
 
@@ -193,6 +200,10 @@ let t: TestApi | undefined;
 let worker: TestWorker | undefined;
 let root: pg.Pool | undefined;
 const handled: string[] = [];
+/** Runs of the slow job (crash_slow), by job number: started, and finished. */
+const slowStarted: number[] = [];
+const slowFinished: number[] = [];
+const SLOW_JOBS = 3;
 
 beforeAll(async () => {
   fs.rmSync(DATA_ROOT, { recursive: true, force: true });
@@ -222,6 +233,16 @@ test('an immediate shutdown under load loses no acknowledged transition; API and
     { urls },
     {
       tenants: [TENANT],
+      jobs: true,
+      // in flight when the server dies: graphile-worker cannot record their outcome and ends those job loops
+      tasks: {
+        crash_slow: async (payload) => {
+          const { n } = payload as { n: number };
+          slowStarted.push(n);
+          await new Promise((r) => setTimeout(r, 1000));
+          slowFinished.push(n);
+        },
+      },
       // a task locked when the server died is fetched again after its lock expires
       config: { lockDurationMs: 2000, backoffMaxMs: 500 },
       handlers: {
@@ -234,8 +255,16 @@ test('an immediate shutdown under load loses no acknowledged transition; API and
   );
 
   // ===== load, then crash
+  let probe = new pg.Pool({ connectionString: up.connectionString, max: 1 });
+  probe.on('error', () => undefined);
   const load = startLoad(t, admin);
-  await waitFor('load before the crash', async () => (load.acked.length >= 100 && handled.length >= 20 ? true : undefined), 60_000);
+  const reviews = async (): Promise<number> => {
+    const { rows } = await probe.query<{ n: string }>(`select count(*) n from bpm.user_task`);
+    return Number(rows[0].n);
+  };
+  await waitFor('load before the crash', async () => (load.acked.length >= 100 && handled.length >= 20 && (await reviews()) >= 10 ? true : undefined), 60_000);
+  await probe.query(`select graphile_worker.add_job('crash_slow', json_build_object('n', n)) from generate_series(1, $1) n`, [SLOW_JOBS]);
+  await waitFor('the slow jobs to start', async () => (new Set(slowStarted).size === SLOW_JOBS ? true : undefined), 30_000);
   const crashedAt = Date.now();
   process.kill(up.postmasterPid, 'SIGQUIT');
   await waitFor('the postmaster to exit', async () => (alive(up.postmasterPid) ? undefined : true), 30_000);
@@ -266,6 +295,7 @@ test('an immediate shutdown under load loses no acknowledged transition; API and
   for (const f of during) expect({ status: f.status, code: f.code }).toEqual({ status: 200, code: 'DATABASE_UNAVAILABLE' });
 
   // ===== nothing acknowledged is lost
+  await probe.end().catch(() => undefined);
   root = new pg.Pool({ connectionString: up.connectionString, max: 2 });
   const ids = load.acked.map((a) => a.id);
   const found = await root.query<{ n: string }>(`select count(*) n from bpm.process_instance where id = any($1::uuid[])`, [ids]);
@@ -274,18 +304,34 @@ test('an immediate shutdown under load loses no acknowledged transition; API and
   // ===== the worker finishes every service task (no restart), each transition applied once
   const inspect = root;
   await waitFor(
-    'the worker to complete every external task after the restart',
+    'the worker to complete every external task and fire every timer after the restart',
     async () => {
-      const open = await inspect.query<{ n: string }>(`select count(*) n from bpm.external_task where state <> 'completed'`);
-      return Number(open.rows[0].n) === 0 ? true : undefined;
+      const { rows } = await inspect.query<{ waiting: string }>(
+        `select (select count(*) from bpm.process_instance) - (select count(*) from bpm.user_task) waiting`,
+      );
+      return Number(rows[0].waiting) === 0 ? true : undefined;
     },
     90_000,
     200,
   );
+  // the job loops that died with the slow jobs were replaced, and those jobs ran again to the end
+  expect(worker.runtime.jobRunner?.restarts).toBeGreaterThanOrEqual(1);
+  await waitFor(
+    'the slow jobs to run again after the restart',
+    async () => {
+      const { rows } = await inspect.query<{ n: string }>(`select count(*) n from graphile_worker.jobs where task_identifier = 'crash_slow'`);
+      return Number(rows[0].n) === 0 ? true : undefined;
+    },
+    30_000,
+    200,
+  );
+  expect(new Set(slowFinished.filter((n, i) => slowFinished.indexOf(n) === i)).size).toBe(SLOW_JOBS);
   const shape = await root.query<{ instances: string; bad: string }>(
     `select count(*) instances,
        count(*) filter (where i.state <> 'active'
+         or (select count(*) from bpm.external_task x where x.instance_id = i.id) <> 1
          or (select count(*) from bpm.external_task x where x.instance_id = i.id and x.state = 'completed') <> 1
+         or (select count(*) from bpm.activity_instance a where a.instance_id = i.id and a.element_id = 'pause' and a.state = 'completed') <> 1
          or (select count(*) from bpm.user_task u where u.instance_id = i.id) <> 1
          or (select count(*) from bpm.user_task u where u.instance_id = i.id and u.state = 'open') <> 1) bad
      from bpm.process_instance i`,
