@@ -1,4 +1,9 @@
-create or replace function bpm.start_process(process_key text, variables jsonb default '{}', business_key text default null)
+-- request_id: the caller's id for this start. A start whose answer was lost
+-- (a connection cut while it committed) can be repeated with the same id: it
+-- returns the instance the first call started (as it is now) instead of
+-- starting another, for as long as that instance exists. Concurrent calls
+-- with one id serialise on an advisory lock of (tenant, id).
+create or replace function bpm.start_process(process_key text, variables jsonb default '{}', business_key text default null, request_id text default null)
 returns bpm.process_instance
 language plpgsql
 volatile
@@ -10,14 +15,57 @@ declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user'], 'start a process');
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
   v_definition bpm.process_definition;
+  v_instance bpm.process_instance;
 begin
+  if request_id is not null then
+    v_instance := bpm_private.start_request__find(v_tenant, request_id, process_key);
+    if v_instance.id is not null then
+      return v_instance;
+    end if;
+  end if;
   select * into v_definition from bpm.process_definition d
   where d.tenant_id = v_tenant and d.key = process_key
   order by d.version desc limit 1;
   if not found then
     raise exception 'process definition with key % not found', process_key using errcode = 'BP101';
   end if;
-  return bpm_private.instance__start(v_definition, null, v_variables, business_key, null, null);
+  v_instance := bpm_private.instance__start(v_definition, null, v_variables, business_key, null, null);
+  if request_id is not null then
+    insert into bpm_private.start_request (tenant_id, request_id, instance_id) values (v_tenant, start_process.request_id, v_instance.id);
+  end if;
+  return v_instance;
 end;
 $$;
-comment on function bpm.start_process(text, jsonb, text) is E'Starts an instance of the latest version of a process key and runs it until every token waits. Raises BP101 when the key is unknown in the tenant, BP308 when the process has no none start event (it starts by message, signal or timer). Roles: bpm_admin, bpm_user.';
+comment on function bpm.start_process(text, jsonb, text, text) is E'Starts an instance of the latest version of a process key and runs it until every token waits. With a request_id, a repeated call (a retry whose first answer was lost) returns the instance the first call started, as it is now, instead of starting another. Raises BP101 when the key is unknown in the tenant, BP308 when the process has no none start event (it starts by message, signal or timer), BP208 when the request_id started an instance of another process, BP401 for an empty or over-long request_id. Roles: bpm_admin, bpm_user.';
+
+-- The instance a request id started (locking the id for this transaction),
+-- or an empty row; BP208 if it started another process.
+create or replace function bpm_private.start_request__find(tenant_id text, request_id text, process_key text)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_found record;
+begin
+  if request_id = '' or pg_catalog.length(request_id) > 200 then
+    raise exception 'invalid argument: request_id must be 1 to 200 characters' using errcode = 'BP401';
+  end if;
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(tenant_id || '/start/' || request_id, 0));
+  select i as instance, d.key into v_found
+  from bpm_private.start_request r
+  join bpm.process_instance i on i.tenant_id = r.tenant_id and i.id = r.instance_id
+  join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
+  where r.tenant_id = start_request__find.tenant_id and r.request_id = start_request__find.request_id;
+  if not found then
+    return null;
+  end if;
+  if v_found.key is distinct from process_key then
+    raise exception 'request id % already started instance % of process %, not of %', request_id, (v_found.instance).id, v_found.key, process_key
+      using errcode = 'BP208';
+  end if;
+  return v_found.instance;
+end;
+$$;
+comment on function bpm_private.start_request__find(text, text, text) is E'The instance a start request id started (after taking the id''s transaction lock), or an empty row; BP208 when it started another process.';

@@ -3,7 +3,7 @@
 revoke execute on all functions in schema bpm from public;
 revoke execute on all functions in schema bpm_private from public;
 grant execute on function bpm.deploy(jsonb) to bpm_admin, bpm_designer;
-grant execute on function bpm.start_process(text, jsonb, text) to bpm_admin, bpm_user;
+grant execute on function bpm.start_process(text, jsonb, text, text) to bpm_admin, bpm_user;
 grant execute on function bpm.complete_task(uuid, jsonb) to bpm_admin, bpm_user;
 grant execute on function bpm.claim_task(uuid) to bpm_admin, bpm_user;
 grant execute on function bpm.unclaim_task(uuid) to bpm_admin, bpm_user;

@@ -232,3 +232,92 @@ describe('refused starts change nothing', () => {
     );
   }, 60_000);
 });
+
+describe('request ids: a repeated start returns the first one\'s instance', () => {
+  const startWithId = async (client: pg.Client, key: string, requestId: string, variables: object = {}): Promise<InstanceRow> =>
+    one<InstanceRow>(client, `select * from bpm.start_process($1, $2::jsonb, null, $3)`, [key, JSON.stringify(variables), requestId]);
+  const countWith = async (requestId: string, tenant = TENANT): Promise<number> => {
+    const { rows } = await db.root.query<{ n: string }>(
+      `select count(*) n from bpm_private.start_request where tenant_id = $1 and request_id = $2`,
+      [tenant, requestId],
+    );
+    return Number(rows[0].n);
+  };
+
+  test('the same id twice: one instance, one task; the repeat returns the instance as it is now', async () => {
+    const first = await startWithId(ulla, 'straight', 'req-1', { amount: 1 });
+    await admin.query(`select bpm.set_variables($1, '{"amount": 2}')`, [first.id]);
+    const again = await startWithId(ulla, 'straight', 'req-1', { amount: 99 });
+    expect(again.id).toBe(first.id);
+    expect(again.variables).toEqual({ amount: 2 });
+    expect(await userTasks(db.root, first.id)).toHaveLength(1);
+    expect(await countWith('req-1')).toBe(1);
+  });
+
+  test('two connections starting with one id at the same moment get the same instance', async () => {
+    const other = await db.connectAs({ role: 'bpm_admin', tenant: TENANT });
+    try {
+      for (let round = 0; round < 20; round++) {
+        const id = `race-${round}`;
+        const [a, b] = await Promise.all([startWithId(admin, 'straight', id), startWithId(other, 'straight', id)]);
+        expect(a.id).toBe(b.id);
+        expect(await countWith(id)).toBe(1);
+      }
+      const { rows } = await db.root.query<{ n: string }>(
+        `select count(*) n from bpm.process_instance i join bpm_private.start_request r on r.tenant_id = i.tenant_id and r.instance_id = i.id
+         where r.tenant_id = $1 and r.request_id like 'race-%'`,
+        [TENANT],
+      );
+      expect(Number(rows[0].n)).toBe(20);
+    } finally {
+      await other.end();
+    }
+  });
+
+  test('ids belong to a tenant: the same id in another tenant starts its own instance', async () => {
+    const otherDesigner = await db.connectAs({ role: 'bpm_designer', tenant: 'start-ids' });
+    const otherAdmin = await db.connectAs({ role: 'bpm_admin', tenant: 'start-ids' });
+    try {
+      await deployFixture(otherDesigner, 'straight.bpmn');
+      const mine = await startWithId(admin, 'straight', 'shared-id');
+      const theirs = await startWithId(otherAdmin, 'straight', 'shared-id');
+      expect(theirs.id).not.toBe(mine.id);
+      expect(theirs.tenant_id).toBe('start-ids');
+    } finally {
+      await otherDesigner.end();
+      await otherAdmin.end();
+    }
+  });
+
+  test('an id that started another process: BP208 naming both, nothing started', async () => {
+    const first = await startWithId(admin, 'straight', 'req-other');
+    await expectRejectedUnchanged(
+      db.root,
+      () => startWithId(admin, 'exclusive', 'req-other', { amount: 5 }),
+      'BP208',
+      new RegExp(`request id req-other already started instance ${first.id} of process straight, not of exclusive`),
+    );
+  });
+
+  test.each([
+    ['empty', ''],
+    ['over 200 characters', 'x'.repeat(201)],
+  ])('a request id that is %s: BP401, nothing started', async (_what, requestId) => {
+    await expectRejectedUnchanged(db.root, () => startWithId(admin, 'straight', requestId), 'BP401', /request_id must be 1 to 200 characters/);
+  });
+
+  test('a start that fails keeps no request id: the retry starts', async () => {
+    await expectRejectedUnchanged(db.root, () => startWithId(admin, 'exclusive', 'req-fails', {}), 'BP302');
+    const retried = await startWithId(admin, 'exclusive', 'req-fails', { amount: 5 });
+    expect(retried.state).toBe('active');
+    expect(await countWith('req-fails')).toBe(1);
+  });
+
+  test('the id lives as long as its instance: deleting the instance frees it', async () => {
+    const first = await startWithId(admin, 'straight', 'req-deleted');
+    await db.root.query(`delete from bpm.process_instance where tenant_id = $1 and id = $2`, [TENANT, first.id]);
+    expect(await countWith('req-deleted')).toBe(0);
+    const second = await startWithId(admin, 'straight', 'req-deleted');
+    expect(second.id).not.toBe(first.id);
+  });
+});

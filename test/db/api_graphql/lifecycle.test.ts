@@ -128,6 +128,26 @@ describe('deploy, start, work and finish a process over GraphQL', () => {
   });
 });
 
+describe('startProcess with a requestId', () => {
+  const startWithId = `
+    mutation Start($key: String!, $requestId: String) {
+      startProcess(input: { processKey: $key, requestId: $requestId }) { result { id state } }
+    }`;
+
+  test('a retried start (same requestId) returns the first instance instead of starting another', async () => {
+    const before = await count('bpm.process_instance');
+    const first = await t.data<StartData>(admin, startWithId, { key: 'straight', requestId: 'gql-req-1' });
+    const again = await t.data<StartData>(admin, startWithId, { key: 'straight', requestId: 'gql-req-1' });
+    expect(again.startProcess.result.id).toBe(first.startProcess.result.id);
+    expect(await count('bpm.process_instance')).toBe(before + 1);
+  });
+
+  test('a requestId that started another process reaches the client as BP208', async () => {
+    const reply = await t.gql(admin, startWithId, { key: 'no-such-key', requestId: 'gql-req-1' });
+    expect(reply.body.errors).toEqual([expect.objectContaining({ extensions: { code: 'BP208' } })]);
+  });
+});
+
 describe('deployProcess with invalid BPMN', () => {
   test('returns every problem (file, element, message) and deploys nothing', async () => {
     const before = { deployments: await count('bpm.deployment'), definitions: await count('bpm.process_definition') };

@@ -242,6 +242,7 @@ test('the catalog checks see the engine tables and functions they are meant to c
     'bpm.user_task',
     'bpm_private.event_listener',
     'bpm_private.message_receipt',
+    'bpm_private.start_request',
     'bpm_private.task_listener',
     'bpm_private.token',
   ]);
