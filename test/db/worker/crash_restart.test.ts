@@ -16,6 +16,9 @@
  *     the database; requests during the outage got a GraphQL error, never a
  *     hang or a success;
  *   - the same API process serves again (no restart), /ready says so;
+ *   - a taskEvents subscriber (graphql-ws) connected through the outage, who
+ *     resubscribes from its last event id if its subscription ends, receives
+ *     every task event of the tenant exactly once, in order;
  *   - the same worker process finishes every service task (tasks it had
  *     locked when the server died are fetched again once their lock expires)
  *     and fires every timer;
@@ -31,6 +34,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { COMPLETE, DEPLOY, START, startTestApi, token, type DeployData, type Reply, type StartData, type TestApi } from '../api_graphql/support';
+import { EVENT_FIELDS, connect, type EventData, type Subscription, type WsClient } from '../subscriptions/support';
 import { startTestWorker, waitFor, type TestWorker } from './support';
 
 jest.setTimeout(240_000);
@@ -198,6 +202,7 @@ let cluster: ClusterProcess;
 let up: ClusterUp;
 let t: TestApi | undefined;
 let worker: TestWorker | undefined;
+let ws: WsClient | undefined;
 let root: pg.Pool | undefined;
 const handled: string[] = [];
 /** Runs of the slow job (crash_slow), by job number: started, and finished. */
@@ -215,6 +220,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  await ws?.dispose().catch(() => undefined);
   await worker?.stop().catch(() => undefined);
   await t?.close().catch(() => undefined);
   await root?.end().catch(() => undefined);
@@ -253,6 +259,27 @@ test('an immediate shutdown under load loses no acknowledged transition; API and
       },
     },
   );
+
+  // a taskEvents subscriber across the outage, resuming from its last event id whenever its subscription ends
+  ws = connect(t.api.graphqlUrl, admin);
+  await ws.connected;
+  const received: string[] = [];
+  let subscriptions = 0;
+  let subscription: Subscription<{ taskEvents: EventData }> | null = null;
+  let seen = 0;
+  const subscribe = (after: string | null): void => {
+    subscriptions++;
+    seen = 0;
+    subscription = ws!.subscribe<{ taskEvents: EventData }>(`subscription($after: BigInt) { taskEvents(after: $after) { ${EVENT_FIELDS} } }`, { after });
+  };
+  const follow = setInterval(() => {
+    const sub = subscription;
+    if (!sub) return;
+    for (const item of sub.items.slice(seen)) received.push(item.data.taskEvents.id);
+    seen = sub.items.length;
+    if (sub.completed) subscribe(received.at(-1) ?? '0');
+  }, 50);
+  subscribe('0');
 
   // ===== load, then crash
   let probe = new pg.Pool({ connectionString: up.connectionString, max: 1 });
@@ -338,6 +365,16 @@ test('an immediate shutdown under load loses no acknowledged transition; API and
   );
   expect(Number(shape.rows[0].bad)).toBe(0);
   expect(Number(shape.rows[0].instances)).toBeGreaterThanOrEqual(ids.length);
+
+  // ===== the subscriber got every task event of the tenant exactly once, in order
+  const truth = await root.query<{ id: string }>(
+    `select e.id::text id from bpm.event e where e.tenant_id = $1 and e.kind in ('taskCreated', 'taskAssigned', 'taskCompleted', 'taskCancelled') order by e.id`,
+    [TENANT],
+  );
+  await waitFor('the subscriber to catch up', async () => (received.length >= truth.rows.length ? true : undefined), 30_000);
+  clearInterval(follow);
+  expect(received).toEqual(truth.rows.map((r) => r.id));
+  process.stderr.write(`[crash test] the subscriber received ${received.length} task events over ${subscriptions} subscription(s)\n`);
 
   // ===== and the API drives every instance to its end
   const tasks = await root.query<{ id: string }>(`select id from bpm.user_task where state = 'open'`);
