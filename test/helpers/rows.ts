@@ -34,6 +34,7 @@ export interface UserTaskRow {
   created_at: Date;
   completed_at: Date | null;
   completed_by: string | null;
+  local_variables: Variables | null;
 }
 
 export interface ExternalTaskRow {
@@ -51,4 +52,5 @@ export interface ExternalTaskRow {
   variables: Variables | null;
   created_at: Date;
   ended_at: Date | null;
+  local_variables: Variables | null;
 }

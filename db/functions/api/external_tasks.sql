@@ -39,6 +39,7 @@ begin
     set worker_id = fetch_and_lock.worker_id,
       locked_until = pg_catalog.now() + lock_duration,
       variables = (select i.variables from bpm.process_instance i where i.tenant_id = v_tenant and i.id = p.instance_id)
+        || coalesce(e.local_variables, '{}')
     from picked p
     where e.tenant_id = v_tenant and e.id = p.id
     returning e.*
@@ -46,7 +47,7 @@ begin
   select l.* from locked l order by l.available_at, l.created_at, l.id;
 end;
 $$;
-comment on function bpm.fetch_and_lock(text, text, int, interval) is E'Locks up to max_tasks open external tasks of a topic in the caller''s tenant for a worker (oldest first, FOR UPDATE SKIP LOCKED so concurrent workers never get the same task) and returns them with the instance variables. Skips suspended instances, tasks in back-off and tasks with an open incident. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.fetch_and_lock(text, text, int, interval) is E'Locks up to max_tasks open external tasks of a topic in the caller''s tenant for a worker (oldest first, FOR UPDATE SKIP LOCKED so concurrent workers never get the same task) and returns them with the variables each one sees: the instance variables, overlaid by its local_variables (scope locals, loop variables, input mappings). Skips suspended instances, tasks in back-off and tasks with an open incident. Roles: bpm_admin, bpm_engine.';
 
 -- Locks the external task's instance and checks the task is open and locked
 -- by this worker. Raises BP104, BP203, BP205, and (when must_be_active) BP202/BP201.

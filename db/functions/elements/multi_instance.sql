@@ -21,6 +21,7 @@ declare
   v_items jsonb;
   v_n int;
   v_count int;
+  v_kind text;
 begin
   if v_loop ? 'collection' then
     v_items := bpm_private.value__eval(v_loop -> 'collection', st.variables, v_el);
@@ -60,6 +61,10 @@ begin
     st := bpm_private.boundary__arm(st, graph, node, id);
   end if;
   st.cur_scope := id;
+  v_kind := case when not (v_loop ->> 'sequential')::boolean then bpm_private.mi__plain_task(node) end;
+  if v_kind is not null then
+    return bpm_private.mi__start_tasks(st, node, id, v_n, v_kind);
+  end if;
   v_count := case when (v_loop ->> 'sequential')::boolean then 1 else v_n end;
   for v_i in 1 .. v_count loop
     st := bpm_private.run__push(st, v_el, null);
@@ -68,6 +73,65 @@ begin
 end;
 $$;
 comment on function bpm_private.mi__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters a multi-instance activity: its body starts every inner instance (parallel) or the first (sequential); an empty collection skips the activity (BP310 for a collection that is not a list).';
+
+-- The wait state kind (userTask, externalTask) of a task whose inner
+-- instances need nothing but their loop numbers: no attribute to evaluate
+-- (assignee, candidates, dates, priority, escalation), no input mappings, no
+-- asynchronous continuation before it; null for any other activity.
+create or replace function bpm_private.mi__plain_task(node jsonb)
+returns text
+language sql
+immutable
+set search_path = ''
+as $$
+  select case
+    when node ? 'inputs' or coalesce((node ->> 'asyncBefore')::boolean, false) then null
+    when node ->> 'type' = 'userTask' then
+      case when coalesce(node -> 'userTask', '{}') = '{}' and node -> 'taskEscalation' is null then 'userTask' end
+    when coalesce(node ->> 'topic', '') <> '' then 'externalTask'
+  end
+$$;
+comment on function bpm_private.mi__plain_task(jsonb) is E'userTask or externalTask for a task whose parallel inner instances can all be created at once (mi__start_tasks), else null.';
+
+-- The inner instances of a parallel multi-instance task that needs nothing
+-- evaluated (mi__plain_task), created at once instead of one queued token
+-- each: their history rows, wait states with what each sees (task__locals:
+-- the scopes' locals, its loopCounter and element variable) and loop numbers
+-- (0 .. n-1, in creation order), as run__drain would make them one by one.
+create or replace function bpm_private.mi__start_tasks(st bpm_private.run_state, node jsonb, body_id uuid, n int, kind text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_el text := node ->> 'id';
+  v_ids uuid[] := array(select bpm_private.uuid_v7() from pg_catalog.generate_series(1, n));
+  v_pos int := pg_catalog.array_position(st.l_id, body_id);
+  v_body jsonb := st.l_data[v_pos];
+  v_data jsonb := case kind when 'userTask' then bpm_private.user_task__create(node, null) else bpm_private.external_task__create(node) end;
+  -- what every inner instance sees beyond the instance's variables (task__locals), before its loop variables
+  v_locals jsonb := coalesce(bpm_private.task__locals(bpm_private.scope__variables(st, body_id, null), st.variables), '{}');
+begin
+  st.a_id := st.a_id || v_ids;
+  st.a_el := st.a_el || pg_catalog.array_fill(v_el, array[n]);
+  st.a_type := st.a_type || pg_catalog.array_fill(node ->> 'type', array[n]);
+  st.a_state := st.a_state || pg_catalog.array_fill('active'::text, array[n]);
+  st.a_scope := st.a_scope || pg_catalog.array_fill(body_id, array[n]);
+  st.w_id := st.w_id || v_ids;
+  st.w_el := st.w_el || pg_catalog.array_fill(v_el, array[n]);
+  st.w_kind := st.w_kind || pg_catalog.array_fill(kind, array[n]);
+  st.w_flow := st.w_flow || pg_catalog.array_fill(null::text, array[n]);
+  st.w_data := st.w_data || array(
+    select v_data || pg_catalog.jsonb_build_object('locals', v_locals || pg_catalog.jsonb_build_object('loopCounter', k - 1)
+      || case when v_body ->> 'el' is not null then pg_catalog.jsonb_build_object(v_body ->> 'el', coalesce(v_body -> 'items' -> (k - 1), 'null'::jsonb)) else '{}' end)
+    from pg_catalog.generate_series(1, n) k);
+  st.l_data[v_pos] := st.l_data[v_pos] || pg_catalog.jsonb_build_object('next', n, 'active', n,
+    'inner', (select pg_catalog.jsonb_object_agg(u.id::text, u.k - 1) from unnest(v_ids) with ordinality as u(id, k)));
+  return st;
+end;
+$$;
+comment on function bpm_private.mi__start_tasks(bpm_private.run_state, jsonb, uuid, int, text) is E'Creates every inner instance of a parallel multi-instance task that needs nothing evaluated, at once.';
 
 -- An inner instance completed (task left, subprocess or called instance ended).
 create or replace function bpm_private.mi__inner_done(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid, inner_id uuid)

@@ -154,6 +154,11 @@ begin
           else
             st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
           end if;
+          if v_scope is not null or v_node ? 'inputs' then
+            -- what the task sees beyond the instance's variables (scope locals, loop variables, inputs)
+            st.w_data[pg_catalog.cardinality(st.w_data)] := st.w_data[pg_catalog.cardinality(st.w_data)]
+              || pg_catalog.jsonb_build_object('locals', bpm_private.task__locals(v_vars, st.variables));
+          end if;
           if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) and not v_inner then
             st := bpm_private.boundary__arm(st, graph, v_node, v_id);
           end if;
@@ -449,17 +454,18 @@ begin
     where u.kind not in ('userTask', 'externalTask');
   end if;
   if 'userTask' = any(st.w_kind) then
-    insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at)
+    insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at, local_variables)
     select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'name', u.data ->> 'assignee',
       coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_users') e), '{}'),
       coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_groups') e), '{}'),
-      coalesce((u.data ->> 'priority')::int, 50), (u.data ->> 'due_at')::timestamptz, (u.data ->> 'follow_up_at')::timestamptz
+      coalesce((u.data ->> 'priority')::int, 50), (u.data ->> 'due_at')::timestamptz, (u.data ->> 'follow_up_at')::timestamptz,
+      nullif(u.data -> 'locals', 'null')
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'userTask';
   end if;
   if 'externalTask' = any(st.w_kind) then
-    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic'
+    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic, local_variables)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic', nullif(u.data -> 'locals', 'null')
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'externalTask';
     perform bpm_private.external_task__notify(st.tenant_id);

@@ -84,6 +84,25 @@ end;
 $$;
 comment on function bpm_private.scope__variables(bpm_private.run_state, uuid, uuid) is E'The variables visible to a token in a scope: instance variables overlaid by the locals of its scopes.';
 
+-- What a task sees beyond the instance's variables, stored with it for its
+-- worker or user: the locals of its scopes, its loop variables and its
+-- input mappings (names whose value differs from the instance's). The
+-- running counts of a multi-instance body (nrOfActiveInstances,
+-- nrOfCompletedInstances) change after the task is created and are left
+-- out. Null when there is nothing.
+create or replace function bpm_private.task__locals(seen jsonb, instance jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_object_agg(e.key, e.value)
+  from pg_catalog.jsonb_each(seen) e
+  where (not instance ? e.key or instance -> e.key is distinct from e.value)
+    and e.key not in ('nrOfActiveInstances', 'nrOfCompletedInstances')
+$$;
+comment on function bpm_private.task__locals(jsonb, jsonb) is E'The variables a task sees that the instance does not have (or has with another value), without the running multi-instance counts; null when none.';
+
 -- A token enters an element inside a scope or a multi-instance activity
 -- (run__drain): its scopes are loaded; entering a multi-instance activity
 -- from outside enters its body (is_body); an inner instance of a body gets

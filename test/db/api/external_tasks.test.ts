@@ -105,6 +105,52 @@ describe('fetch_and_lock', () => {
     expect((await externalTaskOf(db.root, inst.id)).variables).toEqual({ a: 2, b: 3 });
   });
 
+  test('a task at process level without input mappings has no local variables: the worker gets the instance\'s', async () => {
+    const topic = await topicModel('t_no_locals');
+    const inst = await start(admin, topic, { a: 1 });
+    expect((await externalTaskOf(db.root, inst.id)).local_variables).toBeNull();
+    const [task] = await fetchAndLock(engine, topic, 'w1');
+    expect(task?.variables).toEqual({ a: 1 });
+  });
+
+  test('input mappings (camunda:inputOutput, zeebe:ioMapping) reach the worker on top of the instance variables, and stay local', async () => {
+    await deployXml(designer, [{
+      name: 't_inputs.bpmn',
+      xml: `<?xml version="1.0" encoding="UTF-8"?>
+        <definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+          xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="d_inputs" targetNamespace="t">
+          <process id="t_inputs" isExecutable="true">
+            <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="charge"/>
+            <serviceTask id="charge" camunda:type="external" camunda:topic="t_inputs">
+              <extensionElements><camunda:inputOutput>
+                <camunda:inputParameter name="amount">\${order.total * 2}</camunda:inputParameter>
+                <camunda:inputParameter name="currency">EUR</camunda:inputParameter>
+              </camunda:inputOutput></extensionElements>
+            </serviceTask>
+            <sequenceFlow id="f2" sourceRef="charge" targetRef="e"/><endEvent id="e"/>
+          </process>
+          <process id="t_inputs8" isExecutable="true">
+            <startEvent id="s8"/><sequenceFlow id="g1" sourceRef="s8" targetRef="charge8"/>
+            <serviceTask id="charge8">
+              <extensionElements>
+                <zeebe:taskDefinition type="t_inputs8"/>
+                <zeebe:ioMapping><zeebe:input source="=order.total" target="amount"/></zeebe:ioMapping>
+              </extensionElements>
+            </serviceTask>
+            <sequenceFlow id="g2" sourceRef="charge8" targetRef="e8"/><endEvent id="e8"/>
+          </process>
+        </definitions>`,
+    }]);
+    const { inst, task } = await startAndLock('t_inputs', 'w1', { order: { total: 21 }, currency: 'USD' });
+    expect(task.variables).toEqual({ order: { total: 21 }, amount: 42, currency: 'EUR' });
+    expect((await externalTaskOf(db.root, inst.id)).local_variables).toEqual({ amount: 42, currency: 'EUR' });
+    await completeExternal(engine, task.id, 'w1', { receipt: 'r1' });
+    // the inputs were the task's: the instance keeps its own currency and gets no amount
+    expect((await instance(db.root, inst.id)).variables).toEqual({ order: { total: 21 }, currency: 'USD', receipt: 'r1' });
+    const zeebe = await startAndLock('t_inputs8', 'w1', { order: { total: 5 } });
+    expect(zeebe.task.variables).toEqual({ order: { total: 5 }, amount: 5 });
+  });
+
   test('a locked task is not fetched again until its lock expires, then another worker gets it', async () => {
     const topic = await topicModel('t_lock');
     const inst = await start(admin, topic);

@@ -105,6 +105,9 @@ describe('embedded subprocess', () => {
     const instance = await startProcess(as.admin, 'scopes_io', { amount: 21 });
     expect((await openTask(as.admin, instance.id, 'wait')).assignee).toBe('42');
     expect((await getInstance(as.admin, instance.id)).variables).toEqual({ amount: 21 });
+    // the tasks inside show the subprocess's local (their users see what the model's expressions saw)
+    const { rows: locals } = await as.admin.query('select element_id, local_variables from bpm.user_task where instance_id = $1 order by element_id', [instance.id]);
+    expect(locals).toEqual([{ element_id: 'check', local_variables: { limit: 42 } }, { element_id: 'wait', local_variables: { limit: 42 } }]);
     await completeTask(as.admin, (await openTask(as.admin, instance.id, 'check')).id);
     const tasks = await userTasks(as.admin, instance.id);
     expect(tasks.find((t) => t.element_id === 'wait')?.state).toBe('cancelled');
@@ -248,6 +251,76 @@ describe('multi-instance', () => {
     expect(done.state).toBe('completed');
     const expected = voters.filter((v) => order.includes(v)).map((v) => `yes-${v}`);
     expect(done.variables.votes).toEqual(expected);
+  });
+
+  test('a parallel multi-instance user task with nothing to evaluate (all inner instances made at once): 100 tasks, completion condition at 60 %, outputs in input order', async () => {
+    await deployDefs(as.admin, 'scopes_mi_plain', ``, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="vote"/>
+      <userTask id="vote" name="Vote">
+        <extensionElements><camunda:properties>
+          <camunda:property name="pgbpm:outputCollection" value="ballots"/>
+          <camunda:property name="pgbpm:outputElement" value="\${voter * 100000 + loopCounter * 1000 + nrOfInstances}"/>
+        </camunda:properties></extensionElements>
+        <multiInstanceLoopCharacteristics camunda:collection="voters" camunda:elementVariable="voter">
+          <completionCondition>\${nrOfCompletedInstances >= 60}</completionCondition>
+        </multiInstanceLoopCharacteristics>
+      </userTask>
+      <sequenceFlow id="f2" sourceRef="vote" targetRef="e"/><endEvent id="e"/>`);
+    const voters = Array.from({ length: 100 }, (_, i) => 100 + i);
+    const instance = await startProcess(as.admin, 'scopes_mi_plain', { voters });
+    const { rows: created } = await as.admin.query<{ id: string; name: string; assignee: string | null }>(
+      `select t.id, t.name, t.assignee from bpm.user_task t join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
+       where t.instance_id = $1 order by a.seq`, [instance.id]);
+    expect(created).toHaveLength(100);
+    expect(new Set(created.map((t) => `${t.name}/${t.assignee}`))).toEqual(new Set(['Vote/null']));
+    // each task shows its voter and loop counter (its local variables), in creation order
+    const { rows: locals } = await as.admin.query<{ local_variables: unknown }>(
+      `select t.local_variables from bpm.user_task t join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
+       where t.instance_id = $1 order by a.seq`, [instance.id]);
+    expect(locals.map((r) => r.local_variables)).toEqual(voters.map((voter, i) => ({ voter, loopCounter: i, nrOfInstances: 100 })));
+    expect(await history(as.admin, instance.id)).toEqual([
+      's startEvent completed',
+      'vote multiInstanceBody active',
+      ...Array(100).fill('vote userTask active'),
+    ]);
+    // the last 60 created complete first, in reverse: the output keeps input order
+    for (const task of created.slice(40).reverse()) await completeTask(as.admin, task.id);
+    const done = await getInstance(as.admin, instance.id);
+    expect(done.state).toBe('completed');
+    // element variable, loopCounter and nrOfInstances of each completed inner instance
+    expect(done.variables.ballots).toEqual(voters.slice(40).map((v, i) => v * 100000 + (i + 40) * 1000 + 100));
+    const after = await history(as.admin, instance.id);
+    expect(after.filter((r) => r === 'vote userTask cancelled')).toHaveLength(40);
+    expect(after.filter((r) => r === 'vote userTask completed')).toHaveLength(60);
+    expect((await openTasks(instance.id))).toEqual([]);
+  });
+
+  test('a parallel multi-instance service task (all inner instances made at once): one external task each, the element variable sent to the worker, outputs in input order', async () => {
+    await deployDefs(as.admin, 'scopes_mi_ext', ``, `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="notify"/>
+      <serviceTask id="notify" camunda:type="external" camunda:topic="scopes-mi-notify">
+        <extensionElements><camunda:properties>
+          <camunda:property name="pgbpm:outputCollection" value="receipts"/>
+          <camunda:property name="pgbpm:outputElement" value="\${receipt}"/>
+        </camunda:properties></extensionElements>
+        <multiInstanceLoopCharacteristics camunda:collection="recipients" camunda:elementVariable="recipient"/>
+      </serviceTask>
+      <sequenceFlow id="f2" sourceRef="notify" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_mi_ext', { recipients: [7, 8, 9] });
+    const { rows: locked } = await as.engine.query<{ id: string; variables: { loopCounter: number } }>('select * from bpm.fetch_and_lock($1, $2, 10)', ['scopes-mi-notify', 'w-mi']);
+    expect(locked).toHaveLength(3);
+    // each worker sees its recipient and loop counter on top of the instance's variables
+    expect(locked.map((t) => t.variables).sort((a, b) => a.loopCounter - b.loopCounter)).toEqual([7, 8, 9].map((recipient, i) => ({
+      recipients: [7, 8, 9], recipient, loopCounter: i, nrOfInstances: 3,
+    })));
+    // complete in reverse: each reports its receipt; the output keeps input order
+    for (const task of [...locked].reverse()) {
+      await as.engine.query('select bpm.complete_external_task($1, $2, $3::jsonb)', [task.id, 'w-mi', JSON.stringify({ receipt: `r-${task.id}` })]);
+    }
+    const done = await getInstance(as.admin, instance.id);
+    expect(done.state).toBe('completed');
+    const inInputOrder = [...locked].sort((a, b) => a.variables.loopCounter - b.variables.loopCounter);
+    expect(done.variables.receipts).toEqual(inInputOrder.map((t) => `r-${t.id}`));
   });
 
   test('sequential over a collection, with loopCounter; an empty collection skips the activity', async () => {
