@@ -10,7 +10,9 @@
  *       each (11 transitions); reported per transition against (c) (2)
  * each at 1 and 8 connections: instances/s and p50/p95 latency per instance,
  * and (b)-(d) as a ratio to (a) at the same concurrency. Every figure is the
- * median of BENCH_RUNS runs of BENCH_SECONDS each (synchronous_commit on).
+ * median of BENCH_RUNS runs of BENCH_SECONDS each (synchronous_commit on),
+ * measured in rounds (a..f, then a..f again) so that every cell sees the
+ * same moments of a noisy machine.
  *
  *   npm run bench                       # embedded Postgres (or DATABASE_URL's server)
  *   BENCH_SECONDS=10 BENCH_RUNS=5 npm run bench
@@ -220,12 +222,17 @@ async function main(): Promise<void> {
     });
     const results = new Map<string, RunResult>();
     for (const conns of CONCURRENCY) {
+      // rounds of every workload in turn, so that a slow spell of the machine
+      // hits all of them alike and the ratios of the medians stay fair
+      const runs = new Map<string, RunResult[]>(workloads.map((w) => [w.id, []]));
+      for (let r = 0; r < RUNS; r++) {
+        for (const w of workloads) runs.get(w.id)!.push(await measure(pool, conns, w.op));
+      }
       for (const w of workloads) {
-        const runs: RunResult[] = [];
-        for (let r = 0; r < RUNS; r++) runs.push(await measure(pool, conns, w.op));
-        const agg = { perSecond: median(runs.map((x) => x.perSecond)), p50: median(runs.map((x) => x.p50)), p95: median(runs.map((x) => x.p95)) };
+        const cell = runs.get(w.id)!;
+        const agg = { perSecond: median(cell.map((x) => x.perSecond)), p50: median(cell.map((x) => x.p50)), p95: median(cell.map((x) => x.p95)) };
         results.set(`${w.id}/${conns}`, agg);
-        console.error(`  ${w.id} @${conns}: ${runs.map((x) => fmt(x.perSecond)).join(', ')} /s`);
+        console.error(`  ${w.id} @${conns}: ${cell.map((x) => fmt(x.perSecond)).join(', ')} /s`);
       }
     }
     await pool.end();

@@ -80,16 +80,19 @@ comment on function bpm_private.mi__enter(bpm_private.run_state, jsonb, jsonb, u
 -- asynchronous continuation before it; null for any other activity.
 create or replace function bpm_private.mi__plain_task(node jsonb)
 returns text
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select case
+begin
+  -- (plpgsql, not sql: a non-inlined sql function is planned again in every transaction)
+  return case
     when node ? 'inputs' or coalesce((node ->> 'asyncBefore')::boolean, false) then null
     when node ->> 'type' = 'userTask' then
       case when coalesce(node -> 'userTask', '{}') = '{}' and node -> 'taskEscalation' is null then 'userTask' end
     when coalesce(node ->> 'topic', '') <> '' then 'externalTask'
-  end
+  end;
+end;
 $$;
 comment on function bpm_private.mi__plain_task(jsonb) is E'userTask or externalTask for a task whose parallel inner instances can all be created at once (mi__start_tasks), else null.';
 

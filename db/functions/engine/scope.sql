@@ -92,14 +92,17 @@ comment on function bpm_private.scope__variables(bpm_private.run_state, uuid, uu
 -- out. Null when there is nothing.
 create or replace function bpm_private.task__locals(seen jsonb, instance jsonb)
 returns jsonb
-language sql
+language plpgsql
 immutable
 set search_path = ''
 as $$
-  select pg_catalog.jsonb_object_agg(e.key, e.value)
-  from pg_catalog.jsonb_each(seen) e
-  where (not instance ? e.key or instance -> e.key is distinct from e.value)
-    and e.key not in ('nrOfActiveInstances', 'nrOfCompletedInstances')
+begin
+  -- (plpgsql, not sql: a non-inlined sql function is planned again in every transaction)
+  return (select pg_catalog.jsonb_object_agg(e.key, e.value)
+    from pg_catalog.jsonb_each(seen) e
+    where (not instance ? e.key or instance -> e.key is distinct from e.value)
+      and e.key not in ('nrOfActiveInstances', 'nrOfCompletedInstances'));
+end;
 $$;
 comment on function bpm_private.task__locals(jsonb, jsonb) is E'The variables a task sees that the instance does not have (or has with another value), without the running multi-instance counts; null when none.';
 
