@@ -13,12 +13,14 @@
  * Operations: (1) startProcess of `straight` (one user task) and (2) the
  * inbox of a bpm_user: open tasks assigned to them or offered to their
  * groups (RLS), first 20 by priority desc, created_at. Each cell is the
- * median of BENCH_RUNS runs of BENCH_SECONDS on BENCH_CONNECTIONS connections,
+ * median of BENCH_RUNS runs of BENCH_SECONDS on each of BENCH_CONNECTIONS
+ * (a list: 1,8 — one client alone shows the latency of a request, eight
+ * saturate the 2 cores and show throughput and latency under load),
  * after an unmeasured warm-up of BENCH_WARMUP_SECONDS (3) per operation and
  * path (the first run was 10–40 % slower than the next ones without it).
  *
  *   npm run bench:api
- *   BENCH_SECONDS=10 BENCH_RUNS=3 BENCH_CONNECTIONS=8 BENCH_PRELOAD=100000 npm run bench:api
+ *   BENCH_SECONDS=10 BENCH_RUNS=3 BENCH_CONNECTIONS=1,8 BENCH_PRELOAD=100000 npm run bench:api
  *   BENCH_CPU_PROFILE=/tmp/prof npm run bench:api   # + a V8 CPU profile of the API process per API cell
  *
  * Every request runs as a bpm_user (tokens and connections rotate over the
@@ -43,7 +45,8 @@ import type { LoadRequest, LoadResult } from './api-load';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,8').split(',').map(Number);
+const MAX_CONNECTIONS = Math.max(...CONNECTIONS);
 const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 100000);
 const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_api';
 const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROFILE;
@@ -167,7 +170,7 @@ async function seed(url: string, authUrl: string): Promise<void> {
 /** A pool whose every connection acts as one bpm_user (set once per session, rotating over the principals). */
 function userPool(authUrl: string, users: Principal[]): pg.Pool {
   let n = 0;
-  const pool = new pg.Pool({ connectionString: authUrl, max: CONNECTIONS });
+  const pool = new pg.Pool({ connectionString: authUrl, max: MAX_CONNECTIONS });
   pool.on('error', () => undefined);
   pool.on('connect', (client) => {
     const p = users[n++ % users.length];
@@ -181,13 +184,13 @@ function userPool(authUrl: string, users: Principal[]): pg.Pool {
   return pool;
 }
 
-/** Closed loop on CONNECTIONS clients for SECONDS (as bench/engine.ts). */
-async function measureSql(pool: pg.Pool, name: string, text: string, seconds = SECONDS): Promise<Stats> {
+/** Closed loop on `connections` clients for SECONDS (as bench/engine.ts). */
+async function measureSql(pool: pg.Pool, connections: number, name: string, text: string, seconds = SECONDS): Promise<Stats> {
   const latencies: number[] = [];
   const deadline = Date.now() + seconds * 1000;
   const started = process.hrtime.bigint();
   await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
+    Array.from({ length: connections }, async () => {
       const client = await pool.connect();
       try {
         while (Date.now() < deadline) {
@@ -206,8 +209,8 @@ async function measureSql(pool: pg.Pool, name: string, text: string, seconds = S
 }
 
 /** autocannon in a child process against the in-process API. */
-function measureApi(graphqlUrl: string, query: string, tokens: string[], seconds = SECONDS): Promise<Stats> {
-  const request: LoadRequest = { url: graphqlUrl, seconds, connections: CONNECTIONS, body: JSON.stringify({ query }), tokens };
+function measureApi(graphqlUrl: string, connections: number, query: string, tokens: string[], seconds = SECONDS): Promise<Stats> {
+  const request: LoadRequest = { url: graphqlUrl, seconds, connections, body: JSON.stringify({ query }), tokens };
   return new Promise((resolve, reject) => {
     const child = fork(path.join(__dirname, 'api-load.js'), [], { stdio: 'inherit' });
     let result: LoadResult | undefined;
@@ -258,7 +261,7 @@ async function main(): Promise<void> {
   const { url, authUrl, stop } = await prepareBenchDatabase(DB_NAME);
   try {
     console.log(
-      `pgbpm API benchmark: ${redactPassword(url)}; ${SECONDS}s x ${RUNS} runs per cell (median), ${CONNECTIONS} connections, ` +
+      `pgbpm API benchmark: ${redactPassword(url)}; ${SECONDS}s x ${RUNS} runs per cell (median), ${CONNECTIONS.join(' and ')} connections, ` +
         `${PRELOAD} open user tasks over ${TENANTS} tenants`,
     );
     await seed(url, authUrl);
@@ -279,7 +282,7 @@ async function main(): Promise<void> {
     const api = await startApiServer({
       ...config,
       connectionString: authUrl,
-      poolSize: Math.max(10, CONNECTIONS),
+      poolSize: Math.max(10, MAX_CONNECTIONS),
       port: 0,
       host: '127.0.0.1',
       // the access log stays on (its cost is part of the API's), but only warnings and errors are printed
@@ -319,30 +322,34 @@ async function main(): Promise<void> {
       ];
       const results = new Map<string, Stats>();
       for (const op of ops) {
-        const apiRuns: Stats[] = [];
-        const sqlRuns: Stats[] = [];
         // warm-up, not measured: V8's optimised code, prepared statements and plans of every connection
-        await measureApi(api.graphqlUrl, op.query, tokens, WARMUP_SECONDS);
-        await measureSql(pool, op.id, op.sql, WARMUP_SECONDS);
-        for (let r = 0; r < RUNS; r++) {
-          apiRuns.push(await profiled(`${op.id}-${r + 1}`, () => measureApi(api.graphqlUrl, op.query, tokens)));
-          sqlRuns.push(await measureSql(pool, op.id, op.sql));
-          console.error(
-            `  ${op.id} run ${r + 1}: API ${fmt(apiRuns[r].perSecond)}/s p95 ${fmt(apiRuns[r].p95, 2)} ms; SQL ${fmt(sqlRuns[r].perSecond)}/s p95 ${fmt(sqlRuns[r].p95, 2)} ms`,
-          );
+        await measureApi(api.graphqlUrl, MAX_CONNECTIONS, op.query, tokens, WARMUP_SECONDS);
+        await measureSql(pool, MAX_CONNECTIONS, op.id, op.sql, WARMUP_SECONDS);
+        for (const conns of CONNECTIONS) {
+          const apiRuns: Stats[] = [];
+          const sqlRuns: Stats[] = [];
+          for (let r = 0; r < RUNS; r++) {
+            apiRuns.push(await profiled(`${op.id}-${conns}-${r + 1}`, () => measureApi(api.graphqlUrl, conns, op.query, tokens)));
+            sqlRuns.push(await measureSql(pool, conns, op.id, op.sql));
+            console.error(
+              `  ${op.id} @${conns} run ${r + 1}: API ${fmt(apiRuns[r].perSecond)}/s p95 ${fmt(apiRuns[r].p95, 2)} ms; SQL ${fmt(sqlRuns[r].perSecond)}/s p95 ${fmt(sqlRuns[r].p95, 2)} ms`,
+            );
+          }
+          results.set(`${op.id}/${conns}/api`, medianStats(apiRuns));
+          results.set(`${op.id}/${conns}/sql`, medianStats(sqlRuns));
         }
-        results.set(`${op.id}/api`, medianStats(apiRuns));
-        results.set(`${op.id}/sql`, medianStats(sqlRuns));
       }
 
       console.log('');
-      console.log(`| operation | via | req/s | p50 ms | p95 ms | p99 ms | API/SQL req/s |`);
-      console.log('| --- | --- | --- | --- | --- | --- | --- |');
+      console.log(`| operation | conns | via | req/s | p50 ms | p95 ms | p99 ms | API/SQL req/s |`);
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const op of ops) {
-        const a = results.get(`${op.id}/api`)!;
-        const s = results.get(`${op.id}/sql`)!;
-        console.log(`| ${op.title} | GraphQL API | ${fmt(a.perSecond)} | ${fmt(a.p50, 2)} | ${fmt(a.p95, 2)} | ${fmt(a.p99, 2)} | ${fmt(a.perSecond / s.perSecond, 2)} |`);
-        console.log(`| ${op.title} | SQL (pg) | ${fmt(s.perSecond)} | ${fmt(s.p50, 2)} | ${fmt(s.p95, 2)} | ${fmt(s.p99, 2)} | 1.00 |`);
+        for (const conns of CONNECTIONS) {
+          const a = results.get(`${op.id}/${conns}/api`)!;
+          const s = results.get(`${op.id}/${conns}/sql`)!;
+          console.log(`| ${op.title} | ${conns} | GraphQL API | ${fmt(a.perSecond)} | ${fmt(a.p50, 2)} | ${fmt(a.p95, 2)} | ${fmt(a.p99, 2)} | ${fmt(a.perSecond / s.perSecond, 2)} |`);
+          console.log(`| ${op.title} | ${conns} | SQL (pg) | ${fmt(s.perSecond)} | ${fmt(s.p50, 2)} | ${fmt(s.p95, 2)} | ${fmt(s.p99, 2)} | 1.00 |`);
+        }
       }
     } finally {
       await pool.end();
