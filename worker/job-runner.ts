@@ -67,14 +67,15 @@ const RESTART_MAX_BACKOFF_MS = 30_000;
 export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunner> {
   const { logger } = options;
   let runner = await startGraphileWorker(options);
-  let stopping = false;
   let restarting: Promise<void> | null = null;
   let restarts = 0;
   const dead = new Set<string>();
+  // ends a restart's back-off at once when the runner is stopped
+  const stopping = new AbortController();
 
   const restart = async (): Promise<void> => {
     await runner.stop().catch(() => undefined);
-    for (let backoff = RESTART_MIN_BACKOFF_MS; !stopping; backoff = Math.min(2 * backoff, RESTART_MAX_BACKOFF_MS)) {
+    for (let backoff = RESTART_MIN_BACKOFF_MS; !stopping.signal.aborted; backoff = Math.min(2 * backoff, RESTART_MAX_BACKOFF_MS)) {
       try {
         await options.pool.query(`select ${WORKER_SCHEMA}.force_unlock_workers($1::text[])`, [[...dead]]);
         dead.clear();
@@ -85,19 +86,25 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
         return;
       } catch (e) {
         logger.warn({ err: errorMessage(e), retryInMs: backoff }, 'job runner: cannot restart yet');
-        await sleep(backoff);
+        await sleep(backoff, undefined, { signal: stopping.signal }).catch(() => undefined);
       }
     }
+  };
+
+  const scheduleRestart = (): void => {
+    if (stopping.signal.aborted || restarting) return;
+    restarting = restart().finally(() => {
+      restarting = null;
+      // a loop of the new runner that died while this restart finished
+      if (dead.size > 0) scheduleRestart();
+    });
   };
 
   const watch = (r: Runner): void => {
     r.events.on('worker:fatalError', ({ worker, error }) => {
       dead.add(worker.workerId);
-      if (stopping || restarting) return;
       logger.warn({ err: errorMessage(error), workerId: worker.workerId }, 'a job loop died (database unavailable?); restarting the job runner');
-      restarting = restart().finally(() => {
-        restarting = null;
-      });
+      scheduleRestart();
     });
   };
   watch(runner);
@@ -107,7 +114,7 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
       return restarts;
     },
     stop: async () => {
-      stopping = true;
+      stopping.abort();
       await restarting;
       await runner.stop();
     },
