@@ -17,7 +17,7 @@ export interface LockedTask {
   retries: number | null;
   locked_until: Date;
   created_at: Date;
-  /** The instance's variables at fetch time. */
+  /** What the task sees at fetch time: the instance's variables, overlaid by its local variables (subprocess locals, loop variables, input mappings). */
   variables: Variables | null;
 }
 
