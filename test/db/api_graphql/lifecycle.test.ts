@@ -5,6 +5,7 @@
  * their SQLSTATE; privileges (42501) too; /health and /ready.
  */
 import { createTestDb, type TestDb } from '../../helpers/db';
+import { bpmnProcess } from '../../helpers/engine';
 import {
   COMPLETE,
   DEPLOY,
@@ -145,6 +146,34 @@ describe('startProcess with a requestId', () => {
   test('a requestId that started another process reaches the client as BP208', async () => {
     const reply = await t.gql(admin, startWithId, { key: 'no-such-key', requestId: 'gql-req-1' });
     expect(reply.body.errors).toEqual([expect.objectContaining({ extensions: { code: 'BP208' } })]);
+  });
+});
+
+describe('a task\'s local variables', () => {
+  test('a user task inside a multi-instance subprocess shows its element variable and the subprocess\'s input to its user', async () => {
+    const xml = bpmnProcess('gql_locals', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <extensionElements><camunda:inputOutput>
+          <camunda:inputParameter name="limit">\${amount * 2}</camunda:inputParameter>
+        </camunda:inputOutput></extensionElements>
+        <multiInstanceLoopCharacteristics camunda:collection="documents" camunda:elementVariable="document"/>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="review"/>
+        <userTask id="review" camunda:candidateGroups="sales"/><sequenceFlow id="i2" sourceRef="review" targetRef="ie"/><endEvent id="ie"/>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`);
+    const { deployProcess } = await t.data<DeployData>(designer, DEPLOY, { files: [{ name: 'gql_locals.bpmn', xml }] });
+    expect(deployProcess.problems).toEqual([]);
+    const { startProcess } = await t.data<StartData>(admin, START, { key: 'gql_locals', variables: { amount: 5, documents: ['a.pdf', 'b.pdf'] } });
+    const { userTasks } = await t.data<{ userTasks: { nodes: Array<{ elementId: string; localVariables: Record<string, unknown> | null }> } }>(
+      user,
+      `query($instanceId: UUID!) { userTasks(condition: { instanceId: $instanceId }, orderBy: [CREATED_AT_ASC, ID_ASC]) { nodes { elementId localVariables } } }`,
+      { instanceId: startProcess.result.id },
+    );
+    expect(userTasks.nodes.map((n) => n.localVariables).sort((a, b) => String(a?.document).localeCompare(String(b?.document)))).toEqual([
+      { limit: 10, document: 'a.pdf', loopCounter: 0, nrOfInstances: 2 },
+      { limit: 10, document: 'b.pdf', loopCounter: 1, nrOfInstances: 2 },
+    ]);
   });
 });
 
