@@ -18,7 +18,7 @@ import type pg from 'pg';
 import { NotificationListener } from '../../server/subscriptions/listener';
 import { errorMessage } from '../errors';
 import type { Logger } from '../logger';
-import { ENGINE_ROLE } from '../engine-pool';
+import { ENGINE_ROLE, useTenant } from '../engine-pool';
 
 export const EXTERNAL_TASK_CHANNEL = 'bpm_external_task';
 const LEASE_RENEW_MS = 10_000;
@@ -42,7 +42,7 @@ export function startWakeListener(options: WakeListenerOptions): WakeListener {
 
   const renewLeases = async (c: pg.Client): Promise<void> => {
     for (const tenant of tenants) {
-      await c.query({ name: 'pgbpm_listen_tenant', text: `select pg_catalog.set_config('bpm.tenant_id', $1, false)`, values: [tenant] });
+      await useTenant(c, tenant);
       await c.query({ name: 'pgbpm_listen_lease', text: `select bpm.register_task_listener($1, $2::interval)`, values: [listenerId, LEASE_TTL] });
     }
   };

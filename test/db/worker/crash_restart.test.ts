@@ -27,21 +27,20 @@
  *     task;
  *   - completing every user task through the API completes every instance.
  */
-import { execFile, fork, type ChildProcess } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
 import { COMPLETE, DEPLOY, START, startTestApi, token, type DeployData, type Reply, type StartData, type TestApi } from '../api_graphql/support';
 import { EVENT_FIELDS, connect, type EventData, type Subscription, type WsClient } from '../subscriptions/support';
-import { startTestWorker, waitFor, type TestWorker } from './support';
+import { pidAlive } from '../../helpers/shared';
+import { PROJECT_ROOT, buildProject, startTestWorker, waitFor, type TestWorker } from './support';
 
 jest.setTimeout(240_000);
 
-const ROOT = path.join(__dirname, '..', '..', '..');
-const DATA_ROOT = path.join(ROOT, '.pgbpm', `crash-test-${process.pid}`);
-const BUILD = path.join(ROOT, '.pgbpm', `crash-build-${process.pid}`);
+const DATA_ROOT = path.join(PROJECT_ROOT, '.pgbpm', `crash-test-${process.pid}`);
+const BUILD = path.join(PROJECT_ROOT, '.pgbpm', `crash-build-${process.pid}`);
 const TENANT = 't1';
 const CLIENTS = 4;
 const OUTAGE_MS = 1500;
@@ -145,16 +144,6 @@ class ClusterProcess {
   }
 }
 
-/** True while a process with this pid exists. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 interface Outcome {
   at: number;
   status: number | 'network';
@@ -212,8 +201,8 @@ const SLOW_JOBS = 3;
 
 beforeAll(async () => {
   fs.rmSync(DATA_ROOT, { recursive: true, force: true });
-  // npm test type-checks but does not build: build cli/ for the cluster process, into this file's own folder
-  await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', BUILD, '--sourceMap', 'false'], { cwd: ROOT, timeout: 240_000 });
+  // build cli/ for the cluster process, into this file's own folder
+  await buildProject(BUILD);
   fs.writeFileSync(path.join(BUILD, 'crash-cluster.js'), CLUSTER_SCRIPT);
   cluster = new ClusterProcess(await freePort());
   up = await cluster.nextUp();
@@ -294,7 +283,7 @@ test('an immediate shutdown under load loses no acknowledged transition; API and
   await waitFor('the slow jobs to start', async () => (new Set(slowStarted).size === SLOW_JOBS ? true : undefined), 30_000);
   const crashedAt = Date.now();
   process.kill(up.postmasterPid, 'SIGQUIT');
-  await waitFor('the postmaster to exit', async () => (alive(up.postmasterPid) ? undefined : true), 30_000);
+  await waitFor('the postmaster to exit', async () => (pidAlive(up.postmasterPid) ? undefined : true), 30_000);
   const ackedAtCrash = load.acked.length;
 
   // ===== the outage: requests fail with an error, /ready says so

@@ -14,18 +14,16 @@
  * insert granted to bpm_engine; unlogged: the test's bookkeeping needs no
  * WAL flush per row) before it returns.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { deployProcess } from '../../helpers/engine';
 import { externalTaskBody } from '../api/support';
-import { waitFor } from './support';
+import { PROJECT_ROOT, buildProject, waitFor } from './support';
 
-const ROOT = path.join(__dirname, '..', '..', '..');
 /** This file's own build (inside the project, so node_modules and the project root resolve). */
-const BUILD = path.join(ROOT, '.pgbpm', `test-build-${process.pid}`);
+const BUILD = path.join(PROJECT_ROOT, '.pgbpm', `test-build-${process.pid}`);
 const TOPIC = 'fault_work';
 
 let db: TestDb;
@@ -62,7 +60,7 @@ module.exports = defineHandlers({
 
 function startWorker(id: string, tenant: string, env: Record<string, string>): Worker {
   const child = spawn(process.execPath, [path.join(BUILD, 'pgbpm.js'), 'worker'], {
-    cwd: ROOT,
+    cwd: PROJECT_ROOT,
     env: {
       ...process.env,
       DATABASE_URL: db.urls.root,
@@ -150,11 +148,8 @@ async function badHistories(tenant: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  // npm test type-checks but does not build: build what the workers run, into this file's own folder
-  await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', BUILD, '--sourceMap', 'false'], {
-    cwd: ROOT,
-    timeout: 240_000,
-  });
+  // build what the workers run, into this file's own folder
+  await buildProject(BUILD);
   fs.writeFileSync(path.join(BUILD, 'pgbpm.js'), `'use strict';\nrequire('./cli/main.js').run(process.argv.slice(2));\n`);
   writeHandlerModule();
   db = await createTestDb();

@@ -5,6 +5,9 @@
  * collected; and polling helpers that wait for database states instead of
  * sleeping for fixed times.
  */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import type { TaskList } from 'graphile-worker';
 import type { WorkerConfig } from '../../../worker/config';
 import { WORKER_DEFAULTS } from '../../../worker/config';
@@ -77,4 +80,15 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/** The project's root folder. */
+export const PROJECT_ROOT = path.join(__dirname, '..', '..', '..');
+
+/** npm test type-checks but does not build: compiles the project (tsconfig.build.json) into `outDir`, for child processes. */
+export async function buildProject(outDir: string): Promise<void> {
+  await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', outDir, '--sourceMap', 'false'], {
+    cwd: PROJECT_ROOT,
+    timeout: 240_000,
+  });
 }
