@@ -26,7 +26,7 @@ export const MAX_DEPLOY_FILES = 100;
 /**
  * Smart tags for the `bpm` schema, kept here rather than in database comments:
  * - bpm.deploy, the NOTIFY leases (register_event_listener, register_task_listener) and the worker's job entry points
- *   (fire_timer, fire_due_timers, continue_async, process_task_deadline) are hidden (behavior `-*`);
+ *   (fire_timer, fire_due_timers, continue_async, process_task_deadline, deliver_deferred) are hidden (behavior `-*`);
  * - relations get short names (`instance`, `userTasks`, …) instead of
  *   `tenantInstance` / `userTasksByTenantIdAndInstanceId` (every key leads
  *   with tenant_id);
@@ -49,6 +49,7 @@ export const BpmSmartTagsPlugin: GraphileConfig.Plugin = jsonPgSmartTags(
         'bpm.fire_due_timers': { tags: { behavior: '-*' } },
         'bpm.continue_async': { tags: { behavior: '-*' } },
         'bpm.process_task_deadline': { tags: { behavior: '-*' } },
+        'bpm.deliver_deferred': { tags: { behavior: '-*' } },
         // server-side: the API server holds NOTIFY leases for its subscriptions (server/subscriptions/leases.ts);
         // a client must not switch NOTIFY (and its cost to every commit of the tenant) on by itself
         'bpm.register_event_listener': { tags: { behavior: '-*' } },

@@ -21,6 +21,7 @@
 import type { Task, TaskList } from 'graphile-worker';
 import { cleanupHistoryTask, type HistorySettings } from './cleanup_history';
 import { continueAsyncTask } from './continue_async';
+import { deliverTask } from './deliver';
 import { fireTimerTask } from './fire_timer';
 import { pingTask } from './ping';
 import { taskDeadlineTask } from './task_deadline';
@@ -40,6 +41,8 @@ declare global {
       bpm_continue: { tenant_id: string; token_id: string };
       /** A user task's due date, follow-up date or escalation time has come. */
       bpm_task_deadline: { tenant_id: string; task_id: string; kind: 'due' | 'followUp' | 'escalate' };
+      /** A signal or message thrown to a busy instance is to be delivered (bpm_private.delivery__defer). */
+      bpm_deliver: { tenant_id: string; delivery_id: string };
       /** A tenant's history retention is due (bpm_private.history_cleanup__schedule, then the task itself). */
       bpm_cleanup_history: { tenant_id: string };
     }
@@ -52,6 +55,7 @@ export const TASKS: TaskList = {
   bpm_fire_timer: fireTimerTask,
   bpm_continue: continueAsyncTask,
   bpm_task_deadline: taskDeadlineTask,
+  bpm_deliver: deliverTask,
 };
 
 const registered = new Map<string, Task>();

@@ -7,7 +7,11 @@
 -- else BP106 when required, else dropped (a message thrown by a process that
 -- nobody waits for). message_id: a repeated id within a day, or while the
 -- first is buffered, is a no-op returning what the first returned.
-create or replace function bpm_private.message__correlate(tenant_id text, name text, correlation_key text, variables jsonb, ttl interval, message_id text, required boolean)
+-- may_wait: whether the receiver's lock may be waited for. A transition's
+-- throw may not (it holds its own instance): a receiver another transaction
+-- holds gets the message deferred (deferred.sql).
+create or replace function bpm_private.message__correlate(tenant_id text, name text, correlation_key text, variables jsonb, ttl interval, message_id text, required boolean,
+  may_wait boolean)
 returns bpm.process_instance
 language plpgsql
 volatile
@@ -19,6 +23,7 @@ declare
   v_instance bpm.process_instance;
   v_definition bpm.process_definition;
   v_first uuid;
+  v_lock record;
 begin
   if message_id is not null then
     perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(tenant_id || '/message/' || message_id, 0));
@@ -46,7 +51,17 @@ begin
       raise exception 'message % (correlation key %) matches more than one waiting receiver (instances % and %)',
         name, coalesce(correlation_key, 'null'), (v_subs[1]).instance_id, (v_subs[2]).instance_id using errcode = 'BP207';
     end if;
-    v_instance := bpm_private.instance__lock(tenant_id, (v_subs[1]).instance_id);
+    if may_wait then
+      v_instance := bpm_private.instance__lock(tenant_id, (v_subs[1]).instance_id);
+    else
+      v_lock := bpm_private.instance__try_lock(tenant_id, (v_subs[1]).instance_id);
+      if v_lock.busy then
+        perform bpm_private.delivery__defer(tenant_id, 'message', null, name, correlation_key, variables);
+        return null;
+      end if;
+      continue when (v_lock.instance).id is null;
+      v_instance := v_lock.instance;
+    end if;
     -- read after the lock: a concurrent delivery may have taken it
     select * into v_sub from bpm.event_subscription s where s.tenant_id = message__correlate.tenant_id and s.id = (v_subs[1]).id;
     continue when not found;
@@ -89,7 +104,7 @@ begin
   return null;
 end;
 $$;
-comment on function bpm_private.message__correlate(text, text, text, jsonb, interval, text, boolean) is E'Delivers a message to its one receiver, starts a process, buffers it (ttl) or raises BP106/BP207.';
+comment on function bpm_private.message__correlate(text, text, text, jsonb, interval, text, boolean, boolean) is E'Delivers a message to its one receiver (deferred when it may not wait for a receiver another transaction holds), starts a process, buffers it (ttl) or raises BP106/BP207.';
 
 create or replace function bpm.correlate_message(message_name text, correlation_key text default null, variables jsonb default '{}', ttl interval default null, message_id text default null)
 returns bpm.process_instance
@@ -112,14 +127,15 @@ begin
   if message_id = '' then
     raise exception 'invalid argument: message_id must not be empty' using errcode = 'BP401';
   end if;
-  return bpm_private.message__correlate(v_tenant, message_name, correlation_key, v_variables, ttl, message_id, true);
+  return bpm_private.message__correlate(v_tenant, message_name, correlation_key, v_variables, ttl, message_id, true, true);
 end;
 $$;
 comment on function bpm.correlate_message(text, text, jsonb, interval, text) is E'Delivers a message to exactly one receiver in the caller''s tenant: a waiting message catch event, receive task, message boundary event or event-based gateway whose correlation key matches (zeebe: the subscription''s correlationKey; camunda: the instance''s business key; a null key on either side matches any), else a message start event (starts an instance, business key = correlation_key, and returns it). Variables merge into the instance. More than one match: BP207. No match: with ttl the message is kept and delivered to the first matching subscription that opens before it expires (returns null); without, BP106. message_id: a repeated correlation with the same id within a day (or while the first is buffered) is a no-op. A suspended receiver: BP202. Roles: bpm_admin, bpm_user, bpm_engine.';
 
--- Triggers every signal subscription of the tenant (instances one at a time,
--- in id order, so concurrent broadcasts cannot deadlock; suspended instances
--- are skipped) and starts the processes with that signal start event.
+-- Triggers every signal subscription of the tenant and starts the processes
+-- with that signal start event. It never waits for an instance lock: an
+-- instance another transaction holds gets the signal deferred (deferred.sql),
+-- so broadcasts and throws cannot deadlock. Suspended instances are skipped.
 create or replace function bpm_private.signal__broadcast(tenant_id text, name text, variables jsonb)
 returns int
 language plpgsql
@@ -128,9 +144,9 @@ set search_path = ''
 as $$
 declare
   v_candidate record;
-  v_sub bpm.event_subscription;
-  v_instance bpm.process_instance;
+  v_lock record;
   v_definition bpm.process_definition;
+  v_deferred uuid;
   v_count int := 0;
 begin
   for v_candidate in
@@ -139,12 +155,17 @@ begin
       and s.instance_id is not null and s.incident_id is null
     order by s.instance_id, s.created_at, s.id
   loop
-    v_instance := bpm_private.instance__lock(tenant_id, v_candidate.instance_id);
-    continue when v_instance.state <> 'active';
-    select * into v_sub from bpm.event_subscription s where s.tenant_id = signal__broadcast.tenant_id and s.id = v_candidate.id;
-    continue when not found;
-    perform bpm_private.subscription__trigger(v_sub, variables, 'signalBroadcast');
-    v_count := v_count + 1;
+    -- (one deferral per instance: it reaches all its subscriptions)
+    continue when v_candidate.instance_id = v_deferred;
+    v_lock := bpm_private.instance__try_lock(tenant_id, v_candidate.instance_id);
+    if v_lock.busy then
+      perform bpm_private.delivery__defer(tenant_id, 'signal', v_candidate.instance_id, name, null, variables);
+      v_deferred := v_candidate.instance_id;
+      v_count := v_count + 1;
+      continue;
+    end if;
+    continue when (v_lock.instance).state is distinct from 'active';
+    v_count := v_count + bpm_private.signal__trigger(tenant_id, v_candidate.id, variables);
   end loop;
   for v_candidate in
     select s.id, s.definition_id, s.element_id from bpm.event_subscription s
@@ -158,7 +179,7 @@ begin
   return v_count;
 end;
 $$;
-comment on function bpm_private.signal__broadcast(text, text, jsonb) is E'Triggers every signal catch event, boundary and start event of a signal in a tenant; returns how many.';
+comment on function bpm_private.signal__broadcast(text, text, jsonb) is E'Triggers every signal catch event, boundary and start event of a signal in a tenant (deferring instances other transactions hold); returns how many.';
 
 create or replace function bpm.broadcast_signal(signal_name text, variables jsonb default '{}')
 returns int
@@ -178,7 +199,7 @@ begin
   return bpm_private.signal__broadcast(v_tenant, signal_name, v_variables);
 end;
 $$;
-comment on function bpm.broadcast_signal(text, jsonb) is E'Broadcasts a signal in the caller''s tenant: every waiting signal catch event and signal boundary event is triggered (variables merge into those instances) and every process with that signal start event is started. Returns how many were triggered plus started. Suspended instances are skipped. Roles: bpm_admin, bpm_user, bpm_engine.';
+comment on function bpm.broadcast_signal(text, jsonb) is E'Broadcasts a signal in the caller''s tenant: every waiting signal catch event and signal boundary event is triggered (variables merge into those instances) and every process with that signal start event is started. Returns how many were triggered plus started. Suspended instances are skipped. An instance another transaction holds at that moment is not waited for: it receives the signal right after that transaction ends (deferred, delivered by the worker''s bpm_deliver job), and counts as one. Roles: bpm_admin, bpm_user, bpm_engine.';
 
 -- A timer start event fired: start an instance, then arm the next cycle or
 -- close the subscription.

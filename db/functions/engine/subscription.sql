@@ -219,7 +219,7 @@ begin
     if v_action ->> 'kind' = 'signal' then
       perform bpm_private.signal__broadcast(st.tenant_id, v_action ->> 'name', '{}');
     elsif v_action ->> 'kind' = 'message' then
-      perform bpm_private.message__correlate(st.tenant_id, v_action ->> 'name', v_action ->> 'key', v_action -> 'variables', null, null, false);
+      perform bpm_private.message__correlate(st.tenant_id, v_action ->> 'name', v_action ->> 'key', v_action -> 'variables', null, null, false, false);
     elsif v_action ->> 'kind' = 'deadline' then
       perform bpm_private.user_task__enqueue_deadlines(st.tenant_id, (v_action ->> 'task')::uuid, v_action -> 'data');
     elsif v_action ->> 'kind' = 'incident' then

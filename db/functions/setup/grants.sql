@@ -24,6 +24,7 @@ grant execute on function bpm.correlate_message(text, text, jsonb, interval, tex
 grant execute on function bpm.broadcast_signal(text, jsonb) to bpm_admin, bpm_user, bpm_engine;
 grant execute on function bpm.fire_timer(uuid) to bpm_admin, bpm_engine;
 grant execute on function bpm.fire_due_timers(uuid, int) to bpm_admin, bpm_engine;
+grant execute on function bpm.deliver_deferred(uuid) to bpm_admin, bpm_engine;
 grant execute on function bpm.continue_async(uuid, boolean) to bpm_admin, bpm_engine;
 grant execute on function bpm.process_task_deadline(uuid, text) to bpm_admin, bpm_engine;
 grant execute on function bpm.migrate_process_instances(uuid[], uuid, jsonb) to bpm_admin;

@@ -109,6 +109,7 @@ const CALLS: ApiCall[] = [
   },
   { fn: 'fire_timer', role: 'bpm_engine', action: 'fire a timer', sql: () => ({ text: 'select bpm.fire_timer($1)', values: [newId()] }) },
   { fn: 'fire_due_timers', role: 'bpm_engine', action: 'fire timers', sql: () => ({ text: 'select bpm.fire_due_timers($1)', values: [newId()] }) },
+  { fn: 'deliver_deferred', role: 'bpm_engine', action: 'deliver a deferred signal or message', sql: () => ({ text: 'select bpm.deliver_deferred($1)', values: [newId()] }) },
   {
     fn: 'register_event_listener',
     role: 'bpm_user',

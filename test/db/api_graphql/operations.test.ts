@@ -92,7 +92,7 @@ test('the NOTIFY leases, the raw deploy and the worker\'s job entry points are n
   );
   const names = reply.body.data?.__schema.mutationType.fields.map((f) => f.name) ?? [];
   expect(names).toEqual(expect.arrayContaining(['startProcess', 'completeTask', 'fetchAndLock', 'deployProcess']));
-  for (const hidden of ['registerEventListener', 'registerTaskListener', 'deploy', 'fireTimer', 'fireDueTimers', 'continueAsync', 'processTaskDeadline']) {
+  for (const hidden of ['registerEventListener', 'registerTaskListener', 'deploy', 'fireTimer', 'fireDueTimers', 'continueAsync', 'processTaskDeadline', 'deliverDeferred']) {
     expect(names).not.toContain(hidden);
   }
 });

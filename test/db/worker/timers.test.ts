@@ -13,7 +13,7 @@
  */
 import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
-import { deployProcess } from '../../helpers/engine';
+import { deployProcess, deployXml } from '../../helpers/engine';
 import { completeTask, getInstance, history, startProcess, userTasks, type ProcessInstance, type UserTask } from '../elements/support';
 import { startTestWorker, waitFor, type TestWorker } from './support';
 
@@ -519,6 +519,51 @@ test('a user task past its due date becomes overdue through bpm_task_deadline, t
 // ---------------------------------------------------------------------------
 // Engine bugs these tests found (since fixed), kept as regression tests.
 // ---------------------------------------------------------------------------
+
+test('two instances throwing signals at each other while each is held by another transaction: the bpm_deliver jobs deliver both once the holders commit', async () => {
+  const roots = '<signal id="s_ping" name="WToPing"/><signal id="s_pong" name="WToPong"/>';
+  const pair = (key: string, throws: string, catches: string): { name: string; xml: string } => ({
+    name: `${key}.bpmn`,
+    xml: `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs_${key}" targetNamespace="http://pgbpm.test">${roots}
+  <process id="${key}" isExecutable="true">
+    <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="fork"/><parallelGateway id="fork"/>
+    <sequenceFlow id="f2" sourceRef="fork" targetRef="work"/><sequenceFlow id="f3" sourceRef="fork" targetRef="wait"/>
+    <userTask id="work"/><sequenceFlow id="f4" sourceRef="work" targetRef="throw"/>
+    <intermediateThrowEvent id="throw"><signalEventDefinition signalRef="${throws}"/></intermediateThrowEvent>
+    <sequenceFlow id="f5" sourceRef="throw" targetRef="thrown"/><endEvent id="thrown"/>
+    <intermediateCatchEvent id="wait"><signalEventDefinition signalRef="${catches}"/></intermediateCatchEvent>
+    <sequenceFlow id="f6" sourceRef="wait" targetRef="caught"/><endEvent id="caught"/>
+  </process>
+</definitions>`,
+  });
+  await deployXml(admin, [pair('w_ping', 's_pong', 's_ping'), pair('w_pong', 's_ping', 's_pong')]);
+  const a = await startProcess(admin, 'w_ping');
+  const b = await startProcess(admin, 'w_pong');
+  const [taskA] = await userTasks(admin, a.id);
+  const [taskB] = await userTasks(admin, b.id);
+  const c1 = await db.connectAs({ role: 'bpm_admin', tenant: TENANT });
+  const c2 = await db.connectAs({ role: 'bpm_admin', tenant: TENANT });
+  try {
+    await c1.query('begin');
+    await c1.query(`select bpm.set_variables($1, '{"step": 1}')`, [a.id]);
+    await c2.query('begin');
+    await c2.query(`select bpm.set_variables($1, '{"step": 1}')`, [b.id]);
+    await c1.query('select bpm.complete_task($1)', [taskA.id]);
+    await c2.query('select bpm.complete_task($1)', [taskB.id]);
+    await c1.query('commit');
+    await c2.query('commit');
+  } finally {
+    await c1.end();
+    await c2.end();
+  }
+  for (const id of [a.id, b.id]) {
+    await instanceWhen(id, 'the deferred signal to arrive and the instance to complete', (i) => i.state === 'completed', 10_000);
+    expect(await history(admin, id)).toEqual(expect.arrayContaining(['wait intermediateCatchEvent completed', 'caught endEvent completed']));
+  }
+  const { rows } = await db.root.query(`select 1 from bpm_private.deferred_delivery`);
+  expect(rows).toEqual([]);
+});
 
 describe('engine bugs found here', () => {
   // activate_process_instance rescheduled timers and continuations but not
