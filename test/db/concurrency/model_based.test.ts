@@ -1,7 +1,9 @@
 /**
  * Model-based test (reliability plan T03): random block-structured models
  * (user tasks, parallel and sequential multi-instance tasks, message,
- * signal and timer catch events, interrupting message, timer and signal and
+ * signal and timer catch events, signal throw events (of three signal names
+ * shared by every model, so instances throw at each other), interrupting
+ * message, timer and signal and
  * non-interrupting message boundary events, exclusive, parallel and
  * inclusive gateways, event-based gateways (message, timer, signal),
  * embedded subprocesses with event subprocesses or an error end event
@@ -10,7 +12,9 @@
  * by random command schedules (complete a task, correlate a message, broadcast
  * a signal, fire a timer as its job would, cancel an instance, cancel one
  * activity instance as an administrator) from
- * four connections at once, with collisions on purpose. After every round
+ * four connections at once, with collisions on purpose; after each round the
+ * bpm_deliver jobs run (signals and messages deferred because their receiver
+ * was busy), as the worker would run them. After every round
  * and at quiescence the engine's state must satisfy the invariants below,
  * read as a superuser (inspection only; every command runs as bpm_admin).
  *
@@ -107,8 +111,8 @@ class ModelBuilder {
   private item(out: string[], depth: number): { entry: string; exit: string } {
     const kinds =
       depth >= 3
-        ? ['task', 'task', 'mi', 'catch', 'signal', 'timer', 'call']
-        : ['task', 'task', 'mi', 'catch', 'signal', 'timer', 'call', 'xor', 'and', 'or', 'ebg', 'sub', 'sub', 'misub'];
+        ? ['task', 'task', 'mi', 'catch', 'signal', 'throw', 'timer', 'call']
+        : ['task', 'task', 'mi', 'catch', 'signal', 'throw', 'timer', 'call', 'xor', 'and', 'or', 'ebg', 'sub', 'sub', 'misub'];
     const kind = kinds[this.int(kinds.length)]!;
     switch (kind) {
       case 'task': {
@@ -157,6 +161,12 @@ class ModelBuilder {
       case 'signal': {
         const id = this.id('sigcatch');
         out.push(`<intermediateCatchEvent id="${id}"><signalEventDefinition signalRef="${this.signal()}"/></intermediateCatchEvent>`);
+        return { entry: id, exit: id };
+      }
+      case 'throw': {
+        // throws one of the shared signals: instances (of any model) throw at each other, and at themselves
+        const id = this.id('sigthrow');
+        out.push(`<intermediateThrowEvent id="${id}"><signalEventDefinition signalRef="${this.signal()}"/></intermediateThrowEvent>`);
         return { entry: id, exit: id };
       }
       case 'catch': {
@@ -560,7 +570,8 @@ test(`random models under concurrent random commands keep the engine's invariant
   expect(outcomes.get('signal:ok') ?? 0).toBeGreaterThan(3);
   expect(outcomes.get('modify:ok') ?? 0).toBeGreaterThan(3);
   expect(outcomes.get('cancel:ok') ?? 0).toBeGreaterThan(0);
-  for (const kind of ['task', 'mi', 'catch', 'sigcatch', 'timercatch', 'call', 'work', 'sub', 'esp', 'esptask', 'boundary', 'errboundary', 'errend', 'bend', 'andjoin', 'orjoin', 'xorjoin', 'ebgjoin', 'ebgevent', 'misub']) {
+  expect(outcomes.get('deliver:ok') ?? 0).toBeGreaterThan(0);
+  for (const kind of ['task', 'mi', 'catch', 'sigcatch', 'sigthrow', 'timercatch', 'call', 'work', 'sub', 'esp', 'esptask', 'boundary', 'errboundary', 'errend', 'bend', 'andjoin', 'orjoin', 'xorjoin', 'ebgjoin', 'ebgevent', 'misub']) {
     expect([kind, (coverage[`${kind}:completed`] ?? 0) > 0]).toEqual([kind, true]);
   }
 });
