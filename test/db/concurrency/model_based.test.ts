@@ -29,7 +29,7 @@ import { deployXml } from '../../helpers/engine';
 
 jest.setTimeout(180_000);
 
-const SEED = Number(process.env.PGBPM_MODEL_SEED ?? 20261126);
+const SEED = Number(process.env.PGBPM_MODEL_SEED ?? 20261127);
 const MODELS = Number(process.env.PGBPM_MODEL_COUNT ?? 24);
 const INSTANCES_PER_MODEL = 4;
 const WORKERS = 4;
