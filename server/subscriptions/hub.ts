@@ -241,7 +241,7 @@ export class EventHub {
       this.tenantCounts.set(feed.tenant, count);
     } else {
       this.tenantCounts.delete(feed.tenant);
-      this.leases.release(feed.tenant);
+      void this.leases.release(feed.tenant);
     }
     if (this.feeds.size === 0) this.stopPolling();
   }
@@ -375,7 +375,7 @@ export class EventHub {
     for (const feed of [...this.feeds.values()]) for (const s of [...feed.subscriptions]) s.stream.close();
     this.closed = true;
     this.stopPolling();
-    this.leases.close();
+    await this.leases.close();
     await this.running;
     await this.listener.close();
   }

@@ -5,7 +5,8 @@
  * server registers itself (listener id per server process) and renews the
  * lease every `renewMs` with a ttl of `ttlSeconds`, acting as a role of that
  * tenant (the settings of one of its live subscribers). When the tenant's last
- * subscription ends, renewing stops and the lease runs out within the ttl.
+ * subscription ends (or the server closes), renewing stops and the lease is
+ * released (a ttl of 0); if that fails, it runs out within the ttl.
  * A failed registration is logged and retried at the next renewal; meanwhile
  * the fallback poll delivers the tenant's events.
  */
@@ -30,11 +31,15 @@ interface Lease {
   timer: NodeJS.Timeout;
   /** The registration in flight or last made. */
   current: Promise<void>;
+  /** The settings of the last registration (to release the lease with). */
+  settings: PgSettings | null;
 }
 
 export class TenantLeases {
   private readonly options: LeaseOptions;
   private readonly leases = new Map<string, Lease>();
+  /** Releases in flight, by tenant. */
+  private readonly releasing = new Map<string, Promise<void>>();
   private readonly ttlSeconds: number;
   private readonly renewMs: number;
 
@@ -54,29 +59,46 @@ export class TenantLeases {
   acquire(tenant: string): Promise<void> {
     const existing = this.leases.get(tenant);
     if (existing) return existing.current;
-    const timer = setInterval(() => {
-      const lease = this.leases.get(tenant);
-      if (lease) lease.current = this.register(tenant);
-    }, this.renewMs);
-    timer.unref();
-    const lease: Lease = { timer, current: this.register(tenant) };
+    const lease: Lease = { timer: setInterval(() => (lease.current = this.register(tenant, lease)), this.renewMs), current: Promise.resolve(), settings: null };
+    lease.timer.unref();
     this.leases.set(tenant, lease);
+    // after a release of the tenant still in flight, which would otherwise undo this registration
+    lease.current = (this.releasing.get(tenant) ?? Promise.resolve()).then(() => this.register(tenant, lease));
     return lease.current;
   }
 
-  /** Stops renewing `tenant`'s lease (it expires within the ttl). */
-  release(tenant: string): void {
+  /**
+   * Stops renewing `tenant`'s lease and releases it (a ttl of 0, with the
+   * settings it was last registered with); if that fails, it lapses within
+   * the ttl. Resolves once released (never rejects).
+   */
+  release(tenant: string): Promise<void> {
     const lease = this.leases.get(tenant);
-    if (!lease) return;
+    if (!lease) return this.releasing.get(tenant) ?? Promise.resolve();
     clearInterval(lease.timer);
     this.leases.delete(tenant);
+    const released = lease.current.then(async () => {
+      if (!lease.settings) return;
+      try {
+        await withSettings(this.options.pool, lease.settings, (client) => registerListener(client, this.options.listenerId, 0), { readOnly: false });
+      } catch (e) {
+        this.options.logger.warn({ err: e, tenant }, 'events: cannot release the NOTIFY lease of a tenant; it lapses within its ttl');
+      }
+    });
+    this.releasing.set(tenant, released);
+    void released.then(() => {
+      if (this.releasing.get(tenant) === released) this.releasing.delete(tenant);
+    });
+    return released;
   }
 
-  close(): void {
-    for (const tenant of [...this.leases.keys()]) this.release(tenant);
+  /** Releases every lease (resolves when every release in flight is done). */
+  async close(): Promise<void> {
+    await Promise.all([...this.leases.keys()].map((tenant) => this.release(tenant)));
+    await Promise.all([...this.releasing.values()]);
   }
 
-  private async register(tenant: string): Promise<void> {
+  private async register(tenant: string, lease: Lease): Promise<void> {
     const settings = this.options.settingsFor(tenant);
     if (!settings) return;
     try {
@@ -86,6 +108,7 @@ export class TenantLeases {
         (client) => registerListener(client, this.options.listenerId, this.ttlSeconds),
         { readOnly: false },
       );
+      lease.settings = settings;
     } catch (e) {
       this.options.logger.warn({ err: e, tenant }, 'events: cannot register the NOTIFY lease of a tenant; its subscriptions rely on polling until the next attempt');
     }

@@ -8,7 +8,8 @@
  * someone listens. This connection holds the leases of the tenants the
  * worker serves (bpm.register_task_listener, taken on every connect and
  * renewed every `LEASE_RENEW_MS` with a `LEASE_TTL` ttl; a failed renewal is
- * logged and retried at the next one; the leases lapse when the worker goes).
+ * logged and retried at the next one; a worker that stops releases them, one
+ * that dies leaves them to lapse within the ttl).
  *
  * The payload is empty: a notification is visible to every listener of the
  * cluster, so it carries no tenant data; the runner simply fetches. Polling
@@ -40,12 +41,14 @@ export interface WakeListenerOptions {
 export function startWakeListener(options: WakeListenerOptions): WakeListener {
   const { tenants, listenerId, onWake, logger } = options;
 
-  const renewLeases = async (c: pg.Client): Promise<void> => {
+  /** Takes or renews the leases; a ttl of 0 releases them. */
+  const setLeases = async (c: pg.Client, ttl: string): Promise<void> => {
     for (const tenant of tenants) {
       await useTenant(c, tenant);
-      await c.query({ name: 'pgbpm_listen_lease', text: `select bpm.register_task_listener($1, $2::interval)`, values: [listenerId, LEASE_TTL] });
+      await c.query({ name: 'pgbpm_listen_lease', text: `select bpm.register_task_listener($1, $2::interval)`, values: [listenerId, ttl] });
     }
   };
+  const renewLeases = (c: pg.Client): Promise<void> => setLeases(c, LEASE_TTL);
 
   const listener = new NotificationListener({
     connectionString: options.connectionString,
@@ -75,6 +78,10 @@ export function startWakeListener(options: WakeListenerOptions): WakeListener {
   return {
     stop: async () => {
       clearInterval(renewTimer);
+      // released, so that the engine stops notifying now rather than when they lapse
+      await listener.withConnection((c) => setLeases(c, '0')).catch((e: unknown) => {
+        logger.warn({ err: errorMessage(e) }, 'external tasks: cannot release the NOTIFY leases; they lapse within their ttl');
+      });
       await listener.close();
     },
   };

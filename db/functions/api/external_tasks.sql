@@ -360,7 +360,12 @@ declare
   v_expires timestamptz;
 begin
   perform bpm_private.lease__check(listener_id, ttl);
-  delete from bpm_private.task_listener l where l.tenant_id = v_tenant and l.expires_at < pg_catalog.now();
+  -- expired leases go; a ttl of 0 releases this one (a worker that stops)
+  delete from bpm_private.task_listener l where l.tenant_id = v_tenant
+    and (l.expires_at < pg_catalog.now() or (ttl = interval '0' and l.listener_id = register_task_listener.listener_id));
+  if ttl = interval '0' then
+    return pg_catalog.now();
+  end if;
   insert into bpm_private.task_listener (tenant_id, listener_id, expires_at)
   values (v_tenant, register_task_listener.listener_id, pg_catalog.now() + ttl)
   on conflict on constraint task_listener_pkey do update set expires_at = excluded.expires_at
@@ -368,4 +373,4 @@ begin
   return v_expires;
 end;
 $$;
-comment on function bpm.register_task_listener(text, interval) is E'Worker-side: while registered (until ttl passes; renew it), transactions that make an external task of the caller''s tenant fetchable (created, failed with retry_after 0, incident retried) NOTIFY channel bpm_external_task with an empty payload, so LISTENing workers fetch at once instead of at their next poll. Returns the expiry. Errors: BP401 malformed arguments. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.register_task_listener(text, interval) is E'Worker-side: while registered (until ttl passes; renew it), transactions that make an external task of the caller''s tenant fetchable (created, failed with retry_after 0, incident retried) NOTIFY channel bpm_external_task with an empty payload, so LISTENing workers fetch at once instead of at their next poll. A ttl of 0 releases the lease at once (a worker that stops). Returns the expiry. Errors: BP401 malformed arguments. Roles: bpm_admin, bpm_engine.';

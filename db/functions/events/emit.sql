@@ -98,12 +98,12 @@ begin
   if coalesce(listener_id, '') = '' or pg_catalog.length(listener_id) > 200 then
     raise exception 'invalid argument: listener_id must be 1 to 200 characters' using errcode = 'BP401';
   end if;
-  if ttl is null or ttl <= interval '0' or ttl > interval '1 hour' then
-    raise exception 'invalid argument: ttl must be positive and at most 1 hour' using errcode = 'BP401';
+  if ttl is null or ttl < interval '0' or ttl > interval '1 hour' then
+    raise exception 'invalid argument: ttl must be between 0 (release the lease) and 1 hour' using errcode = 'BP401';
   end if;
 end;
 $$;
-comment on function bpm_private.lease__check(text, interval) is E'Checks the arguments of a NOTIFY lease (event or task listener): BP401 unless listener_id has 1 to 200 characters and ttl is positive and at most 1 hour.';
+comment on function bpm_private.lease__check(text, interval) is E'Checks the arguments of a NOTIFY lease (event or task listener): BP401 unless listener_id has 1 to 200 characters and ttl is between 0 (a release) and 1 hour.';
 
 create or replace function bpm.register_event_listener(listener_id text, ttl interval default '30 seconds')
 returns timestamptz
@@ -118,7 +118,12 @@ declare
   v_expires timestamptz;
 begin
   perform bpm_private.lease__check(listener_id, ttl);
-  delete from bpm_private.event_listener l where l.tenant_id = v_tenant and l.expires_at < pg_catalog.now();
+  -- expired leases go; a ttl of 0 releases this one
+  delete from bpm_private.event_listener l where l.tenant_id = v_tenant
+    and (l.expires_at < pg_catalog.now() or (ttl = interval '0' and l.listener_id = register_event_listener.listener_id));
+  if ttl = interval '0' then
+    return pg_catalog.now();
+  end if;
   insert into bpm_private.event_listener (tenant_id, listener_id, expires_at)
   values (v_tenant, register_event_listener.listener_id, pg_catalog.now() + ttl)
   on conflict on constraint event_listener_pkey do update set expires_at = excluded.expires_at
@@ -126,4 +131,4 @@ begin
   return v_expires;
 end;
 $$;
-comment on function bpm.register_event_listener(text, interval) is E'Server-side: while registered (until ttl passes; renew it), transitions of the caller''s tenant NOTIFY channel bpm_event. Returns the expiry. Roles: every API role.';
+comment on function bpm.register_event_listener(text, interval) is E'Server-side: while registered (until ttl passes; renew it), transitions of the caller''s tenant NOTIFY channel bpm_event. A ttl of 0 releases the lease at once. Returns the expiry. Errors: BP401 malformed arguments. Roles: every API role.';

@@ -211,6 +211,23 @@ describe('what each subscriber receives', () => {
     );
     expect(rows).toEqual(expect.arrayContaining([{ tenant_id: A, live: true }, { tenant_id: B, live: true }]));
   });
+
+  test('when a tenant\'s last subscription ends, the server releases its lease at once instead of letting it lapse', async () => {
+    const tenant = 'lease-release';
+    const leaseOf = async (): Promise<number> =>
+      (await db.root.query('select 1 from bpm_private.event_listener where tenant_id = $1 and expires_at > now()', [tenant])).rowCount ?? 0;
+    const client = ws(await token({ tenant, sub: 'lee', roles: ['bpm_admin'] }));
+    client.subscribe(TENANT_EVENTS);
+    await client.connected;
+    for (let i = 0; i < 100 && (await leaseOf()) === 0; i++) await sleep(20);
+    expect(await leaseOf()).toBe(1);
+    const disposed = Date.now();
+    await client.dispose();
+    for (let i = 0; i < 100 && (await leaseOf()) === 1; i++) await sleep(20);
+    expect(await leaseOf()).toBe(0);
+    // released, not lapsed: the ttl is 30 s
+    expect(Date.now() - disposed).toBeLessThan(5_000);
+  });
 });
 
 describe('the connection is authenticated like an HTTP request', () => {

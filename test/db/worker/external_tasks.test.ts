@@ -432,7 +432,18 @@ describe('wake-up calls (LISTEN bpm_external_task)', () => {
       await settle();
       expect(heard).toEqual(['']);
 
+      // a ttl of 0 releases a lease at once
+      await listener.query(`select bpm.register_task_listener('probe', '1 minute')`);
+      await start(await admin(tenant), topic);
+      await settle();
+      expect(heard).toEqual(['', '']);
+      await listener.query(`select bpm.register_task_listener('probe', '0')`);
+      await start(await admin(tenant), topic);
+      await settle();
+      expect(heard).toEqual(['', '']);
+
       await expect(listener.query(`select bpm.register_task_listener('probe', '2 hours')`)).rejects.toMatchObject({ code: 'BP401' });
+      await expect(listener.query(`select bpm.register_task_listener('probe', '-1 second')`)).rejects.toMatchObject({ code: 'BP401' });
       await expect(listener.query(`select bpm.register_task_listener('', '1 minute')`)).rejects.toMatchObject({ code: 'BP401' });
       const user = await db.connectAs({ role: 'bpm_user', tenant, user: 'u' });
       try {
@@ -484,6 +495,20 @@ describe('tenants', () => {
 });
 
 describe('shutdown', () => {
+  test('a worker that stops releases its NOTIFY leases at once (the engine stops notifying for its tenants)', async () => {
+    const tenant = 'wk-release';
+    const topic = await topicModel('w_release', [tenant]);
+    const leases = async (): Promise<number> =>
+      (await db.root.query('select 1 from bpm_private.task_listener where tenant_id = $1 and expires_at > now()', [tenant])).rowCount ?? 0;
+    const w = await startTestWorker(db, { tenants: [tenant], handlers: { [topic]: () => ({ ok: true }) } });
+    try {
+      await waitFor('the lease', async () => ((await leases()) === 1 ? true : undefined), 10_000);
+    } finally {
+      await w.stop();
+    }
+    expect(await leases()).toBe(0);
+  });
+
   test('stop() fetches nothing more and waits for the handlers in hand, which complete their tasks', async () => {
     const topic = await topicModel('w_graceful');
     const release = deferred();
