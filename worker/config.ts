@@ -6,12 +6,14 @@
  *   PGBPM_WORKER_ID                lock holder id (default <host>-<pid>-<random>)
  *   PGBPM_WORKER_CONCURRENCY       handlers in flight at most (10)
  *   PGBPM_WORKER_BATCH             max_tasks per fetch_and_lock (10)
- *   PGBPM_WORKER_IDLE_MS           sleep after a round of fetches found nothing (15 ms)
+ *   PGBPM_WORKER_IDLE_MS           sleep after a round of fetches found nothing (500ms;
+ *                                  new tasks wake the runner at once)
  *   PGBPM_WORKER_LOCK_DURATION     lock per fetched task (5min)
  *   PGBPM_WORKER_RETRIES           default retries after a first failure (3)
  *   PGBPM_WORKER_BACKOFF_BASE      delay before the first retry (1s), doubling
  *   PGBPM_WORKER_BACKOFF_MAX       longest delay between retries (5min)
  *   PGBPM_WORKER_SHUTDOWN_TIMEOUT  how long a stop waits for handlers in flight (30s)
+ *   PGBPM_WORKER_STATEMENT_TIMEOUT statement_timeout of the worker's connections (1min; 0: none)
  *   PGBPM_JOB_CONCURRENCY          graphile-worker jobs in flight (4)
  *   PGBPM_JOB_POLL_INTERVAL        graphile-worker's poll for jobs that became due (500ms)
  *   PGBPM_HISTORY_TTL              history kept after an instance ends, for definitions
@@ -52,6 +54,14 @@ export interface WorkerConfig {
   backoffBaseMs: number;
   backoffMaxMs: number;
   shutdownTimeoutMs: number;
+  /**
+   * statement_timeout (ms) of every connection of the worker, 0: none. An
+   * engine call queued behind a lock that another transaction holds for good
+   * (an administrator's forgotten open transaction) fails instead of holding a
+   * handler slot or a job loop forever: the job is retried with back-off, the
+   * external task's report is retried or its lock expires.
+   */
+  statementTimeoutMs: number;
   jobConcurrency: number;
   jobPollIntervalMs: number;
   history: HistorySettings;
@@ -67,6 +77,7 @@ export const WORKER_DEFAULTS = {
   backoffBaseMs: 1000,
   backoffMaxMs: 5 * 60_000,
   shutdownTimeoutMs: 30_000,
+  statementTimeoutMs: 60_000,
   jobConcurrency: 4,
   jobPollIntervalMs: 500,
   history: HISTORY_DEFAULTS,
@@ -142,6 +153,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
     backoffBaseMs: duration('PGBPM_WORKER_BACKOFF_BASE', WORKER_DEFAULTS.backoffBaseMs),
     backoffMaxMs: duration('PGBPM_WORKER_BACKOFF_MAX', WORKER_DEFAULTS.backoffMaxMs),
     shutdownTimeoutMs: duration('PGBPM_WORKER_SHUTDOWN_TIMEOUT', WORKER_DEFAULTS.shutdownTimeoutMs),
+    statementTimeoutMs: duration('PGBPM_WORKER_STATEMENT_TIMEOUT', WORKER_DEFAULTS.statementTimeoutMs),
     jobConcurrency: integer('PGBPM_JOB_CONCURRENCY', WORKER_DEFAULTS.jobConcurrency, positiveInteger),
     jobPollIntervalMs: duration('PGBPM_JOB_POLL_INTERVAL', WORKER_DEFAULTS.jobPollIntervalMs),
     history: {

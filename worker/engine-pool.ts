@@ -6,6 +6,7 @@
  *
  * The tenant is a session setting (bpm.tenant_id) switched per call, only
  * when the connection last served another tenant (one extra round trip).
+ * statement_timeout is a session setting too (PGBPM_WORKER_STATEMENT_TIMEOUT).
  */
 import pg from 'pg';
 import { handlePoolErrors } from '../server/pg-pool';
@@ -17,6 +18,8 @@ export interface EnginePoolOptions {
   connectionString: string;
   max: number;
   applicationName: string;
+  /** statement_timeout (ms) of its sessions; 0 or absent: none. */
+  statementTimeoutMs?: number;
 }
 
 export function createEnginePool(options: EnginePoolOptions): pg.Pool {
@@ -26,6 +29,8 @@ export function createEnginePool(options: EnginePoolOptions): pg.Pool {
     application_name: options.applicationName,
     onConnect: async (client: pg.ClientBase) => {
       await client.query(`set role ${ENGINE_ROLE}`);
+      const timeout = Math.floor(options.statementTimeoutMs ?? 0);
+      if (timeout > 0) await client.query(`set statement_timeout = ${timeout}`);
     },
   });
   // pg drops a failed connection; the next checkout opens a new one

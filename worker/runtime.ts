@@ -80,6 +80,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         connectionString: options.connectionString,
         max: config.jobConcurrency + 2,
         applicationName: 'pgbpm-worker-jobs',
+        statementTimeoutMs: config.statementTimeoutMs,
       });
       pools.push(pool);
       jobRunner = await startJobRunner({
@@ -95,6 +96,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         connectionString: options.connectionString,
         max: Math.min(config.concurrency, 10) + 1,
         applicationName: 'pgbpm-worker',
+        statementTimeoutMs: config.statementTimeoutMs,
       });
       pools.push(pool);
       externalTasks = startExternalTaskRunner({

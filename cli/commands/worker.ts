@@ -28,7 +28,8 @@ Runs until SIGINT/SIGTERM:
   PGBPM_WORKER_RETRIES (3)             retries after a first failure; then an incident
   PGBPM_WORKER_BACKOFF_BASE (1s), PGBPM_WORKER_BACKOFF_MAX (5min)   retry delay base·2^(n-1), capped
   PGBPM_WORKER_SHUTDOWN_TIMEOUT (30s)  how long a stop waits for handlers; then their AbortSignal fires
-  PGBPM_JOB_CONCURRENCY (16), PGBPM_JOB_POLL_INTERVAL (500ms)  job runner
+  PGBPM_WORKER_STATEMENT_TIMEOUT (1min; 0: none)  statement_timeout of the worker's connections
+  PGBPM_JOB_CONCURRENCY (4), PGBPM_JOB_POLL_INTERVAL (500ms)  job runner
   PGBPM_HTTP_TOPIC (http; none: off)   topic of the built-in HTTP connector
   PGBPM_HTTP_ALLOW_HOSTS               hosts it may call (host, *.domain, host:port); empty: none
   PGBPM_HTTP_TIMEOUT (30s), PGBPM_HTTP_MAX_RESPONSE_BYTES (1048576)

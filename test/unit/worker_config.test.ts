@@ -39,8 +39,13 @@ describe('settings', () => {
       PGBPM_WORKER_LOCK_DURATION: '30s',
       PGBPM_WORKER_RETRIES: '0',
       PGBPM_WORKER_ID: 'env-id',
+      PGBPM_WORKER_STATEMENT_TIMEOUT: '0',
     };
-    expect(workerConfigFromEnv(env, {})).toMatchObject({ tenants: ['a', 'b'], handlersPath: 'h.js', concurrency: 3, lockDurationMs: 30_000, retries: 0, workerId: 'env-id' });
+    expect(workerConfigFromEnv(env, {})).toMatchObject({
+      tenants: ['a', 'b'], handlersPath: 'h.js', concurrency: 3, lockDurationMs: 30_000, retries: 0, workerId: 'env-id', statementTimeoutMs: 0,
+    });
+    expect(config.statementTimeoutMs).toBe(60_000);
+    expect(workerConfigFromEnv({ PGBPM_WORKER_STATEMENT_TIMEOUT: '30s' }).statementTimeoutMs).toBe(30_000);
     expect(workerConfigFromEnv(env, { tenants: 'c', concurrency: '7', workerId: 'cli-id', handlersPath: 'x.js' })).toMatchObject({
       tenants: ['c'],
       concurrency: 7,

@@ -89,6 +89,50 @@ test('a job that becomes due later runs within a poll interval of its run_at', a
   }
 });
 
+test('PGBPM_WORKER_STATEMENT_TIMEOUT: an engine call stuck behind a lock fails after the timeout and its job is retried, instead of holding a job loop', async () => {
+  const ran = deferred<{ code: string | undefined; ms: number }>();
+  const held = await db.root.connect();
+  const w = await startTestWorker(db, {
+    tenants: [],
+    jobs: true,
+    config: { statementTimeoutMs: 300 },
+    tasks: {
+      stuck_job: async (_payload, helpers) => {
+        const t0 = Date.now();
+        try {
+          await asTenant(helpers, 'jobs-t', (client) => client.query('select pg_advisory_xact_lock(4242)'));
+          ran.resolve({ code: 'none', ms: Date.now() - t0 });
+        } catch (e) {
+          ran.resolve({ code: (e as { code?: string }).code, ms: Date.now() - t0 });
+          throw e;
+        }
+      },
+    },
+  });
+  try {
+    // another transaction holds what the job needs, for good
+    await held.query('begin');
+    await held.query('select pg_advisory_xact_lock(4242)');
+    await addJobAsOwner('stuck_job', {});
+    const outcome = await ran.promise;
+    expect(outcome.code).toBe('57014'); // query_canceled: statement timeout
+    expect(outcome.ms).toBeLessThan(5_000);
+    const job = await waitFor('the job to be failed for a retry', async () => {
+      const { rows } = await db.root.query<{ attempts: number; last_error: string | null }>(
+        `select attempts, last_error from graphile_worker.jobs where task_identifier = 'stuck_job'`,
+      );
+      return rows[0]?.last_error ? rows[0] : undefined;
+    });
+    expect(job.attempts).toBe(1);
+    expect(job.last_error).toMatch(/statement timeout/);
+  } finally {
+    await held.query('rollback').catch(() => undefined);
+    held.release();
+    await w.stop();
+    await db.root.query(`delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t where t.id = j.task_id and t.identifier = 'stuck_job'`);
+  }
+});
+
 test('the built-in task list has pgbpm_ping, and registered tasks join it', () => {
   expect(Object.keys(taskList())).toContain('pgbpm_ping');
   expect(Object.keys(taskList({ extra: () => undefined }))).toEqual(expect.arrayContaining(['pgbpm_ping', 'extra']));
