@@ -55,6 +55,7 @@ import {
   bool,
   DATA_ELEMENTS,
   eventDefinitions,
+  extensionProperties,
   extensions,
   type FileCtx,
   idOf,
@@ -185,9 +186,11 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   checkStart(ctx, proc);
   computeUpstream(ctx);
   const ttl = historyTimeToLive(ctx, proc);
+  const uniqueBusinessKey = processProperties(ctx, proc);
 
   if (file.problems.length > before) return null;
   const graph: Omit<CompiledGraph, 'nodes' | 'flows'> = { start: scope.noneStarts[0] ?? null };
+  if (uniqueBusinessKey) graph.uniqueBusinessKey = true;
   if (scope.eventStarts.length > 0) graph.eventStarts = scope.eventStarts;
   if (scope.eventSubprocesses.length > 0) graph.eventSubprocesses = scope.eventSubprocesses;
   const compiled: CompiledProcess = {
@@ -213,6 +216,29 @@ function historyTimeToLive(ctx: ProcessCtx, proc: XNode): string | null {
     return null;
   }
   return `P${Number(days)}D`;
+}
+
+/**
+ * The process's `pgbpm:` extension properties (camunda:properties or
+ * zeebe:properties, as Camunda Modeler's "Extension properties" writes them):
+ * `pgbpm:uniqueBusinessKey` ("true" or "false"). Returns whether business
+ * keys are unique.
+ */
+function processProperties(ctx: ProcessCtx, proc: XNode): boolean {
+  let unique: boolean | null = null;
+  for (const p of extensionProperties(proc).filter((e) => e.name.startsWith('pgbpm:'))) {
+    if (p.name !== 'pgbpm:uniqueBusinessKey') {
+      problem(ctx, ctx.processId, `unknown extension property ${p.name} (${p.label}) on the process; the process's pgbpm: property is pgbpm:uniqueBusinessKey`);
+    } else if (unique !== null) {
+      problem(ctx, ctx.processId, `${p.name} is set more than once`);
+    } else if (p.value.trim() === 'true' || p.value.trim() === 'false') {
+      unique = p.value.trim() === 'true';
+    } else {
+      problem(ctx, ctx.processId, `${p.name}="${p.value}" must be true or false`);
+      unique = false;
+    }
+  }
+  return unique === true;
 }
 
 /** Container elements whose flow elements are compiled as a scope. */

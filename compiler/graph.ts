@@ -321,6 +321,12 @@ export interface CompiledGraph {
   eventStarts?: string[];
   /** Ids of the process-level event subprocesses, document order; absent when none. */
   eventSubprocesses?: string[];
+  /**
+   * Extension property `pgbpm:uniqueBusinessKey` = true: an instance with a
+   * business key cannot start while an active or suspended instance of the
+   * same process key (any version) has that key (BP209); absent: false.
+   */
+  uniqueBusinessKey?: true;
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;
 }

@@ -85,6 +85,38 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
       'element order: camunda:historyTimeToLive="6 months" is not a number of days (a whole number such as 180, or P180D)');
   });
 
+  test('pgbpm:uniqueBusinessKey (camunda or zeebe extension property of the process): true sets graph.uniqueBusinessKey; false or absent: no field; anything else is refused', async () => {
+    const flow = '<startEvent id="s"/><sequenceFlow id="f" sourceRef="s" targetRef="e"/><endEvent id="e"/>';
+    const props = (...entries: string[]): string =>
+      `<extensionElements><camunda:properties>${entries.map((e) => `<camunda:property ${e}/>`).join('')}</camunda:properties></extensionElements>`;
+    const graphOf = async (xml: string) => {
+      const r = await compileBpmn('unique.bpmn', xml);
+      if (!r.ok) throw new Error(formatProblems(r.problems));
+      return r.resource.processes[0].graph;
+    };
+    const problems = async (xml: string) => {
+      const r = await compileBpmn('unique.bpmn', xml);
+      return r.ok ? [] : lines(r.problems);
+    };
+    expect((await graphOf(model(props('name="pgbpm:uniqueBusinessKey" value="true"') + flow))).uniqueBusinessKey).toBe(true);
+    expect((await graphOf(model(
+      '<extensionElements><zeebe:properties><zeebe:property name="pgbpm:uniqueBusinessKey" value="true"/></zeebe:properties></extensionElements>' + flow,
+    ))).uniqueBusinessKey).toBe(true);
+    expect(await graphOf(model(props('name="pgbpm:uniqueBusinessKey" value="false"') + flow))).not.toHaveProperty('uniqueBusinessKey');
+    expect(await graphOf(model(flow))).not.toHaveProperty('uniqueBusinessKey');
+    // other (non-pgbpm) properties are the user's own
+    expect(await graphOf(model(props('name="team" value="sales"') + flow))).not.toHaveProperty('uniqueBusinessKey');
+    expect(await problems(model(props('name="pgbpm:uniqueBusinessKey" value="yes"') + flow))).toEqual([
+      'unique.bpmn: element p: pgbpm:uniqueBusinessKey="yes" must be true or false',
+    ]);
+    expect(await problems(model(props('name="pgbpm:uniqueBusinessKey" value="true"', 'name="pgbpm:uniqueBusinessKey" value="true"') + flow))).toEqual([
+      'unique.bpmn: element p: pgbpm:uniqueBusinessKey is set more than once',
+    ]);
+    expect(await problems(model(props('name="pgbpm:uniqueKey" value="true"') + flow))).toEqual([
+      'unique.bpmn: element p: unknown extension property pgbpm:uniqueKey (camunda:property) on the process; the process\'s pgbpm: property is pgbpm:uniqueBusinessKey',
+    ]);
+  });
+
   test('nodes in document order, with types; diagram, annotation, association, properties ignored', () => {
     expect(Object.values(c.process.graph.nodes).map((n) => [n.id, n.type])).toEqual([
       ['StartEvent_1', 'startEvent'],

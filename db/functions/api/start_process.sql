@@ -36,7 +36,7 @@ begin
   return v_instance;
 end;
 $$;
-comment on function bpm.start_process(text, jsonb, text, text) is E'Starts an instance of the latest version of a process key and runs it until every token waits. With a request_id, a repeated call (a retry whose first answer was lost) returns the instance the first call started, as it is now, instead of starting another. Raises BP101 when the key is unknown in the tenant, BP308 when the process has no none start event (it starts by message, signal or timer), BP208 when the request_id started an instance of another process, BP401 for an empty or over-long request_id. Roles: bpm_admin, bpm_user.';
+comment on function bpm.start_process(text, jsonb, text, text) is E'Starts an instance of the latest version of a process key and runs it until every token waits. With a request_id, a repeated call (a retry whose first answer was lost) returns the instance the first call started, as it is now, instead of starting another. Raises BP101 when the key is unknown in the tenant, BP308 when the process has no none start event (it starts by message, signal or timer), BP208 when the request_id started an instance of another process, BP209 when the process has unique business keys (pgbpm:uniqueBusinessKey) and an active or suspended instance of it has this business_key, BP401 for an empty or over-long request_id. Roles: bpm_admin, bpm_user.';
 
 -- The instance a request id started (locking the id for this transaction),
 -- or an empty row; BP208 if it started another process.

@@ -50,6 +50,9 @@ begin
       raise exception 'process % has no none start event: it starts by message, signal or timer only', definition.key using errcode = 'BP308';
     end if;
   end if;
+  if business_key is not null and v_graph ? 'uniqueBusinessKey' then
+    perform bpm_private.business_key__claim(definition, business_key);
+  end if;
   -- walk in memory first: an instance that ends within this call is inserted
   -- completed (run__event and run__push inlined)
   st.business_key := business_key;

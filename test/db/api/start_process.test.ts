@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
-import { deployFixture, deployProcess, expectRejectedUnchanged } from '../../helpers/engine';
+import { deployFixture, deployProcess, deployXml, expectRejectedUnchanged } from '../../helpers/engine';
 import {
   deployRaw,
   graphAround,
@@ -319,5 +319,116 @@ describe('request ids: a repeated start returns the first one\'s instance', () =
     expect(await countWith('req-deleted')).toBe(0);
     const second = await startWithId(admin, 'straight', 'req-deleted');
     expect(second.id).not.toBe(first.id);
+  });
+});
+
+describe('unique business keys (pgbpm:uniqueBusinessKey)', () => {
+  const unique = (value = 'true', label: 'camunda' | 'zeebe' = 'camunda'): string =>
+    label === 'camunda'
+      ? `<extensionElements><camunda:properties><camunda:property name="pgbpm:uniqueBusinessKey" value="${value}"/></camunda:properties></extensionElements>`
+      : `<extensionElements><zeebe:properties><zeebe:property name="pgbpm:uniqueBusinessKey" value="${value}"/></zeebe:properties></extensionElements>`;
+  const startKey = (client: pg.ClientBase, key: string, businessKey: string): Promise<InstanceRow> => start(client, key, {}, businessKey);
+
+  beforeAll(async () => {
+    await deployProcess(designer, 'bk_unique', unique() + userTaskBody());
+    await deployProcess(designer, 'bk_unique_zeebe', unique('true', 'zeebe') + userTaskBody());
+    await deployProcess(designer, 'bk_free', unique('false') + userTaskBody());
+    await deployXml(designer, [{
+      name: 'bk_message.bpmn',
+      xml: `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="defs_bk_message" targetNamespace="http://pgbpm.test">
+  <message id="m_order" name="OrderPlaced"/>
+  <process id="bk_message" isExecutable="true">${unique()}
+    <startEvent id="start"><messageEventDefinition messageRef="m_order"/></startEvent>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="task"/><userTask id="task"/>
+    <sequenceFlow id="f2" sourceRef="task" targetRef="end"/><endEvent id="end"/>
+  </process>
+</definitions>`,
+    }]);
+  });
+
+  test('a second start with the business key of an active instance: BP209 naming the process, the key and the instance; nothing started', async () => {
+    const first = await startKey(ulla, 'bk_unique', 'order-1');
+    await expectRejectedUnchanged(
+      db.root,
+      () => startKey(ulla, 'bk_unique', 'order-1'),
+      'BP209',
+      new RegExp(`process bk_unique has an active instance ${first.id} with business key order-1 already`),
+    );
+    // other keys, starts without a key, and other processes are not affected
+    await startKey(ulla, 'bk_unique', 'order-2');
+    await start(ulla, 'bk_unique');
+    await start(ulla, 'bk_unique');
+    await startKey(ulla, 'bk_free', 'order-1');
+    await startKey(ulla, 'bk_free', 'order-1');
+    await startKey(ulla, 'straight', 'order-1');
+  });
+
+  test('suspended instances hold their key; once the instance ended (completed or cancelled) the key is free again', async () => {
+    const first = await startKey(admin, 'bk_unique', 'order-3');
+    await admin.query('select bpm.suspend_process_instance($1)', [first.id]);
+    await expectRejectedUnchanged(db.root, () => startKey(admin, 'bk_unique', 'order-3'), 'BP209');
+    await admin.query('select bpm.activate_process_instance($1)', [first.id]);
+    const [task] = await userTasks(db.root, first.id);
+    await admin.query('select bpm.complete_task($1)', [task.id]);
+    const second = await startKey(admin, 'bk_unique', 'order-3');
+    await admin.query(`select bpm.cancel_process_instance($1, 'test')`, [second.id]);
+    expect((await startKey(admin, 'bk_unique', 'order-3')).state).toBe('active');
+  });
+
+  test('the rule spans versions: an instance of v1 holds the key against a start of v2; zeebe:properties work the same', async () => {
+    const v1 = await startKey(admin, 'bk_unique', 'order-4');
+    expect((await deployProcess(designer, 'bk_unique', unique() + userTaskBody('camunda:priority="70"'))).version).toBe(2);
+    await expectRejectedUnchanged(db.root, () => startKey(admin, 'bk_unique', 'order-4'), 'BP209', new RegExp(v1.id));
+    await startKey(admin, 'bk_unique_zeebe', 'order-4');
+    await expectRejectedUnchanged(db.root, () => startKey(admin, 'bk_unique_zeebe', 'order-4'), 'BP209');
+  });
+
+  test('a message start event takes the correlation key as business key: a second message for an active key is refused (BP209)', async () => {
+    const { rows: [first] } = await admin.query<{ id: string; business_key: string }>(
+      `select (i).id, (i).business_key from (select bpm.correlate_message('OrderPlaced', 'order-5') as i) s`);
+    expect(first.business_key).toBe('order-5');
+    await expectRejectedUnchanged(db.root, () => admin.query(`select bpm.correlate_message('OrderPlaced', 'order-5')`), 'BP209');
+  });
+
+  test('a call activity passing the business key to a process with unique keys: the second caller with that key fails (BP209) and starts nothing', async () => {
+    await deployProcess(designer, 'bk_caller', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="call"/>
+      <callActivity id="call" calledElement="bk_unique"><extensionElements><camunda:in businessKey="#{execution.processBusinessKey}"/></extensionElements></callActivity>
+      <sequenceFlow id="f2" sourceRef="call" targetRef="e"/><endEvent id="e"/>`);
+    const first = await startKey(admin, 'bk_caller', 'order-7');
+    const { rows: [child] } = await db.root.query<{ business_key: string }>('select business_key from bpm.process_instance where parent_instance_id = $1', [first.id]);
+    expect(child.business_key).toBe('order-7');
+    await expectRejectedUnchanged(db.root, () => startKey(admin, 'bk_caller', 'order-7'), 'BP209', /process bk_unique has an active instance/);
+  });
+
+  test('two connections starting one key at the same moment: exactly one instance, the other gets BP209 (30 races)', async () => {
+    const other = await db.connectAs({ role: 'bpm_user', tenant: TENANT, user: 'olga' });
+    try {
+      for (let round = 0; round < 30; round++) {
+        const key = `race-${round}`;
+        const settled = await Promise.allSettled([startKey(ulla, 'bk_unique', key), startKey(other, 'bk_unique', key)]);
+        const codes = settled.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code?: string }).code)).sort();
+        expect(codes).toEqual(['BP209', 'ok']);
+      }
+      const { rows } = await db.root.query<{ n: number }>(
+        `select count(*)::int as n from bpm.process_instance where tenant_id = $1 and business_key like 'race-%'`, [TENANT]);
+      expect(rows[0].n).toBe(30);
+    } finally {
+      await other.end();
+    }
+  });
+
+  test('business keys are unique per tenant: another tenant starts its own instance with the same key', async () => {
+    const otherDesigner = await db.connectAs({ role: 'bpm_designer', tenant: 'start-bk' });
+    const otherAdmin = await db.connectAs({ role: 'bpm_admin', tenant: 'start-bk' });
+    try {
+      await deployProcess(otherDesigner, 'bk_unique', unique() + userTaskBody());
+      await startKey(admin, 'bk_unique', 'order-6');
+      expect((await startKey(otherAdmin, 'bk_unique', 'order-6')).tenant_id).toBe('start-bk');
+    } finally {
+      await otherDesigner.end();
+      await otherAdmin.end();
+    }
   });
 });
