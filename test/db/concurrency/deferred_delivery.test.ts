@@ -87,6 +87,29 @@ async function startPair(a: string, b: string): Promise<{ a: string; b: string; 
   return { a: ia.id, b: ib.id, taskA: (await openUserTask(db.root, ia.id)).id, taskB: (await openUserTask(db.root, ib.id)).id };
 }
 
+/**
+ * Two connections each hold one instance of the pair (as a transition under
+ * way does), then complete its task, which throws at the other instance:
+ * before deferred deliveries, each waited for the other's lock (40P01).
+ */
+async function completeBothWhileHeld(pair: { a: string; b: string; taskA: string; taskB: string }): Promise<void> {
+  const c1 = await db.connectAs({ role: 'bpm_admin', tenant: T });
+  const c2 = await db.connectAs({ role: 'bpm_admin', tenant: T });
+  try {
+    await c1.query('begin');
+    await c1.query(`select bpm.set_variables($1, '{"step": 1}')`, [pair.a]);
+    await c2.query('begin');
+    await c2.query(`select bpm.set_variables($1, '{"step": 1}')`, [pair.b]);
+    await c1.query('select bpm.complete_task($1)', [pair.taskA]);
+    await c2.query('select bpm.complete_task($1)', [pair.taskB]);
+    await c1.query('commit');
+    await c2.query('commit');
+  } finally {
+    await c1.end();
+    await c2.end();
+  }
+}
+
 /** How often each catch event fired, by instance. */
 async function caughtCount(instanceId: string): Promise<number> {
   return (await one<{ n: number }>(db.root, `select count(*)::int as n from bpm.activity_instance where instance_id = $1 and element_id = 'caught'`, [instanceId])).n;
@@ -101,23 +124,7 @@ afterEach(async () => {
 
 test('two instances throwing signals at each other while each is held: neither waits, no deadlock; both signals are delivered after', async () => {
   const pair = await startPair('ping', 'pong');
-  const c1 = await db.connectAs({ role: 'bpm_admin', tenant: T });
-  const c2 = await db.connectAs({ role: 'bpm_admin', tenant: T });
-  try {
-    // each connection holds one instance, as a transition under way does ...
-    await c1.query('begin');
-    await c1.query(`select bpm.set_variables($1, '{"step": 1}')`, [pair.a]);
-    await c2.query('begin');
-    await c2.query(`select bpm.set_variables($1, '{"step": 1}')`, [pair.b]);
-    // ... and throws at the other: before, each waited for the other's lock (40P01)
-    await c1.query('select bpm.complete_task($1)', [pair.taskA]);
-    await c2.query('select bpm.complete_task($1)', [pair.taskB]);
-    await c1.query('commit');
-    await c2.query('commit');
-  } finally {
-    await c1.end();
-    await c2.end();
-  }
+  await completeBothWhileHeld(pair);
   // the catches have not fired yet: each signal waits in a delivery
   expect(await caughtCount(pair.a)).toBe(0);
   expect(await caughtCount(pair.b)).toBe(0);
@@ -197,21 +204,7 @@ test('a deferred signal whose subscription is gone when it is delivered (the hol
 
 test('messages thrown at each other while both instances are held are deferred, then correlated once each', async () => {
   const pair = await startPair('msg_ping', 'msg_pong');
-  const c1 = await db.connectAs({ role: 'bpm_admin', tenant: T });
-  const c2 = await db.connectAs({ role: 'bpm_admin', tenant: T });
-  try {
-    await c1.query('begin');
-    await c1.query(`select bpm.set_variables($1, '{"step": 1}')`, [pair.a]);
-    await c2.query('begin');
-    await c2.query(`select bpm.set_variables($1, '{"step": 1}')`, [pair.b]);
-    await c1.query('select bpm.complete_task($1)', [pair.taskA]);
-    await c2.query('select bpm.complete_task($1)', [pair.taskB]);
-    await c1.query('commit');
-    await c2.query('commit');
-  } finally {
-    await c1.end();
-    await c2.end();
-  }
+  await completeBothWhileHeld(pair);
   expect(await runDeliveries()).toEqual([1, 1]);
   expect([await instanceState(db.root, pair.a), await instanceState(db.root, pair.b)]).toEqual(['completed', 'completed']);
   expect([await caughtCount(pair.a), await caughtCount(pair.b)]).toEqual([1, 1]);
