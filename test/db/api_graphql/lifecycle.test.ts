@@ -149,6 +149,29 @@ describe('startProcess with a requestId', () => {
   });
 });
 
+describe('startProcess of a process with unique business keys', () => {
+  test('a second start with the business key of an active instance reaches the client as BP209 and starts nothing', async () => {
+    const xml = bpmnProcess('gql_unique', `
+      <extensionElements><camunda:properties><camunda:property name="pgbpm:uniqueBusinessKey" value="true"/></camunda:properties></extensionElements>
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/><userTask id="t"/>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>`);
+    const { deployProcess } = await t.data<DeployData>(designer, DEPLOY, { files: [{ name: 'gql_unique.bpmn', xml }] });
+    expect(deployProcess.problems).toEqual([]);
+    const startWithKey = `
+      mutation Start($key: String!, $businessKey: String) {
+        startProcess(input: { processKey: $key, businessKey: $businessKey }) { result { id businessKey } }
+      }`;
+    const first = await t.data<{ startProcess: { result: { id: string; businessKey: string } } }>(admin, startWithKey, { key: 'gql_unique', businessKey: 'order-42' });
+    expect(first.startProcess.result.businessKey).toBe('order-42');
+    const before = await count('bpm.process_instance');
+    const reply = await t.gql(admin, startWithKey, { key: 'gql_unique', businessKey: 'order-42' });
+    expect(reply.body.errors).toEqual([
+      expect.objectContaining({ extensions: { code: 'BP209' }, message: expect.stringContaining(`active instance ${first.startProcess.result.id} with business key order-42`) }),
+    ]);
+    expect(await count('bpm.process_instance')).toBe(before);
+  });
+});
+
 describe('a task\'s local variables', () => {
   test('a user task inside a multi-instance subprocess shows its element variable and the subprocess\'s input to its user', async () => {
     const xml = bpmnProcess('gql_locals', `
