@@ -188,6 +188,12 @@ export function createEngineGauges(registry: Registry, connectionString: string,
     labelNames: ['topic', 'locked'] as const,
     ...common,
   });
+  const jobs = new Gauge({
+    name: 'pgbpm_jobs',
+    help: 'graphile-worker jobs by task and state: due (waiting for a job loop), scheduled (run_at ahead), running (locked by a worker), failed (out of attempts); all tenants',
+    labelNames: ['task', 'state'] as const,
+    ...common,
+  });
   const up = new Gauge({ name: 'pgbpm_metrics_database_up', help: '1 when the engine gauges were read from the database at the last scrape', ...common });
 
   const read = async (): Promise<void> => {
@@ -212,9 +218,27 @@ export function createEngineGauges(registry: Registry, connectionString: string,
       incidents.set(Number(open.rows[0]?.incidents ?? 0));
       externalTasks.reset();
       for (const row of ext.rows) externalTasks.set({ topic: row.topic, locked: String(row.locked) }, Number(row.n));
+      await readJobs(client);
       up.set(1);
     } finally {
       client.release();
+    }
+  };
+  // the job queue (timers, continuations, deadlines, deferred deliveries) lives in
+  // graphile_worker: a login without access to it still gets the engine gauges
+  const readJobs = async (client: pg.PoolClient): Promise<void> => {
+    jobs.reset();
+    try {
+      const { rows } = await client.query<{ task: string; state: string; n: string }>(
+        `select task_identifier as task,
+                case when locked_at is not null then 'running' when attempts >= max_attempts then 'failed'
+                     when run_at > now() then 'scheduled' else 'due' end as state,
+                count(*) as n
+           from graphile_worker.jobs group by 1, 2`,
+      );
+      for (const row of rows) jobs.set({ task: row.task, state: row.state }, Number(row.n));
+    } catch (e) {
+      logger.debug({ err: e }, 'metrics: cannot read the job queue (graphile_worker); pgbpm_jobs omitted');
     }
   };
   function refresh(): Promise<void> {

@@ -144,4 +144,19 @@ describe('/metrics', () => {
     expect(text).toMatch(/^pgbpm_external_tasks_open\{topic="work",locked="false"\} 1$/m);
     expect(text).not.toMatch(/ops-a|ops-b/);
   }, 20_000);
+
+  test('the job queue by task and state: timers scheduled, deliveries due, jobs out of attempts', async () => {
+    await db.root.query(`select graphile_worker.add_job('bpm_fire_timer', '{}', run_at => now() + interval '1 hour', job_key => 'metrics-later')`);
+    await db.root.query(`select graphile_worker.add_job('bpm_deliver', '{}', job_key => 'metrics-due')`);
+    await db.root.query(`select graphile_worker.add_job('bpm_continue', '{}', job_key => 'metrics-failed', max_attempts => 1)`);
+    await db.root.query(`update graphile_worker._private_jobs set attempts = 1 where key = 'metrics-failed'`);
+    try {
+      const text = await (await scrape()).text();
+      expect(text).toMatch(/^pgbpm_jobs\{task="bpm_fire_timer",state="scheduled"\} 1$/m);
+      expect(text).toMatch(/^pgbpm_jobs\{task="bpm_deliver",state="due"\} 1$/m);
+      expect(text).toMatch(/^pgbpm_jobs\{task="bpm_continue",state="failed"\} 1$/m);
+    } finally {
+      await db.root.query(`delete from graphile_worker._private_jobs where key like 'metrics-%'`);
+    }
+  });
 });
