@@ -16,6 +16,8 @@
  *   PGBPM_WORKER_STATEMENT_TIMEOUT statement_timeout of the worker's connections (1min; 0: none)
  *   PGBPM_JOB_CONCURRENCY          graphile-worker jobs in flight (4)
  *   PGBPM_JOB_POLL_INTERVAL        graphile-worker's poll for jobs that became due (500ms)
+ *   PGBPM_JOB_RECOVERY_INTERVAL    how often to look for jobs held by dead workers (10s);
+ *                                  released once locked 3 × this long (job-liveness.ts)
  *   PGBPM_HISTORY_TTL              history kept after an instance ends, for definitions
  *                                  without camunda:historyTimeToLive (none: kept)
  *   PGBPM_EVENT_RETENTION          event log rows kept this long (30d; "none": kept)
@@ -64,6 +66,8 @@ export interface WorkerConfig {
   statementTimeoutMs: number;
   jobConcurrency: number;
   jobPollIntervalMs: number;
+  /** How often to look for jobs whose worker died; they are released once locked 3 × this long (job-liveness.ts). */
+  jobRecoveryIntervalMs: number;
   history: HistorySettings;
 }
 
@@ -80,6 +84,7 @@ export const WORKER_DEFAULTS = {
   statementTimeoutMs: 60_000,
   jobConcurrency: 4,
   jobPollIntervalMs: 500,
+  jobRecoveryIntervalMs: 10_000,
   history: HISTORY_DEFAULTS,
 } as const;
 
@@ -156,6 +161,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
     statementTimeoutMs: duration('PGBPM_WORKER_STATEMENT_TIMEOUT', WORKER_DEFAULTS.statementTimeoutMs),
     jobConcurrency: integer('PGBPM_JOB_CONCURRENCY', WORKER_DEFAULTS.jobConcurrency, positiveInteger),
     jobPollIntervalMs: duration('PGBPM_JOB_POLL_INTERVAL', WORKER_DEFAULTS.jobPollIntervalMs),
+    jobRecoveryIntervalMs: duration('PGBPM_JOB_RECOVERY_INTERVAL', WORKER_DEFAULTS.jobRecoveryIntervalMs),
     history: {
       defaultTtlMs: optionalDuration('PGBPM_HISTORY_TTL', HISTORY_DEFAULTS.defaultTtlMs),
       eventRetentionMs: optionalDuration('PGBPM_EVENT_RETENTION', HISTORY_DEFAULTS.eventRetentionMs),
@@ -166,6 +172,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
   if (config.batchSize > 1000) throw new WorkerConfigError(`PGBPM_WORKER_BATCH must be at most 1000, got ${config.batchSize}`);
   if (config.lockDurationMs < 1) throw new WorkerConfigError('PGBPM_WORKER_LOCK_DURATION must be positive');
   if (config.jobPollIntervalMs < 1) throw new WorkerConfigError('PGBPM_JOB_POLL_INTERVAL must be positive');
+  if (config.jobRecoveryIntervalMs < 100) throw new WorkerConfigError('PGBPM_JOB_RECOVERY_INTERVAL must be at least 100ms');
   if (config.workerId.trim() === '') throw new WorkerConfigError('the worker id must not be empty');
   return config;
 }

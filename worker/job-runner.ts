@@ -17,12 +17,15 @@
  * graphile-worker when a loop dies: it stops the rest, then (retrying with
  * backoff until the database answers) unlocks the dead loops' jobs
  * (force_unlock_workers: they run again; every task is idempotent) and starts
- * a new graphile-worker runner.
+ * a new graphile-worker runner. Jobs of a worker process that died are
+ * released by the other workers' liveness checks (job-liveness.ts).
  */
+import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Logger as GraphileLogger, run, type Runner, type TaskList } from 'graphile-worker';
+import { Logger as GraphileLogger, run, type Runner, type TaskList, type WorkerEvents } from 'graphile-worker';
 import type pg from 'pg';
 import { errorMessage } from './errors';
+import { JobLiveness } from './job-liveness';
 import type { Logger } from './logger';
 import { WORKER_SCHEMA } from './schema';
 
@@ -32,6 +35,8 @@ export interface JobRunnerOptions {
   concurrency: number;
   pollIntervalMs: number;
   logger: Logger;
+  /** How often to look for jobs held by dead workers (job-liveness.ts); they are released once locked 3 × this long. */
+  recoveryIntervalMs: number;
 }
 
 /** graphile-worker's log calls as pino lines (its `warning` is pino's `warn`). */
@@ -66,7 +71,18 @@ const RESTART_MAX_BACKOFF_MS = 30_000;
 
 export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunner> {
   const { logger } = options;
-  let runner = await startGraphileWorker(options);
+  // one emitter for every graphile-worker runner this one starts (restarts included)
+  const events = new EventEmitter() as WorkerEvents;
+  const liveness = new JobLiveness({ pool: options.pool, logger, intervalMs: options.recoveryIntervalMs, staleAfterMs: 3 * options.recoveryIntervalMs });
+  events.on('worker:create', ({ worker }) => liveness.add(worker.workerId));
+  events.on('worker:stop', ({ worker }) => liveness.remove(worker.workerId));
+  let runner: Runner;
+  try {
+    runner = await startGraphileWorker(options, events);
+  } catch (e) {
+    await liveness.stop();
+    throw e;
+  }
   let restarting: Promise<void> | null = null;
   let restarts = 0;
   const dead = new Set<string>();
@@ -79,8 +95,7 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
       try {
         await options.pool.query(`select ${WORKER_SCHEMA}.force_unlock_workers($1::text[])`, [[...dead]]);
         dead.clear();
-        runner = await startGraphileWorker(options);
-        watch(runner);
+        runner = await startGraphileWorker(options, events);
         restarts++;
         logger.info({ restarts }, 'job runner restarted');
         return;
@@ -100,14 +115,11 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
     });
   };
 
-  const watch = (r: Runner): void => {
-    r.events.on('worker:fatalError', ({ worker, error }) => {
-      dead.add(worker.workerId);
-      logger.warn({ err: errorMessage(error), workerId: worker.workerId }, 'a job loop died (database unavailable?); restarting the job runner');
-      scheduleRestart();
-    });
-  };
-  watch(runner);
+  events.on('worker:fatalError', ({ worker, error }) => {
+    dead.add(worker.workerId);
+    logger.warn({ err: errorMessage(error), workerId: worker.workerId }, 'a job loop died (database unavailable?); restarting the job runner');
+    scheduleRestart();
+  });
 
   return {
     get restarts() {
@@ -117,11 +129,12 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
       stopping.abort();
       await restarting;
       await runner.stop();
+      await liveness.stop();
     },
   };
 }
 
-async function startGraphileWorker(options: JobRunnerOptions): Promise<Runner> {
+async function startGraphileWorker(options: JobRunnerOptions, events: WorkerEvents): Promise<Runner> {
   const identifiers = Object.keys(options.taskList);
   try {
     const runner = await run({
@@ -131,6 +144,7 @@ async function startGraphileWorker(options: JobRunnerOptions): Promise<Runner> {
       concurrency: options.concurrency,
       pollInterval: options.pollIntervalMs,
       noHandleSignals: true,
+      events,
       // no crontab file lookup in the working directory
       parsedCronItems: [],
       logger: graphileLogger(options.logger),

@@ -78,7 +78,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     if (options.jobs !== false) {
       const pool = createEnginePool({
         connectionString: options.connectionString,
-        max: config.jobConcurrency + 2,
+        // the loops, graphile-worker's LISTEN connection, the liveness connection, one spare
+        max: config.jobConcurrency + 3,
         applicationName: 'pgbpm-worker-jobs',
         statementTimeoutMs: config.statementTimeoutMs,
       });
@@ -88,6 +89,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         taskList: defaultTaskList(options.tasks, config.history),
         concurrency: config.jobConcurrency,
         pollIntervalMs: config.jobPollIntervalMs,
+        recoveryIntervalMs: config.jobRecoveryIntervalMs,
         logger,
       });
     }

@@ -30,6 +30,7 @@ Runs until SIGINT/SIGTERM:
   PGBPM_WORKER_SHUTDOWN_TIMEOUT (30s)  how long a stop waits for handlers; then their AbortSignal fires
   PGBPM_WORKER_STATEMENT_TIMEOUT (1min; 0: none)  statement_timeout of the worker's connections
   PGBPM_JOB_CONCURRENCY (4), PGBPM_JOB_POLL_INTERVAL (500ms)  job runner
+  PGBPM_JOB_RECOVERY_INTERVAL (10s)   how often to release jobs of workers that died
   PGBPM_HTTP_TOPIC (http; none: off)   topic of the built-in HTTP connector
   PGBPM_HTTP_ALLOW_HOSTS               hosts it may call (host, *.domain, host:port); empty: none
   PGBPM_HTTP_TIMEOUT (30s), PGBPM_HTTP_MAX_RESPONSE_BYTES (1048576)

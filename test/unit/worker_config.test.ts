@@ -46,6 +46,9 @@ describe('settings', () => {
     });
     expect(config.statementTimeoutMs).toBe(60_000);
     expect(workerConfigFromEnv({ PGBPM_WORKER_STATEMENT_TIMEOUT: '30s' }).statementTimeoutMs).toBe(30_000);
+    expect(config.jobRecoveryIntervalMs).toBe(10_000);
+    expect(workerConfigFromEnv({ PGBPM_JOB_RECOVERY_INTERVAL: '2s' }).jobRecoveryIntervalMs).toBe(2_000);
+    expect(() => workerConfigFromEnv({ PGBPM_JOB_RECOVERY_INTERVAL: '10' })).toThrow('PGBPM_JOB_RECOVERY_INTERVAL must be at least 100ms');
     expect(workerConfigFromEnv(env, { tenants: 'c', concurrency: '7', workerId: 'cli-id', handlersPath: 'x.js' })).toMatchObject({
       tenants: ['c'],
       concurrency: 7,

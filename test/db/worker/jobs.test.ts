@@ -133,6 +133,51 @@ test('PGBPM_WORKER_STATEMENT_TIMEOUT: an engine call stuck behind a lock fails a
   }
 });
 
+describe('jobs of a worker process that died', () => {
+  // graphile-worker alone releases them after 4 hours: a timer whose job was running would fire 4 hours late
+  test('are released by a live worker\'s liveness check within seconds, and run', async () => {
+    const ran = deferred<number>();
+    await addJobAsOwner('orphan_job', {});
+    // as if a worker process had taken it and been killed (no session holds its loop's lock)
+    await db.root.query(
+      `update graphile_worker._private_jobs j set locked_at = now() - interval '1 minute', locked_by = 'worker-killed-with-sigkill'
+       from graphile_worker._private_tasks t where t.id = j.task_id and t.identifier = 'orphan_job'`,
+    );
+    const t0 = Date.now();
+    const w = await startTestWorker(db, { tenants: [], jobs: true, config: { jobRecoveryIntervalMs: 200 }, tasks: { orphan_job: () => ran.resolve(Date.now() - t0) } });
+    try {
+      expect(await ran.promise).toBeLessThan(5_000);
+      expect(w.logs.some((l) => l.msg === 'job runner: released the jobs of job loops no live worker holds (a worker died); they run again')).toBe(true);
+    } finally {
+      await w.stop();
+    }
+  });
+
+  test('a long job of a live worker (another process) is never taken for dead: it runs once', async () => {
+    let runs = 0;
+    const done = deferred();
+    const slow = async (): Promise<void> => {
+      runs++;
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      done.resolve();
+    };
+    // two runners with their own connections, as two processes; both may run the job, both check liveness every 200 ms
+    const a = await startTestWorker(db, { tenants: [], jobs: true, config: { jobRecoveryIntervalMs: 200 }, tasks: { slow_job: slow } });
+    const b = await startTestWorker(db, { tenants: [], jobs: true, config: { jobRecoveryIntervalMs: 200 }, tasks: { slow_job: slow } });
+    try {
+      await addJobAsOwner('slow_job', {});
+      await done.promise;
+      // locked 2 s, more than three liveness intervals: still its worker's
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(runs).toBe(1);
+      for (const w of [a, b]) expect(w.logs.some((l) => String(l.msg).startsWith('job runner: released'))).toBe(false);
+    } finally {
+      await a.stop();
+      await b.stop();
+    }
+  });
+});
+
 test('the built-in task list has pgbpm_ping, and registered tasks join it', () => {
   expect(Object.keys(taskList())).toContain('pgbpm_ping');
   expect(Object.keys(taskList({ extra: () => undefined }))).toEqual(expect.arrayContaining(['pgbpm_ping', 'extra']));
@@ -145,7 +190,7 @@ test('without graphile-worker schema the runner refuses to start (bpm_engine may
     const pool = createEnginePool({ connectionString: bare.urls.authenticator, max: 2, applicationName: 'pgbpm-test-jobs' });
     try {
       await expect(
-        startJobRunner({ pool, taskList: taskList(), concurrency: 1, pollIntervalMs: 100, logger: createWorkerLogger({ level: 'silent' }) }),
+        startJobRunner({ pool, taskList: taskList(), concurrency: 1, pollIntervalMs: 100, recoveryIntervalMs: 10_000, logger: createWorkerLogger({ level: 'silent' }) }),
       ).rejects.toThrow(/cannot start the job runner: permission denied for database .*run pgbpm migrate/s);
     } finally {
       await pool.end();
