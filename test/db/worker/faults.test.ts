@@ -8,13 +8,17 @@
  *        worker had started but not completed) are counted and bounded by its
  *        concurrency;
  *   (ii) 4 workers over 5,000 external tasks: each completed exactly once,
- *        each effect run once, every worker took part, all exit 0 on SIGTERM.
+ *        each effect run once, every worker took part, all exit 0 on SIGTERM;
+ *   (iii) a worker SIGKILLed while it runs a graphile-worker job: another
+ *        worker's liveness check releases the job within seconds and runs it
+ *        (graphile-worker alone would keep it locked for 4 hours).
  *
  * Each handler records its effect in a ledger table (public.fault_ledger,
  * insert granted to bpm_engine; unlogged: the test's bookkeeping needs no
  * WAL flush per row) before it returns.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createTestDb, type TestDb } from '../../helpers/db';
@@ -43,9 +47,14 @@ function writeHandlerModule(): string {
     file,
     `'use strict';
 const pg = require('pg');
-const { defineHandlers } = require('./worker');
+const { defineHandlers, registerTask } = require('./worker');
 const pool = new pg.Pool({ connectionString: process.env.FAULT_LEDGER_URL, max: 2, onConnect: (c) => c.query('set role bpm_engine') });
 const pause = Number(process.env.FAULT_HANDLER_MS || 0);
+// a graphile-worker job that takes FAULT_JOB_MS, recording each run in the ledger
+registerTask('fault_slow_job', async (payload) => {
+  await pool.query('insert into public.fault_ledger (task_id, instance_id, worker_id) values ($1, $1, $2)', [payload.id, process.env.PGBPM_WORKER_ID]);
+  await new Promise((resolve) => setTimeout(resolve, Number(process.env.FAULT_JOB_MS || 0)));
+});
 module.exports = defineHandlers({
   ${TOPIC}: async (variables, ctx) => {
     await pool.query('insert into public.fault_ledger (task_id, instance_id, worker_id) values ($1, $2, $3)', [ctx.taskId, ctx.instanceId, ctx.workerId]);
@@ -244,3 +253,28 @@ test('(ii) 4 workers over 5,000 external tasks: each task completed exactly once
   expect(mismatched).toBe(0);
   process.stderr.write(`[fault test (ii)] 5,000 tasks over 4 workers in ${seconds.toFixed(1)} s (from starting the workers)\n`);
 }, 180_000);
+
+test('(iii) SIGKILL during a job: another worker releases it within seconds and runs it again (graphile-worker alone: 4 hours)', async () => {
+  const jobId = randomUUID();
+  const ran = () => count('select 1 from public.fault_ledger where task_id = $1', [jobId]);
+  const a = startWorker('fault-job-a', 'fault-i', { FAULT_JOB_MS: '600000', PGBPM_JOB_RECOVERY_INTERVAL: '500ms' });
+  await ready(a);
+  await db.root.query(`select graphile_worker.add_job('fault_slow_job', json_build_object('id', $1::text))`, [jobId]);
+  await waitForWorkers('the job to start in worker a', async () => ((await ran()) === 1 ? true : undefined), 20_000, 50);
+  a.child.kill('SIGKILL');
+  expect((await a.exited).signal).toBe('SIGKILL');
+  const killedAt = Date.now();
+  const { rows: [held] } = await db.root.query<{ locked_by: string | null }>(`select locked_by from graphile_worker.jobs where task_identifier = 'fault_slow_job'`);
+  expect(held.locked_by).not.toBeNull(); // still locked by the dead worker's loop
+  const b = startWorker('fault-job-b', 'fault-i', { FAULT_JOB_MS: '0', PGBPM_JOB_RECOVERY_INTERVAL: '500ms' });
+  await ready(b);
+  await waitForWorkers(
+    'the job to be released, run again and finish',
+    async () => ((await count(`select 1 from graphile_worker.jobs where task_identifier = 'fault_slow_job'`)) === 0 ? true : undefined),
+    30_000,
+    100,
+  );
+  expect(Date.now() - killedAt).toBeLessThan(20_000);
+  expect(await ran()).toBe(2);
+  expect(await stopWorker(b)).toEqual({ code: 0, signal: null });
+});
