@@ -9,8 +9,8 @@
  */
 import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
-import { actors, all, deployDefs, instanceState, one, openUserTask, start, type Actors } from '../events/support';
-import { outcome } from './support';
+import { actors, deployDefs, instanceState, one, openUserTask, start, type Actors } from '../events/support';
+import { deliveryJobs, outcome, type DeliveryJob } from './support';
 
 jest.setTimeout(20_000);
 
@@ -55,29 +55,18 @@ afterAll(async () => {
   await db?.close();
 });
 
-interface Delivery {
-  delivery_id: string;
-  tenant_id: string;
-}
-
 /** The deliveries waiting in bpm_deliver jobs (as the worker would find them). */
-async function pendingDeliveries(): Promise<Delivery[]> {
-  return all<Delivery>(
-    db.root,
-    `select j.payload ->> 'delivery_id' as delivery_id, j.payload ->> 'tenant_id' as tenant_id
-     from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
-     where t.identifier = 'bpm_deliver' order by j.id`,
-  );
+function pendingDeliveries(): Promise<DeliveryJob[]> {
+  return deliveryJobs(db.root);
 }
 
-/** Runs every bpm_deliver job as the worker does (bpm_engine of the job's tenant), then drops the jobs. */
+/** Runs every bpm_deliver job as the worker does (bpm_engine of the job's tenant); the jobs are gone afterwards. */
 async function runDeliveries(): Promise<number[]> {
   const results: number[] = [];
-  for (const d of await pendingDeliveries()) {
+  for (const d of await deliveryJobs(db.root, true)) {
     const engine = d.tenant_id === T ? as.engine : other.engine;
     results.push((await one<{ n: number }>(engine, 'select bpm.deliver_deferred($1) as n', [d.delivery_id])).n);
   }
-  await db.root.query(`delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t where t.id = j.task_id and t.identifier = 'bpm_deliver'`);
   return results;
 }
 

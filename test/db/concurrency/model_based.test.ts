@@ -26,6 +26,7 @@
 import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { deployXml } from '../../helpers/engine';
+import { deliveryJobs } from './support';
 
 jest.setTimeout(180_000);
 
@@ -417,16 +418,12 @@ async function candidates(
   return { tasks: tasks.rows, messages: messages.rows, timers: timers.rows, signals: signals.rows.map((r) => r.name) };
 }
 
-/** Runs the pending bpm_deliver jobs as the worker would (then drops them): each one's outcome. */
+/** Runs the pending bpm_deliver jobs as the worker would (taking them off the queue): each one's outcome. */
 async function runDeliveryJobs(client: pg.Client): Promise<string[]> {
-  const { rows } = await db.root.query<{ id: string; delivery: string }>(
-    `delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
-     where t.id = j.task_id and t.identifier = 'bpm_deliver' returning j.id, j.payload ->> 'delivery_id' as delivery`,
-  );
   const outcomes: string[] = [];
-  for (const r of rows.sort((a, b) => Number(a.id) - Number(b.id))) {
+  for (const d of await deliveryJobs(db.root, true)) {
     try {
-      await client.query('select bpm.deliver_deferred($1)', [r.delivery]);
+      await client.query('select bpm.deliver_deferred($1)', [d.delivery_id]);
       outcomes.push('ok');
     } catch (e) {
       outcomes.push((e as { code?: string }).code ?? String(e));

@@ -64,3 +64,27 @@ export function tally(values: string[]): Record<string, number> {
   for (const v of values) counts[v] = (counts[v] ?? 0) + 1;
   return counts;
 }
+
+/** A deferred delivery waiting in a bpm_deliver job. */
+export interface DeliveryJob {
+  delivery_id: string;
+  tenant_id: string;
+}
+
+/**
+ * The bpm_deliver jobs waiting, oldest first; with `take`, they are also
+ * deleted, as graphile-worker does once it ran them (the caller runs each
+ * one's bpm.deliver_deferred as the worker would).
+ */
+export async function deliveryJobs(root: pg.Pool, take = false): Promise<DeliveryJob[]> {
+  const { rows } = await root.query<DeliveryJob & { id: string }>(
+    take
+      ? `delete from graphile_worker._private_jobs j using graphile_worker._private_tasks t
+         where t.id = j.task_id and t.identifier = 'bpm_deliver'
+         returning j.id, j.payload ->> 'delivery_id' as delivery_id, j.payload ->> 'tenant_id' as tenant_id`
+      : `select j.id, j.payload ->> 'delivery_id' as delivery_id, j.payload ->> 'tenant_id' as tenant_id
+         from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+         where t.identifier = 'bpm_deliver'`,
+  );
+  return rows.sort((a, b) => Number(a.id) - Number(b.id)).map(({ delivery_id, tenant_id }) => ({ delivery_id, tenant_id }));
+}
