@@ -86,6 +86,7 @@ import {
 } from './events';
 import { compileExpression, isExpression } from './expression';
 import { checkExtensions, EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
+import { checkEmbeddedFormKeys, compileEmbeddedForms } from './forms';
 import { checkEventGateway, compileEventGateway, compileGateway } from './gateways';
 import type {
   CompiledExpression,
@@ -187,6 +188,8 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   computeUpstream(ctx);
   const ttl = historyTimeToLive(ctx, proc);
   const uniqueBusinessKey = processProperties(ctx, proc);
+  const forms = compileEmbeddedForms(ctx, proc);
+  checkEmbeddedFormKeys(ctx, ctx.nodes, forms);
 
   if (file.problems.length > before) return null;
   const graph: Omit<CompiledGraph, 'nodes' | 'flows'> = { start: scope.noneStarts[0] ?? null };
@@ -200,6 +203,9 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
     graph: { ...graph, nodes: ctx.nodes, flows: ctx.flows },
   };
   if (ttl !== null) compiled.historyTimeToLive = ttl;
+  const startForm = graph.start !== null ? ctx.nodes[graph.start]?.form : undefined;
+  if (startForm !== undefined) compiled.startForm = startForm;
+  if (Object.keys(forms).length > 0) compiled.forms = forms;
   return compiled;
 }
 
@@ -288,7 +294,7 @@ function compileScope(ctx: ProcessCtx, container: XNode): void {
   }
 }
 
-const PROCESS_CONSUMES: ReadonlySet<string> = new Set(['camunda:versionTag', 'camunda:historyTimeToLive', 'zeebe:VersionTag']);
+const PROCESS_CONSUMES: ReadonlySet<string> = new Set(['camunda:versionTag', 'camunda:historyTimeToLive', 'zeebe:VersionTag', 'zeebe:UserTaskForm']);
 
 function processVersionTag(proc: XNode): string | null {
   const camunda = nonEmpty(str(proc, 'camunda:versionTag'));

@@ -11,6 +11,7 @@
  */
 import { compileActivity } from './activities';
 import { compileCancel, compileCompensate } from './compensation';
+import { compileForm } from './forms';
 import {
   ACTIVITY_TYPES,
   baseNode,
@@ -36,7 +37,7 @@ import { compileExpression, isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import type { CompiledExpression, CompiledNode, CompiledValue, EventDefinition } from './graph';
 import { MULTI_INSTANCE } from './loops';
-import { EXTERNAL_CONSUMES, externalImplementation } from './tasks';
+import { EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders } from './tasks';
 import { type TimerKind, timerLiteralProblem } from './timer';
 import type { XNode } from './xml';
 
@@ -90,7 +91,7 @@ function isThrowing(position: EventPosition): boolean {
 }
 
 /** A message throw event's implementation: zeebe:taskDefinition on the event (camunda:type/topic sit on its messageEventDefinition). */
-const JOB_WORKER_CONSUMES: ReadonlySet<string> = new Set(['zeebe:TaskDefinition']);
+const JOB_WORKER_CONSUMES: ReadonlySet<string> = new Set(['zeebe:TaskDefinition', 'zeebe:TaskHeaders']);
 const MESSAGE_DEFINITION_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic']);
 
 /** camunda:/zeebe: extensions of an event element (a message throw reads its zeebe:taskDefinition itself). */
@@ -169,7 +170,16 @@ export function compileStartEvent(ctx: ProcessCtx, el: XNode, id: string): Compi
   const outcome = compileEventOf(ctx, el, id, node, 'start');
   if (outcome === 'none') scope.noneStarts.push(id);
   else if (outcome === 'ok') scope.eventStarts.push(id);
+  if (outcome === 'none' && scope.kind === 'process') compileStartForm(ctx, el, id, node);
   return node;
+}
+
+/** The start form of the process (its none start event): static only, there are no variables to evaluate an expression over yet. */
+function compileStartForm(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): void {
+  const form = compileForm(ctx, el, id);
+  if (form === null) return;
+  if ('literal' in form) node.form = form.literal;
+  else problem(ctx, id, 'the form of a start event must be static (no expression): it is read before the instance has variables');
 }
 
 /** The start event of an event subprocess: an event definition is required; error starts always interrupt. */
@@ -391,7 +401,11 @@ function compileMessageThrow(ctx: ProcessCtx, el: XNode, id: string, def: XNode 
   const holder = def ?? el;
   if (def !== null) checkExtensions(ctx, def, MESSAGE_DEFINITION_CONSUMES, id);
   const impl = externalImplementation(ctx, el, id, holder);
-  if (impl.topic !== null) node.topic = impl.topic;
+  if (impl.topic !== null) {
+    node.topic = impl.topic;
+    const headers = externalTaskHeaders(ctx, el, id);
+    if (headers !== null) node.headers = headers;
+  }
   const message = referencedRoot(ctx, id, holder, 'messageRef', ctx.messages, 'bpmn:message');
   if (message === 'none') {
     if (!impl.present) {

@@ -114,8 +114,10 @@ const ioMappingElsewhere = (ext: string): Rule => (ctx, id, owner) => {
 /** Extension elements by moddle type. Unlisted camunda:/zeebe: types are refused; other namespaces are ignored with a warning. */
 const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
   'camunda:Properties': IGNORE,
-  'camunda:FormData': IGNORE,
-  'camunda:FormProperty': IGNORE,
+  'camunda:FormData': (ctx, id) =>
+    warn(ctx, id, 'camunda:formData (a Camunda 7 generated form) is not read: the task list gets no form fields from it; name a form with camunda:formKey or camunda:formRef'),
+  'camunda:FormProperty': (ctx, id) =>
+    warn(ctx, id, 'camunda:formProperty (a Camunda 7 generated form) is not read: the task list gets no form fields from it; name a form with camunda:formKey or camunda:formRef'),
   'camunda:PotentialStarter': IGNORE,
   'camunda:Field': IGNORE, // field injection belongs to Java delegates, which are refused
   'zeebe:Properties': IGNORE,

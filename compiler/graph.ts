@@ -128,7 +128,23 @@ export interface CompiledFlow {
   condition: CompiledExpression | null;
 }
 
+/**
+ * The form a user task or the process's none start event is worked with, as
+ * stored (bpm.user_task.form, bpm.process_definition.start_form): a form key
+ * (camunda:formKey, zeebe:formDefinition formKey), a Camunda 7 form reference
+ * (camunda:formRef, binding latest | deployment | version), a Camunda 8 linked
+ * form (zeebe:formDefinition formId, binding latest | deployment | versionTag)
+ * or an external reference (a URL). See compiler/forms.ts.
+ */
+export type FormRef =
+  | { key: string }
+  | { ref: string; binding: string; version?: number }
+  | { id: string; binding: string; versionTag?: string }
+  | { externalReference: string };
+
 export interface UserTaskSpec {
+  /** A form key or external reference given as an expression (evaluated when the task is created); a static form is node.form. */
+  form?: { key: CompiledValue } | { externalReference: CompiledValue };
   assignee?: CompiledValue;
   /** Literal list (comma-separated in the model, split and trimmed) or an expression yielding a string (comma-separated) or array. */
   candidateUsers?: CompiledValue;
@@ -263,6 +279,8 @@ export interface CompiledNode {
   transaction?: boolean;
   /** userTask only. */
   userTask?: UserTaskSpec;
+  /** userTask and the process's none start event: a static form (one given by an expression is userTask.form). */
+  form?: FormRef;
   /**
    * userTask only: escalation of an overdue task (extension properties `pgbpm:escalateAfter`
    * = ISO 8601 duration after the due date (or after creation when no due
@@ -281,6 +299,8 @@ export interface CompiledNode {
    * throw / end event without it publishes its message (`event`).
    */
   topic?: string;
+  /** With a topic: zeebe:taskHeaders and camunda:properties (other than pgbpm:…), name → value, handed to the worker with the task. */
+  headers?: Record<string, string>;
   /**
    * Start, end, intermediate catch/throw and boundary events, receive tasks,
    * send tasks that reference a message: the event definition (absent = none
@@ -342,6 +362,10 @@ export interface CompiledProcess {
    * time to live of its own (cleanup_history's default applies).
    */
   historyTimeToLive?: string;
+  /** The form of the none start event (static), if it names one. */
+  startForm?: FormRef;
+  /** Forms embedded in the model (zeebe:userTaskForm): id → the form's JSON. */
+  forms?: Record<string, unknown>;
   graph: CompiledGraph;
 }
 

@@ -6,8 +6,9 @@
  * messages, are compiled with the message events in compiler/events.ts.
  */
 import { compileActivity } from './activities';
-import { extensionProperties, extensions, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
+import { extensionProperties, extensions, kids, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
 import { compileExpression, isExpression } from './expression';
+import { compileForm, FORM_CONSUMES } from './forms';
 import type { CompiledNode, CompiledValue, UserTaskSpec } from './graph';
 import { checkLoopProperties, LOOP_PROPERTIES } from './loops';
 import { isIsoDateTime, isIsoDuration } from './timer';
@@ -15,7 +16,7 @@ import type { XNode } from './xml';
 
 // --- external (service / business rule) tasks --------------------------------------
 
-export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'zeebe:TaskDefinition']);
+export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'zeebe:TaskDefinition', 'zeebe:TaskHeaders']);
 
 export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type: 'serviceTask' | 'businessRuleTask'): CompiledNode {
   const node = compileActivity(ctx, el, id, type, EXTERNAL_CONSUMES);
@@ -23,7 +24,36 @@ export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type
   if (!impl.present) {
     problem(ctx, id, `${type === 'serviceTask' ? 'service task' : 'business rule task'} needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition`);
   }
-  return { ...node, topic: impl.topic ?? '' };
+  const headers = externalTaskHeaders(ctx, el, id);
+  return headers !== null ? { ...node, topic: impl.topic ?? '', headers } : { ...node, topic: impl.topic ?? '' };
+}
+
+/**
+ * What a worker gets with an external task besides its variables: the
+ * element's zeebe:taskHeaders (Camunda 8's custom headers) and its
+ * camunda:properties other than pgbpm:… (Camunda 7's extension properties),
+ * name → value; null when there are none. A name set twice is a problem.
+ */
+export function externalTaskHeaders(ctx: ProcessCtx, el: XNode, id: string): Record<string, string> | null {
+  const entries: Array<{ label: string; name: string; value: string }> = [];
+  for (const ext of extensions(el).filter((e) => e.type === 'zeebe:TaskHeaders')) {
+    for (const h of kids(ext, 'zeebe:values')) entries.push({ label: 'zeebe:header', name: str(h, 'zeebe:key') ?? '', value: str(h, 'zeebe:value') ?? '' });
+  }
+  for (const p of extensionProperties(el).filter((x) => x.label === 'camunda:property' && !x.name.startsWith('pgbpm:'))) {
+    entries.push({ label: p.label, name: p.name, value: p.value });
+  }
+  if (entries.length === 0) return null;
+  const headers: Record<string, string> = {};
+  for (const e of entries) {
+    if (e.name.trim() === '') {
+      problem(ctx, id, `a ${e.label} without a name`);
+    } else if (Object.hasOwn(headers, e.name)) {
+      problem(ctx, id, `the header ${e.name} is set more than once (zeebe:taskHeaders / camunda:properties)`);
+    } else {
+      headers[e.name] = e.value;
+    }
+  }
+  return headers;
 }
 
 /**
@@ -79,7 +109,7 @@ function checkStaticTopic(ctx: ProcessCtx, id: string, label: string, topic: str
 
 // --- user tasks --------------------------------------------------------------------
 
-type UserTaskField = keyof UserTaskSpec;
+type UserTaskField = Exclude<keyof UserTaskSpec, 'form'>;
 type ValueKind = 'text' | 'list' | 'date' | 'duration' | 'integer';
 
 const USER_TASK_FIELDS: ReadonlyArray<[UserTaskField, ValueKind]> = [
@@ -106,6 +136,7 @@ const USER_TASK_CONSUMES: ReadonlySet<string> = new Set([
   'zeebe:AssignmentDefinition',
   'zeebe:TaskSchedule',
   'zeebe:PriorityDefinition',
+  ...FORM_CONSUMES,
 ]);
 
 export function compileUserTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
@@ -129,7 +160,9 @@ export function compileUserTask(ctx: ProcessCtx, el: XNode, id: string): Compile
     const value = compileUserTaskValue(ctx, id, sources[0].label, sources[0].raw, kind, sources[0].feelList);
     if (value !== null) spec[field] = value;
   }
-  return { ...node, userTask: spec };
+  const form = compileForm(ctx, el, id);
+  if (form !== null && 'evaluated' in form) spec.form = form.evaluated;
+  return form !== null && 'literal' in form ? { ...node, userTask: spec, form: form.literal } : { ...node, userTask: spec };
 }
 
 function compileUserTaskValue(ctx: ProcessCtx, id: string, label: string, raw: string, kind: ValueKind, feelList: boolean): CompiledValue | null {

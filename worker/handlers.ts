@@ -36,6 +36,8 @@ export interface TaskContext {
   /** BPMN id of the service task. */
   elementId: string;
   topic: string;
+  /** The service task's zeebe:taskHeaders and camunda:properties (name → value; empty when it has none): configuration for the handler. */
+  headers: Readonly<Record<string, string>>;
   tenant: string;
   /** This worker's id (the lock holder). */
   workerId: string;

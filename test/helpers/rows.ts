@@ -24,6 +24,8 @@ export interface UserTaskRow {
   instance_id: string;
   element_id: string;
   name: string | null;
+  /** The form as the model names it (see the column comment); null: none. */
+  form: Record<string, unknown> | null;
   assignee: string | null;
   candidate_users: string[];
   candidate_groups: string[];
@@ -52,5 +54,7 @@ export interface ExternalTaskRow {
   variables: Variables | null;
   created_at: Date;
   ended_at: Date | null;
+  /** zeebe:taskHeaders and camunda:properties of the element (null: none). */
+  headers: Record<string, string> | null;
   local_variables: Variables | null;
 }

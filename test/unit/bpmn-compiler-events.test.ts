@@ -173,6 +173,7 @@ describe('camunda8-events.bpmn (Camunda 8 model)', () => {
   test('message throw / end events with zeebe:taskDefinition are external tasks (no messageRef: no event)', () => {
     expect(node(p, 'Event_SendReminder')).toEqual({
       id: 'Event_SendReminder', type: 'intermediateThrowEvent', name: 'Send reminder', in: ['Flow_Remind'], out: ['Flow_Reminded'], topic: 'send-reminder',
+      headers: { template: 'reminder' },
     });
     expect(node(p, 'EndEvent_Withdrawn')).toEqual({
       id: 'EndEvent_Withdrawn', type: 'endEvent', name: 'Withdrawn', in: ['Flow_Withdrawn'], out: [], terminate: false, topic: 'publish-withdrawal',

@@ -219,7 +219,10 @@ describe('camunda7-order.bpmn (Camunda 7 model)', () => {
     expect(node(c.process, 'EndEvent_Done')).toEqual({
       id: 'EndEvent_Done', type: 'endEvent', name: 'Order fulfilled', in: ['Flow_ToEnd'], out: [], terminate: false,
     });
-    expect(node(c.process, 'StartEvent_1')).toEqual({ id: 'StartEvent_1', type: 'startEvent', name: 'Order received', in: [], out: ['Flow_1'] });
+    expect(node(c.process, 'StartEvent_1')).toEqual({
+      id: 'StartEvent_1', type: 'startEvent', name: 'Order received', in: [], out: ['Flow_1'], form: { key: 'embedded:app:forms/order.html' },
+    });
+    expect(c.process.startForm).toEqual({ key: 'embedded:app:forms/order.html' });
     expect(g.nodes.Gateway_Join.upstream).toBeUndefined(); // only inclusive joins
   });
 });
@@ -657,7 +660,7 @@ describe('semantics', () => {
 
   test('harmless extensions and attributes are ignored', async () => {
     const { warnings } = await compileOk('inline.bpmn', model(`${start}
-      <userTask id="t" camunda:formKey="app:form" camunda:formRef="f" camunda:jobPriority="5" camunda:exclusive="false"
+      <userTask id="t" camunda:jobPriority="5" camunda:exclusive="false"
           zeebe:modelerTemplate="tpl" camunda:modelerTemplate="tpl2" xmlns:my="http://example.org/my" my:note="foreign namespaces are ignored">
         <documentation>docs</documentation>
         <extensionElements>
@@ -665,7 +668,6 @@ describe('semantics', () => {
           <zeebe:properties><zeebe:property name="a" value="b"/></zeebe:properties>
           <zeebe:taskHeaders><zeebe:header key="k" value="v"/></zeebe:taskHeaders>
           <zeebe:userTask/>
-          <zeebe:formDefinition formKey="camunda-forms:bpmn:f"/>
         </extensionElements>
       </userTask>`));
     expect(warnings).toEqual([]);

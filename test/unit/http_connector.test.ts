@@ -53,6 +53,7 @@ function ctx(signal = new AbortController().signal): TaskContext {
     instanceId: 'i1',
     elementId: 'call',
     topic: 'http',
+    headers: {},
     tenant: 'acme',
     workerId: 'w1',
     attempt: 1,

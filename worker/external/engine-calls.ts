@@ -19,6 +19,8 @@ export interface LockedTask {
   created_at: Date;
   /** What the task sees at fetch time: the instance's variables, overlaid by its local variables (subprocess locals, loop variables, input mappings). */
   variables: Variables | null;
+  /** The element's zeebe:taskHeaders and camunda:properties, name → value (null: none). */
+  headers: Record<string, string> | null;
 }
 
 function interval(ms: number): string {
@@ -34,7 +36,7 @@ export async function fetchAndLock(
 ): Promise<LockedTask[]> {
   const { rows } = await client.query<LockedTask>({
     name: 'pgbpm_worker_fetch',
-    text: `select tenant_id, id, instance_id, element_id, topic, retries, locked_until, created_at, variables
+    text: `select tenant_id, id, instance_id, element_id, topic, headers, retries, locked_until, created_at, variables
            from bpm.fetch_and_lock($1, $2, $3, $4::interval)`,
     values: [topic, workerId, maxTasks, interval(lockDurationMs)],
   });

@@ -75,6 +75,7 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
       instanceId: task.instance_id,
       elementId: task.element_id,
       topic: task.topic,
+      headers: task.headers ?? {},
       tenant: task.tenant_id,
       workerId: deps.workerId,
       attempt,

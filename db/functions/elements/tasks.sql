@@ -12,10 +12,11 @@ declare
   v_data jsonb;
 begin
   if (v_spec is null or v_spec = '{}'::jsonb) and node -> 'taskEscalation' is null then
-    v_data := pg_catalog.jsonb_build_object('name', node -> 'name');
+    v_data := pg_catalog.jsonb_build_object('name', node -> 'name', 'form', node -> 'form');
   else
     v_data := pg_catalog.jsonb_build_object(
       'name', node -> 'name',
+      'form', coalesce(bpm_private.user_task__form(v_spec -> 'form', variables, v_el), node -> 'form'),
       'assignee', bpm_private.value__to_text(bpm_private.value__eval(v_spec -> 'assignee', variables, v_el)),
       'candidate_users', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateUsers', variables, v_el))),
       'candidate_groups', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateGroups', variables, v_el))),
@@ -28,6 +29,31 @@ begin
 end;
 $$;
 comment on function bpm_private.user_task__create(jsonb, jsonb) is E'User task behaviour: assignee, candidates, priority and dates for a new task.';
+
+-- A form key or external reference given as an expression (a static form is
+-- the node's own "form"): {"key": …} or {"externalReference": …}, null when
+-- the expression yields nothing.
+create or replace function bpm_private.user_task__form(spec jsonb, variables jsonb, element_id text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_field text := case when spec ? 'key' then 'key' else 'externalReference' end;
+  v_text text;
+begin
+  if spec is null then
+    return null;
+  end if;
+  v_text := bpm_private.value__to_text(bpm_private.value__eval(spec -> v_field, variables, element_id));
+  if v_text is null or pg_catalog.btrim(v_text) = '' then
+    return null;
+  end if;
+  return pg_catalog.jsonb_build_object(v_field, pg_catalog.btrim(v_text));
+end;
+$$;
+comment on function bpm_private.user_task__form(jsonb, jsonb, text) is E'The form of a new user task whose form key or external reference is an expression: {"key": …} or {"externalReference": …}, null when it yields nothing.';
 
 create or replace function bpm_private.user_task__priority(value jsonb, element_id text)
 returns int
@@ -61,7 +87,7 @@ begin
   if node ->> 'topic' is null then
     raise exception 'element % has no external task topic', node ->> 'id' using errcode = 'BP305';
   end if;
-  return pg_catalog.jsonb_build_object('topic', node ->> 'topic');
+  return pg_catalog.jsonb_build_object('topic', node ->> 'topic', 'headers', node -> 'headers');
 end;
 $$;
-comment on function bpm_private.external_task__create(jsonb) is E'External task behaviour: the topic of a new external task.';
+comment on function bpm_private.external_task__create(jsonb) is E'External task behaviour: the topic and headers of a new external task.';

@@ -454,8 +454,8 @@ begin
     where u.kind not in ('userTask', 'externalTask');
   end if;
   if 'userTask' = any(st.w_kind) then
-    insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at, local_variables)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'name', u.data ->> 'assignee',
+    insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, form, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at, local_variables)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'name', nullif(u.data -> 'form', 'null'), u.data ->> 'assignee',
       coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_users') e), '{}'),
       coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_groups') e), '{}'),
       coalesce((u.data ->> 'priority')::int, 50), (u.data ->> 'due_at')::timestamptz, (u.data ->> 'follow_up_at')::timestamptz,
@@ -464,8 +464,8 @@ begin
     where u.kind = 'userTask';
   end if;
   if 'externalTask' = any(st.w_kind) then
-    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic, local_variables)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic', nullif(u.data -> 'locals', 'null')
+    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic, headers, local_variables)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic', nullif(u.data -> 'headers', 'null'), nullif(u.data -> 'locals', 'null')
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'externalTask';
     perform bpm_private.external_task__notify(st.tenant_id);

@@ -95,6 +95,33 @@ describe('fetch_and_lock', () => {
     expect(await fetchAndLock(engine, topic, 'w3', 10)).toEqual([]);
   });
 
+  test('a task carries its element\'s headers (zeebe:taskHeaders, camunda:properties) to the worker; without any they are null', async () => {
+    await deployProcess(designer, 't_headers', `
+      <startEvent id="start"/>
+      <sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+      <serviceTask id="work" camunda:type="external" camunda:topic="t_headers">
+        <extensionElements>
+          <camunda:properties><camunda:property name="template" value="invoice-v2"/></camunda:properties>
+          <zeebe:taskHeaders><zeebe:header key="channel" value="email"/><zeebe:header key="retryPolicy" value="fast"/></zeebe:taskHeaders>
+        </extensionElements>
+      </serviceTask>
+      <sequenceFlow id="f2" sourceRef="work" targetRef="mail"/>
+      <intermediateThrowEvent id="mail"><extensionElements><zeebe:taskDefinition type="t_headers"/>
+        <zeebe:taskHeaders><zeebe:header key="to" value="ops@example.com"/></zeebe:taskHeaders></extensionElements>
+        <messageEventDefinition/></intermediateThrowEvent>
+      <sequenceFlow id="f3" sourceRef="mail" targetRef="end"/>
+      <endEvent id="end"/>`);
+    const inst = await start(admin, 't_headers');
+    const [task] = await fetchAndLock(engine, 't_headers', 'w1');
+    expect(task?.headers).toEqual({ template: 'invoice-v2', channel: 'email', retryPolicy: 'fast' });
+    await engine.query(`select bpm.complete_external_task($1, 'w1')`, [task?.id]);
+    const [mail] = await fetchAndLock(engine, 't_headers', 'w1');
+    expect(mail).toMatchObject({ instance_id: inst.id, element_id: 'mail', headers: { to: 'ops@example.com' } });
+    const plain = await topicModel('t_no_headers');
+    await start(admin, plain);
+    expect((await fetchAndLock(engine, plain, 'w1'))[0]?.headers).toBeNull();
+  });
+
   test('the variables are those of the instance at fetch time', async () => {
     const topic = await topicModel('t_vars');
     const inst = await start(admin, topic, { a: 1 });

@@ -200,6 +200,31 @@ describe('a task\'s local variables', () => {
   });
 });
 
+describe('forms', () => {
+  test('a task list reads the start form and embedded forms of a definition and the form of a task', async () => {
+    const xml = bpmnProcess('gql_forms', `
+      <extensionElements><zeebe:userTaskForm id="F1">{"components": [{"key": "ok", "type": "checkbox"}]}</zeebe:userTaskForm></extensionElements>
+      <startEvent id="s" camunda:formKey="embedded:app:forms/start.html"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+      <userTask id="review"><extensionElements><zeebe:formDefinition formKey="camunda-forms:bpmn:F1"/></extensionElements></userTask>`);
+    const { deployProcess } = await t.data<DeployData>(designer, DEPLOY, { files: [{ name: 'gql_forms.bpmn', xml }] });
+    expect(deployProcess.problems).toEqual([]);
+    const { processDefinitions } = await t.data<{ processDefinitions: { nodes: Array<{ startForm: unknown; forms: unknown }> } }>(
+      user,
+      `{ processDefinitions(condition: { key: "gql_forms" }) { nodes { startForm forms } } }`,
+    );
+    expect(processDefinitions.nodes).toEqual([
+      { startForm: { key: 'embedded:app:forms/start.html' }, forms: { F1: { components: [{ key: 'ok', type: 'checkbox' }] } } },
+    ]);
+    const { startProcess } = await t.data<StartData>(admin, START, { key: 'gql_forms', variables: {} });
+    const { userTasks } = await t.data<{ userTasks: { nodes: Array<{ form: unknown }> } }>(
+      admin,
+      `query($instanceId: UUID!) { userTasks(condition: { instanceId: $instanceId }) { nodes { form } } }`,
+      { instanceId: startProcess.result.id },
+    );
+    expect(userTasks.nodes).toEqual([{ form: { key: 'camunda-forms:bpmn:F1' } }]);
+  });
+});
+
 describe('deployProcess with invalid BPMN', () => {
   test('returns every problem (file, element, message) and deploys nothing', async () => {
     const before = { deployments: await count('bpm.deployment'), definitions: await count('bpm.process_definition') };

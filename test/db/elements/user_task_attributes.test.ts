@@ -62,6 +62,30 @@ beforeAll(async () => {
     <zeebe:assignmentDefinition assignee="olga" candidateUsers="u1,u2" candidateGroups="=teams"/>
     <zeebe:taskSchedule dueDate="P1DT2H"/>
     <zeebe:priorityDefinition priority="15"/>`);
+  await deployTask('form_key', 'camunda:formKey="embedded:app:forms/approve.html"');
+  await deployTask('form_key_expression', 'camunda:formKey="${formName}"');
+  await deployTask('form_ref', 'camunda:formRef="approval" camunda:formRefBinding="version" camunda:formRefVersion="3"');
+  await deployTask('form_ref_latest', 'camunda:formRef="approval"');
+  await deployTask('form_linked', '', '<zeebe:formDefinition formId="approval-form" bindingType="versionTag" versionTag="v2"/>');
+  await deployTask('form_external', '', '<zeebe:formDefinition externalReference="=formUrl"/>');
+  // a Camunda 8 model with a form embedded in it, also on its start event
+  await deployProcess(as.admin, 'form_embedded', `
+    <extensionElements>
+      <zeebe:userTaskForm id="UserTaskForm_1">{ "components": [{ "key": "approved", "type": "checkbox", "label": "Approve" }], "type": "default" }</zeebe:userTaskForm>
+    </extensionElements>
+    <startEvent id="start"><extensionElements><zeebe:formDefinition formKey="camunda-forms:bpmn:UserTaskForm_1"/></extensionElements></startEvent>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="t"/>
+    <userTask id="t"><extensionElements><zeebe:formDefinition formKey="camunda-forms:bpmn:UserTaskForm_1"/></extensionElements></userTask>`);
+  await deployProcess(as.admin, 'form_start', `
+    <startEvent id="start" camunda:formKey="embedded:app:forms/start.html"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="t"/>
+    <userTask id="t"/>`);
+  await deployProcess(as.admin, 'form_multi', `
+    <startEvent id="start"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="t"/>
+    <userTask id="t" camunda:formKey="embedded:app:forms/review.html">
+      <multiInstanceLoopCharacteristics><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics>
+    </userTask>`);
   // the second task's due date is evaluated in complete_task of the first
   await deployProcess(as.admin, 'due_after_task', `
     <startEvent id="start"/>
@@ -294,4 +318,61 @@ test('attributes are evaluated anew each time a token enters the task, with the 
     ['alice', 'completed'],
     ['bob', 'open'],
   ]);
+});
+
+describe('forms', () => {
+  /** The process definition row of a key (latest version). */
+  async function definition(key: string): Promise<{ start_form: unknown; forms: unknown }> {
+    const { rows } = await as.admin.query<{ start_form: unknown; forms: unknown }>(
+      `select start_form, forms from bpm.process_definition where key = $1 order by version desc limit 1`,
+      [key],
+    );
+    return rows[0];
+  }
+
+  test('a task without a form has form null; a literal camunda:formKey is the task\'s {key}', async () => {
+    expect((await taskOf('plain')).form).toBeNull();
+    expect((await taskOf('form_key')).form).toEqual({ key: 'embedded:app:forms/approve.html' });
+  });
+
+  test('a camunda:formKey expression is evaluated when the task is created', async () => {
+    expect((await taskOf('form_key_expression', { formName: 'embedded:app:forms/invoice.html' })).form).toEqual({ key: 'embedded:app:forms/invoice.html' });
+  });
+
+  test('camunda:formRef keeps its binding and version (latest by default)', async () => {
+    expect((await taskOf('form_ref')).form).toEqual({ ref: 'approval', binding: 'version', version: 3 });
+    expect((await taskOf('form_ref_latest')).form).toEqual({ ref: 'approval', binding: 'latest' });
+  });
+
+  test('zeebe:formDefinition: a linked form (formId, bindingType, versionTag) and an external reference from FEEL', async () => {
+    expect((await taskOf('form_linked')).form).toEqual({ id: 'approval-form', binding: 'versionTag', versionTag: 'v2' });
+    expect((await taskOf('form_external', { formUrl: 'https://forms.example.com/orders/42' })).form).toEqual({ externalReference: 'https://forms.example.com/orders/42' });
+  });
+
+  test('a form embedded in a Camunda 8 model is kept with the definition; task and start name it by key', async () => {
+    const task = await taskOf('form_embedded');
+    expect(task.form).toEqual({ key: 'camunda-forms:bpmn:UserTaskForm_1' });
+    expect(await definition('form_embedded')).toEqual({
+      start_form: { key: 'camunda-forms:bpmn:UserTaskForm_1' },
+      forms: { UserTaskForm_1: { components: [{ key: 'approved', type: 'checkbox', label: 'Approve' }], type: 'default' } },
+    });
+    // a bpm_user who may start processes reads the start form of the definition
+    const seen = await as.alice.query<{ forms: unknown }>(`select forms from bpm.process_definition where key = 'form_embedded'`);
+    expect(seen.rows).toHaveLength(1);
+  });
+
+  test('the start form of a process is its none start event\'s; without one it is null', async () => {
+    expect(await definition('form_start')).toEqual({ start_form: { key: 'embedded:app:forms/start.html' }, forms: null });
+    expect(await definition('plain')).toEqual({ start_form: null, forms: null });
+  });
+
+  test('every inner task of a multi-instance user task carries the form', async () => {
+    const started = await startProcess(as.admin, 'form_multi');
+    const tasks = await userTasks(as.admin, started.id);
+    expect(tasks.map((t) => t.form)).toEqual(Array(3).fill({ key: 'embedded:app:forms/review.html' }));
+  });
+
+  test('a form key expression over an unset variable is BP302, rolled back', async () => {
+    await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'form_key_expression'), 'BP302', /"formName"/);
+  });
 });

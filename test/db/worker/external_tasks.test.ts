@@ -107,10 +107,27 @@ describe('a handler', () => {
       retries: 3,
       retriesLeft: 3,
     });
+    expect(ctx.headers).toEqual({});
     expect(ctx.signal.aborted).toBe(false);
     expect(ctx.lockedUntil).toBeInstanceOf(Date);
     expect(task).toMatchObject({ state: 'completed', retries: null, error_message: null });
     expect(await history(db.root, inst.id)).toEqual(['start:completed', 'work:completed', 'end:completed']);
+  });
+
+  test('gets the service task\'s headers (zeebe:taskHeaders, camunda:properties) as ctx.headers', async () => {
+    const topic = 'w_headers';
+    await deployProcess(await designer(TENANT), topic, `
+      <startEvent id="start"/>
+      <sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+      <serviceTask id="work"><extensionElements>
+        <zeebe:taskDefinition type="${topic}"/>
+        <zeebe:taskHeaders><zeebe:header key="template" value="welcome"/></zeebe:taskHeaders>
+      </extensionElements></serviceTask>
+      <sequenceFlow id="f2" sourceRef="work" targetRef="end"/>
+      <endEvent id="end"/>`);
+    await worker({ tenants: [TENANT], handlers: { [topic]: (_variables, ctx) => ({ template: ctx.headers.template }) } });
+    const inst = await start(await admin(), topic);
+    expect((await waitFor('the instance to complete', ended(inst.id))).variables).toEqual({ template: 'welcome' });
   });
 });
 

@@ -1,0 +1,174 @@
+/**
+ * Forms: which form a user task, or the process's none start event, is worked
+ * with, as the model names it. The engine does not render forms; it hands the
+ * reference to the task list (bpm.user_task.form, and
+ * bpm.process_definition.start_form / forms). One of:
+ *
+ *   camunda:formKey="embedded:app:forms/a.html" (or ${expr})     → { key }
+ *   camunda:formRef="id" camunda:formRefBinding camunda:formRefVersion
+ *                                                    → { ref, binding, version? }
+ *   zeebe:formDefinition formKey="camunda-forms:bpmn:UserTaskForm_1" → { key }
+ *   zeebe:formDefinition formId="id" bindingType versionTag
+ *                                                    → { id, binding, versionTag? }
+ *   zeebe:formDefinition externalReference="https://…" (or =expr) → { externalReference }
+ *
+ * A form embedded in the model (zeebe:userTaskForm, Camunda 8's
+ * camunda-forms:bpmn:<id>) is kept with the definition (CompiledProcess.forms);
+ * a key naming one that is not there is a problem.
+ */
+import { extensions, nonEmpty, problem, type ProcessCtx, str, warn } from './context';
+import { compileExpression, isExpression } from './expression';
+import type { CompiledNode, CompiledValue, FormRef } from './graph';
+import type { XNode } from './xml';
+
+/** What a user task or start event reads for its form. */
+export const FORM_CONSUMES: ReadonlySet<string> = new Set([
+  'camunda:formKey',
+  'camunda:formRef',
+  'camunda:formRefBinding',
+  'camunda:formRefVersion',
+  'zeebe:FormDefinition',
+]);
+
+/** The prefix of a Camunda 8 form key that names a form embedded in the model. */
+const EMBEDDED_PREFIX = 'camunda-forms:bpmn:';
+const CAMUNDA_BINDINGS: ReadonlySet<string> = new Set(['latest', 'deployment', 'version']);
+const ZEEBE_BINDINGS: ReadonlySet<string> = new Set(['latest', 'deployment', 'versionTag']);
+
+/**
+ * The form of a user task or start event: `literal` (stored as it is) or
+ * `evaluated` (a key or external reference given as an expression, evaluated
+ * when the task is created); null when the element names no form or the
+ * model is wrong (problems reported).
+ */
+export type CompiledForm = { literal: FormRef } | { evaluated: { key: CompiledValue } | { externalReference: CompiledValue } };
+
+export function compileForm(ctx: ProcessCtx, el: XNode, id: string): CompiledForm | null {
+  const found: Array<{ label: string; form: CompiledForm | null }> = [];
+  const camundaKey = nonEmpty(str(el, 'camunda:formKey'));
+  if (camundaKey !== null) found.push({ label: 'camunda:formKey', form: textForm(ctx, id, 'camunda:formKey', 'key', camundaKey) });
+  const camundaRef = camundaFormRef(ctx, el, id);
+  if (camundaRef !== undefined) found.push({ label: 'camunda:formRef', form: camundaRef });
+  for (const def of extensions(el).filter((e) => e.type === 'zeebe:FormDefinition')) {
+    found.push({ label: 'zeebe:formDefinition', form: zeebeForm(ctx, def, id) });
+  }
+  if (found.length > 1) {
+    problem(ctx, id, `the form is set more than once (${found.map((f) => f.label).join(', ')}); name one form`);
+    return null;
+  }
+  return found[0]?.form ?? null;
+}
+
+function textForm(ctx: ProcessCtx, id: string, label: string, field: 'key' | 'externalReference', raw: string): CompiledForm | null {
+  if (!isExpression(raw)) return { literal: field === 'key' ? { key: raw.trim() } : { externalReference: raw.trim() } };
+  const r = compileExpression(raw, 'value');
+  if (!r.ok) {
+    problem(ctx, id, `${label}: ${r.message}`);
+    return null;
+  }
+  const value: CompiledValue = { expr: r.expr };
+  return { evaluated: field === 'key' ? { key: value } : { externalReference: value } };
+}
+
+/** camunda:formRef (+ formRefBinding latest | deployment | version, formRefVersion); undefined when absent. */
+function camundaFormRef(ctx: ProcessCtx, el: XNode, id: string): CompiledForm | null | undefined {
+  const ref = nonEmpty(str(el, 'camunda:formRef'));
+  const binding = nonEmpty(str(el, 'camunda:formRefBinding'));
+  const version = nonEmpty(str(el, 'camunda:formRefVersion'));
+  if (ref === null) {
+    if (binding !== null || version !== null) problem(ctx, id, 'camunda:formRefBinding / camunda:formRefVersion without camunda:formRef');
+    return binding !== null || version !== null ? null : undefined;
+  }
+  if (isExpression(ref)) {
+    problem(ctx, id, `camunda:formRef="${ref}" must be a static form id; expressions are not supported here`);
+    return null;
+  }
+  const b = binding ?? 'latest';
+  if (!CAMUNDA_BINDINGS.has(b)) {
+    problem(ctx, id, `camunda:formRefBinding="${b}" is not supported; use latest, deployment or version`);
+    return null;
+  }
+  if ((b === 'version') !== (version !== null)) {
+    problem(ctx, id, b === 'version' ? 'camunda:formRefBinding="version" needs camunda:formRefVersion' : 'camunda:formRefVersion needs camunda:formRefBinding="version"');
+    return null;
+  }
+  if (version !== null && !/^\d{1,9}$/.test(version)) {
+    problem(ctx, id, `camunda:formRefVersion="${version}" is not a version number`);
+    return null;
+  }
+  return { literal: version !== null ? { ref: ref.trim(), binding: b, version: Number(version) } : { ref: ref.trim(), binding: b } };
+}
+
+/** zeebe:formDefinition: exactly one of formKey, formId (+ bindingType, versionTag), externalReference. */
+function zeebeForm(ctx: ProcessCtx, def: XNode, id: string): CompiledForm | null {
+  const key = nonEmpty(str(def, 'zeebe:formKey'));
+  const formId = nonEmpty(str(def, 'zeebe:formId'));
+  const external = nonEmpty(str(def, 'zeebe:externalReference'));
+  const set = [key !== null && 'formKey', formId !== null && 'formId', external !== null && 'externalReference'].filter((x): x is string => x !== false);
+  if (set.length !== 1) {
+    problem(ctx, id, set.length === 0 ? 'zeebe:formDefinition needs formKey, formId or externalReference' : `zeebe:formDefinition sets ${set.join(' and ')}; set one`);
+    return null;
+  }
+  if (external !== null) return textForm(ctx, id, 'zeebe:formDefinition externalReference', 'externalReference', external);
+  if (key !== null) {
+    if (isExpression(key)) {
+      problem(ctx, id, `zeebe:formDefinition formKey="${key}" must be static; expressions are not supported here`);
+      return null;
+    }
+    return { literal: { key: key.trim() } };
+  }
+  const fid = formId as string;
+  const binding = nonEmpty(str(def, 'zeebe:bindingType')) ?? 'latest';
+  const versionTag = nonEmpty(str(def, 'zeebe:versionTag'));
+  if (isExpression(fid)) {
+    problem(ctx, id, `zeebe:formDefinition formId="${fid}" must be static; expressions are not supported here`);
+    return null;
+  }
+  if (!ZEEBE_BINDINGS.has(binding)) {
+    problem(ctx, id, `zeebe:formDefinition bindingType="${binding}" is not supported; use latest, deployment or versionTag`);
+    return null;
+  }
+  if ((binding === 'versionTag') !== (versionTag !== null)) {
+    problem(ctx, id, binding === 'versionTag' ? 'zeebe:formDefinition bindingType="versionTag" needs versionTag' : 'zeebe:formDefinition versionTag needs bindingType="versionTag"');
+    return null;
+  }
+  return { literal: versionTag !== null ? { id: fid.trim(), binding, versionTag } : { id: fid.trim(), binding } };
+}
+
+/** The forms embedded in the process (zeebe:userTaskForm id → its JSON), as they will be stored with the definition. */
+export function compileEmbeddedForms(ctx: ProcessCtx, proc: XNode): Record<string, unknown> {
+  const forms: Record<string, unknown> = {};
+  for (const f of extensions(proc).filter((e) => e.type === 'zeebe:UserTaskForm')) {
+    const formId = nonEmpty(str(f, 'zeebe:id'));
+    if (formId === null) {
+      problem(ctx, ctx.processId, 'zeebe:userTaskForm without id');
+      continue;
+    }
+    if (Object.hasOwn(forms, formId)) {
+      problem(ctx, ctx.processId, `zeebe:userTaskForm id="${formId}" is defined more than once`);
+      continue;
+    }
+    const body = str(f, 'zeebe:body') ?? '';
+    try {
+      forms[formId] = JSON.parse(body) as unknown;
+    } catch (e) {
+      problem(ctx, ctx.processId, `zeebe:userTaskForm id="${formId}" is not JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+  }
+  return forms;
+}
+
+/** Every embedded-form key (camunda-forms:bpmn:<id>) of a node names a form of the process; forms nothing uses are warned about. */
+export function checkEmbeddedFormKeys(ctx: ProcessCtx, nodes: Record<string, CompiledNode>, forms: Record<string, unknown>): void {
+  const used = new Set<string>();
+  for (const node of Object.values(nodes)) {
+    const key = node.form !== undefined && 'key' in node.form ? node.form.key : null;
+    if (key === null || !key.startsWith(EMBEDDED_PREFIX)) continue;
+    const formId = key.slice(EMBEDDED_PREFIX.length);
+    used.add(formId);
+    if (!Object.hasOwn(forms, formId)) problem(ctx, node.id, `form key "${key}" names no zeebe:userTaskForm of the process (id "${formId}")`);
+  }
+  for (const formId of Object.keys(forms)) {
+    if (!used.has(formId)) warn(ctx, ctx.processId, `zeebe:userTaskForm id="${formId}" is not used by any user task or start event`);
+  }
+}

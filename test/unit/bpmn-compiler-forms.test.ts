@@ -1,0 +1,118 @@
+/**
+ * Forms (compiler/forms.ts): camunda:formKey / formRef and
+ * zeebe:formDefinition on user tasks and the process's none start event, and
+ * forms embedded in a Camunda 8 model (zeebe:userTaskForm); and what a
+ * worker gets with an external task besides its variables (headers).
+ */
+import { around, compileOk, model, node, problemsOf } from './compiler-support';
+
+const EMBEDDED = '<extensionElements><zeebe:userTaskForm id="F1">{"components": []}</zeebe:userTaskForm></extensionElements>';
+
+describe('forms', () => {
+  test('static forms are node.form; a key or external reference given as an expression is userTask.form', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(`<startEvent id="s" camunda:formRef="start" camunda:formRefBinding="deployment"/>
+      <sequenceFlow id="f0" sourceRef="s" targetRef="a"/>
+      <userTask id="a" camunda:formKey=" embedded:app:forms/a.html "/>
+      <sequenceFlow id="f1" sourceRef="a" targetRef="b"/>
+      <userTask id="b" camunda:formKey="\${formName}"/>
+      <sequenceFlow id="f2" sourceRef="b" targetRef="c"/>
+      <userTask id="c"><extensionElements><zeebe:formDefinition formId="linked"/></extensionElements></userTask>
+      <sequenceFlow id="f3" sourceRef="c" targetRef="d"/>
+      <userTask id="d"><extensionElements><zeebe:formDefinition externalReference="=url"/></extensionElements></userTask>
+      <sequenceFlow id="f4" sourceRef="d" targetRef="e"/>
+      <userTask id="e" camunda:formRef="x" camunda:formRefBinding="version" camunda:formRefVersion="7"/>`));
+    expect(warnings).toEqual([]);
+    expect(p.startForm).toEqual({ ref: 'start', binding: 'deployment' });
+    expect(p.forms).toBeUndefined();
+    expect(node(p, 'a').form).toEqual({ key: 'embedded:app:forms/a.html' });
+    expect(node(p, 'a').userTask).toEqual({});
+    expect(node(p, 'b').form).toBeUndefined();
+    expect(node(p, 'b').userTask?.form).toMatchObject({ key: { expr: { vars: ['formName'] } } });
+    expect(node(p, 'c').form).toEqual({ id: 'linked', binding: 'latest' });
+    expect(node(p, 'd').userTask?.form).toMatchObject({ externalReference: { expr: { vars: ['url'] } } });
+    expect(node(p, 'e').form).toEqual({ ref: 'x', binding: 'version', version: 7 });
+  });
+
+  test('embedded forms are kept by id with the process; the keys that name them are checked', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(`${EMBEDDED}
+      ${around('<userTask id="t"><extensionElements><zeebe:formDefinition formKey="camunda-forms:bpmn:F1"/></extensionElements></userTask>')}`));
+    expect(warnings).toEqual([]);
+    expect(p.forms).toEqual({ F1: { components: [] } });
+    expect(node(p, 't').form).toEqual({ key: 'camunda-forms:bpmn:F1' });
+    expect(p.startForm).toBeUndefined();
+  });
+
+  test('an embedded form nothing uses is a warning', async () => {
+    const { warnings } = await compileOk('inline.bpmn', model(`${EMBEDDED}${around('<userTask id="t"/>')}`));
+    expect(warnings).toEqual(['inline.bpmn: element p: zeebe:userTaskForm id="F1" is not used by any user task or start event']);
+  });
+
+  test('wrong forms: every problem, with the element and the reason', async () => {
+    const problems = await problemsOf(model(`<extensionElements>
+        <zeebe:userTaskForm id="F1">{"components": []}</zeebe:userTaskForm>
+        <zeebe:userTaskForm id="F1">{}</zeebe:userTaskForm>
+        <zeebe:userTaskForm id="bad">{ not json</zeebe:userTaskForm>
+      </extensionElements>
+      <startEvent id="s" camunda:formKey="\${x}"/>
+      <sequenceFlow id="f0" sourceRef="s" targetRef="a"/>
+      <userTask id="a" camunda:formKey="k"><extensionElements><zeebe:formDefinition formId="f"/></extensionElements></userTask>
+      <sequenceFlow id="f1" sourceRef="a" targetRef="b"/>
+      <userTask id="b" camunda:formRef="r" camunda:formRefBinding="version"/>
+      <sequenceFlow id="f2" sourceRef="b" targetRef="c"/>
+      <userTask id="c" camunda:formRefVersion="2"/>
+      <sequenceFlow id="f3" sourceRef="c" targetRef="d"/>
+      <userTask id="d"><extensionElements><zeebe:formDefinition formId="f" externalReference="u"/></extensionElements></userTask>
+      <sequenceFlow id="f4" sourceRef="d" targetRef="e"/>
+      <userTask id="e"><extensionElements><zeebe:formDefinition formId="f" bindingType="versionTag"/></extensionElements></userTask>
+      <sequenceFlow id="f5" sourceRef="e" targetRef="g"/>
+      <userTask id="g"><extensionElements><zeebe:formDefinition formKey="camunda-forms:bpmn:missing"/></extensionElements></userTask>
+      <sequenceFlow id="f6" sourceRef="g" targetRef="h"/>
+      <userTask id="h" camunda:formRef="r" camunda:formRefBinding="sometimes"/>
+      <sequenceFlow id="f7" sourceRef="h" targetRef="i"/>
+      <userTask id="i" camunda:formKey="\${broken(}"/>`));
+    expect(problems).toEqual([
+      'inline.bpmn: element s: the form of a start event must be static (no expression): it is read before the instance has variables',
+      'inline.bpmn: element a: the form is set more than once (camunda:formKey, zeebe:formDefinition); name one form',
+      'inline.bpmn: element b: camunda:formRefBinding="version" needs camunda:formRefVersion',
+      'inline.bpmn: element c: camunda:formRefBinding / camunda:formRefVersion without camunda:formRef',
+      'inline.bpmn: element d: zeebe:formDefinition sets formId and externalReference; set one',
+      'inline.bpmn: element e: zeebe:formDefinition bindingType="versionTag" needs versionTag',
+      'inline.bpmn: element h: camunda:formRefBinding="sometimes" is not supported; use latest, deployment or version',
+      expect.stringMatching(/^inline\.bpmn: element i: camunda:formKey: cannot compile expression "\$\{broken\(\}"/),
+      'inline.bpmn: element p: zeebe:userTaskForm id="F1" is defined more than once',
+      expect.stringMatching(/^inline\.bpmn: element p: zeebe:userTaskForm id="bad" is not JSON/),
+      'inline.bpmn: element g: form key "camunda-forms:bpmn:missing" names no zeebe:userTaskForm of the process (id "missing")',
+    ]);
+  });
+});
+
+test('a Camunda 7 generated form (camunda:formData) deploys with a warning that its fields are not read', async () => {
+  const { warnings } = await compileOk('inline.bpmn', model(around(`<userTask id="t"><extensionElements><camunda:formData>
+      <camunda:formField id="amount" label="Amount" type="long"/></camunda:formData></extensionElements></userTask>`)));
+  expect(warnings).toEqual([
+    'inline.bpmn: element t: camunda:formData (a Camunda 7 generated form) is not read: the task list gets no form fields from it; name a form with camunda:formKey or camunda:formRef',
+  ]);
+});
+
+describe('external task headers', () => {
+  test('zeebe:taskHeaders and camunda:properties (not pgbpm:…) of a service task become its headers', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(around(`<serviceTask id="t" camunda:type="external" camunda:topic="x"><extensionElements>
+        <camunda:properties><camunda:property name="a" value="1"/><camunda:property name="pgbpm:outputCollection" value="out"/></camunda:properties>
+        <zeebe:taskHeaders><zeebe:header key="b" value="2"/></zeebe:taskHeaders>
+      </extensionElements></serviceTask>`)));
+    expect(node(p, 't').headers).toEqual({ a: '1', b: '2' });
+    const { process: plain } = await compileOk('inline.bpmn', model(around('<serviceTask id="t" camunda:type="external" camunda:topic="x"/>')));
+    expect(node(plain, 't').headers).toBeUndefined();
+  });
+
+  test('a header set twice, or without a name, is a problem', async () => {
+    const problems = await problemsOf(model(around(`<serviceTask id="t" camunda:type="external" camunda:topic="x"><extensionElements>
+        <camunda:properties><camunda:property name="a" value="1"/><camunda:property value="nameless"/></camunda:properties>
+        <zeebe:taskHeaders><zeebe:header key="a" value="2"/></zeebe:taskHeaders>
+      </extensionElements></serviceTask>`)));
+    expect(problems).toEqual([
+      'inline.bpmn: element t: the header a is set more than once (zeebe:taskHeaders / camunda:properties)',
+      'inline.bpmn: element t: a camunda:property without a name',
+    ]);
+  });
+});
