@@ -388,10 +388,11 @@ begin
   if st.upsert then
     -- an asyncBefore continuation: its row is stored already
     with ended as (
+      -- by primary key, "= any": an index scan whatever the statistics say (a
+      -- join with unnest may be planned as a hash join over the tenant's history)
       update bpm.activity_instance a
-      set state = u.state, ended_at = pg_catalog.now()
-      from unnest(st.e_id, st.e_state) as u(id, state)
-      where a.tenant_id = st.tenant_id and a.id = u.id
+      set state = st.e_state[pg_catalog.array_position(st.e_id, a.id)], ended_at = pg_catalog.now()
+      where a.tenant_id = st.tenant_id and a.id = any(st.e_id)
     )
     insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
     select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
@@ -402,9 +403,8 @@ begin
   elsif pg_catalog.cardinality(st.e_id) > 0 then
     with ended as (
       update bpm.activity_instance a
-      set state = u.state, ended_at = pg_catalog.now()
-      from unnest(st.e_id, st.e_state) as u(id, state)
-      where a.tenant_id = st.tenant_id and a.id = u.id
+      set state = st.e_state[pg_catalog.array_position(st.e_id, a.id)], ended_at = pg_catalog.now()
+      where a.tenant_id = st.tenant_id and a.id = any(st.e_id)
     )
     insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
     select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
@@ -419,9 +419,9 @@ begin
     order by u.ord;
   end if;
   if 'dirty' = any(st.l_state) then
-    update bpm_private.token t set data = l.data
-    from unnest(st.l_id, st.l_data, st.l_state) as l(id, data, state)
-    where l.state = 'dirty' and t.tenant_id = st.tenant_id and t.id = l.id;
+    update bpm_private.token t set data = st.l_data[pg_catalog.array_position(st.l_id, t.id)]
+    where t.tenant_id = st.tenant_id
+      and t.id = any(array(select l.id from unnest(st.l_id, st.l_state) as l(id, state) where l.state = 'dirty'));
   end if;
   if pg_catalog.cardinality(st.s_token) > 0 then
     perform bpm_private.run__flush_subscriptions(st);
