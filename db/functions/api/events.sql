@@ -10,6 +10,42 @@
 -- may_wait: whether the receiver's lock may be waited for. A transition's
 -- throw may not (it holds its own instance): a receiver another transaction
 -- holds gets the message deferred (deferred.sql).
+-- The waiting receivers of a message (at most two: one is the receiver, two
+-- are an ambiguity): subscriptions of instances whose key is the message's,
+-- or that have none (they take any), oldest first; a message without a key
+-- goes to any receiver. Each branch is a range of
+-- event_subscription_correlation_idx, so a correlation reads a few index
+-- entries however many instances wait for the same message name.
+create or replace function bpm_private.message__receivers(tenant_id text, name text, correlation_key text)
+returns bpm.event_subscription[]
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return array(
+    select m.s from (
+      (select s, s.created_at, s.id from bpm.event_subscription s
+       where s.tenant_id = message__receivers.tenant_id and s.kind = 'message' and s.name = message__receivers.name
+         and s.instance_id is not null and s.incident_id is null and s.correlation_key = message__receivers.correlation_key
+       order by s.created_at, s.id limit 2)
+      union all
+      (select s, s.created_at, s.id from bpm.event_subscription s
+       where s.tenant_id = message__receivers.tenant_id and s.kind = 'message' and s.name = message__receivers.name
+         and s.instance_id is not null and s.incident_id is null and s.correlation_key is null
+       order by s.created_at, s.id limit 2)
+      union all
+      (select s, s.created_at, s.id from bpm.event_subscription s
+       where message__receivers.correlation_key is null
+         and s.tenant_id = message__receivers.tenant_id and s.kind = 'message' and s.name = message__receivers.name
+         and s.instance_id is not null and s.incident_id is null and s.correlation_key is not null
+       limit 2)
+    ) m(s, created_at, id)
+    order by m.created_at, m.id limit 2);
+end;
+$$;
+comment on function bpm_private.message__receivers(text, text, text) is E'Up to two waiting receivers of a message: subscriptions with its correlation key or none (a message without a key: any), oldest first.';
+
 create or replace function bpm_private.message__correlate(tenant_id text, name text, correlation_key text, variables jsonb, ttl interval, message_id text, required boolean,
   may_wait boolean)
 returns bpm.process_instance
@@ -40,12 +76,7 @@ begin
     end if;
   end if;
   for v_attempt in 1 .. 5 loop
-    v_subs := array(
-      select s from bpm.event_subscription s
-      where s.tenant_id = message__correlate.tenant_id and s.kind = 'message' and s.name = message__correlate.name
-        and s.instance_id is not null and s.incident_id is null
-        and (s.correlation_key is null or message__correlate.correlation_key is null or s.correlation_key = message__correlate.correlation_key)
-      order by s.created_at, s.id limit 2);
+    v_subs := bpm_private.message__receivers(tenant_id, name, correlation_key);
     exit when pg_catalog.cardinality(v_subs) = 0;
     if pg_catalog.cardinality(v_subs) > 1 then
       raise exception 'message % (correlation key %) matches more than one waiting receiver (instances % and %)',

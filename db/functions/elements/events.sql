@@ -81,21 +81,52 @@ volatile
 set search_path = ''
 as $$
 declare
+  v_id uuid;
   v_variables jsonb;
   v_message_id text;
 begin
-  with picked as (
-    select b.id from bpm.message_buffer b
-    where b.tenant_id = message_buffer__take.tenant_id and b.name = message_buffer__take.name
-      and b.expires_at > pg_catalog.now()
-      and (b.correlation_key is null or message_buffer__take.correlation_key is null or b.correlation_key = message_buffer__take.correlation_key)
-    order by b.created_at, b.id
-    limit 1
-    for update skip locked
-  )
-  delete from bpm.message_buffer b using picked p
-  where b.tenant_id = message_buffer__take.tenant_id and b.id = p.id
+  -- the oldest match, found by index: with the key, without one, or (a
+  -- receiver without a key) any; then taken unless another transaction holds it
+  select m.id into v_id from (
+    (select b.id, b.created_at from bpm.message_buffer b
+     where b.tenant_id = message_buffer__take.tenant_id and b.name = message_buffer__take.name
+       and b.correlation_key = message_buffer__take.correlation_key and b.expires_at > pg_catalog.now()
+     order by b.created_at, b.id limit 1)
+    union all
+    (select b.id, b.created_at from bpm.message_buffer b
+     where b.tenant_id = message_buffer__take.tenant_id and b.name = message_buffer__take.name
+       and b.correlation_key is null and b.expires_at > pg_catalog.now()
+     order by b.created_at, b.id limit 1)
+    union all
+    (select b.id, b.created_at from bpm.message_buffer b
+     where message_buffer__take.correlation_key is null
+       and b.tenant_id = message_buffer__take.tenant_id and b.name = message_buffer__take.name and b.expires_at > pg_catalog.now()
+     order by b.created_at, b.id limit 1)
+  ) m
+  order by m.created_at, m.id
+  limit 1;
+  if v_id is null then
+    return null;
+  end if;
+  delete from bpm.message_buffer b
+  where b.tenant_id = message_buffer__take.tenant_id
+    and b.id = (select x.id from bpm.message_buffer x where x.tenant_id = message_buffer__take.tenant_id and x.id = v_id for update skip locked)
   returning b.variables, b.message_id into v_variables, v_message_id;
+  if not found then
+    -- another transaction holds (takes) it: the oldest match it does not hold
+    with picked as (
+      select b.id from bpm.message_buffer b
+      where b.tenant_id = message_buffer__take.tenant_id and b.name = message_buffer__take.name
+        and b.expires_at > pg_catalog.now()
+        and (b.correlation_key is null or message_buffer__take.correlation_key is null or b.correlation_key = message_buffer__take.correlation_key)
+      order by b.created_at, b.id
+      limit 1
+      for update skip locked
+    )
+    delete from bpm.message_buffer b using picked p
+    where b.tenant_id = message_buffer__take.tenant_id and b.id = p.id
+    returning b.variables, b.message_id into v_variables, v_message_id;
+  end if;
   if v_message_id is not null then
     perform bpm_private.message_receipt__record(tenant_id, v_message_id, instance_id);
   end if;
