@@ -31,7 +31,9 @@ begin
       -- a primary-key lookup per candidate (an EXISTS may be planned as a
       -- scan of the tenant's instances per task before the first ANALYZE)
       and (select i.state from bpm.process_instance i where i.tenant_id = v_tenant and i.id = e.instance_id) = 'active'
-    order by e.available_at, e.created_at
+    -- (the order of external_task_fetch_idx: the scan stops after max_tasks
+    -- fetchable ones, however long the queue)
+    order by e.available_at, e.created_at, e.id
     limit max_tasks
     for update of e skip locked
   ), locked as (
