@@ -39,6 +39,10 @@ export function isExpression(text: string): boolean {
 export function compileExpression(text: string, kind: ExpressionKind): ExpressionResult {
   const src = text.trim();
   try {
+    if (kind === 'value') {
+      const concat = compileConcat(src);
+      if (concat !== null) return { ok: true, expr: concat };
+    }
     const ast = parse(src);
     const { path, vars } = render(ast, kind);
     return { ok: true, expr: { src, path, vars } };
@@ -58,6 +62,72 @@ class CompileError extends Error {}
 
 function fail(reason: string): never {
   throw new CompileError(reason);
+}
+
+// ---------------------------------------------------------------------------
+// Strings built from parts (values only): a JUEL template (`Order ${id} of
+// ${customer.name}`) or a FEEL concatenation (`="Order " + string(id)`).
+// jsonpath cannot concatenate, so the parts are rendered one by one and the
+// engine joins their text (bpm_private.value__concat).
+// ---------------------------------------------------------------------------
+
+type ConcatPart = { text: string } | { ast: Ast };
+
+/** A string built from parts, or null when the text is a plain expression. */
+function compileConcat(src: string): CompiledExpression | null {
+  if (src.startsWith('=')) {
+    const ast = parseFeel(src.slice(1));
+    const parts = feelConcatParts(ast);
+    return parts === null ? null : renderConcat(src, parts, 'null');
+  }
+  const parts = juelTemplateParts(src);
+  return parts === null ? null : renderConcat(src, parts, 'empty');
+}
+
+/**
+ * The parts of a JUEL template: literal text and `${...}` expressions; null
+ * when the text is one expression and nothing else. Like JUEL, a part that
+ * is null adds nothing.
+ */
+function juelTemplateParts(src: string): ConcatPart[] | null {
+  const parts: ConcatPart[] = [];
+  let pos = 0;
+  for (let open = src.slice(pos).search(/[$#]\{/); open >= 0; open = src.slice(pos).search(/[$#]\{/)) {
+    const start = pos + open;
+    if (start > pos) parts.push({ text: src.slice(pos, start) });
+    const { end } = new JuelLexer(src, start + 2).tokenize();
+    parts.push({ ast: parseJuel(src.slice(start, end)) });
+    pos = end;
+  }
+  if (pos < src.length) parts.push({ text: src.slice(pos) });
+  const expressions = parts.filter((p) => 'ast' in p).length;
+  return expressions === 0 || (expressions === 1 && parts.length === 1) ? null : parts;
+}
+
+/**
+ * The operands of a FEEL `+` chain that has a string literal or string()
+ * among them (a concatenation); null for anything else. Like FEEL, a null
+ * operand makes the whole string null.
+ */
+function feelConcatParts(ast: Ast): ConcatPart[] | null {
+  const operands: Ast[] = [];
+  const flatten = (n: Ast): void => {
+    if (n.k === 'arith' && n.op === '+') {
+      flatten(n.left);
+      flatten(n.right);
+    } else {
+      operands.push(n);
+    }
+  };
+  flatten(ast);
+  if (!operands.some((o) => o.k === 'str' || o.k === 'text') || (operands.length === 1 && operands[0].k !== 'text')) return null;
+  return operands.map((o) => (o.k === 'str' ? { text: o.value } : { ast: o }));
+}
+
+function renderConcat(src: string, parts: ConcatPart[], nulls: 'empty' | 'null'): CompiledExpression {
+  const r = new PathRenderer(false);
+  const rendered = parts.map((p) => ('text' in p ? p : { path: r.value(p.ast.k === 'text' ? p.ast.arg : p.ast) }));
+  return { src, path: '', vars: [...r.required], concat: { parts: rendered, nulls } };
 }
 
 function parse(src: string): Ast {
@@ -91,7 +161,9 @@ type Ast =
   | { k: 'defined'; arg: Ast }
   | { k: 'startsWith'; subject: Ast; prefix: string }
   | { k: 'regex'; subject: Ast; pattern: string; flags: string }
-  | { k: 'if'; test: Ast; then: Ast; else: Ast };
+  | { k: 'if'; test: Ast; then: Ast; else: Ast }
+  /** FEEL string(x): the text of a value; only inside a string concatenation. */
+  | { k: 'text'; arg: Ast };
 
 type PathAst = Extract<Ast, { k: 'path' }>;
 
@@ -158,12 +230,13 @@ class PathRenderer {
       case 'neg': return `(-${this.number(n.arg)})`;
       case 'arith': return `(${this.number(n.left)} ${n.op} ${this.number(n.right)})`;
       case 'method': return `(${this.number(n.arg)}).${n.name}()`;
+      case 'text': return fail('string() is only supported where a value is expected (alone or in a concatenation "text " + string(x)), not in a condition');
       default: return fail(`${describe(n)} cannot be used as a value here (only as a whole condition or inside and/or/not)`);
     }
   }
 
   private number(n: Ast): string {
-    if (n.k === 'str') fail('string concatenation and string arithmetic are not supported');
+    if (n.k === 'str') fail('string concatenation is only supported in values (not in conditions), and string arithmetic not at all');
     if (n.k === 'bool' || n.k === 'null') fail(`arithmetic on ${describe(n)} is not supported`);
     return this.value(n);
   }
@@ -230,6 +303,7 @@ function describe(n: Ast): string {
     case 'null': return 'null';
     case 'path': return 'a variable';
     case 'neg': case 'arith': case 'method': return 'an arithmetic expression';
+    case 'text': return 'string()';
     default: return 'a condition';
   }
 }
@@ -351,9 +425,10 @@ const JUEL_MULTIPLICATIVE: Record<string, ArithOp> = { '*': '*', '/': '/', div: 
 
 function parseJuel(src: string): Ast {
   const open = src.search(/[$#]\{/);
-  if (open > 0) fail('text mixed with expressions (string templates) is not supported; use a single ${...} expression');
+  const template = 'text mixed with expressions (a string template) is only supported where a value is expected, not in a condition';
+  if (open > 0) fail(template);
   const { tokens, end } = new JuelLexer(src, open + 2).tokenize();
-  if (end < src.length) fail('text mixed with expressions (string templates) is not supported; use a single ${...} expression');
+  if (end < src.length) fail(template);
   if (tokens.length === 1) fail('empty expression');
   return new JuelParser(tokens).parseAll();
 }
@@ -794,6 +869,7 @@ const FEEL_FUNCTIONS: Record<string, { arity: number[]; build: FeelFunction }> =
   abs: { arity: [1], build: ([a]) => ({ k: 'method', name: 'abs', arg: a }) },
   floor: { arity: [1], build: ([a]) => ({ k: 'method', name: 'floor', arg: a }) },
   ceiling: { arity: [1], build: ([a]) => ({ k: 'method', name: 'ceiling', arg: a }) },
+  string: { arity: [1], build: ([a]) => ({ k: 'text', arg: a }) },
 };
 
 function buildMatches(args: Ast[]): Ast {

@@ -20,6 +20,13 @@ export interface CompiledExpression {
   path: string;
   /** Top-level variable names that must exist when evaluated (else the engine raises BP302 naming the first missing one). */
   vars: string[];
+  /**
+   * Values only: a string built from parts (a JUEL template `Order ${id}`,
+   * a FEEL `"Order " + string(id)`); `path` is then empty. Each part is
+   * literal text or a jsonpath whose result's text is appended. A null part
+   * adds nothing (`empty`, JUEL) or makes the whole value null (`null`, FEEL).
+   */
+  concat?: { parts: Array<{ text: string } | { path: string }>; nulls: 'empty' | 'null' };
 }
 
 /** A literal from the model, or an expression. */

@@ -365,6 +365,39 @@ describe('values', () => {
   });
 });
 
+describe('strings built from parts (values)', () => {
+  const concat = (text: string): unknown => {
+    const r = compileExpression(text, 'value');
+    if (!r.ok) throw new Error(r.message);
+    expect(r.expr.path).toBe('');
+    return { vars: r.expr.vars, concat: r.expr.concat };
+  };
+
+  it('a JUEL template is its text and expressions; a null part adds nothing', () => {
+    expect(concat('Order ${orderId} of ${customer.name}!')).toEqual({
+      vars: ['orderId', 'customer'],
+      concat: { nulls: 'empty', parts: [{ text: 'Order ' }, { path: '$."orderId"' }, { text: ' of ' }, { path: '$."customer"."name"' }, { text: '!' }] },
+    });
+    expect(concat('${a}${b}')).toEqual({ vars: ['a', 'b'], concat: { nulls: 'empty', parts: [{ path: '$."a"' }, { path: '$."b"' }] } });
+    expect(concat('embedded:app:forms/#{form}.html')).toMatchObject({ concat: { parts: [{ text: 'embedded:app:forms/' }, { path: '$."form"' }, { text: '.html' }] } });
+  });
+
+  it('a FEEL + chain with a string literal or string() concatenates; a null operand makes it null', () => {
+    expect(concat('="Order " + string(orderId) + " " + name')).toEqual({
+      vars: ['orderId', 'name'],
+      concat: { nulls: 'null', parts: [{ text: 'Order ' }, { path: '$."orderId"' }, { text: ' ' }, { path: '$."name"' }] },
+    });
+    expect(concat('=string(total * 2)')).toEqual({ vars: ['total'], concat: { nulls: 'null', parts: [{ path: '($."total" * 2)' }] } });
+  });
+
+  it('a single expression, and FEEL + without strings, stay plain expressions', () => {
+    for (const [text, path] of [['${x}', '$."x"'], ['=a + b', '($."a" + $."b")']]) {
+      const r = compileExpression(text, 'value');
+      expect(r.ok && r.expr).toEqual({ src: text, path, vars: expect.any(Array) });
+    }
+  });
+});
+
 describe('rejections', () => {
   const reject = (text: string, kind: ExpressionKind = 'condition'): string => {
     const r = compileExpression(text, kind);
@@ -382,10 +415,14 @@ describe('rejections', () => {
     ['${fn:upper(x) == "A"}', 'condition', /function calls are not supported/],
     ['${execution.getVariable("x")}', 'value', /execution object is not supported/],
     ['${task.name}', 'value', /task object is not supported/],
-    ['Hello ${name}', 'value', /string templates\) is not supported/],
-    ['${a}${b}', 'value', /string templates/],
+    ['Hello ${name}', 'condition', /a string template\) is only supported where a value is expected/],
+    ['${a}${b}', 'condition', /a string template/],
+    ['Approved: ${amount > 100}', 'value', /cannot be used as a value/],
+    ['=string(x)', 'condition', /string\(\) is not a condition/],
+    ['=string(x) = "1"', 'condition', /string\(\) is only supported where a value is expected/],
     ["${'a' + b}", 'value', /string concatenation/],
-    ['="Hello " + name', 'value', /string concatenation/],
+    ['="Hello " + name = greeting', 'condition', /string concatenation is only supported in values/],
+    ['="a" * 2', 'value', /string arithmetic/],
     ['=today() > x', 'condition', /function "today" is not supported/],
     ['=date and time("2020-01-01T00:00:00") < x', 'condition', /date and time values are not supported/],
     ['=@"2020-01-01"', 'value', /date and time values are not supported/],

@@ -61,10 +61,43 @@ begin
     return value -> 'literal';
   end if;
   perform bpm_private.expression__require_vars(value -> 'expr', variables, element_id);
+  if value -> 'expr' ? 'concat' then
+    return bpm_private.value__concat(value -> 'expr' -> 'concat', variables);
+  end if;
   return pg_catalog.jsonb_path_query_first(variables, (value -> 'expr' ->> 'path')::jsonpath);
 end;
 $$;
 comment on function bpm_private.value__eval(jsonb, jsonb, text) is E'Evaluates a literal-or-expression value from the compiled graph.';
+
+-- A string built from parts (a JUEL template, a FEEL concatenation): literal
+-- text and jsonpaths whose results' text is appended. A part that yields
+-- nothing adds nothing (nulls "empty", JUEL) or makes the value null (FEEL).
+create or replace function bpm_private.value__concat(concat jsonb, variables jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_part jsonb;
+  v_text text;
+  v_out text := '';
+begin
+  for v_part in select p from pg_catalog.jsonb_array_elements(concat -> 'parts') p loop
+    if v_part ? 'text' then
+      v_text := v_part ->> 'text';
+    else
+      v_text := bpm_private.value__to_text(pg_catalog.jsonb_path_query_first(variables, (v_part ->> 'path')::jsonpath));
+      if v_text is null and concat ->> 'nulls' = 'null' then
+        return null;
+      end if;
+    end if;
+    v_out := v_out || coalesce(v_text, '');
+  end loop;
+  return pg_catalog.to_jsonb(v_out);
+end;
+$$;
+comment on function bpm_private.value__concat(jsonb, jsonb) is E'Evaluates a string built from parts (JUEL template, FEEL concatenation) over the variables.';
 
 create or replace function bpm_private.value__to_text(value jsonb)
 returns text

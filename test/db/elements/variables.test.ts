@@ -128,3 +128,46 @@ test('variables that are not a JSON object are BP401 and change nothing', async 
   await expectRejectedUnchanged(db.root, () => as.admin.query(`select bpm.complete_task($1, '"x"'::jsonb)`, [first.id]), 'BP401');
   expect((await openTask(as.admin, started.id, 'first')).state).toBe('open');
 });
+
+describe('strings built from parts', () => {
+  beforeAll(async () => {
+    // output mappings of a task write the built strings to the instance
+    await deployProcess(as.admin, 'vars_strings', `
+      <startEvent id="start"/>
+      <sequenceFlow id="f1" sourceRef="start" targetRef="t"/>
+      <task id="t"><extensionElements>
+        <camunda:inputOutput>
+          <camunda:outputParameter name="subject">Order \${orderId} for \${customer.name} (\${customer.vip})</camunda:outputParameter>
+          <camunda:outputParameter name="withNull">[\${nothing}]</camunda:outputParameter>
+        </camunda:inputOutput>
+      </extensionElements></task>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="u"/>
+      <task id="u"><extensionElements>
+        <zeebe:ioMapping>
+          <zeebe:output source="=&quot;#&quot; + string(orderId) + &quot; / &quot; + customer.name" target="label"/>
+          <zeebe:output source="=&quot;total: &quot; + string(total * 2)" target="doubled"/>
+          <zeebe:output source="=&quot;[&quot; + nothing + &quot;]&quot;" target="feelNull"/>
+        </zeebe:ioMapping>
+      </extensionElements></task>
+      <sequenceFlow id="f3" sourceRef="u" targetRef="ask"/>
+      <userTask id="ask" camunda:assignee="\${customer.name}-desk" camunda:formKey="embedded:app:forms/\${form}.html"/>`);
+  });
+
+  test('a JUEL template and a FEEL concatenation build text from the variables (numbers and booleans as text)', async () => {
+    const started = await startProcess(as.admin, 'vars_strings', { orderId: 1042, customer: { name: 'Ada', vip: true }, nothing: null, total: 12.5, form: 'approve' });
+    const { variables } = await getInstance(as.admin, started.id);
+    expect(variables).toMatchObject({
+      subject: 'Order 1042 for Ada (true)',
+      withNull: '[]',
+      label: '#1042 / Ada',
+      doubled: 'total: 25.0',
+      feelNull: null,
+    });
+    const task = await openTask(as.admin, started.id, 'ask');
+    expect(task).toMatchObject({ assignee: 'Ada-desk', form: { key: 'embedded:app:forms/approve.html' } });
+  });
+
+  test('a template over a variable that is not set is BP302, rolled back', async () => {
+    await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'vars_strings', { customer: { name: 'Ada' } }), 'BP302', /"orderId"/);
+  });
+});
