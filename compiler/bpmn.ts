@@ -122,6 +122,7 @@ export function compileDefinitions(file: string, xml: string, root: XNode, parse
     problems: [],
     warnings: [],
     errorCodes: new Map(),
+    errorMessages: new Map(),
     escalationCodes: new Map(),
     messages: new Map(),
     signals: new Map(),
@@ -138,7 +139,11 @@ export function compileDefinitions(file: string, xml: string, root: XNode, parse
   for (const el of rootElements) {
     const id = idOf(el);
     if (id === null) continue;
-    if (el.type === 'bpmn:Error') ctx.errorCodes.set(id, nonEmpty(str(el, 'errorCode')));
+    if (el.type === 'bpmn:Error') {
+      ctx.errorCodes.set(id, nonEmpty(str(el, 'errorCode')));
+      const message = nonEmpty(str(el, 'camunda:errorMessage'));
+      if (message !== null) ctx.errorMessages.set(id, message);
+    }
     else if (el.type === 'bpmn:Escalation') ctx.escalationCodes.set(id, nonEmpty(str(el, 'escalationCode')));
     else if (el.type === 'bpmn:Message') ctx.messages.set(id, el);
     else if (el.type === 'bpmn:Signal') ctx.signals.set(id, el);

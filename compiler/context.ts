@@ -17,6 +17,8 @@ export interface FileCtx {
   warnings: CompileProblem[];
   /** bpmn:Error id → errorCode (null when the error has none). */
   errorCodes: Map<string, string | null>;
+  /** camunda:errorMessage of each bpmn:error (literal or expression), by id. */
+  errorMessages: Map<string, string>;
   /** bpmn:Escalation id → escalationCode (null when the escalation has none). */
   escalationCodes: Map<string, string | null>;
   /** bpmn:Message and bpmn:Signal elements by id. */

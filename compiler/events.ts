@@ -115,7 +115,7 @@ function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNo
   }
   const def = defs[0];
   if (def.type === MESSAGE && isThrowing(position)) return compileMessageThrow(ctx, el, id, def, node, `message ${position} event`) ? 'ok' : 'refused';
-  checkExtensions(ctx, def, NOTHING, id);
+  checkExtensions(ctx, def, isCatching(position) ? CATCH_VARIABLE_ATTRIBUTES : NOTHING, id);
   let event: EventDefinition | null;
   switch (def.type) {
     case TIMER:
@@ -128,7 +128,7 @@ function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNo
       event = compileSignal(ctx, id, def, position);
       break;
     case ERROR:
-      event = compileError(ctx, id, def);
+      event = compileError(ctx, id, def, position);
       break;
     case ESCALATION:
       event = compileEscalation(ctx, id, def, position);
@@ -448,16 +448,63 @@ function literalCode(ctx: ProcessCtx, rootId: string, attr: string, code: string
   return false;
 }
 
-/** Error end events and error boundary events: errorRef → errorCode (none: catch-all / no code). */
-function compileError(ctx: ProcessCtx, id: string, def: XNode): EventDefinition | null {
+/** Where an error or escalation is caught: boundary events and event subprocess starts. */
+function isCatching(position: EventPosition): boolean {
+  return position === 'boundary' || position === 'event subprocess start';
+}
+
+/** Attributes of a catching error / escalation definition naming the variables that receive what was caught. */
+const CATCH_VARIABLE_ATTRIBUTES: ReadonlySet<string> = new Set(['camunda:errorCodeVariable', 'camunda:errorMessageVariable', 'camunda:escalationCodeVariable']);
+
+/** camunda:errorCodeVariable and the like: a variable name, not an expression. */
+function catchVariable(ctx: ProcessCtx, id: string, def: XNode, attr: string): string | undefined {
+  const name = nonEmpty(str(def, attr));
+  if (name === null) return undefined;
+  if (isExpression(name) || !/^[A-Za-z_][\w-]*$/.test(name)) {
+    problem(ctx, id, `${attr}="${name}" must be a variable name`);
+    return undefined;
+  }
+  return name;
+}
+
+/**
+ * Error end events and error boundary events: errorRef → errorCode (none:
+ * catch-all / no code). Catching: the variables for the code and message;
+ * throwing: the error's camunda:errorMessage.
+ */
+function compileError(ctx: ProcessCtx, id: string, def: XNode, position: EventPosition): EventDefinition | null {
   const r = ref(ctx, def, 'errorRef');
-  if (r.kind === 'none') return { kind: 'error', code: null };
-  if (r.kind === 'unresolved' || !ctx.errorCodes.has(r.id)) {
+  let code: string | null = null;
+  if (r.kind === 'unresolved' || (r.kind === 'ok' && !ctx.errorCodes.has(r.id))) {
     problem(ctx, id, `errorRef "${r.kind === 'ok' ? r.id : r.value}" does not reference a bpmn:error`);
     return null;
   }
-  const code = ctx.errorCodes.get(r.id) ?? null;
-  return literalCode(ctx, r.id, 'errorCode', code) ? { kind: 'error', code } : null;
+  if (r.kind === 'ok') {
+    code = ctx.errorCodes.get(r.id) ?? null;
+    if (!literalCode(ctx, r.id, 'errorCode', code)) return null;
+  }
+  const event: EventDefinition = { kind: 'error', code };
+  if (isCatching(position)) {
+    const codeVariable = catchVariable(ctx, id, def, 'camunda:errorCodeVariable');
+    const messageVariable = catchVariable(ctx, id, def, 'camunda:errorMessageVariable');
+    if (codeVariable !== undefined) event.codeVariable = codeVariable;
+    if (messageVariable !== undefined) event.messageVariable = messageVariable;
+  } else if (r.kind === 'ok' && ctx.errorMessages.has(r.id)) {
+    const message = errorMessage(ctx, r.id, ctx.errorMessages.get(r.id) as string);
+    if (message !== null) event.message = message;
+  }
+  return event;
+}
+
+/** camunda:errorMessage of a bpmn:error: a literal or an expression (evaluated when the error is thrown). */
+function errorMessage(ctx: ProcessCtx, errorId: string, raw: string): CompiledValue | null {
+  if (!isExpression(raw)) return { literal: raw.trim() };
+  const r = compileExpression(raw, 'value');
+  if (!r.ok) {
+    rootProblem(ctx, errorId, `camunda:errorMessage: ${r.message}`);
+    return null;
+  }
+  return { expr: r.expr };
 }
 
 /** Escalation throw (code required) and boundary (none: catch-all) events. */
@@ -475,7 +522,8 @@ function compileEscalation(ctx: ProcessCtx, id: string, def: XNode, position: Ev
       : `escalation ${position} event does not reference an escalation (set escalationRef to a bpmn:escalation with an escalationCode)`);
     return null;
   }
-  return { kind: 'escalation', code };
+  const codeVariable = isCatching(position) ? catchVariable(ctx, id, def, 'camunda:escalationCodeVariable') : undefined;
+  return codeVariable !== undefined ? { kind: 'escalation', code, codeVariable } : { kind: 'escalation', code };
 }
 
 // --- receive tasks, send tasks -----------------------------------------------------

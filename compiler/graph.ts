@@ -103,8 +103,15 @@ export type EventDefinition =
   | { kind: 'timer'; timer: TimerSpec }
   | { kind: 'message'; name: CompiledValue; correlationKey: CompiledExpression | null }
   | { kind: 'signal'; name: CompiledValue }
-  | { kind: 'error'; code: string | null }
-  | { kind: 'escalation'; code: string | null }
+  /**
+   * Errors and escalations. On catching events (boundary events, event
+   * subprocess starts): codeVariable / messageVariable (camunda:errorCodeVariable,
+   * errorMessageVariable, escalationCodeVariable) name the variables that
+   * receive the caught code and error message. On error end events: the
+   * error's message (camunda:errorMessage of the bpmn:error).
+   */
+  | { kind: 'error'; code: string | null; codeVariable?: string; messageVariable?: string; message?: CompiledValue }
+  | { kind: 'escalation'; code: string | null; codeVariable?: string }
   | { kind: 'terminate' }
   /**
    * Link events (intermediate throw/catch only). On the throw event `target`

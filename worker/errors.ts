@@ -8,13 +8,16 @@ export type Variables = Record<string, unknown>;
  * A business error a handler throws: the engine routes it to the matching
  * error boundary event of the task (bpm.throw_bpmn_error), else raises an
  * incident `unhandledBpmnError`. It is never retried. `variables` are merged
- * into the instance with it.
+ * into the instance with it; the catching event's camunda:errorCodeVariable
+ * and errorMessageVariable receive the code and the message.
  *
  *   throw new BpmnError('CARD_DECLINED', 'card 4711 declined', { declineReason: 'limit' });
  */
 export class BpmnError extends Error {
   readonly code: string;
   readonly variables: Variables;
+  /** The message as given (null when none): a catching event's camunda:errorMessageVariable receives it. */
+  readonly errorMessage: string | null;
   readonly [BPMN_ERROR] = true;
   constructor(code: string, message?: string, variables: Variables = {}) {
     super(message ?? `BPMN error ${code}`);
@@ -22,6 +25,7 @@ export class BpmnError extends Error {
     this.name = 'BpmnError';
     this.code = code;
     this.variables = variables;
+    this.errorMessage = message ?? null;
   }
 }
 

@@ -623,3 +623,29 @@ describe('user task escalation properties', () => {
     ]);
   });
 });
+
+describe('variables of caught errors and escalations (Camunda 7)', () => {
+  const defs = '<error id="e1" errorCode="E1" camunda:errorMessage="failed for ${customer}"/><escalation id="x1" escalationCode="X1"/>';
+
+  test('catching events name the variables; an error end event carries its error\'s message', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`<startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="t"/>
+      <serviceTask id="t" camunda:type="external" camunda:topic="x"/><sequenceFlow id="f1" sourceRef="t" targetRef="e"/>
+      <endEvent id="e"><errorEventDefinition errorRef="e1"/></endEvent>
+      <boundaryEvent id="b" attachedToRef="t"><errorEventDefinition camunda:errorCodeVariable="code" camunda:errorMessageVariable="msg"/></boundaryEvent>
+      <boundaryEvent id="bx" attachedToRef="t" cancelActivity="false"><escalationEventDefinition escalationRef="x1" camunda:escalationCodeVariable="esc"/></boundaryEvent>`, defs));
+    expect(node(p, 'b').event).toEqual({ kind: 'error', code: null, codeVariable: 'code', messageVariable: 'msg' });
+    expect(node(p, 'bx').event).toEqual({ kind: 'escalation', code: 'X1', codeVariable: 'esc' });
+    expect(node(p, 'e').event).toMatchObject({ kind: 'error', code: 'E1', message: { expr: { vars: ['customer'] } } });
+  });
+
+  test('a variable attribute that is no name, or on a throwing event, is a problem', async () => {
+    const problems = await problemsOf(model(`<startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="t"/>
+      <serviceTask id="t" camunda:type="external" camunda:topic="x"/><sequenceFlow id="f1" sourceRef="t" targetRef="e"/>
+      <endEvent id="e"><errorEventDefinition errorRef="e1" camunda:errorCodeVariable="code"/></endEvent>
+      <boundaryEvent id="b" attachedToRef="t"><errorEventDefinition camunda:errorCodeVariable="\${x}"/></boundaryEvent>`, defs));
+    expect(problems).toEqual([
+      'inline.bpmn: element e: attribute camunda:errorCodeVariable="code" is not supported in this version',
+      'inline.bpmn: element b: camunda:errorCodeVariable="${x}" must be a variable name',
+    ]);
+  });
+});

@@ -72,10 +72,11 @@ export async function throwBpmnError(
   workerId: string,
   errorCode: string,
   variables: Variables,
+  errorMessage: string | null,
 ): Promise<void> {
   await client.query({
-    name: 'pgbpm_worker_bpmn_error',
-    text: 'select state from bpm.throw_bpmn_error($1, $2, $3, $4::jsonb)',
-    values: [taskId, workerId, errorCode, JSON.stringify(variables)],
+    name: 'pgbpm_worker_bpmn_error_v2',
+    text: 'select state from bpm.throw_bpmn_error($1, $2, $3, $4::jsonb, $5)',
+    values: [taskId, workerId, errorCode, JSON.stringify(variables), errorMessage],
   });
 }

@@ -109,7 +109,7 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
       }
       const error = result.error;
       if (isBpmnError(error)) {
-        await throwBpmnError(client, task.id, deps.workerId, error.code, error.variables);
+        await throwBpmnError(client, task.id, deps.workerId, error.code, error.variables, error.errorMessage);
         log.info({ errorCode: error.code, err: error.message }, 'BPMN error thrown');
         return 'bpmnError';
       }

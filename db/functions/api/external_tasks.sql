@@ -165,7 +165,10 @@ end;
 $$;
 comment on function bpm.fail_external_task(uuid, text, text, int, interval) is E'Reports a failure of an external task locked by worker_id. retries = how many retries remain; the task is fetchable again after retry_after. With 0 retries an incident failedExternalTask is raised. Roles: bpm_admin, bpm_engine.';
 
-create or replace function bpm.throw_bpmn_error(task_id uuid, worker_id text, error_code text, variables jsonb default '{}')
+-- error_message: what the worker says about the error; a catching event
+-- with camunda:errorMessageVariable stores it (and the code by
+-- camunda:errorCodeVariable).
+create or replace function bpm.throw_bpmn_error(task_id uuid, worker_id text, error_code text, variables jsonb default '{}', error_message text default null)
 returns bpm.external_task
 language plpgsql
 volatile
@@ -183,7 +186,7 @@ declare
   v_joins text[];
   v_locked record;
   v_incident uuid;
-  v_message text := 'BPMN error ' || coalesce(error_code, '(no code)');
+  v_message text := 'BPMN error ' || coalesce(error_code, '(no code)') || coalesce(': ' || error_message, '');
 begin
   v_locked := bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'throw an error from it');
   v_task := v_locked.task;
@@ -192,7 +195,7 @@ begin
   select d.graph, d.inclusive_joins into v_graph, v_joins from bpm.process_definition d
   where d.tenant_id = v_tenant and d.id = v_instance.definition_id;
   v_boundary := bpm_private.error_boundary__find(v_graph, v_task.element_id, error_code);
-  if v_boundary is null and bpm_private.token__throw(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, 'error', error_code, v_variables) then
+  if v_boundary is null and bpm_private.token__throw(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, 'error', error_code, error_message, v_variables) then
     -- caught on the way out (an enclosing subprocess, event subprocess, multi-instance body)
     update bpm.external_task e set error_message = v_message, locked_until = null
     where e.tenant_id = v_tenant and e.id = task_id
@@ -216,11 +219,12 @@ begin
   set state = 'cancelled', ended_at = pg_catalog.now(), locked_until = null, error_message = v_message
   where e.tenant_id = v_tenant and e.id = task_id
   returning * into v_task;
-  perform bpm_private.token__move(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, v_boundary, v_variables, 'externalTaskCancelled');
+  perform bpm_private.token__move(v_instance, v_graph, v_joins, v_task.id, v_task.element_id, v_boundary,
+    v_variables || bpm_private.catch__variables(v_graph -> 'nodes' -> v_boundary, error_code, error_message), 'externalTaskCancelled');
   return v_task;
 end;
 $$;
-comment on function bpm.throw_bpmn_error(uuid, text, text, jsonb) is E'Reports a business error for an external task locked by worker_id: the matching error boundary event (by code, else a catch-all) interrupts the task and its path is taken; else the nearest matching catch on the way out (an error event subprocess or a boundary of an enclosing subprocess, which is cancelled); variables merge into the instance. Nothing catches it: incident unhandledBpmnError (retry_incident makes the task available again). Roles: bpm_admin, bpm_engine.';
+comment on function bpm.throw_bpmn_error(uuid, text, text, jsonb, text) is E'Reports a business error for an external task locked by worker_id: the matching error boundary event (by code, else a catch-all) interrupts the task and its path is taken; else the nearest matching catch on the way out (an error event subprocess or a boundary of an enclosing subprocess, which is cancelled); variables merge into the instance, and the catching event''s camunda:errorCodeVariable / errorMessageVariable receive error_code / error_message. Nothing catches it: incident unhandledBpmnError (retry_incident makes the task available again). Roles: bpm_admin, bpm_engine.';
 
 create or replace function bpm.retry_incident(incident_id uuid, retries int default 1)
 returns bpm.incident

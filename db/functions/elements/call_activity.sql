@@ -219,7 +219,7 @@ begin
   st.l_data := st.l_data || (v_found.token).data;
   st.l_state := st.l_state || 'stored'::text;
   st.cur_scope := (v_found.token).id;
-  v_res := bpm_private.error__catch(st, v_graph, action ->> 'event', action ->> 'code');
+  v_res := bpm_private.error__catch(st, v_graph, action ->> 'event', action ->> 'code', action ->> 'message');
     st := v_res.st;
     v_caught := v_res.caught;
   if not v_caught and action ->> 'event' = 'error' then

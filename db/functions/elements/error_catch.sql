@@ -55,7 +55,27 @@ end;
 $$;
 comment on function bpm_private.event_subprocess__find_catch(jsonb, jsonb, text, text) is E'The start event of an event subprocess catching an error or escalation code, or null.';
 
-create or replace function bpm_private.error__catch(inout st bpm_private.run_state, graph jsonb, kind text, code text, out caught boolean)
+-- What a catching event sets (camunda:errorCodeVariable, errorMessageVariable,
+-- escalationCodeVariable): {name: value}, empty when it names no variables.
+create or replace function bpm_private.catch__variables(catch_node jsonb, code text, message text)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_event jsonb := catch_node -> 'event';
+begin
+  if not (v_event ? 'codeVariable' or v_event ? 'messageVariable') then
+    return '{}';
+  end if;
+  return case when v_event ? 'codeVariable' then pg_catalog.jsonb_build_object(v_event ->> 'codeVariable', code) else '{}' end
+    || case when v_event ? 'messageVariable' then pg_catalog.jsonb_build_object(v_event ->> 'messageVariable', message) else '{}' end;
+end;
+$$;
+comment on function bpm_private.catch__variables(jsonb, text, text) is E'The variables a catching error or escalation event sets from the caught code and message (by its codeVariable / messageVariable).';
+
+create or replace function bpm_private.error__catch(inout st bpm_private.run_state, graph jsonb, kind text, code text, message text, out caught boolean)
 language plpgsql
 volatile
 set search_path = ''
@@ -74,6 +94,7 @@ begin
       v_catch := bpm_private.event_subprocess__find_catch(graph, graph -> 'eventSubprocesses', kind, code);
       if v_catch is not null then
         st := bpm_private.event_subprocess__start(st, graph, v_catch, null, kind || 'Caught');
+        st := bpm_private.scope__set_variables(st, null, bpm_private.catch__variables(v_catch, code, message));
         caught := true;
       end if;
       exit;
@@ -86,6 +107,7 @@ begin
       v_catch := bpm_private.event_subprocess__find_catch(graph, graph -> 'nodes' -> v_el -> 'eventSubprocesses', kind, code);
       if v_catch is not null then
         st := bpm_private.event_subprocess__start(st, graph, v_catch, v_scope, kind || 'Caught');
+        st := bpm_private.scope__set_variables(st, v_scope, bpm_private.catch__variables(v_catch, code, message));
         caught := true;
         exit;
       end if;
@@ -99,6 +121,7 @@ begin
           st := bpm_private.scope__cancel(st, array[v_scope]);
         end if;
         st := bpm_private.run__event(st, kind || 'Caught', v_scope, v_catch ->> 'id');
+        st := bpm_private.scope__set_variables(st, st.cur_scope, bpm_private.catch__variables(v_catch, code, message));
         st := bpm_private.run__push(st, v_catch ->> 'id', null);
         caught := true;
         exit;
@@ -109,7 +132,7 @@ begin
   st.cur_scope := v_from;
 end;
 $$;
-comment on function bpm_private.error__catch(bpm_private.run_state, jsonb, text, text) is E'Finds what catches an error or escalation thrown in the current scope and starts it (interrupting catches cancel the scope they interrupt).';
+comment on function bpm_private.error__catch(bpm_private.run_state, jsonb, text, text, text) is E'Finds what catches an error or escalation thrown in the current scope and starts it (interrupting catches cancel the scope they interrupt), setting the variables it names for the code and message.';
 
 -- Event subprocesses of a scope that start on a message, signal or timer:
 -- one subscription each, on the scope instance (at process level, on the

@@ -291,6 +291,7 @@ declare
   v_caught boolean := false;
   v_res record;
   v_parent uuid;
+  v_message text;
 begin
   if v_kind = 'signal' then
     st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'signal', 'element', v_el,
@@ -305,7 +306,8 @@ begin
     if v_kind = 'error' or node ->> 'type' = 'endEvent' then
       st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
     end if;
-    v_res := bpm_private.error__catch(st, graph, v_kind, v_event ->> 'code');
+    v_message := bpm_private.value__to_text(bpm_private.value__eval(v_event -> 'message', st.variables, v_el));
+    v_res := bpm_private.error__catch(st, graph, v_kind, v_event ->> 'code', v_message);
     st := v_res.st;
     v_caught := v_res.caught;
     if not v_caught and st.is_new then
@@ -315,7 +317,8 @@ begin
     end if;
     if not v_caught and v_parent is not null then
       -- the calling instance's call activity may catch it (after this run is written)
-      st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'throwToParent', 'event', v_kind, 'element', v_el, 'code', v_event ->> 'code');
+      st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'throwToParent', 'event', v_kind, 'element', v_el, 'code', v_event ->> 'code',
+        'message', v_message);
     elsif not v_caught and v_kind = 'error' then
       st.a_state[pg_catalog.array_position(st.a_id, id)] := 'active';
       st := bpm_private.wait__add(st, id, v_el, 'incident', via_flow, null);

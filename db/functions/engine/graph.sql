@@ -130,7 +130,8 @@ comment on function bpm_private.token__move(bpm.process_instance, jsonb, text[],
 -- A waiting token throws an error or escalation (an external task's BPMN
 -- error): if something on the way out catches it, the run goes on from there
 -- (true); else nothing is changed (false).
-create or replace function bpm_private.token__throw(instance bpm.process_instance, graph jsonb, joins text[], token_id uuid, node_id text, kind text, code text, variables jsonb)
+create or replace function bpm_private.token__throw(instance bpm.process_instance, graph jsonb, joins text[], token_id uuid, node_id text, kind text, code text, message text,
+  variables jsonb)
 returns boolean
 language plpgsql
 volatile
@@ -146,7 +147,7 @@ begin
   end if;
   st.business_key := instance.business_key;
   st := bpm_private.run__resume(st, v_graph -> 'nodes' -> node_id, token_id);
-  v_res := bpm_private.error__catch(st, v_graph, kind, code);
+  v_res := bpm_private.error__catch(st, v_graph, kind, code, message);
   if not v_res.caught then
     return false;
   end if;
@@ -155,4 +156,4 @@ begin
   return true;
 end;
 $$;
-comment on function bpm_private.token__throw(bpm.process_instance, jsonb, text[], uuid, text, text, text, jsonb) is E'A waiting token throws an error or escalation; true when a catch on the way out took it (the run went on), false when nothing catches it (nothing changed).';
+comment on function bpm_private.token__throw(bpm.process_instance, jsonb, text[], uuid, text, text, text, text, jsonb) is E'A waiting token throws an error or escalation; true when a catch on the way out took it (the run went on), false when nothing catches it (nothing changed).';

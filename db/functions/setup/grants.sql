@@ -16,7 +16,7 @@ grant execute on function bpm.fetch_and_lock(text, text, int, interval) to bpm_a
 grant execute on function bpm.complete_external_task(uuid, text, jsonb) to bpm_admin, bpm_engine;
 grant execute on function bpm.fail_external_task(uuid, text, text, int, interval) to bpm_admin, bpm_engine;
 grant execute on function bpm.register_task_listener(text, interval) to bpm_admin, bpm_engine;
-grant execute on function bpm.throw_bpmn_error(uuid, text, text, jsonb) to bpm_admin, bpm_engine;
+grant execute on function bpm.throw_bpmn_error(uuid, text, text, jsonb, text) to bpm_admin, bpm_engine;
 grant execute on function bpm.retry_incident(uuid, int) to bpm_admin, bpm_engine;
 grant execute on function bpm.events_after(bigint, uuid, int) to bpm_admin, bpm_designer, bpm_user, bpm_engine;
 grant execute on function bpm.register_event_listener(text, interval) to bpm_admin, bpm_designer, bpm_user, bpm_engine;

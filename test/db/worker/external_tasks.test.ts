@@ -132,7 +132,7 @@ describe('a handler', () => {
 });
 
 describe('BPMN errors', () => {
-  test('a BpmnError thrown by the handler takes the matching error boundary, with its variables', async () => {
+  test('a BpmnError thrown by the handler takes the matching error boundary, with its variables, code and message', async () => {
     const key = 'w_bpmn_error';
     await deployXml(await designer(), [
       {
@@ -143,7 +143,9 @@ describe('BPMN errors', () => {
           `<startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
            <serviceTask id="work" camunda:type="external" camunda:topic="${key}"/>
            <sequenceFlow id="f2" sourceRef="work" targetRef="end"/><endEvent id="end"/>
-           <boundaryEvent id="onDeclined" attachedToRef="work"><errorEventDefinition errorRef="E_DECLINED"/></boundaryEvent>
+           <boundaryEvent id="onDeclined" attachedToRef="work">
+             <errorEventDefinition errorRef="E_DECLINED" camunda:errorCodeVariable="errorCode" camunda:errorMessageVariable="errorMessage"/>
+           </boundaryEvent>
            <sequenceFlow id="fx" sourceRef="onDeclined" targetRef="handleDeclined"/>
            <userTask id="handleDeclined"/><sequenceFlow id="fx2" sourceRef="handleDeclined" targetRef="endX"/><endEvent id="endX"/>`,
         ),
@@ -164,8 +166,11 @@ describe('BPMN errors', () => {
       (await history(db.root, inst.id)).includes('handleDeclined:active') ? true : undefined,
     );
     expect(await history(db.root, inst.id)).toEqual(['start:completed', 'work:cancelled', 'onDeclined:completed', 'handleDeclined:active']);
-    expect(await instance(db.root, inst.id)).toMatchObject({ state: 'active', variables: { card: '4711', declineReason: 'limit' } });
-    expect(await externalTaskOf(db.root, inst.id)).toMatchObject({ state: 'cancelled', error_message: 'BPMN error CARD_DECLINED' });
+    expect(await instance(db.root, inst.id)).toMatchObject({
+      state: 'active',
+      variables: { card: '4711', declineReason: 'limit', errorCode: 'CARD_DECLINED', errorMessage: 'card 4711 declined' },
+    });
+    expect(await externalTaskOf(db.root, inst.id)).toMatchObject({ state: 'cancelled', error_message: 'BPMN error CARD_DECLINED: card 4711 declined' });
     expect(await incidents(db.root, inst.id)).toEqual([]);
     expect(calls).toBe(1);
   });
