@@ -465,7 +465,7 @@ const INVALID: Record<string, string[]> = {
     'invalid-events.bpmn: element review: camunda:failedJobRetryTimeCycle="PT5M,PT10M" lists of retry intervals are not supported; write R<retries>/<ISO 8601 duration> (e.g. R3/PT5M)',
     'invalid-events.bpmn: element review: unknown extension property pgbpm:escalateTo (camunda:property); the pgbpm: properties are pgbpm:escalateAfter, pgbpm:escalateToGroups, pgbpm:escalateToAssignee, pgbpm:outputCollection, pgbpm:outputElement',
     'invalid-events.bpmn: element review: pgbpm:escalateAfter="tomorrow" is not an ISO 8601 duration (e.g. PT4H, P1D)',
-    'invalid-events.bpmn: element errorVariable: attribute camunda:errorCodeVariable="code" is not supported in this version',
+    'invalid-events.bpmn: element errorVariable: camunda:errorCodeVariable="${code}" must be a variable name',
     'invalid-events.bpmn: element approve: camunda:failedJobRetryTimeCycle="R3" is not R<retries>/<ISO 8601 duration> (e.g. R3/PT5M)',
     'invalid-events.bpmn: element approve: pgbpm:escalateToGroups without pgbpm:escalateAfter (when the task escalates)',
     'invalid-events.bpmn: element race: event-based gateways that start the process (instantiate="true") are not supported; use message, signal or timer start events',
