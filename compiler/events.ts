@@ -98,7 +98,26 @@ const MESSAGE_DEFINITION_CONSUMES: ReadonlySet<string> = new Set(['camunda:type'
 function checkEventExtensions(ctx: ProcessCtx, el: XNode, position: EventPosition): void {
   const defs = eventDefinitions(el);
   const messageThrow = isThrowing(position) && defs.length === 1 && defs[0].type === MESSAGE;
-  checkExtensions(ctx, el, messageThrow ? JOB_WORKER_CONSUMES : NOTHING);
+  checkExtensions(ctx, el, messageThrow ? JOB_WORKER_CONSUMES : position === 'start' ? START_CONSUMES : NOTHING);
+}
+
+/** Start events read camunda:initiator themselves. */
+const START_CONSUMES: ReadonlySet<string> = new Set(['camunda:initiator']);
+
+/**
+ * camunda:initiator on a start event of the process: the variable that
+ * receives the id of the user who starts the instance (bpm.user_id).
+ */
+function compileInitiator(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): void {
+  const name = nonEmpty(str(el, 'camunda:initiator'));
+  if (name === null) return;
+  if (ctx.scope.kind !== 'process') {
+    problem(ctx, id, 'camunda:initiator is only supported on start events of the process');
+  } else if (isExpression(name) || !/^[A-Za-z_][\w-]*$/.test(name)) {
+    problem(ctx, id, `camunda:initiator="${name}" must be a variable name`);
+  } else {
+    node.initiator = name;
+  }
 }
 
 /**
@@ -161,6 +180,7 @@ export function compileStartEvent(ctx: ProcessCtx, el: XNode, id: string): Compi
   const scope = ctx.scope;
   scope.startElements++;
   const node = baseNode(el, id, 'startEvent');
+  compileInitiator(ctx, el, id, node);
   if (scope.kind === 'eventSubProcess') return compileEventSubprocessStart(ctx, el, id, node);
   const defs = eventDefinitions(el);
   if (scope.kind === 'subProcess' && defs.length > 0) {

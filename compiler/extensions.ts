@@ -69,7 +69,6 @@ const ATTRIBUTE_RULES: Readonly<Record<string, Rule>> = {
   'camunda:decisionRefVersion': IGNORE,
   'camunda:decisionRefTenantId': IGNORE,
   'camunda:mapDecisionResult': IGNORE,
-  'camunda:initiator': unsupportedAttribute('camunda:initiator'),
   // call activities (the supported ones are read by compileCall)
   'camunda:calledElementTenantId': (ctx, id, _o, v) =>
     problem(ctx, id, `calling a process of another tenant (camunda:calledElementTenantId=${quote(v)}) is not supported; call activities call processes of their own tenant`),

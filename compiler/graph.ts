@@ -293,6 +293,8 @@ export interface CompiledNode {
   transaction?: boolean;
   /** userTask only. */
   userTask?: UserTaskSpec;
+  /** Start events of the process: camunda:initiator, the variable that receives the starting user's id. */
+  initiator?: string;
   /** userTask and the process's none start event: a static form (one given by an expression is userTask.form). */
   form?: FormRef;
   /**

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { compileBpmn, formatProblems } from '../../compiler';
 import type { CompiledNode, CompiledProcess, CompileProblem } from '../../compiler/graph';
 import { cronProblem, isIsoDateTime, isIsoDuration, parseRetryCycle, timerLiteralProblem } from '../../compiler/timer';
-import { compileOk, lines, model, node, problemsOf } from './compiler-support';
+import { around, compileOk, lines, model, node, problemsOf } from './compiler-support';
 
 const FIXTURES = path.join(__dirname, '..', 'fixtures', 'bpmn');
 
@@ -646,6 +646,19 @@ describe('variables of caught errors and escalations (Camunda 7)', () => {
     expect(problems).toEqual([
       'inline.bpmn: element e: attribute camunda:errorCodeVariable="code" is not supported in this version',
       'inline.bpmn: element b: camunda:errorCodeVariable="${x}" must be a variable name',
+    ]);
+  });
+});
+
+describe('camunda:initiator', () => {
+  test('on a start event of the process it names the variable for the starting user; elsewhere it is refused', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(around('<task id="t"/>').replace('<startEvent id="s"/>', '<startEvent id="s" camunda:initiator="starter"/>')));
+    expect(node(p, 's').initiator).toBe('starter');
+    const problems = await problemsOf(model(`<startEvent id="s" camunda:initiator="\${x}"/><sequenceFlow id="f0" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub"><startEvent id="is" camunda:initiator="inner"/><sequenceFlow id="i1" sourceRef="is" targetRef="ie"/><endEvent id="ie"/></subProcess>`));
+    expect(problems).toEqual([
+      'inline.bpmn: element s: camunda:initiator="${x}" must be a variable name',
+      'inline.bpmn: element is: camunda:initiator is only supported on start events of the process',
     ]);
   });
 });

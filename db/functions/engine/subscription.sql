@@ -50,6 +50,11 @@ begin
       raise exception 'process % has no none start event: it starts by message, signal or timer only', definition.key using errcode = 'BP308';
     end if;
   end if;
+  if v_graph -> 'nodes' -> start_node ? 'initiator' then
+    -- camunda:initiator: the starting user's id (null when none is set)
+    st.variables := st.variables || pg_catalog.jsonb_build_object(v_graph -> 'nodes' -> start_node ->> 'initiator',
+      nullif(pg_catalog.current_setting('bpm.user_id', true), ''));
+  end if;
   if business_key is not null and v_graph ? 'uniqueBusinessKey' then
     perform bpm_private.business_key__claim(definition, business_key);
   end if;

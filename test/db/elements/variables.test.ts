@@ -14,6 +14,7 @@ import {
   one,
   openTask,
   startProcess,
+  TENANT,
   type Actors,
 } from './support';
 
@@ -169,5 +170,30 @@ describe('strings built from parts', () => {
 
   test('a template over a variable that is not set is BP302, rolled back', async () => {
     await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'vars_strings', { customer: { name: 'Ada' } }), 'BP302', /"orderId"/);
+  });
+});
+
+describe('camunda:initiator', () => {
+  beforeAll(async () => {
+    await deployProcess(as.admin, 'vars_initiator', `
+      <startEvent id="start" camunda:initiator="starter"/>
+      <sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
+      <userTask id="review" camunda:assignee="\${starter}"/>`);
+  });
+
+  test('the variable named by camunda:initiator holds the id of the user who started the instance', async () => {
+    const started = await startProcess(as.alice, 'vars_initiator', { amount: 1 });
+    expect((await getInstance(as.admin, started.id)).variables).toEqual({ amount: 1, starter: 'alice' });
+    expect((await openTask(as.admin, started.id, 'review')).assignee).toBe('alice');
+  });
+
+  test('without a user id it is null', async () => {
+    const anonymous = await db.connectAs({ role: 'bpm_admin', tenant: TENANT });
+    try {
+      const started = await startProcess(anonymous, 'vars_initiator');
+      expect((await getInstance(as.admin, started.id)).variables).toEqual({ starter: null });
+    } finally {
+      await anonymous.end();
+    }
   });
 });
