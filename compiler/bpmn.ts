@@ -193,6 +193,7 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   computeUpstream(ctx);
   const ttl = historyTimeToLive(ctx, proc);
   const uniqueBusinessKey = processProperties(ctx, proc);
+  const starters = candidateStarters(ctx, proc);
   const forms = compileEmbeddedForms(ctx, proc);
   checkEmbeddedFormKeys(ctx, ctx.nodes, forms);
 
@@ -211,6 +212,8 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   const startForm = graph.start !== null ? ctx.nodes[graph.start]?.form : undefined;
   if (startForm !== undefined) compiled.startForm = startForm;
   if (Object.keys(forms).length > 0) compiled.forms = forms;
+  if (starters.users.length > 0) compiled.candidateStarterUsers = starters.users;
+  if (starters.groups.length > 0) compiled.candidateStarterGroups = starters.groups;
   return compiled;
 }
 
@@ -299,7 +302,32 @@ function compileScope(ctx: ProcessCtx, container: XNode): void {
   }
 }
 
-const PROCESS_CONSUMES: ReadonlySet<string> = new Set(['camunda:versionTag', 'camunda:historyTimeToLive', 'zeebe:VersionTag', 'zeebe:UserTaskForm']);
+const PROCESS_CONSUMES: ReadonlySet<string> = new Set([
+  'camunda:versionTag',
+  'camunda:historyTimeToLive',
+  'camunda:candidateStarterUsers',
+  'camunda:candidateStarterGroups',
+  'zeebe:VersionTag',
+  'zeebe:UserTaskForm',
+]);
+
+/**
+ * camunda:candidateStarterUsers / candidateStarterGroups: who may start the
+ * process (comma-separated names; a bpm_user outside both lists may not,
+ * when either is set).
+ */
+function candidateStarters(ctx: ProcessCtx, proc: XNode): { users: string[]; groups: string[] } {
+  const list = (attr: string): string[] => {
+    const raw = nonEmpty(str(proc, attr));
+    if (raw === null) return [];
+    if (isExpression(raw)) {
+      problem(ctx, ctx.processId, `${attr}="${raw}" must be a comma-separated list of names; expressions are not supported here`);
+      return [];
+    }
+    return raw.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  };
+  return { users: list('camunda:candidateStarterUsers'), groups: list('camunda:candidateStarterGroups') };
+}
 
 function processVersionTag(proc: XNode): string | null {
   const camunda = nonEmpty(str(proc, 'camunda:versionTag'));

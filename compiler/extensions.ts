@@ -37,8 +37,6 @@ const ATTRIBUTE_RULES: Readonly<Record<string, Rule>> = {
   // modeler / operations metadata, no execution semantics here
   'camunda:versionTag': IGNORE,
   'camunda:historyTimeToLive': IGNORE,
-  'camunda:candidateStarterGroups': IGNORE,
-  'camunda:candidateStarterUsers': IGNORE,
   'camunda:isStartableInTasklist': IGNORE,
   'camunda:jobPriority': IGNORE,
   'camunda:taskPriority': IGNORE,

@@ -382,6 +382,9 @@ export interface CompiledProcess {
   startForm?: FormRef;
   /** Forms embedded in the model (zeebe:userTaskForm): id → the form's JSON. */
   forms?: Record<string, unknown>;
+  /** camunda:candidateStarterUsers / candidateStarterGroups: who may start it (absent: anyone). */
+  candidateStarterUsers?: string[];
+  candidateStarterGroups?: string[];
   graph: CompiledGraph;
 }
 

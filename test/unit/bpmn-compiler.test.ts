@@ -821,3 +821,20 @@ test('formatProblems: one line per problem', () => {
   ])).toBe('a.bpmn: element Task_1: bad thing\nb.bpmn: file is empty');
   expect(formatProblems([])).toBe('');
 });
+
+describe('candidate starters', () => {
+  const withStarters = (attributes: string): string => model('<startEvent id="s"/>').replace('<process id="p" isExecutable="true">', `<process id="p" isExecutable="true" ${attributes}>`);
+
+  test('camunda:candidateStarterUsers / Groups are kept as lists of names', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', withStarters('camunda:candidateStarterUsers="ann, bob" camunda:candidateStarterGroups=" sales "'));
+    expect(warnings).toEqual([]);
+    expect(p).toMatchObject({ candidateStarterUsers: ['ann', 'bob'], candidateStarterGroups: ['sales'] });
+    const { process: none } = await compileOk('inline.bpmn', withStarters(''));
+    expect(none.candidateStarterUsers).toBeUndefined();
+  });
+
+  test('an expression is refused', async () => {
+    const { problems } = await compileFail('inline.bpmn', withStarters('camunda:candidateStarterGroups="${groups}"'));
+    expect(problems).toEqual(['inline.bpmn: element p: camunda:candidateStarterGroups="${groups}" must be a comma-separated list of names; expressions are not supported here']);
+  });
+});

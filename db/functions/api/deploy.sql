@@ -1,5 +1,6 @@
 -- resources: the compiler's CompiledResource[] (compiler/graph.ts):
--- [{name, hash, xml, processes: [{key, name, versionTag, historyTimeToLive?, startForm?, forms?, graph}]}].
+-- [{name, hash, xml, processes: [{key, name, versionTag, historyTimeToLive?, startForm?, forms?,
+--   candidateStarterUsers?, candidateStarterGroups?, graph}]}].
 create or replace function bpm.deploy(resources jsonb)
 returns setof bpm.process_definition
 language plpgsql
@@ -48,9 +49,13 @@ begin
         values (v_tenant, v_resource ->> 'name', v_resource ->> 'hash', v_resource ->> 'xml', bpm_private.current_user_id())
         returning id into v_deployment;
       end if;
-      insert into bpm.process_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, start_form, forms, graph, inclusive_joins, history_ttl)
+      insert into bpm.process_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, start_form, forms,
+        candidate_starter_users, candidate_starter_groups, graph, inclusive_joins, history_ttl)
       values (v_tenant, v_process ->> 'key', coalesce(v_latest.version, 0) + 1, v_process ->> 'name', v_process ->> 'versionTag',
-        v_deployment, v_resource ->> 'hash', v_process -> 'startForm', v_process -> 'forms', v_process -> 'graph',
+        v_deployment, v_resource ->> 'hash', v_process -> 'startForm', v_process -> 'forms',
+        array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_process -> 'candidateStarterUsers') = 'array' then v_process -> 'candidateStarterUsers' else '[]' end)),
+        array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_process -> 'candidateStarterGroups') = 'array' then v_process -> 'candidateStarterGroups' else '[]' end)),
+        v_process -> 'graph',
         array(select n.key from pg_catalog.jsonb_each(v_process -> 'graph' -> 'nodes') n
               where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key),
         bpm_private.history_ttl__parse(v_process ->> 'historyTimeToLive'))

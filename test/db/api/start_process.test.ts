@@ -432,3 +432,47 @@ describe('unique business keys (pgbpm:uniqueBusinessKey)', () => {
     }
   });
 });
+
+describe('candidate starters (camunda:candidateStarterUsers / candidateStarterGroups)', () => {
+  const MODEL = (attributes: string): string => `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="http://pgbpm.test">
+  <process id="starters" isExecutable="true" ${attributes}>
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/><userTask id="t"/>
+  </process>
+</definitions>`;
+
+  test('a bpm_user starts a process with candidate starters only as one of them; an admin always may', async () => {
+    await deployXml(designer, [{ name: 'starters.bpmn', xml: MODEL('camunda:candidateStarterGroups="sales, support" camunda:candidateStarterUsers="olga"') }]);
+    const { rows: [def] } = await ulla.query<{ candidate_starter_users: string[]; candidate_starter_groups: string[] }>(
+      `select candidate_starter_users, candidate_starter_groups from bpm.process_definition where key = 'starters'`,
+    );
+    expect(def).toEqual({ candidate_starter_users: ['olga'], candidate_starter_groups: ['sales', 'support'] });
+    // ulla is in group sales
+    const { rows: [byGroup] } = await ulla.query<{ state: string }>(`select (bpm.start_process('starters')).state`);
+    expect(byGroup.state).toBe('active');
+    const olga = await db.connectAs({ role: 'bpm_user', tenant: TENANT, user: 'olga', groups: ['finance'] });
+    const pete = await db.connectAs({ role: 'bpm_user', tenant: TENANT, user: 'pete', groups: ['finance'] });
+    try {
+      const { rows: [byUser] } = await olga.query<{ state: string }>(`select (bpm.start_process('starters')).state`);
+      expect(byUser.state).toBe('active');
+      await expectRejectedUnchanged(db.root, () => pete.query(`select bpm.start_process('starters')`), 'BP002',
+        /user pete may not start process starters: its candidate starters are users \{olga\} and groups \{sales, support\}/);
+    } finally {
+      await olga.end();
+      await pete.end();
+    }
+    const { rows: [byAdmin] } = await admin.query<{ state: string }>(`select (bpm.start_process('starters')).state`);
+    expect(byAdmin.state).toBe('active');
+  });
+
+  test('without candidate starters any bpm_user may start it', async () => {
+    await deployXml(designer, [{ name: 'starters.bpmn', xml: MODEL('') }]);
+    const pete = await db.connectAs({ role: 'bpm_user', tenant: TENANT, user: 'pete' });
+    try {
+      const { rows: [started] } = await pete.query<{ state: string }>(`select (bpm.start_process('starters')).state`);
+      expect(started.state).toBe('active');
+    } finally {
+      await pete.end();
+    }
+  });
+});
