@@ -100,7 +100,7 @@ import type {
 } from './graph';
 import { MAX_UPSTREAM_ENTRIES } from './limits';
 import { classifyParserWarnings, reportLeftoverReferences } from './parser-warnings';
-import { compileExtensionProperties, compileExternalTask, compileUserTask } from './tasks';
+import { compileExtensionProperties, compileExternalTask, compileTaskPriority, compileUserTask } from './tasks';
 import type { ParserWarning, XNode } from './xml';
 
 export { parseBpmnXml, prescanXml, type ParseOutcome, type ParserWarning, type XNode } from './xml';
@@ -194,6 +194,7 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   const ttl = historyTimeToLive(ctx, proc);
   const uniqueBusinessKey = processProperties(ctx, proc);
   const starters = candidateStarters(ctx, proc);
+  processTaskPriority(ctx, proc);
   const forms = compileEmbeddedForms(ctx, proc);
   checkEmbeddedFormKeys(ctx, ctx.nodes, forms);
 
@@ -307,9 +308,20 @@ const PROCESS_CONSUMES: ReadonlySet<string> = new Set([
   'camunda:historyTimeToLive',
   'camunda:candidateStarterUsers',
   'camunda:candidateStarterGroups',
+  'camunda:taskPriority',
   'zeebe:VersionTag',
   'zeebe:UserTaskForm',
 ]);
+
+/** The process's camunda:taskPriority: the priority of its external tasks that set none. */
+function processTaskPriority(ctx: ProcessCtx, proc: XNode): void {
+  const holder: CompiledNode = { id: ctx.processId, type: 'task', name: null, in: [], out: [] };
+  compileTaskPriority(ctx, proc, ctx.processId, holder);
+  if (holder.taskPriority === undefined) return;
+  for (const node of Object.values(ctx.nodes)) {
+    if (node.topic !== undefined && node.topic !== '' && node.taskPriority === undefined) node.taskPriority = holder.taskPriority;
+  }
+}
 
 /**
  * camunda:candidateStarterUsers / candidateStarterGroups: who may start the

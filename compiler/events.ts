@@ -37,7 +37,7 @@ import { compileExpression, isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import type { CompiledExpression, CompiledNode, CompiledValue, EventDefinition } from './graph';
 import { MULTI_INSTANCE } from './loops';
-import { EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders } from './tasks';
+import { compileTaskPriority, EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders } from './tasks';
 import { type TimerKind, timerLiteralProblem } from './timer';
 import type { XNode } from './xml';
 
@@ -92,7 +92,7 @@ function isThrowing(position: EventPosition): boolean {
 
 /** A message throw event's implementation: zeebe:taskDefinition on the event (camunda:type/topic sit on its messageEventDefinition). */
 const JOB_WORKER_CONSUMES: ReadonlySet<string> = new Set(['zeebe:TaskDefinition', 'zeebe:TaskHeaders']);
-const MESSAGE_DEFINITION_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic']);
+const MESSAGE_DEFINITION_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'camunda:taskPriority']);
 
 /** camunda:/zeebe: extensions of an event element (a message throw reads its zeebe:taskDefinition itself). */
 function checkEventExtensions(ctx: ProcessCtx, el: XNode, position: EventPosition): void {
@@ -425,6 +425,7 @@ function compileMessageThrow(ctx: ProcessCtx, el: XNode, id: string, def: XNode 
     node.topic = impl.topic;
     const headers = externalTaskHeaders(ctx, el, id);
     if (headers !== null) node.headers = headers;
+    compileTaskPriority(ctx, holder, id, node);
   }
   const message = referencedRoot(ctx, id, holder, 'messageRef', ctx.messages, 'bpmn:message');
   if (message === 'none') {

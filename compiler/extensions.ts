@@ -39,7 +39,7 @@ const ATTRIBUTE_RULES: Readonly<Record<string, Rule>> = {
   'camunda:historyTimeToLive': IGNORE,
   'camunda:isStartableInTasklist': IGNORE,
   'camunda:jobPriority': IGNORE,
-  'camunda:taskPriority': IGNORE,
+  'camunda:taskPriority': IGNORE, // on processes and elements with an external task it is read by compileTaskPriority
   'camunda:exclusive': IGNORE,
   'camunda:formKey': IGNORE,
   'camunda:formRef': IGNORE,

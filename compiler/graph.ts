@@ -317,6 +317,8 @@ export interface CompiledNode {
   topic?: string;
   /** With a topic: zeebe:taskHeaders and camunda:properties (other than pgbpm:…), name → value, handed to the worker with the task. */
   headers?: Record<string, string>;
+  /** With a topic: camunda:taskPriority (of the element, else of the process), an integer literal or expression; engine default 0. */
+  taskPriority?: CompiledValue;
   /**
    * Start, end, intermediate catch/throw and boundary events, receive tasks,
    * send tasks that reference a message: the event definition (absent = none

@@ -16,7 +16,7 @@ import type { XNode } from './xml';
 
 // --- external (service / business rule) tasks --------------------------------------
 
-export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'zeebe:TaskDefinition', 'zeebe:TaskHeaders']);
+export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'camunda:taskPriority', 'zeebe:TaskDefinition', 'zeebe:TaskHeaders']);
 
 export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type: 'serviceTask' | 'businessRuleTask'): CompiledNode {
   const node = compileActivity(ctx, el, id, type, EXTERNAL_CONSUMES);
@@ -25,7 +25,22 @@ export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type
     problem(ctx, id, `${type === 'serviceTask' ? 'service task' : 'business rule task'} needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition`);
   }
   const headers = externalTaskHeaders(ctx, el, id);
-  return headers !== null ? { ...node, topic: impl.topic ?? '', headers } : { ...node, topic: impl.topic ?? '' };
+  const compiled: CompiledNode = headers !== null ? { ...node, topic: impl.topic ?? '', headers } : { ...node, topic: impl.topic ?? '' };
+  compileTaskPriority(ctx, el, id, compiled);
+  return compiled;
+}
+
+/**
+ * camunda:taskPriority of an element with an external task (an integer or an
+ * expression yielding one; evaluated when the task is created): workers fetch
+ * higher priorities first. The process's camunda:taskPriority is the default
+ * (applied by the process compiler).
+ */
+export function compileTaskPriority(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): void {
+  const raw = nonEmpty(str(el, 'camunda:taskPriority'));
+  if (raw === null) return;
+  const value = compileUserTaskValue(ctx, id, 'camunda:taskPriority', raw, 'integer', false);
+  if (value !== null) node.taskPriority = value;
 }
 
 /**

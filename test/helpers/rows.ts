@@ -54,6 +54,8 @@ export interface ExternalTaskRow {
   variables: Variables | null;
   created_at: Date;
   ended_at: Date | null;
+  /** camunda:taskPriority as evaluated at creation (default 0). */
+  priority: number;
   /** zeebe:taskHeaders and camunda:properties of the element (null: none). */
   headers: Record<string, string> | null;
   local_variables: Variables | null;

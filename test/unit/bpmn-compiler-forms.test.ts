@@ -116,3 +116,17 @@ describe('external task headers', () => {
     ]);
   });
 });
+
+describe('external task priority', () => {
+  test('camunda:taskPriority of the task, else of the process; an integer or an expression', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`<startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="a"/>
+      <serviceTask id="a" camunda:type="external" camunda:topic="x" camunda:taskPriority="10"/><sequenceFlow id="f1" sourceRef="a" targetRef="b"/>
+      <serviceTask id="b" camunda:type="external" camunda:topic="x" camunda:taskPriority="\${prio}"/><sequenceFlow id="f2" sourceRef="b" targetRef="c"/>
+      <serviceTask id="c" camunda:type="external" camunda:topic="x"/>`).replace('isExecutable="true"', 'isExecutable="true" camunda:taskPriority="3"'));
+    expect(node(p, 'a').taskPriority).toEqual({ literal: 10 });
+    expect(node(p, 'b').taskPriority).toMatchObject({ expr: { vars: ['prio'] } });
+    expect(node(p, 'c').taskPriority).toEqual({ literal: 3 });
+    const problems = await problemsOf(model(around('<serviceTask id="t" camunda:type="external" camunda:topic="x" camunda:taskPriority="high"/>')));
+    expect(problems).toEqual(['inline.bpmn: element t: camunda:taskPriority="high" is not an integer']);
+  });
+});

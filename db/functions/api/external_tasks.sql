@@ -18,7 +18,7 @@ begin
   if lock_duration is null or lock_duration <= interval '0' then
     raise exception 'invalid argument: lock_duration must be positive' using errcode = 'BP401';
   end if;
-  -- oldest available first (picked and returned in that order); tasks locked
+  -- highest priority first, then oldest available (picked and returned in that order); tasks locked
   -- by a concurrent fetch are skipped
   return query
   with picked as (
@@ -31,9 +31,9 @@ begin
       -- a primary-key lookup per candidate (an EXISTS may be planned as a
       -- scan of the tenant's instances per task before the first ANALYZE)
       and (select i.state from bpm.process_instance i where i.tenant_id = v_tenant and i.id = e.instance_id) = 'active'
-    -- (the order of external_task_fetch_idx: the scan stops after max_tasks
+    -- (the order of external_task_fetch_priority_idx: the scan stops after max_tasks
     -- fetchable ones, however long the queue)
-    order by e.available_at, e.created_at, e.id
+    order by e.priority desc, e.available_at, e.created_at, e.id
     limit max_tasks
     for update of e skip locked
   ), locked as (
@@ -46,10 +46,10 @@ begin
     where e.tenant_id = v_tenant and e.id = p.id
     returning e.*
   )
-  select l.* from locked l order by l.available_at, l.created_at, l.id;
+  select l.* from locked l order by l.priority desc, l.available_at, l.created_at, l.id;
 end;
 $$;
-comment on function bpm.fetch_and_lock(text, text, int, interval) is E'Locks up to max_tasks open external tasks of a topic in the caller''s tenant for a worker (oldest first, FOR UPDATE SKIP LOCKED so concurrent workers never get the same task) and returns them with the variables each one sees: the instance variables, overlaid by its local_variables (scope locals, loop variables, input mappings). Skips suspended instances, tasks in back-off and tasks with an open incident. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.fetch_and_lock(text, text, int, interval) is E'Locks up to max_tasks open external tasks of a topic in the caller''s tenant for a worker (highest priority first, then oldest; FOR UPDATE SKIP LOCKED so concurrent workers never get the same task) and returns them with the variables each one sees: the instance variables, overlaid by its local_variables (scope locals, loop variables, input mappings). Skips suspended instances, tasks in back-off and tasks with an open incident. Roles: bpm_admin, bpm_engine.';
 
 -- Locks the external task's instance and checks the task is open and locked
 -- by this worker. Raises BP104, BP203, BP205, and (when must_be_active) BP202/BP201.

@@ -90,7 +90,7 @@ begin
     when node ? 'inputs' or coalesce((node ->> 'asyncBefore')::boolean, false) then null
     when node ->> 'type' = 'userTask' then
       case when coalesce(node -> 'userTask', '{}') = '{}' and node -> 'taskEscalation' is null then 'userTask' end
-    when coalesce(node ->> 'topic', '') <> '' then 'externalTask'
+    when coalesce(node ->> 'topic', '') <> '' and not coalesce(node -> 'taskPriority' ? 'expr', false) then 'externalTask'
   end;
 end;
 $$;
@@ -112,7 +112,7 @@ declare
   v_ids uuid[] := array(select bpm_private.uuid_v7() from pg_catalog.generate_series(1, n));
   v_pos int := pg_catalog.array_position(st.l_id, body_id);
   v_body jsonb := st.l_data[v_pos];
-  v_data jsonb := case kind when 'userTask' then bpm_private.user_task__create(node, null) else bpm_private.external_task__create(node) end;
+  v_data jsonb := case kind when 'userTask' then bpm_private.user_task__create(node, null) else bpm_private.external_task__create(node, null) end;
   -- what every inner instance sees beyond the instance's variables (task__locals), before its loop variables
   v_locals jsonb := coalesce(bpm_private.task__locals(bpm_private.scope__variables(st, body_id, null), st.variables), '{}');
 begin

@@ -55,7 +55,9 @@ end;
 $$;
 comment on function bpm_private.user_task__form(jsonb, jsonb, text) is E'The form of a new user task whose form key or external reference is an expression: {"key": …} or {"externalReference": …}, null when it yields nothing.';
 
-create or replace function bpm_private.user_task__priority(value jsonb, element_id text)
+-- A task priority from a value: an integer (text or number), or the
+-- fallback when there is none; BP303 for anything else.
+create or replace function bpm_private.priority__of(value jsonb, element_id text, fallback int)
 returns int
 language plpgsql
 immutable
@@ -65,7 +67,7 @@ declare
   v_text text := bpm_private.value__to_text(value);
 begin
   if v_text is null then
-    return 50;
+    return fallback;
   end if;
   if v_text !~ '^\s*-?\d{1,9}\s*$' then
     raise exception 'priority of element % is not an integer: "%"', element_id, v_text using errcode = 'BP303';
@@ -73,21 +75,36 @@ begin
   return v_text::int;
 end;
 $$;
-comment on function bpm_private.user_task__priority(jsonb, text) is E'Task priority from a value (default 50; BP303 if not an integer).';
+comment on function bpm_private.priority__of(jsonb, text, int) is E'A task priority from a value (the fallback when null; BP303 if not an integer).';
 
--- Service, send and business-rule tasks with a topic: an external task waits
--- for a worker (fetch_and_lock).
-create or replace function bpm_private.external_task__create(node jsonb)
-returns jsonb
+create or replace function bpm_private.user_task__priority(value jsonb, element_id text)
+returns int
 language plpgsql
 immutable
+set search_path = ''
+as $$
+begin
+  return bpm_private.priority__of(value, element_id, 50);
+end;
+$$;
+comment on function bpm_private.user_task__priority(jsonb, text) is E'User task priority from a value (default 50; BP303 if not an integer).';
+
+-- Service, send and business-rule tasks with a topic: an external task waits
+-- for a worker (fetch_and_lock). Its priority (camunda:taskPriority, default
+-- 0) is evaluated over what the task sees.
+create or replace function bpm_private.external_task__create(node jsonb, variables jsonb)
+returns jsonb
+language plpgsql
+stable
 set search_path = ''
 as $$
 begin
   if node ->> 'topic' is null then
     raise exception 'element % has no external task topic', node ->> 'id' using errcode = 'BP305';
   end if;
-  return pg_catalog.jsonb_build_object('topic', node ->> 'topic', 'headers', node -> 'headers');
+  return pg_catalog.jsonb_build_object('topic', node ->> 'topic', 'headers', node -> 'headers',
+    'priority', case when node ? 'taskPriority'
+      then bpm_private.priority__of(bpm_private.value__eval(node -> 'taskPriority', variables, node ->> 'id'), node ->> 'id', 0) else 0 end);
 end;
 $$;
-comment on function bpm_private.external_task__create(jsonb) is E'External task behaviour: the topic and headers of a new external task.';
+comment on function bpm_private.external_task__create(jsonb, jsonb) is E'External task behaviour: the topic, headers and priority of a new external task.';

@@ -152,7 +152,7 @@ begin
               st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'deadline', 'task', v_id, 'data', st.w_data[pg_catalog.cardinality(st.w_data)]);
             end if;
           else
-            st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node));
+            st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node, v_vars));
           end if;
           if v_scope is not null or v_node ? 'inputs' then
             -- what the task sees beyond the instance's variables (scope locals, loop variables, inputs)
@@ -468,8 +468,9 @@ begin
     where u.kind = 'userTask';
   end if;
   if 'externalTask' = any(st.w_kind) then
-    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic, headers, local_variables)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic', nullif(u.data -> 'headers', 'null'), nullif(u.data -> 'locals', 'null')
+    insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic, headers, priority, local_variables)
+    select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'topic', nullif(u.data -> 'headers', 'null'), coalesce((u.data ->> 'priority')::int, 0),
+      nullif(u.data -> 'locals', 'null')
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'externalTask';
     perform bpm_private.external_task__notify(st.tenant_id);

@@ -122,6 +122,39 @@ describe('fetch_and_lock', () => {
     expect((await fetchAndLock(engine, plain, 'w1'))[0]?.headers).toBeNull();
   });
 
+  test('camunda:taskPriority (of the task, an expression, or the process\'s default) orders the fetch: highest first, then oldest', async () => {
+    await deployXml(designer, [{
+      name: 't_priority.bpmn',
+      xml: `<?xml version="1.0" encoding="UTF-8"?>
+        <definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="http://pgbpm.test">
+          <process id="t_priority" isExecutable="true" camunda:taskPriority="5">
+            <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="fork"/>
+            <parallelGateway id="fork"/>
+            <sequenceFlow id="f2" sourceRef="fork" targetRef="low"/><sequenceFlow id="f3" sourceRef="fork" targetRef="urgent"/>
+            <sequenceFlow id="f4" sourceRef="fork" targetRef="usual"/>
+            <serviceTask id="low" camunda:type="external" camunda:topic="t_priority" camunda:taskPriority="-1"/>
+            <serviceTask id="urgent" camunda:type="external" camunda:topic="t_priority" camunda:taskPriority="\${urgency}"/>
+            <serviceTask id="usual" camunda:type="external" camunda:topic="t_priority"/>
+          </process>
+        </definitions>`,
+    }]);
+    const first = await start(admin, 't_priority', { urgency: 90 });
+    const second = await start(admin, 't_priority', { urgency: '7' });
+    const fetched = await fetchAndLock(engine, 't_priority', 'w1', 10);
+    expect(fetched.map((t) => [t.instance_id === first.id ? 'first' : t.instance_id === second.id ? 'second' : '?', t.element_id, t.priority])).toEqual([
+      ['first', 'urgent', 90],
+      ['second', 'urgent', 7],
+      ['first', 'usual', 5],
+      ['second', 'usual', 5],
+      ['first', 'low', -1],
+      ['second', 'low', -1],
+    ]);
+  });
+
+  test('a task priority expression that is no integer is BP303, rolled back', async () => {
+    await expectRejectedUnchanged(db.root, () => start(admin, 't_priority', { urgency: 'high' }), 'BP303', /priority of element urgent is not an integer: "high"/);
+  });
+
   test('the variables are those of the instance at fetch time', async () => {
     const topic = await topicModel('t_vars');
     const inst = await start(admin, topic, { a: 1 });
