@@ -37,6 +37,9 @@ begin
         raise exception 'invalid deployment: a process of resource % has no key', v_resource ->> 'name' using errcode = 'BP501';
       end if;
       perform bpm_private.graph__validate(v_process ->> 'key', v_process -> 'graph');
+      if pg_catalog.jsonb_typeof(coalesce(v_process -> 'startForm', '{}')) <> 'object' or pg_catalog.jsonb_typeof(coalesce(v_process -> 'forms', '{}')) <> 'object' then
+        raise exception 'invalid deployment: process % has a startForm or forms that is not a JSON object', v_process ->> 'key' using errcode = 'BP501';
+      end if;
       select * into v_latest from bpm.process_definition d
       where d.tenant_id = v_tenant and d.key = v_process ->> 'key'
       order by d.version desc limit 1;

@@ -202,6 +202,15 @@ describe('payloads the engine refuses (BP501)', () => {
     ],
     ['a graph that is not an object', () => [handMadeResource('g_scalar', 'graph')], /invalid process graph for g_scalar: graph must be an object with nodes and flows/],
     [
+      'a start form that is not an object',
+      () => {
+        const resource = handMadeResource('g_form', graphAround({ id: 'mid', type: 'task' })) as { processes: Array<Record<string, unknown>> };
+        resource.processes[0].startForm = 'embedded:form.html';
+        return [resource];
+      },
+      /invalid deployment: process g_form has a startForm or forms that is not a JSON object/,
+    ],
+    [
       'a graph without flows',
       () => [handMadeResource('g_noflows', { start: 's', nodes: { s: { id: 's', type: 'startEvent', in: [], out: [] } } })],
       /invalid process graph for g_noflows: graph must be an object with nodes and flows/,
