@@ -100,7 +100,7 @@ import type {
 } from './graph';
 import { MAX_UPSTREAM_ENTRIES } from './limits';
 import { classifyParserWarnings, reportLeftoverReferences } from './parser-warnings';
-import { compileExtensionProperties, compileExternalTask, compileTaskPriority, compileUserTask } from './tasks';
+import { compileExtensionProperties, compileExternalTask, compileUserTask, taskPriority } from './tasks';
 import type { ParserWarning, XNode } from './xml';
 
 export { parseBpmnXml, prescanXml, type ParseOutcome, type ParserWarning, type XNode } from './xml';
@@ -315,11 +315,10 @@ const PROCESS_CONSUMES: ReadonlySet<string> = new Set([
 
 /** The process's camunda:taskPriority: the priority of its external tasks that set none. */
 function processTaskPriority(ctx: ProcessCtx, proc: XNode): void {
-  const holder: CompiledNode = { id: ctx.processId, type: 'task', name: null, in: [], out: [] };
-  compileTaskPriority(ctx, proc, ctx.processId, holder);
-  if (holder.taskPriority === undefined) return;
+  const priority = taskPriority(ctx, proc, ctx.processId);
+  if (priority === undefined) return;
   for (const node of Object.values(ctx.nodes)) {
-    if (node.topic !== undefined && node.topic !== '' && node.taskPriority === undefined) node.taskPriority = holder.taskPriority;
+    if (node.topic !== undefined && node.topic !== '' && node.taskPriority === undefined) node.taskPriority = priority;
   }
 }
 

@@ -37,7 +37,7 @@ import { compileExpression, isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import type { CompiledExpression, CompiledNode, CompiledValue, EventDefinition } from './graph';
 import { MULTI_INSTANCE } from './loops';
-import { compileTaskPriority, EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders } from './tasks';
+import { EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders, taskPriority } from './tasks';
 import { type TimerKind, timerLiteralProblem } from './timer';
 import type { XNode } from './xml';
 
@@ -109,15 +109,13 @@ const START_CONSUMES: ReadonlySet<string> = new Set(['camunda:initiator']);
  * receives the id of the user who starts the instance (bpm.user_id).
  */
 function compileInitiator(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): void {
-  const name = nonEmpty(str(el, 'camunda:initiator'));
-  if (name === null) return;
+  if (str(el, 'camunda:initiator') === undefined) return;
   if (ctx.scope.kind !== 'process') {
     problem(ctx, id, 'camunda:initiator is only supported on start events of the process');
-  } else if (isExpression(name) || !/^[A-Za-z_][\w-]*$/.test(name)) {
-    problem(ctx, id, `camunda:initiator="${name}" must be a variable name`);
-  } else {
-    node.initiator = name;
+    return;
   }
+  const name = variableName(ctx, id, el, 'camunda:initiator');
+  if (name !== undefined) node.initiator = name;
 }
 
 /**
@@ -425,7 +423,8 @@ function compileMessageThrow(ctx: ProcessCtx, el: XNode, id: string, def: XNode 
     node.topic = impl.topic;
     const headers = externalTaskHeaders(ctx, el, id);
     if (headers !== null) node.headers = headers;
-    compileTaskPriority(ctx, holder, id, node);
+    const priority = taskPriority(ctx, holder, id);
+    if (priority !== undefined) node.taskPriority = priority;
   }
   const message = referencedRoot(ctx, id, holder, 'messageRef', ctx.messages, 'bpmn:message');
   if (message === 'none') {
@@ -477,8 +476,8 @@ function isCatching(position: EventPosition): boolean {
 /** Attributes of a catching error / escalation definition naming the variables that receive what was caught. */
 const CATCH_VARIABLE_ATTRIBUTES: ReadonlySet<string> = new Set(['camunda:errorCodeVariable', 'camunda:errorMessageVariable', 'camunda:escalationCodeVariable']);
 
-/** camunda:errorCodeVariable and the like: a variable name, not an expression. */
-function catchVariable(ctx: ProcessCtx, id: string, def: XNode, attr: string): string | undefined {
+/** An attribute naming a variable (camunda:initiator, camunda:errorCodeVariable, …): a name, not an expression. */
+function variableName(ctx: ProcessCtx, id: string, def: XNode, attr: string): string | undefined {
   const name = nonEmpty(str(def, attr));
   if (name === null) return undefined;
   if (isExpression(name) || !/^[A-Za-z_][\w-]*$/.test(name)) {
@@ -506,8 +505,8 @@ function compileError(ctx: ProcessCtx, id: string, def: XNode, position: EventPo
   }
   const event: EventDefinition = { kind: 'error', code };
   if (isCatching(position)) {
-    const codeVariable = catchVariable(ctx, id, def, 'camunda:errorCodeVariable');
-    const messageVariable = catchVariable(ctx, id, def, 'camunda:errorMessageVariable');
+    const codeVariable = variableName(ctx, id, def, 'camunda:errorCodeVariable');
+    const messageVariable = variableName(ctx, id, def, 'camunda:errorMessageVariable');
     if (codeVariable !== undefined) event.codeVariable = codeVariable;
     if (messageVariable !== undefined) event.messageVariable = messageVariable;
   } else if (r.kind === 'ok' && ctx.errorMessages.has(r.id)) {
@@ -543,7 +542,7 @@ function compileEscalation(ctx: ProcessCtx, id: string, def: XNode, position: Ev
       : `escalation ${position} event does not reference an escalation (set escalationRef to a bpmn:escalation with an escalationCode)`);
     return null;
   }
-  const codeVariable = isCatching(position) ? catchVariable(ctx, id, def, 'camunda:escalationCodeVariable') : undefined;
+  const codeVariable = isCatching(position) ? variableName(ctx, id, def, 'camunda:escalationCodeVariable') : undefined;
   return codeVariable !== undefined ? { kind: 'escalation', code, codeVariable } : { kind: 'escalation', code };
 }
 

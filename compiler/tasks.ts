@@ -26,7 +26,8 @@ export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type
   }
   const headers = externalTaskHeaders(ctx, el, id);
   const compiled: CompiledNode = headers !== null ? { ...node, topic: impl.topic ?? '', headers } : { ...node, topic: impl.topic ?? '' };
-  compileTaskPriority(ctx, el, id, compiled);
+  const priority = taskPriority(ctx, el, id);
+  if (priority !== undefined) compiled.taskPriority = priority;
   return compiled;
 }
 
@@ -36,11 +37,10 @@ export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type
  * higher priorities first. The process's camunda:taskPriority is the default
  * (applied by the process compiler).
  */
-export function compileTaskPriority(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): void {
+export function taskPriority(ctx: ProcessCtx, el: XNode, id: string): CompiledValue | undefined {
   const raw = nonEmpty(str(el, 'camunda:taskPriority'));
-  if (raw === null) return;
-  const value = compileUserTaskValue(ctx, id, 'camunda:taskPriority', raw, 'integer', false);
-  if (value !== null) node.taskPriority = value;
+  if (raw === null) return undefined;
+  return compileUserTaskValue(ctx, id, 'camunda:taskPriority', raw, 'integer', false) ?? undefined;
 }
 
 /**

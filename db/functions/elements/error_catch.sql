@@ -66,9 +66,6 @@ as $$
 declare
   v_event jsonb := catch_node -> 'event';
 begin
-  if not (v_event ? 'codeVariable' or v_event ? 'messageVariable') then
-    return '{}';
-  end if;
   return case when v_event ? 'codeVariable' then pg_catalog.jsonb_build_object(v_event ->> 'codeVariable', code) else '{}' end
     || case when v_event ? 'messageVariable' then pg_catalog.jsonb_build_object(v_event ->> 'messageVariable', message) else '{}' end;
 end;

@@ -52,8 +52,7 @@ begin
   end if;
   if v_graph -> 'nodes' -> start_node ? 'initiator' then
     -- camunda:initiator: the starting user's id (null when none is set)
-    st.variables := st.variables || pg_catalog.jsonb_build_object(v_graph -> 'nodes' -> start_node ->> 'initiator',
-      nullif(pg_catalog.current_setting('bpm.user_id', true), ''));
+    st.variables := st.variables || pg_catalog.jsonb_build_object(v_graph -> 'nodes' -> start_node ->> 'initiator', bpm_private.current_user_id());
   end if;
   if business_key is not null and v_graph ? 'uniqueBusinessKey' then
     perform bpm_private.business_key__claim(definition, business_key);
