@@ -101,8 +101,8 @@ function checkEventExtensions(ctx: ProcessCtx, el: XNode, position: EventPositio
   checkExtensions(ctx, el, messageThrow ? JOB_WORKER_CONSUMES : position === 'start' ? START_CONSUMES : NOTHING);
 }
 
-/** Start events read camunda:initiator themselves. */
-const START_CONSUMES: ReadonlySet<string> = new Set(['camunda:initiator']);
+/** Start events read camunda:initiator and camunda:formData (compileStartForm) themselves. */
+const START_CONSUMES: ReadonlySet<string> = new Set(['camunda:initiator', 'camunda:FormData']);
 
 /**
  * camunda:initiator on a start event of the process: the variable that
@@ -189,13 +189,20 @@ export function compileStartEvent(ctx: ProcessCtx, el: XNode, id: string): Compi
   if (outcome === 'none') scope.noneStarts.push(id);
   else if (outcome === 'ok') scope.eventStarts.push(id);
   if (outcome === 'none' && scope.kind === 'process') compileStartForm(ctx, el, id, node);
+  else if (extensions(el).some((e) => e.type === 'camunda:FormData')) warn(ctx, id, 'camunda:formData is read on the none start event of a process only; here it is ignored');
   return node;
 }
 
 /** The start form of the process (its none start event): static only, there are no variables to evaluate an expression over yet. */
 function compileStartForm(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): void {
-  const form = compileForm(ctx, el, id);
-  if (form === null) return;
+  const { form, generated } = compileForm(ctx, el, id);
+  for (const field of Object.keys(generated?.defaults ?? {})) {
+    warn(ctx, id, `camunda:formField "${field}": a default value given as an expression is not evaluated on a start form (it is read before the instance has variables); the field has no default`);
+  }
+  if (form === null) {
+    if (generated !== null) node.form = generated.form;
+    return;
+  }
   if ('literal' in form) node.form = form.literal;
   else problem(ctx, id, 'the form of a start event must be static (no expression): it is read before the instance has variables');
 }

@@ -111,8 +111,8 @@ const ioMappingElsewhere = (ext: string): Rule => (ctx, id, owner) => {
 /** Extension elements by moddle type. Unlisted camunda:/zeebe: types are refused; other namespaces are ignored with a warning. */
 const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
   'camunda:Properties': IGNORE,
-  'camunda:FormData': (ctx, id) =>
-    warn(ctx, id, 'camunda:formData (a Camunda 7 generated form) is not read: the task list gets no form fields from it; name a form with camunda:formKey or camunda:formRef'),
+  // read on user tasks and the process's none start event (compiler/forms.ts)
+  'camunda:FormData': (ctx, id) => warn(ctx, id, 'camunda:formData is read on user tasks and on the none start event of a process only; here it is ignored'),
   'camunda:FormProperty': (ctx, id) =>
     warn(ctx, id, 'camunda:formProperty (a Camunda 7 generated form) is not read: the task list gets no form fields from it; name a form with camunda:formKey or camunda:formRef'),
   'camunda:PotentialStarter': IGNORE,

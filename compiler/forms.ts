@@ -11,14 +11,16 @@
  *   zeebe:formDefinition formId="id" bindingType versionTag
  *                                                    → { id, binding, versionTag? }
  *   zeebe:formDefinition externalReference="https://…" (or =expr) → { externalReference }
+ *   camunda:formData (a Camunda 7 generated form)  → { fields, businessKey? }
+ *                                       (beside a key or reference: both)
  *
  * A form embedded in the model (zeebe:userTaskForm, Camunda 8's
  * camunda-forms:bpmn:<id>) is kept with the definition (CompiledProcess.forms);
  * a key naming one that is not there is a problem.
  */
-import { extensions, nonEmpty, problem, type ProcessCtx, str, warn } from './context';
+import { extensions, kids, nonEmpty, problem, type ProcessCtx, str, warn } from './context';
 import { compileExpression, isExpression } from './expression';
-import type { CompiledNode, CompiledValue, FormRef } from './graph';
+import type { CompiledNode, CompiledValue, FormField, FormRef, FormTarget, GeneratedForm } from './graph';
 import type { XNode } from './xml';
 
 /** What a user task or start event reads for its form. */
@@ -28,7 +30,13 @@ export const FORM_CONSUMES: ReadonlySet<string> = new Set([
   'camunda:formRefBinding',
   'camunda:formRefVersion',
   'zeebe:FormDefinition',
+  'camunda:FormData',
 ]);
+
+/** The field types of Camunda 7 generated forms. */
+const FIELD_TYPES: ReadonlySet<string> = new Set(['string', 'long', 'boolean', 'date', 'enum']);
+/** The built-in validation constraints of Camunda 7 generated forms (custom validators are Java classes). */
+const CONSTRAINTS: ReadonlySet<string> = new Set(['required', 'readonly', 'minlength', 'maxlength', 'min', 'max']);
 
 /** The prefix of a Camunda 8 form key that names a form embedded in the model. */
 const EMBEDDED_PREFIX = 'camunda-forms:bpmn:';
@@ -43,7 +51,29 @@ const ZEEBE_BINDINGS: ReadonlySet<string> = new Set(['latest', 'deployment', 've
  */
 export type CompiledForm = { literal: FormRef } | { evaluated: { key: CompiledValue } | { externalReference: CompiledValue } };
 
-export function compileForm(ctx: ProcessCtx, el: XNode, id: string): CompiledForm | null {
+/**
+ * A form and its generated fields: `form` as compileFormTarget; `generated`
+ * the camunda:formData fields (null when the element has none), with the
+ * default values given as expressions (`defaults`, by field id).
+ */
+export interface ElementForm {
+  form: CompiledForm | null;
+  generated: { form: GeneratedForm; defaults: Record<string, CompiledValue> } | null;
+}
+
+/**
+ * The form of a user task or start event (see the head of this file). A
+ * static target with generated fields is one literal; an evaluated target
+ * keeps its fields in the node's static form, merged when the task is created.
+ */
+export function compileForm(ctx: ProcessCtx, el: XNode, id: string): ElementForm {
+  const form = compileFormTarget(ctx, el, id);
+  const generated = compileFormData(ctx, el, id);
+  if (generated === null || form === null || 'evaluated' in form) return { form, generated };
+  return { form: { literal: { ...form.literal, ...generated.form } }, generated };
+}
+
+function compileFormTarget(ctx: ProcessCtx, el: XNode, id: string): CompiledForm | null {
   const found: Array<{ label: string; form: CompiledForm | null }> = [];
   const camundaKey = nonEmpty(str(el, 'camunda:formKey'));
   if (camundaKey !== null) found.push({ label: 'camunda:formKey', form: textForm(ctx, id, 'camunda:formKey', 'key', camundaKey) });
@@ -60,7 +90,7 @@ export function compileForm(ctx: ProcessCtx, el: XNode, id: string): CompiledFor
 }
 
 function textForm(ctx: ProcessCtx, id: string, label: string, field: 'key' | 'externalReference', raw: string): CompiledForm | null {
-  if (!isExpression(raw)) return { literal: field === 'key' ? { key: raw.trim() } : { externalReference: raw.trim() } };
+  if (!isExpression(raw)) return { literal: (field === 'key' ? { key: raw.trim() } : { externalReference: raw.trim() }) satisfies FormTarget };
   const r = compileExpression(raw, 'value');
   if (!r.ok) {
     problem(ctx, id, `${label}: ${r.message}`);
@@ -171,4 +201,88 @@ export function checkEmbeddedFormKeys(ctx: ProcessCtx, nodes: Record<string, Com
   for (const formId of Object.keys(forms)) {
     if (!used.has(formId)) warn(ctx, ctx.processId, `zeebe:userTaskForm id="${formId}" is not used by any user task or start event`);
   }
+}
+
+/**
+ * camunda:formData: the fields of a Camunda 7 generated form, in model order
+ * (id, label, type string | long | boolean | date | enum, datePattern,
+ * defaultValue, validation constraints, properties, enum values), and the
+ * field that holds the business key. A default value given as an expression
+ * is evaluated when the task is created (`defaults`); the engine does not
+ * validate submitted values (as Camunda 7's task completion does not).
+ */
+function compileFormData(ctx: ProcessCtx, el: XNode, id: string): ElementForm['generated'] {
+  const data = extensions(el).filter((e) => e.type === 'camunda:FormData');
+  if (data.length === 0) return null;
+  if (data.length > 1) problem(ctx, id, 'camunda:formData is given more than once');
+  const fields: FormField[] = [];
+  const defaults: Record<string, CompiledValue> = {};
+  for (const f of kids(data[0], 'camunda:fields')) {
+    const field = compileFormField(ctx, f, id, fields);
+    if (field === null) continue;
+    fields.push(field.field);
+    if (field.default !== null) defaults[field.field.id] = field.default;
+  }
+  const businessKey = nonEmpty(str(data[0], 'camunda:businessKey'));
+  if (businessKey !== null && !fields.some((f) => f.id === businessKey)) {
+    problem(ctx, id, `camunda:formData businessKey="${businessKey}" names no form field`);
+  }
+  return { form: businessKey !== null ? { fields, businessKey } : { fields }, defaults };
+}
+
+function compileFormField(ctx: ProcessCtx, f: XNode, id: string, before: FormField[]): { field: FormField; default: CompiledValue | null } | null {
+  const fieldId = nonEmpty(str(f, 'camunda:id'));
+  if (fieldId === null) {
+    problem(ctx, id, 'camunda:formField without id');
+    return null;
+  }
+  const what = `camunda:formField "${fieldId}"`;
+  if (before.some((b) => b.id === fieldId)) {
+    problem(ctx, id, `${what} is defined more than once`);
+    return null;
+  }
+  const type = nonEmpty(str(f, 'camunda:type')) ?? 'string';
+  if (!FIELD_TYPES.has(type)) {
+    problem(ctx, id, `${what}: type "${type}" is not supported; use string, long, boolean, date or enum`);
+    return null;
+  }
+  const field: FormField = { id: fieldId, type };
+  const label = nonEmpty(str(f, 'camunda:label'));
+  if (label !== null) field.label = label;
+  const datePattern = nonEmpty(str(f, 'camunda:datePattern'));
+  if (datePattern !== null) {
+    if (type !== 'date') problem(ctx, id, `${what}: datePattern belongs to date fields`);
+    field.datePattern = datePattern;
+  }
+  const values = kids(f, 'camunda:values').map((v) => ({ id: str(v, 'camunda:id') ?? '', name: str(v, 'camunda:name') ?? '' }));
+  if (type === 'enum') {
+    if (values.length === 0) problem(ctx, id, `${what}: an enum field needs camunda:value entries`);
+    if (values.some((v) => v.id === '')) problem(ctx, id, `${what}: a camunda:value without id`);
+    field.values = values;
+  } else if (values.length > 0) {
+    problem(ctx, id, `${what}: camunda:value entries belong to enum fields (type is "${type}")`);
+  }
+  const validation = kids(f, 'camunda:validation').flatMap((v) => kids(v, 'camunda:constraints'));
+  if (validation.length > 0) {
+    field.validation = validation.map((c) => {
+      const name = str(c, 'camunda:name') ?? '';
+      const config = str(c, 'camunda:config');
+      if (!CONSTRAINTS.has(name)) warn(ctx, id, `${what}: validation constraint "${name}" is not one of Camunda's built-in ones (${[...CONSTRAINTS].join(', ')}); it is passed to the task list as it is`);
+      return config !== undefined ? { name, config } : { name };
+    });
+  }
+  const props = kids(f, 'camunda:properties').flatMap((p) => kids(p, 'camunda:values'));
+  if (props.length > 0) field.properties = Object.fromEntries(props.map((p) => [str(p, 'camunda:id') ?? '', str(p, 'camunda:value') ?? '']));
+  const raw = str(f, 'camunda:defaultValue');
+  if (raw === undefined) return { field, default: null };
+  if (!isExpression(raw)) {
+    field.defaultValue = raw;
+    return { field, default: null };
+  }
+  const r = compileExpression(raw, 'value');
+  if (!r.ok) {
+    problem(ctx, id, `${what} defaultValue: ${r.message}`);
+    return null;
+  }
+  return { field, default: { expr: r.expr } };
 }

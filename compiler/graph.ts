@@ -148,17 +148,41 @@ export interface CompiledFlow {
  * (camunda:formKey, zeebe:formDefinition formKey), a Camunda 7 form reference
  * (camunda:formRef, binding latest | deployment | version), a Camunda 8 linked
  * form (zeebe:formDefinition formId, binding latest | deployment | versionTag)
- * or an external reference (a URL). See compiler/forms.ts.
+ * or an external reference (a URL); and the fields of a Camunda 7 generated
+ * form (camunda:formData). See compiler/forms.ts.
  */
-export type FormRef =
+export type FormTarget =
   | { key: string }
   | { ref: string; binding: string; version?: number }
   | { id: string; binding: string; versionTag?: string }
   | { externalReference: string };
 
+/** A Camunda 7 generated form (camunda:formData): its fields, and the field that holds the business key. */
+export interface GeneratedForm {
+  fields: FormField[];
+  businessKey?: string;
+}
+
+/** A field of a generated form, as the model gives it (a default given as an expression: userTask.formDefaults). */
+export interface FormField {
+  id: string;
+  type: string;
+  label?: string;
+  datePattern?: string;
+  defaultValue?: string;
+  validation?: Array<{ name: string; config?: string }>;
+  properties?: Record<string, string>;
+  values?: Array<{ id: string; name: string }>;
+}
+
+/** A form target, generated fields, or both. */
+export type FormRef = FormTarget | GeneratedForm | (FormTarget & GeneratedForm);
+
 export interface UserTaskSpec {
   /** A form key or external reference given as an expression (evaluated when the task is created); a static form is node.form. */
   form?: { key: CompiledValue } | { externalReference: CompiledValue };
+  /** Default values of generated form fields given as expressions, by field id (evaluated when the task is created). */
+  formDefaults?: Record<string, CompiledValue>;
   assignee?: CompiledValue;
   /** Literal list (comma-separated in the model, split and trimmed) or an expression yielding a string (comma-separated) or array. */
   candidateUsers?: CompiledValue;

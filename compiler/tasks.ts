@@ -124,7 +124,7 @@ function checkStaticTopic(ctx: ProcessCtx, id: string, label: string, topic: str
 
 // --- user tasks --------------------------------------------------------------------
 
-type UserTaskField = Exclude<keyof UserTaskSpec, 'form'>;
+type UserTaskField = Exclude<keyof UserTaskSpec, 'form' | 'formDefaults'>;
 type ValueKind = 'text' | 'list' | 'date' | 'duration' | 'integer';
 
 const USER_TASK_FIELDS: ReadonlyArray<[UserTaskField, ValueKind]> = [
@@ -175,9 +175,11 @@ export function compileUserTask(ctx: ProcessCtx, el: XNode, id: string): Compile
     const value = compileUserTaskValue(ctx, id, sources[0].label, sources[0].raw, kind, sources[0].feelList);
     if (value !== null) spec[field] = value;
   }
-  const form = compileForm(ctx, el, id);
+  const { form, generated } = compileForm(ctx, el, id);
   if (form !== null && 'evaluated' in form) spec.form = form.evaluated;
-  return form !== null && 'literal' in form ? { ...node, userTask: spec, form: form.literal } : { ...node, userTask: spec };
+  if (generated !== null && Object.keys(generated.defaults).length > 0) spec.formDefaults = generated.defaults;
+  if (form !== null && 'literal' in form) return { ...node, userTask: spec, form: form.literal };
+  return generated !== null ? { ...node, userTask: spec, form: generated.form } : { ...node, userTask: spec };
 }
 
 function compileUserTaskValue(ctx: ProcessCtx, id: string, label: string, raw: string, kind: ValueKind, feelList: boolean): CompiledValue | null {

@@ -86,12 +86,75 @@ describe('forms', () => {
   });
 });
 
-test('a Camunda 7 generated form (camunda:formData) deploys with a warning that its fields are not read', async () => {
-  const { warnings } = await compileOk('inline.bpmn', model(around(`<userTask id="t"><extensionElements><camunda:formData>
-      <camunda:formField id="amount" label="Amount" type="long"/></camunda:formData></extensionElements></userTask>`)));
-  expect(warnings).toEqual([
-    'inline.bpmn: element t: camunda:formData (a Camunda 7 generated form) is not read: the task list gets no form fields from it; name a form with camunda:formKey or camunda:formRef',
-  ]);
+describe('Camunda 7 generated forms (camunda:formData)', () => {
+  const FIELDS = `<camunda:formData businessKey="orderNo">
+      <camunda:formField id="orderNo" label="Order" />
+      <camunda:formField id="amount" label="Amount" type="long" defaultValue="\${total}">
+        <camunda:validation><camunda:constraint name="required" /><camunda:constraint name="min" config="1" /></camunda:validation>
+      </camunda:formField>
+      <camunda:formField id="rush" type="boolean" defaultValue="false" />
+      <camunda:formField id="due" type="date" datePattern="dd/MM/yyyy" />
+      <camunda:formField id="level" type="enum" defaultValue="b">
+        <camunda:properties><camunda:property id="hint" value="pick one" /></camunda:properties>
+        <camunda:value id="a" name="Low" /><camunda:value id="b" name="High" />
+      </camunda:formField>
+    </camunda:formData>`;
+
+  test('the fields of a user task are its form, in model order; defaults given as expressions are evaluated when the task is created', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(around(`<userTask id="t"><extensionElements>${FIELDS}</extensionElements></userTask>`)));
+    expect(warnings).toEqual([]);
+    expect(node(p, 't').form).toEqual({
+      businessKey: 'orderNo',
+      fields: [
+        { id: 'orderNo', type: 'string', label: 'Order' },
+        { id: 'amount', type: 'long', label: 'Amount', validation: [{ name: 'required' }, { name: 'min', config: '1' }] },
+        { id: 'rush', type: 'boolean', defaultValue: 'false' },
+        { id: 'due', type: 'date', datePattern: 'dd/MM/yyyy' },
+        { id: 'level', type: 'enum', defaultValue: 'b', values: [{ id: 'a', name: 'Low' }, { id: 'b', name: 'High' }], properties: { hint: 'pick one' } },
+      ],
+    });
+    expect(node(p, 't').userTask?.formDefaults).toMatchObject({ amount: { expr: { vars: ['total'] } } });
+  });
+
+  test('fields beside a form key are kept with it; on the start event they are the start form (expression defaults warned about)', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(`<startEvent id="s"><extensionElements><camunda:formData>
+        <camunda:formField id="who" defaultValue="\${initiator}" /></camunda:formData></extensionElements></startEvent>
+      <sequenceFlow id="f0" sourceRef="s" targetRef="a"/>
+      <userTask id="a" camunda:formKey="\${formName}"><extensionElements><camunda:formData><camunda:formField id="x" /></camunda:formData></extensionElements></userTask>
+      <sequenceFlow id="f1" sourceRef="a" targetRef="b"/>
+      <userTask id="b" camunda:formKey="app:b"><extensionElements><camunda:formData><camunda:formField id="y" /></camunda:formData></extensionElements></userTask>`));
+    expect(warnings).toEqual([
+      'inline.bpmn: element s: camunda:formField "who": a default value given as an expression is not evaluated on a start form (it is read before the instance has variables); the field has no default',
+    ]);
+    expect(p.startForm).toEqual({ fields: [{ id: 'who', type: 'string' }] });
+    expect(node(p, 'a').form).toEqual({ fields: [{ id: 'x', type: 'string' }] });
+    expect(node(p, 'a').userTask?.form).toMatchObject({ key: { expr: { vars: ['formName'] } } });
+    expect(node(p, 'b').form).toEqual({ key: 'app:b', fields: [{ id: 'y', type: 'string' }] });
+  });
+
+  test('wrong fields: every problem, with the element and the reason; formData elsewhere is ignored with a warning', async () => {
+    const problems = await problemsOf(model(around(`<userTask id="t"><extensionElements><camunda:formData businessKey="nope">
+        <camunda:formField label="no id" />
+        <camunda:formField id="a" type="money" />
+        <camunda:formField id="b" /><camunda:formField id="b" />
+        <camunda:formField id="c" type="enum" />
+        <camunda:formField id="d" type="long" datePattern="yyyy"><camunda:value id="x" name="X" /></camunda:formField>
+        <camunda:formField id="e" defaultValue="\${broken(}" />
+      </camunda:formData></extensionElements></userTask>`)));
+    expect(problems).toEqual([
+      'inline.bpmn: element t: camunda:formField without id',
+      'inline.bpmn: element t: camunda:formField "a": type "money" is not supported; use string, long, boolean, date or enum',
+      'inline.bpmn: element t: camunda:formField "b" is defined more than once',
+      'inline.bpmn: element t: camunda:formField "c": an enum field needs camunda:value entries',
+      'inline.bpmn: element t: camunda:formField "d": datePattern belongs to date fields',
+      'inline.bpmn: element t: camunda:formField "d": camunda:value entries belong to enum fields (type is "long")',
+      expect.stringMatching(/^inline\.bpmn: element t: camunda:formField "e" defaultValue: cannot compile expression/),
+      'inline.bpmn: element t: camunda:formData businessKey="nope" names no form field',
+    ]);
+    const { warnings } = await compileOk('inline.bpmn', model(around(`<serviceTask id="t" camunda:type="external" camunda:topic="x"><extensionElements>
+        <camunda:formData><camunda:formField id="a" /></camunda:formData></extensionElements></serviceTask>`)));
+    expect(warnings).toEqual(['inline.bpmn: element t: camunda:formData is read on user tasks and on the none start event of a process only; here it is ignored']);
+  });
 });
 
 describe('external task headers', () => {

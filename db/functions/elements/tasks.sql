@@ -16,7 +16,7 @@ begin
   else
     v_data := pg_catalog.jsonb_build_object(
       'name', node -> 'name',
-      'form', coalesce(bpm_private.user_task__form(v_spec -> 'form', variables, v_el), node -> 'form'),
+      'form', bpm_private.user_task__form(node -> 'form', v_spec, variables, v_el),
       'assignee', bpm_private.value__to_text(bpm_private.value__eval(v_spec -> 'assignee', variables, v_el)),
       'candidate_users', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateUsers', variables, v_el))),
       'candidate_groups', pg_catalog.to_jsonb(bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateGroups', variables, v_el))),
@@ -30,30 +30,59 @@ end;
 $$;
 comment on function bpm_private.user_task__create(jsonb, jsonb) is E'User task behaviour: assignee, candidates, priority and dates for a new task.';
 
--- A form key or external reference given as an expression (a static form is
--- the node's own "form"): {"key": …} or {"externalReference": …}, null when
--- the expression yields nothing.
-create or replace function bpm_private.user_task__form(spec jsonb, variables jsonb, element_id text)
+-- The form of a new task: the node's static form (a form key or reference,
+-- generated fields) with what is evaluated now: a form key or external
+-- reference given as an expression, and default values of generated fields
+-- given as expressions. Null when the task has no form.
+create or replace function bpm_private.user_task__form(static jsonb, spec jsonb, variables jsonb, element_id text)
 returns jsonb
 language plpgsql
 stable
 set search_path = ''
 as $$
 declare
-  v_field text := case when spec ? 'key' then 'key' else 'externalReference' end;
+  v_form jsonb := static;
+  v_target jsonb := spec -> 'form';
+  v_field text := case when v_target ? 'key' then 'key' else 'externalReference' end;
   v_text text;
 begin
-  if spec is null then
-    return null;
+  if v_target is not null then
+    v_text := bpm_private.value__to_text(bpm_private.value__eval(v_target -> v_field, variables, element_id));
+    if v_text is not null and pg_catalog.btrim(v_text) <> '' then
+      v_form := coalesce(v_form, '{}') || pg_catalog.jsonb_build_object(v_field, pg_catalog.btrim(v_text));
+    end if;
   end if;
-  v_text := bpm_private.value__to_text(bpm_private.value__eval(spec -> v_field, variables, element_id));
-  if v_text is null or pg_catalog.btrim(v_text) = '' then
-    return null;
+  if spec ? 'formDefaults' then
+    v_form := pg_catalog.jsonb_set(v_form, '{fields}', coalesce((
+      select pg_catalog.jsonb_agg(case when d.value is null then f else f || pg_catalog.jsonb_build_object('defaultValue', d.value) end order by f.n)
+      from pg_catalog.jsonb_array_elements(v_form -> 'fields') with ordinality as f(f, n)
+      left join lateral (select bpm_private.form_field__default(spec -> 'formDefaults' -> (f.f ->> 'id'), variables, element_id) as value) d on true), '[]'));
   end if;
-  return pg_catalog.jsonb_build_object(v_field, pg_catalog.btrim(v_text));
+  return v_form;
 end;
 $$;
-comment on function bpm_private.user_task__form(jsonb, jsonb, text) is E'The form of a new user task whose form key or external reference is an expression: {"key": …} or {"externalReference": …}, null when it yields nothing.';
+comment on function bpm_private.user_task__form(jsonb, jsonb, jsonb, text) is E'The form of a new user task: its static form with a form key or external reference given as an expression and the expression defaults of generated fields evaluated; null when it has none.';
+
+-- The default of a generated form field given as an expression. Camunda 7
+-- evaluates it when the form is shown; here when the task is created, so a
+-- variable that is not set yet leaves the field without a default instead of
+-- failing the transition.
+create or replace function bpm_private.form_field__default(value jsonb, variables jsonb, element_id text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if value is null then
+    return null;
+  end if;
+  return nullif(bpm_private.value__eval(value, variables, element_id), 'null');
+exception when sqlstate 'BP302' then
+  return null;
+end;
+$$;
+comment on function bpm_private.form_field__default(jsonb, jsonb, text) is E'The default value of a generated form field given as an expression, or null when a variable it reads is not set.';
 
 -- A task priority from a value: an integer (text or number), or the
 -- fallback when there is none; BP303 for anything else.

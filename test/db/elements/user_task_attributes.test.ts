@@ -86,6 +86,17 @@ beforeAll(async () => {
     <userTask id="t" camunda:formKey="embedded:app:forms/review.html">
       <multiInstanceLoopCharacteristics><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics>
     </userTask>`);
+  // a Camunda 7 generated form: fields, a default from a variable, beside a key expression
+  await deployTask('form_generated', 'camunda:formKey="${formName}"', `<camunda:formData businessKey="orderNo">
+      <camunda:formField id="orderNo" label="Order" />
+      <camunda:formField id="amount" type="long" defaultValue="\${total}"><camunda:validation><camunda:constraint name="required" /></camunda:validation></camunda:formField>
+      <camunda:formField id="note" defaultValue="Note for \${customer}" />
+      <camunda:formField id="level" type="enum" defaultValue="b"><camunda:value id="a" name="Low" /><camunda:value id="b" name="High" /></camunda:formField>
+    </camunda:formData>`);
+  await deployProcess(as.admin, 'form_generated_start', `
+    <startEvent id="start"><extensionElements><camunda:formData><camunda:formField id="reason" label="Reason" type="string" /></camunda:formData></extensionElements></startEvent>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="end"/>
+    <endEvent id="end"/>`);
   // the second task's due date is evaluated in complete_task of the first
   await deployProcess(as.admin, 'due_after_task', `
     <startEvent id="start"/>
@@ -370,6 +381,25 @@ describe('forms', () => {
     const started = await startProcess(as.admin, 'form_multi');
     const tasks = await userTasks(as.admin, started.id);
     expect(tasks.map((t) => t.form)).toEqual(Array(3).fill({ key: 'embedded:app:forms/review.html' }));
+  });
+
+  test('camunda:formData: the task\'s form holds the fields in model order, expression defaults evaluated when the task is created', async () => {
+    const task = await taskOf('form_generated', { formName: 'app:order', total: 120, customer: 'ACME' });
+    expect(task.form).toEqual({
+      key: 'app:order',
+      businessKey: 'orderNo',
+      fields: [
+        { id: 'orderNo', type: 'string', label: 'Order' },
+        { id: 'amount', type: 'long', validation: [{ name: 'required' }], defaultValue: 120 },
+        { id: 'note', type: 'string', defaultValue: 'Note for ACME' },
+        { id: 'level', type: 'enum', defaultValue: 'b', values: [{ id: 'a', name: 'Low' }, { id: 'b', name: 'High' }] },
+      ],
+    });
+    // a default over a variable that is not set yet: no default, the task is created (Camunda 7 evaluates it when the form is shown)
+    const early = await taskOf('form_generated', { formName: 'app:order' });
+    const fields = (early.form as { fields: Array<{ id: string; defaultValue?: unknown }> }).fields;
+    expect(fields.map((f) => [f.id, f.defaultValue ?? null])).toEqual([['orderNo', null], ['amount', null], ['note', null], ['level', 'b']]);
+    expect(await definition('form_generated_start')).toEqual({ start_form: { fields: [{ id: 'reason', type: 'string', label: 'Reason' }] }, forms: null });
   });
 
   test('a form key expression over an unset variable is BP302, rolled back', async () => {
