@@ -11,8 +11,8 @@
  *            once with role, tenant, user and groups
  *
  * Operations: (1) startProcess of `straight` (one user task) and (2) the
- * inbox of a bpm_user: open tasks assigned to them or offered to their
- * groups (RLS), first 20 by priority desc, created_at. Each cell is the
+ * inbox of a bpm_user (taskInbox, bpm.task_inbox): open tasks assigned to
+ * them or offered to their groups, first 20 by priority desc, created_at. Each cell is the
  * median of BENCH_RUNS runs of BENCH_SECONDS on each of BENCH_CONNECTIONS
  * (a list: 1,8 — one client alone shows the latency of a request, eight
  * saturate the 2 cores and show throughput and latency under load),
@@ -74,14 +74,13 @@ const INBOX_BPMN = `<?xml version="1.0" encoding="UTF-8"?>
 
 const START_MUTATION = `mutation Start { startProcess(input: { processKey: "straight" }) { result { id } } }`;
 const INBOX_QUERY = `query Inbox {
-  userTasks(condition: { state: "open" }, first: 20, orderBy: [PRIORITY_DESC, CREATED_AT_ASC]) {
+  taskInbox(maxTasks: 20) {
     nodes { id name priority createdAt dueAt assignee candidateGroups instanceId }
   }
 }`;
 const START_SQL = `select (bpm.start_process('straight')).id`;
-/** What the inbox query asks for, in the order PostGraphile generates; RLS (user_reads_offered_tasks) restricts it to the user's tasks. */
-const INBOX_SQL = `select id, name, priority, created_at, due_at, assignee, candidate_groups, instance_id
-  from bpm.user_task where state = 'open' order by priority desc, created_at asc, tenant_id desc, id desc limit 20`;
+/** What the inbox query asks for: bpm.task_inbox, the user's open tasks (assigned, or offered to them or their groups) in inbox order. */
+const INBOX_SQL = `select id, name, priority, created_at, due_at, assignee, candidate_groups, instance_id from bpm.task_inbox(null, 20)`;
 
 interface Principal {
   tenant: string;
@@ -293,8 +292,8 @@ async function main(): Promise<void> {
     const pool = userPool(authUrl, users);
     try {
       // the operations work, and the inbox is what we think it is
-      const inbox = (await graphql(api.graphqlUrl, tokens[0], INBOX_QUERY)) as { userTasks: { nodes: Array<{ assignee: string | null; priority: number }> } };
-      const nodes = inbox.userTasks.nodes;
+      const inbox = (await graphql(api.graphqlUrl, tokens[0], INBOX_QUERY)) as { taskInbox: { nodes: Array<{ assignee: string | null; priority: number }> } };
+      const nodes = inbox.taskInbox.nodes;
       const own = nodes.filter((n) => n.assignee === users[0].user).length;
       console.error(`  inbox of ${users[0].tenant}/${users[0].user} (${users[0].groups.join(',')}): ${nodes.length} tasks, ${own} assigned, ${nodes.length - own} offered; priorities ${nodes.map((n) => n.priority).join(',')}`);
       if (nodes.length === 0) throw new Error('the inbox is empty: is the preload too small?');

@@ -10,7 +10,7 @@ begin
     'bpm.deployment', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task',
     'bpm.external_task', 'bpm.incident', 'bpm.activity_instance', 'bpm.event', 'bpm.event_subscription',
     'bpm.message_buffer', 'bpm_private.token', 'bpm_private.event_listener', 'bpm_private.message_receipt',
-    'bpm_private.task_listener', 'bpm_private.start_request', 'bpm_private.deferred_delivery'
+    'bpm_private.task_listener', 'bpm_private.start_request', 'bpm_private.deferred_delivery', 'bpm_private.task_offer'
   ]::regclass[] loop
     execute pg_catalog.format('alter table %s enable row level security', v_table);
     execute pg_catalog.format('alter table %s force row level security', v_table);

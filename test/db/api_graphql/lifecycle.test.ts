@@ -225,6 +225,28 @@ describe('forms', () => {
   });
 });
 
+describe('taskInbox', () => {
+  test('a user reads their inbox page by page: offered and assigned open tasks, highest priority first', async () => {
+    const xml = bpmnProcess('gql_inbox', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+      <userTask id="work" camunda:priority="\${p}" camunda:candidateGroups="\${g}"/>`);
+    const { deployProcess } = await t.data<DeployData>(designer, DEPLOY, { files: [{ name: 'gql_inbox.bpmn', xml }] });
+    expect(deployProcess.problems).toEqual([]);
+    const started: string[] = [];
+    for (const [p, g] of [[10, 'crew'], [90, 'crew'], [99, 'hr'], [50, 'crew']] as const) {
+      const { startProcess } = await t.data<StartData>(admin, START, { key: 'gql_inbox', variables: { p, g } });
+      started.push(startProcess.result.id);
+    }
+    type Inbox = { taskInbox: { nodes: Array<{ id: string; priority: number; instanceId: string }> } };
+    const query = `query($after: UUID, $max: Int) { taskInbox(afterTaskId: $after, maxTasks: $max) { nodes { id priority instanceId } } }`;
+    const ivy = await token({ tenant: TENANT, sub: 'ivy', roles: ['bpm_user'], groups: ['crew'] });
+    const first = await t.data<Inbox>(ivy, query, { max: 2 });
+    expect(first.taskInbox.nodes.map((n) => [n.priority, n.instanceId])).toEqual([[90, started[1]], [50, started[3]]]);
+    const next = await t.data<Inbox>(ivy, query, { max: 2, after: first.taskInbox.nodes[1].id });
+    expect(next.taskInbox.nodes.map((n) => n.priority)).toEqual([10]);
+  });
+});
+
 describe('deployProcess with invalid BPMN', () => {
   test('returns every problem (file, element, message) and deploys nothing', async () => {
     const before = { deployments: await count('bpm.deployment'), definitions: await count('bpm.process_definition') };

@@ -245,6 +245,7 @@ test('the catalog checks see the engine tables and functions they are meant to c
     'bpm_private.message_receipt',
     'bpm_private.start_request',
     'bpm_private.task_listener',
+    'bpm_private.task_offer',
     'bpm_private.token',
   ]);
   expect(rows[0]?.functions).toBeGreaterThan(30);
@@ -351,6 +352,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     set_variables: admin,
     start_process: adminUser,
     suspend_process_instance: admin,
+    task_inbox: adminUser,
     throw_bpmn_error: adminEngine,
     unclaim_task: adminUser,
   });
