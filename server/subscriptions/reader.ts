@@ -17,6 +17,7 @@ export type PgSettings = Readonly<Record<string, string>>;
 export const TASK_EVENT_KINDS: ReadonlySet<string> = new Set([
   'taskCreated',
   'taskAssigned',
+  'taskUpdated',
   'taskCompleted',
   'taskCancelled',
   'taskOverdue',
@@ -128,12 +129,12 @@ export async function readEvents(
   const { rows } = await client.query<RawEventRow>({
     text: `select e.id::text as id, e.tenant_id, e.instance_id, e.kind, e.subject_id, e.element_id,
                   to_json(e.created_at) #>> '{}' as created_at,
-                  case when $4::boolean and e.kind in ('taskCreated', 'taskAssigned', 'taskCompleted', 'taskCancelled', 'taskOverdue', 'taskFollowUpDue', 'taskEscalated')
+                  case when $4::boolean and e.kind = any($5::text[])
                        then exists (select 1 from bpm.user_task t where t.tenant_id = e.tenant_id and t.id = e.subject_id)
                        else false end as task_visible
              from bpm.events_after($1::bigint, $2::uuid, $3::int) e
              order by e.id`,
-    values: [after.toString(), instanceId, limit, taskVisibility],
+    values: [after.toString(), instanceId, limit, taskVisibility, [...TASK_EVENT_KINDS]],
   });
   return rows.map((r) => ({
     id: BigInt(r.id),

@@ -154,7 +154,7 @@ export const EventSubscriptionsPlugin: GraphileConfig.Plugin = extendSchema((bui
         """
         instanceEvents(instanceId: UUID!, after: BigInt): EventLogEntry!
         """
-        taskCreated, taskAssigned, taskCompleted, taskCancelled, taskOverdue, taskFollowUpDue and taskEscalated of the user tasks the
+        taskCreated, taskAssigned, taskUpdated, taskCompleted, taskCancelled, taskOverdue, taskFollowUpDue and taskEscalated of the user tasks the
         subscriber may see (a bpm_user: tasks offered or assigned to them). When a task
         this subscription delivered leaves their view (claimed by or assigned to someone
         else), its next event is delivered once with userTask null.

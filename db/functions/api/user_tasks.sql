@@ -170,3 +170,93 @@ begin
 end;
 $$;
 comment on function bpm.set_assignee(uuid, text) is E'Sets (or with null clears) the assignee of an open task. Roles: bpm_admin.';
+
+-- Changes to an open task, as Camunda 8's user task update offers them:
+-- candidate users and groups, due and follow-up dates, priority. Keys left
+-- out stay as they are; null clears a date or a candidate list. A moved due
+-- date clears the overdue mark and reschedules the due and escalation jobs
+-- (jobs of dates cleared or moved find nothing to do when they run).
+create or replace function bpm.update_task(task_id uuid, changes jsonb)
+returns bpm.user_task
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin'], 'update a task');
+  v_old bpm.user_task;
+  v_task bpm.user_task;
+begin
+  perform bpm_private.task_changes__check(changes);
+  v_old := (bpm_private.user_task__lock(v_tenant, task_id, 'update it')).task;
+  update bpm.user_task t
+  set candidate_users = case when changes ? 'candidateUsers' then bpm_private.task_changes__identities(changes, 'candidateUsers') else t.candidate_users end,
+    candidate_groups = case when changes ? 'candidateGroups' then bpm_private.task_changes__identities(changes, 'candidateGroups') else t.candidate_groups end,
+    priority = coalesce((changes ->> 'priority')::int, t.priority),
+    due_at = case when changes ? 'dueDate' then bpm_private.value__to_timestamp(changes -> 'dueDate', t.element_id, 'dueDate') else t.due_at end,
+    follow_up_at = case when changes ? 'followUpDate' then bpm_private.value__to_timestamp(changes -> 'followUpDate', t.element_id, 'followUpDate') else t.follow_up_at end
+  where t.tenant_id = v_tenant and t.id = task_id
+  returning * into v_task;
+  if v_task.due_at is distinct from v_old.due_at and v_task.overdue_since is not null then
+    update bpm.user_task t set overdue_since = null where t.tenant_id = v_tenant and t.id = task_id returning * into v_task;
+  end if;
+  perform bpm_private.user_task__enqueue_deadlines(v_tenant, task_id, pg_catalog.jsonb_build_object(
+    'due_at', case when v_task.due_at is distinct from v_old.due_at then v_task.due_at end,
+    'follow_up_at', case when v_task.follow_up_at is distinct from v_old.follow_up_at then v_task.follow_up_at end,
+    'escalate_at', case when v_task.due_at is distinct from v_old.due_at and v_task.escalated_at is null then bpm_private.user_task__escalate_at(v_tenant, v_task) end));
+  perform bpm_private.event__emit(v_tenant, v_task.instance_id, array['taskUpdated'], array[v_task.id], array[v_task.element_id]);
+  return v_task;
+end;
+$$;
+comment on function bpm.update_task(uuid, jsonb) is E'Changes an open task: changes is an object with any of candidateUsers and candidateGroups (arrays of names, null for none), dueDate and followUpDate (ISO 8601 date-time, date or duration from now; null clears), priority (an integer). Keys left out stay as they are. A moved due date clears the overdue mark and reschedules the due and escalation jobs. Emits taskUpdated. Errors: BP401 changes not an object, an unknown key or a value of the wrong type; BP304 a date that is none; BP103 not found; BP203 not open; BP202 instance suspended. Roles: bpm_admin.';
+
+-- BP401 unless changes is an object of known keys with values of the right type.
+create or replace function bpm_private.task_changes__check(changes jsonb)
+returns void
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_key text;
+begin
+  if changes is null or pg_catalog.jsonb_typeof(changes) <> 'object' then
+    raise exception 'invalid argument: changes must be a JSON object' using errcode = 'BP401';
+  end if;
+  for v_key in select k from pg_catalog.jsonb_object_keys(changes) k loop
+    if v_key not in ('candidateUsers', 'candidateGroups', 'dueDate', 'followUpDate', 'priority') then
+      raise exception 'invalid argument: unknown change "%" (use candidateUsers, candidateGroups, dueDate, followUpDate, priority)', v_key using errcode = 'BP401';
+    end if;
+    if v_key = 'priority' and (pg_catalog.jsonb_typeof(changes -> v_key) <> 'number' or (changes ->> v_key)::numeric <> pg_catalog.trunc((changes ->> v_key)::numeric)
+                               or abs((changes ->> v_key)::numeric) > 2147483647) then
+      raise exception 'invalid argument: priority must be an integer, not %', changes -> v_key using errcode = 'BP401';
+    end if;
+    if v_key in ('dueDate', 'followUpDate') and pg_catalog.jsonb_typeof(changes -> v_key) not in ('string', 'null') then
+      raise exception 'invalid argument: % must be a string or null, not %', v_key, changes -> v_key using errcode = 'BP401';
+    end if;
+    if v_key in ('candidateUsers', 'candidateGroups') and not (
+         pg_catalog.jsonb_typeof(changes -> v_key) = 'null'
+         or (pg_catalog.jsonb_typeof(changes -> v_key) = 'array'
+             and not exists (select 1 from pg_catalog.jsonb_array_elements(changes -> v_key) e where pg_catalog.jsonb_typeof(e) <> 'string' or pg_catalog.btrim(e #>> '{}') = ''))) then
+      raise exception 'invalid argument: % must be an array of non-empty names or null, not %', v_key, changes -> v_key using errcode = 'BP401';
+    end if;
+  end loop;
+end;
+$$;
+comment on function bpm_private.task_changes__check(jsonb) is E'Checks the changes of bpm.update_task: an object of known keys with values of the right type (BP401).';
+
+-- A checked candidate list of changes: its names trimmed, each once, in order.
+create or replace function bpm_private.task_changes__identities(changes jsonb, key text)
+returns text[]
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(pg_catalog.array_agg(n order by first), '{}')
+  from (select pg_catalog.btrim(e) as n, min(o) as first
+        from pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(changes -> key) = 'array' then changes -> key else '[]' end) with ordinality x(e, o)
+        group by pg_catalog.btrim(e)) d;
+$$;
+comment on function bpm_private.task_changes__identities(jsonb, text) is E'The candidate names of a bpm.update_task change (trimmed, each once, in order; null: none).';

@@ -9,6 +9,7 @@ grant execute on function bpm.claim_task(uuid) to bpm_admin, bpm_user;
 grant execute on function bpm.unclaim_task(uuid) to bpm_admin, bpm_user;
 grant execute on function bpm.task_inbox(uuid, int) to bpm_admin, bpm_user;
 grant execute on function bpm.set_assignee(uuid, text) to bpm_admin;
+grant execute on function bpm.update_task(uuid, jsonb) to bpm_admin;
 grant execute on function bpm.cancel_process_instance(uuid, text) to bpm_admin;
 grant execute on function bpm.suspend_process_instance(uuid) to bpm_admin;
 grant execute on function bpm.activate_process_instance(uuid) to bpm_admin;

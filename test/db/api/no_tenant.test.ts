@@ -41,6 +41,7 @@ const CALLS: ApiCall[] = [
   { fn: 'claim_task', role: 'bpm_user', action: 'claim a task', sql: () => ({ text: 'select bpm.claim_task($1)', values: [taskId] }) },
   { fn: 'unclaim_task', role: 'bpm_admin', action: 'unclaim a task', sql: () => ({ text: 'select bpm.unclaim_task($1)', values: [taskId] }) },
   { fn: 'task_inbox', role: 'bpm_user', action: 'read a task inbox', sql: () => ({ text: 'select * from bpm.task_inbox()', values: [] }) },
+  { fn: 'update_task', role: 'bpm_admin', action: 'update a task', sql: () => ({ text: `select bpm.update_task($1, '{}')`, values: [taskId] }) },
   { fn: 'set_assignee', role: 'bpm_admin', action: 'set the assignee of a task', sql: () => ({ text: `select bpm.set_assignee($1, 'x')`, values: [taskId] }) },
   {
     fn: 'cancel_process_instance',

@@ -355,6 +355,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     task_inbox: adminUser,
     throw_bpmn_error: adminEngine,
     unclaim_task: adminUser,
+    update_task: admin,
   });
 });
 

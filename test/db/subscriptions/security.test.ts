@@ -171,6 +171,30 @@ describe('what each subscriber receives', () => {
     }
   }, 20_000);
 
+  test('a task offered to a user by update_task reaches them as taskUpdated; withdrawn, it is revoked once', async () => {
+    // dave starts the instance, so that he keeps seeing it (and its events) when the task is withdrawn
+    // from him; started before the subscription, so that the taskCreated event stays out of reach
+    // (visibility is decided when an event is read)
+    const daveDb = await db.connectAs({ role: 'bpm_user', tenant: A, user: 'dave' });
+    const { rows } = await daveDb.query<{ id: string }>(`select id from bpm.start_process('offers')`);
+    await daveDb.end();
+    const after = await currentEventId(A);
+    const daveWs = ws(tokens.dave as string);
+    const dave = daveWs.subscribe<{ taskEvents: TaskEvent }>(TASK_EVENTS, { after });
+    const hr = await db.root.query<{ id: string }>(`select id from bpm.user_task where instance_id = $1 and element_id = 'hr'`, [rows[0]?.id]);
+    const hrTask = hr.rows[0]?.id as string;
+    await adminA.query(`select bpm.update_task($1, '{"candidateUsers": ["dave"]}')`, [hrTask]);
+    const [offered] = await dave.waitForItems(1);
+    expect(offered?.data.taskEvents).toMatchObject({ kind: 'taskUpdated', subjectId: hrTask, userTask: { id: hrTask, elementId: 'hr' } });
+    await adminA.query(`select bpm.update_task($1, '{"candidateUsers": null, "priority": 70}')`, [hrTask]);
+    const [, withdrawn] = await dave.waitForItems(2);
+    expect(withdrawn?.data.taskEvents).toMatchObject({ kind: 'taskUpdated', subjectId: hrTask, userTask: null });
+    await adminA.query(`select bpm.update_task($1, '{"priority": 60}')`, [hrTask]);
+    await sleep(1200); // past a fallback poll
+    expect(dave.items).toHaveLength(2);
+    expect(dave.errors).toEqual([]);
+  });
+
   test('instanceEvents of an instance of another tenant: NOT_FOUND, never data', async () => {
     const { rows } = await adminA.query<{ id: string }>(`select id from bpm.start_process('offers')`);
     const instanceId = rows[0]?.id as string;
