@@ -205,7 +205,10 @@ export interface UserTaskSpec {
  * JSON value (`{ json: ... }`); scripts are refused.
  */
 export interface IoMapping {
+  /** The variable set. */
   target: string;
+  /** zeebe nested targets (`order.customer.id`): where in the variable the value goes. */
+  path?: string[];
   value: CompiledValue | { json: unknown } | null;
 }
 

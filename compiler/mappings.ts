@@ -165,7 +165,12 @@ function camundaJsonText(ctx: ProcessCtx, id: string, label: string, text: strin
   return text.trim();
 }
 
-/** zeebe:input / zeebe:output: source (`=expr` or a literal) → target (a variable name). */
+/**
+ * zeebe:input / zeebe:output: source (`=expr` or a literal) → target: a
+ * variable name, or a path into one (`order.customer.id`: the value is set
+ * there, in a copy of the variable as the sources see it, or of what an
+ * earlier mapping of the list made of it; missing objects are created).
+ */
 export function zeebeMappings(ctx: ProcessCtx, id: string, io: XNode, dir: 'input' | 'output'): IoMapping[] {
   const label = `zeebe:${dir}`;
   const mappings: IoMapping[] = [];
@@ -175,13 +180,14 @@ export function zeebeMappings(ctx: ProcessCtx, id: string, io: XNode, dir: 'inpu
       problem(ctx, id, `${label} without target`);
       continue;
     }
-    if (target.includes('.')) {
-      problem(ctx, id, `${label} target="${target}": nested targets are not supported in this version; map to a variable name`);
+    const [name, ...path] = target.trim().split('.').map((part) => part.trim());
+    if ([name, ...path].some((part) => part === '')) {
+      problem(ctx, id, `${label} target="${target}": an empty name in the target path; use a variable name or a path like order.customer.id`);
       continue;
     }
     const source = nonEmpty(str(p, 'zeebe:source'));
     const value = source === null ? null : compileValueText(ctx, id, `${label} target="${target}" source`, source);
-    if (value !== null || source === null) mappings.push({ target: target.trim(), value });
+    if (value !== null || source === null) mappings.push(path.length > 0 ? { target: name, path, value } : { target: name, value });
   }
   return mappings;
 }

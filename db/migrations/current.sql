@@ -1,1 +1,3 @@
--- Enter migration here
+-- Nested targets of zeebe input/output mappings (target="order.customer.id").
+--!include engine/scope.sql
+--!include setup/ownership.sql

@@ -314,7 +314,7 @@ describe('call activities', () => {
         <camunda:in variables="some"/>
         <camunda:out businessKey="\${k}"/>
         <camunda:in businessKey="\${execution.getVariable('k')}"/>
-        <zeebe:ioMapping><zeebe:input source="=a" target="order.id"/><zeebe:output source="=x"/></zeebe:ioMapping>
+        <zeebe:ioMapping><zeebe:input source="=a" target="order..id"/><zeebe:output source="=x"/></zeebe:ioMapping>
       </extensionElements>
     </callActivity>
     <callActivity id="businessId"><extensionElements><zeebe:calledElement processId="c" businessId="=k"/></extensionElements></callActivity>
@@ -337,7 +337,7 @@ describe('call activities', () => {
       'inline.bpmn: element mappings: camunda:in variables="some" is not supported; write variables="all"',
       'inline.bpmn: element mappings: camunda:out businessKey is not supported (the business key is passed down with camunda:in)',
       'inline.bpmn: element mappings: camunda:in businessKey: cannot compile expression "${execution.getVariable(\'k\')}": the execution object is not supported (only process variables can be used)',
-      'inline.bpmn: element mappings: zeebe:input target="order.id": nested targets are not supported in this version; map to a variable name',
+      'inline.bpmn: element mappings: zeebe:input target="order..id": an empty name in the target path; use a variable name or a path like order.customer.id',
       'inline.bpmn: element mappings: zeebe:output without target',
       'inline.bpmn: element businessId: zeebe:calledElement businessId="=k" is not supported in this version',
       'inline.bpmn: element notCall: camunda:in is only supported on call activities',

@@ -240,12 +240,36 @@ begin
     else
       v_value := coalesce(bpm_private.value__eval(v_value, variables || v_result, element_id), 'null'::jsonb);
     end if;
+    if v_map ? 'path' then
+      -- a nested target: set inside the variable as the sources see it (or as an earlier mapping made it)
+      v_value := bpm_private.jsonb__set_path(coalesce(v_result -> (v_map ->> 'target'), variables -> (v_map ->> 'target')),
+        array(select pg_catalog.jsonb_array_elements_text(v_map -> 'path')), v_value);
+    end if;
     v_result := v_result || pg_catalog.jsonb_build_object(v_map ->> 'target', v_value);
   end loop;
   return v_result;
 end;
 $$;
-comment on function bpm_private.io__map(jsonb, jsonb, text) is E'Evaluates input/output mappings over variables (later mappings see earlier ones).';
+comment on function bpm_private.io__map(jsonb, jsonb, text) is E'Evaluates input/output mappings over variables (later mappings see earlier ones; a nested target sets a path inside its variable).';
+
+-- base with value at path, objects created where the path finds none (a
+-- value that is not an object on the way is replaced by one).
+create or replace function bpm_private.jsonb__set_path(base jsonb, path text[], value jsonb)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_object jsonb := case when pg_catalog.jsonb_typeof(base) = 'object' then base else '{}' end;
+begin
+  if pg_catalog.cardinality(path) = 1 then
+    return v_object || pg_catalog.jsonb_build_object(path[1], value);
+  end if;
+  return v_object || pg_catalog.jsonb_build_object(path[1], bpm_private.jsonb__set_path(v_object -> path[1], path[2:], value));
+end;
+$$;
+comment on function bpm_private.jsonb__set_path(jsonb, text[], jsonb) is E'A JSON object with value set at path, creating the objects on the way.';
 
 -- Removes a scope token: stored ones are deleted, buffered ones dropped.
 create or replace function bpm_private.scope__remove(st bpm_private.run_state, id uuid)

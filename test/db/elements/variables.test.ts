@@ -173,6 +173,47 @@ describe('strings built from parts', () => {
   });
 });
 
+describe('zeebe mappings with nested targets', () => {
+  beforeAll(async () => {
+    await deployProcess(as.admin, 'vars_nested', `
+      <startEvent id="start"/>
+      <sequenceFlow id="f1" sourceRef="start" targetRef="sub"/>
+      <subProcess id="sub">
+        <extensionElements><zeebe:ioMapping>
+          <zeebe:input source="=customer.name" target="sender.name"/>
+          <zeebe:input source="=customer.city" target="sender.address.city"/>
+          <zeebe:output source="=sender" target="order.sender"/>
+        </zeebe:ioMapping></extensionElements>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="ask"/>
+        <userTask id="ask"/><sequenceFlow id="i2" sourceRef="ask" targetRef="ie"/><endEvent id="ie"/>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="u"/>
+      <task id="u"><extensionElements><zeebe:ioMapping>
+        <zeebe:output source="=shipping.price" target="order.costs.shipping"/>
+        <zeebe:output source="=&quot;paid&quot;" target="order.status"/>
+        <zeebe:output source="=1" target="flag.on"/>
+      </zeebe:ioMapping></extensionElements></task>
+      <sequenceFlow id="f3" sourceRef="u" targetRef="done"/>
+      <userTask id="done"/>`);
+  });
+
+  test('a nested target sets a path inside its variable, keeping the rest; missing objects are created, a non-object replaced', async () => {
+    const started = await startProcess(as.admin, 'vars_nested', {
+      customer: { name: 'Ada', city: 'Turin' },
+      order: { id: 7, costs: { handling: 2 } },
+      shipping: { price: 9.5 },
+      flag: 'x',
+    });
+    const ask = await openTask(as.admin, started.id, 'ask');
+    expect(ask.local_variables).toEqual({ sender: { name: 'Ada', address: { city: 'Turin' } } });
+    await completeTask(as.admin, ask.id);
+    const { variables } = await getInstance(as.admin, started.id);
+    expect(variables.order).toEqual({ id: 7, costs: { handling: 2, shipping: 9.5 }, status: 'paid', sender: { name: 'Ada', address: { city: 'Turin' } } });
+    expect(variables.flag).toEqual({ on: 1 });
+    expect(variables).not.toHaveProperty('sender');
+  });
+});
+
 describe('camunda:initiator', () => {
   beforeAll(async () => {
     await deployProcess(as.admin, 'vars_initiator', `
