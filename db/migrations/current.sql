@@ -1,3 +1,1 @@
--- Nested targets of zeebe input/output mappings (target="order.customer.id").
---!include engine/scope.sql
---!include setup/ownership.sql
+-- Enter migration here
