@@ -225,8 +225,8 @@ describe('forms', () => {
   });
 });
 
-describe('taskInbox', () => {
-  test('a user reads their inbox page by page: offered and assigned open tasks, highest priority first', async () => {
+describe('taskInbox and updateTask', () => {
+  test('a user reads their inbox page by page, highest priority first; an admin's updateTask changes who is offered a task and its place', async () => {
     const xml = bpmnProcess('gql_inbox', `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
       <userTask id="work" camunda:priority="\${p}" camunda:candidateGroups="\${g}"/>`);
@@ -244,6 +244,16 @@ describe('taskInbox', () => {
     expect(first.taskInbox.nodes.map((n) => [n.priority, n.instanceId])).toEqual([[90, started[1]], [50, started[3]]]);
     const next = await t.data<Inbox>(ivy, query, { max: 2, after: first.taskInbox.nodes[1].id });
     expect(next.taskInbox.nodes.map((n) => n.priority)).toEqual([10]);
+    // an admin withdraws the top task from the crew and raises the last one
+    const update = `mutation($id: UUID!, $changes: JSON!) { updateTask(input: { taskId: $id, changes: $changes }) { result { priority candidateGroups } } }`;
+    const hr = await t.data<{ updateTask: { result: { priority: number; candidateGroups: string[] } } }>(admin, update, {
+      id: first.taskInbox.nodes[0].id,
+      changes: { candidateGroups: ['hr'] },
+    });
+    expect(hr.updateTask.result).toEqual({ priority: 90, candidateGroups: ['hr'] });
+    await t.data(admin, update, { id: next.taskInbox.nodes[0].id, changes: { priority: 95 } });
+    const now = await t.data<Inbox>(ivy, query, { max: 10 });
+    expect(now.taskInbox.nodes.map((n) => n.priority)).toEqual([95, 50]);
   });
 });
 
