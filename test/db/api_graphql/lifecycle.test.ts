@@ -226,7 +226,7 @@ describe('forms', () => {
 });
 
 describe('taskInbox and updateTask', () => {
-  test('a user reads their inbox page by page, highest priority first; an admin's updateTask changes who is offered a task and its place', async () => {
+  test('a user reads their inbox page by page, highest priority first; updateTask of an admin changes who is offered a task and its place', async () => {
     const xml = bpmnProcess('gql_inbox', `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
       <userTask id="work" camunda:priority="\${p}" camunda:candidateGroups="\${g}"/>`);
