@@ -12,12 +12,12 @@
 -- completes, cancels or deletes a task keeps them without knowing of them.
 
 -- The offers of one task, rewritten from its row (none when it is not open,
--- is assigned, or has no candidates).
+-- is assigned, or has no candidates). It runs as the engine function that
+-- wrote the task (bpm_owner, which owns task_offer).
 create or replace function bpm_private.task_offer__sync()
 returns trigger
 language plpgsql
 volatile
-security definer
 set search_path = ''
 as $$
 begin
