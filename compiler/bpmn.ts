@@ -201,6 +201,7 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   if (file.problems.length > before) return null;
   const graph: Omit<CompiledGraph, 'nodes' | 'flows'> = { start: scope.noneStarts[0] ?? null };
   if (uniqueBusinessKey) graph.uniqueBusinessKey = true;
+  if (Object.values(ctx.nodes).some((n) => n.event?.kind === 'conditional')) graph.conditionals = true;
   if (scope.eventStarts.length > 0) graph.eventStarts = scope.eventStarts;
   if (scope.eventSubprocesses.length > 0) graph.eventSubprocesses = scope.eventSubprocesses;
   const compiled: CompiledProcess = {

@@ -34,6 +34,7 @@ import {
   xmlName,
 } from './context';
 import { compileExpression, isExpression } from './expression';
+import { compileExpressionText } from './mappings';
 import { checkExtensions } from './extensions';
 import type { CompiledExpression, CompiledNode, CompiledValue, EventDefinition } from './graph';
 import { MULTI_INSTANCE } from './loops';
@@ -55,16 +56,18 @@ const TERMINATE = 'bpmn:TerminateEventDefinition';
 const LINK = 'bpmn:LinkEventDefinition';
 const COMPENSATE = 'bpmn:CompensateEventDefinition';
 const CANCEL = 'bpmn:CancelEventDefinition';
+const CONDITIONAL = 'bpmn:ConditionalEventDefinition';
 
 /**
- * Event definitions supported per position; everything else (conditional,
- * compensation start events, cancel outside end and boundary events, …) is refused.
+ * Event definitions supported per position; everything else (conditional
+ * start events of a process, compensation start events, cancel outside end
+ * and boundary events, …) is refused.
  */
 const SUPPORTED_DEFINITIONS: Readonly<Record<EventPosition, ReadonlySet<string>>> = {
   start: new Set([TIMER, MESSAGE, SIGNAL]),
-  'event subprocess start': new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION]),
-  'intermediate catch': new Set([TIMER, MESSAGE, SIGNAL, LINK]),
-  boundary: new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION, COMPENSATE, CANCEL]),
+  'event subprocess start': new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION, CONDITIONAL]),
+  'intermediate catch': new Set([TIMER, MESSAGE, SIGNAL, LINK, CONDITIONAL]),
+  boundary: new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION, COMPENSATE, CANCEL, CONDITIONAL]),
   'intermediate throw': new Set([MESSAGE, SIGNAL, ESCALATION, LINK, COMPENSATE]),
   end: new Set([MESSAGE, SIGNAL, ERROR, ESCALATION, TERMINATE, COMPENSATE, CANCEL]),
 };
@@ -158,6 +161,9 @@ function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNo
       break;
     case CANCEL:
       event = compileCancel(ctx, id, position);
+      break;
+    case CONDITIONAL:
+      event = compileConditional(ctx, id, def);
       break;
     default: // TERMINATE
       event = { kind: 'terminate' };
@@ -466,6 +472,23 @@ function compileSignal(ctx: ProcessCtx, id: string, def: XNode, position: EventP
   if (signal === null) return null;
   const name = rootName(ctx, id, signal, 'signal', position === 'start');
   return name === null ? null : { kind: 'signal', name };
+}
+
+/**
+ * A conditional event: its condition (`${…}` or `=…`), evaluated over the
+ * variables the event sees when it starts waiting and whenever the instance's
+ * variables change (camunda:variableName / variableEvents filters are refused
+ * by the attribute rules: every change is considered).
+ */
+function compileConditional(ctx: ProcessCtx, id: string, def: XNode): EventDefinition | null {
+  const condition = kids(def, 'condition')[0];
+  const text = condition !== undefined ? (str(condition, 'body') ?? '').trim() : '';
+  if (text === '') {
+    problem(ctx, id, 'conditional event without a condition');
+    return null;
+  }
+  const expr = compileExpressionText(ctx, id, 'condition', text, 'condition', 'write ${...} or =...');
+  return expr === null ? null : { kind: 'conditional', condition: expr };
 }
 
 /** A literal error or escalation code (expressions are refused). */

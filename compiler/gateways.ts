@@ -52,6 +52,10 @@ export function checkEventGateway(ctx: ProcessCtx, node: CompiledNode): void {
       problem(ctx, node.id, `event-based gateway: ${target.id} (after sequence flow ${f}) must have no other incoming sequence flow (${others.join(', ')})`);
     }
     const event = target.event;
+    if (event?.kind === 'conditional') {
+      problem(ctx, node.id, `event-based gateway: ${target.id} is a conditional event; after an event-based gateway wait for a message, timer or signal (conditional events there are not supported in this version)`);
+      continue;
+    }
     if (event?.kind === 'message' && 'literal' in event.name) {
       const name = String(event.name.literal);
       const first = messages.get(name);

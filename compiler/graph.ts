@@ -113,6 +113,8 @@ export type EventDefinition =
   | { kind: 'error'; code: string | null; codeVariable?: string; messageVariable?: string; message?: CompiledValue }
   | { kind: 'escalation'; code: string | null; codeVariable?: string }
   | { kind: 'terminate' }
+  /** Conditional events (intermediate catch, boundary, event subprocess start): the condition that triggers them. */
+  | { kind: 'conditional'; condition: CompiledExpression }
   /**
    * Link events (intermediate throw/catch only). On the throw event `target`
    * is the id of the one catch event with the same name in the same scope
@@ -392,6 +394,8 @@ export interface CompiledGraph {
    * same process key (any version) has that key (BP209); absent: false.
    */
   uniqueBusinessKey?: true;
+  /** Some node waits for a condition (conditional events): the engine re-evaluates conditions when variables change. */
+  conditionals?: true;
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;
 }

@@ -509,14 +509,46 @@ describe('flows around events', () => {
     expect(node(p, 't')).toMatchObject({ out: ['fa', 'fd'], default: 'fd' });
   });
 
-  test('event-based gateway without outgoing flows; targets refused elsewhere are not reported twice', async () => {
+  test('event-based gateway without outgoing flows; targets refused elsewhere are not reported twice; no conditional event after one', async () => {
     expect(await problemsOf(model(`${START}
       <eventBasedGateway id="t"/>
       <eventBasedGateway id="g2"/>
       <sequenceFlow id="f1" sourceRef="g2" targetRef="c"/>
-      <intermediateCatchEvent id="c"><conditionalEventDefinition><condition>\${x}</condition></conditionalEventDefinition></intermediateCatchEvent>`))).toEqual([
-      'inline.bpmn: element c: conditional intermediate catch events (bpmn:conditionalEventDefinition) are not supported in this version',
+      <intermediateCatchEvent id="c"><conditionalEventDefinition><condition>\${x}</condition></conditionalEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="f2" sourceRef="g2" targetRef="bad"/>
+      <intermediateCatchEvent id="bad"><escalationEventDefinition/></intermediateCatchEvent>`))).toEqual([
+      'inline.bpmn: element bad: escalation intermediate catch events (bpmn:escalationEventDefinition) are not supported in this version',
       'inline.bpmn: element t: gateway has no outgoing sequence flow',
+      'inline.bpmn: element g2: event-based gateway: c is a conditional event; after an event-based gateway wait for a message, timer or signal (conditional events there are not supported in this version)',
+    ]);
+  });
+
+  test('conditional events: intermediate catch, boundary (interrupting or not) and event subprocess starts compile their condition', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`<startEvent id="s"/>
+      <sequenceFlow id="f1" sourceRef="s" targetRef="c"/>
+      <intermediateCatchEvent id="c"><conditionalEventDefinition><condition xsi:type="tFormalExpression" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\${amount &gt; 100}</condition></conditionalEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="f2" sourceRef="c" targetRef="t"/><userTask id="t"/>
+      <boundaryEvent id="b" attachedToRef="t" cancelActivity="false"><conditionalEventDefinition><condition>=status = "late"</condition></conditionalEventDefinition></boundaryEvent>
+      <sequenceFlow id="f3" sourceRef="b" targetRef="e"/><endEvent id="e"/>
+      <subProcess id="esp" triggeredByEvent="true"><startEvent id="es"><conditionalEventDefinition><condition>\${stop}</condition></conditionalEventDefinition></startEvent>
+        <sequenceFlow id="e1" sourceRef="es" targetRef="ee"/><endEvent id="ee"/></subProcess>`));
+    expect(node(p, 'c').event).toMatchObject({ kind: 'conditional', condition: { vars: ['amount'] } });
+    expect(node(p, 'b')).toMatchObject({ cancelActivity: false, event: { kind: 'conditional', condition: { vars: ['status'] } } });
+    expect(node(p, 'es').event).toMatchObject({ kind: 'conditional', condition: { vars: ['stop'] } });
+    expect(p.graph.conditionals).toBe(true);
+  });
+
+  test('conditional events without a condition, with one that does not compile, or with variable filters are refused', async () => {
+    expect(await problemsOf(model(`<startEvent id="s"/>
+      <sequenceFlow id="f1" sourceRef="s" targetRef="a"/>
+      <intermediateCatchEvent id="a"><conditionalEventDefinition/></intermediateCatchEvent>
+      <sequenceFlow id="f2" sourceRef="a" targetRef="b"/>
+      <intermediateCatchEvent id="b"><conditionalEventDefinition><condition>amount</condition></conditionalEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="f3" sourceRef="b" targetRef="c"/>
+      <intermediateCatchEvent id="c"><conditionalEventDefinition camunda:variableName="amount"><condition>\${amount &gt; 1}</condition></conditionalEventDefinition></intermediateCatchEvent>`))).toEqual([
+      'inline.bpmn: element a: conditional event without a condition',
+      'inline.bpmn: element b: condition="amount" is not an expression; write ${...} or =...',
+      'inline.bpmn: element c: attribute camunda:variableName="amount" is not supported in this version',
     ]);
   });
 

@@ -428,7 +428,6 @@ const INVALID: Record<string, string[]> = {
     'invalid-zeebe-code.bpmn: element dynamic: zeebe:taskDefinition type="=jobType" must be a static name; expressions are not supported here',
   ],
   'invalid-unsupported-elements.bpmn': [
-    'invalid-unsupported-elements.bpmn: element wait: conditional intermediate catch events (bpmn:conditionalEventDefinition) are not supported in this version',
     'invalid-unsupported-elements.bpmn: element receive: receive task does not reference a message (set messageRef to a bpmn:message)',
     'invalid-unsupported-elements.bpmn: element complex: element type bpmn:complexGateway is not supported in this version',
     'invalid-unsupported-elements.bpmn: element looped: loops (bpmn:standardLoopCharacteristics) are not supported in this version; use multi-instance (bpmn:multiInstanceLoopCharacteristics) or a sequence flow back to the activity',

@@ -87,6 +87,9 @@ begin
         'escalate_at', case when u.escalated_at is null then bpm_private.user_task__escalate_at(v_tenant, u) end))
     from bpm.user_task u
     where u.tenant_id = v_tenant and u.instance_id = instance__set_suspended.instance_id and (u.state = 'open') is true;
+    -- conditions that came to hold while suspended
+    perform bpm_private.conditions__check(v_tenant, instance_id);
+    select * into v_instance from bpm.process_instance i where i.tenant_id = v_tenant and i.id = instance_id;
   end if;
   return v_instance;
 end;
@@ -141,7 +144,12 @@ begin
   where i.tenant_id = v_tenant and i.id = instance_id
   returning * into v_instance;
   perform bpm_private.event__emit(v_tenant, instance_id, array['variablesUpdated'], array[instance_id], array[null]);
+  -- conditional events that hold now are triggered (active instances; suspended ones when activated)
+  if v_instance.state = 'active' and v_variables <> '{}' then
+    perform bpm_private.conditions__check(v_tenant, instance_id);
+    select * into v_instance from bpm.process_instance i where i.tenant_id = v_tenant and i.id = instance_id;
+  end if;
   return v_instance;
 end;
 $$;
-comment on function bpm.set_variables(uuid, jsonb) is E'Merges variables into an instance per top-level key (a null value is stored as JSON null). BP201 when the instance has ended. Roles: bpm_admin.';
+comment on function bpm.set_variables(uuid, jsonb) is E'Merges variables into an instance per top-level key (a null value is stored as JSON null); conditional events whose condition now holds are triggered. BP201 when the instance has ended. Roles: bpm_admin.';

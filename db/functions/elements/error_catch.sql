@@ -131,7 +131,7 @@ end;
 $$;
 comment on function bpm_private.error__catch(bpm_private.run_state, jsonb, text, text, text) is E'Finds what catches an error or escalation thrown in the current scope and starts it (interrupting catches cancel the scope they interrupt), setting the variables it names for the code and message.';
 
--- Event subprocesses of a scope that start on a message, signal or timer:
+-- Event subprocesses of a scope that start on a message, signal, timer or condition:
 -- one subscription each, on the scope instance (at process level, on the
 -- instance id), opened when the scope starts and closed when it ends.
 create or replace function bpm_private.event_subprocess__arm(st bpm_private.run_state, graph jsonb, ids jsonb, scope_id uuid)
@@ -145,7 +145,7 @@ declare
 begin
   for v_i in 0 .. coalesce(pg_catalog.jsonb_array_length(ids), 0) - 1 loop
     v_start := graph -> 'nodes' -> (graph -> 'nodes' -> (ids ->> v_i) ->> 'start');
-    continue when v_start -> 'event' ->> 'kind' not in ('message', 'signal', 'timer');
+    continue when v_start -> 'event' ->> 'kind' not in ('message', 'signal', 'timer', 'conditional');
     st := bpm_private.subscription__add(st, coalesce(scope_id, st.instance_id),
       bpm_private.subscription__spec(v_start, st.variables, st.business_key)
         || pg_catalog.jsonb_build_object('interrupting', coalesce((v_start ->> 'interrupting')::boolean, true)));
@@ -153,7 +153,7 @@ begin
   return st;
 end;
 $$;
-comment on function bpm_private.event_subprocess__arm(bpm_private.run_state, jsonb, jsonb, uuid) is E'Opens the subscriptions of the message, signal and timer event subprocesses of a scope instance.';
+comment on function bpm_private.event_subprocess__arm(bpm_private.run_state, jsonb, jsonb, uuid) is E'Opens the subscriptions of the message, signal, timer and conditional event subprocesses of a scope instance.';
 
 -- An event subprocess starts in its scope instance (null: process level).
 -- Interrupting: everything else in that scope is cancelled first, with the

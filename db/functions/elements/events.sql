@@ -29,6 +29,9 @@ begin
       'name', bpm_private.value__to_text(bpm_private.value__eval(v_event -> 'name', variables, v_el)));
   elsif v_kind = 'timer' then
     v_spec := pg_catalog.jsonb_build_object('kind', 'timer') || bpm_private.timer__arm(v_event -> 'timer', variables, v_el);
+  elsif v_kind = 'conditional' then
+    -- evaluated when it opens and when variables change (condition.sql)
+    v_spec := '{"kind": "conditional"}'::jsonb;
   else
     return null;
   end if;
@@ -39,7 +42,7 @@ begin
     'interrupting', coalesce((node ->> 'cancelActivity')::boolean, true));
 end;
 $$;
-comment on function bpm_private.subscription__spec(jsonb, jsonb, text) is E'Evaluates what a catching node or boundary event waits for (message name and key, signal name, timer due time); null for other events.';
+comment on function bpm_private.subscription__spec(jsonb, jsonb, text) is E'Evaluates what a catching node or boundary event waits for (message name and key, signal name, timer due time, a condition); null for other events.';
 
 create or replace function bpm_private.subscription__add(st bpm_private.run_state, token_id uuid, spec jsonb)
 returns bpm_private.run_state
@@ -158,6 +161,12 @@ begin
       st := bpm_private.run__event(st, 'messageCorrelated', id, node ->> 'id');
       return bpm_private.node__leave(st, graph, node);
     end if;
+  elsif v_spec ->> 'kind' = 'conditional'
+        and bpm_private.condition__test(node, case when st.cur_scope is null then st.variables else bpm_private.scope__variables(st, st.cur_scope, null) end) then
+    -- the condition holds already: no wait
+    st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+    st := bpm_private.run__event(st, 'conditionFulfilled', id, node ->> 'id');
+    return bpm_private.node__leave(st, graph, node);
   end if;
   st := bpm_private.wait__add(st, id, node ->> 'id', 'event', via_flow, null);
   st := bpm_private.subscription__add(st, id, v_spec);
@@ -167,7 +176,7 @@ begin
   return st;
 end;
 $$;
-comment on function bpm_private.catch__enter(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'Catch event / receive task behaviour: takes a buffered message or waits for its message, signal or timer.';
+comment on function bpm_private.catch__enter(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'Catch event / receive task behaviour: takes a buffered message, passes a condition that holds, or waits for its message, signal, timer or condition.';
 
 -- Event-based gateway: the token waits at the gateway with one subscription
 -- per following catch event; the first event wins (subscription__trigger).
@@ -228,7 +237,7 @@ $$;
 comment on function bpm_private.catch__passed(bpm_private.run_state, jsonb, jsonb, text) is E'Records a catch event that was triggered and lets the token leave it.';
 
 -- Boundary events of an activity that just started waiting: one subscription
--- per message, signal or timer boundary (error and escalation boundaries
+-- per message, signal, timer or conditional boundary (error and escalation boundaries
 -- catch what is thrown at them and need none).
 create or replace function bpm_private.boundary__arm(st bpm_private.run_state, graph jsonb, node jsonb, host_id uuid)
 returns bpm_private.run_state
@@ -242,14 +251,14 @@ declare
 begin
   for v_i in 0 .. pg_catalog.jsonb_array_length(node -> 'boundary') - 1 loop
     v_boundary := graph -> 'nodes' -> (node -> 'boundary' ->> v_i);
-    continue when coalesce(v_boundary -> 'event' ->> 'kind', 'error') not in ('message', 'signal', 'timer');
+    continue when coalesce(v_boundary -> 'event' ->> 'kind', 'error') not in ('message', 'signal', 'timer', 'conditional');
     v_spec := bpm_private.subscription__spec(v_boundary, st.variables, st.business_key);
     st := bpm_private.subscription__add(st, host_id, v_spec);
   end loop;
   return st;
 end;
 $$;
-comment on function bpm_private.boundary__arm(bpm_private.run_state, jsonb, jsonb, uuid) is E'Opens the subscriptions of an activity''s message, signal and timer boundary events.';
+comment on function bpm_private.boundary__arm(bpm_private.run_state, jsonb, jsonb, uuid) is E'Opens the subscriptions of an activity''s message, signal, timer and conditional boundary events.';
 
 create or replace function bpm_private.node__has_subscriptions(graph jsonb, node jsonb)
 returns boolean
@@ -262,14 +271,14 @@ begin
     return false;
   end if;
   for v_i in 0 .. pg_catalog.jsonb_array_length(node -> 'boundary') - 1 loop
-    if graph -> 'nodes' -> (node -> 'boundary' ->> v_i) -> 'event' ->> 'kind' in ('message', 'signal', 'timer') then
+    if graph -> 'nodes' -> (node -> 'boundary' ->> v_i) -> 'event' ->> 'kind' in ('message', 'signal', 'timer', 'conditional') then
       return true;
     end if;
   end loop;
   return false;
 end;
 $$;
-comment on function bpm_private.node__has_subscriptions(jsonb, jsonb) is E'Whether an activity has message, signal or timer boundary events.';
+comment on function bpm_private.node__has_subscriptions(jsonb, jsonb) is E'Whether an activity has message, signal, timer or conditional boundary events.';
 
 -- Throw events: signals are broadcast and messages published (to a receiver
 -- in the tenant, if any) after the run has been written (run__post). Errors

@@ -489,6 +489,7 @@ set search_path = ''
 as $$
 declare
   v_result bpm.process_instance;
+  v_conditions boolean;
 begin
   -- completion first (this run adds no wait state when it can complete, so
   -- the flush below changes nothing the check reads); its event is flushed too.
@@ -526,14 +527,20 @@ begin
     returning * into v_result;
   end if;
   perform bpm_private.run__flush(st);
-  if pg_catalog.cardinality(st.p_data) > 0 then
-    -- what the flush started (called instances, signals) may have moved it on
+  v_conditions := st.variables <> before.variables or 'dirty' = any(st.l_state)
+    or exists (select 1 from unnest(st.s_data) d where d ->> 'kind' = 'conditional');
+  if v_conditions then
+    -- conditional events that hold now (condition.sql)
+    perform bpm_private.conditions__check(st.tenant_id, st.instance_id);
+  end if;
+  if v_conditions or pg_catalog.cardinality(st.p_data) > 0 then
+    -- what the flush started (called instances, signals, conditional events) may have moved it on
     select * into v_result from bpm.process_instance i where i.tenant_id = st.tenant_id and i.id = st.instance_id;
   end if;
   return v_result;
 end;
 $$;
-comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Completes the instance when nothing waits any more, then flushes the run.';
+comment on function bpm_private.run__finish(bpm_private.run_state, bpm.process_instance) is E'Completes the instance when nothing waits any more, then flushes the run and, when it changed variables or opened conditional events, evaluates the instance''s conditions.';
 
 create or replace function bpm_private.run__event(st bpm_private.run_state, kind text, subject uuid, element_id text)
 returns bpm_private.run_state

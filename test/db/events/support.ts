@@ -45,7 +45,7 @@ export async function actors(db: TestDb, tenant: string): Promise<Actors> {
 
 export interface SubscriptionRow {
   id: string;
-  kind: 'message' | 'signal' | 'timer';
+  kind: 'message' | 'signal' | 'timer' | 'conditional';
   name: string | null;
   correlation_key: string | null;
   instance_id: string | null;

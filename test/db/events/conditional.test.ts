@@ -1,0 +1,187 @@
+/**
+ * Conditional events through the public functions: an intermediate catch
+ * event waits until its condition holds (or passes at once), a boundary
+ * event interrupts its activity or runs beside it, an event subprocess
+ * starts; conditions are evaluated when they open and whenever the
+ * instance's variables change (set_variables, complete_task, subprocess
+ * locals), not while the instance is suspended; a condition that keeps
+ * re-triggering itself is stopped (BP313) and nothing is kept.
+ */
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { expectRejectedUnchanged } from '../../helpers/engine';
+import { actors, all, deployDefs, history, instanceState, openUserTask, start, subscriptions, tokens, type Actors } from './support';
+
+const T = 'cond-t';
+let db: TestDb;
+let as: Actors;
+
+async function setVariables(instanceId: string, variables: Record<string, unknown>): Promise<void> {
+  await as.admin.query('select bpm.set_variables($1, $2::jsonb)', [instanceId, JSON.stringify(variables)]);
+}
+
+async function completeTask(taskId: string, variables: Record<string, unknown> = {}): Promise<void> {
+  await as.admin.query('select bpm.complete_task($1, $2::jsonb)', [taskId, JSON.stringify(variables)]);
+}
+
+async function openTasks(instanceId: string): Promise<string[]> {
+  return (await all<{ element_id: string }>(db.root, `select element_id from bpm.user_task where instance_id = $1 and state = 'open' order by created_at, element_id`, [instanceId])).map(
+    (r) => r.element_id,
+  );
+}
+
+async function eventKinds(instanceId: string, kind: string): Promise<string[]> {
+  return (await all<{ element_id: string }>(db.root, `select element_id from bpm.event where instance_id = $1 and kind = $2 order by id`, [instanceId, kind])).map((r) => r.element_id);
+}
+
+beforeAll(async () => {
+  db = await createTestDb();
+  as = await actors(db, T);
+  await deployDefs(as.admin, 'cond_catch', '', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+    <intermediateCatchEvent id="wait"><conditionalEventDefinition><condition xsi:type="tFormalExpression" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\${amount &gt; 100}</condition></conditionalEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f2" sourceRef="wait" targetRef="after"/>
+    <userTask id="after"/>`);
+  await deployDefs(as.admin, 'cond_boundary', '', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+    <userTask id="review"/>
+    <boundaryEvent id="cancelled" attachedToRef="review"><conditionalEventDefinition><condition>=status = "cancelled"</condition></conditionalEventDefinition></boundaryEvent>
+    <boundaryEvent id="noted" attachedToRef="review" cancelActivity="false"><conditionalEventDefinition><condition>\${notes &gt; 0}</condition></conditionalEventDefinition></boundaryEvent>
+    <sequenceFlow id="f2" sourceRef="review" targetRef="done"/><endEvent id="done"/>
+    <sequenceFlow id="f3" sourceRef="cancelled" targetRef="cleanup"/><userTask id="cleanup"/>
+    <sequenceFlow id="f4" sourceRef="noted" targetRef="readNotes"/><userTask id="readNotes"/>`);
+  await deployDefs(as.admin, 'cond_esp', '', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+    <userTask id="work"/>
+    <sequenceFlow id="f2" sourceRef="work" targetRef="second"/><userTask id="second"/>
+    <subProcess id="escalate" triggeredByEvent="true">
+      <startEvent id="escStart" isInterrupting="false"><conditionalEventDefinition><condition>\${risk &gt;= 5}</condition></conditionalEventDefinition></startEvent>
+      <sequenceFlow id="e1" sourceRef="escStart" targetRef="riskReview"/><userTask id="riskReview"/>
+    </subProcess>
+    <subProcess id="abort" triggeredByEvent="true">
+      <startEvent id="abortStart"><conditionalEventDefinition><condition>\${aborted == true}</condition></conditionalEventDefinition></startEvent>
+      <sequenceFlow id="a1" sourceRef="abortStart" targetRef="aborted"/><endEvent id="aborted"/>
+    </subProcess>`);
+  await deployDefs(as.admin, 'cond_sub', '', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+    <subProcess id="sub">
+      <extensionElements><camunda:inputOutput><camunda:inputParameter name="ready">\${false}</camunda:inputParameter></camunda:inputOutput></extensionElements>
+      <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="fork"/><parallelGateway id="fork"/>
+      <sequenceFlow id="i2" sourceRef="fork" targetRef="prepare"/><userTask id="prepare"/>
+      <sequenceFlow id="i3" sourceRef="prepare" targetRef="j"/>
+      <sequenceFlow id="i4" sourceRef="fork" targetRef="gate"/>
+      <intermediateCatchEvent id="gate"><conditionalEventDefinition><condition>\${ready}</condition></conditionalEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="i5" sourceRef="gate" targetRef="j"/><parallelGateway id="j"/>
+      <sequenceFlow id="i6" sourceRef="j" targetRef="ie"/><endEvent id="ie"/>
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="sub" targetRef="end"/><endEvent id="end"/>`);
+  // two non-interrupting boundary events that set each other's condition
+  await deployDefs(as.admin, 'cond_loop', '', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+    <userTask id="review"/>
+    <boundaryEvent id="ping" attachedToRef="review" cancelActivity="false"><conditionalEventDefinition><condition>\${x == 1}</condition></conditionalEventDefinition></boundaryEvent>
+    <sequenceFlow id="f2" sourceRef="ping" targetRef="toTwo"/>
+    <task id="toTwo"><extensionElements><camunda:inputOutput><camunda:outputParameter name="x">\${2}</camunda:outputParameter></camunda:inputOutput></extensionElements></task>
+    <sequenceFlow id="f3" sourceRef="toTwo" targetRef="stop1"/><endEvent id="stop1"/>
+    <boundaryEvent id="pong" attachedToRef="review" cancelActivity="false"><conditionalEventDefinition><condition>\${x == 2}</condition></conditionalEventDefinition></boundaryEvent>
+    <sequenceFlow id="f4" sourceRef="pong" targetRef="toOne"/>
+    <task id="toOne"><extensionElements><camunda:inputOutput><camunda:outputParameter name="x">\${1}</camunda:outputParameter></camunda:inputOutput></extensionElements></task>
+    <sequenceFlow id="f5" sourceRef="toOne" targetRef="stop2"/><endEvent id="stop2"/>`);
+});
+
+afterAll(() => db.close());
+
+describe('intermediate conditional catch event', () => {
+  test('a condition that holds when the token arrives passes at once', async () => {
+    const inst = await start(as.admin, 'cond_catch', { amount: 500 });
+    expect(await openTasks(inst.id)).toEqual(['after']);
+    expect(await eventKinds(inst.id, 'conditionFulfilled')).toEqual(['wait']);
+    expect(await subscriptions(db.root, inst.id)).toEqual([]);
+  });
+
+  test('otherwise it waits; a change that leaves it false does nothing, one that makes it true moves the token on', async () => {
+    const inst = await start(as.admin, 'cond_catch', { amount: 5 });
+    expect(await openTasks(inst.id)).toEqual([]);
+    expect((await subscriptions(db.root, inst.id)).map((s) => [s.kind, s.element_id])).toEqual([['conditional', 'wait']]);
+    await setVariables(inst.id, { amount: 50 });
+    expect(await openTasks(inst.id)).toEqual([]);
+    await setVariables(inst.id, { amount: 150 });
+    expect(await openTasks(inst.id)).toEqual(['after']);
+    expect(await subscriptions(db.root, inst.id)).toEqual([]);
+    expect(await history(db.root, inst.id)).toEqual(['s:completed', 'wait:completed', 'after:active']);
+  });
+
+  test('an unset variable counts as false, not as an error', async () => {
+    const inst = await start(as.admin, 'cond_catch');
+    expect(await tokens(db.root, inst.id)).toEqual(['wait:event']);
+    await setVariables(inst.id, { other: 1 });
+    expect(await tokens(db.root, inst.id)).toEqual(['wait:event']);
+  });
+
+  test('inside a subprocess it sees the subprocess\'s locals; a task completion that sets the local releases it', async () => {
+    const inst = await start(as.admin, 'cond_sub');
+    expect(await tokens(db.root, inst.id)).toEqual(expect.arrayContaining(['gate:event']));
+    const prepare = await openUserTask(db.root, inst.id);
+    // "ready" is a local of the subprocess: completing with it sets the local, not an instance variable
+    await completeTask(prepare.id, { ready: true });
+    expect(await instanceState(db.root, inst.id)).toBe('completed');
+    expect((await all<{ variables: Record<string, unknown> }>(db.root, 'select variables from bpm.process_instance where id = $1', [inst.id]))[0].variables).toEqual({});
+  });
+});
+
+describe('conditional boundary events', () => {
+  test('non-interrupting: runs beside the activity when the condition becomes true, again only after it was false', async () => {
+    const inst = await start(as.admin, 'cond_boundary', { notes: 0 });
+    expect(await openTasks(inst.id)).toEqual(['review']);
+    await setVariables(inst.id, { notes: 1 });
+    await setVariables(inst.id, { notes: 2 }); // still true: no new trigger
+    expect(await openTasks(inst.id)).toEqual(['review', 'readNotes']);
+    await setVariables(inst.id, { notes: 0 });
+    await setVariables(inst.id, { notes: 3 });
+    expect(await openTasks(inst.id)).toEqual(['review', 'readNotes', 'readNotes']);
+    expect(await eventKinds(inst.id, 'conditionFulfilled')).toEqual(['noted', 'noted']);
+  });
+
+  test('interrupting: cancels the activity and takes its path; its other boundary events close', async () => {
+    const inst = await start(as.admin, 'cond_boundary', { notes: 0 });
+    await setVariables(inst.id, { status: 'open' });
+    expect(await openTasks(inst.id)).toEqual(['review']);
+    await setVariables(inst.id, { status: 'cancelled' });
+    expect(await openTasks(inst.id)).toEqual(['cleanup']);
+    expect(await subscriptions(db.root, inst.id)).toEqual([]);
+    expect(await history(db.root, inst.id)).toEqual(['s:completed', 'review:cancelled', 'cancelled:completed', 'cleanup:active']);
+  });
+
+  test('a condition that holds when the activity starts triggers at once', async () => {
+    const inst = await start(as.admin, 'cond_boundary', { status: 'cancelled', notes: 0 });
+    expect(await openTasks(inst.id)).toEqual(['cleanup']);
+  });
+
+  test('a suspended instance does not react; activation evaluates what changed meanwhile', async () => {
+    const inst = await start(as.admin, 'cond_boundary', { notes: 0 });
+    await as.admin.query('select bpm.suspend_process_instance($1)', [inst.id]);
+    await setVariables(inst.id, { status: 'cancelled' });
+    expect(await openTasks(inst.id)).toEqual(['review']);
+    await as.admin.query('select bpm.activate_process_instance($1)', [inst.id]);
+    expect(await openTasks(inst.id)).toEqual(['cleanup']);
+  });
+
+  test('conditions that keep re-triggering each other are stopped with BP313 and the change is rolled back', async () => {
+    const inst = await start(as.admin, 'cond_loop', { x: 0 });
+    await expectRejectedUnchanged(db.root, () => setVariables(inst.id, { x: 1 }), 'BP313', /conditional event p[io]ng of instance .* triggered more than 100 times/);
+    expect(await openTasks(inst.id)).toEqual(['review']);
+  });
+});
+
+describe('conditional event subprocesses', () => {
+  test('non-interrupting: starts beside the main path when a task completion makes it hold; interrupting: ends the scope', async () => {
+    const inst = await start(as.admin, 'cond_esp', { risk: 1 });
+    const work = await openUserTask(db.root, inst.id);
+    await completeTask(work.id, { risk: 7 });
+    expect(await openTasks(inst.id)).toEqual(['riskReview', 'second']);
+    await setVariables(inst.id, { aborted: true });
+    expect(await instanceState(db.root, inst.id)).toBe('completed');
+    expect(await openTasks(inst.id)).toEqual([]);
+    // (each start is reported for its subscription and for the event subprocess instance it starts)
+    expect(await eventKinds(inst.id, 'conditionFulfilled')).toEqual(['escStart', 'escStart', 'abortStart', 'abortStart']);
+  });
+});
