@@ -1,1 +1,2 @@
--- Enter migration here
+-- Migration evaluates the conditional events its target adds as they open.
+--!include instance/migrate.sql

@@ -225,6 +225,21 @@ describe('boundary events the target adds', () => {
     expect(tasks.map((t) => [t.element_id, t.state])).toEqual(expect.arrayContaining([['review', 'cancelled'], ['escalated', 'open']]));
     expect(await subscriptions(db.root, inst.id)).toEqual([]);
   });
+
+  test('an added conditional boundary is evaluated as it opens: one that holds interrupts the task at once, one that does not waits', async () => {
+    const stopped = `
+      <boundaryEvent id="stopped" attachedToRef="review"><conditionalEventDefinition><condition>\${halt == true}</condition></conditionalEventDefinition></boundaryEvent>
+      <sequenceFlow id="g6" sourceRef="stopped" targetRef="e4"/><endEvent id="e4"/>`;
+    await deployProcess(designer, 'added_condition', reviewModel(''));
+    const holds = await start(admin, 'added_condition', { halt: true });
+    const waits = await start(admin, 'added_condition', { halt: false });
+    const v2 = await deployDefs(designer, 'added_condition', '', reviewModel(stopped));
+    expect(await migrate(admin, [holds.id, waits.id], v2.id)).toBe(2);
+    expect((await userTasks(db.root, holds.id)).map((t) => [t.element_id, t.state])).toEqual([['review', 'cancelled']]);
+    expect((await subscriptions(db.root, waits.id)).map((s) => [s.element_id, s.kind])).toEqual([['stopped', 'conditional']]);
+    await admin.query(`select bpm.set_variables($1, '{"halt": true}')`, [waits.id]);
+    expect((await userTasks(db.root, waits.id)).map((t) => [t.element_id, t.state])).toEqual([['review', 'cancelled']]);
+  });
 });
 
 describe('event subprocesses the target adds', () => {
