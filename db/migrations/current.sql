@@ -1,2 +1,1 @@
--- Migration evaluates the conditional events its target adds as they open.
---!include instance/migrate.sql
+-- Enter migration here
