@@ -59,12 +59,11 @@ const CANCEL = 'bpmn:CancelEventDefinition';
 const CONDITIONAL = 'bpmn:ConditionalEventDefinition';
 
 /**
- * Event definitions supported per position; everything else (conditional
- * start events of a process, compensation start events, cancel outside end
- * and boundary events, …) is refused.
+ * Event definitions supported per position; everything else (compensation
+ * start events, cancel outside end and boundary events, …) is refused.
  */
 const SUPPORTED_DEFINITIONS: Readonly<Record<EventPosition, ReadonlySet<string>>> = {
-  start: new Set([TIMER, MESSAGE, SIGNAL]),
+  start: new Set([TIMER, MESSAGE, SIGNAL, CONDITIONAL]),
   'event subprocess start': new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION, CONDITIONAL]),
   'intermediate catch': new Set([TIMER, MESSAGE, SIGNAL, LINK, CONDITIONAL]),
   boundary: new Set([TIMER, MESSAGE, SIGNAL, ERROR, ESCALATION, COMPENSATE, CANCEL, CONDITIONAL]),

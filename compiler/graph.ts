@@ -384,7 +384,7 @@ export interface CompiledNode {
 export interface CompiledGraph {
   /** Id of the process's none start event; null when it has only message, signal or timer start events. */
   start: string | null;
-  /** Ids of the message, signal and timer start events (each node has `event`), document order; absent when there are none. */
+  /** Ids of the message, signal, timer and conditional start events (each node has `event`), document order; absent when there are none. */
   eventStarts?: string[];
   /** Ids of the process-level event subprocesses, document order; absent when none. */
   eventSubprocesses?: string[];

@@ -244,9 +244,18 @@ describe('start events', () => {
       'inline.bpmn: element p: process has 2 none start events (a, b); exactly one is supported in this version',
     ]);
     expect(await problemsOf(model(`
-      <startEvent id="c"><conditionalEventDefinition><condition>\${x}</condition></conditionalEventDefinition></startEvent>`))).toEqual([
-      'inline.bpmn: element c: conditional start events (bpmn:conditionalEventDefinition) are not supported in this version',
+      <startEvent id="c"><compensateEventDefinition/></startEvent>`))).toEqual([
+      'inline.bpmn: element c: compensation start events (bpmn:compensateEventDefinition) are not supported in this version',
     ]);
+  });
+
+  test('a conditional start event of the process is an event start (started by evaluate_conditions)', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`
+      <startEvent id="c"><conditionalEventDefinition><condition>\${amount &gt; 1000}</condition></conditionalEventDefinition></startEvent>
+      <sequenceFlow id="f1" sourceRef="c" targetRef="t"/><userTask id="t"/>`));
+    expect(p.graph.start).toBeNull();
+    expect(p.graph.eventStarts).toEqual(['c']);
+    expect(node(p, 'c').event).toMatchObject({ kind: 'conditional', condition: { vars: ['amount'] } });
   });
 
   test('a message shared by a start event and a catch event: the start event has no correlation key', async () => {

@@ -437,7 +437,6 @@ const INVALID: Record<string, string[]> = {
     'invalid-unsupported-elements.bpmn: element compensation: compensation boundary event is not connected to a compensation handler (draw an association from it to an activity with isForCompensation="true")',
   ],
   'invalid-events.bpmn': [
-    'invalid-events.bpmn: element conditionalStart: conditional start events (bpmn:conditionalEventDefinition) are not supported in this version',
     'invalid-events.bpmn: element dynamicStart: message start events need a literal message name, not an expression (bpmn:message Message_Dynamic name="${startMessage}")',
     'invalid-events.bpmn: element timerStart: timeDate="${startAt}": timer start events are scheduled when the process is deployed, without process variables; write a literal',
     'invalid-events.bpmn: element signalStart: signal start events need a literal signal name, not an expression (bpmn:signal Signal_Dynamic name="${startSignal}")',

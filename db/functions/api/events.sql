@@ -232,6 +232,40 @@ end;
 $$;
 comment on function bpm.broadcast_signal(text, jsonb) is E'Broadcasts a signal in the caller''s tenant: every waiting signal catch event and signal boundary event is triggered (variables merge into those instances) and every process with that signal start event is started. Returns how many were triggered plus started. Suspended instances are skipped. An instance another transaction holds at that moment is not waited for: it receives the signal right after that transaction ends (deferred, delivered by the worker''s bpm_deliver job), and counts as one. Roles: bpm_admin, bpm_user, bpm_engine.';
 
+-- Conditional start events (of the latest version of each process): each
+-- whose condition holds over the given variables starts an instance with
+-- them (Camunda's evaluateStartConditions / conditional start evaluation).
+create or replace function bpm.evaluate_conditions(variables jsonb default '{}', business_key text default null)
+returns setof bpm.process_instance
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user', 'bpm_engine'], 'evaluate conditional start events');
+  v_variables jsonb := bpm_private.require_object(variables, 'variables');
+  v_is_user boolean := bpm_private.caller_role() = 'bpm_user';
+  v_sub bpm.event_subscription;
+  v_definition bpm.process_definition;
+begin
+  for v_sub in
+    select * from bpm.event_subscription s
+    where s.tenant_id = v_tenant and s.kind = 'conditional' and s.instance_id is null
+    order by s.created_at, s.id
+  loop
+    select * into v_definition from bpm.process_definition d where d.tenant_id = v_tenant and d.id = v_sub.definition_id;
+    -- a bpm_user starts only processes they may start (candidate starters)
+    continue when v_is_user and (pg_catalog.cardinality(v_definition.candidate_starter_users) > 0 or pg_catalog.cardinality(v_definition.candidate_starter_groups) > 0)
+      and not (bpm_private.current_user_id() = any(v_definition.candidate_starter_users) or v_definition.candidate_starter_groups && bpm_private.current_groups());
+    continue when not bpm_private.condition__test(v_definition.graph -> 'nodes' -> v_sub.element_id, v_variables);
+    return next bpm_private.instance__start(v_definition, v_sub.element_id, v_variables, business_key, 'conditionFulfilled', v_sub.id);
+  end loop;
+end;
+$$;
+comment on function bpm.evaluate_conditions(jsonb, text) is E'Evaluates the conditional start events of the latest version of every process of the caller''s tenant over variables and starts an instance (with those variables and business_key) of each whose condition holds; returns the instances started (none when no condition holds). A bpm_user starts only processes whose candidate starters include them. Raises BP401 when variables is not an object, BP209 for a business key a process with unique business keys already runs. Roles: bpm_admin, bpm_user, bpm_engine.';
+
 -- A timer start event fired: start an instance, then arm the next cycle or
 -- close the subscription.
 create or replace function bpm_private.timer_start__fire(sub bpm.event_subscription)

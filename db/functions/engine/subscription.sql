@@ -47,7 +47,7 @@ begin
     -- start_process: the none start event
     start_node := v_graph ->> 'start';
     if start_node is null then
-      raise exception 'process % has no none start event: it starts by message, signal or timer only', definition.key using errcode = 'BP308';
+      raise exception 'process % has no none start event: it starts by message, signal, timer or condition only', definition.key using errcode = 'BP308';
     end if;
   end if;
   if v_graph -> 'nodes' -> start_node ? 'initiator' then

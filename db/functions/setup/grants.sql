@@ -23,6 +23,7 @@ grant execute on function bpm.retry_incident(uuid, int) to bpm_admin, bpm_engine
 grant execute on function bpm.events_after(bigint, uuid, int) to bpm_admin, bpm_designer, bpm_user, bpm_engine;
 grant execute on function bpm.register_event_listener(text, interval) to bpm_admin, bpm_designer, bpm_user, bpm_engine;
 grant execute on function bpm.correlate_message(text, text, jsonb, interval, text) to bpm_admin, bpm_user, bpm_engine;
+grant execute on function bpm.evaluate_conditions(jsonb, text) to bpm_admin, bpm_user, bpm_engine;
 grant execute on function bpm.broadcast_signal(text, jsonb) to bpm_admin, bpm_user, bpm_engine;
 grant execute on function bpm.fire_timer(uuid) to bpm_admin, bpm_engine;
 grant execute on function bpm.fire_due_timers(uuid, int) to bpm_admin, bpm_engine;

@@ -94,6 +94,7 @@ const CALLS: ApiCall[] = [
     sql: () => ({ text: `select bpm.throw_bpmn_error($1, 'w1', 'E')`, values: [newId()] }),
   },
   { fn: 'retry_incident', role: 'bpm_engine', action: 'retry an incident', sql: () => ({ text: 'select bpm.retry_incident($1)', values: [newId()] }) },
+  { fn: 'evaluate_conditions', role: 'bpm_user', action: 'evaluate conditional start events', sql: () => ({ text: `select * from bpm.evaluate_conditions('{}')`, values: [] }) },
   {
     fn: 'correlate_message',
     role: 'bpm_user',

@@ -185,3 +185,48 @@ describe('conditional event subprocesses', () => {
     expect(await eventKinds(inst.id, 'conditionFulfilled')).toEqual(['escStart', 'escStart', 'abortStart', 'abortStart']);
   });
 });
+
+describe('conditional start events (evaluate_conditions)', () => {
+  const startModel = (condition: string): string => `
+    <startEvent id="when"><conditionalEventDefinition><condition>${condition}</condition></conditionalEventDefinition></startEvent>
+    <sequenceFlow id="f1" sourceRef="when" targetRef="handle"/><userTask id="handle"/>`;
+
+  async function evaluate(client: Actors['admin'], variables: Record<string, unknown>, businessKey: string | null = null): Promise<Array<{ id: string; business_key: string | null }>> {
+    return (await client.query<{ id: string; business_key: string | null }>('select id, business_key from bpm.evaluate_conditions($1::jsonb, $2)', [JSON.stringify(variables), businessKey])).rows;
+  }
+
+  async function definitionOf(instanceId: string): Promise<string> {
+    return (await all<{ key: string }>(db.root, 'select d.key from bpm.process_instance i join bpm.process_definition d on d.id = i.definition_id where i.id = $1', [instanceId]))[0].key;
+  }
+
+  test('each process whose condition holds over the variables starts with them; none holding starts nothing', async () => {
+    await deployDefs(as.admin, 'cs_big', '', startModel('\${amount &gt; 1000}'));
+    await deployDefs(as.admin, 'cs_vip', '', startModel('=customer.vip = true'));
+    expect(await evaluate(as.admin, { amount: 5, customer: { vip: false } })).toEqual([]);
+    const started = await evaluate(as.admin, { amount: 5000, customer: { vip: true } }, 'B-1');
+    expect(started).toHaveLength(2);
+    expect((await Promise.all(started.map((i) => definitionOf(i.id)))).sort()).toEqual(['cs_big', 'cs_vip']);
+    expect(started.every((i) => i.business_key === 'B-1')).toBe(true);
+    for (const i of started) {
+      expect(await openTasks(i.id)).toEqual(['handle']);
+      expect(await eventKinds(i.id, 'conditionFulfilled')).toEqual(['when']);
+    }
+    expect((await all<{ variables: unknown }>(db.root, 'select variables from bpm.process_instance where id = $1', [started[0].id]))[0].variables).toEqual({
+      amount: 5000,
+      customer: { vip: true },
+    });
+    // only the latest version counts: a version without the conditional start stops it
+    await deployDefs(as.admin, 'cs_vip', '', '<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="h"/><userTask id="h"/>');
+    expect((await evaluate(as.admin, { amount: 5000, customer: { vip: true } })).length).toBe(1);
+    await expectRejectedUnchanged(db.root, () => as.admin.query(`select bpm.start_process('cs_big')`), 'BP308', /starts by message, signal, timer or condition only/);
+  });
+
+  test('a bpm_user starts only the processes whose candidate starters include them; variables must be an object', async () => {
+    await deployDefs(as.admin, 'cs_staff', '', startModel('\${go == true}'));
+    await deployDefs(as.admin, 'cs_managers', '', startModel('\${go == true}'));
+    await db.root.query(`update bpm.process_definition set candidate_starter_groups = '{managers}' where key = 'cs_managers'`);
+    const started = await evaluate(as.user, { go: true });
+    expect(await Promise.all(started.map((i) => definitionOf(i.id)))).toEqual(['cs_staff']);
+    await expectRejectedUnchanged(db.root, () => as.admin.query(`select * from bpm.evaluate_conditions('[1]')`), 'BP401', /variables must be a JSON object/);
+  });
+});

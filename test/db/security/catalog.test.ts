@@ -335,6 +335,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     continue_async: adminEngine,
     complete_task: adminUser,
     correlate_message: ['bpm_admin', 'bpm_engine', 'bpm_user'],
+    evaluate_conditions: ['bpm_admin', 'bpm_engine', 'bpm_user'],
     deploy: ['bpm_admin', 'bpm_designer'],
     events_after: everyone,
     fail_external_task: adminEngine,
