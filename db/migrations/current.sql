@@ -1,6 +1,1 @@
--- Conditional start events of a process: bpm.evaluate_conditions starts an
--- instance of each whose condition holds over the given variables.
---!include api/events.sql
---!include engine/subscription.sql
---!include setup/grants.sql
---!include setup/ownership.sql
+-- Enter migration here
