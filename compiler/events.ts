@@ -134,7 +134,7 @@ function compileEventOf(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNo
   }
   const def = defs[0];
   if (def.type === MESSAGE && isThrowing(position)) return compileMessageThrow(ctx, el, id, def, node, `message ${position} event`) ? 'ok' : 'refused';
-  checkExtensions(ctx, def, isCatching(position) ? CATCH_VARIABLE_ATTRIBUTES : NOTHING, id);
+  checkExtensions(ctx, def, def.type === CONDITIONAL ? CONDITION_FILTER_ATTRIBUTES : isCatching(position) ? CATCH_VARIABLE_ATTRIBUTES : NOTHING, id);
   let event: EventDefinition | null;
   switch (def.type) {
     case TIMER:
@@ -473,11 +473,16 @@ function compileSignal(ctx: ProcessCtx, id: string, def: XNode, position: EventP
   return name === null ? null : { kind: 'signal', name };
 }
 
+/** What a conditional event definition reads besides its condition. */
+const CONDITION_FILTER_ATTRIBUTES: ReadonlySet<string> = new Set(['camunda:variableName', 'camunda:variableEvents']);
+const VARIABLE_EVENTS: ReadonlySet<string> = new Set(['create', 'update', 'delete']);
+
 /**
  * A conditional event: its condition (`${…}` or `=…`), evaluated over the
- * variables the event sees when it starts waiting and whenever the instance's
- * variables change (camunda:variableName / variableEvents filters are refused
- * by the attribute rules: every change is considered).
+ * variables the event sees when it starts waiting and when variables change;
+ * with camunda:variableName only when that variable changes (and with
+ * camunda:variableEvents only by those kinds of change: create, update,
+ * delete).
  */
 function compileConditional(ctx: ProcessCtx, id: string, def: XNode): EventDefinition | null {
   const condition = kids(def, 'condition')[0];
@@ -487,7 +492,16 @@ function compileConditional(ctx: ProcessCtx, id: string, def: XNode): EventDefin
     return null;
   }
   const expr = compileExpressionText(ctx, id, 'condition', text, 'condition', 'write ${...} or =...');
-  return expr === null ? null : { kind: 'conditional', condition: expr };
+  const name = variableName(ctx, id, def, 'camunda:variableName');
+  const eventsText = nonEmpty(str(def, 'camunda:variableEvents'));
+  const events = eventsText === null ? [] : eventsText.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  const unknown = events.filter((e) => !VARIABLE_EVENTS.has(e));
+  if (unknown.length > 0) problem(ctx, id, `camunda:variableEvents="${eventsText ?? ''}": ${unknown.join(', ')} is not a variable event (use create, update, delete)`);
+  if (expr === null || unknown.length > 0 || (name === undefined && nonEmpty(str(def, 'camunda:variableName')) !== null)) return null;
+  const event: EventDefinition = { kind: 'conditional', condition: expr };
+  if (name !== undefined) event.variableName = name;
+  if (events.length > 0) event.variableEvents = [...new Set(events)];
+  return event;
 }
 
 /** A literal error or escalation code (expressions are refused). */

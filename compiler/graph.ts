@@ -113,8 +113,13 @@ export type EventDefinition =
   | { kind: 'error'; code: string | null; codeVariable?: string; messageVariable?: string; message?: CompiledValue }
   | { kind: 'escalation'; code: string | null; codeVariable?: string }
   | { kind: 'terminate' }
-  /** Conditional events (intermediate catch, boundary, event subprocess start): the condition that triggers them. */
-  | { kind: 'conditional'; condition: CompiledExpression }
+  /**
+   * Conditional events (intermediate catch, boundary, event subprocess and
+   * process start): the condition that triggers them; variableName /
+   * variableEvents (camunda:) restrict re-evaluation to changes of that
+   * variable (of those kinds: create, update, delete).
+   */
+  | { kind: 'conditional'; condition: CompiledExpression; variableName?: string; variableEvents?: string[] }
   /**
    * Link events (intermediate throw/catch only). On the throw event `target`
    * is the id of the one catch event with the same name in the same scope

@@ -547,18 +547,27 @@ describe('flows around events', () => {
     expect(p.graph.conditionals).toBe(true);
   });
 
-  test('conditional events without a condition, with one that does not compile, or with variable filters are refused', async () => {
+  test('conditional events without a condition, with one that does not compile, or with bad variable filters are refused', async () => {
     expect(await problemsOf(model(`<startEvent id="s"/>
       <sequenceFlow id="f1" sourceRef="s" targetRef="a"/>
       <intermediateCatchEvent id="a"><conditionalEventDefinition/></intermediateCatchEvent>
       <sequenceFlow id="f2" sourceRef="a" targetRef="b"/>
       <intermediateCatchEvent id="b"><conditionalEventDefinition><condition>amount</condition></conditionalEventDefinition></intermediateCatchEvent>
       <sequenceFlow id="f3" sourceRef="b" targetRef="c"/>
-      <intermediateCatchEvent id="c"><conditionalEventDefinition camunda:variableName="amount"><condition>\${amount &gt; 1}</condition></conditionalEventDefinition></intermediateCatchEvent>`))).toEqual([
+      <intermediateCatchEvent id="c"><conditionalEventDefinition camunda:variableName="\${x}"><condition>\${amount &gt; 1}</condition></conditionalEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="f4" sourceRef="c" targetRef="d"/>
+      <intermediateCatchEvent id="d"><conditionalEventDefinition camunda:variableName="amount" camunda:variableEvents="create, rename"><condition>\${amount &gt; 1}</condition></conditionalEventDefinition></intermediateCatchEvent>`))).toEqual([
       'inline.bpmn: element a: conditional event without a condition',
       'inline.bpmn: element b: condition="amount" is not an expression; write ${...} or =...',
-      'inline.bpmn: element c: attribute camunda:variableName="amount" is not supported in this version',
+      'inline.bpmn: element c: camunda:variableName="${x}" must be a variable name',
+      'inline.bpmn: element d: camunda:variableEvents="create, rename": rename is not a variable event (use create, update, delete)',
     ]);
+  });
+
+  test('camunda:variableName and camunda:variableEvents restrict when a condition is evaluated again', async () => {
+    const { process: p } = await compileOk('inline.bpmn', model(`<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="c"/>
+      <intermediateCatchEvent id="c"><conditionalEventDefinition camunda:variableName="amount" camunda:variableEvents="update, create, update"><condition>\${amount &gt; 1}</condition></conditionalEventDefinition></intermediateCatchEvent>`));
+    expect(node(p, 'c').event).toMatchObject({ kind: 'conditional', variableName: 'amount', variableEvents: ['update', 'create'] });
   });
 
   test('inclusive join upstream runs through an event-based gateway, catch events, a receive task and boundary events', async () => {

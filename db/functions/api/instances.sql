@@ -88,7 +88,7 @@ begin
     from bpm.user_task u
     where u.tenant_id = v_tenant and u.instance_id = instance__set_suspended.instance_id and (u.state = 'open') is true;
     -- conditions that came to hold while suspended
-    perform bpm_private.conditions__check(v_tenant, instance_id);
+    perform bpm_private.conditions__check(v_tenant, instance_id, null);
     select * into v_instance from bpm.process_instance i where i.tenant_id = v_tenant and i.id = instance_id;
   end if;
   return v_instance;
@@ -136,17 +136,19 @@ declare
   v_tenant text := bpm_private.require_context(array['bpm_admin'], 'set variables');
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
   v_instance bpm.process_instance := bpm_private.instance__lock(v_tenant, instance_id);
+  v_before jsonb;
 begin
   if v_instance.state not in ('active', 'suspended') then
     raise exception 'process instance % is % and its variables cannot change', instance_id, v_instance.state using errcode = 'BP201';
   end if;
+  v_before := v_instance.variables;
   update bpm.process_instance i set variables = i.variables || v_variables
   where i.tenant_id = v_tenant and i.id = instance_id
   returning * into v_instance;
   perform bpm_private.event__emit(v_tenant, instance_id, array['variablesUpdated'], array[instance_id], array[null]);
   -- conditional events that hold now are triggered (active instances; suspended ones when activated)
-  if v_instance.state = 'active' and v_variables <> '{}' then
-    perform bpm_private.conditions__check(v_tenant, instance_id);
+  if v_instance.state = 'active' and v_instance.variables <> v_before then
+    perform bpm_private.conditions__check(v_tenant, instance_id, bpm_private.variables__changes(v_before, v_instance.variables));
     select * into v_instance from bpm.process_instance i where i.tenant_id = v_tenant and i.id = instance_id;
   end if;
   return v_instance;

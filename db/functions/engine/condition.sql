@@ -54,13 +54,16 @@ comment on function bpm_private.condition__test(jsonb, jsonb) is E'Evaluates the
 
 -- Evaluates the conditional subscriptions of an active instance (the caller
 -- holds the instance lock): first every condition, recording whether it
--- holds, then, oldest first, triggers those that became true and still hold
+-- holds (one with camunda:variableName only when the call's changes, name ->
+-- create | update | delete, include that variable (and one of its
+-- variableEvents), or when it was never evaluated; changes null: unknown,
+-- every condition), then, oldest first, triggers those that became true and still hold
 -- (a trigger before it may have changed the variables; the evaluation it
 -- made then is recorded too). Triggered runs evaluate again when they change
 -- variables; a chain of more than 100 triggers in one transaction is
 -- conditions that keep re-triggering each other: BP313, and the transaction
 -- rolls back.
-create or replace function bpm_private.conditions__check(tenant_id text, instance_id uuid)
+create or replace function bpm_private.conditions__check(tenant_id text, instance_id uuid, changes jsonb)
 returns void
 language plpgsql
 volatile
@@ -70,6 +73,7 @@ declare
   v_sub bpm.event_subscription;
   v_instance bpm.process_instance;
   v_graph jsonb;
+  v_event jsonb;
   v_holds boolean;
   v_fire uuid[] := '{}';
   v_id uuid;
@@ -87,8 +91,13 @@ begin
     if v_graph is null then
       v_graph := bpm_private.graph__in_memory((select d.graph from bpm.process_definition d where d.tenant_id = v_instance.tenant_id and d.id = v_instance.definition_id));
     end if;
+    v_event := v_graph -> 'nodes' -> v_sub.element_id -> 'event';
+    continue when changes is not null and v_sub.condition_held is not null and v_event ? 'variableName'
+      and (not changes ? (v_event ->> 'variableName')
+           or (v_event ? 'variableEvents' and not (v_event -> 'variableEvents') ? (changes ->> (v_event ->> 'variableName'))));
     v_holds := bpm_private.condition__holds(v_sub, v_instance.variables, v_graph);
-    if v_holds is distinct from coalesce(v_sub.condition_held, false) then
+    if v_holds is distinct from v_sub.condition_held then
+      -- (recorded also when it first evaluates false: the filters apply from then on)
       update bpm.event_subscription s set condition_held = v_holds where s.tenant_id = v_sub.tenant_id and s.id = v_sub.id;
       if v_holds then
         v_fire := v_fire || v_sub.id;
@@ -110,4 +119,18 @@ begin
   end loop;
 end;
 $$;
-comment on function bpm_private.conditions__check(text, uuid) is E'Evaluates an instance''s conditional event subscriptions and triggers those whose condition became true (BP313 past 100 triggers in one transaction).';
+comment on function bpm_private.conditions__check(text, uuid, jsonb) is E'Evaluates an instance''s conditional event subscriptions (filtered by the variables a call changed) and triggers those whose condition became true (BP313 past 100 triggers in one transaction).';
+
+-- What changed between two sets of variables: name -> create | update | delete.
+create or replace function bpm_private.variables__changes(before jsonb, after jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(pg_catalog.jsonb_object_agg(coalesce(a.k, b.k), case when b.v is null then 'create' when a.v is null then 'delete' else 'update' end), '{}')
+  from pg_catalog.jsonb_each(before) b(k, v)
+  full join pg_catalog.jsonb_each(after) a(k, v) on a.k = b.k
+  where b.v is distinct from a.v;
+$$;
+comment on function bpm_private.variables__changes(jsonb, jsonb) is E'The variables that differ between two sets, as name -> create | update | delete.';

@@ -527,11 +527,17 @@ begin
     returning * into v_result;
   end if;
   perform bpm_private.run__flush(st);
-  v_conditions := st.variables <> before.variables or 'dirty' = any(st.l_state)
-    or exists (select 1 from unnest(st.s_data) d where d ->> 'kind' = 'conditional');
-  if v_conditions then
-    -- conditional events that hold now (condition.sql)
-    perform bpm_private.conditions__check(st.tenant_id, st.instance_id);
+  -- conditional events that hold now (condition.sql): with the variables
+  -- this run changed (unknown when it changed a subprocess's locals)
+  v_conditions := true;
+  if 'dirty' = any(st.l_state) then
+    perform bpm_private.conditions__check(st.tenant_id, st.instance_id, null);
+  elsif st.variables <> before.variables then
+    perform bpm_private.conditions__check(st.tenant_id, st.instance_id, bpm_private.variables__changes(before.variables, st.variables));
+  elsif exists (select 1 from unnest(st.s_data) d where d ->> 'kind' = 'conditional') then
+    perform bpm_private.conditions__check(st.tenant_id, st.instance_id, '{}');
+  else
+    v_conditions := false;
   end if;
   if v_conditions or pg_catalog.cardinality(st.p_data) > 0 then
     -- what the flush started (called instances, signals, conditional events) may have moved it on

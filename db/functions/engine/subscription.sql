@@ -93,7 +93,7 @@ begin
   perform bpm_private.run__flush(st);
   if v_graph ? 'conditionals' and not v_done then
     -- conditional events that hold as they open (condition.sql)
-    perform bpm_private.conditions__check(definition.tenant_id, st.instance_id);
+    perform bpm_private.conditions__check(definition.tenant_id, st.instance_id, null);
   end if;
   if (v_graph ? 'conditionals' and not v_done) or pg_catalog.cardinality(st.p_data) > 0 then
     -- what the flush started (called instances, conditional events) may have moved it on

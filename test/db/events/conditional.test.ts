@@ -74,6 +74,11 @@ beforeAll(async () => {
       <sequenceFlow id="i6" sourceRef="j" targetRef="ie"/><endEvent id="ie"/>
     </subProcess>
     <sequenceFlow id="f2" sourceRef="sub" targetRef="end"/><endEvent id="end"/>`);
+  // camunda:variableName: re-evaluated only when "limit" changes (and only by an update)
+  await deployDefs(as.admin, 'cond_filter', '', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+    <intermediateCatchEvent id="wait"><conditionalEventDefinition camunda:variableName="limit" camunda:variableEvents="update"><condition>\${spent &gt; limit}</condition></conditionalEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f2" sourceRef="wait" targetRef="after"/><userTask id="after"/>`);
   // two non-interrupting boundary events that set each other's condition
   await deployDefs(as.admin, 'cond_loop', '', `
     <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
@@ -125,6 +130,23 @@ describe('intermediate conditional catch event', () => {
     await completeTask(prepare.id, { ready: true });
     expect(await instanceState(db.root, inst.id)).toBe('completed');
     expect((await all<{ variables: Record<string, unknown> }>(db.root, 'select variables from bpm.process_instance where id = $1', [inst.id]))[0].variables).toEqual({});
+  });
+});
+
+describe('variable filters (camunda:variableName, camunda:variableEvents)', () => {
+  test('a filtered condition is evaluated when it opens, then only when its variable changes by an event it names', async () => {
+    const holdsAtOnce = await start(as.admin, 'cond_filter', { spent: 10, limit: 5 });
+    expect(await openTasks(holdsAtOnce.id)).toEqual(['after']);
+    const inst = await start(as.admin, 'cond_filter', { spent: 1, limit: 5 });
+    await setVariables(inst.id, { spent: 10 }); // holds now, but "limit" did not change
+    expect(await openTasks(inst.id)).toEqual([]);
+    await setVariables(inst.id, { limit: 6 }); // an update of "limit": evaluated, and it holds
+    expect(await openTasks(inst.id)).toEqual(['after']);
+    const created = await start(as.admin, 'cond_filter', { spent: 10 });
+    await setVariables(created.id, { limit: 5 }); // "limit" created, not updated: not evaluated
+    expect(await openTasks(created.id)).toEqual([]);
+    await setVariables(created.id, { limit: 4 });
+    expect(await openTasks(created.id)).toEqual(['after']);
   });
 });
 
