@@ -78,7 +78,9 @@ function compileConcat(src: string): CompiledExpression | null {
   if (src.startsWith('=')) {
     const ast = parseFeel(src.slice(1));
     const parts = feelConcatParts(ast);
-    return parts === null ? null : renderConcat(src, parts, 'null');
+    if (parts !== null) return renderConcat(src, parts, 'null');
+    const operands = feelPlusOperands(ast);
+    return operands === null ? null : renderPlus(src, operands);
   }
   const parts = juelTemplateParts(src);
   return parts === null ? null : renderConcat(src, parts, 'empty');
@@ -122,6 +124,29 @@ function feelConcatParts(ast: Ast): ConcatPart[] | null {
   flatten(ast);
   if (!operands.some((o) => o.k === 'str' || o.k === 'text') || (operands.length === 1 && operands[0].k !== 'text')) return null;
   return operands.map((o) => (o.k === 'str' ? { text: o.value } : { ast: o }));
+}
+
+/**
+ * The operands of a FEEL `+` chain of variables or paths only (`a + b.c`):
+ * strings concatenate, numbers add, and FEEL decides by the values' types,
+ * which are known only when it runs; null for anything else (a chain with a
+ * literal is a concatenation or plain arithmetic).
+ */
+function feelPlusOperands(ast: Ast): Ast[] | null {
+  if (ast.k !== 'arith' || ast.op !== '+') return null;
+  const operands: Ast[] = [];
+  const flatten = (n: Ast): boolean => {
+    if (n.k === 'arith' && n.op === '+') return flatten(n.left) && flatten(n.right);
+    operands.push(n);
+    return n.k === 'path';
+  };
+  return flatten(ast) ? operands : null;
+}
+
+function renderPlus(src: string, operands: Ast[]): CompiledExpression {
+  const r = new PathRenderer(false);
+  const paths = operands.map((o) => r.value(o));
+  return { src, path: '', vars: [...r.required], plus: paths };
 }
 
 function renderConcat(src: string, parts: ConcatPart[], nulls: 'empty' | 'null'): CompiledExpression {

@@ -27,6 +27,12 @@ export interface CompiledExpression {
    * adds nothing (`empty`, JUEL) or makes the whole value null (`null`, FEEL).
    */
   concat?: { parts: Array<{ text: string } | { path: string }>; nulls: 'empty' | 'null' };
+  /**
+   * Values only: FEEL `a + b` over variables (`path` is then empty): the
+   * jsonpaths of the operands; strings concatenate, numbers add, anything
+   * else (a null, mixed types) is null, as in FEEL.
+   */
+  plus?: string[];
 }
 
 /** A literal from the model, or an expression. */

@@ -1,1 +1,4 @@
--- Enter migration here
+-- FEEL a + b over variables: strings concatenate, numbers add (by the
+-- values' types, known when it runs).
+--!include expression/evaluate.sql
+--!include setup/ownership.sql

@@ -390,11 +390,25 @@ describe('strings built from parts (values)', () => {
     expect(concat('=string(total * 2)')).toEqual({ vars: ['total'], concat: { nulls: 'null', parts: [{ path: '($."total" * 2)' }] } });
   });
 
-  it('a single expression, and FEEL + without strings, stay plain expressions', () => {
-    for (const [text, path] of [['${x}', '$."x"'], ['=a + b', '($."a" + $."b")']]) {
+  it('a single expression, and FEEL + with a number literal, stay plain expressions', () => {
+    for (const [text, path] of [['${x}', '$."x"'], ['=a + 1', '($."a" + 1)'], ['=(a + b) * 2', '(($."a" + $."b") * 2)']]) {
       const r = compileExpression(text, 'value');
       expect(r.ok && r.expr).toEqual({ src: text, path, vars: expect.any(Array) });
     }
+  });
+
+  it('FEEL + over variables only is decided when it runs (strings concatenate, numbers add): its operands', () => {
+    const r = compileExpression('=first + " " + last', 'value');
+    expect(r.ok && r.expr.concat).toBeDefined(); // a string literal: a concatenation
+    const plus = compileExpression('=firstName + lastName + order.suffix', 'value');
+    expect(plus.ok && plus.expr).toEqual({
+      src: '=firstName + lastName + order.suffix',
+      path: '',
+      vars: ['firstName', 'lastName', 'order'],
+      plus: ['$."firstName"', '$."lastName"', '$."order"."suffix"'],
+    });
+    // in a condition it stays arithmetic
+    expect(compileExpression('=a + b > 2', 'condition')).toMatchObject({ ok: true, expr: { path: '(($."a" + $."b") > 2)' } });
   });
 });
 

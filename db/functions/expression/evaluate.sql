@@ -64,6 +64,9 @@ begin
   if value -> 'expr' ? 'concat' then
     return bpm_private.value__concat(value -> 'expr' -> 'concat', variables);
   end if;
+  if value -> 'expr' ? 'plus' then
+    return bpm_private.value__plus(value -> 'expr' -> 'plus', variables);
+  end if;
   return pg_catalog.jsonb_path_query_first(variables, (value -> 'expr' ->> 'path')::jsonpath);
 end;
 $$;
@@ -98,6 +101,38 @@ begin
 end;
 $$;
 comment on function bpm_private.value__concat(jsonb, jsonb) is E'Evaluates a string built from parts (JUEL template, FEEL concatenation) over the variables.';
+
+-- FEEL `a + b` over variables: strings concatenate, numbers add; a null
+-- operand or operands of different types make it null (FEEL).
+create or replace function bpm_private.value__plus(paths jsonb, variables jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_value jsonb;
+  v_type text;
+  v_text text := '';
+  v_sum numeric := 0;
+begin
+  for v_i in 0 .. pg_catalog.jsonb_array_length(paths) - 1 loop
+    v_value := pg_catalog.jsonb_path_query_first(variables, (paths ->> v_i)::jsonpath);
+    if v_value is null or pg_catalog.jsonb_typeof(v_value) not in ('string', 'number')
+       or (v_type is not null and pg_catalog.jsonb_typeof(v_value) <> v_type) then
+      return null;
+    end if;
+    v_type := pg_catalog.jsonb_typeof(v_value);
+    if v_type = 'string' then
+      v_text := v_text || (v_value #>> '{}');
+    else
+      v_sum := v_sum + (v_value #>> '{}')::numeric;
+    end if;
+  end loop;
+  return case when v_type = 'string' then pg_catalog.to_jsonb(v_text) else pg_catalog.to_jsonb(v_sum) end;
+end;
+$$;
+comment on function bpm_private.value__plus(jsonb, jsonb) is E'Evaluates FEEL a + b over variables: strings concatenate, numbers add, anything else is null.';
 
 create or replace function bpm_private.value__to_text(value jsonb)
 returns text

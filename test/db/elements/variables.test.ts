@@ -173,6 +173,23 @@ describe('strings built from parts', () => {
   });
 });
 
+describe('FEEL + over variables', () => {
+  test('strings concatenate, numbers add, a null or mixed types give null (decided when it runs)', async () => {
+    await deployProcess(as.admin, 'vars_plus', `
+      <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="t"/>
+      <task id="t"><extensionElements><zeebe:ioMapping>
+        <zeebe:output source="=first + last" target="name"/>
+        <zeebe:output source="=a + b + c" target="sum"/>
+        <zeebe:output source="=first + a" target="mixed"/>
+        <zeebe:output source="=first + missing" target="withNull"/>
+      </zeebe:ioMapping></extensionElements></task>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="ask"/><userTask id="ask"/>`);
+    const started = await startProcess(as.admin, 'vars_plus', { first: 'Ada', last: 'Lovelace', a: 1, b: 2.5, c: -1, missing: null });
+    const { variables } = await getInstance(as.admin, started.id);
+    expect(variables).toMatchObject({ name: 'AdaLovelace', sum: 2.5, mixed: null, withNull: null });
+  });
+});
+
 describe('zeebe mappings with nested targets', () => {
   beforeAll(async () => {
     await deployProcess(as.admin, 'vars_nested', `
