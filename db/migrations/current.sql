@@ -1,4 +1,1 @@
--- FEEL a + b over variables: strings concatenate, numbers add (by the
--- values' types, known when it runs).
---!include expression/evaluate.sql
---!include setup/ownership.sql
+-- Enter migration here

@@ -1,0 +1,265 @@
+--! Previous: sha1:43eb003b6554a587ed3ac8a7f35d128d13f11705
+--! Hash: sha1:1159294213f7f807f86facd1b0120d5cee273870
+--! Message: FEEL a + b over variables
+
+-- FEEL a + b over variables: strings concatenate, numbers add (by the
+-- values' types, known when it runs).
+--! Included expression/evaluate.sql
+-- Evaluation of expressions compiled at deploy time (compiler/expression.ts)
+-- into SQL/JSON paths over the instance variables. No user text is ever
+-- executed as SQL: paths are data, evaluated by jsonb_path_match/query_first.
+
+create or replace function bpm_private.expression__require_vars(expr jsonb, variables jsonb, element_id text)
+returns void
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_vars jsonb := expr -> 'vars';
+  v_name text;
+begin
+  if v_vars is null then
+    return;
+  end if;
+  for v_i in 0 .. pg_catalog.jsonb_array_length(v_vars) - 1 loop
+    v_name := v_vars ->> v_i;
+    if not variables ? v_name then
+      raise exception 'unknown variable "%" in expression % of element %', v_name, expr ->> 'src', element_id
+        using errcode = 'BP302';
+    end if;
+  end loop;
+end;
+$$;
+comment on function bpm_private.expression__require_vars(jsonb, jsonb, text) is E'Raises BP302 naming the first variable the expression needs that is not set.';
+
+create or replace function bpm_private.expression__test(expr jsonb, variables jsonb, element_id text)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_result boolean;
+begin
+  perform bpm_private.expression__require_vars(expr, variables, element_id);
+  v_result := pg_catalog.jsonb_path_match(variables, (expr ->> 'path')::jsonpath);
+  if v_result is null then
+    raise exception 'condition % of element % did not evaluate to a boolean', expr ->> 'src', element_id
+      using errcode = 'BP303';
+  end if;
+  return v_result;
+end;
+$$;
+comment on function bpm_private.expression__test(jsonb, jsonb, text) is E'Evaluates a compiled condition; BP302 for an unknown variable, BP303 if the result is not a boolean.';
+
+-- A CompiledValue: {"literal": …} or {"expr": CompiledExpression}. Returns jsonb (null if absent).
+create or replace function bpm_private.value__eval(value jsonb, variables jsonb, element_id text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if value is null or value = 'null'::jsonb then
+    return null;
+  end if;
+  if value ? 'literal' then
+    return value -> 'literal';
+  end if;
+  perform bpm_private.expression__require_vars(value -> 'expr', variables, element_id);
+  if value -> 'expr' ? 'concat' then
+    return bpm_private.value__concat(value -> 'expr' -> 'concat', variables);
+  end if;
+  if value -> 'expr' ? 'plus' then
+    return bpm_private.value__plus(value -> 'expr' -> 'plus', variables);
+  end if;
+  return pg_catalog.jsonb_path_query_first(variables, (value -> 'expr' ->> 'path')::jsonpath);
+end;
+$$;
+comment on function bpm_private.value__eval(jsonb, jsonb, text) is E'Evaluates a literal-or-expression value from the compiled graph.';
+
+-- A string built from parts (a JUEL template, a FEEL concatenation): literal
+-- text and jsonpaths whose results' text is appended. A part that yields
+-- nothing adds nothing (nulls "empty", JUEL) or makes the value null (FEEL).
+create or replace function bpm_private.value__concat(concat jsonb, variables jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_part jsonb;
+  v_text text;
+  v_out text := '';
+begin
+  for v_part in select p from pg_catalog.jsonb_array_elements(concat -> 'parts') p loop
+    if v_part ? 'text' then
+      v_text := v_part ->> 'text';
+    else
+      v_text := bpm_private.value__to_text(pg_catalog.jsonb_path_query_first(variables, (v_part ->> 'path')::jsonpath));
+      if v_text is null and concat ->> 'nulls' = 'null' then
+        return null;
+      end if;
+    end if;
+    v_out := v_out || coalesce(v_text, '');
+  end loop;
+  return pg_catalog.to_jsonb(v_out);
+end;
+$$;
+comment on function bpm_private.value__concat(jsonb, jsonb) is E'Evaluates a string built from parts (JUEL template, FEEL concatenation) over the variables.';
+
+-- FEEL `a + b` over variables: strings concatenate, numbers add; a null
+-- operand or operands of different types make it null (FEEL).
+create or replace function bpm_private.value__plus(paths jsonb, variables jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_value jsonb;
+  v_type text;
+  v_text text := '';
+  v_sum numeric := 0;
+begin
+  for v_i in 0 .. pg_catalog.jsonb_array_length(paths) - 1 loop
+    v_value := pg_catalog.jsonb_path_query_first(variables, (paths ->> v_i)::jsonpath);
+    if v_value is null or pg_catalog.jsonb_typeof(v_value) not in ('string', 'number')
+       or (v_type is not null and pg_catalog.jsonb_typeof(v_value) <> v_type) then
+      return null;
+    end if;
+    v_type := pg_catalog.jsonb_typeof(v_value);
+    if v_type = 'string' then
+      v_text := v_text || (v_value #>> '{}');
+    else
+      v_sum := v_sum + (v_value #>> '{}')::numeric;
+    end if;
+  end loop;
+  return case when v_type = 'string' then pg_catalog.to_jsonb(v_text) else pg_catalog.to_jsonb(v_sum) end;
+end;
+$$;
+comment on function bpm_private.value__plus(jsonb, jsonb) is E'Evaluates FEEL a + b over variables: strings concatenate, numbers add, anything else is null.';
+
+create or replace function bpm_private.value__to_text(value jsonb)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if value is null or value = 'null'::jsonb then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(value) = 'string' then
+    return value #>> '{}';
+  end if;
+  return value::text;
+end;
+$$;
+comment on function bpm_private.value__to_text(jsonb) is E'A jsonb scalar as text (strings unquoted).';
+
+-- A list of names: a JSON array of strings, or a comma-separated string.
+create or replace function bpm_private.value__to_text_array(value jsonb)
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if value is null or value = 'null'::jsonb then
+    return '{}';
+  end if;
+  if pg_catalog.jsonb_typeof(value) = 'array' then
+    return array(select pg_catalog.btrim(e) from pg_catalog.jsonb_array_elements_text(value) e where pg_catalog.btrim(e) <> '');
+  end if;
+  return array(select pg_catalog.btrim(e) from pg_catalog.unnest(pg_catalog.string_to_array(bpm_private.value__to_text(value), ',')) e where pg_catalog.btrim(e) <> '');
+end;
+$$;
+comment on function bpm_private.value__to_text_array(jsonb) is E'A JSON array or comma-separated string as text[] (trimmed, empty entries dropped).';
+
+-- ISO 8601 date/date-time, or duration (P…) relative to now. Raises BP304.
+create or replace function bpm_private.value__to_timestamp(value jsonb, element_id text, attribute text)
+returns timestamptz
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_text text := bpm_private.value__to_text(value);
+begin
+  if v_text is null or v_text = '' then
+    return null;
+  end if;
+  -- Values of the right shape can still be no date (2030-02-30, 25:00, +25:00)
+  -- or out of range (P99999999999Y): PostgreSQL's 22007/22008/22009/22015
+  -- become BP304 too.
+  begin
+    -- durations as the compiler accepts them: fractions written with '.' or ',' (PostgreSQL reads '.')
+    if v_text ~ '^P(?!$)(\d+([.,]\d+)?Y)?(\d+([.,]\d+)?M)?(\d+([.,]\d+)?W)?(\d+([.,]\d+)?D)?(T(?=\d)(\d+([.,]\d+)?H)?(\d+([.,]\d+)?M)?(\d+([.,]\d+)?S)?)?$' then
+      return pg_catalog.now() + pg_catalog.replace(v_text, ',', '.')::interval;
+    end if;
+    if v_text ~ '^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?)?$' then
+      if v_text ~ '(Z|[+-]\d{2}(:?\d{2})?)$' and v_text ~ '[T ]' then
+        return v_text::timestamptz;
+      end if;
+      -- no offset: UTC, whatever the TimeZone of the session
+      return v_text::timestamp at time zone 'UTC';
+    end if;
+  exception when invalid_datetime_format or datetime_field_overflow or invalid_time_zone_displacement_value
+      or interval_field_overflow then
+    null; -- reported below
+  end;
+  raise exception '% of element % is neither an ISO 8601 date nor a duration: "%"', attribute, element_id, v_text
+    using errcode = 'BP304';
+end;
+$$;
+comment on function bpm_private.value__to_timestamp(jsonb, text, text) is E'Due/follow-up dates and timers: ISO 8601 date-time (without offset: UTC), date (midnight UTC) or duration (from now); BP304 otherwise.';
+--! EndIncluded expression/evaluate.sql
+--! Included setup/ownership.sql
+-- Hand every object of the engine's schemas to bpm_owner (a NOLOGIN,
+-- non-superuser role without BYPASSRLS), so that security definer functions
+-- run under forced RLS, and lock execute down to explicit grants.
+-- Included at the end of every migration; idempotent.
+do $$
+declare
+  v_obj record;
+begin
+  execute 'alter schema bpm owner to bpm_owner';
+  execute 'alter schema bpm_private owner to bpm_owner';
+  for v_obj in
+    select c.relname, n.nspname, c.relkind
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and c.relkind in ('r', 'v', 'S', 'p', 'm')
+      and pg_catalog.pg_get_userbyid(c.relowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format(
+      'alter %s %I.%I owner to bpm_owner',
+      case v_obj.relkind when 'S' then 'sequence' when 'v' then 'view' when 'm' then 'materialized view' else 'table' end,
+      v_obj.nspname, v_obj.relname);
+  end loop;
+  for v_obj in
+    select p.oid::regprocedure as sig
+    from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and pg_catalog.pg_get_userbyid(p.proowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format('alter function %s owner to bpm_owner', v_obj.sig);
+  end loop;
+  for v_obj in
+    select t.oid::regtype as typ, t.typtype
+    from pg_catalog.pg_type t
+    join pg_catalog.pg_namespace n on n.oid = t.typnamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and (t.typtype = 'd' or (t.typtype = 'c'
+        and not exists (select 1 from pg_catalog.pg_class c where c.oid = t.typrelid and c.relkind <> 'c')))
+      and pg_catalog.pg_get_userbyid(t.typowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format('alter %s %s owner to bpm_owner', case v_obj.typtype when 'd' then 'domain' else 'type' end, v_obj.typ);
+  end loop;
+end;
+$$;
+--! EndIncluded setup/ownership.sql
