@@ -79,6 +79,34 @@ beforeAll(async () => {
     <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
     <intermediateCatchEvent id="wait"><conditionalEventDefinition camunda:variableName="limit" camunda:variableEvents="update"><condition>\${spent &gt; limit}</condition></conditionalEventDefinition></intermediateCatchEvent>
     <sequenceFlow id="f2" sourceRef="wait" targetRef="after"/><userTask id="after"/>`);
+  // conditions reached by other calls: an external task's result, a message's variables, a subprocess's locals
+  await deployDefs(as.admin, 'cond_paths', '<message id="m" name="Paid"/>', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="fork"/><parallelGateway id="fork"/>
+    <sequenceFlow id="f2" sourceRef="fork" targetRef="score"/>
+    <serviceTask id="score" camunda:type="external" camunda:topic="score"/>
+    <sequenceFlow id="f3" sourceRef="score" targetRef="e1"/><endEvent id="e1"/>
+    <sequenceFlow id="f4" sourceRef="fork" targetRef="paid"/>
+    <receiveTask id="paid" messageRef="m"/>
+    <sequenceFlow id="f5" sourceRef="paid" targetRef="e2"/><endEvent id="e2"/>
+    <sequenceFlow id="f6" sourceRef="fork" targetRef="review"/>
+    <userTask id="review"/>
+    <boundaryEvent id="risky" attachedToRef="review" cancelActivity="false"><conditionalEventDefinition><condition>\${score &gt; 80}</condition></conditionalEventDefinition></boundaryEvent>
+    <sequenceFlow id="f7" sourceRef="risky" targetRef="riskCheck"/><userTask id="riskCheck"/>
+    <boundaryEvent id="settled" attachedToRef="review"><conditionalEventDefinition><condition>\${amountPaid &gt;= 100}</condition></conditionalEventDefinition></boundaryEvent>
+    <sequenceFlow id="f8" sourceRef="settled" targetRef="e3"/><endEvent id="e3"/>`);
+  await deployDefs(as.admin, 'cond_scope', '', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+    <subProcess id="sub">
+      <extensionElements><camunda:inputOutput><camunda:inputParameter name="attempts">\${0}</camunda:inputParameter></camunda:inputOutput></extensionElements>
+      <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="try"/><userTask id="try"/>
+      <sequenceFlow id="i2" sourceRef="try" targetRef="next"/><userTask id="next"/>
+      <sequenceFlow id="i3" sourceRef="next" targetRef="ie"/><endEvent id="ie"/>
+      <subProcess id="tooMany" triggeredByEvent="true">
+        <startEvent id="tmStart"><conditionalEventDefinition><condition>\${attempts &gt;= 3}</condition></conditionalEventDefinition></startEvent>
+        <sequenceFlow id="t1" sourceRef="tmStart" targetRef="tmEnd"/><endEvent id="tmEnd"/>
+      </subProcess>
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="sub" targetRef="after"/><userTask id="after"/>`);
   // two non-interrupting boundary events that set each other's condition
   await deployDefs(as.admin, 'cond_loop', '', `
     <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
@@ -191,6 +219,29 @@ describe('conditional boundary events', () => {
     const inst = await start(as.admin, 'cond_loop', { x: 0 });
     await expectRejectedUnchanged(db.root, () => setVariables(inst.id, { x: 1 }), 'BP313', /conditional event p[io]ng of instance .* triggered more than 100 times/);
     expect(await openTasks(inst.id)).toEqual(['review']);
+  });
+});
+
+describe('what changes variables', () => {
+  test('an external task\'s result triggers a non-interrupting boundary; a message\'s variables an interrupting one', async () => {
+    const inst = await start(as.admin, 'cond_paths');
+    const [task] = (await as.engine.query<{ id: string }>(`select id from bpm.fetch_and_lock('score', 'w1', 1, '1 minute')`)).rows;
+    await as.engine.query(`select bpm.complete_external_task($1, 'w1', '{"score": 95}')`, [task.id]);
+    expect(await openTasks(inst.id)).toEqual(['review', 'riskCheck']);
+    await as.admin.query(`select bpm.correlate_message('Paid', null, '{"amountPaid": 120}')`);
+    expect(await openTasks(inst.id)).toEqual(['riskCheck']);
+    expect(await history(db.root, inst.id)).toEqual(expect.arrayContaining(['review:cancelled', 'settled:completed', 'e3:completed']));
+  });
+
+  test('an event subprocess of a subprocess sees its locals: completing a task that sets the local triggers it and ends the subprocess', async () => {
+    const inst = await start(as.admin, 'cond_scope');
+    const first = await openUserTask(db.root, inst.id);
+    await completeTask(first.id, { attempts: 3 });
+    // the task's variable "attempts" went to the subprocess's local of that name, which the event subprocess
+    // sees; it interrupts the subprocess (its task "next" is cancelled) and the subprocess completes
+    expect(await openTasks(inst.id)).toEqual(['after']);
+    expect(await history(db.root, inst.id)).toEqual(expect.arrayContaining(['next:cancelled', 'tmEnd:completed']));
+    expect(await eventKinds(inst.id, 'conditionFulfilled')).toContain('tmStart');
   });
 });
 
