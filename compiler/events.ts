@@ -37,7 +37,6 @@ import { compileExpression, isExpression } from './expression';
 import { compileExpressionText } from './mappings';
 import { checkExtensions } from './extensions';
 import type { CompiledExpression, CompiledNode, CompiledValue, EventDefinition } from './graph';
-import { MULTI_INSTANCE } from './loops';
 import { EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders, taskPriority } from './tasks';
 import { type TimerKind, timerLiteralProblem } from './timer';
 import type { XNode } from './xml';
@@ -676,7 +675,7 @@ export function attachBoundaryEvents(ctx: ProcessCtx): void {
       problem(ctx, node.id, `attachedToRef "${host.id}" is ${what}; boundary events are attached to tasks, subprocesses and call activities`);
       continue;
     }
-    if (!checkBoundaryHost(ctx, node, host, hostEl)) continue;
+    if (!checkBoundaryHost(ctx, node, host)) continue;
     host.boundary = [...(host.boundary ?? []), node.id];
     const clash = boundaryClash(node);
     if (clash === null) continue;
@@ -689,19 +688,14 @@ export function attachBoundaryEvents(ctx: ProcessCtx): void {
 
 /**
  * Host rules of particular boundary events: none on compensation handlers;
- * compensation boundaries not on multi-instance activities; cancel boundaries
- * on transactions only.
+ * cancel boundaries on transactions only.
  */
-function checkBoundaryHost(ctx: ProcessCtx, node: CompiledNode, host: CompiledNode, hostEl: XNode): boolean {
+function checkBoundaryHost(ctx: ProcessCtx, node: CompiledNode, host: CompiledNode): boolean {
   if (host.isForCompensation === true) {
     problem(ctx, node.id, `attachedToRef "${host.id}" is a compensation handler (isForCompensation="true"); boundary events on compensation handlers are not supported in this version`);
     return false;
   }
   const kind = node.event?.kind;
-  if (kind === 'compensate' && kids(hostEl, 'loopCharacteristics').some((l) => l.type === MULTI_INSTANCE)) {
-    problem(ctx, node.id, `attachedToRef "${host.id}": compensation of multi-instance activities is not supported in this version`);
-    return false;
-  }
   if (kind === 'cancel' && host.transaction !== true) {
     problem(ctx, node.id, `attachedToRef "${host.id}" is a ${xmlName(`bpmn:${host.type}`)}; cancel boundary events are attached to transactions (bpmn:transaction)`);
     return false;

@@ -48,14 +48,21 @@ begin
       from unnest(st.a_id, st.a_el, st.a_state, st.a_scope) with ordinality as u(id, el, state, scope, ord)
       where u.state = 'completed' and u.el = any(v_elements) and u.scope is not distinct from compensation__collect.scope_id
       union all
-      select a.id, a.element_id, 0, a.ended_at, a.seq from bpm.activity_instance a
-      where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id and a.state = 'completed'
+      -- stored rows: completed earlier, or in this run before what it created (ending order)
+      select a.id, a.element_id, case when a.id = any(st.e_id) then 1 else 0 end, a.ended_at,
+        case when a.id = any(st.e_id) then pg_catalog.array_position(st.e_id, a.id) - 1000000 else a.seq end
+      from bpm.activity_instance a
+      where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id
+        and coalesce(st.e_state[pg_catalog.array_position(st.e_id, a.id)], a.state) = 'completed'
         and a.element_id = any(v_elements) and a.scope_id is not distinct from compensation__collect.scope_id
         and not (a.id = any(st.a_id))
     ) c
-    order by c.run desc, c.ended desc, c.seq desc
+    order by c.run desc, c.ended desc nulls first, c.seq desc
   loop
-    if graph -> 'nodes' -> r.el ? 'compensation' then
+    if graph -> 'nodes' -> r.el ? 'compensation' and graph -> 'nodes' -> r.el ? 'loop' then
+      -- a multi-instance activity (r is its body): each completed inner instance, with its locals
+      v_todo := v_todo || bpm_private.compensation__inner_instances(st, r.id, graph -> 'nodes' -> r.el ->> 'compensation');
+    elsif graph -> 'nodes' -> r.el ? 'compensation' then
       v_todo := v_todo || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(r.id, graph -> 'nodes' -> r.el ->> 'compensation'));
     else
       v_todo := v_todo || bpm_private.compensation__collect(st, graph, r.el, r.id, null);
@@ -65,6 +72,40 @@ begin
 end;
 $$;
 comment on function bpm_private.compensation__collect(bpm_private.run_state, jsonb, text, uuid, text) is E'The completed compensable activity instances of a scope instance, latest first, with what completed inside completed subprocesses expanded in place.';
+
+-- The completed inner instances of a completed multi-instance body, latest
+-- first, as [[activity instance, handler, locals], …]: each is compensated
+-- by its own run of the handler, which sees the locals the inner instance
+-- had (its element variable, loopCounter, input mappings), kept on its
+-- history row (activity_instance.local_variables) or, completed in this
+-- run, in the post action that will keep them there.
+create or replace function bpm_private.compensation__inner_instances(st bpm_private.run_state, body_id uuid, handler text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return coalesce((
+    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.id, handler, coalesce(c.locals, '{}')) order by c.run desc, c.ended desc nulls first, c.seq desc)
+    from (
+      select u.id, 1 as run, null::timestamptz as ended, u.ord as seq,
+        (select p -> 'vars' from unnest(st.p_data) p where p ->> 'kind' = 'innerLocals' and p ->> 'activity' = u.id::text) as locals
+      from unnest(st.a_id, st.a_state, st.a_scope) with ordinality as u(id, state, scope, ord)
+      where u.state = 'completed' and u.scope = body_id
+      union all
+      select a.id, case when a.id = any(st.e_id) then 1 else 0 end, a.ended_at,
+        case when a.id = any(st.e_id) then pg_catalog.array_position(st.e_id, a.id) - 1000000 else a.seq end,
+        coalesce(a.local_variables,
+          (select p -> 'vars' from unnest(st.p_data) p where p ->> 'kind' = 'innerLocals' and p ->> 'activity' = a.id::text))
+      from bpm.activity_instance a
+      where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id
+        and coalesce(st.e_state[pg_catalog.array_position(st.e_id, a.id)], a.state) = 'completed'
+        and a.scope_id = body_id and not (a.id = any(st.a_id))
+    ) c), '[]');
+end;
+$$;
+comment on function bpm_private.compensation__inner_instances(bpm_private.run_state, uuid, text) is E'The completed inner instances of a multi-instance body, latest first, each with the handler and the locals it had.';
 
 create or replace function bpm_private.compensation__start(st bpm_private.run_state, graph jsonb, node jsonb, id uuid)
 returns bpm_private.run_state
@@ -104,11 +145,16 @@ begin
   if v_next is null then
     return bpm_private.compensation__done(st, graph, comp_id);
   end if;
-  st := bpm_private.scope__set(st, comp_id, v_data || pg_catalog.jsonb_build_object('comp', (v_data -> 'comp') - 0));
+  -- the handler sees the compensated inner instance's locals (multi-instance), else none
+  st := bpm_private.scope__set(st, comp_id, v_data || pg_catalog.jsonb_build_object('comp', (v_data -> 'comp') - 0,
+    'vars', coalesce(v_next -> 2, '{}'::jsonb)));
   -- the compensated activity instance: compensated exactly once
   v_apos := pg_catalog.array_position(st.a_id, (v_next ->> 0)::uuid);
   if v_apos is not null then
     st.a_state[v_apos] := 'compensated';
+  elsif (v_next ->> 0)::uuid = any(st.e_id) then
+    -- completed in this run: its row is written completed, then marked (run__post)
+    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'compensated', 'activity', v_next ->> 0);
   else
     update bpm.activity_instance a set state = 'compensated'
     where a.tenant_id = st.tenant_id and a.id = (v_next ->> 0)::uuid and a.state = 'completed';

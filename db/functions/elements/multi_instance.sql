@@ -161,6 +161,11 @@ begin
   st := bpm_private.scope__set(st, body_id, v_data);
   -- the inner instance's variables, counters updated
   v_vars := bpm_private.scope__variables(st, body_id, inner_id);
+  if node ? 'compensation' then
+    -- kept on its history row for its compensation handler (compensation__inner_instances)
+    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'innerLocals', 'activity', inner_id,
+      'vars', coalesce(bpm_private.task__locals(v_vars, st.variables), '{}'::jsonb) - 'nrOfInstances');
+  end if;
   if v_loop -> 'outputElement' is not null then
     v_data := pg_catalog.jsonb_set(v_data, array['out', v_k],
       coalesce(bpm_private.value__eval(v_loop -> 'outputElement', v_vars, v_el), 'null'::jsonb));

@@ -216,7 +216,8 @@ comment on function bpm_private.subscription__trigger(bpm.event_subscription, js
 
 -- What a run leaves to do once it is written: broadcast thrown signals,
 -- publish thrown messages, raise incidents of unhandled errors, schedule
--- the deadline jobs of new user tasks.
+-- the deadline jobs of new user tasks, keep the locals of completed
+-- compensable multi-instance inner instances.
 create or replace function bpm_private.run__post(st bpm_private.run_state)
 returns void
 language plpgsql
@@ -241,6 +242,12 @@ begin
       perform bpm_private.call__child_threw(st.tenant_id, st.instance_id, v_action);
     elsif v_action ->> 'kind' = 'childCompleted' then
       perform bpm_private.call__child_completed(st.tenant_id, st.instance_id);
+    elsif v_action ->> 'kind' = 'compensated' then
+      update bpm.activity_instance a set state = 'compensated'
+      where a.tenant_id = st.tenant_id and a.id = (v_action ->> 'activity')::uuid and a.state = 'completed';
+    elsif v_action ->> 'kind' = 'innerLocals' then
+      update bpm.activity_instance a set local_variables = v_action -> 'vars'
+      where a.tenant_id = st.tenant_id and a.id = (v_action ->> 'activity')::uuid;
     end if;
   end loop;
 end;

@@ -169,3 +169,79 @@ describe('nested compensation', () => {
     });
   });
 });
+
+describe('compensating a multi-instance activity', () => {
+  // reserve one seat per passenger (parallel multi-instance user task) → compensate → after
+  const seats = (extra = '') => `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="reserve"/>
+    <userTask id="reserve" camunda:assignee="\${passenger}">
+      <multiInstanceLoopCharacteristics camunda:collection="\${passengers}" camunda:elementVariable="passenger"/>
+    </userTask>
+    <boundaryEvent id="reserveComp" attachedToRef="reserve"><compensateEventDefinition/></boundaryEvent>
+    <userTask id="release" isForCompensation="true" camunda:assignee="\${passenger}"/>
+    <association id="a1" sourceRef="reserveComp" targetRef="release" associationDirection="One"/>
+    <sequenceFlow id="f2" sourceRef="reserve" targetRef="${extra === '' ? 'undo' : 'pick'}"/>${extra}
+    <intermediateThrowEvent id="undo"><compensateEventDefinition/></intermediateThrowEvent>
+    <sequenceFlow id="f4" sourceRef="undo" targetRef="after"/>
+    <userTask id="after"/>`;
+
+  test('each completed inner instance is compensated by its own handler run, latest first, seeing its locals; each once', async () => {
+    await deployProcess(as.admin, 'scopes_comp_mi', seats());
+    const instance = await startProcess(as.admin, 'scopes_comp_mi', { passengers: ['ann', 'bob', 'cy'] });
+    // complete in the order bob, cy, ann
+    for (const who of ['bob', 'cy', 'ann']) {
+      const task = (await userTasks(as.admin, instance.id)).find((t) => t.state === 'open' && t.assignee === who);
+      await completeTask(as.admin, (task as { id: string }).id);
+    }
+    const released: Array<[string | null, unknown]> = [];
+    for (;;) {
+      const open = (await userTasks(as.admin, instance.id)).filter((t) => t.state === 'open');
+      expect(open.length).toBe(1); // one handler at a time
+      if (open[0].element_id === 'after') break;
+      released.push([open[0].assignee, (open[0].local_variables as Record<string, unknown> | null)?.passenger ?? null]);
+      await completeTask(as.admin, open[0].id);
+    }
+    expect(released).toEqual([['ann', 'ann'], ['cy', 'cy'], ['bob', 'bob']]);
+    expect(await activityStates(instance.id, ['reserve'])).toEqual({ reserve: ['completed', 'compensated', 'compensated', 'compensated'] });
+    // the handler's locals were the inner instance's (element variable, loopCounter), not left on the instance
+    expect((await getInstance(as.admin, instance.id)).variables).toEqual({ passengers: ['ann', 'bob', 'cy'] });
+  });
+
+  test('only completed inner instances are compensated: a completion condition that cancels the rest leaves them out', async () => {
+    await deployProcess(as.admin, 'scopes_comp_mi_partial', seats().replace(
+      'camunda:elementVariable="passenger"/>',
+      'camunda:elementVariable="passenger"><completionCondition>${nrOfCompletedInstances == 2}</completionCondition></multiInstanceLoopCharacteristics>',
+    ));
+    const instance = await startProcess(as.admin, 'scopes_comp_mi_partial', { passengers: ['ann', 'bob', 'cy'] });
+    for (const who of ['cy', 'ann']) {
+      const task = (await userTasks(as.admin, instance.id)).find((t) => t.state === 'open' && t.assignee === who);
+      await completeTask(as.admin, (task as { id: string }).id);
+    }
+    const released: string[] = [];
+    for (;;) {
+      const open = (await userTasks(as.admin, instance.id)).filter((t) => t.state === 'open');
+      if (open[0].element_id === 'after') break;
+      released.push(open[0].assignee as string);
+      await completeTask(as.admin, open[0].id);
+    }
+    expect(released).toEqual(['ann', 'cy']);
+  });
+});
+
+test('an activity completed in the same call as the throw is compensated too', async () => {
+  await deployProcess(as.admin, 'scopes_comp_same_call', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="book"/>
+    <userTask id="book"/>
+    <boundaryEvent id="bookComp" attachedToRef="book"><compensateEventDefinition/></boundaryEvent>
+    <userTask id="unbook" isForCompensation="true"/>
+    <association id="a1" sourceRef="bookComp" targetRef="unbook" associationDirection="One"/>
+    <sequenceFlow id="f2" sourceRef="book" targetRef="undo"/>
+    <intermediateThrowEvent id="undo"><compensateEventDefinition/></intermediateThrowEvent>
+    <sequenceFlow id="f3" sourceRef="undo" targetRef="e"/><endEvent id="e"/>`);
+  const instance = await startProcess(as.admin, 'scopes_comp_same_call');
+  await completeTask(as.admin, (await openTask(as.admin, instance.id, 'book')).id);
+  const unbook = await openTask(as.admin, instance.id, 'unbook');
+  await completeTask(as.admin, unbook.id);
+  expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  expect(await activityStates(instance.id, ['book', 'unbook'])).toEqual({ book: ['compensated'], unbook: ['completed'] });
+});
