@@ -1,1 +1,4 @@
--- Enter migration here
+-- conditions__check returns after one index probe when the instance has no
+-- conditional subscriptions.
+--!include engine/condition.sql
+--!include engine/subscription.sql

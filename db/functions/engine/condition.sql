@@ -79,6 +79,11 @@ declare
   v_id uuid;
   v_count int;
 begin
+  -- (most instances have none: one index probe)
+  if not exists (select 1 from bpm.event_subscription s
+                 where s.tenant_id = conditions__check.tenant_id and s.instance_id = conditions__check.instance_id and s.kind = 'conditional') then
+    return;
+  end if;
   select * into v_instance from bpm.process_instance i where i.tenant_id = conditions__check.tenant_id and i.id = conditions__check.instance_id;
   if v_instance.state is distinct from 'active' then
     return;

@@ -216,8 +216,9 @@ comment on function bpm_private.subscription__trigger(bpm.event_subscription, js
 
 -- What a run leaves to do once it is written: broadcast thrown signals,
 -- publish thrown messages, raise incidents of unhandled errors, schedule
--- the deadline jobs of new user tasks, keep the locals of completed
--- compensable multi-instance inner instances.
+-- the deadline jobs of new user tasks, mark compensated what completed in
+-- the run, keep the locals of completed compensable multi-instance inner
+-- instances.
 create or replace function bpm_private.run__post(st bpm_private.run_state)
 returns void
 language plpgsql
