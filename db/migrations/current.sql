@@ -1,4 +1,1 @@
--- conditions__check returns after one index probe when the instance has no
--- conditional subscriptions.
---!include engine/condition.sql
---!include engine/subscription.sql
+-- Enter migration here

@@ -1,0 +1,426 @@
+--! Previous: sha1:d35a00f9ee57e57ff1845bbb8d4eb49553fb0e2d
+--! Hash: sha1:6c3cf1b98c150d926e676c45afa015b09769c0d7
+--! Message: conditions__check: one probe when there are no conditional subscriptions
+
+-- conditions__check returns after one index probe when the instance has no
+-- conditional subscriptions.
+--! Included engine/condition.sql
+-- Conditional events (intermediate catch, boundary, event subprocess start):
+-- a condition over the variables the event sees. An intermediate catch event
+-- whose condition holds when the token arrives passes at once; otherwise it,
+-- and every conditional boundary event and event subprocess start, waits
+-- with an event subscription of kind conditional. The conditions of an
+-- instance's conditional subscriptions are evaluated when they open and
+-- after every engine call that changed the instance's variables (or a
+-- subprocess's locals). Each is triggered like a message
+-- (subscription__trigger) when its condition becomes true: when it holds as
+-- the event opens, or holds where at the previous evaluation it did not
+-- (BPMN: the condition must become false before a non-interrupting event
+-- triggers again; event_subscription.condition_held remembers). A variable
+-- the condition reads that is not set counts as not holding (FEEL's null),
+-- not as an error.
+
+-- Whether the condition of a conditional subscription holds over the
+-- variables its event sees (its scope's locals over the instance's).
+create or replace function bpm_private.condition__holds(sub bpm.event_subscription, variables jsonb, graph jsonb)
+returns boolean
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_node jsonb := graph -> 'nodes' -> sub.element_id;
+  st bpm_private.run_state := bpm_private.run__begin(sub.tenant_id, sub.instance_id, variables, false, '{}');
+begin
+  if v_node ->> 'type' = 'startEvent' then
+    -- an event subprocess start: its subscription sits on the scope instance
+    st.cur_scope := nullif(sub.token_id, sub.instance_id);
+    st := bpm_private.scope__load(st, st.cur_scope);
+  else
+    st := bpm_private.run__resume(st, v_node, sub.token_id);
+  end if;
+  return bpm_private.condition__test(v_node, case when st.cur_scope is null then st.variables else bpm_private.scope__variables(st, st.cur_scope, null) end);
+end;
+$$;
+comment on function bpm_private.condition__holds(bpm.event_subscription, jsonb, jsonb) is E'Whether a conditional subscription''s condition holds over what its event sees.';
+
+-- A conditional event's condition over variables; an unset variable makes it false.
+create or replace function bpm_private.condition__test(node jsonb, variables jsonb)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return bpm_private.expression__test(node -> 'event' -> 'condition', variables, node ->> 'id');
+exception when sqlstate 'BP302' then
+  return false;
+end;
+$$;
+comment on function bpm_private.condition__test(jsonb, jsonb) is E'Evaluates the condition of a conditional event (false when a variable it reads is not set; BP303 when it yields no boolean).';
+
+-- Evaluates the conditional subscriptions of an active instance (the caller
+-- holds the instance lock): first every condition, recording whether it
+-- holds (one with camunda:variableName only when the call's changes, name ->
+-- create | update | delete, include that variable (and one of its
+-- variableEvents), or when it was never evaluated; changes null: unknown,
+-- every condition), then, oldest first, triggers those that became true and still hold
+-- (a trigger before it may have changed the variables; the evaluation it
+-- made then is recorded too). Triggered runs evaluate again when they change
+-- variables; a chain of more than 100 triggers in one transaction is
+-- conditions that keep re-triggering each other: BP313, and the transaction
+-- rolls back.
+create or replace function bpm_private.conditions__check(tenant_id text, instance_id uuid, changes jsonb)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_sub bpm.event_subscription;
+  v_instance bpm.process_instance;
+  v_graph jsonb;
+  v_event jsonb;
+  v_holds boolean;
+  v_fire uuid[] := '{}';
+  v_id uuid;
+  v_count int;
+begin
+  -- (most instances have none: one index probe)
+  if not exists (select 1 from bpm.event_subscription s
+                 where s.tenant_id = conditions__check.tenant_id and s.instance_id = conditions__check.instance_id and s.kind = 'conditional') then
+    return;
+  end if;
+  select * into v_instance from bpm.process_instance i where i.tenant_id = conditions__check.tenant_id and i.id = conditions__check.instance_id;
+  if v_instance.state is distinct from 'active' then
+    return;
+  end if;
+  for v_sub in
+    select * from bpm.event_subscription s
+    where s.tenant_id = conditions__check.tenant_id and s.instance_id = conditions__check.instance_id and s.kind = 'conditional'
+    order by s.created_at, s.id
+  loop
+    if v_graph is null then
+      v_graph := bpm_private.graph__in_memory((select d.graph from bpm.process_definition d where d.tenant_id = v_instance.tenant_id and d.id = v_instance.definition_id));
+    end if;
+    v_event := v_graph -> 'nodes' -> v_sub.element_id -> 'event';
+    continue when changes is not null and v_sub.condition_held is not null and v_event ? 'variableName'
+      and (not changes ? (v_event ->> 'variableName')
+           or (v_event ? 'variableEvents' and not (v_event -> 'variableEvents') ? (changes ->> (v_event ->> 'variableName'))));
+    v_holds := bpm_private.condition__holds(v_sub, v_instance.variables, v_graph);
+    if v_holds is distinct from v_sub.condition_held then
+      -- (recorded also when it first evaluates false: the filters apply from then on)
+      update bpm.event_subscription s set condition_held = v_holds where s.tenant_id = v_sub.tenant_id and s.id = v_sub.id;
+      if v_holds then
+        v_fire := v_fire || v_sub.id;
+      end if;
+    end if;
+  end loop;
+  foreach v_id in array v_fire loop
+    -- still open, its instance still active, and not seen false since
+    select * into v_sub from bpm.event_subscription s where s.tenant_id = conditions__check.tenant_id and s.id = v_id;
+    continue when not found or not v_sub.condition_held;
+    exit when (select i.state from bpm.process_instance i where i.tenant_id = v_sub.tenant_id and i.id = v_sub.instance_id) is distinct from 'active';
+    v_count := coalesce(nullif(pg_catalog.current_setting('bpm.condition_triggers', true), '')::int, 0) + 1;
+    if v_count > 100 then
+      raise exception 'conditional event % of instance % triggered more than 100 times in one transaction: conditions keep re-triggering each other', v_sub.element_id, v_sub.instance_id
+        using errcode = 'BP313';
+    end if;
+    perform pg_catalog.set_config('bpm.condition_triggers', v_count::text, true);
+    perform bpm_private.subscription__trigger(v_sub, '{}', 'conditionFulfilled');
+  end loop;
+end;
+$$;
+comment on function bpm_private.conditions__check(text, uuid, jsonb) is E'Evaluates an instance''s conditional event subscriptions (filtered by the variables a call changed) and triggers those whose condition became true (BP313 past 100 triggers in one transaction).';
+
+-- What changed between two sets of variables: name -> create | update | delete.
+create or replace function bpm_private.variables__changes(before jsonb, after jsonb)
+returns jsonb
+language sql
+immutable
+set search_path = ''
+as $$
+  select coalesce(pg_catalog.jsonb_object_agg(coalesce(a.k, b.k), case when b.v is null then 'create' when a.v is null then 'delete' else 'update' end), '{}')
+  from pg_catalog.jsonb_each(before) b(k, v)
+  full join pg_catalog.jsonb_each(after) a(k, v) on a.k = b.k
+  where b.v is distinct from a.v;
+$$;
+comment on function bpm_private.variables__changes(jsonb, jsonb) is E'The variables that differ between two sets, as name -> create | update | delete.';
+--! EndIncluded engine/condition.sql
+--! Included engine/subscription.sql
+-- Triggering event subscriptions: a message, signal or timer reached what
+-- waits for it. The caller has locked the instance and re-read the
+-- subscription after the lock (so a subscription triggers at most once).
+
+-- Closes subscriptions of waiting tokens (and cancels their timer jobs).
+create or replace function bpm_private.subscriptions__remove(tenant_id text, instance_id uuid, token_ids uuid[])
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_timers uuid[];
+begin
+  with removed as (
+    delete from bpm.event_subscription s
+    where s.tenant_id = subscriptions__remove.tenant_id and s.instance_id = subscriptions__remove.instance_id
+      and (token_ids is null or s.token_id = any(token_ids))
+    returning s.id, s.kind
+  )
+  select coalesce(array_agg(r.id) filter (where r.kind = 'timer'), '{}') into v_timers from removed r;
+  if pg_catalog.cardinality(v_timers) > 0 then
+    perform bpm_private.timer__dequeue(v_timers);
+  end if;
+end;
+$$;
+comment on function bpm_private.subscriptions__remove(text, uuid, uuid[]) is E'Removes the event subscriptions of the given waiting tokens (null: all of the instance) and their timer jobs.';
+
+-- Starts an instance at a given start event (null: the none start event,
+-- BP308 without one; message, signal and timer starts: their triggers);
+-- parent_instance_id: the calling instance of a call activity's child.
+create or replace function bpm_private.instance__start(definition bpm.process_definition, start_node text, variables jsonb, business_key text, event_kind text, event_subject uuid,
+  parent_instance_id uuid default null)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  -- the graph detoasted once (graph__in_memory, inlined: this is every start's path)
+  v_graph jsonb := '{}'::jsonb || definition.graph;
+  st bpm_private.run_state := bpm_private.run__begin(definition.tenant_id, bpm_private.uuid_v7(), variables, true, definition.inclusive_joins);
+  v_done boolean;
+  v_instance bpm.process_instance;
+begin
+  if start_node is null then
+    -- start_process: the none start event
+    start_node := v_graph ->> 'start';
+    if start_node is null then
+      raise exception 'process % has no none start event: it starts by message, signal, timer or condition only', definition.key using errcode = 'BP308';
+    end if;
+  end if;
+  if v_graph -> 'nodes' -> start_node ? 'initiator' then
+    -- camunda:initiator: the starting user's id (null when none is set)
+    st.variables := st.variables || pg_catalog.jsonb_build_object(v_graph -> 'nodes' -> start_node ->> 'initiator', bpm_private.current_user_id());
+  end if;
+  if business_key is not null and v_graph ? 'uniqueBusinessKey' then
+    perform bpm_private.business_key__claim(definition, business_key);
+  end if;
+  -- walk in memory first: an instance that ends within this call is inserted
+  -- completed (run__event and run__push inlined)
+  st.business_key := business_key;
+  st.parent_id := parent_instance_id;
+  st.x_kind := array['instanceStarted'];
+  st.x_subject := array[st.instance_id];
+  st.x_el := array[null::text];
+  if event_kind is not null then
+    st := bpm_private.run__event(st, event_kind, event_subject, start_node);
+  end if;
+  st.q_node := array[start_node];
+  st.q_flow := array[null::text];
+  st.q_scope := array[null::uuid];
+  if v_graph ? 'eventSubprocesses' then
+    st := bpm_private.event_subprocess__arm(st, v_graph, v_graph -> 'eventSubprocesses', null);
+  end if;
+  st := bpm_private.run__drain(st, v_graph);
+  v_done := st.terminated or pg_catalog.cardinality(st.w_id) = 0;
+  if v_done and pg_catalog.cardinality(st.s_token) > 0 then
+    -- an instance that ends at once keeps none of its event subprocesses' subscriptions
+    st := bpm_private.subscriptions__drop(st, array[st.instance_id]);
+  end if;
+  if v_done then
+    st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
+  end if;
+  insert into bpm.process_instance (tenant_id, id, definition_id, business_key, state, variables, started_by, ended_at, parent_instance_id, root_instance_id)
+  values (definition.tenant_id, st.instance_id, definition.id, business_key,
+    case when v_done then 'completed' else 'active' end, st.variables, nullif(pg_catalog.current_setting('bpm.user_id', true), ''),
+    case when v_done then pg_catalog.now() end, instance__start.parent_instance_id,
+    case when instance__start.parent_instance_id is not null then
+      (select coalesce(p.root_instance_id, p.id) from bpm.process_instance p
+       where p.tenant_id = definition.tenant_id and p.id = instance__start.parent_instance_id) end)
+  returning * into v_instance;
+  perform bpm_private.run__flush(st);
+  if v_graph ? 'conditionals' and not v_done then
+    -- conditional events that hold as they open (condition.sql)
+    perform bpm_private.conditions__check(definition.tenant_id, st.instance_id, null);
+  end if;
+  if (v_graph ? 'conditionals' and not v_done) or pg_catalog.cardinality(st.p_data) > 0 then
+    -- what the flush started (called instances, conditional events) may have moved it on
+    select * into v_instance from bpm.process_instance i where i.tenant_id = definition.tenant_id and i.id = st.instance_id;
+  end if;
+  return v_instance;
+end;
+$$;
+comment on function bpm_private.instance__start(bpm.process_definition, text, jsonb, text, text, uuid, uuid) is E'Starts an instance of a definition at a start event (of a calling instance, for call activities) and runs it until every token waits.';
+
+-- A token resumes in the scope it waited in: the scope of its activity row
+-- (only looked up for elements inside a subprocess or multi-instance body,
+-- and compensation handlers, which run in their compensation's scope).
+create or replace function bpm_private.run__resume(st bpm_private.run_state, node jsonb, token_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  if node ? 'scope' or node ? 'loop' or node ? 'isForCompensation' then
+    st.cur_scope := (select a.scope_id from bpm.activity_instance a where a.tenant_id = st.tenant_id and a.id = token_id);
+    st := bpm_private.scope__load(st, st.cur_scope);
+  end if;
+  return st;
+end;
+$$;
+comment on function bpm_private.run__resume(bpm_private.run_state, jsonb, uuid) is E'Sets the run''s current scope to the scope a waiting token is in.';
+
+-- A waiting token's activity completed: it leaves over its flows, or, as an
+-- inner instance of a multi-instance body, is counted there.
+create or replace function bpm_private.node__complete(st bpm_private.run_state, graph jsonb, node jsonb, token_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_pos int := pg_catalog.array_position(st.l_id, st.cur_scope);
+  v_vars jsonb;
+begin
+  if node ? 'outputs' and node ->> 'type' not in ('subProcess', 'callActivity') then
+    -- output mappings of a task, over what it sees (its inputs included)
+    v_vars := case when st.cur_scope is null then st.variables else bpm_private.scope__variables(st, st.cur_scope, token_id) end;
+    v_vars := v_vars || bpm_private.io__map(node -> 'inputs', v_vars, node ->> 'id');
+    st := bpm_private.scope__set_variables(st, st.cur_scope, bpm_private.io__map(node -> 'outputs', v_vars, node ->> 'id'));
+  end if;
+  if node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id' then
+    return bpm_private.mi__inner_done(st, graph, node, st.cur_scope, token_id);
+  end if;
+  return bpm_private.node__leave(st, graph, node);
+end;
+$$;
+comment on function bpm_private.node__complete(bpm_private.run_state, jsonb, jsonb, uuid) is E'A wait state''s activity completed: leave it, or count it in its multi-instance body.';
+
+create or replace function bpm_private.subscription__trigger(sub bpm.event_subscription, variables jsonb, event_kind text)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_locked record;
+  v_graph jsonb;
+  v_node jsonb;
+  v_token_el text;
+  v_scope uuid;
+  st bpm_private.run_state;
+begin
+  select i as instance, d.graph, d.inclusive_joins into v_locked
+  from bpm.process_instance i
+  join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
+  where i.tenant_id = sub.tenant_id and i.id = sub.instance_id;
+  v_graph := bpm_private.graph__in_memory(v_locked.graph);
+  st := bpm_private.run__begin(sub.tenant_id, sub.instance_id, (v_locked.instance).variables || variables, false, v_locked.inclusive_joins);
+  st.business_key := (v_locked.instance).business_key;
+  st := bpm_private.run__event(st, event_kind, sub.id, sub.element_id);
+  v_node := v_graph -> 'nodes' -> sub.element_id;
+  if v_node ->> 'type' = 'boundaryEvent' then
+    -- the boundary event runs where its activity is
+    st := bpm_private.run__resume(st, v_node, sub.token_id);
+    if sub.interrupting then
+      -- the activity it is attached to ends cancelled, with everything in it
+      st := bpm_private.scope__cancel(st, array[sub.token_id]);
+    elsif sub.kind = 'timer' then
+      -- a non-interrupting cycle fires again while the activity waits
+      perform bpm_private.timer__rearm_or_close(sub);
+    end if;
+    st := bpm_private.run__push(st, sub.element_id, null);
+  elsif v_node ->> 'type' = 'startEvent' then
+    -- an event subprocess of a scope instance (its token) or of the instance
+    v_scope := nullif(sub.token_id, sub.instance_id);
+    st := bpm_private.scope__load(st, v_scope);
+    if not sub.interrupting and sub.kind = 'timer' then
+      perform bpm_private.timer__rearm_or_close(sub);
+    elsif sub.interrupting or sub.kind = 'timer' then
+      delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
+    end if;
+    st := bpm_private.event_subprocess__start(st, v_graph, v_node, v_scope, event_kind);
+  else
+    -- a catch event or receive task (the subscription's own element), or an
+    -- event-based gateway whose first event this is: the token and every
+    -- subscription of it go (a receive task's boundary events too)
+    delete from bpm_private.token t where t.tenant_id = sub.tenant_id and t.id = sub.token_id
+    returning t.element_id into v_token_el;
+    st := bpm_private.run__resume(st, v_node, sub.token_id);
+    perform bpm_private.subscriptions__remove(sub.tenant_id, sub.instance_id, array[sub.token_id]);
+    st := bpm_private.activity__end(st, array[sub.token_id], 'completed');
+    if v_token_el = sub.element_id then
+      st := bpm_private.node__complete(st, v_graph, v_node, sub.token_id);
+    else
+      st := bpm_private.catch__passed(st, v_graph, v_node, null);
+    end if;
+  end if;
+  st := bpm_private.run__drain(st, v_graph);
+  return bpm_private.run__finish(st, v_locked.instance);
+end;
+$$;
+comment on function bpm_private.subscription__trigger(bpm.event_subscription, jsonb, text) is E'A message, signal or timer reached a subscription: the catch event, receive task or event-based gateway continues, or the boundary event starts its path (interrupting: its activity is cancelled). The instance is locked by the caller.';
+
+-- What a run leaves to do once it is written: broadcast thrown signals,
+-- publish thrown messages, raise incidents of unhandled errors, schedule
+-- the deadline jobs of new user tasks, mark compensated what completed in
+-- the run, keep the locals of completed compensable multi-instance inner
+-- instances.
+create or replace function bpm_private.run__post(st bpm_private.run_state)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_action jsonb;
+begin
+  foreach v_action in array st.p_data loop
+    if v_action ->> 'kind' = 'signal' then
+      perform bpm_private.signal__broadcast(st.tenant_id, v_action ->> 'name', '{}');
+    elsif v_action ->> 'kind' = 'message' then
+      perform bpm_private.message__correlate(st.tenant_id, v_action ->> 'name', v_action ->> 'key', v_action -> 'variables', null, null, false, false);
+    elsif v_action ->> 'kind' = 'deadline' then
+      perform bpm_private.user_task__enqueue_deadlines(st.tenant_id, (v_action ->> 'task')::uuid, v_action -> 'data');
+    elsif v_action ->> 'kind' = 'incident' then
+      perform bpm_private.incident__raise(st.tenant_id, st.instance_id, v_action ->> 'element', v_action ->> 'type', v_action ->> 'message');
+    elsif v_action ->> 'kind' = 'call' then
+      perform bpm_private.call__start(st.tenant_id, st.instance_id, v_action);
+    elsif v_action ->> 'kind' = 'throwToParent' then
+      perform bpm_private.call__child_threw(st.tenant_id, st.instance_id, v_action);
+    elsif v_action ->> 'kind' = 'childCompleted' then
+      perform bpm_private.call__child_completed(st.tenant_id, st.instance_id);
+    elsif v_action ->> 'kind' = 'compensated' then
+      update bpm.activity_instance a set state = 'compensated'
+      where a.tenant_id = st.tenant_id and a.id = (v_action ->> 'activity')::uuid and a.state = 'completed';
+    elsif v_action ->> 'kind' = 'innerLocals' then
+      update bpm.activity_instance a set local_variables = v_action -> 'vars'
+      where a.tenant_id = st.tenant_id and a.id = (v_action ->> 'activity')::uuid;
+    end if;
+  end loop;
+end;
+$$;
+comment on function bpm_private.run__post(bpm_private.run_state) is E'Broadcasts signals, publishes messages and raises incidents a run produced, after it is written.';
+
+-- Raises an incident of an instance (with its incidentCreated event).
+create or replace function bpm_private.incident__raise(tenant_id text, instance_id uuid, element_id text, incident_type text, message text)
+returns uuid
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_incident uuid;
+begin
+  insert into bpm.incident (tenant_id, instance_id, element_id, incident_type, message)
+  values (incident__raise.tenant_id, incident__raise.instance_id, incident__raise.element_id, incident__raise.incident_type, incident__raise.message)
+  returning id into v_incident;
+  perform bpm_private.event__emit(tenant_id, instance_id, array['incidentCreated'], array[v_incident], array[element_id]);
+  return v_incident;
+end;
+$$;
+comment on function bpm_private.incident__raise(text, uuid, text, text, text) is E'Raises an incident (failedJob, unhandledBpmnError, …) and records its event.';
+--! EndIncluded engine/subscription.sql
