@@ -5,7 +5,7 @@
  * asynchronous continuations (camunda:asyncBefore / asyncAfter) and job
  * retries (camunda:failedJobRetryTimeCycle).
  */
-import { baseNode, bool, extensions, kids, problem, type ProcessCtx, str, warn, xmlName } from './context';
+import { baseNode, bool, extensions, kids, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
 import { isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import { defaultFlow } from './gateways';
@@ -23,6 +23,8 @@ export function compileJobSettings(ctx: ProcessCtx, el: XNode, node: CompiledNod
   const after = bool(el, 'camunda:asyncAfter') === true;
   if (before) node.asyncBefore = true;
   if (after) node.asyncAfter = true;
+  const priority = jobPriority(ctx, node.id, el);
+  if (priority !== undefined) node.jobPriority = priority;
   const cycles = extensions(el).filter((e) => e.type === 'camunda:FailedJobRetryTimeCycle');
   if (cycles.length === 0) return;
   if (cycles.length > 1) {
@@ -47,6 +49,25 @@ export function compileJobSettings(ctx: ProcessCtx, el: XNode, node: CompiledNod
   if (!before && !after && node.event?.kind !== 'timer') {
     warn(ctx, node.id, 'camunda:failedJobRetryTimeCycle has no effect without camunda:asyncBefore or camunda:asyncAfter (or a timer event)');
   }
+}
+
+/**
+ * camunda:jobPriority of a flow node or process: an integer (higher runs
+ * first when jobs are due together). Expressions are not evaluated: the
+ * default priority is used, with a warning. Undefined when absent.
+ */
+export function jobPriority(ctx: ProcessCtx, id: string, el: XNode): number | undefined {
+  const raw = nonEmpty(str(el, 'camunda:jobPriority'));
+  if (raw === null) return undefined;
+  if (isExpression(raw)) {
+    warn(ctx, id, `camunda:jobPriority="${raw}": expressions are not evaluated here; its jobs get the default priority`);
+    return undefined;
+  }
+  if (!/^-?\d{1,9}$/.test(raw.trim())) {
+    problem(ctx, id, `camunda:jobPriority="${raw}" is not an integer`);
+    return undefined;
+  }
+  return Number(raw.trim());
 }
 
 // --- activities --------------------------------------------------------------------

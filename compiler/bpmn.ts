@@ -46,7 +46,7 @@
  * extension element or attribute: EXTENSION_RULES / ATTRIBUTE_RULES
  * (compiler/extensions.ts). Literal timer texts are checked in compiler/timer.ts.
  */
-import { compileActivity, compileJobSettings } from './activities';
+import { compileActivity, compileJobSettings, jobPriority } from './activities';
 import { compileCallActivity } from './calls';
 import { checkCompensationThrows, checkTransactions, linkCompensationHandlers } from './compensation';
 import {
@@ -202,6 +202,13 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   const graph: Omit<CompiledGraph, 'nodes' | 'flows'> = { start: scope.noneStarts[0] ?? null };
   if (uniqueBusinessKey) graph.uniqueBusinessKey = true;
   if (Object.values(ctx.nodes).some((n) => n.event?.kind === 'conditional')) graph.conditionals = true;
+  // camunda:jobPriority of the process: the default of the nodes that create jobs
+  const processPriority = jobPriority(ctx, processId, proc);
+  if (processPriority !== undefined && processPriority !== 0) {
+    for (const n of Object.values(ctx.nodes)) {
+      if (n.jobPriority === undefined && (n.asyncBefore === true || n.asyncAfter === true || n.event?.kind === 'timer')) n.jobPriority = processPriority;
+    }
+  }
   if (scope.eventStarts.length > 0) graph.eventStarts = scope.eventStarts;
   if (scope.eventSubprocesses.length > 0) graph.eventSubprocesses = scope.eventSubprocesses;
   const compiled: CompiledProcess = {

@@ -379,6 +379,12 @@ export interface CompiledNode {
    * default 3 retries.
    */
   jobRetry?: { retries: number; delay: string | null };
+  /**
+   * camunda:jobPriority of the node, else of its process: the priority of the
+   * jobs it creates (asynchronous continuations, timers); higher runs first
+   * when several are due. Absent: 0.
+   */
+  jobPriority?: number;
   /** boundaryEvent only. */
   attachedTo?: string;
   cancelActivity?: boolean;

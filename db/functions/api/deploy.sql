@@ -104,11 +104,11 @@ begin
   loop
     v_spec := bpm_private.subscription__spec(v_node, '{}', null);
     continue when v_spec is null;
-    insert into bpm.event_subscription (tenant_id, id, kind, name, definition_id, element_id, due_at, cycle, repeats_left)
+    insert into bpm.event_subscription (tenant_id, id, kind, name, definition_id, element_id, due_at, cycle, repeats_left, job_priority)
     values (definition.tenant_id, (v_spec ->> 'id')::uuid, v_spec ->> 'kind', v_spec ->> 'name', definition.id, v_node ->> 'id',
-      (v_spec ->> 'due_at')::timestamptz, v_spec ->> 'cycle', (v_spec ->> 'repeats')::int);
+      (v_spec ->> 'due_at')::timestamptz, v_spec ->> 'cycle', (v_spec ->> 'repeats')::int, coalesce((v_spec ->> 'priority')::int, 0));
     if v_spec ->> 'kind' = 'timer' then
-      perform bpm_private.timer__enqueue(definition.tenant_id, (v_spec ->> 'id')::uuid, (v_spec ->> 'due_at')::timestamptz);
+      perform bpm_private.timer__enqueue(definition.tenant_id, (v_spec ->> 'id')::uuid, (v_spec ->> 'due_at')::timestamptz, coalesce((v_spec ->> 'priority')::int, 0));
     end if;
   end loop;
 end;

@@ -291,7 +291,7 @@ begin
   where s.tenant_id = incident.tenant_id and s.incident_id = incident.id
   returning * into v_sub;
   if found then
-    perform bpm_private.timer__enqueue(v_sub.tenant_id, v_sub.id, pg_catalog.now());
+    perform bpm_private.timer__enqueue(v_sub.tenant_id, v_sub.id, pg_catalog.now(), v_sub.job_priority);
     return;
   end if;
   select t.id into v_token from bpm_private.token t

@@ -74,7 +74,7 @@ begin
   if not suspended then
     -- timers, asynchronous continuations and task deadlines that came due
     -- while suspended did nothing: schedule them again
-    perform bpm_private.timer__enqueue(v_tenant, s.id, s.due_at)
+    perform bpm_private.timer__enqueue(v_tenant, s.id, s.due_at, s.job_priority)
     from bpm.event_subscription s
     where s.tenant_id = v_tenant and s.instance_id = instance__set_suspended.instance_id and s.kind = 'timer' and s.incident_id is null;
     perform bpm_private.async__enqueue(v_tenant, t.id, bpm_private.instance__node(v_tenant, t.instance_id, t.element_id))

@@ -211,8 +211,8 @@ $$;
 comment on function bpm_private.timer__arm(jsonb, jsonb, text) is E'Evaluates a timer definition: first due time, and the cycle and remaining repeats of cycles (BP304 when invalid).';
 
 -- graphile-worker job of a timer subscription (job_key bpm-timer:<id>: arming
--- again replaces it, removing it cancels it).
-create or replace function bpm_private.timer__enqueue(tenant_id text, subscription_id uuid, due_at timestamptz)
+-- again replaces it, removing it cancels it), with the timer's job priority.
+create or replace function bpm_private.timer__enqueue(tenant_id text, subscription_id uuid, due_at timestamptz, priority int)
 returns void
 language plpgsql
 volatile
@@ -221,10 +221,23 @@ as $$
 begin
   perform graphile_worker.add_job('bpm_fire_timer',
     pg_catalog.json_build_object('tenant_id', tenant_id, 'subscription_id', subscription_id),
-    run_at => due_at, job_key => 'bpm-timer:' || subscription_id::text, max_attempts => 5);
+    run_at => due_at, job_key => 'bpm-timer:' || subscription_id::text, max_attempts => 5,
+    priority => bpm_private.job__priority(priority));
 end;
 $$;
-comment on function bpm_private.timer__enqueue(text, uuid, timestamptz) is E'Schedules (or reschedules) the job that fires a timer subscription.';
+comment on function bpm_private.timer__enqueue(text, uuid, timestamptz, int) is E'Schedules (or reschedules) the job that fires a timer subscription (priority: camunda:jobPriority, higher first).';
+
+-- A camunda:jobPriority (higher runs first) as a graphile-worker priority
+-- (lower runs first; smallint).
+create or replace function bpm_private.job__priority(priority int)
+returns int
+language sql
+immutable
+set search_path = ''
+as $$
+  select -least(greatest(coalesce(priority, 0), -32767), 32767);
+$$;
+comment on function bpm_private.job__priority(int) is E'A camunda:jobPriority (higher first) as a graphile-worker job priority (lower first).';
 
 -- Custom plans: remove_job deletes by job key in PL/pgSQL, and a generic plan
 -- made while the queue was small (a sequential scan of its one page) stays
@@ -262,7 +275,7 @@ begin
       repeats_left = sub.repeats_left - 1
     where s.tenant_id = sub.tenant_id and s.id = sub.id
     returning * into sub;
-    perform bpm_private.timer__enqueue(sub.tenant_id, sub.id, sub.due_at);
+    perform bpm_private.timer__enqueue(sub.tenant_id, sub.id, sub.due_at, sub.job_priority);
   else
     delete from bpm.event_subscription s where s.tenant_id = sub.tenant_id and s.id = sub.id;
   end if;

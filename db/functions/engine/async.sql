@@ -15,10 +15,11 @@ begin
   perform graphile_worker.add_job('bpm_continue',
     pg_catalog.json_build_object('tenant_id', tenant_id, 'token_id', token_id),
     job_key => 'bpm-async:' || token_id::text,
-    max_attempts => coalesce((node -> 'jobRetry' ->> 'retries')::int, 3) + 1);
+    max_attempts => coalesce((node -> 'jobRetry' ->> 'retries')::int, 3) + 1,
+    priority => bpm_private.job__priority((node ->> 'jobPriority')::int));
 end;
 $$;
-comment on function bpm_private.async__enqueue(text, uuid, jsonb) is E'Schedules the job that continues an asynchronous token (retries from camunda:failedJobRetryTimeCycle, default 3).';
+comment on function bpm_private.async__enqueue(text, uuid, jsonb) is E'Schedules the job that continues an asynchronous token (retries from camunda:failedJobRetryTimeCycle, default 3; priority from camunda:jobPriority).';
 
 create or replace function bpm_private.async__wait(st bpm_private.run_state, node jsonb, kind text, via_flow text, token_id uuid)
 returns bpm_private.run_state

@@ -57,6 +57,7 @@ export interface SubscriptionRow {
   cycle: string | null;
   repeats_left: number | null;
   incident_id: string | null;
+  job_priority: number;
 }
 
 /** Subscriptions of an instance (or, with null, the start-event subscriptions of a tenant), by element. */

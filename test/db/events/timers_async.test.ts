@@ -5,11 +5,14 @@
  * continuations. test/db/worker/ runs the same through real jobs.
  */
 import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployXml } from '../../helpers/engine';
 import {
   actors,
   count,
   deployDefs,
   dropJob,
+  all,
+  bpmnDefs,
   fireTimer,
   history,
   incidents,
@@ -297,5 +300,45 @@ describe('task deadlines', () => {
     const kinds = (await db.root.query<{ kind: string }>(`select kind from bpm.event where subject_id = $1 order by id`, [task.id])).rows.map((r) => r.kind);
     expect(kinds).toEqual(['activityStarted', 'taskCreated', 'taskOverdue', 'taskFollowUpDue', 'taskEscalated']);
     expect(await count(db.root, 'select 1 from bpm.user_task where id = $1', [task.id])).toBe(1);
+  });
+});
+
+describe('job priorities (camunda:jobPriority)', () => {
+  async function priorityOf(key: string): Promise<number | null> {
+    const rows = await all<{ priority: number }>(db.root, 'select priority from graphile_worker._private_jobs where key = $1', [key]);
+    return rows[0]?.priority ?? null;
+  }
+
+  test('an asynchronous continuation and a timer get the priority of their element, else of their process (higher first: graphile-worker runs lower numbers first)', async () => {
+    await deployDefs(as.admin, 'prio', '', `
+    <startEvent id="start"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="urgent"/>
+    <task id="urgent" camunda:asyncBefore="true" camunda:jobPriority="50"/>
+    <sequenceFlow id="f2" sourceRef="urgent" targetRef="wait"/>
+    <intermediateCatchEvent id="wait"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f3" sourceRef="wait" targetRef="end"/><endEvent id="end"/>`);
+    const inst = await start(as.admin, 'prio');
+    const [token] = await all<{ id: string }>(db.root, `select id from bpm_private.token where instance_id = $1`, [inst.id]);
+    expect(await priorityOf(`bpm-async:${token.id}`)).toBe(-50);
+    await as.engine.query('select bpm.continue_async($1)', [token.id]);
+    const [timer] = await subscriptions(db.root, inst.id);
+    expect(timer).toMatchObject({ kind: 'timer', job_priority: 0 });
+    expect(await priorityOf(`bpm-timer:${timer.id}`)).toBe(0);
+  });
+
+  test('the process default applies to timers without their own; re-arming keeps it', async () => {
+    await deployXml(as.admin, [{ name: 'prio_proc.bpmn', xml: bpmnDefs('prio_proc', '', `
+    <startEvent id="start"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="review"/>
+    <userTask id="review"/>
+    <boundaryEvent id="remind" attachedToRef="review" cancelActivity="false"><timerEventDefinition><timeCycle>R3/PT1H</timeCycle></timerEventDefinition></boundaryEvent>
+    <sequenceFlow id="f2" sourceRef="remind" targetRef="e2"/><endEvent id="e2"/>`).replace('<process id="prio_proc"', '<process id="prio_proc" camunda:jobPriority="7"') }]);
+    const inst = await start(as.admin, 'prio_proc');
+    const [timer] = await subscriptions(db.root, inst.id);
+    expect(timer.job_priority).toBe(7);
+    expect(await priorityOf(`bpm-timer:${timer.id}`)).toBe(-7);
+    await db.root.query(`update bpm.event_subscription set due_at = now() where id = $1`, [timer.id]);
+    await fireTimer(db.root, as.engine, timer.id);
+    expect(await priorityOf(`bpm-timer:${timer.id}`)).toBe(-7);
   });
 });
