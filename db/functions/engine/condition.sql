@@ -11,7 +11,8 @@
 -- (BPMN: the condition must become false before a non-interrupting event
 -- triggers again; event_subscription.condition_held remembers). A variable
 -- the condition reads that is not set counts as not holding (FEEL's null),
--- not as an error.
+-- not as an error. Conditional start events of a process are evaluated by
+-- bpm.evaluate_conditions (api/events.sql).
 
 -- Whether the condition of a conditional subscription holds over the
 -- variables its event sees (its scope's locals over the instance's).
