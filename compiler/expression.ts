@@ -106,22 +106,18 @@ function juelTemplateParts(src: string): ConcatPart[] | null {
   return expressions === 0 || (expressions === 1 && parts.length === 1) ? null : parts;
 }
 
+/** The operands of a chain of `+` (one operand when the expression is no `+`). */
+function plusChain(ast: Ast): Ast[] {
+  return ast.k === 'arith' && ast.op === '+' ? [...plusChain(ast.left), ...plusChain(ast.right)] : [ast];
+}
+
 /**
  * The operands of a FEEL `+` chain that has a string literal or string()
  * among them (a concatenation); null for anything else. Like FEEL, a null
  * operand makes the whole string null.
  */
 function feelConcatParts(ast: Ast): ConcatPart[] | null {
-  const operands: Ast[] = [];
-  const flatten = (n: Ast): void => {
-    if (n.k === 'arith' && n.op === '+') {
-      flatten(n.left);
-      flatten(n.right);
-    } else {
-      operands.push(n);
-    }
-  };
-  flatten(ast);
+  const operands = plusChain(ast);
   if (!operands.some((o) => o.k === 'str' || o.k === 'text') || (operands.length === 1 && operands[0].k !== 'text')) return null;
   return operands.map((o) => (o.k === 'str' ? { text: o.value } : { ast: o }));
 }
@@ -133,14 +129,8 @@ function feelConcatParts(ast: Ast): ConcatPart[] | null {
  * literal is a concatenation or plain arithmetic).
  */
 function feelPlusOperands(ast: Ast): Ast[] | null {
-  if (ast.k !== 'arith' || ast.op !== '+') return null;
-  const operands: Ast[] = [];
-  const flatten = (n: Ast): boolean => {
-    if (n.k === 'arith' && n.op === '+') return flatten(n.left) && flatten(n.right);
-    operands.push(n);
-    return n.k === 'path';
-  };
-  return flatten(ast) ? operands : null;
+  const operands = plusChain(ast);
+  return operands.length > 1 && operands.every((o) => o.k === 'path') ? operands : null;
 }
 
 function renderPlus(src: string, operands: Ast[]): CompiledExpression {

@@ -246,7 +246,6 @@ as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_user', 'bpm_engine'], 'evaluate conditional start events');
   v_variables jsonb := bpm_private.require_object(variables, 'variables');
-  v_is_user boolean := bpm_private.caller_role() = 'bpm_user';
   v_sub bpm.event_subscription;
   v_definition bpm.process_definition;
 begin
@@ -257,8 +256,7 @@ begin
   loop
     select * into v_definition from bpm.process_definition d where d.tenant_id = v_tenant and d.id = v_sub.definition_id;
     -- a bpm_user starts only processes they may start (candidate starters)
-    continue when v_is_user and (pg_catalog.cardinality(v_definition.candidate_starter_users) > 0 or pg_catalog.cardinality(v_definition.candidate_starter_groups) > 0)
-      and not (bpm_private.current_user_id() = any(v_definition.candidate_starter_users) or v_definition.candidate_starter_groups && bpm_private.current_groups());
+    continue when not bpm_private.definition__may_start(v_definition);
     continue when not bpm_private.condition__test(v_definition.graph -> 'nodes' -> v_sub.element_id, v_variables);
     return next bpm_private.instance__start(v_definition, v_sub.element_id, v_variables, business_key, 'conditionFulfilled', v_sub.id);
   end loop;

@@ -88,8 +88,9 @@ begin
     from bpm.user_task u
     where u.tenant_id = v_tenant and u.instance_id = instance__set_suspended.instance_id and (u.state = 'open') is true;
     -- conditions that came to hold while suspended
-    perform bpm_private.conditions__check(v_tenant, instance_id, null);
-    select * into v_instance from bpm.process_instance i where i.tenant_id = v_tenant and i.id = instance_id;
+    if bpm_private.conditions__check(v_tenant, instance_id, null, null) then
+      select * into v_instance from bpm.process_instance i where i.tenant_id = v_tenant and i.id = instance_id;
+    end if;
   end if;
   return v_instance;
 end;
@@ -147,8 +148,8 @@ begin
   returning * into v_instance;
   perform bpm_private.event__emit(v_tenant, instance_id, array['variablesUpdated'], array[instance_id], array[null]);
   -- conditional events that hold now are triggered (active instances; suspended ones when activated)
-  if v_instance.state = 'active' and v_instance.variables <> v_before then
-    perform bpm_private.conditions__check(v_tenant, instance_id, bpm_private.variables__changes(v_before, v_instance.variables));
+  if v_instance.state = 'active' and v_instance.variables <> v_before
+     and bpm_private.conditions__check(v_tenant, instance_id, v_before, v_instance.variables) then
     select * into v_instance from bpm.process_instance i where i.tenant_id = v_tenant and i.id = instance_id;
   end if;
   return v_instance;

@@ -29,8 +29,8 @@ begin
   if not found then
     raise exception 'process definition with key % not found', process_key using errcode = 'BP101';
   end if;
-  if (pg_catalog.cardinality(v_definition.candidate_starter_users) > 0 or pg_catalog.cardinality(v_definition.candidate_starter_groups) > 0)
-     and bpm_private.caller_role() = 'bpm_user' then
+  -- (inline first: most processes have no candidate starters)
+  if pg_catalog.cardinality(v_definition.candidate_starter_users) > 0 or pg_catalog.cardinality(v_definition.candidate_starter_groups) > 0 then
     perform bpm_private.definition__require_starter(v_definition);
   end if;
   v_instance := bpm_private.instance__start(v_definition, null, v_variables, business_key, null, null);
@@ -43,7 +43,23 @@ $$;
 comment on function bpm.start_process(text, jsonb, text, text) is E'Starts an instance of the latest version of a process key and runs it until every token waits. With a request_id, a repeated call (a retry whose first answer was lost) returns the instance the first call started, as it is now, instead of starting another. Raises BP101 when the key is unknown in the tenant, BP308 when the process has no none start event (it starts by message, signal or timer), BP208 when the request_id started an instance of another process, BP209 when the process has unique business keys (pgbpm:uniqueBusinessKey) and an active or suspended instance of it has this business_key, BP401 for an empty or over-long request_id, BP002 for a bpm_user who is none of the process''s candidate starters (camunda:candidateStarterUsers / candidateStarterGroups, when it has any). Roles: bpm_admin, bpm_user.';
 
 -- A bpm_user starts a process with candidate starters only as one of them
--- (by user id or a group).
+-- (by user id or a group); other roles start any.
+create or replace function bpm_private.definition__may_start(definition bpm.process_definition)
+returns boolean
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return (pg_catalog.cardinality(definition.candidate_starter_users) = 0 and pg_catalog.cardinality(definition.candidate_starter_groups) = 0)
+    or bpm_private.caller_role() <> 'bpm_user'
+    or bpm_private.current_user_id() = any(definition.candidate_starter_users)
+    or definition.candidate_starter_groups && bpm_private.current_groups();
+end;
+$$;
+comment on function bpm_private.definition__may_start(bpm.process_definition) is E'Whether the caller may start the definition: it has no candidate starters, the caller is not a bpm_user, or the user is one of them (by id or group).';
+
+-- BP002 naming the definition's candidate starters unless the caller may start it.
 create or replace function bpm_private.definition__require_starter(definition bpm.process_definition)
 returns void
 language plpgsql
@@ -53,7 +69,7 @@ as $$
 declare
   v_user text := bpm_private.current_user_id();
 begin
-  if v_user = any(definition.candidate_starter_users) or definition.candidate_starter_groups && bpm_private.current_groups() then
+  if bpm_private.definition__may_start(definition) then
     return;
   end if;
   raise exception 'user % may not start process %: its candidate starters are users {%} and groups {%}', coalesce(v_user, '(none)'), definition.key,
@@ -61,7 +77,7 @@ begin
     using errcode = 'BP002';
 end;
 $$;
-comment on function bpm_private.definition__require_starter(bpm.process_definition) is E'Raises BP002 unless the acting user is one of the definition''s candidate starters (by user id or group).';
+comment on function bpm_private.definition__require_starter(bpm.process_definition) is E'Raises BP002 unless the caller may start the definition (definition__may_start).';
 
 -- The instance a request id started (locking the id for this transaction),
 -- or an empty row; BP208 if it started another process.

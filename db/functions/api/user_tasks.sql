@@ -188,20 +188,20 @@ declare
   v_tenant text := bpm_private.require_context(array['bpm_admin'], 'update a task');
   v_old bpm.user_task;
   v_task bpm.user_task;
+  v_due timestamptz;
 begin
   perform bpm_private.task_changes__check(changes);
   v_old := (bpm_private.user_task__lock(v_tenant, task_id, 'update it')).task;
+  v_due := case when changes ? 'dueDate' then bpm_private.value__to_timestamp(changes -> 'dueDate', v_old.element_id, 'dueDate') else v_old.due_at end;
   update bpm.user_task t
   set candidate_users = case when changes ? 'candidateUsers' then bpm_private.task_changes__identities(changes, 'candidateUsers') else t.candidate_users end,
     candidate_groups = case when changes ? 'candidateGroups' then bpm_private.task_changes__identities(changes, 'candidateGroups') else t.candidate_groups end,
     priority = coalesce((changes ->> 'priority')::int, t.priority),
-    due_at = case when changes ? 'dueDate' then bpm_private.value__to_timestamp(changes -> 'dueDate', t.element_id, 'dueDate') else t.due_at end,
+    due_at = v_due,
+    overdue_since = case when v_due is distinct from t.due_at then null else t.overdue_since end,
     follow_up_at = case when changes ? 'followUpDate' then bpm_private.value__to_timestamp(changes -> 'followUpDate', t.element_id, 'followUpDate') else t.follow_up_at end
   where t.tenant_id = v_tenant and t.id = task_id
   returning * into v_task;
-  if v_task.due_at is distinct from v_old.due_at and v_task.overdue_since is not null then
-    update bpm.user_task t set overdue_since = null where t.tenant_id = v_tenant and t.id = task_id returning * into v_task;
-  end if;
   perform bpm_private.user_task__enqueue_deadlines(v_tenant, task_id, pg_catalog.jsonb_build_object(
     'due_at', case when v_task.due_at is distinct from v_old.due_at then v_task.due_at end,
     'follow_up_at', case when v_task.follow_up_at is distinct from v_old.follow_up_at then v_task.follow_up_at end,

@@ -43,21 +43,8 @@ begin
     return v_todo;
   end if;
   for r in
-    select c.id, c.el from (
-      select u.id, u.el, 1 as run, null::timestamptz as ended, u.ord as seq
-      from unnest(st.a_id, st.a_el, st.a_state, st.a_scope) with ordinality as u(id, el, state, scope, ord)
-      where u.state = 'completed' and u.el = any(v_elements) and u.scope is not distinct from compensation__collect.scope_id
-      union all
-      -- stored rows: completed earlier, or in this run before what it created (ending order)
-      select a.id, a.element_id, case when a.id = any(st.e_id) then 1 else 0 end, a.ended_at,
-        case when a.id = any(st.e_id) then pg_catalog.array_position(st.e_id, a.id) - 1000000 else a.seq end
-      from bpm.activity_instance a
-      where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id
-        and coalesce(st.e_state[pg_catalog.array_position(st.e_id, a.id)], a.state) = 'completed'
-        and a.element_id = any(v_elements) and a.scope_id is not distinct from compensation__collect.scope_id
-        and not (a.id = any(st.a_id))
-    ) c
-    order by c.run desc, c.ended desc nulls first, c.seq desc
+    select c.id, c.el from bpm_private.compensation__completed(st, compensation__collect.scope_id) c
+    where c.el = any(v_elements)
   loop
     if graph -> 'nodes' -> r.el ? 'compensation' and graph -> 'nodes' -> r.el ? 'loop' then
       -- a multi-instance activity (r is its body): each completed inner instance, with its locals
@@ -73,12 +60,43 @@ end;
 $$;
 comment on function bpm_private.compensation__collect(bpm_private.run_state, jsonb, text, uuid, text) is E'The completed compensable activity instances of a scope instance, latest first, with what completed inside completed subprocesses expanded in place.';
 
+-- The completed activity instances of a scope instance (null: the process
+-- level), latest first: this run's rows, then stored rows that this run
+-- completed (in the order it ended them), then stored rows completed earlier;
+-- with the locals a compensable multi-instance inner instance had (stored,
+-- or in this run's post action that will store them).
+create or replace function bpm_private.compensation__completed(st bpm_private.run_state, scope_id uuid)
+returns table (id uuid, el text, locals jsonb)
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return query
+  select c.id, c.el, coalesce(c.locals,
+    (select p -> 'vars' from unnest(st.p_data) p where p ->> 'kind' = 'innerLocals' and p ->> 'activity' = c.id::text))
+  from (
+    select u.id, u.el, null::jsonb as locals, 2 as run, null::timestamptz as ended, u.ord as seq
+    from unnest(st.a_id, st.a_el, st.a_state, st.a_scope) with ordinality as u(id, el, state, scope, ord)
+    where u.state = 'completed' and u.scope is not distinct from compensation__completed.scope_id
+    union all
+    select a.id, a.element_id, a.local_variables, case when a.id = any(st.e_id) then 1 else 0 end, a.ended_at,
+      case when a.id = any(st.e_id) then pg_catalog.array_position(st.e_id, a.id) else a.seq end
+    from bpm.activity_instance a
+    where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id
+      and coalesce(st.e_state[pg_catalog.array_position(st.e_id, a.id)], a.state) = 'completed'
+      and a.scope_id is not distinct from compensation__completed.scope_id
+      and not (a.id = any(st.a_id))
+  ) c
+  order by c.run desc, c.ended desc nulls first, c.seq desc;
+end;
+$$;
+comment on function bpm_private.compensation__completed(bpm_private.run_state, uuid) is E'The completed activity instances of a scope instance, latest first (this run''s and stored ones), with the locals kept for compensable multi-instance inner instances.';
+
 -- The completed inner instances of a completed multi-instance body, latest
 -- first, as [[activity instance, handler, locals], …]: each is compensated
 -- by its own run of the handler, which sees the locals the inner instance
--- had (its element variable, loopCounter, input mappings), kept on its
--- history row (activity_instance.local_variables) or, completed in this
--- run, in the post action that will keep them there.
+-- had (its element variable, loopCounter, input mappings).
 create or replace function bpm_private.compensation__inner_instances(st bpm_private.run_state, body_id uuid, handler text)
 returns jsonb
 language plpgsql
@@ -87,22 +105,8 @@ set search_path = ''
 as $$
 begin
   return coalesce((
-    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.id, handler, coalesce(c.locals, '{}')) order by c.run desc, c.ended desc nulls first, c.seq desc)
-    from (
-      select u.id, 1 as run, null::timestamptz as ended, u.ord as seq,
-        (select p -> 'vars' from unnest(st.p_data) p where p ->> 'kind' = 'innerLocals' and p ->> 'activity' = u.id::text) as locals
-      from unnest(st.a_id, st.a_state, st.a_scope) with ordinality as u(id, state, scope, ord)
-      where u.state = 'completed' and u.scope = body_id
-      union all
-      select a.id, case when a.id = any(st.e_id) then 1 else 0 end, a.ended_at,
-        case when a.id = any(st.e_id) then pg_catalog.array_position(st.e_id, a.id) - 1000000 else a.seq end,
-        coalesce(a.local_variables,
-          (select p -> 'vars' from unnest(st.p_data) p where p ->> 'kind' = 'innerLocals' and p ->> 'activity' = a.id::text))
-      from bpm.activity_instance a
-      where not st.is_new and a.tenant_id = st.tenant_id and a.instance_id = st.instance_id
-        and coalesce(st.e_state[pg_catalog.array_position(st.e_id, a.id)], a.state) = 'completed'
-        and a.scope_id = body_id and not (a.id = any(st.a_id))
-    ) c), '[]');
+    select pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(c.id, handler, coalesce(c.locals, '{}')) order by c.ord)
+    from bpm_private.compensation__completed(st, body_id) with ordinality as c(id, el, locals, ord)), '[]');
 end;
 $$;
 comment on function bpm_private.compensation__inner_instances(bpm_private.run_state, uuid, text) is E'The completed inner instances of a multi-instance body, latest first, each with the handler and the locals it had.';

@@ -55,17 +55,17 @@ comment on function bpm_private.condition__test(jsonb, jsonb) is E'Evaluates the
 
 -- Evaluates the conditional subscriptions of an active instance (the caller
 -- holds the instance lock): first every condition, recording whether it
--- holds (one with camunda:variableName only when the call's changes, name ->
--- create | update | delete, include that variable (and one of its
--- variableEvents), or when it was never evaluated; changes null: unknown,
--- every condition), then, oldest first, triggers those that became true and still hold
--- (a trigger before it may have changed the variables; the evaluation it
--- made then is recorded too). Triggered runs evaluate again when they change
--- variables; a chain of more than 100 triggers in one transaction is
--- conditions that keep re-triggering each other: BP313, and the transaction
--- rolls back.
-create or replace function bpm_private.conditions__check(tenant_id text, instance_id uuid, changes jsonb)
-returns void
+-- holds (one with camunda:variableName only when the call changed that
+-- variable from before to after, by one of its variableEvents, or when it
+-- was never evaluated; before null: changes unknown, every condition), then,
+-- oldest first, triggers those that became true and still hold (a trigger
+-- before it may have changed the variables; the evaluation it made then is
+-- recorded too). Returns whether it triggered any. Triggered runs evaluate
+-- again when they change variables; a chain of more than 100 triggers in
+-- one transaction is conditions that keep re-triggering each other: BP313,
+-- and the transaction rolls back.
+create or replace function bpm_private.conditions__check(tenant_id text, instance_id uuid, before jsonb, after jsonb)
+returns boolean
 language plpgsql
 volatile
 set search_path = ''
@@ -74,33 +74,31 @@ declare
   v_sub bpm.event_subscription;
   v_instance bpm.process_instance;
   v_graph jsonb;
+  v_changes jsonb;
   v_event jsonb;
   v_holds boolean;
   v_fire uuid[] := '{}';
   v_id uuid;
   v_count int;
 begin
-  -- (most instances have none: one index probe)
-  if not exists (select 1 from bpm.event_subscription s
-                 where s.tenant_id = conditions__check.tenant_id and s.instance_id = conditions__check.instance_id and s.kind = 'conditional') then
-    return;
-  end if;
-  select * into v_instance from bpm.process_instance i where i.tenant_id = conditions__check.tenant_id and i.id = conditions__check.instance_id;
-  if v_instance.state is distinct from 'active' then
-    return;
-  end if;
+  -- (most instances have none: this one index probe is all)
   for v_sub in
     select * from bpm.event_subscription s
     where s.tenant_id = conditions__check.tenant_id and s.instance_id = conditions__check.instance_id and s.kind = 'conditional'
     order by s.created_at, s.id
   loop
     if v_graph is null then
+      select * into v_instance from bpm.process_instance i where i.tenant_id = conditions__check.tenant_id and i.id = conditions__check.instance_id;
+      if v_instance.state is distinct from 'active' then
+        return false;
+      end if;
       v_graph := bpm_private.graph__in_memory((select d.graph from bpm.process_definition d where d.tenant_id = v_instance.tenant_id and d.id = v_instance.definition_id));
+      v_changes := case when before is not null then bpm_private.variables__changes(before, after) end;
     end if;
     v_event := v_graph -> 'nodes' -> v_sub.element_id -> 'event';
-    continue when changes is not null and v_sub.condition_held is not null and v_event ? 'variableName'
-      and (not changes ? (v_event ->> 'variableName')
-           or (v_event ? 'variableEvents' and not (v_event -> 'variableEvents') ? (changes ->> (v_event ->> 'variableName'))));
+    continue when v_changes is not null and v_sub.condition_held is not null and v_event ? 'variableName'
+      and (not v_changes ? (v_event ->> 'variableName')
+           or (v_event ? 'variableEvents' and not (v_event -> 'variableEvents') ? (v_changes ->> (v_event ->> 'variableName'))));
     v_holds := bpm_private.condition__holds(v_sub, v_instance.variables, v_graph);
     if v_holds is distinct from v_sub.condition_held then
       -- (recorded also when it first evaluates false: the filters apply from then on)
@@ -123,9 +121,10 @@ begin
     perform pg_catalog.set_config('bpm.condition_triggers', v_count::text, true);
     perform bpm_private.subscription__trigger(v_sub, '{}', 'conditionFulfilled');
   end loop;
+  return pg_catalog.cardinality(v_fire) > 0;
 end;
 $$;
-comment on function bpm_private.conditions__check(text, uuid, jsonb) is E'Evaluates an instance''s conditional event subscriptions (filtered by the variables a call changed) and triggers those whose condition became true (BP313 past 100 triggers in one transaction).';
+comment on function bpm_private.conditions__check(text, uuid, jsonb, jsonb) is E'Evaluates an instance''s conditional event subscriptions (filtered by the variables that changed from before to after; before null: unknown) and triggers those whose condition became true; returns whether it triggered any (BP313 past 100 triggers in one transaction).';
 
 -- What changed between two sets of variables: name -> create | update | delete.
 create or replace function bpm_private.variables__changes(before jsonb, after jsonb)

@@ -489,7 +489,8 @@ set search_path = ''
 as $$
 declare
   v_result bpm.process_instance;
-  v_conditions boolean;
+  v_changed boolean := st.variables <> before.variables;
+  v_moved boolean := false;
 begin
   -- completion first (this run adds no wait state when it can complete, so
   -- the flush below changes nothing the check reads); its event is flushed too.
@@ -521,25 +522,21 @@ begin
   -- the instance row first: what the flush triggers afterwards (a signal this
   -- run threw, caught by the instance itself) must read it as of this run
   v_result := before;
-  if st.variables <> before.variables then
+  if v_changed then
     update bpm.process_instance i set variables = st.variables
     where i.tenant_id = st.tenant_id and i.id = st.instance_id
     returning * into v_result;
   end if;
   perform bpm_private.run__flush(st);
-  -- conditional events that hold now (condition.sql): with the variables
-  -- this run changed (unknown when it changed a subprocess's locals)
-  v_conditions := true;
+  -- conditional events that hold now (condition.sql): after a run that
+  -- changed variables (changes unknown when it changed a subprocess's
+  -- locals) or opened conditional events
   if 'dirty' = any(st.l_state) then
-    perform bpm_private.conditions__check(st.tenant_id, st.instance_id, null);
-  elsif st.variables <> before.variables then
-    perform bpm_private.conditions__check(st.tenant_id, st.instance_id, bpm_private.variables__changes(before.variables, st.variables));
-  elsif exists (select 1 from unnest(st.s_data) d where d ->> 'kind' = 'conditional') then
-    perform bpm_private.conditions__check(st.tenant_id, st.instance_id, '{}');
-  else
-    v_conditions := false;
+    v_moved := bpm_private.conditions__check(st.tenant_id, st.instance_id, null, null);
+  elsif v_changed or (pg_catalog.cardinality(st.s_data) > 0 and exists (select 1 from unnest(st.s_data) d where d ->> 'kind' = 'conditional')) then
+    v_moved := bpm_private.conditions__check(st.tenant_id, st.instance_id, before.variables, st.variables);
   end if;
-  if v_conditions or pg_catalog.cardinality(st.p_data) > 0 then
+  if v_moved or pg_catalog.cardinality(st.p_data) > 0 then
     -- what the flush started (called instances, signals, conditional events) may have moved it on
     select * into v_result from bpm.process_instance i where i.tenant_id = st.tenant_id and i.id = st.instance_id;
   end if;

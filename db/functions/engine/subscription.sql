@@ -91,11 +91,9 @@ begin
        where p.tenant_id = definition.tenant_id and p.id = instance__start.parent_instance_id) end)
   returning * into v_instance;
   perform bpm_private.run__flush(st);
-  if v_graph ? 'conditionals' and not v_done then
-    -- conditional events that hold as they open (condition.sql)
-    perform bpm_private.conditions__check(definition.tenant_id, st.instance_id, null);
-  end if;
-  if (v_graph ? 'conditionals' and not v_done) or pg_catalog.cardinality(st.p_data) > 0 then
+  -- conditional events that hold as they open (condition.sql)
+  if (v_graph ? 'conditionals' and not v_done and bpm_private.conditions__check(definition.tenant_id, st.instance_id, null, null))
+     or pg_catalog.cardinality(st.p_data) > 0 then
     -- what the flush started (called instances, conditional events) may have moved it on
     select * into v_instance from bpm.process_instance i where i.tenant_id = definition.tenant_id and i.id = st.instance_id;
   end if;

@@ -318,7 +318,7 @@ begin
   perform bpm_private.migration__arm_added_events(v_tenant, v_ids, v_target);
   if v_target.graph ? 'conditionals' then
     -- conditional events the target adds, evaluated as they open
-    perform bpm_private.conditions__check(v_tenant, u.id, null) from unnest(v_ids) as u(id);
+    perform bpm_private.conditions__check(v_tenant, u.id, null, null) from unnest(v_ids) as u(id);
   end if;
   return v_count;
 end;
