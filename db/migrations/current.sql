@@ -1,17 +1,1 @@
--- Review mend: conditions__check computes what changed only when the
--- instance has conditional subscriptions and says whether it triggered any
--- (callers re-read the instance only then); update_task writes its row once;
--- one candidate-starter check (definition__may_start) for start_process and
--- evaluate_conditions; one query for a scope's completed activity instances
--- (compensation__completed) behind both compensation collectors.
-drop function if exists bpm_private.conditions__check(text, uuid, jsonb);
---!include engine/condition.sql
---!include engine/run.sql
---!include engine/subscription.sql
---!include api/instances.sql
---!include instance/migrate.sql
---!include api/user_tasks.sql
---!include api/start_process.sql
---!include api/events.sql
---!include elements/compensation.sql
---!include setup/ownership.sql
+-- Enter migration here
