@@ -60,8 +60,15 @@ begin
   if bpm_private.node__has_subscriptions(graph, node) then
     st := bpm_private.boundary__arm(st, graph, node, id);
   end if;
+  -- the endless-loop guard (run__drain) allows 50 more automatic steps per
+  -- inner instance, up to 500,000 more per call, the first time the activity
+  -- is entered in its scope in this call (a cycle through it gains nothing)
+  if (select pg_catalog.count(*) from unnest(st.a_el, st.a_scope, st.a_type) as a(el, scope, typ)
+      where a.el = v_el and a.typ = 'multiInstanceBody' and a.scope is not distinct from st.cur_scope) = 1 then
+    st.step_credit := least(coalesce(st.step_credit, 0) + v_n * 50, 500000);
+  end if;
   st.cur_scope := id;
-  v_kind := case when not (v_loop ->> 'sequential')::boolean then bpm_private.mi__plain_task(node) end;
+  v_kind := case when not (v_loop ->> 'sequential')::boolean then bpm_private.mi__task_kind(node) end;
   if v_kind is not null then
     return bpm_private.mi__start_tasks(st, node, id, v_n, v_kind);
   end if;
@@ -74,11 +81,11 @@ end;
 $$;
 comment on function bpm_private.mi__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters a multi-instance activity: its body starts every inner instance (parallel) or the first (sequential); an empty collection skips the activity (BP310 for a collection that is not a list).';
 
--- The wait state kind (userTask, externalTask) of a task whose inner
--- instances need nothing but their loop numbers: no attribute to evaluate
--- (assignee, candidates, dates, priority, escalation), no input mappings, no
--- asynchronous continuation before it; null for any other activity.
-create or replace function bpm_private.mi__plain_task(node jsonb)
+-- The wait state kind (userTask, externalTask) of a task whose parallel
+-- inner instances are created at once (mi__start_tasks): every user or
+-- external task but one with an asynchronous continuation before it (each
+-- inner instance then waits for its own job); null for any other activity.
+create or replace function bpm_private.mi__task_kind(node jsonb)
 returns text
 language plpgsql
 immutable
@@ -87,20 +94,52 @@ as $$
 begin
   -- (plpgsql, not sql: a non-inlined sql function is planned again in every transaction)
   return case
-    when node ? 'inputs' or coalesce((node ->> 'asyncBefore')::boolean, false) then null
-    when node ->> 'type' = 'userTask' then
-      case when coalesce(node -> 'userTask', '{}') = '{}' and node -> 'taskEscalation' is null then 'userTask' end
-    when coalesce(node ->> 'topic', '') <> '' and not coalesce(node -> 'taskPriority' ? 'expr', false) then 'externalTask'
+    when coalesce((node ->> 'asyncBefore')::boolean, false) then null
+    when node ->> 'type' = 'userTask' then 'userTask'
+    when coalesce(node ->> 'topic', '') <> '' then 'externalTask'
   end;
 end;
 $$;
-comment on function bpm_private.mi__plain_task(jsonb) is E'userTask or externalTask for a task whose parallel inner instances can all be created at once (mi__start_tasks), else null.';
+comment on function bpm_private.mi__task_kind(jsonb) is E'userTask or externalTask for a task whose parallel inner instances are created at once (mi__start_tasks), else null.';
 
--- The inner instances of a parallel multi-instance task that needs nothing
--- evaluated (mi__plain_task), created at once instead of one queued token
--- each: their history rows, wait states with what each sees (task__locals:
--- the scopes' locals, its loopCounter and element variable) and loop numbers
--- (0 .. n-1, in creation order), as run__drain would make them one by one.
+-- The names of the variables the expressions of a task read when it is
+-- created: the root of every compiled path ($."name", compiler/expression.ts)
+-- outside its loop characteristics and output mappings (evaluated later), and
+-- the targets of nested input mappings (io__map reads them by name). It may
+-- name more (a string that looks like a path), never fewer; null when a name
+-- is escaped in a path (then every variable counts).
+create or replace function bpm_private.node__variable_refs(node jsonb)
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_refs text[];
+begin
+  v_refs := array(
+    select distinct m[1]
+    from pg_catalog.jsonb_path_query(node - 'loop' - 'outputs', 'strict $.**') s(v)
+    cross join lateral pg_catalog.regexp_matches(s.v #>> '{}', '\$\."((?:[^"\\]|\\.)*)"', 'g') m
+    where pg_catalog.jsonb_typeof(s.v) = 'string');
+  if exists (select from unnest(v_refs) r where pg_catalog.strpos(r, E'\\') > 0) then
+    return null;
+  end if;
+  return v_refs || array(select m ->> 'target' from pg_catalog.jsonb_array_elements(coalesce(node -> 'inputs', '[]')) m where m ? 'path');
+end;
+$$;
+comment on function bpm_private.node__variable_refs(jsonb) is E'The variables the expressions of a task read when it is created (path roots outside its loop and output mappings, nested input mapping targets; possibly more, never fewer); null when it cannot tell.';
+
+-- The inner instances of a parallel multi-instance task, created at once
+-- instead of one queued token each: their history rows, their wait states
+-- with what each sees stored as its locals (task__locals: the scopes'
+-- locals, its loopCounter and element variable, its input mappings), their
+-- deadlines and loop numbers (0 .. n-1, in creation order), as run__drain
+-- would make them one by one. Attributes (assignee, candidates, dates,
+-- priority, form defaults, input mappings) are evaluated per inner instance
+-- over the variables their expressions read (node__variable_refs) plus the
+-- loop variables, so each costs the same whatever the size of the
+-- collection; a task with none is built once.
 create or replace function bpm_private.mi__start_tasks(st bpm_private.run_state, node jsonb, body_id uuid, n int, kind text)
 returns bpm_private.run_state
 language plpgsql
@@ -112,10 +151,37 @@ declare
   v_ids uuid[] := array(select bpm_private.uuid_v7() from pg_catalog.generate_series(1, n));
   v_pos int := pg_catalog.array_position(st.l_id, body_id);
   v_body jsonb := st.l_data[v_pos];
-  v_data jsonb := case kind when 'userTask' then bpm_private.user_task__create(node, null) else bpm_private.external_task__create(node, null) end;
-  -- what every inner instance sees beyond the instance's variables (task__locals), before its loop variables
-  v_locals jsonb := coalesce(bpm_private.task__locals(bpm_private.scope__variables(st, body_id, null), st.variables), '{}');
+  v_items jsonb := v_body -> 'items';
+  v_seen jsonb := bpm_private.scope__variables(st, body_id, null);
+  -- what every inner instance sees beyond the instance's variables, before its loop variables
+  v_locals jsonb := coalesce(bpm_private.task__locals(v_seen, st.variables), '{}');
+  v_static boolean := not node ? 'inputs' and case kind
+    when 'userTask' then coalesce(node -> 'userTask', '{}') = '{}' and node -> 'taskEscalation' is null
+    else not coalesce(node -> 'taskPriority' ? 'expr', false) end;
+  v_refs text[];
+  v_data jsonb[];
 begin
+  if not v_static then
+    v_refs := bpm_private.node__variable_refs(node);
+    if v_refs is not null then
+      v_seen := coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(v_seen) e where e.key = any(v_refs)), '{}');
+    end if;
+  end if;
+  v_data := array(
+    select t.data || pg_catalog.jsonb_build_object('locals', bpm_private.task__locals(v_locals || l.loop || t.inputs, st.variables))
+    from pg_catalog.generate_series(1, n) k
+    -- loop variables as the k-th inner instance sees them when it is created alone
+    cross join lateral (select pg_catalog.jsonb_build_object('loopCounter', k - 1)
+      || case when v_body ->> 'el' is not null then pg_catalog.jsonb_build_object(v_body ->> 'el', coalesce(v_items -> (k - 1), 'null'::jsonb)) else '{}' end
+      as loop) l
+    cross join lateral (select v_seen || pg_catalog.jsonb_build_object('nrOfActiveInstances', k) || l.loop as vars) v
+    cross join lateral (select case when node ? 'inputs' then bpm_private.io__map(node -> 'inputs', v.vars, v_el) else '{}' end as inputs) i
+    cross join lateral (select case
+      when v_static and kind = 'userTask' then bpm_private.user_task__create(node, null)
+      when v_static then bpm_private.external_task__create(node, null)
+      when kind = 'userTask' then bpm_private.user_task__create(node, v.vars || i.inputs)
+      else bpm_private.external_task__create(node, v.vars || i.inputs) end as data, i.inputs) t
+    order by k);
   st.a_id := st.a_id || v_ids;
   st.a_el := st.a_el || pg_catalog.array_fill(v_el, array[n]);
   st.a_type := st.a_type || pg_catalog.array_fill(node ->> 'type', array[n]);
@@ -125,16 +191,19 @@ begin
   st.w_el := st.w_el || pg_catalog.array_fill(v_el, array[n]);
   st.w_kind := st.w_kind || pg_catalog.array_fill(kind, array[n]);
   st.w_flow := st.w_flow || pg_catalog.array_fill(null::text, array[n]);
-  st.w_data := st.w_data || array(
-    select v_data || pg_catalog.jsonb_build_object('locals', v_locals || pg_catalog.jsonb_build_object('loopCounter', k - 1)
-      || case when v_body ->> 'el' is not null then pg_catalog.jsonb_build_object(v_body ->> 'el', coalesce(v_body -> 'items' -> (k - 1), 'null'::jsonb)) else '{}' end)
-    from pg_catalog.generate_series(1, n) k);
+  st.w_data := st.w_data || v_data;
+  if kind = 'userTask' and not v_static then
+    -- due, follow-up and escalation jobs (as run__drain queues them)
+    st.p_data := st.p_data || array(
+      select pg_catalog.jsonb_build_object('kind', 'deadline', 'task', u.id, 'data', u.data - 'locals')
+      from unnest(v_ids, v_data) as u(id, data) where u.data ? 'deadline');
+  end if;
   st.l_data[v_pos] := st.l_data[v_pos] || pg_catalog.jsonb_build_object('next', n, 'active', n,
     'inner', (select pg_catalog.jsonb_object_agg(u.id::text, u.k - 1) from unnest(v_ids) with ordinality as u(id, k)));
   return st;
 end;
 $$;
-comment on function bpm_private.mi__start_tasks(bpm_private.run_state, jsonb, uuid, int, text) is E'Creates every inner instance of a parallel multi-instance task that needs nothing evaluated, at once.';
+comment on function bpm_private.mi__start_tasks(bpm_private.run_state, jsonb, uuid, int, text) is E'Creates every inner instance of a parallel multi-instance user or external task at once, each with its attributes evaluated.';
 
 -- An inner instance completed (task left, subprocess or called instance ended).
 create or replace function bpm_private.mi__inner_done(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid, inner_id uuid)

@@ -21,7 +21,8 @@ begin
     null, null, false,        -- resume_node, resume_id, upsert
     null, '{}', '{}', '{}',   -- cur_scope, q_scope, a_scope, c_scope
     '{}', '{}', '{}', '{}', '{}', '{}', -- l_id, l_parent, l_el, l_kind, l_data, l_state
-    null                      -- parent_id
+    null,                     -- parent_id
+    0                         -- step_credit
   )::bpm_private.run_state;
 end;
 $$;
@@ -95,8 +96,8 @@ begin
       -- a token of a scope cancelled in this call
       continue when v_node_id is null;
       v_steps := v_steps + 1;
-      if v_steps > 2000 then
-        raise exception 'instance % took more than 2000 automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, v_node_id
+      if v_steps > 2000 + coalesce(st.step_credit, 0) then
+        raise exception 'instance % took more than % automatic steps in one call (endless loop without a wait state?) at element %', st.instance_id, 2000 + coalesce(st.step_credit, 0), v_node_id
           using errcode = 'BP306';
       end if;
       v_node := graph -> 'nodes' -> v_node_id;
@@ -136,8 +137,8 @@ begin
         v_inner := v_entered.is_inner;
         v_slow := case when v_entered.is_body then 'multiInstance' end;
       end if;
-      if v_node ? 'inputs' and v_type not in ('subProcess', 'callActivity') then
-        -- input mappings of a task: locals its attributes see
+      if v_node ? 'inputs' and v_type not in ('subProcess', 'callActivity') and v_slow is null then
+        -- input mappings of a task (of each inner instance, not of a multi-instance body): locals its attributes see
         v_vars := v_vars || bpm_private.io__map(v_node -> 'inputs', v_vars, v_node_id);
       end if;
       -- ===== EXECUTE
@@ -243,7 +244,7 @@ begin
   return st;
 end;
 $$;
-comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'The token lifecycle: advances every queued token to its next wait state or end, completing scopes that ended (BP306 guards endless loops).';
+comment on function bpm_private.run__drain(bpm_private.run_state, jsonb) is E'The token lifecycle: advances every queued token to its next wait state or end, completing scopes that ended (BP306 guards endless loops: 2,000 steps per call, plus 50 per inner instance of a multi-instance activity entered for the first time in its scope, at most 500,000 more).';
 
 -- Once every queued token waits or ended: scopes nothing runs in any more
 -- complete (a completing scope may end the last token of the scope around

@@ -129,7 +129,8 @@ begin
   is_inner := node ? 'loop' and v_pos is not null and st.l_kind[v_pos] = 'body' and st.l_el[v_pos] = node ->> 'id';
   is_body := node ? 'loop' and not is_inner;
   if is_body then
-    variables := st.variables;
+    -- the body sees what the entering token sees (its collection may be a local of an enclosing scope)
+    variables := case when scope_id is null then st.variables else bpm_private.scope__variables(st, scope_id, id) end;
     return;
   end if;
   if is_inner then
