@@ -165,7 +165,8 @@ type Ast =
   | { k: 'str'; value: string }
   | { k: 'bool'; value: boolean }
   | { k: 'null' }
-  | { k: 'path'; root: string; steps: PathStep[] }
+  /** A variable (root) and the steps into it; optional: null when missing rather than an error (execution.getVariable). */
+  | { k: 'path'; root: string; steps: PathStep[]; optional?: true }
   | { k: 'neg'; arg: Ast }
   | { k: 'arith'; op: ArithOp; left: Ast; right: Ast }
   | { k: 'method'; name: NumMethod; arg: Ast }
@@ -178,12 +179,14 @@ type Ast =
   | { k: 'regex'; subject: Ast; pattern: string; flags: string }
   | { k: 'if'; test: Ast; then: Ast; else: Ast }
   /** FEEL string(x): the text of a value; only inside a string concatenation. */
-  | { k: 'text'; arg: Ast };
+  | { k: 'text'; arg: Ast }
+  /** JUEL x.contains(v): a substring of a string, or an element of a list. */
+  | { k: 'contains'; subject: PathAst; value: Ast };
 
 type PathAst = Extract<Ast, { k: 'path' }>;
 
 const PREDICATE_KINDS: ReadonlySet<Ast['k']> = new Set<Ast['k']>([
-  'cmp', 'not', 'logic', 'empty', 'defined', 'startsWith', 'regex', 'if',
+  'cmp', 'not', 'logic', 'empty', 'defined', 'startsWith', 'regex', 'if', 'contains',
 ]);
 
 function isPredicate(n: Ast): boolean {
@@ -193,7 +196,7 @@ function isPredicate(n: Ast): boolean {
 /** Append a property / index step to a path; anything else cannot be navigated in jsonpath. */
 function extendPath(base: Ast, step: PathStep): PathAst {
   if (base.k !== 'path') fail('property access and indexing are only supported on variables');
-  return { k: 'path', root: base.root, steps: [...base.steps, step] };
+  return { ...base, steps: [...base.steps, step] };
 }
 
 function orChain(items: Ast[]): Ast {
@@ -228,6 +231,7 @@ class PathRenderer {
       case 'startsWith': return `(${this.value(n.subject)} starts with ${quote(n.prefix)})`;
       case 'regex': return this.regex(n.subject, n.pattern, n.flags);
       case 'if': return this.conditional(n.test, n.then, n.else);
+      case 'contains': return this.contains(n.subject, n.value);
       case 'path': return `(${this.value(n)} == true)`;
       case 'bool': return `(true == ${n.value})`;
       default: return fail(`${describe(n)} is not a condition (a boolean is required)`);
@@ -265,6 +269,14 @@ class PathRenderer {
     return `(${this.value(left)} ${op} ${this.value(right)})`;
   }
 
+  /** A string containing the text, or a list with the value as an element (JUEL's String and Collection contains). */
+  private contains(subject: PathAst, value: Ast): string {
+    const p = this.path(subject, true);
+    const inList = `(${p}.type() == "array" && exists(${p}[*] ? (@ == ${this.value(value)})))`;
+    if (value.k !== 'str') return inList;
+    return `((${p}.type() == "string" && ${p} like_regex ${quote(escapeRegex(value.value))}) || ${inList})`;
+  }
+
   private regex(subject: Ast, pattern: string, flags: string): string {
     const flagText = flags ? ` flag ${quote(flags)}` : '';
     return `(${this.value(subject)} like_regex ${quote(pattern)}${flagText})`;
@@ -283,7 +295,7 @@ class PathRenderer {
   }
 
   private path(n: PathAst, required: boolean): string {
-    if (required) this.required.add(n.root);
+    if (required && !n.optional) this.required.add(n.root);
     return '$' + [{ key: n.root }, ...n.steps].map(renderStep).join('');
   }
 }
@@ -522,11 +534,54 @@ class JuelParser {
   private postfix(): Ast {
     let base = this.primary();
     for (;;) {
-      if (this.accept('.')) base = extendPath(base, { key: this.propertyName() });
-      else if (this.accept('[')) base = this.subscript(base);
-      else if (this.peekOp('(')) return fail(base.k === 'path' && base.steps.length > 0 ? 'method calls are not supported' : 'function calls are not supported');
+      if (this.accept('.')) {
+        const name = this.propertyName();
+        base = this.peekOp('(') ? this.method(base, name) : extendPath(base, { key: name });
+      } else if (this.accept('[')) base = this.subscript(base);
+      else if (this.peekOp('(')) return fail('function calls are not supported');
       else return base;
     }
+  }
+
+  /**
+   * `x.name(args)` on a variable or property: Java's collection and string
+   * methods that have a jsonpath equivalent, and Camunda Spin's JSON
+   * navigation (`S(x).prop("a").stringValue()`), which is plain property
+   * access on a JSON variable.
+   */
+  private method(base: Ast, name: string): Ast {
+    const args = this.arguments();
+    const subject = base.k === 'path' ? base : fail(`method ${name}() is only supported on a variable or property`);
+    const literal = (): Ast => {
+      if (args.length !== 1 || !['str', 'num', 'bool'].includes(args[0].k)) fail(`${name}() takes one string, number or boolean literal`);
+      return args[0];
+    };
+    const none = (): void => {
+      if (args.length > 0) fail(`${name}() takes no arguments`);
+    };
+    switch (name) {
+      case 'size': none(); return { k: 'method', name: 'size', arg: subject };
+      case 'isEmpty': none(); return { k: 'empty', arg: subject };
+      case 'contains': return { k: 'contains', subject, value: literal() };
+      case 'startsWith': { const v = literal(); return v.k === 'str' ? { k: 'startsWith', subject, prefix: v.value } : fail('startsWith() takes a string literal'); }
+      case 'endsWith': { const v = literal(); return v.k === 'str' ? { k: 'regex', subject, pattern: `${escapeRegex(v.value)}$`, flags: '' } : fail('endsWith() takes a string literal'); }
+      case 'equals': return { k: 'cmp', op: '==', left: subject, right: literal() };
+      // Spin
+      case 'prop': { const v = literal(); return v.k === 'str' ? extendPath(subject, { key: v.value }) : fail('prop() takes a string literal'); }
+      case 'hasProp': { const v = literal(); return v.k === 'str' ? { k: 'defined', arg: extendPath(subject, { key: v.value }) } : fail('hasProp() takes a string literal'); }
+      case 'elements': case 'stringValue': case 'numberValue': case 'boolValue': case 'value': none(); return subject;
+      default: return fail(`method ${name}() is not supported (supported: size, isEmpty, contains, startsWith, endsWith, equals, and Spin's prop, hasProp, elements, stringValue, numberValue, boolValue, value)`);
+    }
+  }
+
+  /** `( a, b, … )` */
+  private arguments(): Ast[] {
+    this.expect('(');
+    const args: Ast[] = [];
+    if (this.accept(')')) return args;
+    do args.push(this.ternary()); while (this.accept(','));
+    this.expect(')');
+    return args;
   }
 
   private subscript(base: Ast): Ast {
@@ -556,9 +611,24 @@ class JuelParser {
     if (name === 'null') return { k: 'null' };
     if (JUEL_KEYWORDS.has(name)) fail(`unexpected keyword "${name}"`);
     if (this.peekOp(':') && this.peekAt(1).t === 'id' && this.peekAt(2).v === '(') fail('function calls are not supported');
+    if (name === 'execution' && this.peekOp('.') && ['getVariable', 'getVariableLocal'].includes(this.peekAt(1).v)) return this.executionVariable();
+    if (name === 'S' && this.peekOp('(')) {
+      // Camunda Spin: S(x) is the JSON variable x itself
+      const args = this.arguments();
+      return args.length === 1 && args[0].k === 'path' ? args[0] : fail('S() takes one variable');
+    }
     const contextObject = JUEL_CONTEXT_OBJECTS[name];
     if (contextObject) fail(contextObject);
     return { k: 'path', root: name, steps: [] };
+  }
+
+  /** `execution.getVariable("x")` (or getVariableLocal): the variable x as the token sees it, null when it is not set. */
+  private executionVariable(): Ast {
+    this.expect('.');
+    const method = this.advance().v;
+    const args = this.arguments();
+    if (args.length !== 1 || args[0].k !== 'str') fail(`execution.${method}() takes one string literal (the variable name)`);
+    return { k: 'path', root: args[0].value, steps: [], optional: true };
   }
 
   private propertyName(): string {

@@ -232,6 +232,65 @@ describe('JUEL', () => {
   });
 });
 
+describe('JUEL methods, execution variables and Spin (Camunda 7 models)', () => {
+  it('execution.getVariable("x") is the variable x, null when it is not set', async () => {
+    expect(compile('${execution.getVariable("amount") > 100}', 'condition').vars).toEqual([]);
+    await runConditions([
+      ['${execution.getVariable("amount") > 100}', { amount: 150 }, true],
+      ["${execution.getVariableLocal('amount') > 100}", { amount: 50 }, false],
+      ['${execution.getVariable("amount") > 100}', {}, false],
+      ['${execution.getVariable("approved")}', { approved: true }, true],
+      ['${execution.getVariable("o").total == 3}', { o: { total: 3 } }, true],
+      ['${execution.getVariable("x") == null}', {}, true],
+    ]);
+    await expectValue('${execution.getVariable("o").total}', { o: { total: 3 } }, 3);
+  });
+
+  it('size, isEmpty, contains, startsWith, endsWith, equals on variables and properties', async () => {
+    await runConditions([
+      ['${items.size() == 2}', { items: [1, 2] }, true],
+      ['${order.items.size() > 0}', { order: { items: [] } }, false],
+      ['${items.isEmpty()}', { items: [] }, true],
+      ['${items.isEmpty()}', { items: [0] }, false],
+      ['${name.isEmpty()}', { name: '' }, true],
+      ['${tags.contains("vip")}', { tags: ['new', 'vip'] }, true],
+      ['${tags.contains("vi")}', { tags: ['new', 'vip'] }, false],
+      ['${text.contains("vi")}', { text: 'a vip' }, true],
+      ['${text.contains("x.y")}', { text: 'xzy' }, false],
+      ['${ids.contains(3)}', { ids: [1, 3] }, true],
+      ['${ids.contains(4)}', { ids: [1, 3] }, false],
+      ['${name.startsWith("Dr")}', { name: 'Dr. No' }, true],
+      ['${name.endsWith(".pdf")}', { name: 'a.pdf' }, true],
+      ['${name.endsWith(".pdf")}', { name: 'apdf' }, false],
+      ['${status.equals("OK")}', { status: 'OK' }, true],
+      ['${x != null && x.contains("a")}', { x: 'cat' }, true],
+    ]);
+    await expectValue('${items.size()}', { items: [1, 2, 3] }, 3);
+  });
+
+  it('Spin: S(x).prop("a") is the property a of the JSON variable x', async () => {
+    await runConditions([
+      ['${S(order).prop("total").numberValue() > 10}', { order: { total: 12 } }, true],
+      ['${S(order).prop("customer").prop("vip").boolValue()}', { order: { customer: { vip: true } } }, true],
+      ['${S(order).hasProp("total")}', { order: {} }, false],
+      ['${S(order).prop("items").elements().size() == 2}', { order: { items: [1, 2] } }, true],
+    ]);
+    await expectValue('${S(customer).prop("name").stringValue()}', { customer: { name: 'Ada' } }, 'Ada');
+  });
+
+  it('refuses other methods and calls with a reason', () => {
+    const message = (text: string): string => {
+      const r = compileExpression(text, 'condition');
+      return r.ok ? 'compiled' : r.message;
+    };
+    expect(message('${x.foo()}')).toMatch(/method foo\(\) is not supported \(supported: size, isEmpty/);
+    expect(message('${items.contains(other)}')).toMatch(/contains\(\) takes one string, number or boolean literal/);
+    expect(message('${execution.getVariable(name)}')).toMatch(/execution.getVariable\(\) takes one string literal/);
+    expect(message('${execution.processBusinessKey}')).toMatch(/the execution object is not supported/);
+    expect(message('${dateTime().plusDays(1)}')).toMatch(/function calls are not supported/);
+  });
+});
+
 describe('FEEL', () => {
   it('comparisons, and/or, arithmetic', async () => {
     await runConditions([
@@ -420,14 +479,14 @@ describe('rejections', () => {
   };
 
   it('names the expression and the reason', () => {
-    expect(reject('${bean.call()}')).toBe('cannot compile expression "${bean.call()}": method calls are not supported');
+    expect(reject('${bean.call()}')).toMatch(/^cannot compile expression "\$\{bean.call\(\)\}": method call\(\) is not supported \(supported: size, isEmpty, /);
     expect(reject('=now()')).toBe('cannot compile expression "=now()": function "now" is not supported: date and time functions cannot be evaluated');
   });
 
   it.each<[string, ExpressionKind, RegExp]>([
     ['${foo()}', 'condition', /function calls are not supported/],
     ['${fn:upper(x) == "A"}', 'condition', /function calls are not supported/],
-    ['${execution.getVariable("x")}', 'value', /execution object is not supported/],
+    ['${execution.processBusinessKey}', 'value', /execution object is not supported/],
     ['${task.name}', 'value', /task object is not supported/],
     ['Hello ${name}', 'condition', /a string template\) is only supported where a value is expected/],
     ['${a}${b}', 'condition', /a string template/],
