@@ -12,6 +12,7 @@
  * rejected here with a message naming the expression and the reason.
  */
 import { parser as feelParser } from 'lezer-feel';
+import { compileFeelTree, decodeString } from './feel-tree';
 import type { CompiledExpression } from './graph';
 
 /** What the expression is used for: a condition (one boolean) or a value (any jsonb). */
@@ -47,9 +48,21 @@ export function compileExpression(text: string, kind: ExpressionKind): Expressio
     const { path, vars } = render(ast, kind);
     return { ok: true, expr: { src, path, vars } };
   } catch (e) {
-    return { ok: false, message: `cannot compile expression "${src}": ${failureReason(e)}` };
+    const reason = failureReason(e);
+    if (e instanceof CompileError && src.startsWith('=')) {
+      // what jsonpath cannot express, the engine's FEEL interpreter may
+      const tree = compileFeelTree(src.slice(1), kind);
+      if (tree.ok) return { ok: true, expr: { src, path: '', vars: tree.vars, tree: tree.tree } };
+      if (!TREE_GENERIC_FAILURES.has(tree.message) && !tree.message.startsWith('unsupported FEEL construct')) {
+        return { ok: false, message: `cannot compile expression "${src}": ${tree.message}` };
+      }
+    }
+    return { ok: false, message: `cannot compile expression "${src}": ${reason}` };
   }
 }
+
+/** Tree failures that say less than the jsonpath compiler's reason. */
+const TREE_GENERIC_FAILURES = new Set(['syntax error', 'the expression is not a condition (a boolean is required)']);
 
 function failureReason(e: unknown): string {
   if (e instanceof CompileError) return e.message;
@@ -767,7 +780,7 @@ class FeelWalker {
     switch (n.name) {
       case 'ParenthesizedExpression': return this.expr(this.inner(n));
       case 'NumericLiteral': return this.number(n);
-      case 'StringLiteral': return { k: 'str', value: decodeFeelString(this.text(n)) };
+      case 'StringLiteral': return { k: 'str', value: decodeString(this.text(n)) };
       case 'BooleanLiteral': return { k: 'bool', value: this.text(n) === 'true' };
       case 'null': return { k: 'null' };
       case 'VariableName': return { k: 'path', root: this.name(n), steps: [] };
@@ -916,16 +929,6 @@ function feelCompareOp(op: string): CmpOp {
     case '!=': case '<': case '<=': case '>': case '>=': return op;
     default: return fail(`unsupported comparison operator "${op}"`);
   }
-}
-
-/** FEEL string escapes: \" \' \\ \n \r \t \uXXXX (other escapes are kept verbatim). */
-function decodeFeelString(raw: string): string {
-  const body = raw.slice(1, -1);
-  const simple: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', "'": "'", '\\': '\\' };
-  return body.replace(/\\(u[0-9a-fA-F]{4}|.)/g, (all, esc: string) => {
-    if (esc.length === 5) return String.fromCharCode(parseInt(esc.slice(1), 16));
-    return simple[esc] ?? all;
-  });
 }
 
 type FeelFunction = (args: Ast[]) => Ast;

@@ -8,6 +8,8 @@
  * documented here.
  */
 
+import type { FeelTree } from './feel-tree';
+
 /** An expression compiled at deploy time into an SQL/JSON path over the instance variables. */
 export interface CompiledExpression {
   /** The expression as written in the model, for error messages (`${amount > 1000}`, `=amount > 1000`). */
@@ -33,6 +35,13 @@ export interface CompiledExpression {
    * else (a null, mixed types) is null, as in FEEL.
    */
   plus?: string[];
+  /**
+   * FEEL that SQL/JSON path cannot express (contexts, lists, filters,
+   * quantifiers, for, if-then-else values, string / list / numeric /
+   * context / temporal functions): a tree the engine interprets
+   * (bpm_private.feel__eval); `path` is then empty. See compiler/feel-tree.ts.
+   */
+  tree?: FeelTree;
 }
 
 /** A literal from the model, or an expression. */

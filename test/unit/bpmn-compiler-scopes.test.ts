@@ -313,7 +313,7 @@ describe('call activities', () => {
         <camunda:in source="a-b" target="c"/>
         <camunda:in variables="some"/>
         <camunda:out businessKey="\${k}"/>
-        <camunda:in businessKey="\${execution.getVariable('k')}"/>
+        <camunda:in businessKey="\${foo()}"/>
         <zeebe:ioMapping><zeebe:input source="=a" target="order..id"/><zeebe:output source="=x"/></zeebe:ioMapping>
       </extensionElements>
     </callActivity>
@@ -336,7 +336,7 @@ describe('call activities', () => {
       'inline.bpmn: element mappings: camunda:in source="a-b" is not a variable name (use sourceExpression for expressions)',
       'inline.bpmn: element mappings: camunda:in variables="some" is not supported; write variables="all"',
       'inline.bpmn: element mappings: camunda:out businessKey is not supported (the business key is passed down with camunda:in)',
-      'inline.bpmn: element mappings: camunda:in businessKey: cannot compile expression "${execution.getVariable(\'k\')}": the execution object is not supported (only process variables can be used)',
+      'inline.bpmn: element mappings: camunda:in businessKey: cannot compile expression "${foo()}": function calls are not supported',
       'inline.bpmn: element mappings: zeebe:input target="order..id": an empty name in the target path; use a variable name or a path like order.customer.id',
       'inline.bpmn: element mappings: zeebe:output without target',
       'inline.bpmn: element businessId: zeebe:calledElement businessId="=k" is not supported in this version',

@@ -107,7 +107,8 @@ comment on function bpm_private.mi__task_kind(jsonb) is E'userTask or externalTa
 -- outside its loop characteristics and output mappings (evaluated later), and
 -- the targets of nested input mappings (io__map reads them by name). It may
 -- name more (a string that looks like a path), never fewer; null when a name
--- is escaped in a path (then every variable counts).
+-- is escaped in a path or an expression is a FEEL tree (then every variable
+-- counts).
 create or replace function bpm_private.node__variable_refs(node jsonb)
 returns text[]
 language plpgsql
@@ -117,6 +118,10 @@ as $$
 declare
   v_refs text[];
 begin
+  if pg_catalog.jsonb_path_exists(node - 'loop' - 'outputs', 'strict $.**.tree') then
+    -- a FEEL tree (feel__eval) reads names, not paths: every variable counts
+    return null;
+  end if;
   v_refs := array(
     select distinct m[1]
     from pg_catalog.jsonb_path_query(node - 'loop' - 'outputs', 'strict $.**') s(v)

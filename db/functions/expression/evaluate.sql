@@ -34,9 +34,15 @@ set search_path = ''
 as $$
 declare
   v_result boolean;
+  v_value jsonb;
 begin
   perform bpm_private.expression__require_vars(expr, variables, element_id);
-  v_result := pg_catalog.jsonb_path_match(variables, (expr ->> 'path')::jsonpath);
+  if expr ? 'tree' then
+    v_value := bpm_private.feel__eval(expr -> 'tree', variables);
+    v_result := case when pg_catalog.jsonb_typeof(v_value) = 'boolean' then (v_value #>> '{}')::boolean end;
+  else
+    v_result := pg_catalog.jsonb_path_match(variables, (expr ->> 'path')::jsonpath);
+  end if;
   if v_result is null then
     raise exception 'condition % of element % did not evaluate to a boolean', expr ->> 'src', element_id
       using errcode = 'BP303';
@@ -66,6 +72,9 @@ begin
   end if;
   if value -> 'expr' ? 'plus' then
     return bpm_private.value__plus(value -> 'expr' -> 'plus', variables);
+  end if;
+  if value -> 'expr' ? 'tree' then
+    return bpm_private.feel__eval(value -> 'expr' -> 'tree', variables);
   end if;
   return pg_catalog.jsonb_path_query_first(variables, (value -> 'expr' ->> 'path')::jsonpath);
 end;

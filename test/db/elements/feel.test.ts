@@ -1,0 +1,149 @@
+/**
+ * FEEL beyond SQL/JSON path (Camunda 8 models): contexts, lists, filters,
+ * quantifiers, for, if-then-else values and the built-in functions, compiled
+ * to a tree at deploy time and evaluated by the engine, through real
+ * processes: zeebe:output mappings of a pass-through task write each case's
+ * result to the instance, and FEEL conditions choose gateway paths.
+ */
+import { compileExpression } from '../../../compiler/expression';
+import { createTestDb, type TestDb } from '../../helpers/db';
+import { deployProcess, expectRejectedUnchanged } from '../../helpers/engine';
+import { actors, getInstance, history, openTask, startProcess, type Actors } from './support';
+
+let db: TestDb;
+let as: Actors;
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** [FEEL value expression, expected result] over VARIABLES. */
+const VALUES: Array<[string, Json]> = [
+  ['=if amount > 10 then "big" else "small"', 'big'],
+  ['=if amount > 1000 then "big" else null', null],
+  ['={id: order.id, total: sum(order.items.price), count: count(order.items), label: "#" + string(order.id)}', { id: 7, total: 13.5, count: 3, label: '#7' }],
+  ['={a: 1, b: a + 1}', { a: 1, b: 2 }],
+  ['=[1, amount, "x", null]', [1, 20, 'x', null]],
+  ['=order.items[price > 5].name', ['pen', 'ink']],
+  ['=order.items[price > 100]', []],
+  ['=order.items[1].name', 'cap'],
+  ['=order.items[-1].name', 'ink'],
+  ['=tags[item != "old"]', ['new', 'vip']],
+  ['=for i in order.items return i.price * 2', [3, 12, 12]],
+  ['=string length(name)', 5],
+  ['=upper case(name) + "/" + lower case(name)', 'GRACE/grace'],
+  ['=substring(name, 2, 3)', 'rac'],
+  ['=substring(name, -2)', 'ce'],
+  ['=substring before("a-b-c", "-") + substring after("a-b-c", "-")', 'ab-c'],
+  ['=replace("2030-01-15", "(\\d+)-(\\d+)-(\\d+)", "$3.$2.$1")', '15.01.2030'],
+  ['=split("a;b;c", ";")', ['a', 'b', 'c']],
+  ['=string join(tags, ", ")', 'new, old, vip'],
+  ['=trim("  x ")', 'x'],
+  ['=number("12.5") * 2', 25],
+  ['=string(amount)', '20'],
+  ['=decimal(1 / 3, 2)', 0.33],
+  ['=decimal(2.5, 0)', 2],
+  ['=round half up(2.5, 0)', 3],
+  ['=round down(-1.29, 1)', -1.2],
+  ['=floor(1.7) + ceiling(1.2) + abs(-1)', 4],
+  ['=modulo(-12, 5)', 3],
+  ['=min(order.items.price)', 1.5],
+  ['=max(3, 9, 4)', 9],
+  ['=mean([1, 2, 6])', 3],
+  ['=product([2, 3, 4])', 24],
+  ['=sublist([1, 2, 3, 4], 2, 2)', [2, 3]],
+  ['=append(tags, "x")', ['new', 'old', 'vip', 'x']],
+  ['=concatenate([1], [2, 3])', [1, 2, 3]],
+  ['=reverse([1, 2, 3])', [3, 2, 1]],
+  ['=index of([1, 2, 1], 1)', [1, 3]],
+  ['=distinct values([1, 2, 1, 3])', [1, 2, 3]],
+  ['=flatten([1, [2, [3]]])', [1, 2, 3]],
+  ['=get value(order, "id")', 7],
+  ['=context put({a: 1}, "b", 2)', { a: 1, b: 2 }],
+  ['=context merge([{a: 1}, {b: 2}, {a: 3}])', { a: 3, b: 2 }],
+  ['=get entries({a: 1})', [{ key: 'a', value: 1 }]],
+  ['=date and time("2030-01-15T09:00:00+01:00")', '2030-01-15T08:00:00Z'],
+  ['=date and time("2030-01-15T09:00:00") + duration("PT1H30M")', '2030-01-15T10:30:00Z'],
+  ['=date("2030-01-31") + duration("P1M")', '2030-02-28'],
+  ['=duration("P3D")', 'P3D'],
+  ['=duration("three days")', null],
+  ['=some i in order.items satisfies i.price > 5', true],
+  ['=every i in order.items satisfies i.price > 5', false],
+  ['=string length(name) > 3 and list contains(tags, "vip")', true],
+  ['=is defined(order.missing)', false],
+  ['=upper case(amount)', null],
+];
+
+const VARIABLES = {
+  amount: 20,
+  name: 'Grace',
+  tags: ['new', 'old', 'vip'],
+  order: { id: 7, items: [{ name: 'cap', price: 1.5 }, { name: 'pen', price: 6 }, { name: 'ink', price: 6 }] },
+};
+
+function xmlAttr(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+beforeAll(async () => {
+  db = await createTestDb();
+  as = await actors(db);
+  const outputs = VALUES.map(([src], i) => `<zeebe:output source="${xmlAttr(src)}" target="r${i}"/>`).join('\n');
+  await deployProcess(as.admin, 'feel_values', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+    <task id="t"><extensionElements><zeebe:ioMapping>
+      <zeebe:output source="=now()" target="stamp"/>
+      <zeebe:output source="=today()" target="day"/>
+      <zeebe:output source="=now() + duration(&quot;P3D&quot;) &gt; now()" target="later"/>
+      ${outputs}
+    </zeebe:ioMapping></extensionElements></task>
+    <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>`);
+  // FEEL conditions on the flows out of a gateway, and a due date computed in FEEL
+  await deployProcess(as.admin, 'feel_route', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="g"/>
+    <exclusiveGateway id="g" default="other"/>
+    <sequenceFlow id="vip" sourceRef="g" targetRef="vipDesk">
+      <conditionExpression>=some i in order.items satisfies i.price &gt; 5 and string length(name) &gt; 3</conditionExpression>
+    </sequenceFlow>
+    <sequenceFlow id="other" sourceRef="g" targetRef="desk"/>
+    <userTask id="vipDesk"><extensionElements>
+      <zeebe:assignmentDefinition assignee="=lower case(name)"/>
+      <zeebe:taskSchedule dueDate="=date and time(&quot;2030-01-15T09:00:00Z&quot;) + duration(&quot;P2D&quot;)"/>
+    </extensionElements></userTask>
+    <userTask id="desk"/>`);
+});
+
+afterAll(async () => {
+  await db?.close();
+});
+
+describe('FEEL evaluated by the engine', () => {
+  test('each expression compiles: most to a tree, those SQL/JSON path can express to a path', () => {
+    const forms = VALUES.map(([src]) => {
+      const r = compileExpression(src, 'value');
+      return r.ok ? (r.expr.tree ? 'tree' : 'path') : r.message;
+    });
+    expect(forms.filter((f) => f !== 'tree' && f !== 'path')).toEqual([]);
+    expect(VALUES.filter((_, i) => forms[i] === 'path').map(([src]) => src)).toEqual(['=order.items[1].name', '=order.items[-1].name', '=string(amount)', '=floor(1.7) + ceiling(1.2) + abs(-1)', '=is defined(order.missing)']);
+  });
+
+  test('values: contexts, lists, filters, for, if, string / numeric / list / context / temporal functions', async () => {
+    const instance = await startProcess(as.admin, 'feel_values', VARIABLES);
+    const { variables } = await getInstance(as.admin, instance.id);
+    expect(VALUES.map(([src], i) => [src, variables[`r${i}`] ?? null])).toEqual(VALUES.map(([src, expected]) => [src, expected]));
+    expect(variables.stamp).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
+    expect(variables.day).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(variables.later).toBe(true);
+  });
+
+  test('conditions choose the path; attributes are computed in FEEL', async () => {
+    const vip = await startProcess(as.admin, 'feel_route', VARIABLES);
+    const task = await openTask(as.admin, vip.id, 'vipDesk');
+    expect(task.assignee).toBe('grace');
+    expect(new Date(task.due_at!).toISOString()).toBe('2030-01-17T09:00:00.000Z');
+    const other = await startProcess(as.admin, 'feel_route', { ...VARIABLES, name: 'Al' });
+    expect(await history(as.admin, other.id)).toContain('desk userTask active');
+  });
+
+  test('a variable the expression needs that is not set is BP302, and nothing is kept', async () => {
+    await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'feel_values', { ...VARIABLES, order: undefined }), 'BP302', /unknown variable "order"/);
+  });
+});
