@@ -85,7 +85,7 @@ import {
   resolveLinks,
 } from './events';
 import { compileExpression, isExpression } from './expression';
-import { checkExtensions, EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
+import { checkExtensions } from './extensions';
 import { checkEmbeddedFormKeys, compileEmbeddedForms } from './forms';
 import { checkEventGateway, compileEventGateway, compileGateway } from './gateways';
 import type {
@@ -100,7 +100,7 @@ import type {
 } from './graph';
 import { MAX_UPSTREAM_ENTRIES } from './limits';
 import { classifyParserWarnings, reportLeftoverReferences } from './parser-warnings';
-import { compileExtensionProperties, compileExternalTask, compileUserTask, taskPriority } from './tasks';
+import { compileExtensionProperties, compileExternalTask, compileScriptTask, compileUserTask, taskPriority } from './tasks';
 import type { ParserWarning, XNode } from './xml';
 
 export { parseBpmnXml, prescanXml, type ParseOutcome, type ParserWarning, type XNode } from './xml';
@@ -418,7 +418,7 @@ const NODE_COMPILERS: Readonly<Record<string, NodeCompiler>> = {
   'bpmn:InclusiveGateway': (ctx, el, id) => compileGateway(ctx, el, id, 'inclusiveGateway'),
   'bpmn:ParallelGateway': (ctx, el, id) => compileGateway(ctx, el, id, 'parallelGateway'),
   'bpmn:EventBasedGateway': compileEventGateway,
-  'bpmn:ScriptTask': rejectScriptTask,
+  'bpmn:ScriptTask': compileScriptTask,
   'bpmn:SubProcess': compileSubProcess,
   'bpmn:Transaction': compileTransaction,
   'bpmn:CallActivity': compileCallActivity,
@@ -428,18 +428,6 @@ function rejectElement(ctx: ProcessCtx, el: XNode, id: string): void {
   const defs = eventDefinitions(el).map((d) => xmlName(d.type));
   const detail = defs.length > 0 ? ` (${defs.join(', ')})` : '';
   problem(ctx, id, `element type ${xmlName(el.type)}${detail} is not supported in this version`);
-}
-
-function rejectScriptTask(ctx: ProcessCtx, el: XNode, id: string): null {
-  if (extensions(el).some((e) => e.type === 'zeebe:Script')) {
-    checkExtensions(ctx, el); // reports zeebe:script
-    return null;
-  }
-  const format = str(el, 'scriptFormat');
-  const how = format !== undefined ? ` (scriptFormat="${format}")` : '';
-  const hint = extensions(el).some((e) => e.type === 'zeebe:TaskDefinition') ? JOB_WORKER_HINT : EXTERNAL_TASK_HINT;
-  problem(ctx, id, `script tasks are not supported${how}; ${hint}`);
-  return null;
 }
 
 // --- subprocesses ------------------------------------------------------------------

@@ -192,7 +192,7 @@ export const TRANSACTION = 'bpmn:Transaction';
 /** Flow elements without execution semantics here: accepted with a warning. */
 export const DATA_ELEMENTS: ReadonlySet<string> = new Set(['bpmn:DataObject', 'bpmn:DataObjectReference', 'bpmn:DataStoreReference']);
 
-const TASK_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['task', 'manualTask', 'userTask', 'serviceTask', 'sendTask', 'businessRuleTask', 'receiveTask']);
+const TASK_TYPES: ReadonlySet<NodeType> = new Set<NodeType>(['task', 'manualTask', 'scriptTask', 'userTask', 'serviceTask', 'sendTask', 'businessRuleTask', 'receiveTask']);
 
 /** Activities: tasks, (embedded) subprocesses, call activities. Boundary events may be attached to them (not to event subprocesses). */
 export const ACTIVITY_TYPES: ReadonlySet<NodeType> = new Set<NodeType>([...TASK_TYPES, 'subProcess', 'callActivity']);

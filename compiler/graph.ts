@@ -52,6 +52,7 @@ export type NodeType =
   | 'endEvent'
   | 'task'
   | 'manualTask'
+  | 'scriptTask'
   | 'userTask'
   | 'serviceTask'
   | 'sendTask'

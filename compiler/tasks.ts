@@ -8,6 +8,7 @@
 import { compileActivity } from './activities';
 import { extensionProperties, extensions, kids, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
 import { compileExpression, isExpression } from './expression';
+import { EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
 import { compileForm, FORM_CONSUMES } from './forms';
 import type { CompiledNode, CompiledValue, UserTaskSpec } from './graph';
 import { checkLoopProperties, LOOP_PROPERTIES } from './loops';
@@ -294,3 +295,50 @@ export function compileExtensionProperties(ctx: ProcessCtx, el: XNode, node: Com
   if (spec.addCandidateGroups !== undefined) node.taskEscalation.addCandidateGroups = spec.addCandidateGroups;
   if (spec.reassignTo !== undefined) node.taskEscalation.reassignTo = spec.reassignTo;
 }
+
+/**
+ * A script task whose script is an expression: Camunda 8's
+ * `zeebe:script expression="=…" resultVariable="…"`, or a Camunda 7 script
+ * in `scriptFormat="feel"` or `"juel"` with `camunda:resultVariable`. It runs
+ * as a pass-through task that stores the expression's value in the result
+ * variable: with output mappings (zeebe:output / camunda:outputParameter)
+ * the result is a local the mappings read, as in Camunda 8; else it is
+ * written to the instance (or to the scope's local of that name). Scripts in
+ * other languages are refused.
+ */
+export function compileScriptTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNode | null {
+  const zeebe = extensions(el).find((e) => e.type === 'zeebe:Script');
+  const format = str(el, 'scriptFormat')?.trim().toLowerCase();
+  let source: string | undefined;
+  let result: string | undefined;
+  if (zeebe !== undefined) {
+    source = str(zeebe, 'zeebe:expression');
+    result = str(zeebe, 'zeebe:resultVariable');
+    if (source === undefined || source.trim() === '') problem(ctx, id, 'zeebe:script without an expression');
+    if (result === undefined || result.trim() === '') problem(ctx, id, 'zeebe:script without a resultVariable');
+  } else if (format === 'feel' || format === 'juel') {
+    const text = (str(el, 'script') ?? '').trim();
+    if (text === '') problem(ctx, id, `script task with scriptFormat="${format}" and no script`);
+    // a FEEL script is an expression without the leading "=" of attributes
+    source = format === 'feel' && !text.startsWith('=') ? `=${text}` : text;
+    result = str(el, 'camunda:resultVariable');
+  } else {
+    const how = format !== undefined ? ` (scriptFormat="${str(el, 'scriptFormat')}")` : '';
+    const hint = extensions(el).some((e) => e.type === 'zeebe:TaskDefinition') ? JOB_WORKER_HINT : EXTERNAL_TASK_HINT;
+    problem(ctx, id, `script tasks are only supported with FEEL or JUEL expressions (zeebe:script, scriptFormat="feel" or "juel")${how}; ${hint}`);
+    return null;
+  }
+  const node = compileActivity(ctx, el, id, 'scriptTask', SCRIPT_CONSUMES);
+  if (source === undefined || source.trim() === '' || result === undefined || result.trim() === '') return node;
+  const r = compileExpression(source, 'value');
+  if (!r.ok) {
+    problem(ctx, id, `script: ${r.message}`);
+    return node;
+  }
+  const mapping = { target: result.trim(), value: { expr: r.expr } };
+  if (node.outputs !== undefined && node.outputs.length > 0) node.inputs = [...(node.inputs ?? []), mapping];
+  else node.outputs = [mapping];
+  return node;
+}
+
+const SCRIPT_CONSUMES: ReadonlySet<string> = new Set(['zeebe:Script']);

@@ -188,11 +188,11 @@ begin
         when v_node -> 'event' ->> 'kind' in ('signal', 'message', 'error', 'escalation')
              and v_type in ('intermediateThrowEvent', 'endEvent', 'sendTask') then
           v_slow := 'throw';
-        when v_type in ('task', 'manualTask') and v_node ? 'outputs' then
+        when v_type in ('task', 'manualTask', 'scriptTask') and v_node ? 'outputs' then
           -- a pass-through task's output mappings, over what it sees (its inputs included)
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
           st := bpm_private.scope__set_variables(st, v_scope, bpm_private.io__map(v_node -> 'outputs', v_vars, v_node_id));
-        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway',
+        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'scriptTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway',
                         'boundaryEvent', 'intermediateThrowEvent', 'sendTask') then
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
         else

@@ -217,8 +217,8 @@ describe('payloads the engine refuses (BP501)', () => {
     ],
     [
       'a node of a type the engine cannot execute',
-      () => [handMadeResource('g_type', graphAround({ id: 'sub', type: 'scriptTask' }))],
-      /invalid process graph for g_type: node sub has unsupported type scriptTask/,
+      () => [handMadeResource('g_type', graphAround({ id: 'sub', type: 'complexGateway' }))],
+      /invalid process graph for g_type: node sub has unsupported type complexGateway/,
     ],
     [
       'a node whose id differs from its key',

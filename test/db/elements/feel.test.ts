@@ -143,6 +143,30 @@ describe('FEEL evaluated by the engine', () => {
     expect(await history(as.admin, other.id)).toContain('desk userTask active');
   });
 
+  test('script tasks: zeebe:script and Camunda 7 FEEL / JUEL scripts store their result; with output mappings it is a local they read', async () => {
+    await deployProcess(as.admin, 'feel_scripts', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="total"/>
+      <scriptTask id="total"><extensionElements>
+        <zeebe:script expression="=sum(for i in order.items return i.price * 1.19)" resultVariable="gross"/>
+      </extensionElements></scriptTask>
+      <sequenceFlow id="f2" sourceRef="total" targetRef="label"/>
+      <scriptTask id="label"><extensionElements>
+        <zeebe:script expression="={text: upper case(name), n: count(tags)}" resultVariable="summary"/>
+        <zeebe:ioMapping><zeebe:output source="=summary.text" target="shout"/></zeebe:ioMapping>
+      </extensionElements></scriptTask>
+      <sequenceFlow id="f3" sourceRef="label" targetRef="c7feel"/>
+      <scriptTask id="c7feel" scriptFormat="feel" camunda:resultVariable="vip"><script>list contains(tags, "vip")</script></scriptTask>
+      <sequenceFlow id="f4" sourceRef="c7feel" targetRef="c7juel"/>
+      <scriptTask id="c7juel" scriptFormat="juel" camunda:resultVariable="big"><script>\${amount > 10}</script></scriptTask>
+      <sequenceFlow id="f5" sourceRef="c7juel" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'feel_scripts', VARIABLES);
+    const { variables } = await getInstance(as.admin, instance.id);
+    expect(variables).toMatchObject({ gross: 16.065, shout: 'GRACE', vip: true, big: true });
+    expect(variables).not.toHaveProperty('summary');
+    expect((await history(as.admin, instance.id)).filter((r) => r.includes('scriptTask'))).toEqual([
+      'total scriptTask completed', 'label scriptTask completed', 'c7feel scriptTask completed', 'c7juel scriptTask completed']);
+  });
+
   test('a variable the expression needs that is not set is BP302, and nothing is kept', async () => {
     await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'feel_values', { ...VARIABLES, order: undefined }), 'BP302', /unknown variable "order"/);
   });
