@@ -5,9 +5,11 @@
 -- (a missing variable, a JSON null, or a value of the wrong type for an
 -- operation); lists and contexts hold JSON nulls.
 
--- A node's value over vars (the variables, with names bound by contexts,
--- filters, for / some / every on top).
-create or replace function bpm_private.feel__eval(t jsonb, vars jsonb)
+-- A node's value over vars (the variables) and bound (names bound by
+-- contexts, filters, for / some / every, which hide variables of the same
+-- name; kept apart so that iterating over a large list never copies the
+-- variables).
+create or replace function bpm_private.feel__eval(t jsonb, vars jsonb, bound jsonb default '{}')
 returns jsonb
 language plpgsql
 stable
@@ -22,9 +24,9 @@ begin
     when 'lit' then
       return nullif(t -> 'v', 'null');
     when 'var' then
-      return nullif(vars -> (t ->> 'n'), 'null');
+      return nullif(case when bound ? (t ->> 'n') then bound -> (t ->> 'n') else vars -> (t ->> 'n') end, 'null');
     when 'get' then
-      v := bpm_private.feel__eval(t -> 'o', vars);
+      v := bpm_private.feel__eval(t -> 'o', vars, bound);
       if pg_catalog.jsonb_typeof(v) = 'array' then
         -- a property of a list is the list of the items' properties
         return coalesce((select pg_catalog.jsonb_agg(coalesce(e -> (t ->> 'n'), 'null') order by n)
@@ -32,8 +34,8 @@ begin
       end if;
       return case when pg_catalog.jsonb_typeof(v) = 'object' then nullif(v -> (t ->> 'n'), 'null') end;
     when 'at' then
-      v := bpm_private.feel__eval(t -> 'o', vars);
-      w := bpm_private.feel__eval(t -> 'i', vars);
+      v := bpm_private.feel__eval(t -> 'o', vars, bound);
+      w := bpm_private.feel__eval(t -> 'i', vars, bound);
       if pg_catalog.jsonb_typeof(w) <> 'number' or (w #>> '{}')::numeric <> pg_catalog.trunc((w #>> '{}')::numeric) then
         return null;
       end if;
@@ -42,61 +44,61 @@ begin
       end if;
       return nullif(v -> case when (w #>> '{}')::int > 0 then (w #>> '{}')::int - 1 else pg_catalog.jsonb_array_length(v) + (w #>> '{}')::int end, 'null');
     when 'flt', 'some', 'every', 'for' then
-      return bpm_private.feel__iterate(t, vars);
+      return bpm_private.feel__iterate(t, vars, bound);
     when 'ar' then
-      return bpm_private.feel__arith(t ->> 'op', bpm_private.feel__eval(t -> 'l', vars), bpm_private.feel__eval(t -> 'r', vars));
+      return bpm_private.feel__arith(t ->> 'op', bpm_private.feel__eval(t -> 'l', vars, bound), bpm_private.feel__eval(t -> 'r', vars, bound));
     when 'neg' then
-      v := bpm_private.feel__eval(t -> 'a', vars);
+      v := bpm_private.feel__eval(t -> 'a', vars, bound);
       return case when pg_catalog.jsonb_typeof(v) = 'number' then pg_catalog.to_jsonb(-(v #>> '{}')::numeric) end;
     when 'cmp' then
-      return bpm_private.feel__compare(t ->> 'op', bpm_private.feel__eval(t -> 'l', vars), bpm_private.feel__eval(t -> 'r', vars));
+      return bpm_private.feel__compare(t ->> 'op', bpm_private.feel__eval(t -> 'l', vars, bound), bpm_private.feel__eval(t -> 'r', vars, bound));
     when 'and', 'or' then
       -- three-valued: false (and) / true (or) decides whatever the other side is
-      v := bpm_private.feel__eval(t -> 'l', vars);
+      v := bpm_private.feel__eval(t -> 'l', vars, bound);
       if v = pg_catalog.to_jsonb(v_kind = 'or') then
         return v;
       end if;
-      w := bpm_private.feel__eval(t -> 'r', vars);
+      w := bpm_private.feel__eval(t -> 'r', vars, bound);
       if w = pg_catalog.to_jsonb(v_kind = 'or') then
         return w;
       end if;
       return case when pg_catalog.jsonb_typeof(v) = 'boolean' and pg_catalog.jsonb_typeof(w) = 'boolean' then w end;
     when 'if' then
-      v := bpm_private.feel__eval(t -> 'c', vars);
-      return bpm_private.feel__eval(case when v = 'true' then t -> 't' else t -> 'e' end, vars);
+      v := bpm_private.feel__eval(t -> 'c', vars, bound);
+      return bpm_private.feel__eval(case when v = 'true' then t -> 't' else t -> 'e' end, vars, bound);
     when 'ctx' then
       -- later entries see the earlier ones
       v := '{}';
       for i in 0 .. pg_catalog.jsonb_array_length(t -> 'e') - 1 loop
-        v := v || pg_catalog.jsonb_build_object(t -> 'e' -> i ->> 0, coalesce(bpm_private.feel__eval(t -> 'e' -> i -> 1, vars || v), 'null'));
+        v := v || pg_catalog.jsonb_build_object(t -> 'e' -> i ->> 0, coalesce(bpm_private.feel__eval(t -> 'e' -> i -> 1, vars, bound || v), 'null'));
       end loop;
       return v;
     when 'list' then
-      return coalesce((select pg_catalog.jsonb_agg(coalesce(bpm_private.feel__eval(e, vars), 'null') order by n)
+      return coalesce((select pg_catalog.jsonb_agg(coalesce(bpm_private.feel__eval(e, vars, bound), 'null') order by n)
         from pg_catalog.jsonb_array_elements(t -> 'e') with ordinality as x(e, n)), '[]');
     when 'call' then
-      return bpm_private.feel__call(t ->> 'f', array(select bpm_private.feel__eval(a, vars)
+      return bpm_private.feel__call(t ->> 'f', array(select bpm_private.feel__eval(a, vars, bound)
         from pg_catalog.jsonb_array_elements(t -> 'a') with ordinality as x(a, n) order by n));
     when 'def' then
       -- is defined: the variable or property exists (even when null)
       if t -> 'a' ->> 'k' = 'var' then
-        return pg_catalog.to_jsonb(vars ? (t -> 'a' ->> 'n'));
+        return pg_catalog.to_jsonb(bound ? (t -> 'a' ->> 'n') or vars ? (t -> 'a' ->> 'n'));
       elsif t -> 'a' ->> 'k' = 'get' then
-        v := bpm_private.feel__eval(t -> 'a' -> 'o', vars);
+        v := bpm_private.feel__eval(t -> 'a' -> 'o', vars, bound);
         return pg_catalog.to_jsonb(pg_catalog.jsonb_typeof(v) = 'object' and v ? (t -> 'a' ->> 'n'));
       end if;
-      return pg_catalog.to_jsonb(bpm_private.feel__eval(t -> 'a', vars) is not null);
+      return pg_catalog.to_jsonb(bpm_private.feel__eval(t -> 'a', vars, bound) is not null);
     else
       raise exception 'unknown FEEL node kind %', v_kind using errcode = 'BP305';
   end case;
 end;
 $$;
-comment on function bpm_private.feel__eval(jsonb, jsonb) is E'Evaluates a compiled FEEL tree (compiler/feel-tree.ts) over the variables; FEEL null is SQL null.';
+comment on function bpm_private.feel__eval(jsonb, jsonb, jsonb) is E'Evaluates a compiled FEEL tree (compiler/feel-tree.ts) over the variables; FEEL null is SQL null.';
 
 -- Filters (l[cond]: the items for which cond holds; names are the item's
 -- properties, or `item`), quantifiers (some / every v in l satisfies c) and
 -- for v in l return e. A value that is not a list counts as a list of one.
-create or replace function bpm_private.feel__iterate(t jsonb, vars jsonb)
+create or replace function bpm_private.feel__iterate(t jsonb, vars jsonb, bound jsonb)
 returns jsonb
 language plpgsql
 stable
@@ -104,7 +106,7 @@ set search_path = ''
 as $$
 declare
   v_kind text := t ->> 'k';
-  v_list jsonb := bpm_private.feel__eval(case when v_kind = 'flt' then t -> 'o' else t -> 'in' end, vars);
+  v_list jsonb := bpm_private.feel__eval(case when v_kind = 'flt' then t -> 'o' else t -> 'in' end, vars, bound);
 begin
   if v_list is null then
     return null;
@@ -115,21 +117,21 @@ begin
   case v_kind
     when 'flt' then
       return coalesce((select pg_catalog.jsonb_agg(e order by n) from pg_catalog.jsonb_array_elements(v_list) with ordinality as x(e, n)
-        where bpm_private.feel__eval(t -> 'c', vars || pg_catalog.jsonb_build_object('item', e)
+        where bpm_private.feel__eval(t -> 'c', vars, bound || pg_catalog.jsonb_build_object('item', e)
           || case when pg_catalog.jsonb_typeof(e) = 'object' then e else '{}' end) = 'true'), '[]');
     when 'for' then
-      return coalesce((select pg_catalog.jsonb_agg(coalesce(bpm_private.feel__eval(t -> 'r', vars || pg_catalog.jsonb_build_object(t ->> 'v', e)), 'null') order by n)
+      return coalesce((select pg_catalog.jsonb_agg(coalesce(bpm_private.feel__eval(t -> 'r', vars, bound || pg_catalog.jsonb_build_object(t ->> 'v', e)), 'null') order by n)
         from pg_catalog.jsonb_array_elements(v_list) with ordinality as x(e, n)), '[]');
     when 'some' then
       return pg_catalog.to_jsonb(exists (select from pg_catalog.jsonb_array_elements(v_list) e
-        where bpm_private.feel__eval(t -> 'c', vars || pg_catalog.jsonb_build_object(t ->> 'v', e)) = 'true'));
+        where bpm_private.feel__eval(t -> 'c', vars, bound || pg_catalog.jsonb_build_object(t ->> 'v', e)) = 'true'));
     else
       return pg_catalog.to_jsonb(not exists (select from pg_catalog.jsonb_array_elements(v_list) e
-        where bpm_private.feel__eval(t -> 'c', vars || pg_catalog.jsonb_build_object(t ->> 'v', e)) is distinct from 'true'));
+        where bpm_private.feel__eval(t -> 'c', vars, bound || pg_catalog.jsonb_build_object(t ->> 'v', e)) is distinct from 'true'));
   end case;
 end;
 $$;
-comment on function bpm_private.feel__iterate(jsonb, jsonb) is E'FEEL list filters, some / every and for over a list (a single value counts as a list of one).';
+comment on function bpm_private.feel__iterate(jsonb, jsonb, jsonb) is E'FEEL list filters, some / every and for over a list (a single value counts as a list of one).';
 
 -- + - * / ** on numbers; + joins strings; a date or date-time plus or minus
 -- a duration (ISO 8601 strings, as date(), date and time(), now(), today()

@@ -70,6 +70,11 @@ const VALUES: Array<[string, Json]> = [
   ['=string length(name) > 3 and list contains(tags, "vip")', true],
   ['=is defined(order.missing)', false],
   ['=upper case(amount)', null],
+  // names bound by for, some / every and contexts hide variables of the same name
+  ['=for amount in [1, 2] return amount * 10', [10, 20]],
+  ['={amount: 1, twice: amount * 2}.twice', 2],
+  // a filter over a large list (each item's names are bound apart from the variables: linear)
+  ['=count(lines[qty > 50])', 2450],
 ];
 
 const VARIABLES = {
@@ -77,6 +82,7 @@ const VARIABLES = {
   name: 'Grace',
   tags: ['new', 'old', 'vip'],
   order: { id: 7, items: [{ name: 'cap', price: 1.5 }, { name: 'pen', price: 6 }, { name: 'ink', price: 6 }] },
+  lines: Array.from({ length: 5000 }, (_, i) => ({ sku: `s${i}`, qty: i % 100 })),
 };
 
 function xmlAttr(s: string): string {
