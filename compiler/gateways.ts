@@ -44,7 +44,7 @@ export function checkEventGateway(ctx: ProcessCtx, node: CompiledNode): void {
     const target = ctx.nodes[flow.target];
     if (target === undefined) continue; // unresolved or refused target: already reported
     if (target.type !== 'intermediateCatchEvent' && target.type !== 'receiveTask') {
-      problem(ctx, node.id, `event-based gateway: sequence flow ${f} leads to ${xmlName(`bpmn:${target.type}`)} ${target.id}; every outgoing sequence flow must lead to an intermediate catch event (message, timer or signal) or a receive task`);
+      problem(ctx, node.id, `event-based gateway: sequence flow ${f} leads to ${xmlName(`bpmn:${target.type}`)} ${target.id}; every outgoing sequence flow must lead to an intermediate catch event (message, timer, signal or condition) or a receive task`);
       continue;
     }
     const others = target.in.filter((i) => i !== f);
@@ -52,10 +52,6 @@ export function checkEventGateway(ctx: ProcessCtx, node: CompiledNode): void {
       problem(ctx, node.id, `event-based gateway: ${target.id} (after sequence flow ${f}) must have no other incoming sequence flow (${others.join(', ')})`);
     }
     const event = target.event;
-    if (event?.kind === 'conditional') {
-      problem(ctx, node.id, `event-based gateway: ${target.id} is a conditional event; after an event-based gateway wait for a message, timer or signal (conditional events there are not supported in this version)`);
-      continue;
-    }
     if (event?.kind === 'message' && 'literal' in event.name) {
       const name = String(event.name.literal);
       const first = messages.get(name);

@@ -472,7 +472,7 @@ const INVALID: Record<string, string[]> = {
     'invalid-events.bpmn: element lateB: several escalation boundary events on review catch escalationCode "LATE"',
     'invalid-events.bpmn: element toPaid: sequence flow out of event-based gateway race must not have a condition',
     'invalid-events.bpmn: element race: event-based gateway: paid and paidAgain both wait for message "paid"',
-    'invalid-events.bpmn: element race: event-based gateway: sequence flow toApprove leads to bpmn:userTask approve; every outgoing sequence flow must lead to an intermediate catch event (message, timer or signal) or a receive task',
+    'invalid-events.bpmn: element race: event-based gateway: sequence flow toApprove leads to bpmn:userTask approve; every outgoing sequence flow must lead to an intermediate catch event (message, timer, signal or condition) or a receive task',
     'invalid-events.bpmn: element race: event-based gateway: receipt (after sequence flow toReceipt) must have no other incoming sequence flow (alsoReceipt)',
     'invalid-events.bpmn: element orderStartB: message start events orderStartA and orderStartB both wait for message "order"; the message names of start events must be unique in a process',
   ],

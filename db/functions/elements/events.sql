@@ -181,7 +181,8 @@ comment on function bpm_private.catch__enter(bpm_private.run_state, jsonb, jsonb
 
 -- Event-based gateway: the token waits at the gateway with one subscription
 -- per following catch event; the first event wins (subscription__trigger).
--- A buffered message for one of them wins at once (document order).
+-- A buffered message for one of them, or a condition that holds already,
+-- wins at once (document order).
 create or replace function bpm_private.event_gateway__enter(st bpm_private.run_state, graph jsonb, node jsonb, id uuid, via_flow text)
 returns bpm_private.run_state
 language plpgsql
@@ -210,6 +211,12 @@ begin
         st := bpm_private.run__event(st, 'messageCorrelated', id, v_target ->> 'id');
         return bpm_private.catch__passed(st, graph, v_target, v_flow);
       end if;
+    elsif v_spec ->> 'kind' = 'conditional'
+          and bpm_private.condition__test(v_target, case when st.cur_scope is null then st.variables else bpm_private.scope__variables(st, st.cur_scope, null) end) then
+      -- its condition holds already: that path is taken at once
+      st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+      st := bpm_private.run__event(st, 'conditionFulfilled', id, v_target ->> 'id');
+      return bpm_private.catch__passed(st, graph, v_target, v_flow);
     end if;
     v_specs := v_specs || v_spec;
   end loop;
@@ -220,7 +227,7 @@ begin
   return st;
 end;
 $$;
-comment on function bpm_private.event_gateway__enter(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'Event-based gateway behaviour: waits for the first of the events after it.';
+comment on function bpm_private.event_gateway__enter(bpm_private.run_state, jsonb, jsonb, uuid, text) is E'Event-based gateway behaviour: waits for the first of the events after it (message, timer, signal or condition); a buffered message or a condition that holds wins at once.';
 
 -- A catch event whose event has happened: its activity row (completed) and
 -- the token leaves it.

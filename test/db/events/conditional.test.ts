@@ -107,6 +107,21 @@ beforeAll(async () => {
       </subProcess>
     </subProcess>
     <sequenceFlow id="f2" sourceRef="sub" targetRef="after"/><userTask id="after"/>`);
+  // an event-based gateway racing a message, a timer and a condition
+  for (const [key, first] of [['cond_gateway', ''], ['cond_gateway_late', '<userTask id="prepare"/><sequenceFlow id="f0" sourceRef="prepare" targetRef="g"/>']]) {
+    await deployDefs(as.admin, key, '<message id="m" name="Approved"/>', `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="${first === '' ? 'g' : 'prepare'}"/>${first}
+    <eventBasedGateway id="g"/>
+    <sequenceFlow id="f2" sourceRef="g" targetRef="approved"/>
+    <intermediateCatchEvent id="approved"><messageEventDefinition messageRef="m"/></intermediateCatchEvent>
+    <sequenceFlow id="f3" sourceRef="approved" targetRef="ship"/><userTask id="ship"/>
+    <sequenceFlow id="f4" sourceRef="g" targetRef="timeout"/>
+    <intermediateCatchEvent id="timeout"><timerEventDefinition><timeDuration>P7D</timeDuration></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f5" sourceRef="timeout" targetRef="remind"/><userTask id="remind"/>
+    <sequenceFlow id="f6" sourceRef="g" targetRef="withdrawn"/>
+    <intermediateCatchEvent id="withdrawn"><conditionalEventDefinition><condition>=status = "withdrawn"</condition></conditionalEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f7" sourceRef="withdrawn" targetRef="archive"/><userTask id="archive"/>`);
+  }
   // two non-interrupting boundary events that set each other's condition
   await deployDefs(as.admin, 'cond_loop', '', `
     <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
@@ -242,6 +257,40 @@ describe('what changes variables', () => {
     expect(await openTasks(inst.id)).toEqual(['after']);
     expect(await history(db.root, inst.id)).toEqual(expect.arrayContaining(['next:cancelled', 'tmEnd:completed']));
     expect(await eventKinds(inst.id, 'conditionFulfilled')).toContain('tmStart');
+  });
+});
+
+describe('after an event-based gateway', () => {
+  test('the condition becoming true wins the race: its path is taken, the message subscription and the timer and its job are gone', async () => {
+    const inst = await start(as.admin, 'cond_gateway', { status: 'open' });
+    const subs = await subscriptions(db.root, inst.id);
+    expect(subs.map((s) => [s.kind, s.element_id]).sort()).toEqual([['conditional', 'withdrawn'], ['message', 'approved'], ['timer', 'timeout']]);
+    const timerJob = `bpm-timer:${subs.find((s) => s.kind === 'timer')!.id}`;
+    expect(await all(db.root, 'select 1 from graphile_worker.jobs where key = $1', [timerJob])).toHaveLength(1);
+    await setVariables(inst.id, { status: 'pending' });
+    expect(await openTasks(inst.id)).toEqual([]);
+    await setVariables(inst.id, { status: 'withdrawn' });
+    expect(await openTasks(inst.id)).toEqual(['archive']);
+    expect(await subscriptions(db.root, inst.id)).toEqual([]);
+    expect(await all(db.root, 'select 1 from graphile_worker.jobs where key = $1', [timerJob])).toHaveLength(0);
+    expect(await history(db.root, inst.id)).toEqual(expect.arrayContaining(['g:completed', 'withdrawn:completed', 'archive:active']));
+    await expectRejectedUnchanged(db.root, () => as.admin.query(`select bpm.correlate_message('Approved', null)`), 'BP106');
+  });
+
+  test('a condition that holds when the gateway is reached takes its path at once; otherwise another event wins and the condition no longer counts', async () => {
+    const at = await start(as.admin, 'cond_gateway', { status: 'withdrawn' });
+    expect(await openTasks(at.id)).toEqual(['archive']);
+    expect(await subscriptions(db.root, at.id)).toEqual([]);
+    // reached by a call that changes no variable
+    const late = await start(as.admin, 'cond_gateway_late', { status: 'withdrawn' });
+    await completeTask((await openUserTask(db.root, late.id)).id);
+    expect(await openTasks(late.id)).toEqual(['archive']);
+    expect(await subscriptions(db.root, late.id)).toEqual([]);
+    const later = await start(as.admin, 'cond_gateway', { status: 'open' });
+    await as.admin.query(`select bpm.correlate_message('Approved', null)`);
+    expect(await openTasks(later.id)).toEqual(['ship']);
+    await setVariables(later.id, { status: 'withdrawn' });
+    expect(await openTasks(later.id)).toEqual(['ship']);
   });
 });
 
