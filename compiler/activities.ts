@@ -6,10 +6,10 @@
  * retries (camunda:failedJobRetryTimeCycle).
  */
 import { baseNode, bool, extensions, kids, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
-import { isExpression } from './expression';
+import { compileExpression, isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import { defaultFlow } from './gateways';
-import type { CompiledNode, NodeType } from './graph';
+import type { CompiledExpression, CompiledNode, NodeType } from './graph';
 import { compileLoop } from './loops';
 import { compileIoMappings, IO_CONSUMES } from './mappings';
 import { parseRetryCycle } from './timer';
@@ -53,15 +53,19 @@ export function compileJobSettings(ctx: ProcessCtx, el: XNode, node: CompiledNod
 
 /**
  * camunda:jobPriority of a flow node or process: an integer (higher runs
- * first when jobs are due together). Expressions are not evaluated: the
- * default priority is used, with a warning. Undefined when absent.
+ * first when jobs are due together), or an expression evaluated when the
+ * job is created (over the instance's variables). Undefined when absent.
  */
-export function jobPriority(ctx: ProcessCtx, id: string, el: XNode): number | undefined {
+export function jobPriority(ctx: ProcessCtx, id: string, el: XNode): number | { expr: CompiledExpression } | undefined {
   const raw = nonEmpty(str(el, 'camunda:jobPriority'));
   if (raw === null) return undefined;
   if (isExpression(raw)) {
-    warn(ctx, id, `camunda:jobPriority="${raw}": expressions are not evaluated here; its jobs get the default priority`);
-    return undefined;
+    const r = compileExpression(raw.trim(), 'value');
+    if (!r.ok) {
+      problem(ctx, id, `camunda:jobPriority: ${r.message}`);
+      return undefined;
+    }
+    return { expr: r.expr };
   }
   if (!/^-?\d{1,9}$/.test(raw.trim())) {
     problem(ctx, id, `camunda:jobPriority="${raw}" is not an integer`);

@@ -392,9 +392,10 @@ export interface CompiledNode {
   /**
    * camunda:jobPriority of the node, else of its process: the priority of the
    * jobs it creates (asynchronous continuations, timers); higher runs first
-   * when several are due. Absent: 0.
+   * when several are due. An expression is evaluated when the job is created
+   * (bpm_private.node__job_priority). Absent: 0.
    */
-  jobPriority?: number;
+  jobPriority?: number | { expr: CompiledExpression };
   /** boundaryEvent only. */
   attachedTo?: string;
   cancelActivity?: boolean;

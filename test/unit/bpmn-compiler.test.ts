@@ -656,7 +656,7 @@ describe('semantics', () => {
     expect(node(p, 't').asyncBefore).toBe(true);
   });
 
-  test('camunda:jobPriority: of the element, else of the process for elements that create jobs; expressions are warned about, non-integers refused', async () => {
+  test('camunda:jobPriority: of the element, else of the process for elements that create jobs; expressions compiled, non-integers refused', async () => {
     const xml = model(`${start}
       <task id="t"/><sequenceFlow id="ft" sourceRef="t" targetRef="a"/>
       <task id="a" camunda:asyncBefore="true" camunda:jobPriority="20"/><sequenceFlow id="fa" sourceRef="a" targetRef="b"/>
@@ -664,8 +664,9 @@ describe('semantics', () => {
       <task id="c" camunda:asyncBefore="true" camunda:jobPriority="\${prio}"/><sequenceFlow id="fc" sourceRef="c" targetRef="d"/>
       <task id="d"/>`).replace('isExecutable="true"', 'isExecutable="true" camunda:jobPriority="5"');
     const { process: p, warnings } = await compileOk('inline.bpmn', xml);
-    expect([node(p, 'a').jobPriority, node(p, 'b').jobPriority, node(p, 'c').jobPriority, node(p, 'd').jobPriority]).toEqual([20, 5, 5, undefined]);
-    expect(warnings).toEqual(['inline.bpmn: element c: camunda:jobPriority="${prio}": expressions are not evaluated here; its jobs get the default priority']);
+    expect([node(p, 'a').jobPriority, node(p, 'b').jobPriority, node(p, 'c').jobPriority, node(p, 'd').jobPriority]).toEqual([
+      20, 5, { expr: { src: '${prio}', path: '$."prio"', vars: ['prio'] } }, undefined]);
+    expect(warnings).toEqual([]);
     expect((await compileFail('inline.bpmn', model(`${start}<task id="t" camunda:asyncBefore="true" camunda:jobPriority="high"/>`))).problems).toEqual([
       'inline.bpmn: element t: camunda:jobPriority="high" is not an integer',
     ]);

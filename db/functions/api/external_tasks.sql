@@ -299,7 +299,8 @@ begin
     and t.kind in ('asyncBefore', 'asyncAfter')
   limit 1;
   if found then
-    perform bpm_private.async__enqueue(incident.tenant_id, v_token, bpm_private.instance__node(incident.tenant_id, incident.instance_id, incident.element_id));
+    perform bpm_private.async__enqueue(incident.tenant_id, v_token, bpm_private.instance__node(incident.tenant_id, incident.instance_id, incident.element_id),
+      (select i.variables from bpm.process_instance i where i.tenant_id = incident.tenant_id and i.id = incident.instance_id));
     return;
   end if;
   -- a call activity whose called instance threw an error nobody caught: thrown again

@@ -77,7 +77,7 @@ begin
     perform bpm_private.timer__enqueue(v_tenant, s.id, s.due_at, s.job_priority)
     from bpm.event_subscription s
     where s.tenant_id = v_tenant and s.instance_id = instance__set_suspended.instance_id and s.kind = 'timer' and s.incident_id is null;
-    perform bpm_private.async__enqueue(v_tenant, t.id, bpm_private.instance__node(v_tenant, t.instance_id, t.element_id))
+    perform bpm_private.async__enqueue(v_tenant, t.id, bpm_private.instance__node(v_tenant, t.instance_id, t.element_id), v_instance.variables)
     from bpm_private.token t
     where t.tenant_id = v_tenant and t.instance_id = instance__set_suspended.instance_id and t.kind in ('asyncBefore', 'asyncAfter');
     -- task deadlines that passed while suspended (their jobs did nothing)

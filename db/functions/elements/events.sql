@@ -28,7 +28,7 @@ begin
     v_spec := pg_catalog.jsonb_build_object('kind', 'signal',
       'name', bpm_private.value__to_text(bpm_private.value__eval(v_event -> 'name', variables, v_el)));
   elsif v_kind = 'timer' then
-    v_spec := pg_catalog.jsonb_build_object('kind', 'timer', 'priority', coalesce((node ->> 'jobPriority')::int, 0))
+    v_spec := pg_catalog.jsonb_build_object('kind', 'timer', 'priority', bpm_private.node__job_priority(node, variables))
       || bpm_private.timer__arm(v_event -> 'timer', variables, v_el);
   elsif v_kind = 'conditional' then
     -- evaluated when it opens and when variables change (condition.sql)

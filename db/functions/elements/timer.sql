@@ -239,6 +239,23 @@ as $$
 $$;
 comment on function bpm_private.job__priority(int) is E'A camunda:jobPriority (higher first) as a graphile-worker job priority (lower first).';
 
+-- A node's camunda:jobPriority: its integer, or its expression evaluated over
+-- variables (BP303 when that is not an integer); 0 when it has none.
+create or replace function bpm_private.node__job_priority(node jsonb, variables jsonb)
+returns int
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if pg_catalog.jsonb_typeof(node -> 'jobPriority') = 'object' then
+    return bpm_private.priority__of(bpm_private.value__eval(node -> 'jobPriority', coalesce(variables, '{}'), node ->> 'id'), node ->> 'id', 0);
+  end if;
+  return coalesce((node ->> 'jobPriority')::int, 0);
+end;
+$$;
+comment on function bpm_private.node__job_priority(jsonb, jsonb) is E'The camunda:jobPriority of a node: its integer, or its expression evaluated over the variables (BP303 unless an integer); 0 when absent.';
+
 -- Custom plans: remove_job deletes by job key in PL/pgSQL, and a generic plan
 -- made while the queue was small (a sequential scan of its one page) stays
 -- cached in the session as the queue grows, until the queue is next analysed:

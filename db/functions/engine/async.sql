@@ -5,7 +5,7 @@
 -- continues it in its own transaction. A continuation that keeps failing
 -- becomes an incident failedJob on its last attempt.
 
-create or replace function bpm_private.async__enqueue(tenant_id text, token_id uuid, node jsonb)
+create or replace function bpm_private.async__enqueue(tenant_id text, token_id uuid, node jsonb, variables jsonb)
 returns void
 language plpgsql
 volatile
@@ -16,10 +16,10 @@ begin
     pg_catalog.json_build_object('tenant_id', tenant_id, 'token_id', token_id),
     job_key => 'bpm-async:' || token_id::text,
     max_attempts => coalesce((node -> 'jobRetry' ->> 'retries')::int, 3) + 1,
-    priority => bpm_private.job__priority((node ->> 'jobPriority')::int));
+    priority => bpm_private.job__priority(bpm_private.node__job_priority(node, variables)));
 end;
 $$;
-comment on function bpm_private.async__enqueue(text, uuid, jsonb) is E'Schedules the job that continues an asynchronous token (retries from camunda:failedJobRetryTimeCycle, default 3; priority from camunda:jobPriority).';
+comment on function bpm_private.async__enqueue(text, uuid, jsonb, jsonb) is E'Schedules the job that continues an asynchronous token (retries from camunda:failedJobRetryTimeCycle, default 3; priority from camunda:jobPriority, an expression evaluated over variables).';
 
 create or replace function bpm_private.async__wait(st bpm_private.run_state, node jsonb, kind text, via_flow text, token_id uuid)
 returns bpm_private.run_state
@@ -29,7 +29,7 @@ set search_path = ''
 as $$
 begin
   st := bpm_private.wait__add(st, token_id, node ->> 'id', kind, via_flow, null);
-  perform bpm_private.async__enqueue(st.tenant_id, token_id, node);
+  perform bpm_private.async__enqueue(st.tenant_id, token_id, node, st.variables);
   return st;
 end;
 $$;

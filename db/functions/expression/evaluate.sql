@@ -38,10 +38,11 @@ declare
 begin
   perform bpm_private.expression__require_vars(expr, variables, element_id);
   if expr ? 'tree' then
-    v_value := bpm_private.feel__eval(expr -> 'tree', variables);
+    v_value := bpm_private.feel__value(expr, variables, element_id);
     v_result := case when pg_catalog.jsonb_typeof(v_value) = 'boolean' then (v_value #>> '{}')::boolean end;
   else
-    v_result := pg_catalog.jsonb_path_match(variables, (expr ->> 'path')::jsonpath);
+    v_result := coalesce(pg_catalog.jsonb_path_match(variables, (expr ->> 'path')::jsonpath, '{}', true),
+      (bpm_private.path__diagnose(variables, expr, element_id, true) #>> '{}')::boolean);
   end if;
   if v_result is null then
     raise exception 'condition % of element % did not evaluate to a boolean', expr ->> 'src', element_id
@@ -51,6 +52,43 @@ begin
 end;
 $$;
 comment on function bpm_private.expression__test(jsonb, jsonb, text) is E'Evaluates a compiled condition; BP302 for an unknown variable, BP303 if the result is not a boolean.';
+
+-- Paths are evaluated silently (an error yields null), and only a null
+-- result is evaluated again with errors on: an error there (arithmetic on a
+-- value that is not a number, a division by zero) is BP303 naming the
+-- expression and the element, not PostgreSQL's SQL/JSON error.
+create or replace function bpm_private.path__diagnose(variables jsonb, expr jsonb, element_id text, is_condition boolean)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  if is_condition then
+    return pg_catalog.to_jsonb(pg_catalog.jsonb_path_match(variables, (expr ->> 'path')::jsonpath));
+  end if;
+  return pg_catalog.jsonb_path_query_first(variables, (expr ->> 'path')::jsonpath);
+exception when data_exception then
+  raise exception 'expression % of element % cannot be evaluated: %', expr ->> 'src', element_id, sqlerrm using errcode = 'BP303';
+end;
+$$;
+comment on function bpm_private.path__diagnose(jsonb, jsonb, text, boolean) is E'Evaluates an expression path with errors on: its value, or BP303 naming the expression, the element and the reason.';
+
+-- A FEEL tree's value; a data error on the way (a numeric overflow, say) is
+-- BP303 naming the expression and the element.
+create or replace function bpm_private.feel__value(expr jsonb, variables jsonb, element_id text)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+begin
+  return bpm_private.feel__eval(expr -> 'tree', variables);
+exception when data_exception then
+  raise exception 'expression % of element % cannot be evaluated: %', expr ->> 'src', element_id, sqlerrm using errcode = 'BP303';
+end;
+$$;
+comment on function bpm_private.feel__value(jsonb, jsonb, text) is E'Evaluates a compiled FEEL tree expression; BP303 naming the expression, the element and the reason for a data error.';
 
 -- A CompiledValue: {"literal": …} or {"expr": CompiledExpression}. Returns jsonb (null if absent).
 create or replace function bpm_private.value__eval(value jsonb, variables jsonb, element_id text)
@@ -74,9 +112,10 @@ begin
     return bpm_private.value__plus(value -> 'expr' -> 'plus', variables);
   end if;
   if value -> 'expr' ? 'tree' then
-    return bpm_private.feel__eval(value -> 'expr' -> 'tree', variables);
+    return bpm_private.feel__value(value -> 'expr', variables, element_id);
   end if;
-  return pg_catalog.jsonb_path_query_first(variables, (value -> 'expr' ->> 'path')::jsonpath);
+  return coalesce(pg_catalog.jsonb_path_query_first(variables, (value -> 'expr' ->> 'path')::jsonpath, '{}', true),
+    bpm_private.path__diagnose(variables, value -> 'expr', element_id, false));
 end;
 $$;
 comment on function bpm_private.value__eval(jsonb, jsonb, text) is E'Evaluates a literal-or-expression value from the compiled graph.';

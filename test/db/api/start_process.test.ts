@@ -203,9 +203,15 @@ describe('refused starts change nothing', () => {
     );
   });
 
-  test('a division by zero in a value expression keeps PostgreSQL\'s SQLSTATE 22012', async () => {
+  test('a division by zero in a value expression is BP303 naming the expression, the element and the reason', async () => {
     await deployProcess(designer, 'div_zero_value', userTaskBody('camunda:priority="${amount / divisor}"'));
-    await expectRejectedUnchanged(db.root, () => start(admin, 'div_zero_value', { amount: 1, divisor: 0 }), '22012', /division by zero/);
+    await expectRejectedUnchanged(db.root, () => start(admin, 'div_zero_value', { amount: 1, divisor: 0 }), 'BP303',
+      /expression \$\{amount \/ divisor\} of element task cannot be evaluated: division by zero/);
+  });
+
+  test('a numeric overflow in a FEEL expression is BP303 too', async () => {
+    await deployProcess(designer, 'overflow_value', userTaskBody('camunda:priority="=if big then 10 ** 100000 * 10 ** 100000 else 1"'));
+    await expectRejectedUnchanged(db.root, () => start(admin, 'overflow_value', { big: true }), 'BP303', /expression =if big .* of element task cannot be evaluated: /);
   });
 
   test('an element the engine cannot execute (hand-made graph: service task without topic): BP305 naming it', async () => {

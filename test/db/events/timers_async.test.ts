@@ -5,7 +5,7 @@
  * continuations. test/db/worker/ runs the same through real jobs.
  */
 import { createTestDb, type TestDb } from '../../helpers/db';
-import { deployXml } from '../../helpers/engine';
+import { deployXml, expectRejectedUnchanged } from '../../helpers/engine';
 import {
   actors,
   count,
@@ -340,5 +340,23 @@ describe('job priorities (camunda:jobPriority)', () => {
     await db.root.query(`update bpm.event_subscription set due_at = now() where id = $1`, [timer.id]);
     await fireTimer(db.root, as.engine, timer.id);
     expect(await priorityOf(`bpm-timer:${timer.id}`)).toBe(-7);
+  });
+
+  test('an expression is evaluated over the variables when the job is created; one that cannot be evaluated is BP303 and nothing is kept', async () => {
+    await deployDefs(as.admin, 'prio_expr', '', `
+    <startEvent id="start"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+    <task id="work" camunda:asyncBefore="true" camunda:jobPriority="\${level * 10}"/>
+    <sequenceFlow id="f2" sourceRef="work" targetRef="wait"/>
+    <intermediateCatchEvent id="wait" camunda:jobPriority="=if vip then 90 else 10"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f3" sourceRef="wait" targetRef="end"/><endEvent id="end"/>`);
+    const inst = await start(as.admin, 'prio_expr', { level: 3, vip: true });
+    const [token] = await all<{ id: string }>(db.root, `select id from bpm_private.token where instance_id = $1`, [inst.id]);
+    expect(await priorityOf(`bpm-async:${token.id}`)).toBe(-30);
+    await as.engine.query('select bpm.continue_async($1)', [token.id]);
+    const [timer] = await subscriptions(db.root, inst.id);
+    expect(timer.job_priority).toBe(90);
+    expect(await priorityOf(`bpm-timer:${timer.id}`)).toBe(-90);
+    await expectRejectedUnchanged(db.root, () => start(as.admin, 'prio_expr', { level: 'high', vip: false }), 'BP303', /expression \$\{level \* 10\} of element work cannot be evaluated: left operand of jsonpath operator \* is not a single numeric value/);
   });
 });
