@@ -12,7 +12,7 @@
  * rejected here with a message naming the expression and the reason.
  */
 import { parser as feelParser } from 'lezer-feel';
-import { compileFeelTree, decodeString } from './feel-tree';
+import { compileFeelTree, decodeString, type FeelNode, findError, rawChildren } from './feel-tree';
 import type { CompiledExpression } from './graph';
 
 /** What the expression is used for: a condition (one boolean) or a value (any jsonb). */
@@ -704,23 +704,13 @@ class JuelParser {
 // FEEL: lezer-feel tree walker
 // ---------------------------------------------------------------------------
 
-/** The part of @lezer/common's SyntaxNode this walker needs. */
-interface FeelNode {
-  readonly name: string;
-  readonly from: number;
-  readonly to: number;
-  readonly type: { readonly isError: boolean };
-  readonly firstChild: FeelNode | null;
-  readonly nextSibling: FeelNode | null;
-}
-
-const FEEL_COMMENTS = new Set(['LineComment', 'BlockComment']);
 const FEEL_PUNCTUATION = new Set(['.', '..', ',', '(', ')', '[', ']']);
 const FEEL_BOOLEAN_NODES = new Set(['Comparison', 'Conjunction', 'Disjunction']);
 const FEEL_DATE_TIME_FUNCTIONS = new Set([
   'now', 'today', 'date', 'time', 'date and time', 'duration', 'years and months duration',
   'day of week', 'day of year', 'week of year', 'month of year', 'last day of month',
 ]);
+/** What SQL/JSON path cannot express; compileExpression then tries the FEEL tree (feel-tree.ts), which reports its own reasons. */
 const FEEL_UNSUPPORTED: Record<string, string> = {
   ForExpression: '"for" expressions are not supported',
   QuantifiedExpression: '"some" / "every" expressions are not supported',
@@ -749,22 +739,6 @@ function rejectSyntaxErrors(top: FeelNode, body: string): void {
   if (err.from >= body.trimEnd().length) fail('syntax error: unexpected end of expression');
   const near = body.slice(err.from, err.from + 20).trim();
   fail(`syntax error at character ${err.from + 2} near "${near}"`); // 1-based, counting the leading "="
-}
-
-function findError(n: FeelNode): FeelNode | undefined {
-  if (n.type.isError) return n;
-  for (let c = n.firstChild; c; c = c.nextSibling) {
-    const e = findError(c);
-    if (e) return e;
-  }
-  return undefined;
-}
-
-/** Child nodes, without comments. */
-function rawChildren(n: FeelNode): FeelNode[] {
-  const out: FeelNode[] = [];
-  for (let c = n.firstChild; c; c = c.nextSibling) if (!FEEL_COMMENTS.has(c.name)) out.push(c);
-  return out;
 }
 
 /** Child nodes, without comments and punctuation (`.`, `..`, brackets, parentheses). */

@@ -55,7 +55,8 @@ export const FEEL_TREE_FUNCTIONS: Record<string, [min: number, max: number]> = {
 /** Functions whose result is a boolean (a condition may be one of them). */
 const BOOLEAN_FUNCTIONS = new Set(['not', 'contains', 'starts with', 'ends with', 'matches', 'list contains', 'all', 'any', 'is empty', 'odd', 'even', '__in']);
 
-interface FeelNode {
+/** The part of @lezer/common's SyntaxNode the FEEL walkers need. */
+export interface FeelNode {
   readonly name: string;
   readonly from: number;
   readonly to: number;
@@ -83,7 +84,7 @@ export type FeelTreeResult = { ok: true; tree: FeelTree; vars: string[] } | { ok
 export function compileFeelTree(body: string, kind: 'condition' | 'value'): FeelTreeResult {
   try {
     const top: FeelNode = feelParser.parse(body).topNode;
-    if (hasError(top)) fail('syntax error');
+    if (findError(top)) fail('syntax error');
     const parts = children(top);
     if (parts.length !== 1) fail('syntax error');
     const walker = new TreeWalker(body);
@@ -109,13 +110,18 @@ function booleanForm(t: FeelTree): boolean {
   }
 }
 
-function hasError(n: FeelNode): boolean {
-  if (n.type.isError) return true;
-  for (let c = n.firstChild; c; c = c.nextSibling) if (hasError(c)) return true;
-  return false;
+/** The first syntax error node below n, if any. */
+export function findError(n: FeelNode): FeelNode | undefined {
+  if (n.type.isError) return n;
+  for (let c = n.firstChild; c; c = c.nextSibling) {
+    const e = findError(c);
+    if (e) return e;
+  }
+  return undefined;
 }
 
-function rawChildren(n: FeelNode): FeelNode[] {
+/** Child nodes, without comments. */
+export function rawChildren(n: FeelNode): FeelNode[] {
   const out: FeelNode[] = [];
   for (let c = n.firstChild; c; c = c.nextSibling) if (!COMMENTS.has(c.name)) out.push(c);
   return out;
