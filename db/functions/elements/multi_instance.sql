@@ -165,8 +165,11 @@ declare
     else not coalesce(node -> 'taskPriority' ? 'expr', false) end;
   v_refs text[];
   v_data jsonb[];
+  v_static_data jsonb;
 begin
-  if not v_static then
+  if v_static then
+    v_static_data := case kind when 'userTask' then bpm_private.user_task__create(node, null) else bpm_private.external_task__create(node, null) end;
+  else
     v_refs := bpm_private.node__variable_refs(node);
     if v_refs is not null then
       v_seen := coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(v_seen) e where e.key = any(v_refs)), '{}');
@@ -182,8 +185,7 @@ begin
     cross join lateral (select v_seen || pg_catalog.jsonb_build_object('nrOfActiveInstances', k) || l.loop as vars) v
     cross join lateral (select case when node ? 'inputs' then bpm_private.io__map(node -> 'inputs', v.vars, v_el) else '{}' end as inputs) i
     cross join lateral (select case
-      when v_static and kind = 'userTask' then bpm_private.user_task__create(node, null)
-      when v_static then bpm_private.external_task__create(node, null)
+      when v_static then v_static_data
       when kind = 'userTask' then bpm_private.user_task__create(node, v.vars || i.inputs)
       else bpm_private.external_task__create(node, v.vars || i.inputs) end as data, i.inputs) t
     order by k);
