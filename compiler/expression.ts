@@ -12,7 +12,7 @@
  * rejected here with a message naming the expression and the reason.
  */
 import { parser as feelParser } from 'lezer-feel';
-import { compileFeelTree, decodeString, type FeelNode, findError, rawChildren } from './feel-tree';
+import { compileFeelTree, decodeString, type FeelNode, type FeelTree, findError, rawChildren } from './feel-tree';
 import type { CompiledExpression } from './graph';
 
 /** What the expression is used for: a condition (one boolean) or a value (any jsonb). */
@@ -45,6 +45,10 @@ export function compileExpression(text: string, kind: ExpressionKind): Expressio
       if (concat !== null) return { ok: true, expr: concat };
     }
     const ast = parse(src);
+    if (ast.k === 'instant') {
+      if (kind === 'condition') fail('a date-time is not a condition');
+      return { ok: true, expr: { src, path: '', vars: ast.vars, tree: ast.tree } };
+    }
     const { path, vars } = render(ast, kind);
     return { ok: true, expr: { src, path, vars } };
   } catch (e) {
@@ -194,7 +198,9 @@ type Ast =
   /** FEEL string(x): the text of a value; only inside a string concatenation. */
   | { k: 'text'; arg: Ast }
   /** JUEL x.contains(v): a substring of a string, or an element of a list. */
-  | { k: 'contains'; subject: PathAst; value: Ast };
+  | { k: 'contains'; subject: PathAst; value: Ast }
+  /** JUEL now() / dateTime() and its plus / minus methods: a date-time the engine computes (a FEEL tree); only as a whole value. */
+  | { k: 'instant'; tree: FeelTree; vars: string[] };
 
 type PathAst = Extract<Ast, { k: 'path' }>;
 
@@ -210,6 +216,17 @@ function isPredicate(n: Ast): boolean {
 function extendPath(base: Ast, step: PathStep): PathAst {
   if (base.k !== 'path') fail('property access and indexing are only supported on variables');
   return { ...base, steps: [...base.steps, step] };
+}
+
+/** A JUEL variable path as a FEEL tree (property and index steps). */
+function pathTree(p: PathAst): FeelTree {
+  let t: FeelTree = { k: 'var', n: p.root };
+  for (const step of p.steps) {
+    if ('key' in step) t = { k: 'get', o: t, n: step.key };
+    else if ('index' in step) t = { k: 'at', o: t, i: { k: 'lit', v: step.index + 1 } };
+    else fail('only properties and indexes are supported in a date-time amount');
+  }
+  return t;
 }
 
 function orChain(items: Ast[]): Ast {
@@ -263,6 +280,7 @@ class PathRenderer {
       case 'arith': return `(${this.number(n.left)} ${n.op} ${this.number(n.right)})`;
       case 'method': return `(${this.number(n.arg)}).${n.name}()`;
       case 'text': return fail('string() is only supported where a value is expected (alone or in a concatenation "text " + string(x)), not in a condition');
+      case 'instant': return fail('now() and dateTime() are only supported as a whole value (a due date, a timer date), not inside another expression');
       default: return fail(`${describe(n)} cannot be used as a value here (only as a whole condition or inside and/or/not)`);
     }
   }
@@ -563,6 +581,7 @@ class JuelParser {
    * access on a JSON variable.
    */
   private method(base: Ast, name: string): Ast {
+    if (base.k === 'instant') return this.instantMethod(base, name);
     const args = this.arguments();
     const subject = base.k === 'path' ? base : fail(`method ${name}() is only supported on a variable or property`);
     const literal = (): Ast => {
@@ -585,6 +604,34 @@ class JuelParser {
       case 'elements': case 'stringValue': case 'numberValue': case 'boolValue': case 'value': none(); return subject;
       default: return fail(`method ${name}() is not supported (supported: size, isEmpty, contains, startsWith, endsWith, equals, and Spin's prop, hasProp, elements, stringValue, numberValue, boolValue, value)`);
     }
+  }
+
+  /**
+   * Joda-Time's plusDays(n), minusHours(n), … on now() / dateTime() (a
+   * number literal or a variable), and toDate() / toString(), which keep the
+   * date-time (ISO 8601, UTC).
+   */
+  private instantMethod(base: Extract<Ast, { k: 'instant' }>, name: string): Ast {
+    const args = this.arguments();
+    if (name === 'toDate' || name === 'toString') {
+      if (args.length > 0) fail(`${name}() takes no arguments`);
+      return base;
+    }
+    const m = /^(plus|minus)(Years|Months|Weeks|Days|Hours|Minutes|Seconds)$/.exec(name);
+    if (!m) return fail(`method ${name}() of a date-time is not supported (supported: plus / minus Years, Months, Weeks, Days, Hours, Minutes, Seconds; toDate, toString)`);
+    if (args.length !== 1) fail(`${name}() takes one number`);
+    const unit = { Years: ['P', 'Y'], Months: ['P', 'M'], Weeks: ['P', 'W'], Days: ['P', 'D'], Hours: ['PT', 'H'], Minutes: ['PT', 'M'], Seconds: ['PT', 'S'] }[m[2]]!;
+    const arg = args[0];
+    let amount: FeelTree;
+    const vars = [...base.vars];
+    if (arg.k === 'num' && /^\d+$/.test(arg.text)) amount = { k: 'lit', v: arg.text };
+    else if (arg.k === 'path') {
+      if (!arg.optional) vars.push(arg.root);
+      amount = { k: 'call', f: 'string', a: [pathTree(arg)] };
+    } else return fail(`${name}() takes a whole number or a variable`);
+    const text: FeelTree = { k: 'ar', op: '+', l: { k: 'ar', op: '+', l: { k: 'lit', v: unit[0] }, r: amount }, r: { k: 'lit', v: unit[1] } };
+    const duration: FeelTree = { k: 'call', f: 'duration', a: [text] };
+    return { k: 'instant', tree: { k: 'ar', op: m[1] === 'plus' ? '+' : '-', l: base.tree, r: duration }, vars };
   }
 
   /** `( a, b, … )` */
@@ -625,6 +672,10 @@ class JuelParser {
     if (JUEL_KEYWORDS.has(name)) fail(`unexpected keyword "${name}"`);
     if (this.peekOp(':') && this.peekAt(1).t === 'id' && this.peekAt(2).v === '(') fail('function calls are not supported');
     if (name === 'execution' && this.peekOp('.') && ['getVariable', 'getVariableLocal'].includes(this.peekAt(1).v)) return this.executionVariable();
+    if ((name === 'now' || name === 'dateTime') && this.peekOp('(')) {
+      if (this.arguments().length > 0) fail(`${name}() takes no arguments`);
+      return { k: 'instant', tree: { k: 'call', f: 'now', a: [] }, vars: [] };
+    }
     if (name === 'S' && this.peekOp('(')) {
       // Camunda Spin: S(x) is the JSON variable x itself
       const args = this.arguments();

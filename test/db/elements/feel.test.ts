@@ -173,6 +173,27 @@ describe('FEEL evaluated by the engine', () => {
       'total scriptTask completed', 'label scriptTask completed', 'c7feel scriptTask completed', 'c7juel scriptTask completed']);
   });
 
+  test('Camunda 7 date arithmetic: dateTime() / now() with Joda-Time\'s plus and minus methods for due dates and timers', async () => {
+    await deployProcess(as.admin, 'juel_dates', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="fork"/><parallelGateway id="fork"/>
+      <sequenceFlow id="f2" sourceRef="fork" targetRef="review"/>
+      <userTask id="review" camunda:dueDate="\${dateTime().plusDays(5).toDate()}" camunda:followUpDate="\${now().plusHours(hours).minusMinutes(30)}"/>
+      <sequenceFlow id="f3" sourceRef="fork" targetRef="wait"/>
+      <intermediateCatchEvent id="wait"><timerEventDefinition><timeDate>\${dateTime().plusWeeks(1)}</timeDate></timerEventDefinition></intermediateCatchEvent>`);
+    const instance = await startProcess(as.admin, 'juel_dates', { hours: 2 });
+    const { rows } = await as.admin.query<{ due: number; follow_up: number; timer: number }>(
+      `select extract(epoch from t.due_at - now())::int as due, extract(epoch from t.follow_up_at - now())::int as follow_up,
+              (select extract(epoch from s.due_at - now())::int from bpm.event_subscription s where s.instance_id = t.instance_id) as timer
+       from bpm.user_task t where t.instance_id = $1`, [instance.id]);
+    const day = 86400;
+    expect(rows[0].due).toBeGreaterThan(5 * day - 60);
+    expect(rows[0].due).toBeLessThanOrEqual(5 * day);
+    expect(rows[0].follow_up).toBeGreaterThan(90 * 60 - 60);
+    expect(rows[0].follow_up).toBeLessThanOrEqual(90 * 60);
+    expect(rows[0].timer).toBeGreaterThan(7 * day - 60);
+    expect(compileExpression('${dateTime().plusDays(1) > due}', 'condition')).toMatchObject({ ok: false, message: expect.stringMatching(/only supported as a whole value/) });
+  });
+
   test('a variable the expression needs that is not set is BP302, and nothing is kept', async () => {
     await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'feel_values', { ...VARIABLES, order: undefined }), 'BP302', /unknown variable "order"/);
   });
