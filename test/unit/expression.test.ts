@@ -287,7 +287,8 @@ describe('JUEL methods, execution variables and Spin (Camunda 7 models)', () => 
     expect(message('${items.contains(other)}')).toMatch(/contains\(\) takes one string, number or boolean literal/);
     expect(message('${execution.getVariable(name)}')).toMatch(/execution.getVariable\(\) takes one string literal/);
     expect(message('${execution.processBusinessKey}')).toMatch(/the execution object is not supported/);
-    expect(message('${dateTime().plusDays(1)}')).toMatch(/function calls are not supported/);
+    expect(message('${dateTime().plusDays(1)}')).toMatch(/a date-time is not a condition/);
+    expect(message('${formatDate(x)}')).toMatch(/function calls are not supported/);
   });
 });
 
