@@ -306,11 +306,19 @@ class TreeWalker {
     return { k: 'call', f: name, a: args };
   }
 
-  /** `date("…")`, `date and time("…")`, `duration("…")` (parsed as DateTimeLiteral), `@"…"`. */
+  /** `date("…")`, `date and time("…")`, `duration("…")` (parsed as DateTimeLiteral), and `@"…"` literals of those. */
   private temporal(n: FeelNode): FeelTree {
     const parts = children(n);
+    const at = parts.find((p) => p.name === 'AtLiteral');
+    if (at) {
+      // @"…": a date, a date-time or a duration, by its form
+      const text = decodeString(this.text(children(at)[0] ?? at));
+      const f = /^-?P/.test(text) ? 'duration' : /^\d{4}-\d{2}-\d{2}$/.test(text) ? 'date' : /^\d{4}-\d{2}-\d{2}T/.test(text) ? 'date and time' : undefined;
+      if (!f) return fail(`@"${text}" is not a date, date-time or duration (times of day are not supported)`);
+      return { k: 'call', f, a: [{ k: 'lit', v: text }] };
+    }
     const ctor = parts.find((p) => p.name === 'DateTimeConstructor');
-    if (!ctor) return fail('@"…" temporal literals are not supported; use date("…"), date and time("…") or duration("…")');
+    if (!ctor) return fail(`unsupported FEEL construct "${this.text(n)}"`);
     const name = this.name(ctor);
     if (!['date', 'date and time', 'duration'].includes(name)) fail(`function "${name}" is not supported (date, date and time, duration, now and today are)`);
     const params = parts.find((p) => p.name === 'PositionalParameters');

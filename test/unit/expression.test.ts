@@ -494,7 +494,7 @@ describe('rejections', () => {
     ['Approved: ${amount > 100}', 'value', /cannot be used as a value/],
     ['=string(x)', 'condition', /string\(\) is not a condition/],
     ["${'a' + b}", 'value', /string concatenation/],
-    ['=@"2020-01-01"', 'value', /@"…" temporal literals are not supported/],
+    ['=@"10:00:00"', 'value', /@"10:00:00" is not a date, date-time or duration/],
     ['=function(x) x', 'value', /function definitions/],
     ['=foo(x)', 'condition', /unknown or unsupported function "foo"/],
     ['=', 'condition', /empty FEEL expression/],
