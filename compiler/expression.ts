@@ -49,8 +49,7 @@ export function compileExpression(text: string, kind: ExpressionKind): Expressio
       if (kind === 'condition') fail('a date-time is not a condition');
       return { ok: true, expr: { src, path: '', vars: ast.vars, tree: ast.tree } };
     }
-    const { path, vars } = render(ast, kind);
-    return { ok: true, expr: { src, path, vars } };
+    return { ok: true, expr: renderOrTree(src, ast, kind) };
   } catch (e) {
     const reason = failureReason(e);
     if (e instanceof CompileError && src.startsWith('=')) {
@@ -62,6 +61,70 @@ export function compileExpression(text: string, kind: ExpressionKind): Expressio
       }
     }
     return { ok: false, message: `cannot compile expression "${src}": ${reason}` };
+  }
+}
+
+/**
+ * The jsonpath form of a parsed expression; for a JUEL value that jsonpath
+ * cannot express (a ternary with values, `${vip ? 'senior' : 'junior'}`),
+ * the same expression as a FEEL tree the engine evaluates.
+ */
+function renderOrTree(src: string, ast: Ast, kind: ExpressionKind): CompiledExpression {
+  try {
+    const { path, vars } = render(ast, kind);
+    return { src, path, vars };
+  } catch (e) {
+    if (!(e instanceof CompileError) || kind !== 'value' || src.startsWith('=')) throw e;
+    const lowering = new TreeLowering();
+    let tree: FeelTree;
+    try {
+      tree = lowering.tree(ast);
+    } catch {
+      throw e; // the jsonpath compiler's reason is the clearer one
+    }
+    return { src, path: '', vars: [...lowering.required], tree };
+  }
+}
+
+/** A JUEL AST as a FEEL tree (feel-tree.ts), with the variables it requires (as PathRenderer counts them). */
+class TreeLowering {
+  readonly required = new Set<string>();
+
+  tree(n: Ast, optional = false): FeelTree {
+    switch (n.k) {
+      case 'num': return { k: 'lit', v: Number(n.text) };
+      case 'str': return { k: 'lit', v: n.value };
+      case 'bool': return { k: 'lit', v: n.value };
+      case 'null': return { k: 'lit', v: null };
+      case 'path':
+        if (!optional && !n.optional) this.required.add(n.root);
+        return pathTree(n);
+      case 'neg': return { k: 'neg', a: this.tree(n.arg) };
+      case 'arith':
+        // JUEL's + adds numbers only (strings are joined by templates)
+        if (n.left.k === 'str' || n.right.k === 'str') return fail('string arithmetic');
+        return n.op === '%' ? { k: 'call', f: 'modulo', a: [this.tree(n.left), this.tree(n.right)] } : { k: 'ar', op: n.op, l: this.tree(n.left), r: this.tree(n.right) };
+      case 'method': return { k: 'call', f: n.name === 'size' ? 'count' : n.name, a: [this.tree(n.arg)] };
+      case 'cmp': {
+        const nullCheck = n.left.k === 'null' || n.right.k === 'null';
+        return { k: 'cmp', op: n.op === '==' ? '=' : n.op, l: this.tree(n.left, nullCheck), r: this.tree(n.right, nullCheck) };
+      }
+      case 'not': return { k: 'call', f: 'not', a: [this.tree(n.arg)] };
+      case 'logic': return { k: n.op === '&&' ? 'and' : 'or', l: this.tree(n.left), r: this.tree(n.right) };
+      case 'defined': return { k: 'def', a: this.tree(n.arg, true) };
+      case 'empty': {
+        // null, "" or an empty list (as JUEL's empty, but for maps)
+        const x = this.tree(n.arg, true);
+        const is = (r: FeelTree): FeelTree => ({ k: 'cmp', op: '=', l: x, r });
+        return { k: 'or', l: is({ k: 'lit', v: null }), r: { k: 'or', l: is({ k: 'lit', v: '' }), r: { k: 'cmp', op: '=', l: { k: 'call', f: 'count', a: [x] }, r: { k: 'lit', v: 0 } } } };
+      }
+      case 'startsWith': return { k: 'call', f: 'starts with', a: [this.tree(n.subject), { k: 'lit', v: n.prefix }] };
+      case 'regex': return { k: 'call', f: 'matches', a: [this.tree(n.subject), { k: 'lit', v: n.pattern }, { k: 'lit', v: n.flags }] };
+      case 'if': return { k: 'if', c: this.tree(n.test), t: this.tree(n.then), e: this.tree(n.else) };
+      case 'text': return { k: 'call', f: 'string', a: [this.tree(n.arg)] };
+      case 'instant': n.vars.forEach((v) => this.required.add(v)); return n.tree;
+      default: return fail(`${n.k} is not supported here`);
+    }
   }
 }
 

@@ -278,6 +278,14 @@ describe('JUEL methods, execution variables and Spin (Camunda 7 models)', () => 
     await expectValue('${S(customer).prop("name").stringValue()}', { customer: { name: 'Ada' } }, 'Ada');
   });
 
+  it('a ternary with values (beyond jsonpath) becomes a tree the engine evaluates, requiring what a path would', () => {
+    const r = compileExpression("${vip ? 'senior' : amount > 10 ? 'mid' : owner}", 'value');
+    expect(r).toMatchObject({ ok: true, expr: { path: '', vars: ['vip', 'amount', 'owner'], tree: { k: 'if', c: { k: 'var', n: 'vip' }, t: { k: 'lit', v: 'senior' } } } });
+    expect(compileExpression("${empty items ? 'none' : items[0]}", 'value')).toMatchObject({ ok: true, expr: { vars: ['items'], tree: { k: 'if' } } });
+    // conditions keep jsonpath's rule: branches must be conditions
+    expect(compileExpression('${a ? 1 : 2}', 'condition')).toMatchObject({ ok: false, message: expect.stringMatching(/the number 1 is not a condition/) });
+  });
+
   it('refuses other methods and calls with a reason', () => {
     const message = (text: string): string => {
       const r = compileExpression(text, 'condition');
@@ -515,7 +523,6 @@ describe('rejections', () => {
     ['${a[b]}', 'value', /only non-negative integer literals and string literals/],
     ['=if a then 1 else 2', 'condition', /the number 1 is not a condition/],
     ['${a ? 1 : 2}', 'condition', /the number 1 is not a condition/],
-    ['${a ? b : c}', 'value', /only supported in conditions/],
     ['=5', 'condition', /the number 5 is not a condition/],
     ['${"yes"}', 'condition', /the string "yes" is not a condition/],
     ['=amount + 1', 'condition', /an arithmetic expression is not a condition/],

@@ -196,6 +196,24 @@ describe('FEEL evaluated by the engine', () => {
     expect(compileExpression('${dateTime().plusDays(1) > due}', 'condition')).toMatchObject({ ok: false, message: expect.stringMatching(/only supported as a whole value/) });
   });
 
+  test('Camunda 7 JUEL ternaries with values: an assignee and output parameters the engine evaluates', async () => {
+    await deployProcess(as.admin, 'juel_ternary', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+      <task id="t"><extensionElements><camunda:inputOutput>
+        <camunda:outputParameter name="tier">\${amount &gt; 100 ? 'gold' : amount &gt; 10 ? 'silver' : 'bronze'}</camunda:outputParameter>
+        <camunda:outputParameter name="firstTag">\${empty tags ? 'none' : tags[0]}</camunda:outputParameter>
+        <camunda:outputParameter name="net">\${vip ? amount * 0.9 : amount}</camunda:outputParameter>
+      </camunda:inputOutput></extensionElements></task>
+      <sequenceFlow id="f2" sourceRef="t" targetRef="review"/>
+      <userTask id="review" camunda:assignee="\${vip ? 'senior' : 'junior'}"/>`);
+    const vip = await startProcess(as.admin, 'juel_ternary', { amount: 20, tags: [], vip: true });
+    expect((await getInstance(as.admin, vip.id)).variables).toMatchObject({ tier: 'silver', firstTag: 'none', net: 18 });
+    expect((await openTask(as.admin, vip.id, 'review')).assignee).toBe('senior');
+    const regular = await startProcess(as.admin, 'juel_ternary', { amount: 500, tags: ['new'], vip: false });
+    expect((await getInstance(as.admin, regular.id)).variables).toMatchObject({ tier: 'gold', firstTag: 'new', net: 500 });
+    expect((await openTask(as.admin, regular.id, 'review')).assignee).toBe('junior');
+  });
+
   test('a variable the expression needs that is not set is BP302, and nothing is kept', async () => {
     await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'feel_values', { ...VARIABLES, order: undefined }), 'BP302', /unknown variable "order"/);
   });
