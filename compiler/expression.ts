@@ -71,8 +71,7 @@ export function compileExpression(text: string, kind: ExpressionKind): Expressio
  */
 function renderOrTree(src: string, ast: Ast, kind: ExpressionKind): CompiledExpression {
   try {
-    const { path, vars } = render(ast, kind);
-    return { src, path, vars };
+    return { src, ...render(ast, kind) };
   } catch (e) {
     if (!(e instanceof CompileError) || kind !== 'value' || src.startsWith('=')) throw e;
     const lowering = new TreeLowering();
@@ -310,6 +309,8 @@ function render(ast: Ast, kind: ExpressionKind): { path: string; vars: string[] 
 /** Renders AST nodes as jsonpath text, collecting the variables that must exist. */
 class PathRenderer {
   readonly required = new Set<string>();
+  /** Variables checked for null (or emptiness, or being defined) so far: read after such a check, they are not required. */
+  private checked = new Set<string>();
 
   constructor(private readonly allowIf: boolean) {}
 
@@ -318,7 +319,7 @@ class PathRenderer {
     switch (n.k) {
       case 'cmp': return this.compare(n.op, n.left, n.right);
       case 'not': return `!(${this.predicate(n.arg)})`;
-      case 'logic': return `(${this.predicate(n.left)} ${n.op} ${this.predicate(n.right)})`;
+      case 'logic': return `(${this.predicate(n.left)} ${n.op} ${this.guard(() => this.predicate(n.right))})`;
       case 'empty': return emptyCheck(this.optionalPath(n.arg, 'empty'));
       case 'defined': return `exists(${this.optionalPath(n.arg, 'is defined')})`;
       case 'startsWith': return `(${this.value(n.subject)} starts with ${quote(n.prefix)})`;
@@ -379,7 +380,22 @@ class PathRenderer {
   private conditional(test: Ast, then: Ast, otherwise: Ast): string {
     if (!this.allowIf) fail('if-then-else / ?: is only supported in conditions whose branches are conditions');
     const c = this.predicate(test);
-    return `((${c} && ${this.predicate(then)}) || (!(${c}) && ${this.predicate(otherwise)}))`;
+    return `((${c} && ${this.guard(() => this.predicate(then))}) || (!(${c}) && ${this.guard(() => this.predicate(otherwise))}))`;
+  }
+
+  /**
+   * Renders the part JUEL evaluates only when the part before it leaves the
+   * result open (the right of && / ||, the branches of ?:): a variable the
+   * part before checked for null (`x != null && x.size() > 0`) is not
+   * required there, since it is read only when it is set.
+   */
+  private guard<T>(render: () => T): T {
+    const before = new Set(this.checked);
+    try {
+      return render();
+    } finally {
+      this.checked = before;
+    }
   }
 
   /** A path whose absence is tolerated (null checks); its root is not added to the required vars. */
@@ -389,7 +405,8 @@ class PathRenderer {
   }
 
   private path(n: PathAst, required: boolean): string {
-    if (required && !n.optional) this.required.add(n.root);
+    if (!required) this.checked.add(n.root);
+    else if (!n.optional && !this.checked.has(n.root)) this.required.add(n.root);
     return '$' + [{ key: n.root }, ...n.steps].map(renderStep).join('');
   }
 }
@@ -670,9 +687,9 @@ class JuelParser {
   }
 
   /**
-   * Joda-Time's plusDays(n), minusHours(n), … on now() / dateTime() (a
-   * number literal or a variable), and toDate() / toString(), which keep the
-   * date-time (ISO 8601, UTC).
+   * Joda-Time's plusDays(n), minusHours(n), … on now() / dateTime() (n a
+   * whole number, a variable or an expression), and toDate() / toString(),
+   * which keep the date-time (ISO 8601, UTC).
    */
   private instantMethod(base: Extract<Ast, { k: 'instant' }>, name: string): Ast {
     const args = this.arguments();
@@ -688,10 +705,12 @@ class JuelParser {
     let amount: FeelTree;
     const vars = [...base.vars];
     if (arg.k === 'num' && /^\d+$/.test(arg.text)) amount = { k: 'lit', v: arg.text };
-    else if (arg.k === 'path') {
-      if (!arg.optional) vars.push(arg.root);
-      amount = { k: 'call', f: 'string', a: [pathTree(arg)] };
-    } else return fail(`${name}() takes a whole number or a variable`);
+    else {
+      // a variable or an expression (a ternary, arithmetic), evaluated by the engine
+      const lowering = new TreeLowering();
+      amount = { k: 'call', f: 'string', a: [lowering.tree(arg)] };
+      vars.push(...lowering.required);
+    }
     const text: FeelTree = { k: 'ar', op: '+', l: { k: 'ar', op: '+', l: { k: 'lit', v: unit[0] }, r: amount }, r: { k: 'lit', v: unit[1] } };
     const duration: FeelTree = { k: 'call', f: 'duration', a: [text] };
     return { k: 'instant', tree: { k: 'ar', op: m[1] === 'plus' ? '+' : '-', l: base.tree, r: duration }, vars };

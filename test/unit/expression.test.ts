@@ -190,7 +190,11 @@ describe('JUEL', () => {
     ]);
     expect(compile('${x == null}', 'condition').vars).toEqual([]);
     expect(compile('${a.b eq null}', 'condition').vars).toEqual([]);
-    expect(compile('${x != null && x > 5}', 'condition').vars).toEqual(['x']);
+    // JUEL reads the right of && only when the left holds: after a null check, x is not required
+    expect(compile('${x != null && x > 5}', 'condition').vars).toEqual([]);
+    expect(compile('${x > 5 && y != null}', 'condition').vars).toEqual(['x']);
+    expect(compile('${x == null || x > 5}', 'condition').vars).toEqual([]);
+    await expectCondition('${x != null && x.contains("a")}', {}, false);
   });
 
   it('empty / not empty', async () => {
@@ -367,7 +371,7 @@ describe('FEEL', () => {
       ['=is defined(x) and x > 5', { x: 6 }, true],
     ]);
     expect(compile('=x = null or is defined(y)', 'condition').vars).toEqual([]);
-    expect(compile('=is defined(x) and x > 5', 'condition').vars).toEqual(['x']);
+    expect(compile('=is defined(x) and x > 5', 'condition').vars).toEqual([]);
   });
 
   it('string and numeric functions', async () => {

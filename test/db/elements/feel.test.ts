@@ -214,6 +214,23 @@ describe('FEEL evaluated by the engine', () => {
     expect((await openTask(as.admin, regular.id, 'review')).assignee).toBe('junior');
   });
 
+  test('JUEL null guards: a variable read after "x != null &&" is not required, so the guard on an unset variable is false', async () => {
+    await deployProcess(as.admin, 'juel_guard', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="g"/>
+      <exclusiveGateway id="g" default="other"/>
+      <sequenceFlow id="docs" sourceRef="g" targetRef="withDocs">
+        <conditionExpression>\${documents != null &amp;&amp; documents.contains("invoice") &amp;&amp; amount &gt; 10}</conditionExpression>
+      </sequenceFlow>
+      <sequenceFlow id="other" sourceRef="g" targetRef="without"/>
+      <userTask id="withDocs"/><userTask id="without"/>`);
+    const unset = await startProcess(as.admin, 'juel_guard', { amount: 20 });
+    expect(await history(as.admin, unset.id)).toContain('without userTask active');
+    const withDocs = await startProcess(as.admin, 'juel_guard', { documents: ['invoice'], amount: 20 });
+    expect(await history(as.admin, withDocs.id)).toContain('withDocs userTask active');
+    // amount is read unguarded: required as before
+    await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'juel_guard', { documents: ['invoice'] }), 'BP302', /unknown variable "amount"/);
+  });
+
   test('a variable the expression needs that is not set is BP302, and nothing is kept', async () => {
     await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'feel_values', { ...VARIABLES, order: undefined }), 'BP302', /unknown variable "order"/);
   });

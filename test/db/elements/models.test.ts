@@ -312,3 +312,85 @@ describe('camunda8-order.bpmn', () => {
     ]);
   });
 });
+
+describe('camunda7-claims.bpmn: Camunda 7 expressions (Spin, execution.getVariable, collection methods, ternaries, dateTime(), a JUEL script task, a conditional event after an event-based gateway)', () => {
+  const KEY = 'c7-claims';
+  const days = (d: Date | null): number => Math.round(((d?.getTime() ?? 0) - Date.now()) / 86_400_000);
+
+  beforeAll(async () => {
+    await deployFixture(as.admin, 'camunda7-claims.bpmn');
+  });
+
+  test('documents complete, a large claim: scored high by the script, assessed by the senior adjuster within 2 days, paid at priority 80', async () => {
+    const started = await startProcess(as.admin, KEY, { claim: { amount: 8000 }, documents: ['photo', 'police-report'] });
+    expect((await getInstance(as.admin, started.id)).variables).toMatchObject({ risk: 'high' });
+    const assess = await openTask(as.admin, started.id, 'Assess');
+    expect(assess).toMatchObject({ assignee: 'senior-adjuster', candidate_groups: ['claims'] });
+    expect(days(assess.due_at)).toBe(2);
+    await completeTask(as.admin, assess.id);
+    const pay = await fetchFor(started.id, 'claims-payout', 'payer');
+    expect(pay.priority).toBe(80);
+    await completeExternalTask(as.engine, pay.id, 'payer');
+    expect((await getInstance(as.admin, started.id)).state).toBe('completed');
+  });
+
+  test('documents missing: the message with them releases the wait; a small claim goes to an adjuster within 5 days', async () => {
+    const started = await startProcess(as.admin, KEY, { claim: { amount: 300 }, documents: [] });
+    expect(await waits(db.root, started.id)).toEqual(['WaitDocs token via Flow_Missing']);
+    await as.admin.query(`select bpm.correlate_message('DocumentsReceived', null, $1::jsonb)`, [JSON.stringify({ documents: ['police-report'] })]);
+    const assess = await openTask(as.admin, started.id, 'Assess');
+    expect(assess.assignee).toBe('adjuster');
+    expect(days(assess.due_at)).toBe(5);
+  });
+
+  test('documents missing, then withdrawn: the conditional event wins and the claim closes', async () => {
+    const started = await startProcess(as.admin, KEY, { claim: { amount: 300 }, status: 'open' });
+    await as.admin.query('select bpm.set_variables($1, $2::jsonb)', [started.id, JSON.stringify({ status: 'withdrawn' })]);
+    expect((await getInstance(as.admin, started.id)).state).toBe('completed');
+    expect((await history(as.admin, started.id)).slice(-2)).toEqual(['Withdrawn intermediateCatchEvent completed', 'Closed endEvent completed']);
+  });
+});
+
+describe('camunda8-quotes.bpmn: Camunda 8 FEEL (script tasks, contexts, filters, for, every, list and string functions, temporal values, a multi-instance job over a computed collection)', () => {
+  const KEY = 'c8-quotes';
+  const request = (budget: number) => ({
+    lines: [{ sku: 'a', qty: 2, price: 10 }, { sku: 'b', qty: 0, price: 5 }, { sku: 'c', qty: 1, price: 30 }],
+    suppliers: ['acme', 'bolt', 'acme'], budget, owner: 'dana', department: 'ops',
+  });
+
+  beforeAll(async () => {
+    await deployFixture(as.admin, 'camunda8-quotes.bpmn');
+  });
+
+  /** Starts, answers each supplier's quote job with its price, and returns the instance id. */
+  async function quoted(budget: number, prices: Record<string, number>): Promise<string> {
+    const started = await startProcess(as.admin, KEY, { request: request(budget) });
+    expect((await getInstance(as.admin, started.id)).variables.prepared).toEqual({
+      lines: [{ sku: 'a', qty: 2, price: 10 }, { sku: 'c', qty: 1, price: 30 }], total: 50, suppliers: ['acme', 'bolt'] });
+    const jobs = await fetchAndLock(as.engine, 'quotes-ask', 'quoter');
+    expect(jobs).toHaveLength(2);
+    for (const job of jobs) {
+      const asked = job.variables.request as { supplier: string; lines: unknown[]; replyBy: string };
+      expect(asked.lines).toHaveLength(2);
+      expect(asked.replyBy).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
+      await completeExternalTask(as.engine, job.id, 'quoter', { quote: { price: prices[asked.supplier] } });
+    }
+    return started.id;
+  }
+
+  test('quotes within budget: the cheapest is picked and the order placed', async () => {
+    const id = await quoted(100, { acme: 45, bolt: 40 });
+    const done = await getInstance(as.admin, id);
+    expect(done.state).toBe('completed');
+    expect(done.variables).toMatchObject({ quotes: [{ supplier: 'acme', price: 45 }, { supplier: 'bolt', price: 40 }], best: { supplier: 'bolt', price: 40 } });
+  });
+
+  test('over budget: approval by the owner (name capitalised) with the department among the candidate groups, due within a day', async () => {
+    const id = await quoted(30, { acme: 45, bolt: 60 });
+    const approve = await openTask(as.admin, id, 'Approve');
+    expect(approve).toMatchObject({ assignee: 'Dana', candidate_groups: ['purchasing', 'ops'] });
+    expect(Math.round(((approve.due_at?.getTime() ?? 0) - Date.now()) / 3_600_000)).toBe(24);
+    await completeTask(as.admin, approve.id);
+    expect((await getInstance(as.admin, id)).state).toBe('completed');
+  });
+});
