@@ -370,7 +370,7 @@ describe('camunda8-quotes.bpmn: Camunda 8 FEEL (script tasks, contexts, filters,
     const jobs = await fetchAndLock(as.engine, 'quotes-ask', 'quoter');
     expect(jobs).toHaveLength(2);
     for (const job of jobs) {
-      const asked = job.variables.request as { supplier: string; lines: unknown[]; replyBy: string };
+      const asked = job.variables?.request as { supplier: string; lines: unknown[]; replyBy: string };
       expect(asked.lines).toHaveLength(2);
       expect(asked.replyBy).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
       await completeExternalTask(as.engine, job.id, 'quoter', { quote: { price: prices[asked.supplier] } });
