@@ -50,6 +50,8 @@ export const FEEL_TREE_FUNCTIONS: Record<string, [min: number, max: number]> = {
   'get value': [2, 2], 'get entries': [1, 1], 'context put': [3, 3], 'context merge': [1, 1],
   // temporal (values are ISO 8601 strings: date and time in UTC, dates, durations)
   now: [0, 0], today: [0, 0], date: [1, 1], 'date and time': [1, 1], duration: [1, 1],
+  'day of week': [1, 1], 'day of year': [1, 1], 'week of year': [1, 1], 'month of year': [1, 1], 'last day of month': [1, 1],
+  'years and months duration': [2, 2],
 };
 
 /** Functions whose result is a boolean (a condition may be one of them). */
@@ -285,7 +287,8 @@ class TreeWalker {
 
   private invocation(n: FeelNode): FeelTree {
     const [callee, params] = children(n);
-    if (callee.name !== 'VariableName') fail('calling functions stored in variables or contexts is not supported');
+    // (names with keywords in them, like "years and months duration", parse as SpecialFunctionName)
+    if (callee.name !== 'VariableName' && callee.name !== 'SpecialFunctionName') fail('calling functions stored in variables or contexts is not supported');
     if (params?.name === 'NamedParameters') fail('named function parameters are not supported');
     const name = this.name(callee);
     if (name === 'is defined') {

@@ -277,6 +277,8 @@ begin
       exception when invalid_datetime_format or datetime_field_overflow or invalid_parameter_value then
         return null;
       end;
+    when 'day of week', 'day of year', 'week of year', 'month of year', 'last day of month', 'years and months duration' then
+      return bpm_private.feel__calendar(fn, a);
     when 'string length', 'upper case', 'lower case', 'substring', 'substring before', 'substring after', 'contains', 'starts with',
          'ends with', 'matches', 'replace', 'split', 'trim', 'string', 'number' then
       return bpm_private.feel__string(fn, a);
@@ -288,6 +290,58 @@ begin
 end;
 $$;
 comment on function bpm_private.feel__call(text, jsonb[]) is E'Applies a FEEL built-in function to evaluated arguments (null for a wrong type or a bad argument).';
+
+-- FEEL calendar functions of a date or a date-time (its date, in UTC for a
+-- date-time): day of week and month of year in English, day of year, ISO
+-- week of year, last day of month (a date), and the years and months between
+-- two of them (a duration). Null for anything that is not one.
+create or replace function bpm_private.feel__calendar(fn text, a jsonb[])
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_dates date[];
+  v_months int;
+begin
+  begin
+    v_dates := array(select case when pg_catalog.length(x #>> '{}') = 10 then (x #>> '{}')::date
+        else (bpm_private.feel__timestamp(x #>> '{}') at time zone 'UTC')::date end
+      from unnest(a) with ordinality as u(x, n) order by n);
+  exception when invalid_datetime_format or datetime_field_overflow or invalid_parameter_value or invalid_text_representation then
+    return null;
+  end;
+  if exists (select from unnest(a) x where pg_catalog.jsonb_typeof(x) is distinct from 'string') then
+    return null;
+  end if;
+  return case fn
+    when 'day of week' then pg_catalog.to_jsonb(pg_catalog.to_char(v_dates[1], 'FMDay'))
+    when 'month of year' then pg_catalog.to_jsonb(pg_catalog.to_char(v_dates[1], 'FMMonth'))
+    when 'day of year' then pg_catalog.to_jsonb(pg_catalog.date_part('doy', v_dates[1])::int)
+    when 'week of year' then pg_catalog.to_jsonb(pg_catalog.date_part('week', v_dates[1])::int)
+    when 'last day of month' then pg_catalog.to_jsonb(pg_catalog.to_char(pg_catalog.date_trunc('month', v_dates[1]) + interval '1 month - 1 day', 'YYYY-MM-DD'))
+    else pg_catalog.to_jsonb(bpm_private.feel__months_text(
+      (pg_catalog.date_part('year', pg_catalog.age(v_dates[2], v_dates[1])) * 12 + pg_catalog.date_part('month', pg_catalog.age(v_dates[2], v_dates[1])))::int))
+  end;
+end;
+$$;
+comment on function bpm_private.feel__calendar(text, jsonb[]) is E'FEEL day of week, month of year, day of year, week of year, last day of month and years and months duration over dates or date-times.';
+
+-- A number of months as an ISO 8601 years-and-months duration (P1Y2M, -P3M, P0M).
+create or replace function bpm_private.feel__months_text(months int)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return case when months < 0 then '-' else '' end || 'P'
+    || case when pg_catalog.abs(months) >= 12 then (pg_catalog.abs(months) / 12)::text || 'Y' else '' end
+    || case when pg_catalog.abs(months) % 12 <> 0 or months = 0 then (pg_catalog.abs(months) % 12)::text || 'M' else '' end;
+end;
+$$;
+comment on function bpm_private.feel__months_text(int) is E'A number of months as an ISO 8601 duration of years and months.';
 
 -- FEEL string functions (positions from 1; a negative start counts from the
 -- end; patterns are regular expressions).
