@@ -6,12 +6,12 @@
  * retries (camunda:failedJobRetryTimeCycle).
  */
 import { baseNode, bool, extensions, kids, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
-import { compileExpression, isExpression } from './expression';
+import { isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import { defaultFlow } from './gateways';
 import type { CompiledExpression, CompiledNode, NodeType } from './graph';
 import { compileLoop } from './loops';
-import { compileIoMappings, IO_CONSUMES } from './mappings';
+import { compileExpressionText, compileIoMappings, IO_CONSUMES } from './mappings';
 import { parseRetryCycle } from './timer';
 import type { XNode } from './xml';
 
@@ -60,12 +60,8 @@ export function jobPriority(ctx: ProcessCtx, id: string, el: XNode): number | { 
   const raw = nonEmpty(str(el, 'camunda:jobPriority'));
   if (raw === null) return undefined;
   if (isExpression(raw)) {
-    const r = compileExpression(raw.trim(), 'value');
-    if (!r.ok) {
-      problem(ctx, id, `camunda:jobPriority: ${r.message}`);
-      return undefined;
-    }
-    return { expr: r.expr };
+    const expr = compileExpressionText(ctx, id, 'camunda:jobPriority', raw, 'value', '');
+    return expr === null ? undefined : { expr };
   }
   if (!/^-?\d{1,9}$/.test(raw.trim())) {
     problem(ctx, id, `camunda:jobPriority="${raw}" is not an integer`);

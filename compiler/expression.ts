@@ -280,13 +280,13 @@ function extendPath(base: Ast, step: PathStep): PathAst {
   return { ...base, steps: [...base.steps, step] };
 }
 
-/** A JUEL variable path as a FEEL tree (property and index steps). */
+/** A JUEL variable path (property and index steps: JUEL has no others) as a FEEL tree. */
 function pathTree(p: PathAst): FeelTree {
   let t: FeelTree = { k: 'var', n: p.root };
   for (const step of p.steps) {
     if ('key' in step) t = { k: 'get', o: t, n: step.key };
     else if ('index' in step) t = { k: 'at', o: t, i: { k: 'lit', v: step.index + 1 } };
-    else fail('only properties and indexes are supported in a date-time amount');
+    else fail('only property and index steps can be evaluated here');
   }
   return t;
 }
