@@ -56,7 +56,9 @@ export function compileExpression(text: string, kind: ExpressionKind): Expressio
       // what jsonpath cannot express, the engine's FEEL interpreter may
       const tree = compileFeelTree(src.slice(1), kind);
       if (tree.ok) return { ok: true, expr: { src, path: '', vars: tree.vars, tree: tree.tree } };
-      if (!TREE_GENERIC_FAILURES.has(tree.message) && !tree.message.startsWith('unsupported FEEL construct')) {
+      // the tree's reason, unless it only says less (a syntax error, an unsupported construct, a narrower "not a condition")
+      const treeSaysMore = tree.message !== 'syntax error' && !tree.message.startsWith('unsupported FEEL construct') && !reason.endsWith(NOT_A_CONDITION);
+      if (treeSaysMore) {
         return { ok: false, message: `cannot compile expression "${src}": ${tree.message}` };
       }
     }
@@ -127,8 +129,8 @@ class TreeLowering {
   }
 }
 
-/** Tree failures that say less than the jsonpath compiler's reason. */
-const TREE_GENERIC_FAILURES = new Set(['syntax error', 'the expression is not a condition (a boolean is required)']);
+/** The end of the reason for a condition that is not boolean by its form (both compilers). */
+const NOT_A_CONDITION = 'is not a condition (a boolean is required)';
 
 function failureReason(e: unknown): string {
   if (e instanceof CompileError) return e.message;
@@ -328,7 +330,7 @@ class PathRenderer {
       case 'contains': return this.contains(n.subject, n.value);
       case 'path': return `(${this.value(n)} == true)`;
       case 'bool': return `(true == ${n.value})`;
-      default: return fail(`${describe(n)} is not a condition (a boolean is required)`);
+      default: return fail(`${describe(n)} ${NOT_A_CONDITION}`);
     }
   }
 
@@ -440,7 +442,8 @@ function describe(n: Ast): string {
     case 'bool': return `the boolean ${n.value}`;
     case 'null': return 'null';
     case 'path': return 'a variable';
-    case 'neg': case 'arith': case 'method': return 'an arithmetic expression';
+    case 'neg': case 'arith': return 'an arithmetic expression';
+    case 'method': return 'a number';
     case 'text': return 'string()';
     default: return 'a condition';
   }

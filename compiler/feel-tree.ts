@@ -91,7 +91,7 @@ export function compileFeelTree(body: string, kind: 'condition' | 'value'): Feel
     if (parts.length !== 1) fail('syntax error');
     const walker = new TreeWalker(body);
     const tree = walker.expr(parts[0]);
-    if (kind === 'condition' && !booleanForm(tree)) fail('the expression is not a condition (a boolean is required)');
+    if (kind === 'condition' && !booleanForm(tree)) fail(`${describeTree(tree)} is not a condition (a boolean is required)`);
     return { ok: true, tree, vars: [...walker.required] };
   } catch (e) {
     if (e instanceof TreeError) return { ok: false, message: e.message };
@@ -109,6 +109,19 @@ function booleanForm(t: FeelTree): boolean {
     case 'call': return BOOLEAN_FUNCTIONS.has(t.f);
     case 'var': case 'get': case 'at': return true;
     default: return false;
+  }
+}
+
+/** What a tree that is not boolean by its form yields, for error messages. */
+function describeTree(t: FeelTree): string {
+  switch (t.k) {
+    case 'lit': return t.v === null ? 'null' : typeof t.v === 'number' ? `the number ${t.v}` : `the string ${JSON.stringify(t.v)}`;
+    case 'ar': case 'neg': return 'an arithmetic expression';
+    case 'ctx': return 'a context ({...})';
+    case 'list': case 'flt': case 'for': return 'a list';
+    case 'call': return `the function "${t.f}"`;
+    case 'if': return `an if expression whose branches are not both boolean`;
+    default: return 'the expression';
   }
 }
 

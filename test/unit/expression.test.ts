@@ -531,6 +531,12 @@ describe('rejections', () => {
     ['${"yes"}', 'condition', /the string "yes" is not a condition/],
     ['=amount + 1', 'condition', /an arithmetic expression is not a condition/],
     ['=null', 'condition', /null is not a condition/],
+    // values only the FEEL interpreter can compute are still not conditions (not "unsupported")
+    ['=now()', 'condition', /the function "now" is not a condition/],
+    ['=date("2024-01-01")', 'condition', /the function "date" is not a condition/],
+    ['={a: 1}', 'condition', /a context \(\{\.\.\.\}\) is not a condition/],
+    ['=[1, 2]', 'condition', /a list is not a condition/],
+    ['=count(items)', 'condition', /a number is not a condition/],
     ['${(a + 1) == null}', 'condition', /only supported on a variable or property/],
     ['${empty (a + 1)}', 'condition', /empty is only supported on a variable/],
     ['=x instance of string', 'condition', /"instance of" is not supported/],
