@@ -432,6 +432,7 @@ function compileMessageThrow(ctx: ProcessCtx, el: XNode, id: string, def: XNode 
   const impl = externalImplementation(ctx, el, id, holder);
   if (impl.topic !== null) {
     node.topic = impl.topic;
+    if (impl.topicExpr !== undefined) node.topicExpr = impl.topicExpr;
     const headers = externalTaskHeaders(ctx, el, id);
     if (headers !== null) node.headers = headers;
     const priority = taskPriority(ctx, holder, id);

@@ -365,6 +365,12 @@ export interface CompiledNode {
    * throw / end event without it publishes its message (`event`).
    */
   topic?: string;
+  /**
+   * A topic given by an expression (`camunda:topic="${...}"`, zeebe:taskDefinition
+   * `type="=..."`): evaluated over what each task sees when it is created (a
+   * non-empty string); `topic` then holds the expression's text.
+   */
+  topicExpr?: CompiledValue;
   /** With a topic: zeebe:taskHeaders and camunda:properties (other than pgbpm:…), name → value, handed to the worker with the task. */
   headers?: Record<string, string>;
   /** With a topic: camunda:taskPriority (of the element, else of the process), an integer literal or expression; engine default 0. */

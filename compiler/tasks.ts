@@ -12,6 +12,7 @@ import { EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
 import { compileForm, FORM_CONSUMES } from './forms';
 import type { CompiledNode, CompiledValue, UserTaskSpec } from './graph';
 import { checkLoopProperties, LOOP_PROPERTIES } from './loops';
+import { compileValueText } from './mappings';
 import { isIsoDateTime, isIsoDuration } from './timer';
 import type { XNode } from './xml';
 
@@ -27,6 +28,7 @@ export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type
   }
   const headers = externalTaskHeaders(ctx, el, id);
   const compiled: CompiledNode = headers !== null ? { ...node, topic: impl.topic ?? '', headers } : { ...node, topic: impl.topic ?? '' };
+  if (impl.topicExpr !== undefined) compiled.topicExpr = impl.topicExpr;
   const priority = taskPriority(ctx, el, id);
   if (priority !== undefined) compiled.taskPriority = priority;
   return compiled;
@@ -79,13 +81,20 @@ export function externalTaskHeaders(ctx: ProcessCtx, el: XNode, id: string): Rec
  * element states an implementation (valid or not, Java delegates and
  * connectors included, which are refused elsewhere).
  */
-export function externalImplementation(ctx: ProcessCtx, el: XNode, id: string, camundaEl: XNode): { topic: string | null; present: boolean } {
+export interface ExternalImplementation {
+  /** The topic: a name, or the text of an expression (then `topicExpr` computes it). */
+  topic: string | null;
+  topicExpr?: CompiledValue;
+  present: boolean;
+}
+
+export function externalImplementation(ctx: ProcessCtx, el: XNode, id: string, camundaEl: XNode): ExternalImplementation {
   const exts = camundaEl === el ? extensions(el) : [...extensions(el), ...extensions(camundaEl)];
   const otherImplementation =
     ['camunda:class', 'camunda:delegateExpression', 'camunda:expression', 'camunda:decisionRef'].some((a) => str(camundaEl, a) !== undefined) ||
     exts.some((e) => e.type === 'camunda:Connector' || e.type === 'zeebe:CalledDecision');
 
-  let camunda: string | null = null;
+  let camunda: Topic | null = null;
   const camundaType = str(camundaEl, 'camunda:type');
   const camundaTopic = nonEmpty(str(camundaEl, 'camunda:topic'));
   if (camundaType !== undefined && camundaType !== 'external') {
@@ -95,32 +104,39 @@ export function externalImplementation(ctx: ProcessCtx, el: XNode, id: string, c
   } else if (camundaType === undefined && camundaTopic !== null) {
     problem(ctx, id, 'camunda:topic without camunda:type="external"');
   } else if (camundaTopic !== null) {
-    camunda = checkStaticTopic(ctx, id, 'camunda:topic', camundaTopic);
+    camunda = compileTopic(ctx, id, 'camunda:topic', camundaTopic);
   }
 
-  let zeebe: string | null = null;
+  let zeebe: Topic | null = null;
   const definitions = exts.filter((e) => e.type === 'zeebe:TaskDefinition');
   if (definitions.length > 1) problem(ctx, id, 'several zeebe:taskDefinition elements');
   if (definitions.length > 0) {
     const jobType = nonEmpty(str(definitions[0], 'zeebe:type'));
     if (jobType === null) problem(ctx, id, 'zeebe:taskDefinition without type');
-    else zeebe = checkStaticTopic(ctx, id, 'zeebe:taskDefinition type', jobType);
+    else zeebe = compileTopic(ctx, id, 'zeebe:taskDefinition type', jobType);
   }
 
   const present = camundaType !== undefined || camundaTopic !== null || definitions.length > 0 || otherImplementation;
-  if (camunda !== null && zeebe !== null && camunda !== zeebe) {
-    problem(ctx, id, `camunda:topic="${camunda}" and zeebe:taskDefinition type="${zeebe}" disagree`);
+  if (camunda !== null && zeebe !== null && camunda.text !== zeebe.text) {
+    problem(ctx, id, `camunda:topic="${camunda.text}" and zeebe:taskDefinition type="${zeebe.text}" disagree`);
     return { topic: null, present };
   }
-  return { topic: camunda ?? zeebe, present };
+  const topic = camunda ?? zeebe;
+  if (topic === null) return { topic: null, present };
+  return topic.expr !== undefined ? { topic: topic.text, topicExpr: topic.expr, present } : { topic: topic.text, present };
 }
 
-function checkStaticTopic(ctx: ProcessCtx, id: string, label: string, topic: string): string | null {
-  if (isExpression(topic)) {
-    problem(ctx, id, `${label}="${topic}" must be a static name; expressions are not supported here`);
-    return null;
-  }
-  return topic.trim();
+/** A topic (job type): a name, or an expression evaluated when each task is created. */
+interface Topic {
+  text: string;
+  expr?: CompiledValue;
+}
+
+function compileTopic(ctx: ProcessCtx, id: string, label: string, raw: string): Topic | null {
+  const value = compileValueText(ctx, id, label, raw);
+  if (value === null) return null;
+  if ('literal' in value) return { text: String(value.literal) };
+  return { text: raw.trim(), expr: value };
 }
 
 // --- user tasks --------------------------------------------------------------------

@@ -425,7 +425,7 @@ const INVALID: Record<string, string[]> = {
     'invalid-zeebe-code.bpmn: element feelScript: zeebe:script without a resultVariable',
     `invalid-zeebe-code.bpmn: element decide: DMN decisions are not supported (zeebe:calledDecision decisionId="discount"); ${JOB_HINT}`,
     'invalid-zeebe-code.bpmn: element mapped: execution listeners are not supported in this version (zeebe:executionListeners)',
-    'invalid-zeebe-code.bpmn: element dynamic: zeebe:taskDefinition type="=jobType" must be a static name; expressions are not supported here',
+    'invalid-zeebe-code.bpmn: element dynamic: zeebe:taskDefinition type: cannot compile expression "=jobType +": syntax error: unexpected end of expression',
   ],
   'invalid-unsupported-elements.bpmn': [
     'invalid-unsupported-elements.bpmn: element receive: receive task does not reference a message (set messageRef to a bpmn:message)',
@@ -480,7 +480,7 @@ const INVALID: Record<string, string[]> = {
     'invalid-service-task.bpmn: element noImpl: service task needs an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
     'invalid-service-task.bpmn: element noTopic: external task without topic (set camunda:topic)',
     'invalid-service-task.bpmn: element topicOnly: camunda:topic without camunda:type="external"',
-    'invalid-service-task.bpmn: element exprTopic: camunda:topic="${topicName}" must be a static name; expressions are not supported here',
+    'invalid-service-task.bpmn: element exprTopic: camunda:topic: cannot compile expression "${topicName +}": unexpected end of expression',
   ],
   'invalid-expressions.bpmn': [
     'invalid-expressions.bpmn: element A: camunda:assignee: cannot compile expression "${user.}": expected a property name but found end of expression',

@@ -162,7 +162,7 @@ declare
   v_locals jsonb := coalesce(bpm_private.task__locals(v_seen, st.variables), '{}');
   v_static boolean := not node ? 'inputs' and case kind
     when 'userTask' then coalesce(node -> 'userTask', '{}') = '{}' and node -> 'taskEscalation' is null
-    else not coalesce(node -> 'taskPriority' ? 'expr', false) end;
+    else not coalesce(node -> 'taskPriority' ? 'expr', false) and not node ? 'topicExpr' end;
   v_refs text[];
   v_data jsonb[];
   v_static_data jsonb;

@@ -118,9 +118,29 @@ end;
 $$;
 comment on function bpm_private.user_task__priority(jsonb, text) is E'User task priority from a value (default 50; BP303 if not an integer).';
 
+-- The topic of an external task given by an expression: a non-empty string
+-- (at most 1,000 characters), else BP303 naming the element.
+create or replace function bpm_private.topic__of(value jsonb, element_id text)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  if pg_catalog.jsonb_typeof(value) is distinct from 'string' or pg_catalog.btrim(value #>> '{}') = ''
+     or pg_catalog.length(value #>> '{}') > 1000 then
+    raise exception 'the topic (job type) of element % is not a non-empty string of at most 1000 characters: %', element_id, coalesce(value::text, 'null')
+      using errcode = 'BP303';
+  end if;
+  return pg_catalog.btrim(value #>> '{}');
+end;
+$$;
+comment on function bpm_private.topic__of(jsonb, text) is E'The topic of an external task from the value of its topic expression (BP303 unless a non-empty string).';
+
 -- Service, send and business-rule tasks with a topic: an external task waits
--- for a worker (fetch_and_lock). Its priority (camunda:taskPriority, default
--- 0) is evaluated over what the task sees.
+-- for a worker (fetch_and_lock). Its topic, when an expression, and its
+-- priority (camunda:taskPriority, default 0) are evaluated over what the
+-- task sees.
 create or replace function bpm_private.external_task__create(node jsonb, variables jsonb)
 returns jsonb
 language plpgsql
@@ -131,7 +151,9 @@ begin
   if node ->> 'topic' is null then
     raise exception 'element % has no external task topic', node ->> 'id' using errcode = 'BP305';
   end if;
-  return pg_catalog.jsonb_build_object('topic', node ->> 'topic', 'headers', node -> 'headers',
+  return pg_catalog.jsonb_build_object('topic', case when node ? 'topicExpr'
+      then bpm_private.topic__of(bpm_private.value__eval(node -> 'topicExpr', variables, node ->> 'id'), node ->> 'id') else node ->> 'topic' end,
+    'headers', node -> 'headers',
     'priority', case when node ? 'taskPriority'
       then bpm_private.priority__of(bpm_private.value__eval(node -> 'taskPriority', variables, node ->> 'id'), node ->> 'id', 0) else 0 end);
 end;

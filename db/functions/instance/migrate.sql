@@ -103,7 +103,8 @@ begin
     end if;
     continue when r.element_id = any(src);
     src := src || r.element_id; tgt := tgt || v_tgt_id; typ := typ || (v_tgt ->> 'type');
-    topic := topic || (v_tgt ->> 'topic'); interrupting := interrupting || coalesce((v_tgt ->> 'cancelActivity')::boolean, true);
+    -- (a topic expression is not evaluated again: the task keeps its topic)
+    topic := topic || case when v_tgt ? 'topicExpr' then null else v_tgt ->> 'topic' end; interrupting := interrupting || coalesce((v_tgt ->> 'cancelActivity')::boolean, true);
   end loop;
   -- join tokens count per incoming flow: the flow must come into the target join too
   select t.instance_id, t.element_id, t.via_flow, m.tgt into r

@@ -155,6 +155,54 @@ describe('fetch_and_lock', () => {
     await expectRejectedUnchanged(db.root, () => start(admin, 't_priority', { urgency: 'high' }), 'BP303', /priority of element urgent is not an integer: "high"/);
   });
 
+  describe('a topic (job type) given by an expression', () => {
+    beforeAll(async () => {
+      await deployXml(designer, [{
+        name: 't_dyn.bpmn',
+        xml: `<?xml version="1.0" encoding="UTF-8"?>
+          <definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn"
+            xmlns:zeebe="http://camunda.org/schema/zeebe/1.0" id="d" targetNamespace="http://pgbpm.test">
+            <process id="t_dyn" isExecutable="true">
+              <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="c7"/>
+              <serviceTask id="c7" camunda:type="external" camunda:topic="\${kind}"/>
+              <sequenceFlow id="f2" sourceRef="c7" targetRef="c8"/>
+              <serviceTask id="c8"><extensionElements><zeebe:taskDefinition type="=&quot;t_dyn-&quot; + region"/></extensionElements></serviceTask>
+              <sequenceFlow id="f3" sourceRef="c8" targetRef="each"/>
+              <serviceTask id="each" camunda:type="external" camunda:topic="\${item}">
+                <multiInstanceLoopCharacteristics camunda:collection="\${items}" camunda:elementVariable="item"/>
+              </serviceTask>
+              <sequenceFlow id="f4" sourceRef="each" targetRef="e"/><endEvent id="e"/>
+            </process>
+          </definitions>`,
+      }]);
+    });
+
+    test('each task gets the topic its expression yields when it is created (camunda:topic, zeebe:taskDefinition type, per inner instance)', async () => {
+      const inst = await start(admin, 't_dyn', { kind: 't_dyn-charge', region: 'eu', items: ['t_dyn-a', 't_dyn-b', 't_dyn-a'] });
+      expect(await fetchAndLock(engine, '${kind}', 'w1')).toEqual([]);
+      const [c7] = await fetchAndLock(engine, 't_dyn-charge', 'w1');
+      expect(c7).toMatchObject({ instance_id: inst.id, element_id: 'c7', topic: 't_dyn-charge' });
+      await completeExternal(engine, c7.id, 'w1');
+      const [c8] = await fetchAndLock(engine, 't_dyn-eu', 'w1');
+      expect(c8).toMatchObject({ instance_id: inst.id, element_id: 'c8', topic: 't_dyn-eu' });
+      await completeExternal(engine, c8.id, 'w1', { region: 'us' });
+      const a = await fetchAndLock(engine, 't_dyn-a', 'w1', 10);
+      const b = await fetchAndLock(engine, 't_dyn-b', 'w1', 10);
+      expect([a.length, b.length]).toEqual([2, 1]);
+      for (const t of [...a, ...b]) await completeExternal(engine, t.id, 'w1');
+      expect((await instance(db.root, inst.id)).state).toBe('completed');
+    });
+
+    test.each<[string, Variables, string, RegExp]>([
+      ['a number', { kind: 42 }, 'BP303', /topic \(job type\) of element c7 is not a non-empty string of at most 1000 characters: 42/],
+      ['an empty string', { kind: ' ' }, 'BP303', /element c7 is not a non-empty string/],
+      ['null', { kind: null }, 'BP303', /element c7 is not a non-empty string .*: null/],
+      ['a missing variable', {}, 'BP302', /kind/],
+    ])('a topic expression yielding %s is refused, nothing changes', async (_what, variables, sqlstate, message) => {
+      await expectRejectedUnchanged(db.root, () => start(admin, 't_dyn', { region: 'eu', items: [], ...variables }), sqlstate, message);
+    });
+  });
+
   test('the variables are those of the instance at fetch time', async () => {
     const topic = await topicModel('t_vars');
     const inst = await start(admin, topic, { a: 1 });

@@ -133,6 +133,19 @@ describe('migrating running instances', () => {
   });
 });
 
+describe('a target whose external task topic is an expression', () => {
+  test('the migrated task keeps its topic (the expression is not evaluated again); new instances evaluate it', async () => {
+    const static1 = await deployProcess(designer, 'dyn_order', parallelModel({ a: 'a', b: 'b', w: 'w' }, 'ship-static'));
+    const inst = await start(admin, 'dyn_order', { owner: 'ann' });
+    const dyn2 = await deployProcess(designer, 'dyn_order', parallelModel({ a: 'a', b: 'b', w: 'w' }, '${carrier}'));
+    expect(await migrate(admin, [inst.id], dyn2.id)).toBe(1);
+    expect(await externalTaskOf(db.root, inst.id)).toMatchObject({ element_id: 'w', topic: 'ship-static' });
+    const fresh = await start(admin, 'dyn_order', { owner: 'bo', carrier: 'dhl' });
+    expect(await externalTaskOf(db.root, fresh.id)).toMatchObject({ element_id: 'w', topic: 'dhl' });
+    expect(static1.version).toBe(1);
+  });
+});
+
 describe('migrating instances with scopes', () => {
   const nested = (sub: string, x: string, y: string, extraInside = ''): string => `
     <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="${sub}"/>
