@@ -1,5 +1,1 @@
--- Topics (job types) given by expressions: evaluated when each external task is created
---!include elements/tasks.sql
---!include elements/multi_instance.sql
---!include instance/migrate.sql
---!include setup/ownership.sql
+-- Enter migration here
