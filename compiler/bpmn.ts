@@ -60,6 +60,7 @@ import {
   type FileCtx,
   idOf,
   kids,
+  newFileCtx,
   newScope,
   nonEmpty,
   NOTHING,
@@ -116,19 +117,7 @@ export interface DefinitionsResult {
 
 /** Compiles a parsed bpmn:Definitions tree; `xml` is the source text (for locating parser findings). */
 export function compileDefinitions(file: string, xml: string, root: XNode, parserWarnings: ParserWarning[]): DefinitionsResult {
-  const ctx: FileCtx = {
-    file,
-    xml,
-    problems: [],
-    warnings: [],
-    errorCodes: new Map(),
-    errorMessages: new Map(),
-    escalationCodes: new Map(),
-    messages: new Map(),
-    signals: new Map(),
-    rootProblems: new Set(),
-    unresolved: new Map(),
-  };
+  const ctx: FileCtx = newFileCtx(file, xml);
   if (root.type !== 'bpmn:Definitions') {
     problem(ctx, null, 'not a BPMN 2.0 file: the root element must be <bpmn:definitions>');
     return { processes: [], problems: ctx.problems, warnings: ctx.warnings };

@@ -32,6 +32,23 @@ export interface FileCtx {
   lineStarts?: number[];
 }
 
+/** An empty context for one file. */
+export function newFileCtx(file: string, xml: string): FileCtx {
+  return {
+    file,
+    xml,
+    problems: [],
+    warnings: [],
+    errorCodes: new Map(),
+    errorMessages: new Map(),
+    escalationCodes: new Map(),
+    messages: new Map(),
+    signals: new Map(),
+    rootProblems: new Set(),
+    unresolved: new Map(),
+  };
+}
+
 /**
  * One scope: the process, an embedded subprocess or an event subprocess.
  * Its nodes carry `scope: id` (absent at process level).

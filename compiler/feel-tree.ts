@@ -83,13 +83,13 @@ export type FeelTreeResult = { ok: true; tree: FeelTree; vars: string[] } | { ok
  * requires (read outside null checks, `is defined`, list filters and names
  * bound by for / some / every). A condition must be boolean by its form.
  */
-export function compileFeelTree(body: string, kind: 'condition' | 'value'): FeelTreeResult {
+export function compileFeelTree(body: string, kind: 'condition' | 'value', inputTest = false): FeelTreeResult {
   try {
     const top: FeelNode = feelParser.parse(body).topNode;
     if (findError(top)) fail('syntax error');
     const parts = children(top);
     if (parts.length !== 1) fail('syntax error');
-    const walker = new TreeWalker(body);
+    const walker = new TreeWalker(body, inputTest);
     const tree = walker.expr(parts[0]);
     if (kind === 'condition' && !booleanForm(tree)) fail(`${describeTree(tree)} is not a condition (a boolean is required)`);
     return { ok: true, tree, vars: [...walker.required] };
@@ -154,7 +154,11 @@ class TreeWalker {
   /** Inside a list filter (names may be the item's properties) or a null check: reads require nothing. */
   private lenient = 0;
 
-  constructor(private readonly src: string) {}
+  constructor(
+    private readonly src: string,
+    /** A decision table's input entry: `?` is the input value (the variable "?", bound by the evaluator). */
+    private readonly inputTest = false,
+  ) {}
 
   expr(n: FeelNode): FeelTree {
     switch (n.name) {
@@ -178,6 +182,7 @@ class TreeWalker {
       case 'QuantifiedExpression': return this.quantified(n);
       case 'ForExpression': return this.forExpression(n);
       case 'FunctionDefinition': return fail('function definitions (lambdas) are not supported');
+      case '?': return this.inputTest ? { k: 'var', n: '?' } : fail('"?" (the input value) is only defined in the input entries of a decision table');
       case 'InstanceOfExpression': return fail('"instance of" is not supported');
       default: return fail(`unsupported FEEL construct "${this.text(n)}"`);
     }

@@ -232,7 +232,21 @@ export interface IoMapping {
   target: string;
   /** zeebe nested targets (`order.customer.id`): where in the variable the value goes. */
   path?: string[];
-  value: CompiledValue | { json: unknown } | null;
+  value: CompiledValue | { json: unknown } | { decision: DecisionCall } | null;
+}
+
+/**
+ * A business rule task's decision (camunda:decisionRef, zeebe:calledDecision):
+ * the decision's key and version binding, and how its result becomes a value
+ * (Camunda 7's camunda:mapDecisionResult; 'dmn' is Camunda 8's: the value of
+ * a single output, a context of several, a list for multi-hit tables).
+ */
+export interface DecisionCall {
+  key: string;
+  binding: 'latest' | 'version' | 'versionTag';
+  version?: number;
+  versionTag?: string;
+  mapResult: 'singleEntry' | 'singleResult' | 'collectEntries' | 'resultList' | 'dmn';
 }
 
 /**
@@ -469,7 +483,51 @@ export interface CompiledResource {
   /** sha256 hex of the exact bytes. */
   hash: string;
   xml: string;
+  /** The processes of a BPMN file (none for a DMN file). */
   processes: CompiledProcess[];
+  /** The decisions of a DMN file (none for a BPMN file). */
+  decisions: CompiledDecision[];
+}
+
+// --- DMN decisions (compiler/dmn.ts, evaluated by db/functions/elements/decision.sql) ---
+
+export type HitPolicy = 'UNIQUE' | 'FIRST' | 'PRIORITY' | 'ANY' | 'COLLECT' | 'RULE ORDER' | 'OUTPUT ORDER';
+export type Aggregation = 'SUM' | 'MIN' | 'MAX' | 'COUNT';
+
+/** An input entry: a boolean FEEL tree over `?` (the input value) and the variables it requires. */
+export interface DecisionTest {
+  src: string;
+  vars: string[];
+  tree: FeelTree;
+}
+
+export interface DecisionRule {
+  id: string;
+  /** Per input: null matches anything ("-"). */
+  tests: (DecisionTest | null)[];
+  /** Per output: null yields null (an empty entry). */
+  outputs: (CompiledValue | null)[];
+}
+
+export type DecisionLogic =
+  | {
+      kind: 'table';
+      hitPolicy: HitPolicy;
+      aggregation: Aggregation | null;
+      inputs: { label: string; value: CompiledValue }[];
+      /** name '' only for a table's single unnamed output; values: outputValues in priority order (PRIORITY, OUTPUT ORDER). */
+      outputs: { name: string; values?: Array<string | number | boolean> }[];
+      rules: DecisionRule[];
+    }
+  | { kind: 'literal'; variable: string; value: CompiledValue };
+
+/** One decision of a DMN file: key = the decision's id; requires: ids of the decisions of the file it requires. */
+export interface CompiledDecision {
+  key: string;
+  name: string | null;
+  versionTag: string | null;
+  requires: string[];
+  logic: DecisionLogic;
 }
 
 export type CompileResult =

@@ -5,6 +5,7 @@
 import { createHash } from 'crypto';
 import { compileDefinitions, parseBpmnXml, prescanXml } from './bpmn';
 import type { CompiledResource, CompileProblem, CompileResult } from './graph';
+import { compileDmnDefinitions } from './dmn';
 import { MAX_FILE_BYTES, MAX_PARALLEL_PARSES } from './limits';
 
 export type { CompiledResource, CompileProblem, CompileResult } from './graph';
@@ -33,6 +34,7 @@ export async function compileBpmn(fileName: string, xml: string | Buffer): Promi
   const pre = prescanXml(text);
   if (pre.length > 0) return fail(pre.map(fileProblem));
 
+  if (isDmn(fileName, text)) return compileDmn(fileName, text, hash);
   const parsed = await parseBpmnXml(text);
   if (!parsed.ok) return fail([fileProblem(parsed.message)]);
 
@@ -40,10 +42,30 @@ export async function compileBpmn(fileName: string, xml: string | Buffer): Promi
   if (result.problems.length > 0) return { ok: false, problems: result.problems, warnings: result.warnings };
   return {
     ok: true,
-    resource: { name: fileName, hash, xml: text, processes: result.processes },
+    resource: { name: fileName, hash, xml: text, processes: result.processes, decisions: [] },
     warnings: result.warnings,
   };
 }
+
+/** A DMN file: named *.dmn, or its root declares a DMN namespace. */
+function isDmn(fileName: string, text: string): boolean {
+  return /\.dmn$/i.test(fileName) || /xmlns(?::\w+)?\s*=\s*["']https?:\/\/www\.omg\.org\/spec\/DMN\//.test(text.slice(0, 4096));
+}
+
+async function compileDmn(fileName: string, text: string, hash: string): Promise<CompileResult> {
+  const fail = (message: string): CompileResult => ({ ok: false, problems: [{ file: fileName, elementId: null, message }], warnings: [] });
+  const parsed = await parseBpmnXml(text, undefined, 'dmn');
+  if (!parsed.ok) {
+    // DMN 1.1 and 1.2 files fail as "not DMN 1.3"; Camunda Modeler converts them when it saves them
+    return fail(parsed.message.startsWith('not a BPMN') ? DMN_VERSION_HINT : parsed.message);
+  }
+  const result = compileDmnDefinitions(fileName, text, parsed.root, parsed.warnings);
+  if (result.problems.length > 0) return { ok: false, problems: result.problems, warnings: [] };
+  return { ok: true, resource: { name: fileName, hash, xml: text, processes: [], decisions: result.decisions }, warnings: [] };
+}
+
+const DMN_VERSION_HINT =
+  'not a DMN 1.3 file: the root element must be <definitions> in namespace https://www.omg.org/spec/DMN/20191111/MODEL/ (open and save DMN 1.1 or 1.2 files in Camunda Modeler 5 or later to convert them)';
 
 /**
  * Compiles several files (one deployment). All problems of all files are
@@ -65,6 +87,7 @@ export async function compileBpmnFiles(files: { name: string; xml: string | Buff
     else problems.push(...r.problems);
   }
   const keys = new Map<string, string>();
+  const decisionKeys = new Map<string, string>();
   for (const res of resources) {
     for (const p of res.processes) {
       const other = keys.get(p.key);
@@ -73,6 +96,11 @@ export async function compileBpmnFiles(files: { name: string; xml: string | Buff
       } else {
         keys.set(p.key, res.name);
       }
+    }
+    for (const d of res.decisions) {
+      const other = decisionKeys.get(d.key);
+      if (other !== undefined) problems.push({ file: res.name, elementId: d.key, message: `decision id "${d.key}" is also defined in ${other}` });
+      else decisionKeys.set(d.key, res.name);
     }
   }
   if (problems.length > 0) return { ok: false, problems, warnings };

@@ -7,7 +7,11 @@ import { type FileCtx, problem, warn } from './context';
 import { oneLine, type ParserWarning, parseUnparsable } from './xml';
 
 /** Attributes moddle does not know but that are harmless (dropped from the schema to merge camunda + zeebe). */
-const IGNORED_UNKNOWN_ATTRIBUTES: ReadonlySet<string> = new Set(['zeebe:modelerTemplate', 'zeebe:modelerTemplateVersion']);
+const IGNORED_UNKNOWN_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'zeebe:modelerTemplate', 'zeebe:modelerTemplateVersion',
+  // Camunda 7 reads it; camunda-bpmn-moddle lacks it (compiler/tasks.ts reads it from the element's attrs)
+  'camunda:decisionRefVersionTag',
+]);
 
 export function classifyParserWarnings(ctx: FileCtx, warnings: ParserWarning[]): void {
   for (const w of warnings) {

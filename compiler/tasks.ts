@@ -10,7 +10,7 @@ import { extensionProperties, extensions, kids, nonEmpty, problem, type ProcessC
 import { compileExpression, isExpression } from './expression';
 import { EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
 import { compileForm, FORM_CONSUMES } from './forms';
-import type { CompiledNode, CompiledValue, UserTaskSpec } from './graph';
+import type { CompiledNode, CompiledValue, DecisionCall, UserTaskSpec } from './graph';
 import { checkLoopProperties, LOOP_PROPERTIES } from './loops';
 import { compileValueText } from './mappings';
 import { isIsoDateTime, isIsoDuration } from './timer';
@@ -21,6 +21,9 @@ import type { XNode } from './xml';
 export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'camunda:taskPriority', 'zeebe:TaskDefinition', 'zeebe:TaskHeaders']);
 
 export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type: 'serviceTask' | 'businessRuleTask'): CompiledNode {
+  if (type === 'businessRuleTask' && (str(el, 'camunda:decisionRef') !== undefined || extensions(el).some((e) => e.type === 'zeebe:CalledDecision'))) {
+    return compileDecisionTask(ctx, el, id);
+  }
   const node = compileActivity(ctx, el, id, type, EXTERNAL_CONSUMES);
   const impl = externalImplementation(ctx, el, id, el);
   if (!impl.present) {
@@ -358,3 +361,69 @@ export function compileScriptTask(ctx: ProcessCtx, el: XNode, id: string): Compi
 }
 
 const SCRIPT_CONSUMES: ReadonlySet<string> = new Set(['zeebe:Script']);
+
+// --- business rule tasks with a DMN decision ------------------------------------
+
+const DECISION_CONSUMES: ReadonlySet<string> = new Set([
+  'camunda:decisionRef', 'camunda:decisionRefBinding', 'camunda:decisionRefVersion', 'camunda:decisionRefVersionTag',
+  'camunda:resultVariable', 'camunda:mapDecisionResult', 'zeebe:CalledDecision',
+]);
+const MAP_RESULTS: ReadonlySet<string> = new Set(['singleEntry', 'singleResult', 'collectEntries', 'resultList']);
+
+/**
+ * A business rule task that evaluates a deployed DMN decision (Camunda 7's
+ * camunda:decisionRef, Camunda 8's zeebe:calledDecision) when it is reached
+ * and completes at once, like a script task: the result goes to the result
+ * variable (with output mappings: a local they read; Camunda 7 without a
+ * result variable: the local `decisionResult`).
+ */
+function compileDecisionTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
+  const node = compileActivity(ctx, el, id, 'businessRuleTask', DECISION_CONSUMES);
+  const zeebe = extensions(el).find((e) => e.type === 'zeebe:CalledDecision');
+  const c7 = str(el, 'camunda:decisionRef');
+  if (zeebe !== undefined && c7 !== undefined) problem(ctx, id, 'both camunda:decisionRef and zeebe:calledDecision');
+  const key = nonEmpty(zeebe !== undefined ? str(zeebe, 'zeebe:decisionId') : c7);
+  const result = nonEmpty(zeebe !== undefined ? str(zeebe, 'zeebe:resultVariable') : str(el, 'camunda:resultVariable'));
+  const label = zeebe !== undefined ? 'zeebe:calledDecision decisionId' : 'camunda:decisionRef';
+  if (key === null) problem(ctx, id, `${label} is empty`);
+  else if (isExpression(key)) problem(ctx, id, `${label}="${key}" must be a decision id; expressions are not supported here`);
+  if (zeebe !== undefined && result === null) problem(ctx, id, 'zeebe:calledDecision without a resultVariable');
+  const call = decisionBinding(ctx, id, el, zeebe, key ?? '');
+  if (call === null || key === null || isExpression(key)) return node;
+  const target = result ?? (node.outputs !== undefined && node.outputs.length > 0 ? 'decisionResult' : null);
+  if (target === null) {
+    // evaluated for its checks only (Camunda 7 drops a result nobody maps)
+    node.inputs = [...(node.inputs ?? []), { target: 'decisionResult', value: { decision: call } }];
+    return node;
+  }
+  const mapping = { target, value: { decision: call } };
+  if (node.outputs !== undefined && node.outputs.length > 0) node.inputs = [...(node.inputs ?? []), mapping];
+  else node.outputs = [mapping];
+  return node;
+}
+
+function decisionBinding(ctx: ProcessCtx, id: string, el: XNode, zeebe: XNode | undefined, key: string): DecisionCall | null {
+  const before = ctx.problems.length;
+  const binding = (zeebe !== undefined ? str(zeebe, 'zeebe:bindingType') : str(el, 'camunda:decisionRefBinding'))?.trim() || 'latest';
+  const mapResult = zeebe !== undefined ? 'dmn' : (str(el, 'camunda:mapDecisionResult')?.trim() || 'resultList');
+  if (mapResult !== 'dmn' && !MAP_RESULTS.has(mapResult)) {
+    problem(ctx, id, `camunda:mapDecisionResult="${mapResult}" is not one of singleEntry, singleResult, collectEntries, resultList`);
+  }
+  const call: DecisionCall = { key, binding: 'latest', mapResult: mapResult as DecisionCall['mapResult'] };
+  if (binding === 'version' && zeebe === undefined) {
+    const version = str(el, 'camunda:decisionRefVersion')?.trim() ?? '';
+    if (!/^[1-9]\d{0,8}$/.test(version)) problem(ctx, id, `camunda:decisionRefVersion="${version}" must be a version number (expressions are not supported here)`);
+    call.binding = 'version';
+    call.version = Number(version);
+  } else if (binding === 'versionTag') {
+    const tag = nonEmpty(zeebe !== undefined ? str(zeebe, 'zeebe:versionTag') : el.attrs['camunda:decisionRefVersionTag']);
+    if (tag === null) problem(ctx, id, 'a decision bound by versionTag needs the version tag');
+    call.binding = 'versionTag';
+    if (tag !== null) call.versionTag = tag;
+  } else if (binding === 'deployment') {
+    problem(ctx, id, 'binding "deployment" for decisions is not supported in this version; use latest, version or versionTag');
+  } else if (binding !== 'latest') {
+    problem(ctx, id, `decision binding "${binding}" is not one of latest, version, versionTag`);
+  }
+  return ctx.problems.length > before ? null : call;
+}

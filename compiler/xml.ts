@@ -153,8 +153,8 @@ const fs = require('fs');
 const own = Object.prototype.hasOwnProperty;
 function isElement(v) { return v !== null && typeof v === 'object' && typeof v.$type === 'string'; }
 function isPrimitive(v) { return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'; }
-function isDiagram(v) { return isElement(v) && v.$type.indexOf('bpmndi:') === 0; }
-function keyOf(p) { return p.ns.prefix === 'bpmn' ? p.ns.localName : p.ns.name; }
+function isDiagram(v) { return isElement(v) && (v.$type.indexOf('bpmndi:') === 0 || v.$type.indexOf('dmndi:') === 0); }
+function keyOf(p) { return p.ns.prefix === 'bpmn' || p.ns.prefix === 'dmn' ? p.ns.localName : p.ns.name; }
 function toNode(el) {
   const node = { type: el.$type, props: {}, refs: {}, children: {}, attrs: {} };
   const d = el.$descriptor;
@@ -203,6 +203,11 @@ function toWarning(w) {
 }
 (async function main() {
   try {
+    let moddle;
+    if (workerData.kind === 'dmn') {
+      const dmn = await import(workerData.dmnModdleUrl);
+      moddle = new (dmn.DmnModdle || dmn.default)();
+    } else {
     const mod = await import(workerData.moddleUrl);
     const BpmnModdle = mod.BpmnModdle || mod.default;
     const camunda = JSON.parse(fs.readFileSync(workerData.camundaSchema, 'utf8'));
@@ -214,7 +219,8 @@ function toWarning(w) {
         t.properties = t.properties.filter(function (p) { return p.name !== 'modelerTemplate' && p.name !== 'modelerTemplateVersion'; });
       }
     }
-    const moddle = new BpmnModdle({ camunda: camunda, zeebe: zeebe });
+    moddle = new BpmnModdle({ camunda: camunda, zeebe: zeebe });
+    }
     let result;
     try {
       result = await moddle.fromXML(workerData.xml);
@@ -231,6 +237,7 @@ function toWarning(w) {
 
 interface ModdleLocations {
   moddleUrl: string;
+  dmnModdleUrl: string;
   camundaSchema: string;
   zeebeSchema: string;
 }
@@ -242,6 +249,7 @@ function moddleLocations(): ModdleLocations {
     const bpmnDir = dirname(require.resolve('bpmn-moddle/package.json'));
     locations = {
       moddleUrl: pathToFileURL(join(bpmnDir, 'dist', 'index.js')).href,
+      dmnModdleUrl: pathToFileURL(join(dirname(require.resolve('dmn-moddle/package.json')), 'dist', 'index.js')).href,
       camundaSchema: require.resolve('camunda-bpmn-moddle/resources/camunda.json'),
       zeebeSchema: require.resolve('zeebe-bpmn-moddle/resources/zeebe.json'),
     };
@@ -258,13 +266,13 @@ function moddleLocations(): ModdleLocations {
  * The time limit matters: moddle computes the line of every parse warning by
  * rescanning the text, so a file full of unknown elements costs quadratic time.
  */
-export function parseBpmnXml(xml: string, timeoutMs: number = PARSE_TIMEOUT_MS): Promise<ParseOutcome> {
+export function parseBpmnXml(xml: string, timeoutMs: number = PARSE_TIMEOUT_MS, kind: 'bpmn' | 'dmn' = 'bpmn'): Promise<ParseOutcome> {
   const where = moddleLocations();
   return new Promise<ParseOutcome>((resolve, reject) => {
     let settled = false;
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { ...where, xml },
+      workerData: { ...where, xml, kind },
       resourceLimits: {
         maxOldGenerationSizeMb: PARSE_MAX_OLD_GENERATION_MB,
         maxYoungGenerationSizeMb: PARSE_MAX_YOUNG_GENERATION_MB,

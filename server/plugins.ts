@@ -183,7 +183,7 @@ export const DeployProcessPlugin: GraphileConfig.Plugin = extendSchema((build) =
   return {
     typeDefs: gql`
       """
-      A BPMN file to deploy: its name (kept with the deployment, used in problems) and its XML.
+      A BPMN or DMN file to deploy: its name (kept with the deployment, used in problems) and its XML.
       """
       input DeployFileInput {
         name: String!
@@ -233,7 +233,7 @@ export const DeployProcessPlugin: GraphileConfig.Plugin = extendSchema((build) =
 
       extend type Mutation {
         """
-        Compiles BPMN files and deploys them for the caller's tenant (roles bpm_admin, bpm_designer).
+        Compiles BPMN and DMN files and deploys them for the caller's tenant (roles bpm_admin, bpm_designer); DMN decisions become decisionDefinitions.
         If any file has a problem, returns all problems and deploys nothing.
         """
         deployProcess(input: DeployProcessInput!): DeployProcessPayload

@@ -8,17 +8,18 @@ import { err, out } from '../io';
 import { describePgError } from '../migrate';
 import { migrateApp, resolveAppDatabase } from './migrate';
 
-export const summary = 'compile BPMN files and deploy them for a tenant';
+export const summary = 'compile BPMN and DMN files and deploy them for a tenant';
 
 const DEPLOY_ROLES = ['bpm_designer', 'bpm_admin'] as const;
 type DeployRole = (typeof DEPLOY_ROLES)[number];
 
 export const usage = `usage: pgbpm deploy FILE... --tenant TENANT [--role bpm_designer|bpm_admin] [--user USER]
 
-Compiles the BPMN files; if any has a problem, prints every problem
+Compiles the BPMN and DMN files; if any has a problem, prints every problem
 ("file: element <id>: reason") and deploys nothing (exit 1). Otherwise deploys
 them all in one transaction as TENANT and prints the process definitions as
-JSON: [{"id","key","version","name"}]. Warnings go to stderr.
+JSON: [{"id","key","version","name"}] (the decisions of DMN files become rows
+of bpm.decision_definition). Warnings go to stderr.
 
   --tenant T   tenant to deploy for (required)
   --role R     database role to act as: bpm_designer (default) or bpm_admin

@@ -59,6 +59,7 @@ export async function deployProcess(client: pg.ClientBase, key: string, body: st
 const SNAPSHOT_TABLES = [
   'bpm.deployment',
   'bpm.process_definition',
+  'bpm.decision_definition',
   'bpm.process_instance',
   'bpm.user_task',
   'bpm.external_task',

@@ -415,7 +415,7 @@ const INVALID: Record<string, string[]> = {
     `invalid-java-delegate.bpmn: element delegateTask: Java delegates are not supported (camunda:delegateExpression="\${chargeDelegate}"); ${JAVA_HINT}`,
     `invalid-java-delegate.bpmn: element expressionTask: Java delegates are not supported (camunda:expression="\${mailer.send(order)}"); ${JAVA_HINT}`,
     `invalid-java-delegate.bpmn: element connectorTask: connectors are not supported (camunda:connector connectorId="http-connector"); ${JAVA_HINT}`,
-    `invalid-java-delegate.bpmn: element dmnTask: DMN decisions are not supported (camunda:decisionRef="discount"); ${JAVA_HINT}`,
+    'invalid-java-delegate.bpmn: element dmnTask: camunda:mapDecisionResult="firstEntry" is not one of singleEntry, singleResult, collectEntries, resultList',
     `invalid-java-delegate.bpmn: element scriptTask: script tasks are only supported with FEEL or JUEL expressions (zeebe:script, scriptFormat="feel" or "juel") (scriptFormat="groovy"); ${JAVA_HINT}`,
     'invalid-java-delegate.bpmn: element listenerTask: scripts are not supported (camunda:taskListener event="create" with camunda:script scriptFormat="javascript")',
     `invalid-java-delegate.bpmn: element listenerTask: Java delegates are not supported (camunda:executionListener event="end" camunda:delegateExpression="\${auditListener}"); ${JAVA_HINT}`,
@@ -423,7 +423,7 @@ const INVALID: Record<string, string[]> = {
   ],
   'invalid-zeebe-code.bpmn': [
     'invalid-zeebe-code.bpmn: element feelScript: zeebe:script without a resultVariable',
-    `invalid-zeebe-code.bpmn: element decide: DMN decisions are not supported (zeebe:calledDecision decisionId="discount"); ${JOB_HINT}`,
+    'invalid-zeebe-code.bpmn: element decide: zeebe:calledDecision without a resultVariable',
     'invalid-zeebe-code.bpmn: element mapped: execution listeners are not supported in this version (zeebe:executionListeners)',
     'invalid-zeebe-code.bpmn: element dynamic: zeebe:taskDefinition type: cannot compile expression "=jobType +": syntax error: unexpected end of expression',
   ],

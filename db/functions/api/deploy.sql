@@ -1,6 +1,6 @@
 -- resources: the compiler's CompiledResource[] (compiler/graph.ts):
 -- [{name, hash, xml, processes: [{key, name, versionTag, historyTimeToLive?, startForm?, forms?,
---   candidateStarterUsers?, candidateStarterGroups?, graph}]}].
+--   candidateStarterUsers?, candidateStarterGroups?, graph}], decisions?: [{key, name, versionTag, requires, logic}]}].
 create or replace function bpm.deploy(resources jsonb)
 returns setof bpm.process_definition
 language plpgsql
@@ -25,13 +25,16 @@ begin
   perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(v_tenant || '/' || k.key, 0))
   from (select distinct p ->> 'key' as key from pg_catalog.jsonb_array_elements(resources) r,
     pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(r -> 'processes') = 'array' then r -> 'processes' end) p
+    union
+    select distinct 'decision/' || (d ->> 'key') from pg_catalog.jsonb_array_elements(resources) r,
+    pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(r -> 'decisions') = 'array' then r -> 'decisions' end) d
     order by 1) k;
   for v_resource in select r from pg_catalog.jsonb_array_elements(resources) r loop
     if v_resource ->> 'name' is null or v_resource ->> 'hash' is null or v_resource ->> 'xml' is null
        or pg_catalog.jsonb_typeof(v_resource -> 'processes') is distinct from 'array' then
       raise exception 'invalid deployment: resource % lacks name, hash, xml or processes', coalesce(v_resource ->> 'name', '?') using errcode = 'BP501';
     end if;
-    v_deployment := null;
+    v_deployment := bpm_private.decisions__deploy(v_tenant, v_resource);
     for v_process in select p from pg_catalog.jsonb_array_elements(v_resource -> 'processes') p loop
       if coalesce(v_process ->> 'key', '') = '' then
         raise exception 'invalid deployment: a process of resource % has no key', v_resource ->> 'name' using errcode = 'BP501';
@@ -73,7 +76,49 @@ begin
   perform bpm_private.history_cleanup__schedule(v_tenant, interval '1 minute', false);
 end;
 $$;
-comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN resources (the message, signal and timer start events of a new version replace those of the previous one) (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';
+comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN and DMN resources (DMN decisions become rows of decision_definition; the message, signal and timer start events of a new version replace those of the previous one) (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';
+
+-- The decisions of a DMN resource: a new version of each key whose latest
+-- version came from another file; returns the deployment it created for
+-- them (null when every decision was deployed already, or there are none).
+create or replace function bpm_private.decisions__deploy(tenant_id text, resource jsonb)
+returns uuid
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_decision jsonb;
+  v_latest bpm.decision_definition;
+  v_deployment uuid;
+begin
+  if resource ? 'decisions' and pg_catalog.jsonb_typeof(resource -> 'decisions') <> 'array' then
+    raise exception 'invalid deployment: decisions of resource % is not a list', resource ->> 'name' using errcode = 'BP501';
+  end if;
+  for v_decision in select d from pg_catalog.jsonb_array_elements(coalesce(resource -> 'decisions', '[]')) d loop
+    if coalesce(v_decision ->> 'key', '') = '' or v_decision -> 'logic' ->> 'kind' is distinct from 'table' and v_decision -> 'logic' ->> 'kind' is distinct from 'literal' then
+      raise exception 'invalid deployment: a decision of resource % has no key or no decision logic', resource ->> 'name' using errcode = 'BP501';
+    end if;
+    select * into v_latest from bpm.decision_definition d
+    where d.tenant_id = decisions__deploy.tenant_id and d.key = v_decision ->> 'key'
+    order by d.version desc limit 1;
+    continue when found and v_latest.resource_hash = resource ->> 'hash';
+    if v_deployment is null then
+      insert into bpm.deployment (tenant_id, name, resource_hash, xml, deployed_by)
+      values (decisions__deploy.tenant_id, resource ->> 'name', resource ->> 'hash', resource ->> 'xml', bpm_private.current_user_id())
+      returning id into v_deployment;
+    end if;
+    insert into bpm.decision_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, requires, logic)
+    values (decisions__deploy.tenant_id, v_decision ->> 'key', coalesce(v_latest.version, 0) + 1, v_decision ->> 'name', v_decision ->> 'versionTag',
+      v_deployment, resource ->> 'hash',
+      array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_decision -> 'requires') = 'array' then v_decision -> 'requires' else '[]' end)),
+      v_decision -> 'logic');
+    v_latest := null;
+  end loop;
+  return v_deployment;
+end;
+$$;
+comment on function bpm_private.decisions__deploy(text, jsonb) is E'Deploys the decisions of one compiled DMN resource (a new version per changed key); returns the deployment it created, if any.';
 
 -- The message, signal and timer start events of a newly deployed version
 -- replace those of the key's earlier versions (their timer jobs go too).

@@ -145,7 +145,7 @@ begin
       case
         when v_slow is not null then
           null;
-        when v_type in ('userTask', 'serviceTask', 'businessRuleTask') or coalesce(v_node ->> 'topic', '') <> '' then
+        when v_type in ('userTask', 'serviceTask') or coalesce(v_node ->> 'topic', '') <> '' then
           -- tasks are wait states themselves (boundary events of inner instances belong to their body)
           if v_type = 'userTask' then
             st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, v_vars));
@@ -188,11 +188,11 @@ begin
         when v_node -> 'event' ->> 'kind' in ('signal', 'message', 'error', 'escalation')
              and v_type in ('intermediateThrowEvent', 'endEvent', 'sendTask') then
           v_slow := 'throw';
-        when v_type in ('task', 'manualTask', 'scriptTask') and v_node ? 'outputs' then
+        when v_type in ('task', 'manualTask', 'scriptTask', 'businessRuleTask') and v_node ? 'outputs' then
           -- a pass-through task's output mappings, over what it sees (its inputs included)
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
           st := bpm_private.scope__set_variables(st, v_scope, bpm_private.io__map(v_node -> 'outputs', v_vars, v_node_id));
-        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'scriptTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway',
+        when v_type in ('startEvent', 'endEvent', 'task', 'manualTask', 'scriptTask', 'businessRuleTask', 'exclusiveGateway', 'parallelGateway', 'inclusiveGateway',
                         'boundaryEvent', 'intermediateThrowEvent', 'sendTask') then
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
         else

@@ -238,6 +238,9 @@ begin
       v_value := 'null';
     elsif v_value ? 'json' then
       v_value := v_value -> 'json';
+    elsif v_value ? 'decision' then
+      -- a business rule task's DMN decision (decision.sql)
+      v_value := coalesce(bpm_private.decision__call(v_value -> 'decision', variables || v_result, element_id), 'null'::jsonb);
     else
       v_value := coalesce(bpm_private.value__eval(v_value, variables || v_result, element_id), 'null'::jsonb);
     end if;

@@ -23,7 +23,7 @@ declare
 begin
   return case
     when v_type = 'userTask' then 'userTask'
-    when v_type in ('serviceTask', 'businessRuleTask') or coalesce(node ->> 'topic', '') <> '' then 'external task'
+    when v_type = 'serviceTask' or coalesce(node ->> 'topic', '') <> '' then 'external task'
     when v_type in ('receiveTask', 'intermediateCatchEvent') then coalesce(node -> 'event' ->> 'kind', 'none') || ' catch event'
     when v_type = 'boundaryEvent' then coalesce(node -> 'event' ->> 'kind', 'none') || ' boundary event'
     else v_type

@@ -3,6 +3,7 @@
 revoke execute on all functions in schema bpm from public;
 revoke execute on all functions in schema bpm_private from public;
 grant execute on function bpm.deploy(jsonb) to bpm_admin, bpm_designer;
+grant execute on function bpm.evaluate_decision(text, jsonb, int) to bpm_admin, bpm_designer, bpm_user, bpm_engine;
 grant execute on function bpm.start_process(text, jsonb, text, text) to bpm_admin, bpm_user;
 grant execute on function bpm.complete_task(uuid, jsonb) to bpm_admin, bpm_user;
 grant execute on function bpm.claim_task(uuid) to bpm_admin, bpm_user;

@@ -7,7 +7,7 @@ declare
   v_table regclass;
 begin
   foreach v_table in array array[
-    'bpm.deployment', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task',
+    'bpm.deployment', 'bpm.process_definition', 'bpm.decision_definition', 'bpm.process_instance', 'bpm.user_task',
     'bpm.external_task', 'bpm.incident', 'bpm.activity_instance', 'bpm.event', 'bpm.event_subscription',
     'bpm.message_buffer', 'bpm_private.token', 'bpm_private.event_listener', 'bpm_private.message_receipt',
     'bpm_private.task_listener', 'bpm_private.start_request', 'bpm_private.deferred_delivery', 'bpm_private.task_offer'
@@ -28,6 +28,10 @@ $$;
 -- instances it started or holds a task of.
 drop policy if exists user_reads_definitions on bpm.process_definition;
 create policy user_reads_definitions on bpm.process_definition for select to bpm_user
+  using (tenant_id = (select nullif(pg_catalog.current_setting('bpm.tenant_id', true), '')));
+
+drop policy if exists user_reads_decisions on bpm.decision_definition;
+create policy user_reads_decisions on bpm.decision_definition for select to bpm_user
   using (tenant_id = (select nullif(pg_catalog.current_setting('bpm.tenant_id', true), '')));
 
 drop policy if exists user_reads_offered_tasks on bpm.user_task;
@@ -62,7 +66,7 @@ create policy user_reads_events_of_own_instances on bpm.event for select to bpm_
 
 -- Reads: API roles read the contract's tables (under the policies above).
 -- Writes: never granted; state changes only through the API functions.
-grant select on bpm.deployment, bpm.process_definition, bpm.process_instance, bpm.user_task,
+grant select on bpm.deployment, bpm.process_definition, bpm.decision_definition, bpm.process_instance, bpm.user_task,
   bpm.external_task, bpm.incident, bpm.activity_instance, bpm.event, bpm.event_subscription, bpm.message_buffer
   to bpm_admin, bpm_designer, bpm_engine;
-grant select on bpm.process_definition, bpm.process_instance, bpm.user_task, bpm.event to bpm_user;
+grant select on bpm.process_definition, bpm.decision_definition, bpm.process_instance, bpm.user_task, bpm.event to bpm_user;

@@ -95,6 +95,7 @@ const CALLS: ApiCall[] = [
   },
   { fn: 'retry_incident', role: 'bpm_engine', action: 'retry an incident', sql: () => ({ text: 'select bpm.retry_incident($1)', values: [newId()] }) },
   { fn: 'evaluate_conditions', role: 'bpm_user', action: 'evaluate conditional start events', sql: () => ({ text: `select * from bpm.evaluate_conditions('{}')`, values: [] }) },
+  { fn: 'evaluate_decision', role: 'bpm_user', action: 'evaluate a decision', sql: () => ({ text: `select bpm.evaluate_decision('dish')`, values: [] }) },
   {
     fn: 'correlate_message',
     role: 'bpm_user',

@@ -4,6 +4,8 @@
  * every problem and deploys nothing; engine errors reach the client with
  * their SQLSTATE; privileges (42501) too; /health and /ready.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { bpmnProcess } from '../../helpers/engine';
 import {
@@ -321,5 +323,27 @@ describe('service endpoints', () => {
 
   test('nothing was logged as an internal error', () => {
     expect(t.logs.filter((l) => l.includes('internal error'))).toEqual([]);
+  });
+});
+
+describe('DMN decisions over GraphQL', () => {
+  test('deployProcess deploys a DMN file; decisionDefinitions lists its decisions; evaluateDecision evaluates one as a bpm_user', async () => {
+    const dish = { name: 'dish.dmn', xml: fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'dmn', 'dish.dmn'), 'utf8') };
+    const { deployProcess } = await t.data<DeployData>(designer, DEPLOY, { files: [dish] });
+    expect(deployProcess).toMatchObject({ problems: [], definitions: [] });
+    const listed = await t.data<{ decisionDefinitions: { nodes: Array<{ key: string; version: number; requires: string[] }> } }>(
+      user,
+      `{ decisionDefinitions(orderBy: KEY_ASC) { nodes { key version requires } } }`,
+    );
+    expect(listed.decisionDefinitions.nodes).toEqual([
+      { key: 'beverages', version: 1, requires: ['dish'] },
+      { key: 'dish', version: 1, requires: [] },
+    ]);
+    const evaluated = await t.data<{ evaluateDecision: unknown }>(
+      user,
+      `query($v: JSON!) { evaluateDecision(decisionKey: "beverages", variables: $v) }`,
+      { v: { season: 'Winter', guestCount: 6, guestsWithChildren: true } },
+    );
+    expect(evaluated.evaluateDecision).toEqual(['Bordeaux', 'Apple Juice', 'Water']);
   });
 });

@@ -231,6 +231,7 @@ test('the catalog checks see the engine tables and functions they are meant to c
   );
   expect(rows[0]?.tables).toEqual([
     'bpm.activity_instance',
+    'bpm.decision_definition',
     'bpm.deployment',
     'bpm.event',
     'bpm.event_subscription',
@@ -292,6 +293,7 @@ test('the API roles reach schema bpm and read exactly the contract tables they a
   );
   const contract = [
     'bpm.activity_instance',
+    'bpm.decision_definition',
     'bpm.deployment',
     'bpm.event',
     'bpm.event_subscription',
@@ -307,7 +309,7 @@ test('the API roles reach schema bpm and read exactly the contract tables they a
     { role: 'bpm_authenticator', usage: false, tables: [] },
     { role: 'bpm_designer', usage: true, tables: contract },
     { role: 'bpm_engine', usage: true, tables: contract },
-    { role: 'bpm_user', usage: true, tables: ['bpm.event', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task'] },
+    { role: 'bpm_user', usage: true, tables: ['bpm.decision_definition', 'bpm.event', 'bpm.process_definition', 'bpm.process_instance', 'bpm.user_task'] },
   ]);
 });
 
@@ -336,6 +338,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     complete_task: adminUser,
     correlate_message: ['bpm_admin', 'bpm_engine', 'bpm_user'],
     evaluate_conditions: ['bpm_admin', 'bpm_engine', 'bpm_user'],
+    evaluate_decision: everyone,
     deploy: ['bpm_admin', 'bpm_designer'],
     events_after: everyone,
     fail_external_task: adminEngine,

@@ -9,6 +9,7 @@ import type { ApiRole } from '../../helpers/db';
 export const BPM_TABLES = [
   'bpm.deployment',
   'bpm.process_definition',
+  'bpm.decision_definition',
   'bpm.process_instance',
   'bpm.user_task',
   'bpm.external_task',
@@ -23,6 +24,7 @@ const ALL: readonly ApiRole[] = ['bpm_admin', 'bpm_designer', 'bpm_user', 'bpm_e
 export const READERS: Readonly<Record<BpmTable, readonly ApiRole[]>> = {
   'bpm.deployment': ['bpm_admin', 'bpm_designer', 'bpm_engine'],
   'bpm.process_definition': ALL,
+  'bpm.decision_definition': ALL,
   'bpm.process_instance': ALL,
   'bpm.user_task': ALL,
   'bpm.external_task': ['bpm_admin', 'bpm_designer', 'bpm_engine'],

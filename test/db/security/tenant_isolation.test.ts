@@ -7,9 +7,11 @@
  * changes nothing), and no API role can write any table directly. Without a
  * tenant a session sees nothing and every function raises BP001.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import type pg from 'pg';
 import { API_ROLES, createTestDb, type ApiRole, type TestDb } from '../../helpers/db';
-import { deployFixture, deployProcess, expectRejectedUnchanged, snapshot } from '../../helpers/engine';
+import { deployFixture, deployProcess, deployXml, expectRejectedUnchanged, snapshot } from '../../helpers/engine';
 import { BPM_TABLES, READERS, canCall, type BpmTable } from './support';
 
 jest.setTimeout(30_000);
@@ -58,6 +60,7 @@ async function populate(tenant: string, extra: boolean): Promise<TenantData> {
   const bob = await db.connectAs({ role: 'bpm_user', tenant, user: 'bob' });
   const engine = await db.connectAs({ role: 'bpm_engine', tenant });
   await deployFixture(admin, 'straight.bpmn', 'external.bpmn', 'parallel.bpmn');
+  await deployXml(admin, [{ name: 'dish.dmn', xml: fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'dmn', 'dish.dmn'), 'utf8') }]);
   await deployProcess(admin, 'offered', OFFERED_TO_BOB);
   if (extra) {
     await deployProcess(admin, 'only_a', ONLY_A);
@@ -143,7 +146,7 @@ test('both tenants have rows in every bpm table and in bpm_private.token', async
 
 /** What bob (bpm_user of B) may see: all definitions; the task offered to him and the instance he started. */
 function expectedCount(role: ApiRole, table: BpmTable): number {
-  if (role !== 'bpm_user' || table === 'bpm.process_definition') return tenantB.rows[table].length;
+  if (role !== 'bpm_user' || table === 'bpm.process_definition' || table === 'bpm.decision_definition') return tenantB.rows[table].length;
   if (table === 'bpm.user_task' || table === 'bpm.process_instance') return 1;
   throw new Error(`bpm_user cannot read ${table}`);
 }
