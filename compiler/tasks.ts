@@ -10,7 +10,7 @@ import { extensionProperties, extensions, kids, nonEmpty, problem, type ProcessC
 import { compileExpression, isExpression } from './expression';
 import { EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
 import { compileForm, FORM_CONSUMES } from './forms';
-import type { CompiledNode, CompiledValue, DecisionCall, UserTaskSpec } from './graph';
+import type { CompiledNode, CompiledValue, DecisionCall, IoMapping, UserTaskSpec } from './graph';
 import { checkLoopProperties, LOOP_PROPERTIES } from './loops';
 import { compileValueText } from './mappings';
 import { isIsoDateTime, isIsoDuration } from './timer';
@@ -354,10 +354,18 @@ export function compileScriptTask(ctx: ProcessCtx, el: XNode, id: string): Compi
     problem(ctx, id, `script: ${r.message}`);
     return node;
   }
-  const mapping = { target: result.trim(), value: { expr: r.expr } };
+  storeResult(node, { target: result.trim(), value: { expr: r.expr } });
+  return node;
+}
+
+/**
+ * Where a task's result goes (script and decision tasks): with output
+ * mappings, a local they read (an input mapping, as in Camunda 8); else
+ * written as an output.
+ */
+function storeResult(node: CompiledNode, mapping: IoMapping): void {
   if (node.outputs !== undefined && node.outputs.length > 0) node.inputs = [...(node.inputs ?? []), mapping];
   else node.outputs = [mapping];
-  return node;
 }
 
 const SCRIPT_CONSUMES: ReadonlySet<string> = new Set(['zeebe:Script']);
@@ -396,9 +404,7 @@ function compileDecisionTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNo
     node.inputs = [...(node.inputs ?? []), { target: 'decisionResult', value: { decision: call } }];
     return node;
   }
-  const mapping = { target, value: { decision: call } };
-  if (node.outputs !== undefined && node.outputs.length > 0) node.inputs = [...(node.inputs ?? []), mapping];
-  else node.outputs = [mapping];
+  storeResult(node, { target, value: { decision: call } });
   return node;
 }
 
