@@ -243,7 +243,8 @@ export interface IoMapping {
  */
 export interface DecisionCall {
   key: string;
-  binding: 'latest' | 'version' | 'versionTag';
+  /** 'deployment': the version deployed with the process (bpm.deploy pins it as 'version'). */
+  binding: 'latest' | 'version' | 'versionTag' | 'deployment';
   version?: number;
   versionTag?: string;
   mapResult: 'singleEntry' | 'singleResult' | 'collectEntries' | 'resultList' | 'dmn';

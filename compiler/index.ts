@@ -103,8 +103,27 @@ export async function compileBpmnFiles(files: { name: string; xml: string | Buff
       else decisionKeys.set(d.key, res.name);
     }
   }
+  problems.push(...unboundDeploymentDecisions(resources, decisionKeys));
   if (problems.length > 0) return { ok: false, problems, warnings };
   return { ok: true, resources, warnings };
+}
+
+/** Business rule tasks with binding "deployment" whose decision is in none of the deployment's DMN files. */
+function unboundDeploymentDecisions(resources: CompiledResource[], decisionKeys: Map<string, string>): CompileProblem[] {
+  const problems: CompileProblem[] = [];
+  for (const res of resources) {
+    for (const p of res.processes) {
+      for (const [id, node] of Object.entries(p.graph.nodes)) {
+        for (const m of [...(node.inputs ?? []), ...(node.outputs ?? [])]) {
+          const call = m.value !== null && 'decision' in m.value ? m.value.decision : null;
+          if (call?.binding === 'deployment' && !decisionKeys.has(call.key)) {
+            problems.push({ file: res.name, elementId: id, message: `decision ${call.key} is bound to the deployment, but none of its DMN files defines it; deploy the DMN file together with the process` });
+          }
+        }
+      }
+    }
+  }
+  return problems;
 }
 
 /** One line per problem: `file: element <id>: reason` (or `file: reason` for file-level problems). */

@@ -427,9 +427,10 @@ function decisionBinding(ctx: ProcessCtx, id: string, el: XNode, zeebe: XNode | 
     call.binding = 'versionTag';
     if (tag !== null) call.versionTag = tag;
   } else if (binding === 'deployment') {
-    problem(ctx, id, 'binding "deployment" for decisions is not supported in this version; use latest, version or versionTag');
+    // the decision's DMN file must be deployed together with the process (compileBpmnFiles checks)
+    call.binding = 'deployment';
   } else if (binding !== 'latest') {
-    problem(ctx, id, `decision binding "${binding}" is not one of latest, version, versionTag`);
+    problem(ctx, id, `decision binding "${binding}" is not one of latest, deployment, version, versionTag`);
   }
   return ctx.problems.length > before ? null : call;
 }

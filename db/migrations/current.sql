@@ -1,1 +1,3 @@
--- Enter migration here
+-- Decisions bound to the deployment (binding deployment): pinned at deploy
+--!include api/deploy.sql
+--!include setup/ownership.sql

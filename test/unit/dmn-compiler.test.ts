@@ -142,12 +142,25 @@ describe('business rule tasks that call a decision', () => {
     expect(t.outputs).toMatchObject([{ target: 'pct' }]);
   });
 
-  test('refused: an expression as decision id, binding deployment, a version that is no number, versionTag without a tag', async () => {
+  test('binding deployment: the decision must be in a DMN file of the same deployment', async () => {
+    const bpmn = { name: 'p.bpmn', xml: around('<businessRuleTask id="t" camunda:decisionRef="dish" camunda:decisionRefBinding="deployment" camunda:resultVariable="r"/>') };
+    const alone = await compileBpmnFiles([bpmn]);
+    expect(alone.ok ? [] : lines(alone.problems)).toEqual([
+      'p.bpmn: element t: decision dish is bound to the deployment, but none of its DMN files defines it; deploy the DMN file together with the process',
+    ]);
+    const together = await compileBpmnFiles([bpmn, { name: 'dish.dmn', xml: fs.readFileSync(path.join(FIXTURES, 'dish.dmn'), 'utf8') }]);
+    if (!together.ok) throw new Error(lines(together.problems).join('\n'));
+    expect(node(together.resources[0].processes[0], 't').outputs).toEqual([
+      { target: 'r', value: { decision: { key: 'dish', binding: 'deployment', mapResult: 'resultList' } } },
+    ]);
+  });
+
+  test('refused: an expression as decision id, a version that is no number, versionTag without a tag, an unknown binding', async () => {
     expect(await problemsOf(around('<businessRuleTask id="t" camunda:decisionRef="${which}" camunda:resultVariable="r"/>'))).toEqual([
       'inline.bpmn: element t: camunda:decisionRef="${which}" must be a decision id; expressions are not supported here',
     ]);
-    expect(await problemsOf(around('<businessRuleTask id="t" camunda:decisionRef="d" camunda:decisionRefBinding="deployment"/>'))).toEqual([
-      'inline.bpmn: element t: binding "deployment" for decisions is not supported in this version; use latest, version or versionTag',
+    expect(await problemsOf(around('<businessRuleTask id="t" camunda:decisionRef="d" camunda:decisionRefBinding="newest"/>'))).toEqual([
+      'inline.bpmn: element t: decision binding "newest" is not one of latest, deployment, version, versionTag',
     ]);
     expect(await problemsOf(around('<businessRuleTask id="t" camunda:decisionRef="d" camunda:decisionRefBinding="version" camunda:decisionRefVersion="${v}"/>'))).toEqual([
       'inline.bpmn: element t: camunda:decisionRefVersion="${v}" must be a version number (expressions are not supported here)',

@@ -14,6 +14,7 @@ declare
   v_resource jsonb;
   v_process jsonb;
   v_deployment uuid;
+  v_decision_deployments uuid[];
   v_latest bpm.process_definition;
   v_definition bpm.process_definition;
 begin
@@ -29,12 +30,16 @@ begin
     select distinct 'decision/' || (d ->> 'key') from pg_catalog.jsonb_array_elements(resources) r,
     pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(r -> 'decisions') = 'array' then r -> 'decisions' end) d
     order by 1) k;
+  -- decisions first: a process may bind the version deployed with it (binding deployment)
+  v_decision_deployments := array(select bpm_private.decisions__deploy(v_tenant, r)
+    from pg_catalog.jsonb_array_elements(resources) with ordinality as x(r, n) order by n);
   for v_resource in select r from pg_catalog.jsonb_array_elements(resources) r loop
     if v_resource ->> 'name' is null or v_resource ->> 'hash' is null or v_resource ->> 'xml' is null
        or pg_catalog.jsonb_typeof(v_resource -> 'processes') is distinct from 'array' then
       raise exception 'invalid deployment: resource % lacks name, hash, xml or processes', coalesce(v_resource ->> 'name', '?') using errcode = 'BP501';
     end if;
-    v_deployment := bpm_private.decisions__deploy(v_tenant, v_resource);
+    v_deployment := v_decision_deployments[1];
+    v_decision_deployments := v_decision_deployments[2:];
     for v_process in select p from pg_catalog.jsonb_array_elements(v_resource -> 'processes') p loop
       if coalesce(v_process ->> 'key', '') = '' then
         raise exception 'invalid deployment: a process of resource % has no key', v_resource ->> 'name' using errcode = 'BP501';
@@ -61,7 +66,7 @@ begin
         v_deployment, v_resource ->> 'hash', v_process -> 'startForm', v_process -> 'forms',
         array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_process -> 'candidateStarterUsers') = 'array' then v_process -> 'candidateStarterUsers' else '[]' end)),
         array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_process -> 'candidateStarterGroups') = 'array' then v_process -> 'candidateStarterGroups' else '[]' end)),
-        v_process -> 'graph',
+        bpm_private.graph__pin_decisions(v_tenant, v_process ->> 'key', v_process -> 'graph'),
         array(select n.key from pg_catalog.jsonb_each(v_process -> 'graph' -> 'nodes') n
               where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key),
         bpm_private.history_ttl__parse(v_process ->> 'historyTimeToLive'))
@@ -119,6 +124,43 @@ begin
 end;
 $$;
 comment on function bpm_private.decisions__deploy(text, jsonb) is E'Deploys the decisions of one compiled DMN resource (a new version per changed key); returns the deployment it created, if any.';
+
+-- A new process graph with its business rule tasks bound to the deployment
+-- (binding deployment) pinned to the version of their decision that is the
+-- latest now, after the deployment's decisions were deployed (BP501 when
+-- there is none: the compiler requires the DMN file in the same deployment).
+create or replace function bpm_private.graph__pin_decisions(tenant_id text, process_key text, graph jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_at record;
+  v_version int;
+begin
+  for v_at in
+    select n.key as node, l.list, m.i - 1 as i, m.v -> 'value' -> 'decision' as call
+    from pg_catalog.jsonb_each(graph -> 'nodes') n
+    cross join (values ('inputs'), ('outputs')) l(list)
+    cross join lateral pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(n.value -> l.list) = 'array' then n.value -> l.list else '[]' end)
+      with ordinality as m(v, i)
+    where m.v -> 'value' -> 'decision' ->> 'binding' = 'deployment'
+  loop
+    select d.version into v_version from bpm.decision_definition d
+    where d.tenant_id = graph__pin_decisions.tenant_id and d.key = v_at.call ->> 'key'
+    order by d.version desc limit 1;
+    if not found then
+      raise exception 'invalid deployment: element % of process % binds decision % to the deployment, which does not deploy it', v_at.node, process_key, v_at.call ->> 'key'
+        using errcode = 'BP501';
+    end if;
+    graph := pg_catalog.jsonb_set(graph, array['nodes', v_at.node, v_at.list, v_at.i::text, 'value', 'decision'],
+      v_at.call || pg_catalog.jsonb_build_object('binding', 'version', 'version', v_version));
+  end loop;
+  return graph;
+end;
+$$;
+comment on function bpm_private.graph__pin_decisions(text, text, jsonb) is E'Pins the decisions a new process graph binds to its deployment to the version deployed with it.';
 
 -- The message, signal and timer start events of a newly deployed version
 -- replace those of the key's earlier versions (their timer jobs go too).

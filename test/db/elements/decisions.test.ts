@@ -9,7 +9,7 @@ import fs from 'fs';
 import path from 'path';
 import type pg from 'pg';
 import { createTestDb, type TestDb } from '../../helpers/db';
-import { deployProcess, deployXml, expectRejectedUnchanged, expectSqlState } from '../../helpers/engine';
+import { bpmnProcess, deployProcess, deployXml, expectRejectedUnchanged, expectSqlState } from '../../helpers/engine';
 import { actors, getInstance, history, startProcess, TENANT, type Actors } from './support';
 
 let db: TestDb;
@@ -183,6 +183,21 @@ describe('business rule tasks', () => {
       <sequenceFlow id="f2" sourceRef="one" targetRef="e"/><endEvent id="e"/>`);
     await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'c7_single', { total: 150 }), 'BP315',
       /one \(decision discount_rule_order\) gives 2 results; camunda:mapDecisionResult="singleResult" needs at most one/);
+  });
+
+  test('binding deployment: the process uses the version deployed with it, whatever is deployed later', async () => {
+    const model = `<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="d"/>
+      <businessRuleTask id="d" camunda:decisionRef="label" camunda:decisionRefBinding="deployment" camunda:resultVariable="label" camunda:mapDecisionResult="singleEntry"/>
+      <sequenceFlow id="f2" sourceRef="d" targetRef="e"/><endEvent id="e"/>`;
+    const withDecisions = dmn('discount.dmn');
+    withDecisions.xml = withDecisions.xml.replace('" customer"', '" client"');
+    await deployXml(designer, [{ name: 'pinned.bpmn', xml: bpmnProcess('pinned', model) }, withDecisions]);
+    const later = dmn('discount.dmn');
+    later.xml = later.xml.replace('" customer"', '" account"');
+    await deployXml(designer, [later]);
+    expect(await evaluate(as.admin, 'label', { customer: { tier: 'gold' } })).toBe('GOLD account');
+    const inst = await startProcess(as.admin, 'pinned', { customer: { tier: 'gold' } });
+    expect(inst.variables).toMatchObject({ label: 'GOLD client' });
   });
 
   test('a decision that is not deployed (or not in that version) is BP314 naming it and the element; nothing changes', async () => {
