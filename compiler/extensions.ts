@@ -113,8 +113,7 @@ const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
   'camunda:Properties': IGNORE,
   // read on user tasks and the process's none start event (compiler/forms.ts)
   'camunda:FormData': (ctx, id) => warn(ctx, id, 'camunda:formData is read on user tasks and on the none start event of a process only; here it is ignored'),
-  'camunda:FormProperty': (ctx, id) =>
-    warn(ctx, id, 'camunda:formProperty (a Camunda 7 generated form) is not read: the task list gets no form fields from it; name a form with camunda:formKey or camunda:formRef'),
+  'camunda:FormProperty': (ctx, id) => warn(ctx, id, 'camunda:formProperty is read on user tasks and on the none start event of a process only; here it is ignored'),
   'camunda:PotentialStarter': IGNORE,
   'camunda:Field': IGNORE, // field injection belongs to Java delegates, which are refused
   'zeebe:Properties': IGNORE,

@@ -12,6 +12,7 @@
  *                                                    → { id, binding, versionTag? }
  *   zeebe:formDefinition externalReference="https://…" (or =expr) → { externalReference }
  *   camunda:formData (a Camunda 7 generated form)  → { fields, businessKey? }
+ *   camunda:formProperty (its older form)           → { fields }
  *                                       (beside a key or reference: both)
  *
  * A form embedded in the model (zeebe:userTaskForm, Camunda 8's
@@ -31,6 +32,7 @@ export const FORM_CONSUMES: ReadonlySet<string> = new Set([
   'camunda:formRefVersion',
   'zeebe:FormDefinition',
   'camunda:FormData',
+  'camunda:FormProperty',
 ]);
 
 /** The field types of Camunda 7 generated forms. */
@@ -213,7 +215,9 @@ export function checkEmbeddedFormKeys(ctx: ProcessCtx, nodes: Record<string, Com
  */
 function compileFormData(ctx: ProcessCtx, el: XNode, id: string): ElementForm['generated'] {
   const data = extensions(el).filter((e) => e.type === 'camunda:FormData');
-  if (data.length === 0) return null;
+  const properties = extensions(el).filter((e) => e.type === 'camunda:FormProperty');
+  if (data.length > 0 && properties.length > 0) problem(ctx, id, 'camunda:formData and camunda:formProperty both describe the form; use one');
+  if (data.length === 0) return properties.length > 0 ? compileFormProperties(ctx, properties, id) : null;
   if (data.length > 1) problem(ctx, id, 'camunda:formData is given more than once');
   const fields: FormField[] = [];
   const defaults: Record<string, CompiledValue> = {};
@@ -285,4 +289,61 @@ function compileFormField(ctx: ProcessCtx, f: XNode, id: string, before: FormFie
     return null;
   }
   return { field, default: { expr: r.expr } };
+}
+
+/**
+ * camunda:formProperty (Camunda 7's older generated forms): each readable
+ * property a field (id, name → label, type, datePattern, default, enum
+ * values; required="true" and writable="false" become the constraints
+ * required and readonly). A property stored under another variable
+ * (camunda:variable) or computed by an expression is refused.
+ */
+function compileFormProperties(ctx: ProcessCtx, properties: XNode[], id: string): ElementForm['generated'] {
+  const fields: FormField[] = [];
+  const defaults: Record<string, CompiledValue> = {};
+  for (const p of properties) {
+    const fieldId = nonEmpty(str(p, 'camunda:id'));
+    const what = `camunda:formProperty "${fieldId ?? ''}"`;
+    if (fieldId === null) {
+      problem(ctx, id, 'camunda:formProperty without id');
+      continue;
+    }
+    const variable = nonEmpty(str(p, 'camunda:variable'));
+    if (variable !== null && variable !== fieldId) problem(ctx, id, `${what}: camunda:variable="${variable}" (a field stored under another variable) is not supported; name the property after its variable`);
+    if (str(p, 'camunda:expression') !== undefined) problem(ctx, id, `${what}: camunda:expression is not supported; use camunda:default for a default value`);
+    if (str(p, 'camunda:readable') === 'false') continue;
+    if (fields.some((f) => f.id === fieldId)) {
+      problem(ctx, id, `${what} is defined more than once`);
+      continue;
+    }
+    const type = nonEmpty(str(p, 'camunda:type')) ?? 'string';
+    if (!FIELD_TYPES.has(type)) {
+      problem(ctx, id, `${what}: type "${type}" is not supported; use string, long, boolean, date or enum`);
+      continue;
+    }
+    const field: FormField = { id: fieldId, type };
+    const label = nonEmpty(str(p, 'camunda:name'));
+    if (label !== null) field.label = label;
+    const datePattern = nonEmpty(str(p, 'camunda:datePattern'));
+    if (datePattern !== null) field.datePattern = datePattern;
+    const values = kids(p, 'camunda:values').map((v) => ({ id: str(v, 'camunda:id') ?? '', name: str(v, 'camunda:name') ?? '' }));
+    if (type === 'enum') {
+      if (values.length === 0) problem(ctx, id, `${what}: an enum property needs camunda:value entries`);
+      field.values = values;
+    }
+    const validation = [
+      ...(str(p, 'camunda:required') === 'true' ? [{ name: 'required' }] : []),
+      ...(str(p, 'camunda:writable') === 'false' ? [{ name: 'readonly' }] : []),
+    ];
+    if (validation.length > 0) field.validation = validation;
+    const raw = str(p, 'camunda:default');
+    if (raw !== undefined && !isExpression(raw)) field.defaultValue = raw;
+    else if (raw !== undefined) {
+      const r = compileExpression(raw, 'value');
+      if (r.ok) defaults[fieldId] = { expr: r.expr };
+      else problem(ctx, id, `${what} default: ${r.message}`);
+    }
+    fields.push(field);
+  }
+  return { form: { fields }, defaults };
 }

@@ -157,6 +157,53 @@ describe('Camunda 7 generated forms (camunda:formData)', () => {
   });
 });
 
+describe('Camunda 7 form properties (camunda:formProperty)', () => {
+  test('each readable property is a field: name → label, required / writable="false" → constraints, enum values, defaults (expressions evaluated when the task is created)', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(around(`<userTask id="t"><extensionElements>
+        <camunda:formProperty id="customer" name="Customer" required="true" />
+        <camunda:formProperty id="amount" name="Amount" type="long" default="\${total}" />
+        <camunda:formProperty id="rush" type="boolean" default="false" writable="false" />
+        <camunda:formProperty id="due" type="date" datePattern="dd-MM-yyyy" />
+        <camunda:formProperty id="secret" readable="false" />
+        <camunda:formProperty id="level" type="enum"><camunda:value id="a" name="Low" /><camunda:value id="b" name="High" /></camunda:formProperty>
+      </extensionElements></userTask>`)));
+    expect(warnings).toEqual([]);
+    expect(node(p, 't').form).toEqual({
+      fields: [
+        { id: 'customer', type: 'string', label: 'Customer', validation: [{ name: 'required' }] },
+        { id: 'amount', type: 'long', label: 'Amount' },
+        { id: 'rush', type: 'boolean', defaultValue: 'false', validation: [{ name: 'readonly' }] },
+        { id: 'due', type: 'date', datePattern: 'dd-MM-yyyy' },
+        { id: 'level', type: 'enum', values: [{ id: 'a', name: 'Low' }, { id: 'b', name: 'High' }] },
+      ],
+    });
+    expect(node(p, 't').userTask?.formDefaults).toMatchObject({ amount: { expr: { vars: ['total'] } } });
+  });
+
+  test('refused: another variable, an expression, an unknown type, an enum without values, formData beside it', async () => {
+    expect(await problemsOf(model(around(`<userTask id="t"><extensionElements>
+        <camunda:formData><camunda:formField id="x" /></camunda:formData>
+        <camunda:formProperty id="a" variable="other" />
+        <camunda:formProperty id="b" expression="\${x.y}" />
+        <camunda:formProperty id="c" type="money" />
+        <camunda:formProperty id="d" type="enum" />
+      </extensionElements></userTask>`)))).toEqual([
+      'inline.bpmn: element t: camunda:formData and camunda:formProperty both describe the form; use one',
+    ]);
+    expect(await problemsOf(model(around(`<userTask id="t"><extensionElements>
+        <camunda:formProperty id="a" variable="other" />
+        <camunda:formProperty id="b" expression="\${x.y}" />
+        <camunda:formProperty id="c" type="money" />
+        <camunda:formProperty id="d" type="enum" />
+      </extensionElements></userTask>`)))).toEqual([
+      'inline.bpmn: element t: camunda:formProperty "a": camunda:variable="other" (a field stored under another variable) is not supported; name the property after its variable',
+      'inline.bpmn: element t: camunda:formProperty "b": camunda:expression is not supported; use camunda:default for a default value',
+      'inline.bpmn: element t: camunda:formProperty "c": type "money" is not supported; use string, long, boolean, date or enum',
+      'inline.bpmn: element t: camunda:formProperty "d": an enum property needs camunda:value entries',
+    ]);
+  });
+});
+
 describe('external task headers', () => {
   test('zeebe:taskHeaders and camunda:properties (not pgbpm:…) of a service task become its headers', async () => {
     const { process: p } = await compileOk('inline.bpmn', model(around(`<serviceTask id="t" camunda:type="external" camunda:topic="x"><extensionElements>
