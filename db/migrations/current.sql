@@ -1,3 +1,1 @@
--- Decisions bound to the deployment (binding deployment): pinned at deploy
---!include api/deploy.sql
---!include setup/ownership.sql
+-- Enter migration here
