@@ -60,12 +60,14 @@ const ATTRIBUTE_RULES: Readonly<Record<string, Rule>> = {
   'camunda:delegateExpression': javaDelegate('camunda:delegateExpression'),
   'camunda:expression': javaDelegate('camunda:expression'),
   'camunda:formHandlerClass': javaDelegate('camunda:formHandlerClass'),
-  'camunda:resultVariable': IGNORE, // only with camunda:expression / scripts / DMN, which are refused
+  'camunda:resultVariable': IGNORE, // read by script and business rule tasks; elsewhere it belongs to camunda:expression, which is refused
+  // business rule tasks read the decision attributes (compiler/tasks.ts)
   'camunda:decisionRef': (ctx, id, _o, v) =>
-    problem(ctx, id, `DMN decisions are not supported (camunda:decisionRef=${quote(v)}); ${EXTERNAL_TASK_HINT}`),
+    problem(ctx, id, `camunda:decisionRef=${quote(v)} is only supported on business rule tasks`),
   'camunda:decisionRefBinding': IGNORE,
   'camunda:decisionRefVersion': IGNORE,
-  'camunda:decisionRefTenantId': IGNORE,
+  'camunda:decisionRefTenantId': (ctx, id, _o, v) =>
+    problem(ctx, id, `calling a decision of another tenant (camunda:decisionRefTenantId=${quote(v)}) is not supported; decisions of the process's tenant are called`),
   'camunda:mapDecisionResult': IGNORE,
   // call activities (the supported ones are read by compileCall)
   'camunda:calledElementTenantId': (ctx, id, _o, v) =>
@@ -143,7 +145,7 @@ const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
   },
   'zeebe:CalledDecision': (ctx, id, _owner, v) => {
     const decision = typeof v === 'object' ? str(v, 'zeebe:decisionId') : undefined;
-    problem(ctx, id, `DMN decisions are not supported (zeebe:calledDecision${decision !== undefined ? ` decisionId="${decision}"` : ''}); ${JOB_WORKER_HINT}`);
+    problem(ctx, id, `zeebe:calledDecision${decision !== undefined ? ` decisionId="${decision}"` : ''} is only supported on business rule tasks`);
   },
 };
 

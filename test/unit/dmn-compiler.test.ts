@@ -159,6 +159,12 @@ describe('business rule tasks that call a decision', () => {
     expect(await problemsOf(around('<businessRuleTask id="t" camunda:decisionRef="${which}" camunda:resultVariable="r"/>'))).toEqual([
       'inline.bpmn: element t: camunda:decisionRef="${which}" must be a decision id; expressions are not supported here',
     ]);
+    expect(await problemsOf(around('<businessRuleTask id="t" camunda:decisionRef="d" camunda:decisionRefTenantId="other"/>'))).toEqual([
+      `inline.bpmn: element t: calling a decision of another tenant (camunda:decisionRefTenantId="other") is not supported; decisions of the process's tenant are called`,
+    ]);
+    expect(await problemsOf(around('<serviceTask id="t"><extensionElements><zeebe:calledDecision decisionId="d" resultVariable="r"/><zeebe:taskDefinition type="x"/></extensionElements></serviceTask>'))).toEqual([
+      'inline.bpmn: element t: zeebe:calledDecision decisionId="d" is only supported on business rule tasks',
+    ]);
     expect(await problemsOf(around('<businessRuleTask id="t" camunda:decisionRef="d" camunda:decisionRefBinding="newest"/>'))).toEqual([
       'inline.bpmn: element t: decision binding "newest" is not one of latest, deployment, version, versionTag',
     ]);
