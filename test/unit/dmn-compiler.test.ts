@@ -53,6 +53,15 @@ describe('DMN files', () => {
     expect(beverages).toMatchObject({ kind: 'table', hitPolicy: 'COLLECT', aggregation: null, outputs: [{ name: 'beverages' }] });
   });
 
+  test('a Camunda Modeler 5 file (Camunda 8): input data, knowledge sources, modeler and diagram attributes are ignored; empty entries match anything', async () => {
+    const r = await compileBpmn('camunda8-risk.dmn', fs.readFileSync(path.join(FIXTURES, 'camunda8-risk.dmn')));
+    if (!r.ok) throw new Error(lines(r.problems).join('\n'));
+    expect(r.warnings).toEqual([]);
+    expect(r.resource.decisions).toMatchObject([
+      { key: 'Decision_risk', name: 'Risk', requires: [], logic: { kind: 'table', hitPolicy: 'FIRST', rules: [{ id: 'DecisionRule_1' }, { id: 'DecisionRule_2', tests: [null] }] } },
+    ]);
+  });
+
   test('unary tests: "-" matches anything (null); values, comparisons, intervals and not(...) become one boolean tree over "?"', async () => {
     const [d] = await decisions(dmn(table('t', [['-', '1'], ['not("a", "b")', '2'], ['[1..5[', '3'], ['? > limit', '4'], ['', '5']])));
     if (d.logic.kind !== 'table') throw new Error('table expected');
