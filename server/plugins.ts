@@ -152,6 +152,7 @@ interface DeployedDefinition {
 
 interface DeployPayload {
   definitions: DeployedDefinition[];
+  decisions: DeployedDefinition[];
   problems: CompileProblem[];
   warnings: CompileProblem[];
 }
@@ -225,6 +226,10 @@ export const DeployProcessPlugin: GraphileConfig.Plugin = extendSchema((build) =
         """
         definitions: [DeployedDefinition!]!
         """
+        The decision definitions of the DMN files (created, or for a byte-identical file found); empty when there are problems.
+        """
+        decisions: [DeployedDefinition!]!
+        """
         Every problem of every file; when not empty, nothing was deployed.
         """
         problems: [DeployProblem!]!
@@ -245,12 +250,18 @@ export const DeployProcessPlugin: GraphileConfig.Plugin = extendSchema((build) =
           deployProcess(_$root, fieldArgs) {
             const $compiled = lambda(fieldArgs.getRaw(['input', 'files']), compileFiles);
             return sideEffectWithPgClientTransaction(executor, $compiled, async (client, compiled): Promise<DeployPayload> => {
-              if (!compiled.ok) return { definitions: [], problems: compiled.problems, warnings: compiled.warnings };
+              if (!compiled.ok) return { definitions: [], decisions: [], problems: compiled.problems, warnings: compiled.warnings };
               const { rows } = await client.query<DeployedDefinition>({
                 text: 'select id, key, version, name from bpm.deploy($1::jsonb)',
                 values: [JSON.stringify(compiled.resources)],
               });
-              return { definitions: [...rows], problems: [], warnings: compiled.warnings };
+              // each decision of the DMN files: the latest version deployed from that file
+              const decisions = await client.query<DeployedDefinition>({
+                text: `select distinct on (d.key) d.id, d.key, d.version, d.name from bpm.decision_definition d
+                       where d.resource_hash = any($1::text[]) and d.key = any($2::text[]) order by d.key, d.version desc`,
+                values: [compiled.resources.map((r) => r.hash), compiled.resources.flatMap((r) => r.decisions.map((d) => d.key))],
+              });
+              return { definitions: [...rows], decisions: [...decisions.rows], problems: [], warnings: compiled.warnings };
             });
           },
         },

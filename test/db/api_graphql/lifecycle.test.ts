@@ -330,7 +330,14 @@ describe('DMN decisions over GraphQL', () => {
   test('deployProcess deploys a DMN file; decisionDefinitions lists its decisions; evaluateDecision evaluates one as a bpm_user', async () => {
     const dish = { name: 'dish.dmn', xml: fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'dmn', 'dish.dmn'), 'utf8') };
     const { deployProcess } = await t.data<DeployData>(designer, DEPLOY, { files: [dish] });
-    expect(deployProcess).toMatchObject({ problems: [], definitions: [] });
+    expect(deployProcess).toMatchObject({
+      problems: [],
+      definitions: [],
+      decisions: [
+        { key: 'beverages', version: 1, name: 'Beverages' },
+        { key: 'dish', version: 1, name: 'Dish' },
+      ],
+    });
     const listed = await t.data<{ decisionDefinitions: { nodes: Array<{ key: string; version: number; requires: string[] }> } }>(
       user,
       `{ decisionDefinitions(orderBy: KEY_ASC) { nodes { key version requires } } }`,

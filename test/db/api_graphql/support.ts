@@ -157,6 +157,7 @@ export const DEPLOY = `
   mutation Deploy($files: [DeployFileInput!]!) {
     deployProcess(input: { files: $files }) {
       definitions { id key version name }
+      decisions { key version name }
       problems { file elementId message }
       warnings { file elementId message }
     }
@@ -165,6 +166,7 @@ export const DEPLOY = `
 export interface DeployData {
   deployProcess: {
     definitions: Array<{ id: string; key: string; version: number; name: string | null }>;
+    decisions: Array<{ key: string; version: number; name: string | null }>;
     problems: Array<{ file: string; elementId: string | null; message: string }>;
     warnings: Array<{ file: string; elementId: string | null; message: string }>;
   };
