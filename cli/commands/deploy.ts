@@ -80,7 +80,7 @@ export async function run(args: string[]): Promise<number> {
     out(usage);
     return 0;
   }
-  if (files.length === 0) throw new UsageError(`pgbpm deploy: no BPMN file given\n\n${usage}`);
+  if (files.length === 0) throw new UsageError(`pgbpm deploy: no BPMN or DMN file given\n\n${usage}`);
   const tenant = values.tenant;
   if (!tenant) throw new UsageError(`pgbpm deploy: --tenant is required\n\n${usage}`);
   const role = values.role as string;
