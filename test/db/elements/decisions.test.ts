@@ -200,6 +200,18 @@ describe('business rule tasks', () => {
     expect(inst.variables).toMatchObject({ label: 'GOLD client' });
   });
 
+  test('binding versionTag: the latest version carrying the tag; a tag no version carries is BP314', async () => {
+    const tagged = (tag: string): string => `<startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="d"/>
+      <businessRuleTask id="d"><extensionElements><zeebe:calledDecision decisionId="dish" resultVariable="dish" bindingType="versionTag" versionTag="${tag}"/></extensionElements></businessRuleTask>
+      <sequenceFlow id="f2" sourceRef="d" targetRef="e"/><endEvent id="e"/>`;
+    await deployProcess(designer, 'tag_v1', tagged('v1'));
+    await deployProcess(designer, 'tag_v9', tagged('v9'));
+    // versions 1 and 2 of dish both carry camunda:versionTag="v1" (version 2: "Pulled Pork", deployed above)
+    expect((await startProcess(as.admin, 'tag_v1', { season: 'Fall', guestCount: 2 })).variables).toMatchObject({ dish: 'Pulled Pork' });
+    await expectRejectedUnchanged(db.root, () => startProcess(as.admin, 'tag_v9', { season: 'Fall', guestCount: 2 }), 'BP314',
+      /decision dish \(version tag v9\) of element d is not deployed/);
+  });
+
   test('a decision that is not deployed (or not in that version) is BP314 naming it and the element; nothing changes', async () => {
     await deployProcess(designer, 'c7_missing', `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="rate"/>
