@@ -1,1 +1,3 @@
--- Enter migration here
+-- A decision table's data error names the decision (and the element) once
+--!include elements/decision.sql
+--!include setup/ownership.sql

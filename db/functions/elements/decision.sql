@@ -110,7 +110,8 @@ begin
   end loop;
   return bpm_private.decision__hit_policy(key, logic, v_matched);
 exception when data_exception then
-  raise exception 'decision % of element % cannot be evaluated: %', key, label, sqlerrm using errcode = 'BP303';
+  -- label: "decision <key>", or "<element> (decision <key>)" for a business rule task
+  raise exception '% cannot be evaluated: %', label, sqlerrm using errcode = 'BP303';
 end;
 $$;
 comment on function bpm_private.decision__table(text, jsonb, jsonb, text) is E'Evaluates a decision table: the outputs of its matching rules under its hit policy (BP303 for a data error, BP315 for a violated hit policy).';

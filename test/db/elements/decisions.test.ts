@@ -101,6 +101,21 @@ describe('evaluate_decision', () => {
     await expectSqlState(as.admin.query(`select bpm.evaluate_decision('dish', '[1]'::jsonb)`), 'BP401', /variables must be a JSON object/);
   });
 
+  test('a data error while testing a rule (a numeric overflow) is BP303 naming the decision', async () => {
+    await deployXml(designer, [{
+      name: 'overflow.dmn',
+      xml: `<?xml version="1.0" encoding="UTF-8"?>
+        <definitions xmlns="https://www.omg.org/spec/DMN/20191111/MODEL/" id="o" name="O" namespace="http://pgbpm.test/dmn">
+          <decision id="overflow"><decisionTable id="ot">
+            <input id="oi"><inputExpression id="oe"><text>amount</text></inputExpression></input>
+            <output id="oo" name="x"/>
+            <rule id="or"><inputEntry id="ori"><text>&gt; 10 ** 100000 * 10 ** 100000</text></inputEntry><outputEntry id="oro"><text>1</text></outputEntry></rule>
+          </decisionTable></decision>
+        </definitions>`,
+    }]);
+    await expectSqlState(evaluate(as.admin, 'overflow', { amount: 1 }), 'BP303', /^decision overflow cannot be evaluated: /);
+  });
+
   test('a changed file deploys version 2 of its decisions; evaluate_decision takes the latest or a given version', async () => {
     const v2 = dmn('dish.dmn');
     v2.xml = v2.xml.replace('"Spareribs"', '"Pulled Pork"');
