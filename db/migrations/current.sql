@@ -1,3 +1,1 @@
--- A decision table's data error names the decision (and the element) once
---!include elements/decision.sql
---!include setup/ownership.sql
+-- Enter migration here
