@@ -12,7 +12,7 @@
  * rejected here with a message naming the expression and the reason.
  */
 import { parser as feelParser } from 'lezer-feel';
-import { compileFeelTree, decodeString, type FeelNode, type FeelTree, findError, rawChildren } from './feel-tree';
+import { compileFeelTree, decodeString, type FeelNode, type FeelTree, findError, NOT_A_CONDITION, rawChildren } from './feel-tree';
 import type { CompiledExpression } from './graph';
 
 /** What the expression is used for: a condition (one boolean) or a value (any jsonb). */
@@ -129,8 +129,6 @@ class TreeLowering {
   }
 }
 
-/** The end of the reason for a condition that is not boolean by its form (both compilers). */
-const NOT_A_CONDITION = 'is not a condition (a boolean is required)';
 
 function failureReason(e: unknown): string {
   if (e instanceof CompileError) return e.message;

@@ -71,6 +71,9 @@ const COMMENTS = new Set(['LineComment', 'BlockComment']);
 const PUNCTUATION = new Set(['.', '..', ',', '(', ')', '[', ']', '{', '}', ':']);
 const KEYWORDS = new Set(['if', 'then', 'else', 'some', 'every', 'in', 'satisfies', 'for', 'return', 'between', 'and', 'or']);
 
+/** The end of the reason for a condition that is not boolean by its form (this compiler and the jsonpath one). */
+export const NOT_A_CONDITION = 'is not a condition (a boolean is required)';
+
 class TreeError extends Error {}
 function fail(reason: string): never {
   throw new TreeError(reason);
@@ -91,7 +94,7 @@ export function compileFeelTree(body: string, kind: 'condition' | 'value', input
     if (parts.length !== 1) fail('syntax error');
     const walker = new TreeWalker(body, inputTest);
     const tree = walker.expr(parts[0]);
-    if (kind === 'condition' && !booleanForm(tree)) fail(`${describeTree(tree)} is not a condition (a boolean is required)`);
+    if (kind === 'condition' && !booleanForm(tree)) fail(`${describeTree(tree)} ${NOT_A_CONDITION}`);
     return { ok: true, tree, vars: [...walker.required] };
   } catch (e) {
     if (e instanceof TreeError) return { ok: false, message: e.message };

@@ -245,11 +245,8 @@ function compileFormField(ctx: ProcessCtx, f: XNode, id: string, before: FormFie
     problem(ctx, id, `${what} is defined more than once`);
     return null;
   }
-  const type = nonEmpty(str(f, 'camunda:type')) ?? 'string';
-  if (!FIELD_TYPES.has(type)) {
-    problem(ctx, id, `${what}: type "${type}" is not supported; use string, long, boolean, date or enum`);
-    return null;
-  }
+  const type = fieldType(ctx, id, what, f);
+  if (type === null) return null;
   const field: FormField = { id: fieldId, type };
   const label = nonEmpty(str(f, 'camunda:label'));
   if (label !== null) field.label = label;
@@ -258,7 +255,7 @@ function compileFormField(ctx: ProcessCtx, f: XNode, id: string, before: FormFie
     if (type !== 'date') problem(ctx, id, `${what}: datePattern belongs to date fields`);
     field.datePattern = datePattern;
   }
-  const values = kids(f, 'camunda:values').map((v) => ({ id: str(v, 'camunda:id') ?? '', name: str(v, 'camunda:name') ?? '' }));
+  const values = enumValues(f);
   if (type === 'enum') {
     if (values.length === 0) problem(ctx, id, `${what}: an enum field needs camunda:value entries`);
     if (values.some((v) => v.id === '')) problem(ctx, id, `${what}: a camunda:value without id`);
@@ -316,17 +313,14 @@ function compileFormProperties(ctx: ProcessCtx, properties: XNode[], id: string)
       problem(ctx, id, `${what} is defined more than once`);
       continue;
     }
-    const type = nonEmpty(str(p, 'camunda:type')) ?? 'string';
-    if (!FIELD_TYPES.has(type)) {
-      problem(ctx, id, `${what}: type "${type}" is not supported; use string, long, boolean, date or enum`);
-      continue;
-    }
+    const type = fieldType(ctx, id, what, p);
+    if (type === null) continue;
     const field: FormField = { id: fieldId, type };
     const label = nonEmpty(str(p, 'camunda:name'));
     if (label !== null) field.label = label;
     const datePattern = nonEmpty(str(p, 'camunda:datePattern'));
     if (datePattern !== null) field.datePattern = datePattern;
-    const values = kids(p, 'camunda:values').map((v) => ({ id: str(v, 'camunda:id') ?? '', name: str(v, 'camunda:name') ?? '' }));
+    const values = enumValues(p);
     if (type === 'enum') {
       if (values.length === 0) problem(ctx, id, `${what}: an enum property needs camunda:value entries`);
       field.values = values;
@@ -346,4 +340,17 @@ function compileFormProperties(ctx: ProcessCtx, properties: XNode[], id: string)
     fields.push(field);
   }
   return { form: { fields }, defaults };
+}
+
+/** The type of a form field or property (default string); null, with a problem, for one generated forms do not have. */
+function fieldType(ctx: ProcessCtx, id: string, what: string, el: XNode): string | null {
+  const type = nonEmpty(str(el, 'camunda:type')) ?? 'string';
+  if (FIELD_TYPES.has(type)) return type;
+  problem(ctx, id, `${what}: type "${type}" is not supported; use string, long, boolean, date or enum`);
+  return null;
+}
+
+/** The camunda:value entries of a field or property (the values of an enum). */
+function enumValues(el: XNode): Array<{ id: string; name: string }> {
+  return kids(el, 'camunda:values').map((v) => ({ id: str(v, 'camunda:id') ?? '', name: str(v, 'camunda:name') ?? '' }));
 }

@@ -398,13 +398,10 @@ function compileDecisionTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNo
   if (zeebe !== undefined && result === null) problem(ctx, id, 'zeebe:calledDecision without a resultVariable');
   const call = decisionBinding(ctx, id, el, zeebe, key ?? '');
   if (call === null || key === null || isExpression(key)) return node;
-  const target = result ?? (node.outputs !== undefined && node.outputs.length > 0 ? 'decisionResult' : null);
-  if (target === null) {
-    // evaluated for its checks only (Camunda 7 drops a result nobody maps)
-    node.inputs = [...(node.inputs ?? []), { target: 'decisionResult', value: { decision: call } }];
-    return node;
-  }
-  storeResult(node, { target, value: { decision: call } });
+  const mapping = { target: result ?? 'decisionResult', value: { decision: call } };
+  // without a result variable or output mappings: evaluated for its checks only (Camunda 7 drops a result nobody maps)
+  if (result === null && (node.outputs === undefined || node.outputs.length === 0)) node.inputs = [...(node.inputs ?? []), mapping];
+  else storeResult(node, mapping);
   return node;
 }
 

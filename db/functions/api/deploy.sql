@@ -55,11 +55,7 @@ begin
         return next v_latest;
         continue;
       end if;
-      if v_deployment is null then
-        insert into bpm.deployment (tenant_id, name, resource_hash, xml, deployed_by)
-        values (v_tenant, v_resource ->> 'name', v_resource ->> 'hash', v_resource ->> 'xml', bpm_private.current_user_id())
-        returning id into v_deployment;
-      end if;
+      v_deployment := coalesce(v_deployment, bpm_private.deployment__create(v_tenant, v_resource));
       insert into bpm.process_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, start_form, forms,
         candidate_starter_users, candidate_starter_groups, graph, inclusive_joins, history_ttl)
       values (v_tenant, v_process ->> 'key', coalesce(v_latest.version, 0) + 1, v_process ->> 'name', v_process ->> 'versionTag',
@@ -82,6 +78,25 @@ begin
 end;
 $$;
 comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN and DMN resources (DMN decisions become rows of decision_definition; the message, signal and timer start events of a new version replace those of the previous one) (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';
+
+-- The deployment row of a resource (its file), made when the first new
+-- process or decision version of it is deployed.
+create or replace function bpm_private.deployment__create(tenant_id text, resource jsonb)
+returns uuid
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+begin
+  insert into bpm.deployment (tenant_id, name, resource_hash, xml, deployed_by)
+  values (deployment__create.tenant_id, resource ->> 'name', resource ->> 'hash', resource ->> 'xml', bpm_private.current_user_id())
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+comment on function bpm_private.deployment__create(text, jsonb) is E'Records the deployment of one compiled resource (file) and returns its id.';
 
 -- The decisions of a DMN resource: a new version of each key whose latest
 -- version came from another file; returns the deployment it created for
@@ -108,11 +123,7 @@ begin
     where d.tenant_id = decisions__deploy.tenant_id and d.key = v_decision ->> 'key'
     order by d.version desc limit 1;
     continue when found and v_latest.resource_hash = resource ->> 'hash';
-    if v_deployment is null then
-      insert into bpm.deployment (tenant_id, name, resource_hash, xml, deployed_by)
-      values (decisions__deploy.tenant_id, resource ->> 'name', resource ->> 'hash', resource ->> 'xml', bpm_private.current_user_id())
-      returning id into v_deployment;
-    end if;
+    v_deployment := coalesce(v_deployment, bpm_private.deployment__create(decisions__deploy.tenant_id, resource));
     insert into bpm.decision_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, requires, logic)
     values (decisions__deploy.tenant_id, v_decision ->> 'key', coalesce(v_latest.version, 0) + 1, v_decision ->> 'name', v_decision ->> 'versionTag',
       v_deployment, resource ->> 'hash',

@@ -176,11 +176,7 @@ begin
     end if;
   end if;
   v_data := array(
-    -- (task__locals inlined: a function call per inner instance costs more than the rest of its row)
-    select t.data || pg_catalog.jsonb_build_object('locals', (select pg_catalog.jsonb_object_agg(e.key, e.value)
-      from pg_catalog.jsonb_each(v_locals || l.loop || t.inputs) e
-      where (not st.variables ? e.key or st.variables -> e.key is distinct from e.value)
-        and e.key not in ('nrOfActiveInstances', 'nrOfCompletedInstances')))
+    select t.data || pg_catalog.jsonb_build_object('locals', bpm_private.task__locals(v_locals || l.loop || t.inputs, st.variables))
     from pg_catalog.generate_series(1, n) k
     -- loop variables as the k-th inner instance sees them when it is created alone
     cross join lateral (select pg_catalog.jsonb_build_object('loopCounter', k - 1)
