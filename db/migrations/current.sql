@@ -1,5 +1,1 @@
--- Review mend: one function records a deployment row (processes and
--- decisions); multi-instance tasks compute their locals with task__locals
---!include api/deploy.sql
---!include elements/multi_instance.sql
---!include setup/ownership.sql
+-- Enter migration here

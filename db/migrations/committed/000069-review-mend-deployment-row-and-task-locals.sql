@@ -1,0 +1,572 @@
+--! Previous: sha1:af596119a3b00431eec47a711fa8c3528b880097
+--! Hash: sha1:70faa6651c17db7f76dfed1061e45b2fa70d5cc2
+--! Message: Review mend deployment row and task locals
+
+-- Review mend: one function records a deployment row (processes and
+-- decisions); multi-instance tasks compute their locals with task__locals
+--! Included api/deploy.sql
+-- resources: the compiler's CompiledResource[] (compiler/graph.ts):
+-- [{name, hash, xml, processes: [{key, name, versionTag, historyTimeToLive?, startForm?, forms?,
+--   candidateStarterUsers?, candidateStarterGroups?, graph}], decisions?: [{key, name, versionTag, requires, logic}]}].
+create or replace function bpm.deploy(resources jsonb)
+returns setof bpm.process_definition
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_designer'], 'deploy');
+  v_resource jsonb;
+  v_process jsonb;
+  v_deployment uuid;
+  v_decision_deployments uuid[];
+  v_latest bpm.process_definition;
+  v_definition bpm.process_definition;
+begin
+  if pg_catalog.jsonb_typeof(resources) is distinct from 'array' or pg_catalog.jsonb_array_length(resources) = 0 then
+    raise exception 'invalid deployment: expected a non-empty array of compiled resources' using errcode = 'BP501';
+  end if;
+  -- versions of one key are assigned one deployment at a time (sorted: no
+  -- deadlocks); malformed resources are skipped here and rejected below (BP501)
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(v_tenant || '/' || k.key, 0))
+  from (select distinct p ->> 'key' as key from pg_catalog.jsonb_array_elements(resources) r,
+    pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(r -> 'processes') = 'array' then r -> 'processes' end) p
+    union
+    select distinct 'decision/' || (d ->> 'key') from pg_catalog.jsonb_array_elements(resources) r,
+    pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(r -> 'decisions') = 'array' then r -> 'decisions' end) d
+    order by 1) k;
+  -- decisions first: a process may bind the version deployed with it (binding deployment)
+  v_decision_deployments := array(select bpm_private.decisions__deploy(v_tenant, r)
+    from pg_catalog.jsonb_array_elements(resources) with ordinality as x(r, n) order by n);
+  for v_resource in select r from pg_catalog.jsonb_array_elements(resources) r loop
+    if v_resource ->> 'name' is null or v_resource ->> 'hash' is null or v_resource ->> 'xml' is null
+       or pg_catalog.jsonb_typeof(v_resource -> 'processes') is distinct from 'array' then
+      raise exception 'invalid deployment: resource % lacks name, hash, xml or processes', coalesce(v_resource ->> 'name', '?') using errcode = 'BP501';
+    end if;
+    v_deployment := v_decision_deployments[1];
+    v_decision_deployments := v_decision_deployments[2:];
+    for v_process in select p from pg_catalog.jsonb_array_elements(v_resource -> 'processes') p loop
+      if coalesce(v_process ->> 'key', '') = '' then
+        raise exception 'invalid deployment: a process of resource % has no key', v_resource ->> 'name' using errcode = 'BP501';
+      end if;
+      perform bpm_private.graph__validate(v_process ->> 'key', v_process -> 'graph');
+      if pg_catalog.jsonb_typeof(coalesce(v_process -> 'startForm', '{}')) <> 'object' or pg_catalog.jsonb_typeof(coalesce(v_process -> 'forms', '{}')) <> 'object' then
+        raise exception 'invalid deployment: process % has a startForm or forms that is not a JSON object', v_process ->> 'key' using errcode = 'BP501';
+      end if;
+      select * into v_latest from bpm.process_definition d
+      where d.tenant_id = v_tenant and d.key = v_process ->> 'key'
+      order by d.version desc limit 1;
+      if found and v_latest.resource_hash = v_resource ->> 'hash' then
+        return next v_latest;
+        continue;
+      end if;
+      v_deployment := coalesce(v_deployment, bpm_private.deployment__create(v_tenant, v_resource));
+      insert into bpm.process_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, start_form, forms,
+        candidate_starter_users, candidate_starter_groups, graph, inclusive_joins, history_ttl)
+      values (v_tenant, v_process ->> 'key', coalesce(v_latest.version, 0) + 1, v_process ->> 'name', v_process ->> 'versionTag',
+        v_deployment, v_resource ->> 'hash', v_process -> 'startForm', v_process -> 'forms',
+        array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_process -> 'candidateStarterUsers') = 'array' then v_process -> 'candidateStarterUsers' else '[]' end)),
+        array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_process -> 'candidateStarterGroups') = 'array' then v_process -> 'candidateStarterGroups' else '[]' end)),
+        bpm_private.graph__pin_decisions(v_tenant, v_process ->> 'key', v_process -> 'graph'),
+        array(select n.key from pg_catalog.jsonb_each(v_process -> 'graph' -> 'nodes') n
+              where n.value ->> 'type' = 'inclusiveGateway' and pg_catalog.jsonb_array_length(n.value -> 'in') > 1 order by n.key),
+        bpm_private.history_ttl__parse(v_process ->> 'historyTimeToLive'))
+      returning * into v_definition;
+      perform bpm_private.event__emit(v_tenant, null, array['definitionDeployed'], array[v_definition.id], array[null]);
+      perform bpm_private.definition__subscribe(v_definition);
+      v_latest := null;
+      return next v_definition;
+    end loop;
+  end loop;
+  -- the tenant's history cleanup runs from now on (history.sql)
+  perform bpm_private.history_cleanup__schedule(v_tenant, interval '1 minute', false);
+end;
+$$;
+comment on function bpm.deploy(jsonb) is E'Deploys compiled BPMN and DMN resources (DMN decisions become rows of decision_definition; the message, signal and timer start events of a new version replace those of the previous one) (as produced by the pgbpm compiler; use `pgbpm deploy` or the deployProcess mutation rather than calling this directly) in one transaction. A process whose file is byte-identical to the latest version of its key is not deployed again: that definition is returned. Roles: bpm_admin, bpm_designer.';
+
+-- The deployment row of a resource (its file), made when the first new
+-- process or decision version of it is deployed.
+create or replace function bpm_private.deployment__create(tenant_id text, resource jsonb)
+returns uuid
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_id uuid;
+begin
+  insert into bpm.deployment (tenant_id, name, resource_hash, xml, deployed_by)
+  values (deployment__create.tenant_id, resource ->> 'name', resource ->> 'hash', resource ->> 'xml', bpm_private.current_user_id())
+  returning id into v_id;
+  return v_id;
+end;
+$$;
+comment on function bpm_private.deployment__create(text, jsonb) is E'Records the deployment of one compiled resource (file) and returns its id.';
+
+-- The decisions of a DMN resource: a new version of each key whose latest
+-- version came from another file; returns the deployment it created for
+-- them (null when every decision was deployed already, or there are none).
+create or replace function bpm_private.decisions__deploy(tenant_id text, resource jsonb)
+returns uuid
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_decision jsonb;
+  v_latest bpm.decision_definition;
+  v_deployment uuid;
+begin
+  if resource ? 'decisions' and pg_catalog.jsonb_typeof(resource -> 'decisions') <> 'array' then
+    raise exception 'invalid deployment: decisions of resource % is not a list', resource ->> 'name' using errcode = 'BP501';
+  end if;
+  for v_decision in select d from pg_catalog.jsonb_array_elements(coalesce(resource -> 'decisions', '[]')) d loop
+    if coalesce(v_decision ->> 'key', '') = '' or v_decision -> 'logic' ->> 'kind' is distinct from 'table' and v_decision -> 'logic' ->> 'kind' is distinct from 'literal' then
+      raise exception 'invalid deployment: a decision of resource % has no key or no decision logic', resource ->> 'name' using errcode = 'BP501';
+    end if;
+    select * into v_latest from bpm.decision_definition d
+    where d.tenant_id = decisions__deploy.tenant_id and d.key = v_decision ->> 'key'
+    order by d.version desc limit 1;
+    continue when found and v_latest.resource_hash = resource ->> 'hash';
+    v_deployment := coalesce(v_deployment, bpm_private.deployment__create(decisions__deploy.tenant_id, resource));
+    insert into bpm.decision_definition (tenant_id, key, version, name, version_tag, deployment_id, resource_hash, requires, logic)
+    values (decisions__deploy.tenant_id, v_decision ->> 'key', coalesce(v_latest.version, 0) + 1, v_decision ->> 'name', v_decision ->> 'versionTag',
+      v_deployment, resource ->> 'hash',
+      array(select pg_catalog.jsonb_array_elements_text(case when pg_catalog.jsonb_typeof(v_decision -> 'requires') = 'array' then v_decision -> 'requires' else '[]' end)),
+      v_decision -> 'logic');
+    v_latest := null;
+  end loop;
+  return v_deployment;
+end;
+$$;
+comment on function bpm_private.decisions__deploy(text, jsonb) is E'Deploys the decisions of one compiled DMN resource (a new version per changed key); returns the deployment it created, if any.';
+
+-- A new process graph with its business rule tasks bound to the deployment
+-- (binding deployment) pinned to the version of their decision that is the
+-- latest now, after the deployment's decisions were deployed (BP501 when
+-- there is none: the compiler requires the DMN file in the same deployment).
+create or replace function bpm_private.graph__pin_decisions(tenant_id text, process_key text, graph jsonb)
+returns jsonb
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_at record;
+  v_version int;
+begin
+  for v_at in
+    select n.key as node, l.list, m.i - 1 as i, m.v -> 'value' -> 'decision' as call
+    from pg_catalog.jsonb_each(graph -> 'nodes') n
+    cross join (values ('inputs'), ('outputs')) l(list)
+    cross join lateral pg_catalog.jsonb_array_elements(case when pg_catalog.jsonb_typeof(n.value -> l.list) = 'array' then n.value -> l.list else '[]' end)
+      with ordinality as m(v, i)
+    where m.v -> 'value' -> 'decision' ->> 'binding' = 'deployment'
+  loop
+    select d.version into v_version from bpm.decision_definition d
+    where d.tenant_id = graph__pin_decisions.tenant_id and d.key = v_at.call ->> 'key'
+    order by d.version desc limit 1;
+    if not found then
+      raise exception 'invalid deployment: element % of process % binds decision % to the deployment, which does not deploy it', v_at.node, process_key, v_at.call ->> 'key'
+        using errcode = 'BP501';
+    end if;
+    graph := pg_catalog.jsonb_set(graph, array['nodes', v_at.node, v_at.list, v_at.i::text, 'value', 'decision'],
+      v_at.call || pg_catalog.jsonb_build_object('binding', 'version', 'version', v_version));
+  end loop;
+  return graph;
+end;
+$$;
+comment on function bpm_private.graph__pin_decisions(text, text, jsonb) is E'Pins the decisions a new process graph binds to its deployment to the version deployed with it.';
+
+-- The message, signal and timer start events of a newly deployed version
+-- replace those of the key's earlier versions (their timer jobs go too).
+create or replace function bpm_private.definition__subscribe(definition bpm.process_definition)
+returns void
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_timers uuid[];
+  v_node jsonb;
+  v_spec jsonb;
+begin
+  with removed as (
+    delete from bpm.event_subscription s
+    using bpm.process_definition d
+    where s.tenant_id = definition.tenant_id and s.instance_id is null
+      and d.tenant_id = s.tenant_id and d.id = s.definition_id and d.key = definition.key and d.id <> definition.id
+    returning s.id, s.kind
+  )
+  select coalesce(array_agg(r.id) filter (where r.kind = 'timer'), '{}') into v_timers from removed r;
+  if pg_catalog.cardinality(v_timers) > 0 then
+    perform bpm_private.timer__dequeue(v_timers);
+  end if;
+  for v_node in
+    select definition.graph -> 'nodes' -> e from pg_catalog.jsonb_array_elements_text(coalesce(definition.graph -> 'eventStarts', '[]')) e
+  loop
+    v_spec := bpm_private.subscription__spec(v_node, '{}', null);
+    continue when v_spec is null;
+    insert into bpm.event_subscription (tenant_id, id, kind, name, definition_id, element_id, due_at, cycle, repeats_left, job_priority)
+    values (definition.tenant_id, (v_spec ->> 'id')::uuid, v_spec ->> 'kind', v_spec ->> 'name', definition.id, v_node ->> 'id',
+      (v_spec ->> 'due_at')::timestamptz, v_spec ->> 'cycle', (v_spec ->> 'repeats')::int, coalesce((v_spec ->> 'priority')::int, 0));
+    if v_spec ->> 'kind' = 'timer' then
+      perform bpm_private.timer__enqueue(definition.tenant_id, (v_spec ->> 'id')::uuid, (v_spec ->> 'due_at')::timestamptz, coalesce((v_spec ->> 'priority')::int, 0));
+    end if;
+  end loop;
+end;
+$$;
+comment on function bpm_private.definition__subscribe(bpm.process_definition) is E'Opens the start-event subscriptions of a new definition version, replacing the earlier versions''.';
+--! EndIncluded api/deploy.sql
+--! Included elements/multi_instance.sql
+-- Multi-instance activities. Entering the activity creates its body (a scope
+-- instance: activity row type multiInstanceBody, token kind body) whose data
+-- is the loop state: n (instances), next (index of the next inner instance),
+-- active, completed, items (the input collection), el (element variable),
+-- inner ({inner activity instance id: loopCounter}), out ({loopCounter:
+-- output element}). Inner instances enter the activity itself, inside the
+-- body; when one completes the body counts it, evaluates the completion
+-- condition, starts the next one (sequential) or completes: the remaining
+-- inner instances are cancelled, the output collection is written and the
+-- token leaves the activity.
+
+create or replace function bpm_private.mi__enter(st bpm_private.run_state, graph jsonb, node jsonb, id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_loop jsonb := node -> 'loop';
+  v_el text := node ->> 'id';
+  v_items jsonb;
+  v_n int;
+  v_count int;
+  v_kind text;
+begin
+  if v_loop ? 'collection' then
+    v_items := bpm_private.value__eval(v_loop -> 'collection', st.variables, v_el);
+    if pg_catalog.jsonb_typeof(v_items) is distinct from 'array' then
+      raise exception 'the multi-instance collection of element % is not a list (it is %)', v_el, coalesce(pg_catalog.jsonb_typeof(v_items), 'missing')
+        using errcode = 'BP310';
+    end if;
+    v_n := pg_catalog.jsonb_array_length(v_items);
+  else
+    v_items := bpm_private.value__eval(v_loop -> 'cardinality', st.variables, v_el);
+    if pg_catalog.jsonb_typeof(v_items) = 'string' and v_items #>> '{}' ~ '^\s*\d+\s*$' then
+      v_items := pg_catalog.to_jsonb(pg_catalog.btrim(v_items #>> '{}')::int);
+    end if;
+    if pg_catalog.jsonb_typeof(v_items) is distinct from 'number' or (v_items #>> '{}')::numeric < 0
+       or (v_items #>> '{}')::numeric <> pg_catalog.trunc((v_items #>> '{}')::numeric) then
+      raise exception 'the multi-instance cardinality of element % is not a whole number ≥ 0 (it is %)', v_el, coalesce(v_items::text, 'missing')
+        using errcode = 'BP310';
+    end if;
+    v_n := (v_items #>> '{}')::int;
+    v_items := null;
+  end if;
+  if v_n > 10000 then
+    raise exception 'the multi-instance activity % would start % instances; at most 10000 are allowed', v_el, v_n using errcode = 'BP310';
+  end if;
+  st.a_type[pg_catalog.array_position(st.a_id, id)] := 'multiInstanceBody';
+  if v_n = 0 then
+    -- nothing to do: the activity is skipped (an empty output collection)
+    st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
+    if v_loop ->> 'outputCollection' is not null then
+      st := bpm_private.scope__set_variables(st, st.cur_scope, pg_catalog.jsonb_build_object(v_loop ->> 'outputCollection', '[]'::jsonb));
+    end if;
+    return bpm_private.node__leave(st, graph, node);
+  end if;
+  st := bpm_private.scope__add(st, id, v_el, 'body', pg_catalog.jsonb_build_object('n', v_n, 'next', 0, 'active', 0, 'completed', 0,
+    'items', v_items, 'el', v_loop -> 'elementVariable', 'inner', '{}'::jsonb, 'out', '{}'::jsonb));
+  if bpm_private.node__has_subscriptions(graph, node) then
+    st := bpm_private.boundary__arm(st, graph, node, id);
+  end if;
+  -- the endless-loop guard (run__drain) allows 50 more automatic steps per
+  -- inner instance, up to 500,000 more per call, the first time the activity
+  -- is entered in its scope in this call (a cycle through it gains nothing)
+  if (select pg_catalog.count(*) from unnest(st.a_el, st.a_scope, st.a_type) as a(el, scope, typ)
+      where a.el = v_el and a.typ = 'multiInstanceBody' and a.scope is not distinct from st.cur_scope) = 1 then
+    st.step_credit := least(coalesce(st.step_credit, 0) + v_n * 50, 500000);
+  end if;
+  st.cur_scope := id;
+  v_kind := case when not (v_loop ->> 'sequential')::boolean then bpm_private.mi__task_kind(node) end;
+  if v_kind is not null then
+    return bpm_private.mi__start_tasks(st, node, id, v_n, v_kind);
+  end if;
+  v_count := case when (v_loop ->> 'sequential')::boolean then 1 else v_n end;
+  for v_i in 1 .. v_count loop
+    st := bpm_private.run__push(st, v_el, null);
+  end loop;
+  return st;
+end;
+$$;
+comment on function bpm_private.mi__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters a multi-instance activity: its body starts every inner instance (parallel) or the first (sequential); an empty collection skips the activity (BP310 for a collection that is not a list).';
+
+-- The wait state kind (userTask, externalTask) of a task whose parallel
+-- inner instances are created at once (mi__start_tasks): every user or
+-- external task but one with an asynchronous continuation before it (each
+-- inner instance then waits for its own job); null for any other activity.
+create or replace function bpm_private.mi__task_kind(node jsonb)
+returns text
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  -- (plpgsql, not sql: a non-inlined sql function is planned again in every transaction)
+  return case
+    when coalesce((node ->> 'asyncBefore')::boolean, false) then null
+    when node ->> 'type' = 'userTask' then 'userTask'
+    when coalesce(node ->> 'topic', '') <> '' then 'externalTask'
+  end;
+end;
+$$;
+comment on function bpm_private.mi__task_kind(jsonb) is E'userTask or externalTask for a task whose parallel inner instances are created at once (mi__start_tasks), else null.';
+
+-- The names of the variables the expressions of a task read when it is
+-- created: the root of every compiled path ($."name", compiler/expression.ts)
+-- outside its loop characteristics and output mappings (evaluated later), and
+-- the targets of nested input mappings (io__map reads them by name). It may
+-- name more (a string that looks like a path), never fewer; null when a name
+-- is escaped in a path or an expression is a FEEL tree (then every variable
+-- counts).
+create or replace function bpm_private.node__variable_refs(node jsonb)
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_refs text[];
+begin
+  if pg_catalog.jsonb_path_exists(node - 'loop' - 'outputs', 'strict $.**.tree') then
+    -- a FEEL tree (feel__eval) reads names, not paths: every variable counts
+    return null;
+  end if;
+  v_refs := array(
+    select distinct m[1]
+    from pg_catalog.jsonb_path_query(node - 'loop' - 'outputs', 'strict $.**') s(v)
+    cross join lateral pg_catalog.regexp_matches(s.v #>> '{}', '\$\."((?:[^"\\]|\\.)*)"', 'g') m
+    where pg_catalog.jsonb_typeof(s.v) = 'string');
+  if exists (select from unnest(v_refs) r where pg_catalog.strpos(r, E'\\') > 0) then
+    return null;
+  end if;
+  return v_refs || array(select m ->> 'target' from pg_catalog.jsonb_array_elements(coalesce(node -> 'inputs', '[]')) m where m ? 'path');
+end;
+$$;
+comment on function bpm_private.node__variable_refs(jsonb) is E'The variables the expressions of a task read when it is created (path roots outside its loop and output mappings, nested input mapping targets; possibly more, never fewer); null when it cannot tell.';
+
+-- The inner instances of a parallel multi-instance task, created at once
+-- instead of one queued token each: their history rows, their wait states
+-- with what each sees stored as its locals (task__locals: the scopes'
+-- locals, its loopCounter and element variable, its input mappings), their
+-- deadlines and loop numbers (0 .. n-1, in creation order), as run__drain
+-- would make them one by one. Attributes (assignee, candidates, dates,
+-- priority, form defaults, input mappings) are evaluated per inner instance
+-- over the variables their expressions read (node__variable_refs) plus the
+-- loop variables, so each costs the same whatever the size of the
+-- collection; a task with none is built once.
+create or replace function bpm_private.mi__start_tasks(st bpm_private.run_state, node jsonb, body_id uuid, n int, kind text)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_el text := node ->> 'id';
+  v_ids uuid[] := array(select bpm_private.uuid_v7() from pg_catalog.generate_series(1, n));
+  v_pos int := pg_catalog.array_position(st.l_id, body_id);
+  v_body jsonb := st.l_data[v_pos];
+  v_items jsonb := v_body -> 'items';
+  v_seen jsonb := bpm_private.scope__variables(st, body_id, null);
+  -- what every inner instance sees beyond the instance's variables, before its loop variables
+  v_locals jsonb := coalesce(bpm_private.task__locals(v_seen, st.variables), '{}');
+  v_static boolean := not node ? 'inputs' and case kind
+    when 'userTask' then coalesce(node -> 'userTask', '{}') = '{}' and node -> 'taskEscalation' is null
+    else not coalesce(node -> 'taskPriority' ? 'expr', false) and not node ? 'topicExpr' end;
+  v_refs text[];
+  v_data jsonb[];
+  v_static_data jsonb;
+begin
+  if v_static then
+    v_static_data := case kind when 'userTask' then bpm_private.user_task__create(node, null) else bpm_private.external_task__create(node, null) end;
+  else
+    v_refs := bpm_private.node__variable_refs(node);
+    if v_refs is not null then
+      v_seen := coalesce((select pg_catalog.jsonb_object_agg(e.key, e.value) from pg_catalog.jsonb_each(v_seen) e where e.key = any(v_refs)), '{}');
+    end if;
+  end if;
+  v_data := array(
+    select t.data || pg_catalog.jsonb_build_object('locals', bpm_private.task__locals(v_locals || l.loop || t.inputs, st.variables))
+    from pg_catalog.generate_series(1, n) k
+    -- loop variables as the k-th inner instance sees them when it is created alone
+    cross join lateral (select pg_catalog.jsonb_build_object('loopCounter', k - 1)
+      || case when v_body ->> 'el' is not null then pg_catalog.jsonb_build_object(v_body ->> 'el', coalesce(v_items -> (k - 1), 'null'::jsonb)) else '{}' end
+      as loop) l
+    cross join lateral (select v_seen || pg_catalog.jsonb_build_object('nrOfActiveInstances', k) || l.loop as vars) v
+    cross join lateral (select case when node ? 'inputs' then bpm_private.io__map(node -> 'inputs', v.vars, v_el) else '{}' end as inputs) i
+    cross join lateral (select case
+      when v_static then v_static_data
+      when kind = 'userTask' then bpm_private.user_task__create(node, v.vars || i.inputs)
+      else bpm_private.external_task__create(node, v.vars || i.inputs) end as data, i.inputs) t
+    order by k);
+  st.a_id := st.a_id || v_ids;
+  st.a_el := st.a_el || pg_catalog.array_fill(v_el, array[n]);
+  st.a_type := st.a_type || pg_catalog.array_fill(node ->> 'type', array[n]);
+  st.a_state := st.a_state || pg_catalog.array_fill('active'::text, array[n]);
+  st.a_scope := st.a_scope || pg_catalog.array_fill(body_id, array[n]);
+  st.w_id := st.w_id || v_ids;
+  st.w_el := st.w_el || pg_catalog.array_fill(v_el, array[n]);
+  st.w_kind := st.w_kind || pg_catalog.array_fill(kind, array[n]);
+  st.w_flow := st.w_flow || pg_catalog.array_fill(null::text, array[n]);
+  st.w_data := st.w_data || v_data;
+  if kind = 'userTask' and not v_static then
+    -- due, follow-up and escalation jobs (as run__drain queues them)
+    st.p_data := st.p_data || array(
+      select pg_catalog.jsonb_build_object('kind', 'deadline', 'task', u.id, 'data', u.data - 'locals')
+      from unnest(v_ids, v_data) as u(id, data) where u.data ? 'deadline');
+  end if;
+  st.l_data[v_pos] := st.l_data[v_pos] || pg_catalog.jsonb_build_object('next', n, 'active', n,
+    'inner', (select pg_catalog.jsonb_object_agg(u.id::text, u.k - 1) from unnest(v_ids) with ordinality as u(id, k)));
+  return st;
+end;
+$$;
+comment on function bpm_private.mi__start_tasks(bpm_private.run_state, jsonb, uuid, int, text) is E'Creates every inner instance of a parallel multi-instance user or external task at once, each with its attributes evaluated.';
+
+-- An inner instance completed (task left, subprocess or called instance ended).
+create or replace function bpm_private.mi__inner_done(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid, inner_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_loop jsonb := node -> 'loop';
+  v_el text := node ->> 'id';
+  v_pos int := pg_catalog.array_position(st.l_id, body_id);
+  v_data jsonb := st.l_data[v_pos];
+  v_k text := v_data -> 'inner' ->> inner_id::text;
+  v_vars jsonb;
+  v_done boolean;
+begin
+  if v_k is null then
+    -- not (any more) an inner instance of this body: nothing to count
+    return st;
+  end if;
+  v_data := v_data || pg_catalog.jsonb_build_object('active', (v_data ->> 'active')::int - 1,
+    'completed', (v_data ->> 'completed')::int + 1);
+  st := bpm_private.scope__set(st, body_id, v_data);
+  -- the inner instance's variables, counters updated
+  v_vars := bpm_private.scope__variables(st, body_id, inner_id);
+  if node ? 'compensation' then
+    -- kept on its history row for its compensation handler (compensation__inner_instances)
+    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'innerLocals', 'activity', inner_id,
+      'vars', coalesce(bpm_private.task__locals(v_vars, st.variables), '{}'::jsonb) - 'nrOfInstances');
+  end if;
+  if v_loop -> 'outputElement' is not null then
+    v_data := pg_catalog.jsonb_set(v_data, array['out', v_k],
+      coalesce(bpm_private.value__eval(v_loop -> 'outputElement', v_vars, v_el), 'null'::jsonb));
+  end if;
+  v_data := pg_catalog.jsonb_set(v_data, '{inner}', (v_data -> 'inner') - inner_id::text);
+  st := bpm_private.scope__set(st, body_id, v_data);
+  v_done := (v_data ->> 'completed')::int >= (v_data ->> 'n')::int
+    or (v_loop -> 'completionCondition' is not null and bpm_private.expression__test(v_loop -> 'completionCondition', v_vars, v_el));
+  if not v_done then
+    if (v_loop ->> 'sequential')::boolean then
+      st.cur_scope := body_id;
+      st := bpm_private.run__push(st, v_el, null);
+    end if;
+    return st;
+  end if;
+  return bpm_private.mi__complete(st, graph, node, body_id);
+end;
+$$;
+comment on function bpm_private.mi__inner_done(bpm_private.run_state, jsonb, jsonb, uuid, uuid) is E'Counts a completed inner instance, records its output element, starts the next (sequential) or completes the body.';
+
+create or replace function bpm_private.mi__complete(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_loop jsonb := node -> 'loop';
+  v_pos int := pg_catalog.array_position(st.l_id, body_id);
+  v_data jsonb := st.l_data[v_pos];
+  v_parent uuid := st.l_parent[v_pos];
+  v_inner uuid[];
+begin
+  -- inner instances still running are cancelled (completion condition)
+  v_inner := array(select k::uuid from pg_catalog.jsonb_object_keys(v_data -> 'inner') k);
+  if pg_catalog.cardinality(v_inner) > 0 then
+    st := bpm_private.scope__cancel(st, v_inner);
+  end if;
+  -- queued inner instances that have not started yet
+  for v_i in st.q_pos .. pg_catalog.cardinality(st.q_node) loop
+    if st.q_scope[v_i] = body_id then
+      st.q_node[v_i] := null;
+    end if;
+  end loop;
+  st := bpm_private.scope__remove(st, body_id);
+  st := bpm_private.subscriptions__drop(st, array[body_id]);
+  st := bpm_private.activity__end(st, array[body_id], 'completed');
+  st.cur_scope := v_parent;
+  if v_loop ->> 'outputCollection' is not null then
+    -- completed inner instances' outputs, in input order
+    st := bpm_private.scope__set_variables(st, v_parent, pg_catalog.jsonb_build_object(v_loop ->> 'outputCollection',
+      coalesce((select pg_catalog.jsonb_agg(o.value order by o.key::int) from pg_catalog.jsonb_each(v_data -> 'out') o), '[]'::jsonb)));
+  end if;
+  return bpm_private.node__leave(st, graph, node);
+end;
+$$;
+comment on function bpm_private.mi__complete(bpm_private.run_state, jsonb, jsonb, uuid) is E'Completes a multi-instance body: cancels inner instances still running, writes the output collection, and the token leaves the activity.';
+--! EndIncluded elements/multi_instance.sql
+--! Included setup/ownership.sql
+-- Hand every object of the engine's schemas to bpm_owner (a NOLOGIN,
+-- non-superuser role without BYPASSRLS), so that security definer functions
+-- run under forced RLS, and lock execute down to explicit grants.
+-- Included at the end of every migration; idempotent.
+do $$
+declare
+  v_obj record;
+begin
+  execute 'alter schema bpm owner to bpm_owner';
+  execute 'alter schema bpm_private owner to bpm_owner';
+  for v_obj in
+    select c.relname, n.nspname, c.relkind
+    from pg_catalog.pg_class c
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and c.relkind in ('r', 'v', 'S', 'p', 'm')
+      and pg_catalog.pg_get_userbyid(c.relowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format(
+      'alter %s %I.%I owner to bpm_owner',
+      case v_obj.relkind when 'S' then 'sequence' when 'v' then 'view' when 'm' then 'materialized view' else 'table' end,
+      v_obj.nspname, v_obj.relname);
+  end loop;
+  for v_obj in
+    select p.oid::regprocedure as sig
+    from pg_catalog.pg_proc p
+    join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and pg_catalog.pg_get_userbyid(p.proowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format('alter function %s owner to bpm_owner', v_obj.sig);
+  end loop;
+  for v_obj in
+    select t.oid::regtype as typ, t.typtype
+    from pg_catalog.pg_type t
+    join pg_catalog.pg_namespace n on n.oid = t.typnamespace
+    where n.nspname in ('bpm', 'bpm_private')
+      and (t.typtype = 'd' or (t.typtype = 'c'
+        and not exists (select 1 from pg_catalog.pg_class c where c.oid = t.typrelid and c.relkind <> 'c')))
+      and pg_catalog.pg_get_userbyid(t.typowner) <> 'bpm_owner'
+  loop
+    execute pg_catalog.format('alter %s %s owner to bpm_owner', case v_obj.typtype when 'd' then 'domain' else 'type' end, v_obj.typ);
+  end loop;
+end;
+$$;
+--! EndIncluded setup/ownership.sql
