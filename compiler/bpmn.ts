@@ -48,7 +48,7 @@
  */
 import { compileActivity, compileJobSettings, jobPriority } from './activities';
 import { compileCallActivity } from './calls';
-import { checkCompensationThrows, checkTransactions, linkCompensationHandlers } from './compensation';
+import { checkCompensationThrows, checkTransactions, isCompensationEventSubprocess, linkCompensationEventSubprocess, linkCompensationHandlers } from './compensation';
 import {
   ACTIVITY_TYPES,
   baseNode,
@@ -169,6 +169,9 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   checkProcessChildren(ctx, proc);
   collectElements(ctx, proc, null);
   compileScope(ctx, proc);
+  for (const esp of scope.eventSubprocesses.filter((e) => isCompensationEventSubprocess(ctx, e))) {
+    problem(ctx, esp, 'a compensation event subprocess belongs in an embedded subprocess or transaction (it compensates that subprocess once it has completed); at process level nothing can compensate the process');
+  }
   for (const el of ctx.elements.values()) {
     if (el.type === 'bpmn:SequenceFlow') compileSequenceFlow(ctx, el);
   }
@@ -464,6 +467,7 @@ function compileSubProcessScope(ctx: ProcessCtx, el: XNode, node: CompiledNode):
       ? 'event subprocess has no start event (exactly one start event with a message, timer, signal, error or escalation event definition is required)'
       : `event subprocess has ${scope.startElements} start events; exactly one is required`);
   }
+  linkCompensationEventSubprocess(ctx, node, scope);
   if (scope.eventSubprocesses.length > 0) node.eventSubprocesses = scope.eventSubprocesses;
   checkEventSubprocessClashes(ctx, scope);
 }

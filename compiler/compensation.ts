@@ -5,10 +5,11 @@
  * boundary (associations are looked up in the artifacts of the process and of
  * every subprocess) and is named by the host in `compensation`. Compensation
  * throw events name the activity they compensate (activityRef) or null for the
- * whole scope. Transactions: cancel end events inside, a cancel boundary event
- * on the transaction.
+ * whole scope. A subprocess's compensation event subprocess is its handler
+ * (named in `compensation` too). Transactions: cancel end events inside, a
+ * cancel boundary event on the transaction.
  */
-import { ACTIVITY_TYPES, bool, DATA_ELEMENTS, problem, type ProcessCtx, ref, scopeLabel, warn, xmlName } from './context';
+import { ACTIVITY_TYPES, bool, DATA_ELEMENTS, problem, type ProcessCtx, ref, type ScopeState, scopeLabel, warn, xmlName } from './context';
 import type { EventPosition } from './events';
 import type { CompiledNode, EventDefinition } from './graph';
 import type { XNode } from './xml';
@@ -39,6 +40,33 @@ export function compileCancel(ctx: ProcessCtx, id: string, position: EventPositi
     return null;
   }
   return { kind: 'cancel' };
+}
+
+/** Whether event subprocess `id` starts with a compensation start event. */
+export function isCompensationEventSubprocess(ctx: ProcessCtx, id: string): boolean {
+  const start = ctx.nodes[id]?.start;
+  return start !== undefined && ctx.nodes[start]?.event?.kind === 'compensate';
+}
+
+/**
+ * A compensation event subprocess of an embedded subprocess (or transaction)
+ * is the subprocess's compensation handler: named by it in `compensation`,
+ * like the handler of a compensation boundary event, and taken out of the
+ * event subprocesses that open with the subprocess. It runs when the
+ * completed subprocess is compensated, instead of the handlers of what
+ * completed inside (a compensation throw event in it compensates those).
+ */
+export function linkCompensationEventSubprocess(ctx: ProcessCtx, node: CompiledNode, scope: ScopeState): void {
+  const handlers = scope.eventSubprocesses.filter((e) => isCompensationEventSubprocess(ctx, e));
+  if (handlers.length === 0) return;
+  scope.eventSubprocesses = scope.eventSubprocesses.filter((e) => !handlers.includes(e));
+  if (scope.kind === 'eventSubProcess') {
+    for (const h of handlers) problem(ctx, h, `a compensation event subprocess belongs in an embedded subprocess or transaction; event subprocess ${node.id} is never compensated as a whole`);
+  } else if (handlers.length > 1) {
+    problem(ctx, node.id, `${scopeLabel(ctx, node.id)} has ${handlers.length} compensation event subprocesses (${handlers.join(', ')}); at most one is allowed`);
+  } else {
+    node.compensation = handlers[0];
+  }
 }
 
 /** The flow element ids the associations leaving `sourceId` lead to (associations to text annotations and other artifacts are not counted). */
@@ -72,7 +100,11 @@ export function linkCompensationHandlers(ctx: ProcessCtx): void {
     usedBy.set(targets[0], [...(usedBy.get(targets[0]) ?? []), boundary.id]);
     const handler = compensationHandler(ctx, boundary, targets[0]);
     const host = ctx.nodes[boundary.attachedTo ?? ''];
-    if (handler !== null && host !== undefined && host.boundary?.includes(boundary.id) === true) host.compensation = handler;
+    if (host?.compensation !== undefined && isCompensationEventSubprocess(ctx, host.compensation)) {
+      problem(ctx, boundary.id, `${host.id} has a compensation event subprocess (${host.compensation}) and this compensation boundary event; one compensation handler is allowed`);
+    } else if (handler !== null && host !== undefined && host.boundary?.includes(boundary.id) === true) {
+      host.compensation = handler;
+    }
   }
   for (const node of Object.values(ctx.nodes)) {
     if (node.isForCompensation !== true) continue;
@@ -123,7 +155,8 @@ export function checkCompensationThrows(ctx: ProcessCtx): void {
       problem(ctx, node.id, `activityRef "${target}" is not an activity of process ${ctx.processId}`);
       continue;
     }
-    const scope = node.scope ?? null;
+    // thrown in an event subprocess: activities of the scope it runs in
+    const scope = node.scope !== undefined && ctx.nodes[node.scope]?.triggeredByEvent === true ? ctx.scopeOf.get(node.scope) ?? null : node.scope ?? null;
     const targetScope = ctx.scopeOf.get(target) ?? null;
     if (targetScope !== scope) {
       problem(ctx, node.id, `activityRef "${target}" is in ${scopeLabel(ctx, targetScope)}; a compensation throw event compensates activities of its own scope (${scopeLabel(ctx, scope)})`);
@@ -133,7 +166,7 @@ export function checkCompensationThrows(ctx: ProcessCtx): void {
     if (activity === undefined) continue; // refused itself
     if (!ACTIVITY_TYPES.has(activity.type) || activity.triggeredByEvent === true) {
       problem(ctx, node.id, `activityRef "${target}" is ${activity.triggeredByEvent === true ? 'an event subprocess' : `a ${xmlName(`bpmn:${activity.type}`)}`}, not an activity with a compensation boundary event`);
-    } else if (hasCompensationBoundary(ctx, target)) {
+    } else if (hasCompensationBoundary(ctx, target) || hasCompensationEventSubprocess(ctx, activity)) {
       continue;
     } else if (activity.type === 'subProcess' && activity.loop === undefined && hasCompensationInside(ctx, target)) {
       continue; // a subprocess without a handler of its own: what completed inside it is compensated
@@ -148,11 +181,16 @@ function hasCompensationBoundary(ctx: ProcessCtx, activity: string): boolean {
   return Object.values(ctx.nodes).some((n) => n.type === 'boundaryEvent' && n.attachedTo === activity && n.event?.kind === 'compensate');
 }
 
-/** Whether an activity inside `subprocess` (at any depth) has a compensation boundary event. */
+function hasCompensationEventSubprocess(ctx: ProcessCtx, activity: CompiledNode): boolean {
+  return activity.compensation !== undefined && isCompensationEventSubprocess(ctx, activity.compensation);
+}
+
+/** Whether an activity inside `subprocess` (at any depth) has a compensation boundary event or compensation event subprocess. */
 function hasCompensationInside(ctx: ProcessCtx, subprocess: string): boolean {
   return Object.values(ctx.nodes).some((n) => {
-    if (n.type !== 'boundaryEvent' || n.event?.kind !== 'compensate' || n.attachedTo === undefined) return false;
-    for (let scope = ctx.scopeOf.get(n.attachedTo) ?? null; scope !== null; scope = ctx.scopeOf.get(scope) ?? null) {
+    const compensable = n.type === 'boundaryEvent' && n.event?.kind === 'compensate' ? n.attachedTo : hasCompensationEventSubprocess(ctx, n) ? n.id : undefined;
+    if (compensable === undefined) return false;
+    for (let scope = ctx.scopeOf.get(compensable) ?? null; scope !== null; scope = ctx.scopeOf.get(scope) ?? null) {
       if (scope === subprocess) return true;
     }
     return false;

@@ -215,8 +215,15 @@ function compileStartForm(ctx: ProcessCtx, el: XNode, id: string, node: Compiled
 function compileEventSubprocessStart(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): CompiledNode {
   const interrupting = bool(el, 'isInterrupting') !== false;
   node.interrupting = interrupting;
-  if (eventDefinitions(el).some((d) => d.type === COMPENSATE)) {
-    problem(ctx, id, 'compensation event subprocesses are not supported in this version');
+  const defs = eventDefinitions(el);
+  if (defs.length === 1 && defs[0].type === COMPENSATE) {
+    // a compensation event subprocess: the compensation handler of the
+    // subprocess around it (compileSubProcessScope names it there)
+    checkExtensions(ctx, defs[0], NOTHING, id);
+    if (bool(el, 'isInterrupting') === false) warn(ctx, id, 'isInterrupting="false" on a compensation start event is ignored: compensation starts after the subprocess has completed, there is nothing to interrupt');
+    delete node.interrupting;
+    node.event = { kind: 'compensate', activity: null };
+    ctx.scope.eventStarts.push(id);
     return node;
   }
   const outcome = compileEventOf(ctx, el, id, node, 'event subprocess start');

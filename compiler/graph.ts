@@ -151,7 +151,9 @@ export type EventDefinition =
    * is refused). On a boundary event (attached to the activity it
    * compensates): activity null; the boundary has no flows (its handler is
    * reached by an association) and the host node names the handler in
-   * `compensation`.
+   * `compensation`. On the start event of a compensation event subprocess:
+   * activity null. A throw event inside an event subprocess compensates
+   * activities of the scope the event subprocess runs in.
    */
   | { kind: 'compensate'; activity: string | null }
   /** Cancel end events (inside a transaction) and cancel boundary events (attached to a transaction). */
@@ -335,7 +337,8 @@ export interface CompiledNode {
   triggeredByEvent?: boolean;
   /**
    * Start event of an event subprocess: isInterrupting (default true). Its
-   * `event` is a message, timer, signal, error or escalation definition.
+   * `event` is a message, timer, signal, error or escalation definition (or
+   * compensate, without `interrupting`: a compensation event subprocess).
    */
   interrupting?: boolean;
   /** subProcess and the graph itself: ids of the event subprocesses directly inside, document order. */
@@ -350,6 +353,8 @@ export interface CompiledNode {
   /**
    * An activity with a compensation boundary event: the id of its
    * compensation handler (the activity the boundary's association points to).
+   * A subprocess with a compensation event subprocess: that event subprocess
+   * (not listed in its eventSubprocesses: it runs only by compensation).
    */
   compensation?: string;
   /** A compensation handler (isForCompensation="true"): no sequence flows; run only by compensation. */

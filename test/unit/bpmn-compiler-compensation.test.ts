@@ -395,12 +395,57 @@ describe('compensation throw events', () => {
     ]);
   });
 
-  test('refused: compensation event subprocesses', async () => {
+  test('a compensation event subprocess is its subprocess\'s compensation handler, not armed with the other event subprocesses', async () => {
+    const { process: p, warnings } = await compileOk('esp.bpmn', model(around(`
+    <subProcess id="t">
+      <startEvent id="bs"/><sequenceFlow id="b1" sourceRef="bs" targetRef="hotel"/><task id="hotel"/>
+      <subProcess id="undoBooking" triggeredByEvent="true">
+        <startEvent id="cs" isInterrupting="false"><compensateEventDefinition/></startEvent>
+        <sequenceFlow id="c1" sourceRef="cs" targetRef="undoAll"/>
+        <intermediateThrowEvent id="undoAll"><compensateEventDefinition activityRef="hotel"/></intermediateThrowEvent>
+      </subProcess>
+      ${compensation('hotelComp', 'hotel', 'cancelHotel')}<task id="cancelHotel" isForCompensation="true"/>
+      <subProcess id="onCancel" triggeredByEvent="true">
+        <startEvent id="ms"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></startEvent>
+      </subProcess>
+    </subProcess>`)));
+    expect(node(p, 't')).toMatchObject({ compensation: 'undoBooking', eventSubprocesses: ['onCancel'] });
+    expect(node(p, 'undoBooking')).toMatchObject({ triggeredByEvent: true, start: 'cs' });
+    expect(node(p, 'cs')).toMatchObject({ type: 'startEvent', event: { kind: 'compensate', activity: null } });
+    expect(node(p, 'cs').interrupting).toBeUndefined();
+    // a throw in it names activities of the subprocess it compensates
+    expect(node(p, 'undoAll').event).toEqual({ kind: 'compensate', activity: 'hotel' });
+    expect(warnings).toEqual([
+      'esp.bpmn: element cs: isInterrupting="false" on a compensation start event is ignored: compensation starts after the subprocess has completed, there is nothing to interrupt',
+    ]);
+  });
+
+  test('a throw may name a subprocess compensated by its compensation event subprocess, also nested', async () => {
+    const { process: p } = await compileOk('esp-ref.bpmn', model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="outer"/>
+    <subProcess id="outer"><startEvent id="os"/><sequenceFlow id="o1" sourceRef="os" targetRef="inner"/>
+      <subProcess id="inner"><startEvent id="is"/>
+        <subProcess id="undoInner" triggeredByEvent="true"><startEvent id="cs"><compensateEventDefinition/></startEvent></subProcess>
+      </subProcess>
+    </subProcess>
+    <sequenceFlow id="x1" sourceRef="outer" targetRef="undoOuter"/>
+    <intermediateThrowEvent id="undoOuter"><compensateEventDefinition activityRef="outer"/></intermediateThrowEvent>`));
+    expect(node(p, 'inner').compensation).toBe('undoInner');
+    expect(node(p, 'undoOuter').event).toEqual({ kind: 'compensate', activity: 'outer' });
+  });
+
+  test('refused: compensation event subprocesses at process level, in an event subprocess, two in one subprocess, or beside a compensation boundary event', async () => {
+    const esp = (id: string) => `<subProcess id="${id}" triggeredByEvent="true"><startEvent id="${id}Start"><compensateEventDefinition/></startEvent></subProcess>`;
     expect(await problemsOf(model(`${around('<task id="t"/>')}
-    <subProcess id="onCompensate" triggeredByEvent="true">
-      <startEvent id="cs"><compensateEventDefinition/></startEvent><sequenceFlow id="c1" sourceRef="cs" targetRef="ce"/><endEvent id="ce"/>
-    </subProcess>`))).toEqual([
-      'inline.bpmn: element cs: compensation event subprocesses are not supported in this version',
+    ${esp('atTop')}
+    <subProcess id="twice"><startEvent id="ws"/>${esp('first')}${esp('second')}</subProcess>
+    <subProcess id="both"><startEvent id="bs"/>${esp('third')}</subProcess>
+    ${compensation('bothComp', 'both', 'undoBoth')}<task id="undoBoth" isForCompensation="true"/>
+    <subProcess id="onTimer" triggeredByEvent="true"><startEvent id="ts"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></startEvent>${esp('nested')}</subProcess>`))).toEqual([
+      'inline.bpmn: element twice: subprocess twice has 2 compensation event subprocesses (first, second); at most one is allowed',
+      'inline.bpmn: element nested: a compensation event subprocess belongs in an embedded subprocess or transaction; event subprocess onTimer is never compensated as a whole',
+      'inline.bpmn: element atTop: a compensation event subprocess belongs in an embedded subprocess or transaction (it compensates that subprocess once it has completed); at process level nothing can compensate the process',
+      'inline.bpmn: element bothComp: both has a compensation event subprocess (third) and this compensation boundary event; one compensation handler is allowed',
     ]);
   });
 });

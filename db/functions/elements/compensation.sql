@@ -4,8 +4,12 @@
 -- compensation handler, and what completed inside its completed
 -- subprocesses, most recently completed first,
 -- one handler at a time: the throw event's activity instance becomes a
--- scope (token kind scope, data {comp: [[activity instance, handler], …]})
--- the handlers run in. A compensated activity instance ends in state
+-- scope (token kind scope, data {comp: [[activity instance, handler,
+-- locals], …], current: the activity instance being compensated, vars: its
+-- locals}) the handlers run in. A subprocess with a compensation event
+-- subprocess is compensated by it (it sees the subprocess's locals as they
+-- were when it completed; a compensation throw in it compensates what
+-- completed inside that subprocess instance). A compensated activity instance ends in state
 -- compensated, so it is compensated exactly once. When the last handler
 -- ended, the throw event is left (a cancel end event: the transaction is
 -- cancelled and its cancel boundary event taken).
@@ -43,14 +47,15 @@ begin
     return v_todo;
   end if;
   for r in
-    select c.id, c.el from bpm_private.compensation__completed(st, compensation__collect.scope_id) c
+    select c.id, c.el, c.locals from bpm_private.compensation__completed(st, compensation__collect.scope_id) c
     where c.el = any(v_elements)
   loop
     if graph -> 'nodes' -> r.el ? 'compensation' and graph -> 'nodes' -> r.el ? 'loop' then
       -- a multi-instance activity (r is its body): each completed inner instance, with its locals
       v_todo := v_todo || bpm_private.compensation__inner_instances(st, r.id, graph -> 'nodes' -> r.el ->> 'compensation');
     elsif graph -> 'nodes' -> r.el ? 'compensation' then
-      v_todo := v_todo || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(r.id, graph -> 'nodes' -> r.el ->> 'compensation'));
+      -- (a subprocess compensated by its compensation event subprocess: with the locals it completed with)
+      v_todo := v_todo || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array(r.id, graph -> 'nodes' -> r.el ->> 'compensation', coalesce(r.locals, '{}')));
     else
       v_todo := v_todo || bpm_private.compensation__collect(st, graph, r.el, r.id, null);
     end if;
@@ -124,6 +129,11 @@ begin
   if coalesce((graph -> 'nodes' -> v_scope_el ->> 'triggeredByEvent')::boolean, false) then
     -- thrown in an event subprocess: it compensates the scope the event subprocess runs in
     v_scope := st.l_parent[pg_catalog.array_position(st.l_id, st.cur_scope)];
+    if graph -> 'nodes' -> (graph -> 'nodes' -> v_scope_el ->> 'start') -> 'event' ->> 'kind' = 'compensate' then
+      -- a compensation event subprocess runs in the compensation of its
+      -- completed subprocess instance (started by an instance modification: in the live one)
+      v_scope := coalesce((st.l_data[pg_catalog.array_position(st.l_id, v_scope)] ->> 'current')::uuid, v_scope);
+    end if;
     v_scope_el := graph -> 'nodes' -> v_scope_el ->> 'scope';
   end if;
   st := bpm_private.scope__add(st, id, node ->> 'id', 'scope', pg_catalog.jsonb_build_object('vars', '{}'::jsonb,
@@ -149,9 +159,11 @@ begin
   if v_next is null then
     return bpm_private.compensation__done(st, graph, comp_id);
   end if;
-  -- the handler sees the compensated inner instance's locals (multi-instance), else none
+  -- the handler sees the locals the compensated activity instance completed
+  -- with (a multi-instance inner instance, a subprocess compensated by its
+  -- compensation event subprocess), else none
   st := bpm_private.scope__set(st, comp_id, v_data || pg_catalog.jsonb_build_object('comp', (v_data -> 'comp') - 0,
-    'vars', coalesce(v_next -> 2, '{}'::jsonb)));
+    'vars', coalesce(v_next -> 2, '{}'::jsonb), 'current', v_next -> 0));
   -- the compensated activity instance: compensated exactly once
   v_apos := pg_catalog.array_position(st.a_id, (v_next ->> 0)::uuid);
   if v_apos is not null then

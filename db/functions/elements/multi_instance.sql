@@ -237,8 +237,9 @@ begin
   st := bpm_private.scope__set(st, body_id, v_data);
   -- the inner instance's variables, counters updated
   v_vars := bpm_private.scope__variables(st, body_id, inner_id);
-  if node ? 'compensation' then
-    -- kept on its history row for its compensation handler (compensation__inner_instances)
+  if node ? 'compensation' and not bpm_private.node__compensated_by_event_subprocess(graph, node) then
+    -- kept on its history row for its compensation handler (compensation__inner_instances;
+    -- a subprocess with a compensation event subprocess keeps its own locals too: subprocess__complete)
     st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'innerLocals', 'activity', inner_id,
       'vars', coalesce(bpm_private.task__locals(v_vars, st.variables), '{}'::jsonb) - 'nrOfInstances');
   end if;

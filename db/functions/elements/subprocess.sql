@@ -69,6 +69,11 @@ begin
   if v_node ? 'outputs' then
     v_out := bpm_private.io__map(v_node -> 'outputs', bpm_private.scope__variables(st, scope_id, null), v_el);
   end if;
+  if bpm_private.node__compensated_by_event_subprocess(graph, v_node) then
+    -- kept on its history row for its compensation event subprocess (compensation__completed)
+    st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'innerLocals', 'activity', scope_id,
+      'vars', coalesce(bpm_private.task__locals(bpm_private.scope__variables(st, scope_id, null), st.variables), '{}'::jsonb) - 'nrOfInstances');
+  end if;
   st := bpm_private.scope__remove(st, scope_id);
   st := bpm_private.subscriptions__drop(st, array[scope_id]);
   st := bpm_private.activity__end(st, array[scope_id], 'completed');
@@ -84,3 +89,15 @@ begin
 end;
 $$;
 comment on function bpm_private.subprocess__complete(bpm_private.run_state, jsonb, uuid) is E'A subprocess instance in which nothing runs any more completes: outputs are mapped and its token leaves it (a compensation scope: its next handler runs).';
+
+create or replace function bpm_private.node__compensated_by_event_subprocess(graph jsonb, node jsonb)
+returns boolean
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return node ? 'compensation' and coalesce((graph -> 'nodes' -> (node ->> 'compensation') ->> 'triggeredByEvent')::boolean, false);
+end;
+$$;
+comment on function bpm_private.node__compensated_by_event_subprocess(jsonb, jsonb) is E'Whether a subprocess''s compensation handler is its compensation event subprocess.';

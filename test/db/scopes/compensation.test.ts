@@ -245,3 +245,110 @@ test('an activity completed in the same call as the throw is compensated too', a
   expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
   expect(await activityStates(instance.id, ['book', 'unbook'])).toEqual({ book: ['compensated'], unbook: ['completed'] });
 });
+
+describe('compensation event subprocesses', () => {
+  // book (sub: locals bookingRef; hotel with a handler, flight without; a
+  // compensation event subprocess: cancelBooking, then compensate inside) →
+  // charge (handler refund) → compensate → after
+  const trip = (throwRef = '', espTail = '<intermediateThrowEvent id="undoInside"><compensateEventDefinition/></intermediateThrowEvent>') => `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="book"/>
+    <subProcess id="book">
+      <extensionElements><camunda:inputOutput><camunda:inputParameter name="bookingRef">B-\${order}</camunda:inputParameter></camunda:inputOutput></extensionElements>
+      <startEvent id="bs"/><sequenceFlow id="b1" sourceRef="bs" targetRef="hotel"/>
+      <task id="hotel"/><sequenceFlow id="b2" sourceRef="hotel" targetRef="flight"/>
+      <task id="flight"/><sequenceFlow id="b3" sourceRef="flight" targetRef="be"/><endEvent id="be"/>
+      <boundaryEvent id="hotelComp" attachedToRef="hotel"><compensateEventDefinition/></boundaryEvent>
+      <userTask id="cancelHotel" isForCompensation="true"/>
+      <association id="a1" sourceRef="hotelComp" targetRef="cancelHotel" associationDirection="One"/>
+      <subProcess id="undoBooking" triggeredByEvent="true">
+        <startEvent id="cs"><compensateEventDefinition/></startEvent>
+        <sequenceFlow id="c1" sourceRef="cs" targetRef="cancelBooking"/>
+        <userTask id="cancelBooking" camunda:assignee="\${bookingRef}"/>
+        <sequenceFlow id="c2" sourceRef="cancelBooking" targetRef="undoInside"/>
+        ${espTail}
+        <sequenceFlow id="c3" sourceRef="undoInside" targetRef="ce"/><endEvent id="ce"/>
+      </subProcess>
+    </subProcess>
+    <sequenceFlow id="f2" sourceRef="book" targetRef="charge"/>
+    <task id="charge"/>
+    <boundaryEvent id="chargeComp" attachedToRef="charge"><compensateEventDefinition/></boundaryEvent>
+    <userTask id="refund" isForCompensation="true"/>
+    <association id="a3" sourceRef="chargeComp" targetRef="refund" associationDirection="One"/>
+    <sequenceFlow id="f3" sourceRef="charge" targetRef="undo"/>
+    <intermediateThrowEvent id="undo"><compensateEventDefinition${throwRef}/></intermediateThrowEvent>
+    <sequenceFlow id="f4" sourceRef="undo" targetRef="after"/>
+    <userTask id="after"/><sequenceFlow id="f5" sourceRef="after" targetRef="e"/><endEvent id="e"/>`;
+
+  /** Completes the open tasks one by one until `after` opens; the element ids (and assignees) of what ran. */
+  async function runHandlers(instanceId: string): Promise<string[]> {
+    const ran: string[] = [];
+    for (;;) {
+      const open = (await userTasks(as.admin, instanceId)).filter((t) => t.state === 'open');
+      expect(open.length).toBeLessThanOrEqual(1); // one handler at a time
+      if (open.length === 0 || open[0].element_id === 'after') return ran;
+      ran.push(open[0].assignee === null ? open[0].element_id : `${open[0].element_id}:${open[0].assignee}`);
+      await completeTask(as.admin, open[0].id);
+    }
+  }
+
+  test('compensating a completed subprocess runs its compensation event subprocess with the locals it completed with; a throw inside compensates what completed inside', async () => {
+    await deployProcess(as.admin, 'scopes_comp_esp_sub', trip());
+    const instance = await startProcess(as.admin, 'scopes_comp_esp_sub', { order: 7 });
+    expect(await runHandlers(instance.id)).toEqual(['refund', 'cancelBooking:B-7', 'cancelHotel']);
+    expect(await activityStates(instance.id, ['book', 'hotel', 'flight', 'charge', 'undoBooking', 'cs', 'undoInside'])).toEqual({
+      book: ['compensated'], hotel: ['compensated'], flight: ['completed'], charge: ['compensated'],
+      undoBooking: ['completed'], cs: ['completed'], undoInside: ['completed'],
+    });
+    // the subprocess's locals stayed local
+    expect((await getInstance(as.admin, instance.id)).variables).toEqual({ order: 7 });
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'after')).id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+
+  test('it replaces the implicit compensation of what completed inside: without a throw in it, inner handlers do not run', async () => {
+    await deployProcess(as.admin, 'scopes_comp_esp_only', trip('', '<task id="undoInside"/>'));
+    const instance = await startProcess(as.admin, 'scopes_comp_esp_only', { order: 8 });
+    expect(await runHandlers(instance.id)).toEqual(['refund', 'cancelBooking:B-8']);
+    expect(await activityStates(instance.id, ['book', 'hotel'])).toEqual({ book: ['compensated'], hotel: ['completed'] });
+  });
+
+  test('a throw naming the subprocess runs only its compensation event subprocess; while the subprocess runs it is not armed', async () => {
+    await deployProcess(as.admin, 'scopes_comp_esp_ref', trip(' activityRef="book"'));
+    const instance = await startProcess(as.admin, 'scopes_comp_esp_ref', { order: 9 });
+    expect(await runHandlers(instance.id)).toEqual(['cancelBooking:B-9', 'cancelHotel']);
+    expect(await activityStates(instance.id, ['book', 'charge'])).toEqual({ book: ['compensated'], charge: ['completed'] });
+    const { rows } = await as.admin.query(`select count(*)::int as n from bpm.event_subscription where instance_id = $1`, [instance.id]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  test('not compensated: the subprocess completes normally and its compensation event subprocess never runs', async () => {
+    await deployProcess(as.admin, 'scopes_comp_esp_none', trip().replace('<sequenceFlow id="f3" sourceRef="charge" targetRef="undo"/>', '<sequenceFlow id="f3" sourceRef="charge" targetRef="after"/>')
+      .replace(/<intermediateThrowEvent id="undo">.*?<\/intermediateThrowEvent>\s*<sequenceFlow id="f4"[^>]*>/s, ''));
+    const instance = await startProcess(as.admin, 'scopes_comp_esp_none', { order: 1 });
+    expect((await userTasks(as.admin, instance.id)).map((t) => t.element_id)).toEqual(['after']);
+    expect(await activityStates(instance.id, ['book', 'undoBooking'])).toEqual({ book: ['completed'] });
+  });
+
+  test('a multi-instance subprocess: each completed inner instance is compensated by its own run, latest first, seeing its element variable and locals', async () => {
+    await deployProcess(as.admin, 'scopes_comp_esp_mi', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="leg"/>
+      <subProcess id="leg">
+        <multiInstanceLoopCharacteristics isSequential="true" camunda:collection="\${legs}" camunda:elementVariable="leg"/>
+        <extensionElements><camunda:inputOutput><camunda:inputParameter name="seat">\${leg}-1A</camunda:inputParameter></camunda:inputOutput></extensionElements>
+        <startEvent id="ls"/><sequenceFlow id="l1" sourceRef="ls" targetRef="fly"/><userTask id="fly" camunda:assignee="\${leg}"/>
+        <sequenceFlow id="l2" sourceRef="fly" targetRef="le"/><endEvent id="le"/>
+        <subProcess id="unbookLeg" triggeredByEvent="true">
+          <startEvent id="us"><compensateEventDefinition/></startEvent>
+          <sequenceFlow id="u1" sourceRef="us" targetRef="release"/><userTask id="release" camunda:assignee="\${seat}"/>
+          <sequenceFlow id="u2" sourceRef="release" targetRef="ue"/><endEvent id="ue"/>
+        </subProcess>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="leg" targetRef="undo"/>
+      <intermediateThrowEvent id="undo"><compensateEventDefinition/></intermediateThrowEvent>
+      <sequenceFlow id="f3" sourceRef="undo" targetRef="after"/><userTask id="after"/>`);
+    const instance = await startProcess(as.admin, 'scopes_comp_esp_mi', { legs: ['LHR', 'JFK'] });
+    expect(await runHandlers(instance.id)).toEqual(['fly:LHR', 'fly:JFK', 'release:JFK-1A', 'release:LHR-1A']);
+    expect(await activityStates(instance.id, ['leg'])).toEqual({ leg: ['completed', 'compensated', 'compensated'] });
+    expect((await getInstance(as.admin, instance.id)).variables).toEqual({ legs: ['LHR', 'JFK'] });
+  });
+});
