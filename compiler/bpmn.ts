@@ -48,6 +48,7 @@
  */
 import { compileActivity, compileJobSettings, jobPriority } from './activities';
 import { compileCallActivity } from './calls';
+import { compileAdHocSubProcess, isInAdHocSubProcess, linkAdHocSubProcesses } from './adhoc';
 import { checkCompensationThrows, checkTransactions, isCompensationEventSubprocess, linkCompensationEventSubprocess, linkCompensationHandlers } from './compensation';
 import {
   ACTIVITY_TYPES,
@@ -71,6 +72,7 @@ import {
   type ScopeState,
   str,
   TRANSACTION,
+  AD_HOC_SUB_PROCESS,
   warn,
   xmlName,
 } from './context';
@@ -177,6 +179,7 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   }
   attachBoundaryEvents(ctx);
   resolveLinks(ctx);
+  linkAdHocSubProcesses(ctx);
   linkCompensationHandlers(ctx);
   checkCompensationThrows(ctx);
   checkTransactions(ctx);
@@ -258,7 +261,7 @@ function processProperties(ctx: ProcessCtx, proc: XNode): boolean {
 
 /** Container elements whose flow elements are compiled as a scope. */
 function isSubProcessElement(el: XNode): boolean {
-  return el.type === 'bpmn:SubProcess' || el.type === TRANSACTION;
+  return el.type === 'bpmn:SubProcess' || el.type === TRANSACTION || el.type === AD_HOC_SUB_PROCESS;
 }
 
 /**
@@ -413,6 +416,7 @@ const NODE_COMPILERS: Readonly<Record<string, NodeCompiler>> = {
   'bpmn:ScriptTask': compileScriptTask,
   'bpmn:SubProcess': compileSubProcess,
   'bpmn:Transaction': compileTransaction,
+  'bpmn:AdHocSubProcess': compileAdHocSubProcess,
   'bpmn:CallActivity': compileCallActivity,
 };
 
@@ -450,7 +454,8 @@ function compileTransaction(ctx: ProcessCtx, el: XNode, id: string): CompiledNod
 
 /** Compiles the flow elements of a subprocess as a scope of its own; sets node.start and node.eventSubprocesses. */
 function compileSubProcessScope(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
-  const scope = newScope(node.id, node.triggeredByEvent === true ? 'eventSubProcess' : 'subProcess', node.transaction === true);
+  const kind = node.triggeredByEvent === true ? 'eventSubProcess' : node.adHoc !== undefined ? 'adHocSubProcess' : 'subProcess';
+  const scope = newScope(node.id, kind, node.transaction === true);
   compileScope({ ...ctx, scope }, el);
   if (scope.kind === 'subProcess') {
     const what = scope.transaction ? 'transaction' : 'subprocess';
@@ -460,6 +465,8 @@ function compileSubProcessScope(ctx: ProcessCtx, el: XNode, node: CompiledNode):
       problem(ctx, node.id, `${what} has ${scope.noneStarts.length} none start events (${scope.noneStarts.join(', ')}); exactly one is required`);
     }
     if (scope.noneStarts.length > 0) node.start = scope.noneStarts[0];
+  } else if (scope.kind === 'adHocSubProcess') {
+    // no start event: its activities are activated (linkAdHocSubProcesses)
   } else if (scope.startElements === 1 && scope.eventStarts.length === 1) {
     node.start = scope.eventStarts[0];
   } else if (scope.startElements !== 1) {
@@ -615,7 +622,7 @@ function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
   if (node.isForCompensation === true && node.in.length + node.out.length > 0) {
     problem(ctx, node.id, `compensation handler must not have incoming or outgoing sequence flows (${[...node.in, ...node.out].join(', ')}); it is started by compensation only`);
   }
-  if (node.in.length === 0 && !isEnteredWithoutFlows(node)) {
+  if (node.in.length === 0 && !isEnteredWithoutFlows(node) && !isInAdHocSubProcess(ctx, node)) {
     warn(ctx, node.id, 'element has no incoming sequence flow and is never reached');
   }
 }

@@ -56,7 +56,7 @@ export function newFileCtx(file: string, xml: string): FileCtx {
 export interface ScopeState {
   /** The subprocess id; null for the process. */
   id: string | null;
-  kind: 'process' | 'subProcess' | 'eventSubProcess';
+  kind: 'process' | 'subProcess' | 'eventSubProcess' | 'adHocSubProcess';
   /** A bpmn:transaction (kind 'subProcess'): cancel end events may sit directly inside. */
   transaction: boolean;
   /** Start event elements (compiled or refused), none start events, message / signal / timer / error / escalation start events. */
@@ -90,6 +90,7 @@ export function scopeLabel(ctx: ProcessCtx, scopeId: string | null): string {
   if (scopeId === null) return `process ${ctx.processId}`;
   const el = ctx.elements.get(scopeId);
   if (el?.type === TRANSACTION) return `transaction ${scopeId}`;
+  if (el?.type === AD_HOC_SUB_PROCESS) return `ad-hoc subprocess ${scopeId}`;
   return el !== undefined && bool(el, 'triggeredByEvent') === true ? `event subprocess ${scopeId}` : `subprocess ${scopeId}`;
 }
 
@@ -205,6 +206,7 @@ export function extensionProperties(el: XNode): ExtensionProperty[] {
 export const NOTHING: ReadonlySet<string> = new Set();
 
 export const TRANSACTION = 'bpmn:Transaction';
+export const AD_HOC_SUB_PROCESS = 'bpmn:AdHocSubProcess';
 
 /** Flow elements without execution semantics here: accepted with a warning. */
 export const DATA_ELEMENTS: ReadonlySet<string> = new Set(['bpmn:DataObject', 'bpmn:DataObjectReference', 'bpmn:DataStoreReference']);

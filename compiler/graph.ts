@@ -282,6 +282,26 @@ export interface LoopSpec {
 }
 
 /**
+ * An ad-hoc subprocess (bpmn:adHocSubProcess, node type subProcess): its
+ * inner activities have no start event and are activated. activeElements:
+ * zeebe:adHoc activeElementsCollection, a list of element ids activated when
+ * the subprocess is entered (none: nothing is activated then); later ones
+ * through bpm.activate_ad_hoc_activities. activatable: the elements directly
+ * inside without incoming sequence flows (what may be activated).
+ * completionCondition: evaluated when a path inside ends; true completes the
+ * subprocess (cancelRemaining, bpmn cancelRemainingInstances, default true:
+ * active inner elements are cancelled; false: it completes when they have
+ * ended). Without a condition it completes when nothing is active inside any
+ * more after a path ended.
+ */
+export interface AdHocSpec {
+  activeElements?: CompiledValue;
+  completionCondition?: CompiledExpression;
+  cancelRemaining: boolean;
+  activatable: string[];
+}
+
+/**
  * A call activity. processId: calledElement (camunda) / zeebe:calledElement
  * processId (literal or expression). binding: camunda:calledElementBinding
  * (latest | deployment | version | versionTag) / zeebe bindingType (latest |
@@ -361,6 +381,8 @@ export interface CompiledNode {
   isForCompensation?: boolean;
   /** subProcess only: a bpmn:transaction (cancel end events inside, cancel boundary events on it). */
   transaction?: boolean;
+  /** subProcess only: a bpmn:adHocSubProcess. */
+  adHoc?: AdHocSpec;
   /** userTask only. */
   userTask?: UserTaskSpec;
   /** Start events of the process: camunda:initiator, the variable that receives the starting user's id. */

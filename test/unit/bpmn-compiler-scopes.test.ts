@@ -552,12 +552,47 @@ describe('link events', () => {
   });
 });
 
-describe('still refused', () => {
-  test('ad-hoc subprocesses (compensation event subprocesses and transactions: bpmn-compiler-compensation.test.ts)', async () => {
+describe('ad-hoc subprocesses', () => {
+  test('compile to a subProcess node with adHoc: activatable elements (no incoming flows), activeElementsCollection, completion', async () => {
+    const { process: p, warnings } = await compileOk('adhoc.bpmn', model(around(`
+    <adHocSubProcess id="t" cancelRemainingInstances="false">
+      <extensionElements><zeebe:adHoc activeElementsCollection="=tools"/></extensionElements>
+      <completionCondition xsi:type="tFormalExpression">=done</completionCondition>
+      <task id="free"/><userTask id="first"/><sequenceFlow id="a1" sourceRef="first" targetRef="second"/><userTask id="second"/>
+      <intermediateCatchEvent id="wait"><timerEventDefinition><timeDuration>PT1M</timeDuration></timerEventDefinition></intermediateCatchEvent>
+      <boundaryEvent id="b" attachedToRef="free"><timerEventDefinition><timeDuration>PT1M</timeDuration></timerEventDefinition></boundaryEvent>
+    </adHocSubProcess>`)));
+    expect(node(p, 't')).toMatchObject({
+      type: 'subProcess',
+      adHoc: {
+        cancelRemaining: false,
+        activatable: ['free', 'first', 'wait'],
+        activeElements: { expr: expect.any(Object) },
+        completionCondition: expect.any(Object),
+      },
+    });
+    expect(node(p, 't').start).toBeUndefined();
+    // its elements without incoming flows are activated, not "never reached"
+    expect(warnings).toEqual([]);
+  });
+
+  test('refused: start and end events inside, sequential ordering, job-worker ad-hoc subprocesses, nothing to activate, as an event subprocess', async () => {
     expect(await problemsOf(model(`
-    <startEvent id="s"/>
-    <adHocSubProcess id="adhoc"><task id="free"/></adHocSubProcess>`))).toEqual([
-      'inline.bpmn: element adhoc: element type bpmn:adHocSubProcess is not supported in this version',
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="a1"/>
+    <adHocSubProcess id="a1" ordering="Sequential">
+      <extensionElements><zeebe:adHoc outputCollection="results"/></extensionElements>
+      <startEvent id="inStart"/><task id="x"/><endEvent id="inEnd"/>
+    </adHocSubProcess>
+    <sequenceFlow id="f1" sourceRef="a1" targetRef="a2"/>
+    <adHocSubProcess id="a2"><task id="y"/><sequenceFlow id="g1" sourceRef="y" targetRef="y2"/><task id="y2"/><sequenceFlow id="g2" sourceRef="y2" targetRef="y"/></adHocSubProcess>
+    <sequenceFlow id="f2" sourceRef="a2" targetRef="e"/><endEvent id="e"/>
+    <adHocSubProcess id="a3" triggeredByEvent="true"><task id="z"/></adHocSubProcess>`))).toEqual([
+      'inline.bpmn: element a1: ordering="Sequential" is not supported in this version; the activities of an ad-hoc subprocess run in parallel',
+      'inline.bpmn: element a1: zeebe:adHoc outputCollection is not supported in this version (it belongs to ad-hoc subprocesses implemented by a job worker)',
+      'inline.bpmn: element a3: an ad-hoc subprocess cannot be an event subprocess (triggeredByEvent="true")',
+      'inline.bpmn: element inStart: ad-hoc subprocess a1 must not have start events: its activities are activated (zeebe:adHoc activeElementsCollection, bpm.activate_ad_hoc_activities)',
+      'inline.bpmn: element inEnd: ad-hoc subprocess a1 must not have end events: it completes by its completionCondition, or when nothing is active in it any more',
+      'inline.bpmn: element a2: ad-hoc subprocess has no element to activate (an activity or event without incoming sequence flows)',
     ]);
   });
 });

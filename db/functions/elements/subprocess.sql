@@ -11,11 +11,15 @@ volatile
 set search_path = ''
 as $$
 begin
+  if node ? 'adHoc' then
+    -- no start event: its activities are activated (ad_hoc.sql)
+    return bpm_private.ad_hoc__enter(st, graph, node, id);
+  end if;
   st := bpm_private.subprocess__open(st, graph, node, id);
   return bpm_private.run__push(st, node ->> 'start', null);
 end;
 $$;
-comment on function bpm_private.subprocess__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters an embedded subprocess: a new scope instance with its locals, boundary events and event subprocesses; its start event runs.';
+comment on function bpm_private.subprocess__enter(bpm_private.run_state, jsonb, jsonb, uuid) is E'A token enters an embedded subprocess: a new scope instance with its locals, boundary events and event subprocesses; its start event runs (an ad-hoc subprocess: its active elements are activated).';
 
 -- A new instance of a subprocess (its activity row is the caller's): its
 -- locals, boundary events and event subprocesses; the run is then in it.

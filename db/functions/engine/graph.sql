@@ -44,15 +44,15 @@ begin
       limit 1;
     end if;
     if v_problem is null then
-      -- scopes: a subprocess starts at its start event, nodes live in existing subprocesses
+      -- scopes: a subprocess starts at its start event (an ad-hoc one has none), nodes live in existing subprocesses
       select case when n.value ->> 'type' = 'subProcess' and not coalesce((n.value ->> 'triggeredByEvent')::boolean, false)
-                       and graph -> 'nodes' -> (n.value ->> 'start') is null
+                       and not n.value ? 'adHoc' and graph -> 'nodes' -> (n.value ->> 'start') is null
                   then pg_catalog.format('subprocess %s has no start node', n.key)
                   else pg_catalog.format('node %s is in scope %s, which is not a subprocess', n.key, n.value ->> 'scope') end
       into v_problem
       from pg_catalog.jsonb_each(graph -> 'nodes') n
       where (n.value ->> 'type' = 'subProcess' and not coalesce((n.value ->> 'triggeredByEvent')::boolean, false)
-             and graph -> 'nodes' -> (n.value ->> 'start') is null)
+             and not n.value ? 'adHoc' and graph -> 'nodes' -> (n.value ->> 'start') is null)
          or (n.value ? 'scope' and graph -> 'nodes' -> (n.value ->> 'scope') ->> 'type' is distinct from 'subProcess')
       limit 1;
     end if;

@@ -214,6 +214,11 @@ begin
       v_pos := pg_catalog.array_position(st.l_id, v_scope);
     end if;
     continue when st.l_state[v_pos] = 'gone' or st.l_kind[v_pos] <> 'scope';
+    if graph -> 'nodes' -> st.l_el[v_pos] ? 'adHoc' then
+      -- an ad-hoc subprocess completes by its completion condition (ad_hoc.sql)
+      st := bpm_private.ad_hoc__check(st, graph, v_scope);
+      continue;
+    end if;
     continue when not bpm_private.scope__is_empty(st, v_scope);
     st := bpm_private.subprocess__complete(st, graph, v_scope);
   end loop;

@@ -129,7 +129,7 @@ begin
     -- none: open one, inside its own scope
     st := bpm_private.modification__enter_scope(st, graph, v_sub_node, null);
     v_id := bpm_private.uuid_v7();
-    st := bpm_private.activity__add(st, v_id, v_sub, 'subProcess', 'active');
+    st := bpm_private.activity__add(st, v_id, v_sub, case when v_sub_node ? 'adHoc' then 'adHocSubProcess' else 'subProcess' end, 'active');
     return bpm_private.subprocess__open(st, graph, v_sub_node, v_id);
   end if;
   return bpm_private.scope__load(st, st.cur_scope);

@@ -33,4 +33,5 @@ grant execute on function bpm.continue_async(uuid, boolean) to bpm_admin, bpm_en
 grant execute on function bpm.process_task_deadline(uuid, text) to bpm_admin, bpm_engine;
 grant execute on function bpm.migrate_process_instances(uuid[], uuid, jsonb) to bpm_admin;
 grant execute on function bpm.modify_process_instance(uuid, jsonb) to bpm_admin;
+grant execute on function bpm.activate_ad_hoc_activities(uuid, text[]) to bpm_admin, bpm_engine;
 grant execute on function bpm.cleanup_history(int, interval, interval, int) to bpm_admin, bpm_engine;

@@ -62,6 +62,12 @@ const CALLS: ApiCall[] = [
     sql: () => ({ text: 'select bpm.activate_process_instance($1)', values: [instanceId] }),
   },
   {
+    fn: 'activate_ad_hoc_activities',
+    role: 'bpm_engine',
+    action: 'activate ad-hoc activities',
+    sql: () => ({ text: `select bpm.activate_ad_hoc_activities($1, array['task'])`, values: [instanceId] }),
+  },
+  {
     fn: 'modify_process_instance',
     role: 'bpm_admin',
     action: 'modify a process instance',

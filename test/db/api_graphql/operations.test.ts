@@ -91,7 +91,7 @@ test('the NOTIFY leases, the raw deploy and the worker\'s job entry points are n
     '{ __schema { mutationType { fields { name } } } }',
   );
   const names = reply.body.data?.__schema.mutationType.fields.map((f) => f.name) ?? [];
-  expect(names).toEqual(expect.arrayContaining(['startProcess', 'completeTask', 'fetchAndLock', 'deployProcess']));
+  expect(names).toEqual(expect.arrayContaining(['startProcess', 'completeTask', 'fetchAndLock', 'deployProcess', 'activateAdHocActivities']));
   for (const hidden of ['registerEventListener', 'registerTaskListener', 'deploy', 'fireTimer', 'fireDueTimers', 'continueAsync', 'processTaskDeadline', 'deliverDeferred']) {
     expect(names).not.toContain(hidden);
   }

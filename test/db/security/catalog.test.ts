@@ -328,6 +328,7 @@ test('each API function is executable by exactly the roles its guard admits', as
   const adminEngine = ['bpm_admin', 'bpm_engine'];
   const everyone = ['bpm_admin', 'bpm_designer', 'bpm_engine', 'bpm_user'];
   expect(Object.fromEntries(rows.map((r) => [r.fn, r.roles]))).toEqual({
+    activate_ad_hoc_activities: adminEngine,
     activate_process_instance: admin,
     cancel_process_instance: admin,
     broadcast_signal: ['bpm_admin', 'bpm_engine', 'bpm_user'],
