@@ -72,6 +72,10 @@ begin
   if v_kind is not null then
     return bpm_private.mi__start_tasks(st, node, id, v_n, v_kind);
   end if;
+  if not (v_loop ->> 'sequential')::boolean and node ->> 'type' = 'subProcess' and node ? 'start'
+     and not node ? 'eventSubprocesses' and not coalesce((node ->> 'asyncBefore')::boolean, false) then
+    return bpm_private.mi__start_scopes(st, node, id, v_n);
+  end if;
   v_count := case when (v_loop ->> 'sequential')::boolean then 1 else v_n end;
   for v_i in 1 .. v_count loop
     st := bpm_private.run__push(st, v_el, null);
@@ -211,6 +215,63 @@ begin
 end;
 $$;
 comment on function bpm_private.mi__start_tasks(bpm_private.run_state, jsonb, uuid, int, text) is E'Creates every inner instance of a parallel multi-instance user or external task at once, each with its attributes evaluated.';
+
+-- The inner instances of a parallel multi-instance embedded subprocess
+-- (without event subprocesses or an asynchronous continuation), opened at
+-- once instead of one queued token each (whose every step would copy a run
+-- state that grows with the collection): their history rows, their scopes
+-- with their locals (input mappings, evaluated per inner instance over what
+-- it sees: the body's view plus its loop variables), their scope tokens, the
+-- body's loop state, and a token at each one's start event, as
+-- run__drain and subprocess__enter would make them one by one.
+create or replace function bpm_private.mi__start_scopes(st bpm_private.run_state, node jsonb, body_id uuid, n int)
+returns bpm_private.run_state
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_el text := node ->> 'id';
+  v_ids uuid[] := array(select bpm_private.uuid_v7() from pg_catalog.generate_series(1, n));
+  v_pos int := pg_catalog.array_position(st.l_id, body_id);
+  v_body jsonb := st.l_data[v_pos];
+  v_seen jsonb;
+  v_locals jsonb[] := pg_catalog.array_fill('{"vars": {}}'::jsonb, array[n]);
+begin
+  if node ? 'inputs' then
+    v_seen := bpm_private.scope__variables(st, body_id, null);
+    v_locals := array(
+      select pg_catalog.jsonb_build_object('vars', bpm_private.io__map(node -> 'inputs', v_seen
+        || pg_catalog.jsonb_build_object('nrOfActiveInstances', k, 'loopCounter', k - 1)
+        || case when v_body ->> 'el' is not null then pg_catalog.jsonb_build_object(v_body ->> 'el', coalesce(v_body -> 'items' -> (k - 1), 'null'::jsonb)) else '{}' end,
+        v_el))
+      from pg_catalog.generate_series(1, n) k order by k);
+  end if;
+  st.a_id := st.a_id || v_ids;
+  st.a_el := st.a_el || pg_catalog.array_fill(v_el, array[n]);
+  st.a_type := st.a_type || pg_catalog.array_fill(node ->> 'type', array[n]);
+  st.a_state := st.a_state || pg_catalog.array_fill('active'::text, array[n]);
+  st.a_scope := st.a_scope || pg_catalog.array_fill(body_id, array[n]);
+  st.l_id := st.l_id || v_ids;
+  st.l_parent := st.l_parent || pg_catalog.array_fill(body_id, array[n]);
+  st.l_el := st.l_el || pg_catalog.array_fill(v_el, array[n]);
+  st.l_kind := st.l_kind || pg_catalog.array_fill('scope'::text, array[n]);
+  st.l_data := st.l_data || v_locals;
+  st.l_state := st.l_state || pg_catalog.array_fill('new'::text, array[n]);
+  st.w_id := st.w_id || v_ids;
+  st.w_el := st.w_el || pg_catalog.array_fill(v_el, array[n]);
+  st.w_kind := st.w_kind || pg_catalog.array_fill('scope'::text, array[n]);
+  st.w_flow := st.w_flow || pg_catalog.array_fill(null::text, array[n]);
+  st.w_data := st.w_data || pg_catalog.array_fill(null::jsonb, array[n]);
+  st.q_node := st.q_node || pg_catalog.array_fill(node ->> 'start', array[n]);
+  st.q_flow := st.q_flow || pg_catalog.array_fill(null::text, array[n]);
+  st.q_scope := st.q_scope || v_ids;
+  st.l_data[v_pos] := v_body || pg_catalog.jsonb_build_object('next', n, 'active', n,
+    'inner', (select pg_catalog.jsonb_object_agg(u.id::text, u.k - 1) from unnest(v_ids) with ordinality as u(id, k)));
+  return st;
+end;
+$$;
+comment on function bpm_private.mi__start_scopes(bpm_private.run_state, jsonb, uuid, int) is E'Opens every inner instance of a parallel multi-instance embedded subprocess at once (history rows, scopes with their locals, scope tokens, loop state) and queues each one''s start event.';
 
 -- An inner instance completed (task left, subprocess or called instance ended).
 create or replace function bpm_private.mi__inner_done(st bpm_private.run_state, graph jsonb, node jsonb, body_id uuid, inner_id uuid)

@@ -50,12 +50,14 @@ comment on function bpm_private.run__push(bpm_private.run_state, text, text) is 
 -- EXECUTE (the element's behaviour, dispatched explicitly by type: wait,
 -- join, scope, terminate or pass through), LEAVE (the flow policy picks the
 -- outgoing flows; a token with none ends, and its scope may be complete).
--- This loop runs for every automatic step of every call, so the queue and
--- the history rows live in local arrays (appended in place); they are handed
--- to the run state only around behaviours that work on all of it (joins,
--- scopes, terminate) and at the end. That is why this function is longer than
--- the others: splitting the loop would copy the arrays at every call. Tokens at process level (scope null)
--- read the instance variables as they are; tokens in a scope see its locals.
+-- This loop runs for every automatic step of every call, so the queue, the
+-- history rows and the new wait states live in local arrays (appended in
+-- place); they are handed to the run state only around behaviours that work
+-- on all of it (joins, scopes, terminate, asynchronous continuations) and at
+-- the end. That is why this function is longer than the others: splitting
+-- the loop would copy the arrays at every call. Tokens at process level
+-- (scope null) read the instance variables as they are; tokens in a scope
+-- see its locals.
 create or replace function bpm_private.run__drain(st bpm_private.run_state, graph jsonb)
 returns bpm_private.run_state
 language plpgsql
@@ -72,6 +74,17 @@ declare
   a_type text[] := st.a_type;
   a_state text[] := st.a_state;
   a_scope uuid[] := st.a_scope;
+  w_id uuid[] := st.w_id;
+  w_el text[] := st.w_el;
+  w_kind text[] := st.w_kind;
+  w_flow text[] := st.w_flow;
+  w_data jsonb[] := st.w_data;
+  v_data jsonb;
+  v_scope_pos jsonb;
+  v_scope_count int;
+  v_pos int;
+  v_child uuid;
+  v_locals jsonb;
   v_node_id text;
   v_via text;
   v_scope uuid;
@@ -124,12 +137,36 @@ begin
       a_state := pg_catalog.array_append(a_state, 'active'::text);
       a_scope := pg_catalog.array_append(a_scope, v_scope);
       if v_slow = 'asyncBefore' then
+        st.w_id := w_id; st.w_el := w_el; st.w_kind := w_kind; st.w_flow := w_flow; st.w_data := w_data;
         st := bpm_private.async__wait(st, v_node, 'asyncBefore', v_via, v_id);
+        w_id := st.w_id; w_el := st.w_el; w_kind := st.w_kind; w_flow := st.w_flow; w_data := st.w_data;
         continue;
       end if;
       v_vars := st.variables;
       v_inner := false;
-      if v_scope is not null or v_node ? 'loop' then
+      v_pos := null;
+      v_locals := null;
+      if v_scope is not null and not v_node ? 'loop' then
+        -- a token in a cached scope sees its scopes' locals (scope__variables
+        -- inlined over a map of the cached scopes' positions, rebuilt when
+        -- scopes were added: a call would copy the run state, and a lookup
+        -- scan the scopes, both of which grow with a large multi-instance)
+        if v_scope_count is distinct from pg_catalog.cardinality(st.l_id) then
+          v_scope_pos := coalesce((select pg_catalog.jsonb_object_agg(l.id, l.pos) from unnest(st.l_id) with ordinality as l(id, pos)), '{}');
+          v_scope_count := pg_catalog.cardinality(st.l_id);
+        end if;
+        v_pos := (v_scope_pos ->> v_scope::text)::int;
+      end if;
+      if v_pos is not null then
+        v_locals := '{}';
+        v_child := v_id;
+        while v_pos is not null loop
+          v_locals := bpm_private.scope__locals(st.l_kind[v_pos], st.l_data[v_pos], v_child) || v_locals;
+          v_child := st.l_id[v_pos];
+          v_pos := (v_scope_pos ->> st.l_parent[v_pos]::text)::int;
+        end loop;
+        v_vars := st.variables || v_locals;
+      elsif v_scope is not null or v_node ? 'loop' then
         -- scoped tokens see their scopes' locals; a multi-instance activity enters its body
         v_entered := bpm_private.scope__enter_token(st, v_node, v_id, v_scope);
         st := v_entered.st;
@@ -139,7 +176,9 @@ begin
       end if;
       if v_node ? 'inputs' and v_type not in ('subProcess', 'callActivity') and v_slow is null then
         -- input mappings of a task (of each inner instance, not of a multi-instance body): locals its attributes see
-        v_vars := v_vars || bpm_private.io__map(v_node -> 'inputs', v_vars, v_node_id);
+        v_data := bpm_private.io__map(v_node -> 'inputs', v_vars, v_node_id);
+        v_vars := v_vars || v_data;
+        v_locals := v_locals || v_data;
       end if;
       -- ===== EXECUTE
       case
@@ -147,19 +186,25 @@ begin
           null;
         when v_type in ('userTask', 'serviceTask') or coalesce(v_node ->> 'topic', '') <> '' then
           -- tasks are wait states themselves (boundary events of inner instances belong to their body)
+          -- (wait__add inlined on the local arrays)
           if v_type = 'userTask' then
-            st := bpm_private.wait__add(st, v_id, v_node_id, 'userTask', v_via, bpm_private.user_task__create(v_node, v_vars));
-            if st.w_data[pg_catalog.cardinality(st.w_data)] ? 'deadline' then
-              st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'deadline', 'task', v_id, 'data', st.w_data[pg_catalog.cardinality(st.w_data)]);
+            v_data := bpm_private.user_task__create(v_node, v_vars);
+            if v_data ? 'deadline' then
+              st.p_data := st.p_data || pg_catalog.jsonb_build_object('kind', 'deadline', 'task', v_id, 'data', v_data);
             end if;
           else
-            st := bpm_private.wait__add(st, v_id, v_node_id, 'externalTask', v_via, bpm_private.external_task__create(v_node, v_vars));
+            v_data := bpm_private.external_task__create(v_node, v_vars);
           end if;
           if v_scope is not null or v_node ? 'inputs' then
             -- what the task sees beyond the instance's variables (scope locals, loop variables, inputs)
-            st.w_data[pg_catalog.cardinality(st.w_data)] := st.w_data[pg_catalog.cardinality(st.w_data)]
-              || pg_catalog.jsonb_build_object('locals', bpm_private.task__locals(v_vars, st.variables));
+            -- (over the locals alone when known: the same result without comparing every instance variable)
+            v_data := v_data || pg_catalog.jsonb_build_object('locals', bpm_private.task__locals(coalesce(v_locals, v_vars), st.variables));
           end if;
+          w_id := pg_catalog.array_append(w_id, v_id);
+          w_el := pg_catalog.array_append(w_el, v_node_id);
+          w_kind := pg_catalog.array_append(w_kind, case when v_type = 'userTask' then 'userTask' else 'externalTask' end);
+          w_flow := pg_catalog.array_append(w_flow, v_via);
+          w_data := pg_catalog.array_append(w_data, v_data);
           if pg_catalog.jsonb_array_length(coalesce(v_node -> 'boundary', '[]')) > 0 and bpm_private.node__has_subscriptions(graph, v_node) and not v_inner then
             st := bpm_private.boundary__arm(st, graph, v_node, v_id);
           end if;
@@ -168,7 +213,11 @@ begin
           v_slow := 'parallelJoin';
         when v_type = 'inclusiveGateway' and pg_catalog.jsonb_array_length(v_node -> 'in') > 1 then
           -- waits; fired below once no other token can reach it
-          st := bpm_private.wait__add(st, v_id, v_node_id, 'join', v_via, null);
+          w_id := pg_catalog.array_append(w_id, v_id);
+          w_el := pg_catalog.array_append(w_el, v_node_id);
+          w_kind := pg_catalog.array_append(w_kind, 'join'::text);
+          w_flow := pg_catalog.array_append(w_flow, v_via);
+          w_data := pg_catalog.array_append(w_data, null::jsonb);
           continue;
         when v_type = 'endEvent' and v_node ? 'terminate' and (v_node ->> 'terminate')::boolean then
           a_state[pg_catalog.cardinality(a_state)] := 'completed';
@@ -207,6 +256,7 @@ begin
         -- behaviours on the whole run state (scoped ones see the token's variables)
         st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos;
         st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state; st.a_scope := a_scope;
+        st.w_id := w_id; st.w_el := w_el; st.w_kind := w_kind; st.w_flow := w_flow; st.w_data := w_data;
         if v_scope is not null then
           st := bpm_private.run__with_variables(st, graph, v_node, v_id, v_via, v_slow, v_vars);
         else
@@ -214,11 +264,14 @@ begin
         end if;
         q_node := st.q_node; q_flow := st.q_flow; q_scope := st.q_scope; q_pos := st.q_pos;
         a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state; a_scope := st.a_scope;
+        w_id := st.w_id; w_el := st.w_el; w_kind := st.w_kind; w_flow := st.w_flow; w_data := st.w_data;
         continue;
       end if;
       -- ===== LEAVE
       if (v_node ->> 'asyncAfter')::boolean then
+        st.w_id := w_id; st.w_el := w_el; st.w_kind := w_kind; st.w_flow := w_flow; st.w_data := w_data;
         st := bpm_private.async__wait(st, v_node, 'asyncAfter', null, bpm_private.uuid_v7());
+        w_id := st.w_id; w_el := st.w_el; w_kind := st.w_kind; w_flow := st.w_flow; w_data := st.w_data;
         continue;
       end if;
       v_flows := bpm_private.flows__select(graph, v_node, v_vars);
@@ -234,12 +287,14 @@ begin
     end loop;
     st.q_node := q_node; st.q_flow := q_flow; st.q_scope := q_scope; st.q_pos := q_pos; st.steps := v_steps;
     st.a_id := a_id; st.a_el := a_el; st.a_type := a_type; st.a_state := a_state; st.a_scope := a_scope;
+    st.w_id := w_id; st.w_el := w_el; st.w_kind := w_kind; st.w_flow := w_flow; st.w_data := w_data;
     exit when st.terminated or (pg_catalog.cardinality(st.c_scope) = 0 and pg_catalog.cardinality(st.inclusive_joins) = 0);
     v_queued := pg_catalog.cardinality(st.q_node);
     st := bpm_private.run__settle(st, graph);
     exit when pg_catalog.cardinality(st.q_node) = v_queued or st.terminated;
     q_node := st.q_node; q_flow := st.q_flow; q_scope := st.q_scope; q_pos := st.q_pos;
     a_id := st.a_id; a_el := st.a_el; a_type := st.a_type; a_state := st.a_state; a_scope := st.a_scope;
+    w_id := st.w_id; w_el := st.w_el; w_kind := st.w_kind; w_flow := st.w_flow; w_data := st.w_data;
   end loop;
   return st;
 end;

@@ -55,27 +55,10 @@ declare
   v_scope uuid := scope_id;
   v_child uuid := token_id;
   v_pos int;
-  v_data jsonb;
-  v_local jsonb;
-  v_k int;
 begin
   while v_scope is not null loop
     v_pos := pg_catalog.array_position(st.l_id, v_scope);
-    v_data := st.l_data[v_pos];
-    if st.l_kind[v_pos] = 'scope' then
-      v_vars := coalesce(v_data -> 'vars', '{}') || v_vars;
-    elsif st.l_kind[v_pos] = 'body' then
-      v_local := pg_catalog.jsonb_build_object('nrOfInstances', v_data -> 'n', 'nrOfActiveInstances', v_data -> 'active',
-        'nrOfCompletedInstances', v_data -> 'completed');
-      if v_child is not null and v_data -> 'inner' ? v_child::text then
-        v_k := (v_data -> 'inner' ->> v_child::text)::int;
-        v_local := v_local || pg_catalog.jsonb_build_object('loopCounter', v_k);
-        if v_data ->> 'el' is not null then
-          v_local := v_local || pg_catalog.jsonb_build_object(v_data ->> 'el', coalesce(v_data -> 'items' -> v_k, 'null'::jsonb));
-        end if;
-      end if;
-      v_vars := v_local || v_vars;
-    end if;
+    v_vars := bpm_private.scope__locals(st.l_kind[v_pos], st.l_data[v_pos], v_child) || v_vars;
     v_child := v_scope;
     v_scope := st.l_parent[v_pos];
   end loop;
@@ -83,6 +66,38 @@ begin
 end;
 $$;
 comment on function bpm_private.scope__variables(bpm_private.run_state, uuid, uuid) is E'The variables visible to a token in a scope: instance variables overlaid by the locals of its scopes.';
+
+-- The locals one scope level gives what runs in it: a subprocess its
+-- variables; a multi-instance body its counts and, to its inner instance
+-- child (or what runs in it), loopCounter and the element variable.
+create or replace function bpm_private.scope__locals(kind text, data jsonb, child uuid)
+returns jsonb
+language plpgsql
+immutable
+set search_path = ''
+as $$
+declare
+  v_local jsonb;
+  v_k int;
+begin
+  if kind = 'scope' then
+    return coalesce(data -> 'vars', '{}');
+  elsif kind <> 'body' then
+    return '{}';
+  end if;
+  v_local := pg_catalog.jsonb_build_object('nrOfInstances', data -> 'n', 'nrOfActiveInstances', data -> 'active',
+    'nrOfCompletedInstances', data -> 'completed');
+  if child is not null and data -> 'inner' ? child::text then
+    v_k := (data -> 'inner' ->> child::text)::int;
+    v_local := v_local || pg_catalog.jsonb_build_object('loopCounter', v_k);
+    if data ->> 'el' is not null then
+      v_local := v_local || pg_catalog.jsonb_build_object(data ->> 'el', coalesce(data -> 'items' -> v_k, 'null'::jsonb));
+    end if;
+  end if;
+  return v_local;
+end;
+$$;
+comment on function bpm_private.scope__locals(text, jsonb, uuid) is E'The locals one cached scope (kind, data) gives what runs in it (child: the inner instance on the way, for a multi-instance body''s loop variables).';
 
 -- What a task sees beyond the instance's variables, stored with it for its
 -- worker or user: the locals of its scopes, its loop variables and its

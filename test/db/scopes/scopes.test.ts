@@ -374,6 +374,36 @@ describe('multi-instance', () => {
     await completeTask(as.admin, tasks.find((t) => t.element_id === 'x' && t.assignee === 'q')!.id);
     expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
   });
+
+  test('a parallel multi-instance subprocess\'s input mappings see each inner instance\'s loop variables (all opened in one step)', async () => {
+    await deployProcess(as.admin, 'scopes_mi_sub_inputs', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
+      <subProcess id="sub">
+        <multiInstanceLoopCharacteristics camunda:collection="\${items}" camunda:elementVariable="item"/>
+        <extensionElements><camunda:inputOutput>
+          <camunda:inputParameter name="label">\${item}-\${loopCounter}</camunda:inputParameter>
+          <camunda:inputParameter name="active">\${nrOfActiveInstances}</camunda:inputParameter>
+          <camunda:inputParameter name="of">\${nrOfInstances}</camunda:inputParameter>
+        </camunda:inputOutput></extensionElements>
+        <startEvent id="is"/><sequenceFlow id="i1" sourceRef="is" targetRef="t"/>
+        <userTask id="t" camunda:assignee="\${label}"/><sequenceFlow id="i2" sourceRef="t" targetRef="ie"/><endEvent id="ie"/>
+      </subProcess>
+      <sequenceFlow id="f2" sourceRef="sub" targetRef="e"/><endEvent id="e"/>`);
+    const instance = await startProcess(as.admin, 'scopes_mi_sub_inputs', { items: ['p', 'q', 'r'] });
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => [t.assignee, t.local_variables])).toEqual([
+      ['p-0', { label: 'p-0', active: 1, of: 3, item: 'p', loopCounter: 0, nrOfInstances: 3 }],
+      ['q-1', { label: 'q-1', active: 2, of: 3, item: 'q', loopCounter: 1, nrOfInstances: 3 }],
+      ['r-2', { label: 'r-2', active: 3, of: 3, item: 'r', loopCounter: 2, nrOfInstances: 3 }],
+    ]);
+    const { rows } = await as.admin.query(`select element_id, element_type, state from bpm.activity_instance where instance_id = $1 and element_id in ('sub', 'is') order by seq`, [instance.id]);
+    expect(rows.map((r) => `${r.element_id} ${r.element_type} ${r.state}`)).toEqual([
+      'sub multiInstanceBody active', 'sub subProcess active', 'sub subProcess active', 'sub subProcess active',
+      'is startEvent completed', 'is startEvent completed', 'is startEvent completed',
+    ]);
+    for (const t of tasks) await completeTask(as.admin, t.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
 });
 
 describe('call activity', () => {
