@@ -154,6 +154,12 @@ test('locals, boundary events and a multi-instance ad-hoc subprocess', async () 
   expect(tasks).toEqual(['o1-x', 'o2-x']);
   const { rows } = await as.admin.query(`select count(*)::int as n from bpm.event_subscription where instance_id = $1 and kind = 'timer'`, [instance.id]);
   expect(rows[0].n).toBe(1);
+  // an inner instance takes more activations through the API; each sees that inner instance's locals
+  const { rows: inner } = await as.admin.query(
+    `select id from bpm.activity_instance where instance_id = $1 and element_id = 'work' and element_type = 'adHocSubProcess' order by seq`, [instance.id]);
+  expect(inner).toHaveLength(2);
+  await activate(as.engine, inner[1].id, ['check']);
+  expect((await userTasks(as.admin, instance.id)).map((t) => t.assignee).sort()).toEqual(['o1-x', 'o2-x', 'o2-x']);
   for (const t of await userTasks(as.admin, instance.id)) await completeTask(as.admin, t.id);
   expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
   expect((await getInstance(as.admin, instance.id)).variables).toEqual({ orders: ['o1', 'o2'] });
