@@ -254,7 +254,7 @@ export interface DecisionCall {
 
 /**
  * Multi-instance loop characteristics (bpmn:multiInstanceLoopCharacteristics).
- * Exactly one of cardinality / collection is present.
+ * Exactly one of cardinality / collection is present (neither for a standard loop).
  * - cardinality: bpmn:loopCardinality (integer literal or expression).
  * - collection: camunda:collection (`${expr}`, or a plain variable name which
  *   compiles to an expression reading that variable) or zeebe inputCollection
@@ -273,6 +273,14 @@ export interface DecisionCall {
  */
 export interface LoopSpec {
   sequential: boolean;
+  /**
+   * A standard loop (bpmn:standardLoopCharacteristics; sequential, no
+   * collection or cardinality): the activity runs again while `condition`
+   * holds over the variables of the iteration that ended (loopCounter
+   * included; with testBefore also before the first iteration, over the
+   * entering token's variables), at most `maximum` times.
+   */
+  standard?: { condition?: CompiledExpression; testBefore: boolean; maximum?: number };
   cardinality?: CompiledValue;
   collection?: CompiledValue;
   elementVariable?: string;

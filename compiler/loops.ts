@@ -3,11 +3,13 @@
  * loopCardinality or a collection (camunda:collection / elementVariable,
  * zeebe:loopCharacteristics), completionCondition and the output collection
  * (zeebe:loopCharacteristics or pgbpm: extension properties) → node.loop.
- * Standard loops are refused.
+ * Standard loops (bpmn:standardLoopCharacteristics: loopCondition, testBefore,
+ * loopMaximum) → node.loop with `standard`, run as a sequential body.
  */
 import {
   bool,
   extensionProperties,
+  NOTHING,
   type ExtensionProperty,
   extensions,
   kids,
@@ -25,6 +27,7 @@ import { compileExpressionText, compileValueText, isVariableName, readVariable }
 import type { XNode } from './xml';
 
 export const MULTI_INSTANCE = 'bpmn:MultiInstanceLoopCharacteristics';
+const STANDARD_LOOP = 'bpmn:StandardLoopCharacteristics';
 const LOOP_CONSUMES: ReadonlySet<string> = new Set([
   'camunda:collection',
   'camunda:elementVariable',
@@ -40,17 +43,47 @@ export const LOOP_PROPERTIES: ReadonlySet<string> = new Set(['pgbpm:outputCollec
 /** Children of bpmn:multiInstanceLoopCharacteristics read here. */
 const LOOP_CHILDREN: ReadonlySet<string> = new Set(['extensionElements', 'documentation', 'loopCardinality', 'completionCondition']);
 
-/** bpmn:multiInstanceLoopCharacteristics → node.loop; standard loops are refused. */
+/** bpmn:multiInstanceLoopCharacteristics and bpmn:standardLoopCharacteristics → node.loop. */
 export function compileLoop(ctx: ProcessCtx, el: XNode, node: CompiledNode): void {
   const loops = kids(el, 'loopCharacteristics');
   for (const loop of loops) {
-    if (loop.type !== MULTI_INSTANCE) {
+    if (loop.type !== MULTI_INSTANCE && loop.type !== STANDARD_LOOP) {
       problem(ctx, node.id, `loops (${xmlName(loop.type)}) are not supported in this version; use multi-instance (bpmn:multiInstanceLoopCharacteristics) or a sequence flow back to the activity`);
       continue;
     }
-    const spec = compileMultiInstance(ctx, el, node.id, loop);
+    const spec = loop.type === STANDARD_LOOP ? compileStandardLoop(ctx, node.id, loop) : compileMultiInstance(ctx, el, node.id, loop);
     if (spec !== null) node.loop = spec;
   }
+}
+
+/**
+ * A standard loop: the activity runs again while loopCondition holds
+ * (evaluated after each iteration; with testBefore also before the first),
+ * at most loopMaximum times; one of the two is required.
+ */
+function compileStandardLoop(ctx: ProcessCtx, id: string, loop: XNode): LoopSpec | null {
+  const before = ctx.problems.length;
+  checkExtensions(ctx, loop, NOTHING, id);
+  const others = [...Object.keys(loop.children).filter((k) => !['extensionElements', 'documentation', 'loopCondition'].includes(k)), ...Object.keys(loop.refs)];
+  if (others.length > 0) problem(ctx, id, `standard loop ${others.join(', ')} are not supported in this version`);
+  const standard: NonNullable<LoopSpec['standard']> = { testBefore: bool(loop, 'testBefore') === true };
+  const condition = kids(loop, 'loopCondition')[0];
+  const text = condition !== undefined ? (str(condition, 'body') ?? '').trim() : '';
+  if (condition !== undefined && text === '') problem(ctx, id, 'empty loopCondition');
+  if (text !== '') {
+    const expr = compileExpressionText(ctx, id, 'loopCondition', text, 'condition', 'write ${...} or =...');
+    if (expr !== null) standard.condition = expr;
+  }
+  const maximum = loop.props.loopMaximum;
+  if (maximum !== undefined) {
+    const raw = String(maximum).trim();
+    if (!/^\d{1,5}$/.test(raw) || Number(raw) > 10_000) problem(ctx, id, `loopMaximum="${raw}" must be a whole number from 0 to 10000`);
+    else standard.maximum = Number(raw);
+  }
+  if (condition === undefined && maximum === undefined) {
+    problem(ctx, id, 'a standard loop needs a loopCondition or a loopMaximum (without either it never ends)');
+  }
+  return ctx.problems.length === before ? { sequential: true, standard } : null;
 }
 
 function compileMultiInstance(ctx: ProcessCtx, el: XNode, id: string, loop: XNode): LoopSpec | null {

@@ -407,7 +407,7 @@ describe('multi-instance', () => {
     </task>
     <task id="onlyElement"><extensionElements><camunda:properties><camunda:property name="pgbpm:outputElement" value="\${x}"/></camunda:properties></extensionElements>
       <multiInstanceLoopCharacteristics><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics></task>`))).toEqual([
-      'inline.bpmn: element standard: loops (bpmn:standardLoopCharacteristics) are not supported in this version; use multi-instance (bpmn:multiInstanceLoopCharacteristics) or a sequence flow back to the activity',
+      'inline.bpmn: element standard: a standard loop needs a loopCondition or a loopMaximum (without either it never ends)',
       'inline.bpmn: element neither: multi-instance needs loopCardinality or a collection (camunda:collection or zeebe:loopCharacteristics inputCollection)',
       'inline.bpmn: element both: multi-instance with both loopCardinality and a collection; set exactly one',
       'inline.bpmn: element async: camunda:asyncBefore on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself',
@@ -548,6 +548,31 @@ describe('link events', () => {
       'inline.bpmn: element c2: link catch events c1 and c2 in process p both have the name "dup"; link names must be unique in a scope',
       'inline.bpmn: element lost: link throw event: there is no link catch event named "nowhere" in process p',
       'inline.bpmn: element leaky: link throw event must not have outgoing sequence flows (f1); the token continues at its link catch event',
+    ]);
+  });
+});
+
+describe('standard loops', () => {
+  test('compile to a sequential loop with `standard`: condition, testBefore, maximum', async () => {
+    const { process: p } = await compileOk('loop.bpmn', model(around(`
+    <userTask id="t"><standardLoopCharacteristics testBefore="true" loopMaximum="5">
+      <loopCondition xsi:type="tFormalExpression">\${attempts &lt; 3}</loopCondition></standardLoopCharacteristics></userTask>`)));
+    expect(node(p, 't').loop).toEqual({ sequential: true, standard: { testBefore: true, maximum: 5, condition: expect.any(Object) } });
+  });
+
+  test('refused: no way to end, a bad maximum, an empty or uncompilable condition, other loop attributes', async () => {
+    expect(await problemsOf(model(`
+    <startEvent id="s"/><sequenceFlow id="f0" sourceRef="s" targetRef="a"/>
+    <task id="a"><standardLoopCharacteristics/></task><sequenceFlow id="f1" sourceRef="a" targetRef="b"/>
+    <task id="b"><standardLoopCharacteristics loopMaximum="20000"/></task><sequenceFlow id="f2" sourceRef="b" targetRef="c"/>
+    <task id="c"><standardLoopCharacteristics><loopCondition xsi:type="tFormalExpression"> </loopCondition></standardLoopCharacteristics></task>
+    <sequenceFlow id="f3" sourceRef="c" targetRef="d"/>
+    <task id="d"><standardLoopCharacteristics camunda:asyncBefore="true"><loopCondition xsi:type="tFormalExpression">\${a ==}</loopCondition></standardLoopCharacteristics></task>`))).toEqual([
+      'inline.bpmn: unknown attribute camunda:asyncBefore="true"',
+      'inline.bpmn: element a: a standard loop needs a loopCondition or a loopMaximum (without either it never ends)',
+      'inline.bpmn: element b: loopMaximum="20000" must be a whole number from 0 to 10000',
+      'inline.bpmn: element c: empty loopCondition',
+      expect.stringMatching(/^inline\.bpmn: element d: loopCondition: /),
     ]);
   });
 });

@@ -430,7 +430,7 @@ const INVALID: Record<string, string[]> = {
   'invalid-unsupported-elements.bpmn': [
     'invalid-unsupported-elements.bpmn: element receive: receive task does not reference a message (set messageRef to a bpmn:message)',
     'invalid-unsupported-elements.bpmn: element complex: element type bpmn:complexGateway is not supported in this version',
-    'invalid-unsupported-elements.bpmn: element looped: loops (bpmn:standardLoopCharacteristics) are not supported in this version; use multi-instance (bpmn:multiInstanceLoopCharacteristics) or a sequence flow back to the activity',
+    'invalid-unsupported-elements.bpmn: element looped: a standard loop needs a loopCondition or a loopMaximum (without either it never ends)',
     'invalid-unsupported-elements.bpmn: element nonInterrupting: error boundary events are always interrupting (cancelActivity="false" is invalid BPMN)',
     'invalid-unsupported-elements.bpmn: element messageEnd: message end event needs a message to publish (messageRef) or an implementation: camunda:type=external + camunda:topic or zeebe:taskDefinition',
     'invalid-unsupported-elements.bpmn: element onGateway: attachedToRef "race" is not an activity (bpmn:eventBasedGateway); boundary events are attached to tasks, subprocesses and call activities',

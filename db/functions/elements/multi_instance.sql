@@ -1,6 +1,9 @@
--- Multi-instance activities. Entering the activity creates its body (a scope
--- instance: activity row type multiInstanceBody, token kind body) whose data
--- is the loop state: n (instances), next (index of the next inner instance),
+-- Multi-instance activities (and standard loops: a sequential body without a
+-- collection, activity row type loopBody, data standard: true, that runs
+-- again while its loop condition holds). Entering the activity creates its
+-- body (a scope instance: activity row type multiInstanceBody, token kind
+-- body) whose data is the loop state: n (instances; a standard loop: its
+-- maximum or null), next (index of the next inner instance),
 -- active, completed, items (the input collection), el (element variable),
 -- inner ({inner activity instance id: loopCounter}), out ({loopCounter:
 -- output element}). Inner instances enter the activity itself, inside the
@@ -23,7 +26,14 @@ declare
   v_count int;
   v_kind text;
 begin
-  if v_loop ? 'collection' then
+  if v_loop ? 'standard' then
+    -- a standard loop: at most its maximum of iterations; testBefore: none unless its condition holds now
+    v_n := (v_loop -> 'standard' ->> 'maximum')::int;
+    if (v_loop -> 'standard' ->> 'testBefore')::boolean and v_loop -> 'standard' ? 'condition'
+       and not bpm_private.expression__test(v_loop -> 'standard' -> 'condition', st.variables, v_el) then
+      v_n := 0;
+    end if;
+  elsif v_loop ? 'collection' then
     v_items := bpm_private.value__eval(v_loop -> 'collection', st.variables, v_el);
     if pg_catalog.jsonb_typeof(v_items) is distinct from 'array' then
       raise exception 'the multi-instance collection of element % is not a list (it is %)', v_el, coalesce(pg_catalog.jsonb_typeof(v_items), 'missing')
@@ -46,7 +56,7 @@ begin
   if v_n > 10000 then
     raise exception 'the multi-instance activity % would start % instances; at most 10000 are allowed', v_el, v_n using errcode = 'BP310';
   end if;
-  st.a_type[pg_catalog.array_position(st.a_id, id)] := 'multiInstanceBody';
+  st.a_type[pg_catalog.array_position(st.a_id, id)] := case when v_loop ? 'standard' then 'loopBody' else 'multiInstanceBody' end;
   if v_n = 0 then
     -- nothing to do: the activity is skipped (an empty output collection)
     st.a_state[pg_catalog.array_position(st.a_id, id)] := 'completed';
@@ -56,7 +66,8 @@ begin
     return bpm_private.node__leave(st, graph, node);
   end if;
   st := bpm_private.scope__add(st, id, v_el, 'body', pg_catalog.jsonb_build_object('n', v_n, 'next', 0, 'active', 0, 'completed', 0,
-    'items', v_items, 'el', v_loop -> 'elementVariable', 'inner', '{}'::jsonb, 'out', '{}'::jsonb));
+    'items', v_items, 'el', v_loop -> 'elementVariable', 'inner', '{}'::jsonb, 'out', '{}'::jsonb)
+    || case when v_loop ? 'standard' then '{"standard": true}'::jsonb else '{}'::jsonb end);
   if bpm_private.node__has_subscriptions(graph, node) then
     st := bpm_private.boundary__arm(st, graph, node, id);
   end if;
@@ -64,8 +75,8 @@ begin
   -- inner instance, up to 500,000 more per call, the first time the activity
   -- is entered in its scope in this call (a cycle through it gains nothing)
   if (select pg_catalog.count(*) from unnest(st.a_el, st.a_scope, st.a_type) as a(el, scope, typ)
-      where a.el = v_el and a.typ = 'multiInstanceBody' and a.scope is not distinct from st.cur_scope) = 1 then
-    st.step_credit := least(coalesce(st.step_credit, 0) + v_n * 50, 500000);
+      where a.el = v_el and a.typ in ('multiInstanceBody', 'loopBody') and a.scope is not distinct from st.cur_scope) = 1 then
+    st.step_credit := least(coalesce(st.step_credit, 0) + coalesce(v_n, 0) * 50, 500000);
   end if;
   st.cur_scope := id;
   v_kind := case when not (v_loop ->> 'sequential')::boolean then bpm_private.mi__task_kind(node) end;
@@ -310,8 +321,14 @@ begin
   end if;
   v_data := pg_catalog.jsonb_set(v_data, '{inner}', (v_data -> 'inner') - inner_id::text);
   st := bpm_private.scope__set(st, body_id, v_data);
-  v_done := (v_data ->> 'completed')::int >= (v_data ->> 'n')::int
-    or (v_loop -> 'completionCondition' is not null and bpm_private.expression__test(v_loop -> 'completionCondition', v_vars, v_el));
+  if v_loop ? 'standard' then
+    -- a standard loop ends at its maximum, or when its condition no longer holds
+    v_done := coalesce((v_data ->> 'completed')::int >= (v_data ->> 'n')::int, false)
+      or (v_loop -> 'standard' ? 'condition' and not bpm_private.expression__test(v_loop -> 'standard' -> 'condition', v_vars, v_el));
+  else
+    v_done := (v_data ->> 'completed')::int >= (v_data ->> 'n')::int
+      or (v_loop -> 'completionCondition' is not null and bpm_private.expression__test(v_loop -> 'completionCondition', v_vars, v_el));
+  end if;
   if not v_done then
     if (v_loop ->> 'sequential')::boolean then
       st.cur_scope := body_id;

@@ -85,8 +85,9 @@ begin
   elsif kind <> 'body' then
     return '{}';
   end if;
-  v_local := pg_catalog.jsonb_build_object('nrOfInstances', data -> 'n', 'nrOfActiveInstances', data -> 'active',
-    'nrOfCompletedInstances', data -> 'completed');
+  -- (a standard loop has no instance counts, only loopCounter)
+  v_local := case when data ? 'standard' then '{}'::jsonb else pg_catalog.jsonb_build_object('nrOfInstances', data -> 'n',
+    'nrOfActiveInstances', data -> 'active', 'nrOfCompletedInstances', data -> 'completed') end;
   if child is not null and data -> 'inner' ? child::text then
     v_k := (data -> 'inner' ->> child::text)::int;
     v_local := v_local || pg_catalog.jsonb_build_object('loopCounter', v_k);
