@@ -30,6 +30,30 @@ async function activityStates(instanceId: string, elements: string[]): Promise<R
   return out;
 }
 
+/** Completes the open tasks one at a time until `after` opens; what ran: element ids (element:assignee for assigned tasks). */
+async function runHandlers(instanceId: string): Promise<string[]> {
+  const ran: string[] = [];
+  for (;;) {
+    const open = (await userTasks(as.admin, instanceId)).filter((t) => t.state === 'open');
+    expect(open.length).toBeLessThanOrEqual(1); // one handler at a time
+    if (open.length === 0 || open[0].element_id === 'after') return ran;
+    ran.push(open[0].assignee === null ? open[0].element_id : `${open[0].element_id}:${open[0].assignee}`);
+    await completeTask(as.admin, open[0].id);
+  }
+}
+
+/** After `book`: charge (handler refund) → a compensation throw (throwRef: its attributes) → after. */
+const chargeThenUndo = (throwRef: string) => `
+    <sequenceFlow id="f2" sourceRef="book" targetRef="charge"/>
+    <task id="charge"/>
+    <boundaryEvent id="chargeComp" attachedToRef="charge"><compensateEventDefinition/></boundaryEvent>
+    <userTask id="refund" isForCompensation="true"/>
+    <association id="a3" sourceRef="chargeComp" targetRef="refund" associationDirection="One"/>
+    <sequenceFlow id="f3" sourceRef="charge" targetRef="undo"/>
+    <intermediateThrowEvent id="undo"><compensateEventDefinition${throwRef}/></intermediateThrowEvent>
+    <sequenceFlow id="f4" sourceRef="undo" targetRef="after"/>
+    <userTask id="after"/><sequenceFlow id="f5" sourceRef="after" targetRef="e"/><endEvent id="e"/>`;
+
 test('a compensation throw runs the handlers of the completed activities in reverse completion order, one at a time', async () => {
   const instance = await startProcess(as.admin, 'scopes-compensation');
   await completeTask(as.admin, (await openTask(as.admin, instance.id, 'Decide')).id, { ok: false });
@@ -129,26 +153,7 @@ describe('nested compensation', () => {
       <userTask id="cancelFlight" isForCompensation="true"/>
       <association id="a2" sourceRef="flightComp" targetRef="cancelFlight" associationDirection="One"/>
     </subProcess>
-    <sequenceFlow id="f2" sourceRef="book" targetRef="charge"/>
-    <task id="charge"/>
-    <boundaryEvent id="chargeComp" attachedToRef="charge"><compensateEventDefinition/></boundaryEvent>
-    <userTask id="refund" isForCompensation="true"/>
-    <association id="a3" sourceRef="chargeComp" targetRef="refund" associationDirection="One"/>
-    <sequenceFlow id="f3" sourceRef="charge" targetRef="undo"/>
-    <intermediateThrowEvent id="undo"><compensateEventDefinition${throwRef}/></intermediateThrowEvent>
-    <sequenceFlow id="f4" sourceRef="undo" targetRef="after"/>
-    <userTask id="after"/><sequenceFlow id="f5" sourceRef="after" targetRef="e"/><endEvent id="e"/>`;
-
-  async function runHandlers(instanceId: string): Promise<string[]> {
-    const ran: string[] = [];
-    for (;;) {
-      const open = (await userTasks(as.admin, instanceId)).filter((t) => t.state === 'open');
-      expect(open.length).toBeLessThanOrEqual(1); // one handler at a time
-      if (open.length === 0 || open[0].element_id === 'after') return ran;
-      ran.push(open[0].element_id);
-      await completeTask(as.admin, open[0].id);
-    }
-  }
+    ${chargeThenUndo(throwRef)}`;
 
   test('compensating the process compensates the activities inside a completed subprocess, latest first, after the later ones', async () => {
     await deployProcess(as.admin, 'scopes_comp_nested', trip());
@@ -269,27 +274,7 @@ describe('compensation event subprocesses', () => {
         <sequenceFlow id="c3" sourceRef="undoInside" targetRef="ce"/><endEvent id="ce"/>
       </subProcess>
     </subProcess>
-    <sequenceFlow id="f2" sourceRef="book" targetRef="charge"/>
-    <task id="charge"/>
-    <boundaryEvent id="chargeComp" attachedToRef="charge"><compensateEventDefinition/></boundaryEvent>
-    <userTask id="refund" isForCompensation="true"/>
-    <association id="a3" sourceRef="chargeComp" targetRef="refund" associationDirection="One"/>
-    <sequenceFlow id="f3" sourceRef="charge" targetRef="undo"/>
-    <intermediateThrowEvent id="undo"><compensateEventDefinition${throwRef}/></intermediateThrowEvent>
-    <sequenceFlow id="f4" sourceRef="undo" targetRef="after"/>
-    <userTask id="after"/><sequenceFlow id="f5" sourceRef="after" targetRef="e"/><endEvent id="e"/>`;
-
-  /** Completes the open tasks one by one until `after` opens; the element ids (and assignees) of what ran. */
-  async function runHandlers(instanceId: string): Promise<string[]> {
-    const ran: string[] = [];
-    for (;;) {
-      const open = (await userTasks(as.admin, instanceId)).filter((t) => t.state === 'open');
-      expect(open.length).toBeLessThanOrEqual(1); // one handler at a time
-      if (open.length === 0 || open[0].element_id === 'after') return ran;
-      ran.push(open[0].assignee === null ? open[0].element_id : `${open[0].element_id}:${open[0].assignee}`);
-      await completeTask(as.admin, open[0].id);
-    }
-  }
+    ${chargeThenUndo(throwRef)}`;
 
   test('compensating a completed subprocess runs its compensation event subprocess with the locals it completed with; a throw inside compensates what completed inside', async () => {
     await deployProcess(as.admin, 'scopes_comp_esp_sub', trip());
