@@ -11,7 +11,9 @@
 -- of the same kind. Receive tasks and catch events wait for their event
 -- kind, boundary events likewise; everything else keeps its type (joins
 -- stay joins of the same gateway type, subprocesses subprocesses, call
--- activities call activities).
+-- activities call activities, ad-hoc subprocesses ad-hoc ones). A
+-- multi-instance activity stays one of the same ordering, a standard loop a
+-- standard loop (their bodies' state has that shape).
 create or replace function bpm_private.node__wait_kind(node jsonb)
 returns text
 language plpgsql
@@ -26,11 +28,17 @@ begin
     when v_type = 'serviceTask' or coalesce(node ->> 'topic', '') <> '' then 'external task'
     when v_type in ('receiveTask', 'intermediateCatchEvent') then coalesce(node -> 'event' ->> 'kind', 'none') || ' catch event'
     when v_type = 'boundaryEvent' then coalesce(node -> 'event' ->> 'kind', 'none') || ' boundary event'
+    when node ? 'adHoc' then 'adHocSubProcess'
     else v_type
+  end || case
+    when node -> 'loop' ? 'standard' then ', standard loop'
+    when (node -> 'loop' ->> 'sequential')::boolean then ', sequential multi-instance'
+    when node ? 'loop' then ', parallel multi-instance'
+    else ''
   end;
 end;
 $$;
-comment on function bpm_private.node__wait_kind(jsonb) is E'What a token waiting at a node waits for (userTask, external task, <event> catch event, <event> boundary event, else the node type); migration maps a node only to one of the same kind.';
+comment on function bpm_private.node__wait_kind(jsonb) is E'What a token waiting at a node waits for (userTask, external task, <event> catch event, <event> boundary event, else the node type; with ", parallel multi-instance", ", sequential multi-instance" or ", standard loop" for a looped activity); migration maps a node only to one of the same kind.';
 
 -- The element mapping of a migration, validated per source definition and
 -- active element, returned once per source element id (the target of an id

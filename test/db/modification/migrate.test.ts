@@ -345,6 +345,25 @@ describe('refusals leave everything as it was', () => {
     await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], v2.id, { a: 'approve', b: 'approve', w: 'dispatch' }), 'BP411');
   });
 
+  test('a looped activity keeps its loop: multi-instance ordering and standard loops must match (BP411)', async () => {
+    const looped = (loop: string) => `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="a"/>
+      <userTask id="a">${loop}</userTask><sequenceFlow id="f2" sourceRef="a" targetRef="e"/><endEvent id="e"/>`;
+    const parallel = '<multiInstanceLoopCharacteristics><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics>';
+    const sequential = '<multiInstanceLoopCharacteristics isSequential="true"><loopCardinality>2</loopCardinality></multiInstanceLoopCharacteristics>';
+    const standard = '<standardLoopCharacteristics loopMaximum="2"/>';
+    await deployProcess(designer, 'mig_loop', looped(parallel));
+    const running = await start(admin, 'mig_loop');
+    const cases: Array<[string, string]> = [[sequential, 'userTask, sequential multi-instance'], [standard, 'userTask, standard loop'], ['', 'userTask']];
+    for (const [loop, kind] of cases) {
+      const target = await deployProcess(designer, 'mig_loop', looped(loop));
+      await expectRejectedUnchanged(db.root, () => migrate(admin, [running.id], target.id), 'BP411',
+        new RegExp(`element a \\(userTask, parallel multi-instance\\) cannot become a \\(${re(kind)}\\)`));
+    }
+    const same = await deployProcess(designer, 'mig_loop', looped(parallel.replace('<loopCardinality>2', '<loopCardinality>3')));
+    expect(await migrate(admin, [running.id], same.id)).toBe(1);
+  });
+
   test('mapped to an element the target does not have: BP112', async () => {
     await expectRejectedUnchanged(db.root, () => migrate(admin, [inst.id], v2.id, { ...RENAME, a: 'nowhere' }), 'BP112', /element a is mapped to nowhere/);
   });
