@@ -5,8 +5,10 @@
 -- body) whose data is the loop state: n (instances; a standard loop: its
 -- maximum or null), next (index of the next inner instance),
 -- active, completed, items (the input collection), el (element variable),
--- inner ({inner activity instance id: loopCounter}), out ({loopCounter:
--- output element}). Inner instances enter the activity itself, inside the
+-- inner ({inner activity instance id: loopCounter} of every inner instance
+-- started), out ({loopCounter: output element}); items and inner are stored
+-- apart (bpm_private.token.loop), so that counting a completed inner
+-- instance does not write the collection again. Inner instances enter the activity itself, inside the
 -- body; when one completes the body counts it, evaluates the completion
 -- condition, starts the next one (sequential) or completes: the remaining
 -- inner instances are cancelled, the output collection is written and the
@@ -319,7 +321,6 @@ begin
     v_data := pg_catalog.jsonb_set(v_data, array['out', v_k],
       coalesce(bpm_private.value__eval(v_loop -> 'outputElement', v_vars, v_el), 'null'::jsonb));
   end if;
-  v_data := pg_catalog.jsonb_set(v_data, '{inner}', (v_data -> 'inner') - inner_id::text);
   st := bpm_private.scope__set(st, body_id, v_data);
   if v_loop ? 'standard' then
     -- a standard loop ends at its maximum, or when its condition no longer holds
@@ -355,7 +356,7 @@ declare
   v_inner uuid[];
 begin
   -- inner instances still running are cancelled (completion condition)
-  v_inner := array(select k::uuid from pg_catalog.jsonb_object_keys(v_data -> 'inner') k);
+  v_inner := bpm_private.scope__active_children(st, body_id, null);
   if pg_catalog.cardinality(v_inner) > 0 then
     st := bpm_private.scope__cancel(st, v_inner);
   end if;

@@ -19,7 +19,8 @@ declare
 begin
   -- a cached scope's outer scopes are cached too
   while v_scope is not null and pg_catalog.array_position(st.l_id, v_scope) is null loop
-    select t.kind, t.data, t.element_id, a.scope_id as parent into v_row
+    -- (a body's collection and inner instances are kept apart: bpm_private.token.loop)
+    select t.kind, coalesce(t.loop, '{}') || t.data as data, t.element_id, a.scope_id as parent into v_row
     from bpm_private.token t
     join bpm.activity_instance a on a.tenant_id = t.tenant_id and a.id = t.id
     where t.tenant_id = st.tenant_id and t.id = v_scope;

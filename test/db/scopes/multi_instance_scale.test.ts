@@ -173,6 +173,55 @@ describe('parallel multi-instance tasks made at once', () => {
   }, 60_000);
 });
 
+describe('the body of a large multi-instance activity', () => {
+  const model = `
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="t"/>
+    <userTask id="t" camunda:assignee="\${item}">
+      <extensionElements><camunda:properties><camunda:property name="pgbpm:outputCollection" value="done"/><camunda:property name="pgbpm:outputElement" value="\${item}"/></camunda:properties></extensionElements>
+      <multiInstanceLoopCharacteristics camunda:collection="\${items}" camunda:elementVariable="item">
+        <completionCondition>\${nrOfCompletedInstances == 3}</completionCondition>
+      </multiInstanceLoopCharacteristics>
+    </userTask>
+    <sequenceFlow id="f2" sourceRef="t" targetRef="e"/><endEvent id="e"/>`;
+
+  async function bodyRow(instanceId: string): Promise<{ data: Record<string, unknown>; loop: Record<string, unknown> | null }> {
+    const { rows } = await db.root.query(`select data, loop from bpm_private.token where instance_id = $1 and kind = 'body'`, [instanceId]);
+    return rows[0];
+  }
+
+  test('keeps its collection and inner instances apart from its counters, unchanged when an inner task completes', async () => {
+    await deployProcess(as.admin, 'mi_body_split', model);
+    const items = Array.from({ length: 200 }, (_, i) => `u${i}`);
+    const instance = await startProcess(as.admin, 'mi_body_split', { items });
+    const before = await bodyRow(instance.id);
+    expect(before.data).not.toHaveProperty('items');
+    expect(before.data).not.toHaveProperty('inner');
+    expect((before.loop?.items as string[]).length).toBe(200);
+    const tasks = (await userTasks(as.admin, instance.id)).sort((a, b) => String(a.assignee).localeCompare(String(b.assignee)));
+    await completeTask(as.admin, tasks.find((t) => t.assignee === 'u7')!.id);
+    const after = await bodyRow(instance.id);
+    expect(after.data).toMatchObject({ active: 199, completed: 1, out: { 7: 'u7' } });
+    expect(after.loop).toEqual(before.loop);
+  });
+
+  test('a body stored before the split (collection and inner instances in its data) runs on and is split at its next update', async () => {
+    const items = ['a', 'b', 'c', 'd'];
+    const instance = await startProcess(as.admin, 'mi_body_split', { items });
+    await db.root.query(`update bpm_private.token set data = data || loop, loop = null where instance_id = $1 and kind = 'body'`, [instance.id]);
+    const tasks = await userTasks(as.admin, instance.id);
+    for (const who of ['c', 'a']) await completeTask(as.admin, tasks.find((t) => t.assignee === who)!.id);
+    const split = await bodyRow(instance.id);
+    expect(split.data).not.toHaveProperty('items');
+    expect(split.loop?.items).toEqual(items);
+    await completeTask(as.admin, tasks.find((t) => t.assignee === 'd')!.id);
+    // the completion condition held: b was cancelled, the outputs are in input order
+    const done = await getInstance(as.admin, instance.id);
+    expect(done.state).toBe('completed');
+    expect(done.variables.done).toEqual(['a', 'c', 'd']);
+    expect((await userTasks(as.admin, instance.id)).find((t) => t.assignee === 'b')?.state).toBe('cancelled');
+  });
+});
+
 describe('the endless-loop guard and large fan-outs', () => {
   test('a parallel multi-instance subprocess over 1,000 items runs in one call (3,000 automatic steps)', async () => {
     await deployProcess(as.admin, 'mi_scale_sub', `
