@@ -259,6 +259,29 @@ describe('taskInbox and updateTask', () => {
   });
 });
 
+describe('an ad-hoc subprocess driven over GraphQL', () => {
+  test('deployProcess, startProcess, activateAdHocActivities as an engine worker; a refusal carries its SQLSTATE', async () => {
+    const xml = bpmnProcess('gql_adhoc', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+      <adHocSubProcess id="work"><userTask id="call"/><userTask id="visit"/></adHocSubProcess>
+      <sequenceFlow id="f2" sourceRef="work" targetRef="e"/><endEvent id="e"/>`);
+    const { deployProcess } = await t.data<DeployData>(admin, DEPLOY, { files: [{ name: 'gql_adhoc.bpmn', xml }] });
+    expect(deployProcess.problems).toEqual([]);
+    const { startProcess } = await t.data<StartData>(admin, START, { key: 'gql_adhoc' });
+    const { rows } = await db.root.query<{ id: string }>(`select id from bpm.activity_instance where instance_id = $1 and element_id = 'work'`, [startProcess.result.id]);
+    const activate = `mutation($id: UUID!, $elements: [String]!) { activateAdHocActivities(input: { adHocInstanceId: $id, elementIds: $elements }) { result { id state } } }`;
+    const engine = await token({ tenant: TENANT, sub: 'agent', roles: ['bpm_engine'] });
+    const done = await t.data<{ activateAdHocActivities: { result: { id: string; state: string } } }>(engine, activate, { id: rows[0].id, elements: ['visit'] });
+    expect(done.activateAdHocActivities.result).toEqual({ id: startProcess.result.id, state: 'active' });
+    const { rows: open } = await db.root.query(`select element_id from bpm.user_task where instance_id = $1 and state = 'open'`, [startProcess.result.id]);
+    expect(open).toEqual([{ element_id: 'visit' }]);
+    const refused = await t.gql(engine, activate, { id: rows[0].id, elements: ['nowhere'] });
+    expect(refused.body.errors).toEqual([expect.objectContaining({ extensions: { code: 'BP112' } })]);
+    const denied = await t.gql(user, activate, { id: rows[0].id, elements: ['call'] });
+    expect(denied.body.errors?.[0]).toEqual(expect.objectContaining({ extensions: { code: '42501' } }));
+  });
+});
+
 describe('deployProcess with invalid BPMN', () => {
   test('returns every problem (file, element, message) and deploys nothing', async () => {
     const before = { deployments: await count('bpm.deployment'), definitions: await count('bpm.process_definition') };
