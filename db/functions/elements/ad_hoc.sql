@@ -124,6 +124,7 @@ as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'activate ad-hoc activities');
   v_activity record;
+  v_state text;
   v_definition record;
   v_instance bpm.process_instance;
   v_graph jsonb;
@@ -144,10 +145,11 @@ begin
   select d.graph, d.inclusive_joins into v_definition from bpm.process_definition d where d.tenant_id = v_tenant and d.id = v_instance.definition_id;
   v_graph := bpm_private.graph__in_memory(v_definition.graph);
   v_node := v_graph -> 'nodes' -> v_activity.element_id;
-  select a.state into v_activity from bpm.activity_instance a where a.tenant_id = v_tenant and a.id = ad_hoc_instance_id;
-  if not (v_node ? 'adHoc') or v_activity.state <> 'active' then
-    raise exception 'activity instance % (element %) is not an active ad-hoc subprocess (it is % %)', ad_hoc_instance_id, v_node ->> 'id',
-      v_activity.state, case when v_node ? 'adHoc' then 'adHocSubProcess' else v_node ->> 'type' end using errcode = 'BP222';
+  -- (its state as of the lock)
+  select a.state into v_state from bpm.activity_instance a where a.tenant_id = v_tenant and a.id = ad_hoc_instance_id;
+  if not coalesce(v_node ? 'adHoc', false) or v_state <> 'active' then
+    raise exception 'activity instance % (element %) is not an active ad-hoc subprocess (it is % %)', ad_hoc_instance_id, v_activity.element_id,
+      v_state, case when v_node ? 'adHoc' then 'adHocSubProcess' else coalesce(v_node ->> 'type', 'not in the process graph') end using errcode = 'BP222';
   end if;
   foreach v_element in array element_ids loop
     if v_graph -> 'nodes' -> v_element is null then
