@@ -7,9 +7,9 @@
  * Compiled to a subProcess node with `adHoc` (graph.ts AdHocSpec).
  */
 import { compileActivity } from './activities';
-import { bool, extensions, kids, nonEmpty, problem, type ProcessCtx, str } from './context';
+import { bool, extensions, isEnteredWithoutFlows, nonEmpty, problem, type ProcessCtx, str } from './context';
 import type { CompiledNode } from './graph';
-import { compileExpressionText } from './mappings';
+import { compileConditionElement, compileExpressionText } from './mappings';
 import type { XNode } from './xml';
 
 const AD_HOC_CONSUMES: ReadonlySet<string> = new Set(['zeebe:AdHoc']);
@@ -36,13 +36,8 @@ export function compileAdHocSubProcess(ctx: ProcessCtx, el: XNode, id: string): 
       if (expr !== null) node.adHoc.activeElements = { expr };
     }
   }
-  const completion = kids(el, 'completionCondition')[0];
-  const text = completion !== undefined ? (str(completion, 'body') ?? '').trim() : '';
-  if (completion !== undefined && text === '') problem(ctx, id, 'empty completionCondition');
-  if (text !== '') {
-    const expr = compileExpressionText(ctx, id, 'completionCondition', text, 'condition', 'write ${...} or =...');
-    if (expr !== null) node.adHoc.completionCondition = expr;
-  }
+  const completion = compileConditionElement(ctx, id, el, 'completionCondition');
+  if (completion) node.adHoc.completionCondition = completion;
   return node;
 }
 
@@ -64,10 +59,7 @@ export function linkAdHocSubProcesses(ctx: ProcessCtx): void {
       }
       if (n.type === 'endEvent') problem(ctx, n.id, `ad-hoc subprocess ${node.id} must not have end events: it completes by its completionCondition, or when nothing is active in it any more`);
     }
-    node.adHoc.activatable = inside
-      .filter((n) => n.in.length === 0 && !['boundaryEvent', 'startEvent', 'endEvent'].includes(n.type)
-        && n.triggeredByEvent !== true && n.isForCompensation !== true && !(n.type === 'intermediateCatchEvent' && n.event?.kind === 'link'))
-      .map((n) => n.id);
+    node.adHoc.activatable = inside.filter((n) => n.in.length === 0 && n.type !== 'endEvent' && !isEnteredWithoutFlows(n)).map((n) => n.id);
     if (node.adHoc.activatable.length === 0) {
       problem(ctx, node.id, 'ad-hoc subprocess has no element to activate (an activity or event without incoming sequence flows)');
     }

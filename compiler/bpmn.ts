@@ -60,6 +60,7 @@ import {
   extensions,
   type FileCtx,
   idOf,
+  isEnteredWithoutFlows,
   kids,
   newFileCtx,
   newScope,
@@ -625,13 +626,6 @@ function checkNodeFlows(ctx: ProcessCtx, node: CompiledNode): void {
   if (node.in.length === 0 && !isEnteredWithoutFlows(node) && !isInAdHocSubProcess(ctx, node)) {
     warn(ctx, node.id, 'element has no incoming sequence flow and is never reached');
   }
-}
-
-/** Start and boundary events, event subprocesses, compensation handlers and link catch events are entered without sequence flows. */
-function isEnteredWithoutFlows(node: CompiledNode): boolean {
-  if (node.type === 'startEvent' || node.type === 'boundaryEvent' || node.isForCompensation === true) return true;
-  if (node.type === 'subProcess') return node.triggeredByEvent === true;
-  return node.type === 'intermediateCatchEvent' && node.event?.kind === 'link';
 }
 
 /** Exclusive / inclusive gateways: conditions, default flow. */

@@ -219,3 +219,10 @@ export const ACTIVITY_TYPES: ReadonlySet<NodeType> = new Set<NodeType>([...TASK_
 export function baseNode(el: XNode, id: string, type: NodeType): CompiledNode {
   return { id, type, name: nonEmpty(str(el, 'name')), in: [], out: [] };
 }
+
+/** Start and boundary events, event subprocesses, compensation handlers and link catch events are entered without sequence flows. */
+export function isEnteredWithoutFlows(node: CompiledNode): boolean {
+  if (node.type === 'startEvent' || node.type === 'boundaryEvent' || node.isForCompensation === true) return true;
+  if (node.type === 'subProcess') return node.triggeredByEvent === true;
+  return node.type === 'intermediateCatchEvent' && node.event?.kind === 'link';
+}

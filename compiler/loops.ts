@@ -23,7 +23,7 @@ import {
 import { compileExpression, isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import type { CompiledNode, CompiledValue, LoopSpec } from './graph';
-import { compileExpressionText, compileValueText, isVariableName, readVariable } from './mappings';
+import { compileConditionElement, compileExpressionText, compileValueText, isVariableName, readVariable } from './mappings';
 import type { XNode } from './xml';
 
 export const MULTI_INSTANCE = 'bpmn:MultiInstanceLoopCharacteristics';
@@ -67,13 +67,8 @@ function compileStandardLoop(ctx: ProcessCtx, id: string, loop: XNode): LoopSpec
   const others = [...Object.keys(loop.children).filter((k) => !['extensionElements', 'documentation', 'loopCondition'].includes(k)), ...Object.keys(loop.refs)];
   if (others.length > 0) problem(ctx, id, `standard loop ${others.join(', ')} are not supported in this version`);
   const standard: NonNullable<LoopSpec['standard']> = { testBefore: bool(loop, 'testBefore') === true };
-  const condition = kids(loop, 'loopCondition')[0];
-  const text = condition !== undefined ? (str(condition, 'body') ?? '').trim() : '';
-  if (condition !== undefined && text === '') problem(ctx, id, 'empty loopCondition');
-  if (text !== '') {
-    const expr = compileExpressionText(ctx, id, 'loopCondition', text, 'condition', 'write ${...} or =...');
-    if (expr !== null) standard.condition = expr;
-  }
+  const condition = compileConditionElement(ctx, id, loop, 'loopCondition');
+  if (condition) standard.condition = condition;
   const maximum = loop.props.loopMaximum;
   if (maximum !== undefined) {
     const raw = String(maximum).trim();
@@ -108,13 +103,8 @@ function compileMultiInstance(ctx: ProcessCtx, el: XNode, id: string, loop: XNod
   ]);
   if (element !== null) spec.elementVariable = element;
   if (element !== null && collection === undefined) problem(ctx, id, `element variable "${element}" without a collection`);
-  const completion = kids(loop, 'completionCondition')[0];
-  const completionText = completion !== undefined ? (str(completion, 'body') ?? '').trim() : '';
-  if (completion !== undefined && completionText === '') problem(ctx, id, 'empty completionCondition');
-  if (completionText !== '') {
-    const expr = compileExpressionText(ctx, id, 'completionCondition', completionText, 'condition', 'write ${...} or =...');
-    if (expr !== null) spec.completionCondition = expr;
-  }
+  const completion = compileConditionElement(ctx, id, loop, 'completionCondition');
+  if (completion) spec.completionCondition = completion;
   loopOutput(ctx, el, id, zeebe, spec);
   return ctx.problems.length === before ? spec : null;
 }

@@ -41,6 +41,22 @@ export function compileValueText(ctx: ProcessCtx, id: string, label: string, raw
 }
 
 /** Text that must be an expression (`${...}`, `=...`). */
+/**
+ * An optional condition child element (completionCondition, loopCondition):
+ * undefined when absent, null when a problem was reported (empty, or no
+ * expression that compiles).
+ */
+export function compileConditionElement(ctx: ProcessCtx, id: string, parent: XNode, name: string): CompiledExpression | null | undefined {
+  const el = kids(parent, name)[0];
+  if (el === undefined) return undefined;
+  const text = (str(el, 'body') ?? '').trim();
+  if (text === '') {
+    problem(ctx, id, `empty ${name}`);
+    return null;
+  }
+  return compileExpressionText(ctx, id, name, text, 'condition', 'write ${...} or =...');
+}
+
 export function compileExpressionText(ctx: ProcessCtx, id: string, label: string, raw: string, kind: 'condition' | 'value', hint: string): CompiledExpression | null {
   const text = raw.trim();
   if (!isExpression(text)) {

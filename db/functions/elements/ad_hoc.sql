@@ -90,13 +90,14 @@ declare
   v_pos int := pg_catalog.array_position(st.l_id, scope_id);
   v_node jsonb := graph -> 'nodes' -> st.l_el[v_pos];
   v_spec jsonb := v_node -> 'adHoc';
-  v_empty boolean := bpm_private.scope__is_empty(st, scope_id);
+  v_empty boolean;
 begin
   if v_spec ? 'completionCondition' and not coalesce((st.l_data[v_pos] ->> 'completing')::boolean, false) then
     st.cur_scope := scope_id;
     if not bpm_private.expression__test(v_spec -> 'completionCondition', bpm_private.scope__variables(st, scope_id, null), v_node ->> 'id') then
       return st;
     end if;
+    v_empty := bpm_private.scope__is_empty(st, scope_id);
     if not v_empty and (v_spec ->> 'cancelRemaining')::boolean then
       st := bpm_private.scope__cancel(st, bpm_private.scope__active_children(st, scope_id, null));
       v_empty := true;
@@ -104,6 +105,8 @@ begin
       -- it completes once the active elements have ended
       return bpm_private.scope__set(st, scope_id, st.l_data[v_pos] || '{"completing": true}');
     end if;
+  else
+    v_empty := bpm_private.scope__is_empty(st, scope_id);
   end if;
   if not v_empty then
     return st;

@@ -322,14 +322,11 @@ begin
       coalesce(bpm_private.value__eval(v_loop -> 'outputElement', v_vars, v_el), 'null'::jsonb));
   end if;
   st := bpm_private.scope__set(st, body_id, v_data);
-  if v_loop ? 'standard' then
-    -- a standard loop ends at its maximum, or when its condition no longer holds
-    v_done := coalesce((v_data ->> 'completed')::int >= (v_data ->> 'n')::int, false)
-      or (v_loop -> 'standard' ? 'condition' and not bpm_private.expression__test(v_loop -> 'standard' -> 'condition', v_vars, v_el));
-  else
-    v_done := (v_data ->> 'completed')::int >= (v_data ->> 'n')::int
-      or (v_loop -> 'completionCondition' is not null and bpm_private.expression__test(v_loop -> 'completionCondition', v_vars, v_el));
-  end if;
+  -- all done (a standard loop: its maximum, if any), the completion
+  -- condition holds, or a standard loop's condition no longer does
+  v_done := coalesce((v_data ->> 'completed')::int >= (v_data ->> 'n')::int, false)
+    or (v_loop -> 'completionCondition' is not null and bpm_private.expression__test(v_loop -> 'completionCondition', v_vars, v_el))
+    or (v_loop -> 'standard' -> 'condition' is not null and not bpm_private.expression__test(v_loop -> 'standard' -> 'condition', v_vars, v_el));
   if not v_done then
     if (v_loop ->> 'sequential')::boolean then
       st.cur_scope := body_id;

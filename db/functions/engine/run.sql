@@ -479,14 +479,14 @@ begin
     order by u.ord;
   end if;
   if 'dirty' = any(st.l_state) then
-    -- a body's collection and inner instances (bpm_private.token.loop) are
-    -- written again only when they changed (a sequential body's next inner
+    -- a body's collection and inner instances (token__columns) are written
+    -- again only when they changed (a sequential body's next inner
     -- instance), not each time an inner instance completes
-    update bpm_private.token t set data = d.data - 'items' - 'inner',
-      loop = case when d.loop is not distinct from t.loop then t.loop else d.loop end
-    from (select l.id, l.data, case when l.kind = 'body' then pg_catalog.jsonb_build_object('items', l.data -> 'items', 'inner', l.data -> 'inner') end as loop
-          from unnest(st.l_id, st.l_state, st.l_kind, st.l_data) as l(id, state, kind, data) where l.state = 'dirty') d
-    where t.tenant_id = st.tenant_id and t.id = d.id;
+    update bpm_private.token t set (data, loop) = (
+      select c.token_data, case when c.token_loop is not distinct from t.loop then t.loop else c.token_loop end
+      from bpm_private.token__columns(st.l_kind[pg_catalog.array_position(st.l_id, t.id)], st.l_data[pg_catalog.array_position(st.l_id, t.id)]) c)
+    where t.tenant_id = st.tenant_id
+      and t.id = any(array(select l.id from unnest(st.l_id, st.l_state) as l(id, state) where l.state = 'dirty'));
   end if;
   if pg_catalog.cardinality(st.s_token) > 0 then
     perform bpm_private.run__flush_subscriptions(st);
@@ -512,12 +512,11 @@ begin
   -- user and external tasks are wait states themselves; other waits are tokens
   if not (st.w_kind <@ array['userTask', 'externalTask']) then
     -- scopes carry their data (locals, multi-instance state) as of the end of the run
-    -- (a body's collection and inner instances apart, in loop: see run__flush)
     insert into bpm_private.token (tenant_id, id, instance_id, element_id, kind, via_flow, data, loop)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow, d.data - 'items' - 'inner',
-      case when u.kind = 'body' then pg_catalog.jsonb_build_object('items', d.data -> 'items', 'inner', d.data -> 'inner') end
+    select st.tenant_id, u.id, st.instance_id, u.el, u.kind, u.flow, c.token_data, c.token_loop
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_flow) as u(id, el, kind, flow)
-    cross join lateral (select case when u.kind in ('scope', 'body', 'call') then st.l_data[pg_catalog.array_position(st.l_id, u.id)] end as data) d
+    cross join lateral bpm_private.token__columns(u.kind,
+      case when u.kind in ('scope', 'body', 'call') then st.l_data[pg_catalog.array_position(st.l_id, u.id)] end) c
     where u.kind not in ('userTask', 'externalTask');
   end if;
   if 'userTask' = any(st.w_kind) then

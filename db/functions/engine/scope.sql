@@ -40,6 +40,22 @@ end;
 $$;
 comment on function bpm_private.scope__load(bpm_private.run_state, uuid) is E'Caches a scope instance and its enclosing scopes in the run state (BP309 if it is gone).';
 
+-- How a cached scope's state is stored (scope__load merges it back): a
+-- body's collection and inner instances go to the token's loop column,
+-- apart from its counters and outputs in data, so that counting a completed
+-- inner instance does not write the collection again.
+create or replace function bpm_private.token__columns(kind text, state jsonb, out token_data jsonb, out token_loop jsonb)
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  token_data := state - 'items' - 'inner';
+  token_loop := case when kind = 'body' then pg_catalog.jsonb_build_object('items', state -> 'items', 'inner', state -> 'inner') end;
+end;
+$$;
+comment on function bpm_private.token__columns(text, jsonb) is E'The data and loop columns of a scope token whose cached state is given (a body''s collection and inner instances in loop, null for other kinds).';
+
 -- The variables a token in a scope sees: the instance's, then each
 -- enclosing scope's locals (inner ones shadow outer ones). Inside a
 -- multi-instance body: nrOfInstances, nrOfActiveInstances,
