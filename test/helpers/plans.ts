@@ -19,13 +19,19 @@ export interface ExplainingSession {
   close(): Promise<void>;
 }
 
-export async function explainingSession(root: pg.Pool, role: string, tenant: string): Promise<ExplainingSession> {
+export interface ExplainOptions {
+  /** Plans with the rows each node really returned ("actual rows=", "Rows Removed by Filter"; no timings). */
+  analyze?: boolean;
+}
+
+export async function explainingSession(root: pg.Pool, role: string, tenant: string, options: ExplainOptions = {}): Promise<ExplainingSession> {
   const session = await root.connect();
   const listeners: Array<(n: { message?: string }) => void> = [];
   try {
     await session.query(`load 'auto_explain'`);
     // (superuser settings: before the role)
     await session.query(`set auto_explain.log_min_duration = 0; set auto_explain.log_nested_statements = on; set auto_explain.log_level = notice; set client_min_messages = notice`);
+    if (options.analyze) await session.query(`set auto_explain.log_analyze = on; set auto_explain.log_timing = off`);
     await session.query(`select set_config('role', $1, false), set_config('bpm.tenant_id', $2, false)`, [role, tenant]);
   } catch (e) {
     session.release(true);

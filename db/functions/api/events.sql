@@ -304,8 +304,11 @@ declare
   v_instance bpm.process_instance;
   v_incident uuid;
 begin
-  select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id and s.kind = 'timer';
-  if not found or v_sub.incident_id is not null then
+  -- (by primary key only: with "kind = 'timer'" beside it, a generic plan made
+  -- before the table was analysed may take the (tenant_id, kind, name) index
+  -- and read every timer of the tenant)
+  select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id;
+  if not found or v_sub.kind <> 'timer' or v_sub.incident_id is not null then
     return null;
   end if;
   if v_sub.instance_id is null then
