@@ -28,6 +28,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import pg from 'pg';
 import pino, { type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { logSerializers } from './log-errors';
 import { handlePoolErrors } from './pg-pool';
 
 export type { Logger } from 'pino';
@@ -71,6 +72,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       name: 'pgbpm-api',
       level: options.level ?? 'info',
       base: { pid: process.pid },
+      serializers: logSerializers,
       mixin() {
         const state = requestStorage.getStore();
         return state ? { reqId: state.id } : {};
