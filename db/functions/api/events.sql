@@ -284,6 +284,63 @@ end;
 $$;
 comment on function bpm_private.timer_start__fire(bpm.event_subscription) is E'Fires a timer start event: starts an instance and re-arms a cycle.';
 
+-- A timer subscription that is to fire now: it still exists and is due, its
+-- instance is active (locked first: a called instance's timer locks the root
+-- of its call tree); a timer start event's subscription is locked itself.
+-- Null when there is nothing to fire (fired or removed already, re-armed for
+-- later, an incident on it, its instance suspended or ended).
+create or replace function bpm_private.timer__take(tenant_id text, subscription_id uuid)
+returns bpm.event_subscription
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_sub bpm.event_subscription;
+  v_instance bpm.process_instance;
+begin
+  -- (by primary key only: with "kind = 'timer'" beside it, a generic plan made
+  -- before the table was analysed may take another index and read every
+  -- timer of the tenant)
+  select * into v_sub from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id;
+  if not found or v_sub.kind <> 'timer' or v_sub.incident_id is not null then
+    return null;
+  end if;
+  if v_sub.instance_id is null then
+    select * into v_sub from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id for update;
+    if not found or v_sub.due_at > pg_catalog.now() then
+      return null;
+    end if;
+    return v_sub;
+  end if;
+  v_instance := bpm_private.instance__lock(tenant_id, v_sub.instance_id);
+  select * into v_sub from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id;
+  -- gone (fired, cancelled), not due (re-armed), or the instance waits for activation
+  if not found or v_sub.due_at > pg_catalog.now() or v_instance.state <> 'active' then
+    return null;
+  end if;
+  return v_sub;
+end;
+$$;
+comment on function bpm_private.timer__take(text, uuid) is E'Locks a timer subscription''s instance (or a timer start''s subscription) and returns the subscription when it is to fire now; null otherwise.';
+
+-- Fires a taken timer: a timer start event starts an instance, an instance's
+-- timer triggers its waiting token.
+create or replace function bpm_private.timer__fire(sub bpm.event_subscription)
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+begin
+  if sub.instance_id is null then
+    return bpm_private.timer_start__fire(sub);
+  end if;
+  return bpm_private.subscription__trigger(sub, '{}', 'timerFired');
+end;
+$$;
+comment on function bpm_private.timer__fire(bpm.event_subscription) is E'Fires a timer subscription taken by timer__take.';
+
 -- The job handler's entry point (graphile-worker task bpm_fire_timer). It
 -- may run more than once or late: it fires only a subscription that still
 -- exists and is due, of an active instance; otherwise it does nothing. A
@@ -300,46 +357,23 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fire a timer');
-  v_sub bpm.event_subscription;
-  v_instance bpm.process_instance;
+  v_sub bpm.event_subscription := bpm_private.timer__take(v_tenant, subscription_id);
   v_incident uuid;
 begin
-  -- (by primary key only: with "kind = 'timer'" beside it, a generic plan made
-  -- before the table was analysed may take the (tenant_id, kind, name) index
-  -- and read every timer of the tenant)
-  select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id;
-  if not found or v_sub.kind <> 'timer' or v_sub.incident_id is not null then
+  -- (a composite "is null" needs every field null: test the id)
+  if v_sub.id is null then
     return null;
   end if;
-  if v_sub.instance_id is null then
-    select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id for update;
-    if not found or v_sub.due_at > pg_catalog.now() then
-      return null;
-    end if;
-  else
-    v_instance := bpm_private.instance__lock(v_tenant, v_sub.instance_id);
-    select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id;
-    -- gone (fired, cancelled), not due (re-armed), or the instance waits for activation
-    if not found or v_sub.due_at > pg_catalog.now() or v_instance.state <> 'active' then
-      return null;
-    end if;
-  end if;
   begin
-    if v_sub.instance_id is null then
-      return bpm_private.timer_start__fire(v_sub);
-    end if;
-    return bpm_private.subscription__trigger(v_sub, '{}', 'timerFired');
+    return bpm_private.timer__fire(v_sub);
   exception when others then
-    if bpm_private.error__is_transient(sqlstate) then
-      raise;
-    end if;
-    if v_sub.instance_id is null then
+    if bpm_private.error__is_transient(sqlstate) or v_sub.instance_id is null then
       raise;
     end if;
     v_incident := bpm_private.incident__raise(v_tenant, v_sub.instance_id, v_sub.element_id, 'failedJob',
       pg_catalog.format('timer %s of element %s failed: %s (SQLSTATE %s)', v_sub.id, v_sub.element_id, sqlerrm, sqlstate));
     update bpm.event_subscription s set incident_id = v_incident where s.tenant_id = v_tenant and s.id = v_sub.id;
-    return v_instance;
+    return (select i from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_sub.instance_id);
   end;
 end;
 $$;
@@ -350,7 +384,11 @@ comment on function bpm.fire_timer(uuid) is E'Fires a due timer subscription (ca
 -- firings), removing their own jobs. Instances another transaction holds are
 -- skipped (their jobs, or a concurrent batch, take them); concurrent batches
 -- take the earliest due timers in a different order each, so they share the
--- work rather than queue on the same instances.
+-- work rather than queue on the same instances. The others are fired under
+-- one savepoint, not one each (a savepoint per firing cost a tenth of a
+-- firing): when one of them fails, the batch's firings are undone and fired
+-- again one by one through fire_timer, so that only the failing one becomes
+-- an incident.
 create or replace function bpm.fire_due_timers(subscription_id uuid, max_timers int default 50)
 returns int
 language plpgsql
@@ -361,44 +399,66 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fire timers');
-  v_fired int := 0;
+  v_own int := 0;
+  v_fired int;
+  v_alone boolean := false;
+  v_hit boolean;
   v_due record;
-  v_instance bpm.process_instance;
+  v_sub bpm.event_subscription;
 begin
   if max_timers is null or max_timers < 1 or max_timers > 1000 then
     raise exception 'max_timers must be between 1 and 1000, got %', coalesce(max_timers::text, 'null') using errcode = 'BP401';
   end if;
   -- (a composite "is not null" needs every field set: test the id)
-  v_instance := bpm.fire_timer(subscription_id);
-  if v_instance.id is not null then
-    v_fired := 1;
+  if (bpm.fire_timer(subscription_id)).id is not null then
+    v_own := 1;
   end if;
-  for v_due in
-    select d.id, d.instance_id from (
-      select s.id, s.instance_id from bpm.event_subscription s
-      where s.tenant_id = v_tenant and s.kind = 'timer' and s.instance_id is not null and s.incident_id is null
-        and s.due_at <= pg_catalog.now() and s.id <> subscription_id
-      order by s.due_at limit (max_timers - 1) * 4) d
-    order by pg_catalog.hashtext(d.id::text || subscription_id::text)
-    limit max_timers - 1
+  -- the others: together under one savepoint; when one fails, again one by one
   loop
-    -- (instances without a caller only: a called instance's timer fires by its
-    -- own job, which locks the root of its call tree first)
-    -- ("is true": by primary key; a bare state = 'active' matches the partial
-    -- index of active instances, which a generic plan may walk whole)
-    perform 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_due.instance_id and (i.state = 'active') is true
-      and i.root_instance_id is null
-    for update skip locked;
-    continue when not found;
-    -- fired here: firing removes its job with its subscription (a cycle that
-    -- re-arms moves its job to the next due time; one that failed and raised
-    -- an incident keeps a job that will find it so and do nothing)
-    v_instance := bpm.fire_timer(v_due.id);
-    if v_instance.id is not null then
-      v_fired := v_fired + 1;
-    end if;
+    v_fired := 0;
+    begin
+      for v_due in
+        select d.id, d.instance_id from (
+          select s.id, s.instance_id from bpm.event_subscription s
+          where s.tenant_id = v_tenant and s.kind = 'timer' and s.instance_id is not null and s.incident_id is null
+            and s.due_at <= pg_catalog.now() and s.id <> subscription_id
+          order by s.due_at limit (max_timers - 1) * 4) d
+        order by pg_catalog.hashtext(d.id::text || subscription_id::text)
+        limit max_timers - 1
+      loop
+        -- (instances without a caller only: a called instance's timer fires by its
+        -- own job, which locks the root of its call tree first)
+        -- ("is true": by primary key; a bare state = 'active' matches the partial
+        -- index of active instances, which a generic plan may walk whole)
+        perform 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_due.instance_id and (i.state = 'active') is true
+          and i.root_instance_id is null
+        for update skip locked;
+        continue when not found;
+        -- fired here: firing removes its job with its subscription (a cycle that
+        -- re-arms moves its job to the next due time)
+        if v_alone then
+          -- (one that fails raises an incident and keeps a job that will find it so)
+          v_hit := (bpm.fire_timer(v_due.id)).id is not null;
+        else
+          v_sub := bpm_private.timer__take(v_tenant, v_due.id);
+          v_hit := v_sub.id is not null;
+          if v_hit then
+            perform bpm_private.timer__fire(v_sub);
+          end if;
+        end if;
+        if v_hit then
+          v_fired := v_fired + 1;
+        end if;
+      end loop;
+      exit;
+    exception when others then
+      if v_alone or bpm_private.error__is_transient(sqlstate) then
+        raise;
+      end if;
+      v_alone := true;
+    end;
   end loop;
-  return v_fired;
+  return v_own + v_fired;
 end;
 $$;
-comment on function bpm.fire_due_timers(uuid, int) is E'Fires a due timer subscription (as fire_timer) and up to max_timers - 1 other timers of the tenant that are due, in one transaction, removing their jobs (called by the worker''s bpm_fire_timer job; idempotent like fire_timer). Returns how many fired. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.fire_due_timers(uuid, int) is E'Fires a due timer subscription (as fire_timer) and up to max_timers - 1 other timers of the tenant that are due, in one transaction, removing their jobs (called by the worker''s bpm_fire_timer job; idempotent like fire_timer; a failing continuation becomes an incident of its timer alone). Returns how many fired. Roles: bpm_admin, bpm_engine.';

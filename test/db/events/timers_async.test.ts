@@ -155,6 +155,35 @@ describe('a burst of due timers', () => {
     expect(again.n).toBe(0);
     await expect(as.engine.query('select bpm.fire_due_timers($1, 0)', [subs[0].id])).rejects.toMatchObject({ code: 'BP401' });
   });
+
+  test('a timer of the batch whose continuation fails becomes an incident of its own; the others of the batch fire', async () => {
+    await deployDefs(as.admin, 'burst_fragile', '', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+      <intermediateCatchEvent id="wait"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="f2" sourceRef="wait" targetRef="gw"/><exclusiveGateway id="gw"/>
+      <sequenceFlow id="f3" sourceRef="gw" targetRef="e"><conditionExpression>\${ready == true}</conditionExpression></sequenceFlow><endEvent id="e"/>`);
+    // the job's own timer, then six others: the fourth cannot continue
+    const insts = [];
+    for (let i = 0; i < 7; i++) insts.push(await start(as.admin, 'burst_fragile', { ready: i !== 4 }));
+    const subs = (await Promise.all(insts.map((i) => subscriptions(db.root, i.id)))).map(([s]) => s);
+    await db.root.query(`update bpm.event_subscription set due_at = now() - interval '1 second' where id = any($1::uuid[])`, [subs.map((s) => s.id)]);
+    // (the failing one counts: it fired, into an incident)
+    const { rows: [fired] } = await as.engine.query<{ n: number }>('select bpm.fire_due_timers($1, 50) as n', [subs[0].id]);
+    expect(fired.n).toBe(7);
+    const states = await Promise.all(insts.map((i) => instanceState(db.root, i.id)));
+    expect(states).toEqual(['completed', 'completed', 'completed', 'completed', 'active', 'completed', 'completed']);
+    // the failing one: an incident on its timer, which keeps its subscription and its job, and nothing of its continuation
+    const [incident] = await incidents(db.root, insts[4].id);
+    expect(incident).toMatchObject({ incident_type: 'failedJob', element_id: 'wait', resolved_at: null });
+    expect((await subscriptions(db.root, insts[4].id))[0]).toMatchObject({ id: subs[4].id, incident_id: incident.id });
+    expect(await job(db.root, `bpm-timer:${subs[4].id}`)).not.toBeNull();
+    expect(await history(db.root, insts[4].id)).toEqual(['s:completed', 'wait:active']);
+    // the others fired once each, their jobs gone (the own job is graphile-worker's to delete)
+    for (const k of [1, 2, 3, 5, 6]) {
+      expect(await history(db.root, insts[k].id)).toEqual(['s:completed', 'wait:completed', 'gw:completed', 'e:completed']);
+      expect(await job(db.root, `bpm-timer:${subs[k].id}`)).toBeNull();
+    }
+  });
 });
 
 describe('timer start events and failing continuations', () => {

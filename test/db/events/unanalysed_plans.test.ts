@@ -75,7 +75,7 @@ afterAll(async () => {
 test('a firing reads its timer subscription by primary key, not every timer of the tenant', async () => {
   const { session, record, close } = await explainingSession(db.root, 'bpm_engine', T, { analyze: true });
   try {
-    const plans = record('from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = subscription_id');
+    const plans = record('from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id');
     const { rows: [due] } = await session.query<{ id: string }>(`select id from bpm.event_subscription where kind = 'timer' limit 1`);
     const { rows: [fired] } = await session.query<{ n: number }>(`select bpm.fire_due_timers($1, 5) as n`, [due.id]);
     expect(fired.n).toBe(5);
