@@ -198,6 +198,7 @@ function compileProcess(file: FileCtx, proc: XNode): CompiledProcess | null {
   const graph: Omit<CompiledGraph, 'nodes' | 'flows'> = { start: scope.noneStarts[0] ?? null };
   if (uniqueBusinessKey) graph.uniqueBusinessKey = true;
   if (Object.values(ctx.nodes).some((n) => n.event?.kind === 'conditional')) graph.conditionals = true;
+  if (Object.values(ctx.nodes).some((n) => n.errorEvents !== undefined)) graph.taskErrorEvents = true;
   // camunda:jobPriority of the process: the default of the nodes that create jobs
   const processPriority = jobPriority(ctx, processId, proc);
   if (processPriority !== undefined && processPriority !== 0) {

@@ -37,7 +37,7 @@ import { compileExpression, isExpression } from './expression';
 import { compileExpressionText } from './mappings';
 import { checkExtensions } from './extensions';
 import type { CompiledExpression, CompiledNode, CompiledValue, EventDefinition } from './graph';
-import { EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders, taskPriority } from './tasks';
+import { compileExternalErrorEvents, EXTERNAL_CONSUMES, externalImplementation, externalTaskHeaders, taskPriority } from './tasks';
 import { type TimerKind, timerLiteralProblem } from './timer';
 import type { XNode } from './xml';
 
@@ -612,6 +612,7 @@ export function compileReceiveTask(ctx: ProcessCtx, el: XNode, id: string): Comp
 export function compileSendTask(ctx: ProcessCtx, el: XNode, id: string): CompiledNode {
   const node = compileActivity(ctx, el, id, 'sendTask', EXTERNAL_CONSUMES);
   compileMessageThrow(ctx, el, id, null, node, 'send task');
+  compileExternalErrorEvents(ctx, el, id, node);
   return node;
 }
 

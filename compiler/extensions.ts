@@ -136,7 +136,7 @@ const EXTENSION_RULES: Readonly<Record<string, Rule>> = {
     const cid = typeof v === 'object' ? str(v, 'camunda:connectorId') : undefined;
     problem(ctx, id, `connectors are not supported (camunda:connector${cid !== undefined ? ` connectorId="${cid}"` : ''}); ${EXTERNAL_TASK_HINT}`);
   },
-  'camunda:ErrorEventDefinition': refuseExtension('camunda:errorEventDefinition (error expressions on external tasks) is not supported in this version'),
+  'camunda:ErrorEventDefinition': refuseExtension('camunda:errorEventDefinition is only supported on external tasks (service, send and business rule tasks with camunda:type="external" camunda:topic)'),
   'zeebe:ExecutionListeners': refuseExtension('execution listeners are not supported in this version (zeebe:executionListeners)'),
   'zeebe:TaskListeners': refuseExtension('task listeners are not supported in this version (zeebe:taskListeners)'),
   'zeebe:Script': (ctx, id, _owner, v) => {

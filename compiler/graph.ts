@@ -47,6 +47,12 @@ export interface CompiledExpression {
 /** A literal from the model, or an expression. */
 export type CompiledValue = { literal: string | number | string[] } | { expr: CompiledExpression };
 
+/** A camunda:errorEventDefinition of an external task: the error code it throws, and when. */
+export interface ExternalErrorEvent {
+  code: string;
+  condition: CompiledExpression | null;
+}
+
 export type NodeType =
   | 'startEvent'
   | 'endEvent'
@@ -426,6 +432,14 @@ export interface CompiledNode {
   /** With a topic: camunda:taskPriority (of the element, else of the process), an integer literal or expression; engine default 0. */
   taskPriority?: CompiledValue;
   /**
+   * With a topic: camunda:errorEventDefinition entries (Camunda 7), document
+   * order. When a worker completes or fails the task and an entry's condition
+   * holds (over the variables the task sees, those the worker sends, and
+   * `externalTask`), the error `code` is thrown at the task instead; an entry
+   * without a condition never throws.
+   */
+  errorEvents?: ExternalErrorEvent[];
+  /**
    * Start, end, intermediate catch/throw and boundary events, receive tasks,
    * send tasks that reference a message: the event definition (absent = none
    * event). Terminate end events have `{ kind: 'terminate' }`. Error boundary
@@ -480,6 +494,8 @@ export interface CompiledGraph {
   uniqueBusinessKey?: true;
   /** Some node waits for a condition (conditional events): the engine re-evaluates conditions when variables change. */
   conditionals?: true;
+  /** Some external task has camunda:errorEventDefinition entries (`errorEvents`): completions and failures evaluate them. */
+  taskErrorEvents?: true;
   nodes: Record<string, CompiledNode>;
   flows: Record<string, CompiledFlow>;
 }

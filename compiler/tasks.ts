@@ -6,11 +6,11 @@
  * messages, are compiled with the message events in compiler/events.ts.
  */
 import { compileActivity } from './activities';
-import { extensionProperties, extensions, kids, nonEmpty, problem, type ProcessCtx, str, warn, xmlName } from './context';
+import { extensionProperties, extensions, idOf, kids, nonEmpty, problem, type ProcessCtx, ref, str, warn, xmlName } from './context';
 import { compileExpression, isExpression } from './expression';
 import { EXTERNAL_TASK_HINT, JOB_WORKER_HINT } from './extensions';
 import { compileForm, FORM_CONSUMES } from './forms';
-import type { CompiledNode, CompiledValue, DecisionCall, IoMapping, UserTaskSpec } from './graph';
+import type { CompiledNode, CompiledValue, DecisionCall, ExternalErrorEvent, IoMapping, UserTaskSpec } from './graph';
 import { checkLoopProperties, LOOP_PROPERTIES } from './loops';
 import { compileValueText } from './mappings';
 import { isIsoDateTime, isIsoDuration } from './timer';
@@ -18,7 +18,7 @@ import type { XNode } from './xml';
 
 // --- external (service / business rule) tasks --------------------------------------
 
-export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'camunda:taskPriority', 'zeebe:TaskDefinition', 'zeebe:TaskHeaders']);
+export const EXTERNAL_CONSUMES: ReadonlySet<string> = new Set(['camunda:type', 'camunda:topic', 'camunda:taskPriority', 'zeebe:TaskDefinition', 'zeebe:TaskHeaders', 'camunda:ErrorEventDefinition']);
 
 export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type: 'serviceTask' | 'businessRuleTask'): CompiledNode {
   if (type === 'businessRuleTask' && (str(el, 'camunda:decisionRef') !== undefined || extensions(el).some((e) => e.type === 'zeebe:CalledDecision'))) {
@@ -34,7 +34,72 @@ export function compileExternalTask(ctx: ProcessCtx, el: XNode, id: string, type
   if (impl.topicExpr !== undefined) compiled.topicExpr = impl.topicExpr;
   const priority = taskPriority(ctx, el, id);
   if (priority !== undefined) compiled.taskPriority = priority;
+  compileExternalErrorEvents(ctx, el, id, compiled);
   return compiled;
+}
+
+/** What `externalTask` offers in a camunda:errorEventDefinition expression: getter → field. */
+const EXTERNAL_TASK_GETTERS: Readonly<Record<string, string>> = {
+  getId: 'id',
+  getActivityId: 'activityId',
+  getProcessInstanceId: 'processInstanceId',
+  getTopicName: 'topicName',
+  getWorkerId: 'workerId',
+  getErrorMessage: 'errorMessage',
+  getRetries: 'retries',
+  getPriority: 'priority',
+};
+
+/**
+ * camunda:errorEventDefinition entries of an element (Camunda 7.14+): on an
+ * external task, `errorEvents` (see CompiledNode); anywhere else a problem.
+ * Their expressions may read `externalTask` through its getters
+ * (externalTask.getErrorMessage(), …), compiled as fields of a variable the
+ * engine provides while it evaluates them.
+ */
+export function compileExternalErrorEvents(ctx: ProcessCtx, el: XNode, id: string, node: CompiledNode): void {
+  const defs = extensions(el).filter((e) => e.type === 'camunda:ErrorEventDefinition');
+  if (defs.length === 0) return;
+  if (node.topic === undefined) {
+    problem(ctx, id, 'camunda:errorEventDefinition is only supported on external tasks (camunda:type="external" camunda:topic, or zeebe:taskDefinition)');
+    return;
+  }
+  const events: ExternalErrorEvent[] = [];
+  for (const def of defs) {
+    const label = `camunda:errorEventDefinition${idOf(def) !== null ? ` ${idOf(def)}` : ''}`;
+    const r = ref(ctx, def, 'errorRef');
+    const code = r.kind === 'ok' ? ctx.errorCodes.get(r.id) : undefined;
+    if (r.kind !== 'ok' || !ctx.errorCodes.has(r.id)) {
+      problem(ctx, id, `${label} needs an errorRef to a bpmn:error${r.kind === 'unresolved' ? ` ("${r.value}" is none)` : ''}`);
+      continue;
+    }
+    if (code === undefined || code === null || code.trim() === '' || isExpression(code)) {
+      problem(ctx, id, `${label}: the error ${r.id} needs a literal errorCode to be thrown`);
+      continue;
+    }
+    const raw = nonEmpty(str(def, 'camunda:expression'));
+    if (raw === null) {
+      warn(ctx, id, `${label} has no expression: it never throws`);
+      events.push({ code, condition: null });
+      continue;
+    }
+    let unsupported = false;
+    const text = raw.replace(/\bexternalTask\.(get[A-Z]\w*)\(\s*\)/g, (whole: string, getter: string) => {
+      const field = EXTERNAL_TASK_GETTERS[getter];
+      if (field !== undefined) return `externalTask.${field}`;
+      problem(ctx, id, `${label}: externalTask.${getter}() is not supported (supported: ${Object.keys(EXTERNAL_TASK_GETTERS).join(', ')})`);
+      unsupported = true;
+      return whole;
+    });
+    if (unsupported) continue;
+    const compiled = compileExpression(text, 'condition');
+    if (!compiled.ok) {
+      problem(ctx, id, `${label}: ${compiled.message.replace(text, raw)}`);
+      continue;
+    }
+    events.push({ code, condition: { ...compiled.expr, src: raw } });
+  }
+  if (events.length > 0) node.errorEvents = events;
 }
 
 /**

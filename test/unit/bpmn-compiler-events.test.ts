@@ -711,3 +711,59 @@ describe('camunda:initiator', () => {
     ]);
   });
 });
+
+describe('camunda:errorEventDefinition on external tasks', () => {
+  const ERRORS = '<error id="Rejected" errorCode="REJECTED"/><error id="Timeout" errorCode="TIMEOUT"/><error id="NoCode"/><error id="ExprCode" errorCode="${code}"/><message id="M" name="m"/>';
+  const def = (attrs: string): string => `<camunda:errorEventDefinition ${attrs}/>`;
+  const task = (type: string, attrs: string, defs: string): string =>
+    around(`<${type} id="t"${attrs}><extensionElements>${defs}</extensionElements></${type}>`);
+
+  test('compiled in document order with their codes and conditions; externalTask getters read the task the engine describes', async () => {
+    const { process: p, warnings } = await compileOk('inline.bpmn', model(task('serviceTask', ' camunda:type="external" camunda:topic="rpa"',
+      def('id="a" errorRef="Rejected" expression="${status == \'rejected\'}"') +
+      def('id="b" errorRef="Timeout" expression="${externalTask.getErrorMessage() == \'timeout\' &amp;&amp; externalTask.getRetries() == null}"') +
+      def('id="c" errorRef="Timeout"')), ERRORS));
+    expect(node(p, 't').errorEvents).toEqual([
+      { code: 'REJECTED', condition: { src: "${status == 'rejected'}", path: '($."status" == "rejected")', vars: ['status'] } },
+      {
+        code: 'TIMEOUT',
+        condition: expect.objectContaining({ src: "${externalTask.getErrorMessage() == 'timeout' && externalTask.getRetries() == null}", vars: ['externalTask'] }),
+      },
+      { code: 'TIMEOUT', condition: null },
+    ]);
+    expect(p.graph.taskErrorEvents).toBe(true);
+    expect(warnings).toEqual(['inline.bpmn: element t: camunda:errorEventDefinition c has no expression: it never throws']);
+  });
+
+  test('on send and business rule tasks with a topic too; a process without them has no flag', async () => {
+    for (const type of ['sendTask', 'businessRuleTask']) {
+      const { process: p } = await compileOk('inline.bpmn', model(task(type, ' camunda:type="external" camunda:topic="w"', def('errorRef="Rejected" expression="=true"')), ERRORS));
+      expect(node(p, 't').errorEvents).toEqual([{ code: 'REJECTED', condition: expect.objectContaining({ src: '=true' }) }]);
+    }
+    const { process: plain } = await compileOk('inline.bpmn', model(around('<serviceTask id="t" camunda:type="external" camunda:topic="w"/>')));
+    expect(plain.graph.taskErrorEvents).toBeUndefined();
+  });
+
+  test('refused: not on an external task, no or an unknown errorRef, an error without a literal code, an unknown getter, an expression that does not compile', async () => {
+    expect(await problemsOf(model(task('userTask', '', def('errorRef="Rejected" expression="${true}"')), ERRORS))).toEqual([
+      'inline.bpmn: element t: camunda:errorEventDefinition is only supported on external tasks (service, send and business rule tasks with camunda:type="external" camunda:topic)',
+    ]);
+    expect(await problemsOf(model(task('sendTask', ' messageRef="M"', def('errorRef="Rejected" expression="${true}"')), ERRORS))).toEqual([
+      'inline.bpmn: element t: camunda:errorEventDefinition is only supported on external tasks (camunda:type="external" camunda:topic, or zeebe:taskDefinition)',
+    ]);
+    expect(await problemsOf(model(task('serviceTask', ' camunda:type="external" camunda:topic="w"',
+      def('id="x1" expression="${true}"') +
+      def('id="x2" errorRef="Nope" expression="${true}"') +
+      def('id="x3" errorRef="NoCode" expression="${true}"') +
+      def('id="x4" errorRef="ExprCode" expression="${true}"') +
+      def('id="x5" errorRef="Rejected" expression="${externalTask.getErrorDetails() != null}"') +
+      def('id="x6" errorRef="Rejected" expression="${status ==}"')), ERRORS))).toEqual([
+      'inline.bpmn: element t: camunda:errorEventDefinition x1 needs an errorRef to a bpmn:error',
+      'inline.bpmn: element t: camunda:errorEventDefinition x2 needs an errorRef to a bpmn:error ("Nope" is none)',
+      'inline.bpmn: element t: camunda:errorEventDefinition x3: the error NoCode needs a literal errorCode to be thrown',
+      'inline.bpmn: element t: camunda:errorEventDefinition x4: the error ExprCode needs a literal errorCode to be thrown',
+      'inline.bpmn: element t: camunda:errorEventDefinition x5: externalTask.getErrorDetails() is not supported (supported: getId, getActivityId, getProcessInstanceId, getTopicName, getWorkerId, getErrorMessage, getRetries, getPriority)',
+      'inline.bpmn: element t: camunda:errorEventDefinition x6: cannot compile expression "${status ==}": unexpected end of expression',
+    ]);
+  });
+});

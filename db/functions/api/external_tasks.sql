@@ -77,6 +77,55 @@ end;
 $$;
 comment on function bpm_private.external_task__lock(text, uuid, text, text) is E'Locks the instance and checks an external task is open and held by the worker.';
 
+-- camunda:errorEventDefinition (compiler: a node's errorEvents): when a
+-- worker completes or fails an external task, the first entry whose
+-- condition holds over what the task sees, the variables the worker sends and
+-- `externalTask` (id, activityId, processInstanceId, topicName, workerId,
+-- errorMessage, retries, priority) names the error thrown at the task
+-- instead. Null: none holds. A condition that cannot be evaluated (an unset
+-- variable, not a boolean) fails a completion (BP302/BP303) but counts as
+-- false for a failure, which is recorded whatever the model says.
+create or replace function bpm_private.external_task__error_event(task bpm.external_task, instance bpm.process_instance, node jsonb, variables jsonb, failing boolean,
+  error_message text)
+returns text
+language plpgsql
+stable
+set search_path = ''
+as $$
+declare
+  v_vars jsonb;
+  v_event jsonb;
+  v_holds boolean;
+begin
+  if node -> 'errorEvents' is null then
+    return null;
+  end if;
+  v_vars := instance.variables || coalesce(task.local_variables, '{}') || variables
+    || pg_catalog.jsonb_build_object('externalTask', pg_catalog.jsonb_build_object(
+      'id', task.id, 'activityId', task.element_id, 'processInstanceId', task.instance_id, 'topicName', task.topic,
+      'workerId', task.worker_id, 'errorMessage', coalesce(error_message, task.error_message), 'retries', task.retries,
+      'priority', task.priority));
+  for v_event in select e from pg_catalog.jsonb_array_elements(node -> 'errorEvents') e loop
+    continue when pg_catalog.jsonb_typeof(v_event -> 'condition') is distinct from 'object';
+    if not failing then
+      v_holds := bpm_private.expression__test(v_event -> 'condition', v_vars, task.element_id);
+    else
+      -- a failure is recorded even when a condition cannot be evaluated (as Camunda 7 does)
+      begin
+        v_holds := bpm_private.expression__test(v_event -> 'condition', v_vars, task.element_id);
+      exception when sqlstate 'BP302' or sqlstate 'BP303' then
+        v_holds := false;
+      end;
+    end if;
+    if v_holds then
+      return v_event ->> 'code';
+    end if;
+  end loop;
+  return null;
+end;
+$$;
+comment on function bpm_private.external_task__error_event(bpm.external_task, bpm.process_instance, jsonb, jsonb, boolean, text) is E'The error code of the first camunda:errorEventDefinition of an external task''s node whose condition holds (over the task''s variables, the worker''s and externalTask), or null.';
+
 create or replace function bpm.complete_external_task(task_id uuid, worker_id text, variables jsonb default '{}')
 returns bpm.external_task
 language plpgsql
@@ -91,6 +140,7 @@ declare
   v_task bpm.external_task;
   v_instance bpm.process_instance;
   v_locked record;
+  v_code text;
 begin
   -- ===== LOCK the instance (loading its graph), then close the task if every rule holds
   -- (a called instance locks the root of its call tree first, see complete_task)
@@ -107,6 +157,18 @@ begin
     join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id;
   end if;
   v_instance := v_locked.instance;
+  if v_locked.graph ? 'taskErrorEvents' and v_instance.state = 'active' then
+    -- camunda:errorEventDefinition: a condition that holds throws its error
+    -- instead (a task not open or not this worker's: the guard below says why)
+    select * into v_task from bpm.external_task e
+    where e.tenant_id = v_tenant and e.id = task_id and (e.state = 'open') is true and e.worker_id = complete_external_task.worker_id;
+    if found then
+      v_code := bpm_private.external_task__error_event(v_task, v_instance, v_locked.graph -> 'nodes' -> v_task.element_id, v_variables, false, null);
+      if v_code is not null then
+        return bpm.throw_bpmn_error(task_id, worker_id, v_code, v_variables);
+      end if;
+    end if;
+  end if;
   update bpm.external_task e
   set state = 'completed', ended_at = pg_catalog.now(), locked_until = null
   where e.tenant_id = v_tenant and e.id = task_id and (e.state = 'open') is true and e.worker_id = complete_external_task.worker_id
@@ -122,7 +184,7 @@ begin
   return v_task;
 end;
 $$;
-comment on function bpm.complete_external_task(uuid, text, jsonb) is E'Completes an external task locked by worker_id and continues the instance; variables merge per top-level key into the instance, or into the local of that name of the nearest enclosing subprocess that has one. Errors: BP104 not found, BP203 not open, BP205 not locked by this worker, BP202 instance suspended. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.complete_external_task(uuid, text, jsonb) is E'Completes an external task locked by worker_id and continues the instance; variables merge per top-level key into the instance, or into the local of that name of the nearest enclosing subprocess that has one. When a camunda:errorEventDefinition of the task holds (over its variables, these and externalTask), its error is thrown at the task instead (as throw_bpmn_error). Errors: BP104 not found, BP203 not open, BP205 not locked by this worker, BP202 instance suspended. Roles: bpm_admin, bpm_engine.';
 
 create or replace function bpm.fail_external_task(task_id uuid, worker_id text, error_message text, retries int, retry_after interval default '0')
 returns bpm.external_task
@@ -135,6 +197,9 @@ as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fail an external task');
   v_task bpm.external_task;
+  v_locked record;
+  v_node jsonb;
+  v_code text;
   v_incident uuid;
 begin
   if retries is null or retries < 0 then
@@ -143,7 +208,17 @@ begin
   if retry_after is null or retry_after < interval '0' then
     raise exception 'invalid argument: retry_after must not be negative' using errcode = 'BP401';
   end if;
-  v_task := (bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'fail it')).task;
+  v_locked := bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'fail it');
+  v_task := v_locked.task;
+  if (v_locked.instance).state = 'active' then
+    -- camunda:errorEventDefinition: a condition that holds throws its error instead of the failure
+    select d.graph -> 'nodes' -> v_task.element_id into v_node from bpm.process_definition d
+    where d.tenant_id = v_tenant and d.id = (v_locked.instance).definition_id and d.graph ? 'taskErrorEvents';
+    v_code := bpm_private.external_task__error_event(v_task, v_locked.instance, v_node, '{}', true, error_message);
+    if v_code is not null then
+      return bpm.throw_bpmn_error(task_id, worker_id, v_code, '{}', error_message);
+    end if;
+  end if;
   update bpm.external_task e
   set retries = fail_external_task.retries, error_message = fail_external_task.error_message,
     worker_id = null, locked_until = null, available_at = pg_catalog.now() + retry_after
@@ -163,7 +238,7 @@ begin
   return v_task;
 end;
 $$;
-comment on function bpm.fail_external_task(uuid, text, text, int, interval) is E'Reports a failure of an external task locked by worker_id. retries = how many retries remain; the task is fetchable again after retry_after. With 0 retries an incident failedExternalTask is raised. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.fail_external_task(uuid, text, text, int, interval) is E'Reports a failure of an external task locked by worker_id. retries = how many retries remain; the task is fetchable again after retry_after. With 0 retries an incident failedExternalTask is raised. When a camunda:errorEventDefinition of the task holds (externalTask.errorMessage is error_message), its error is thrown at the task instead (as throw_bpmn_error). Roles: bpm_admin, bpm_engine.';
 
 -- error_message: what the worker says about the error; a catching event
 -- with camunda:errorMessageVariable stores it (and the code by

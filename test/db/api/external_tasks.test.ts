@@ -639,6 +639,78 @@ describe('throw_bpmn_error', () => {
   });
 });
 
+describe('camunda:errorEventDefinition (error events evaluated when a worker reports)', () => {
+  const MODEL = `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="d" targetNamespace="http://pgbpm.test">
+  <error id="Rejected" name="Rejected" errorCode="REJECTED"/>
+  <error id="Timeout" name="Timeout" errorCode="TIMEOUT"/>
+  <process id="t_eed" isExecutable="true">
+    <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+    <serviceTask id="work" camunda:type="external" camunda:topic="t_eed">
+      <extensionElements>
+        <camunda:errorEventDefinition id="onReject" errorRef="Rejected" expression="\${status == 'rejected'}"/>
+        <camunda:errorEventDefinition id="onTimeout" errorRef="Timeout" expression="\${externalTask.getErrorMessage() == 'timeout' &amp;&amp; externalTask.getWorkerId() == 'w1'}"/>
+      </extensionElements>
+    </serviceTask>
+    <sequenceFlow id="f2" sourceRef="work" targetRef="done"/><endEvent id="done"/>
+    <boundaryEvent id="rejected" attachedToRef="work"><errorEventDefinition errorRef="Rejected" camunda:errorCodeVariable="code"/></boundaryEvent>
+    <sequenceFlow id="f3" sourceRef="rejected" targetRef="review"/><userTask id="review"/>
+    <sequenceFlow id="f4" sourceRef="review" targetRef="end2"/><endEvent id="end2"/>
+  </process>
+</definitions>`;
+
+  beforeAll(async () => {
+    await deployXml(designer, [{ name: 't_eed.bpmn', xml: MODEL }]);
+  });
+
+  test('a completion whose variables make a definition hold throws its error at the task instead (caught by the boundary event)', async () => {
+    const { inst, task } = await startAndLock('t_eed', 'w1', { status: 'new' });
+    const done = await completeExternal(engine, task.id, 'w1', { status: 'rejected', reason: 'no stock' });
+    expect(done).toMatchObject({ id: task.id, state: 'cancelled' });
+    expect(await history(db.root, inst.id)).toEqual(['s:completed', 'work:cancelled', 'rejected:completed', 'review:active']);
+    // the worker's variables are set, as with throw_bpmn_error; the boundary stores the code
+    expect((await instance(db.root, inst.id)).variables).toMatchObject({ status: 'rejected', reason: 'no stock', code: 'REJECTED' });
+  });
+
+  test('a completion that makes none hold completes the task', async () => {
+    const { inst, task } = await startAndLock('t_eed', 'w1', { status: 'new' });
+    expect(await completeExternal(engine, task.id, 'w1', { status: 'shipped' })).toMatchObject({ state: 'completed' });
+    expect(await history(db.root, inst.id)).toEqual(['s:completed', 'work:completed', 'done:completed']);
+  });
+
+  test('a failure whose message makes a definition hold throws its error instead; uncaught, it is an incident', async () => {
+    const { inst, task } = await startAndLock('t_eed', 'w1', { status: 'new' });
+    await failExternal(engine, task.id, 'w1', 'timeout', 3);
+    const [incident] = await incidents(db.root, inst.id);
+    expect(incident).toMatchObject({ incident_type: 'unhandledBpmnError', element_id: 'work' });
+    expect(incident.message).toMatch(/BPMN error TIMEOUT: timeout/);
+    // (as for an uncaught throw_bpmn_error: the task waits with no retries left until the incident is retried)
+    expect(await externalTaskOf(db.root, inst.id)).toMatchObject({ state: 'open', retries: 0, error_message: 'BPMN error TIMEOUT: timeout is not caught' });
+  });
+
+  test('a failure is recorded as a failure when no definition holds, or one cannot be evaluated', async () => {
+    // another message: no definition holds
+    const first = await startAndLock('t_eed', 'w1', { status: 'new' });
+    expect(await failExternal(engine, first.task.id, 'w1', 'disk full', 2, '1 hour')).toMatchObject({ retries: 2, error_message: 'disk full', worker_id: null });
+    expect(await incidents(db.root, first.inst.id)).toEqual([]);
+    // no status variable at all: ${status == 'rejected'} cannot be evaluated; the failure is still recorded
+    const second = await startAndLock('t_eed', 'w1');
+    expect(await failExternal(engine, second.task.id, 'w1', 'disk full', 0)).toMatchObject({ retries: 0 });
+    expect((await incidents(db.root, second.inst.id)).map((i) => i.incident_type)).toEqual(['failedExternalTask']);
+  });
+
+  test('a completion whose definition cannot be evaluated is refused and changes nothing', async () => {
+    const { task } = await startAndLock('t_eed', 'w1');
+    await expectRejectedUnchanged(db.root, () => completeExternal(engine, task.id, 'w1', { other: 1 }), 'BP302', /unknown variable "status" in expression \$\{status == 'rejected'\} of element work/);
+  });
+
+  test('a report by another worker is refused as before, whatever the definitions say', async () => {
+    const { task } = await startAndLock('t_eed', 'w1', { status: 'new' });
+    await expectRejectedUnchanged(db.root, () => completeExternal(engine, task.id, 'w2', { status: 'rejected' }), 'BP205');
+    await expectRejectedUnchanged(db.root, () => failExternal(engine, task.id, 'w2', 'timeout', 1), 'BP205');
+  });
+});
+
 describe('roles', () => {
   const calls: Array<[string, (c: pg.ClientBase, taskId: string) => Promise<unknown>, RegExp]> = [
     ['fetch_and_lock', (c) => fetchAndLock(c, 't_roles', 'w1'), /permission denied for function fetch_and_lock/],
