@@ -293,6 +293,13 @@ export interface LoopSpec {
   completionCondition?: CompiledExpression;
   outputCollection?: string;
   outputElement?: CompiledValue;
+  /**
+   * camunda:asyncBefore (or camunda:async) on the multi-instance loop
+   * characteristics: each inner instance waits for a job of its own
+   * (bpm_continue) before it runs; the body opens in the caller's transaction
+   * (camunda:asyncBefore on the activity makes the body wait as well).
+   */
+  asyncInner?: true;
 }
 
 /**

@@ -88,6 +88,7 @@ function compileMultiInstance(ctx: ProcessCtx, el: XNode, id: string, loop: XNod
   if (zeebeAll.length > 1) problem(ctx, id, 'several zeebe:loopCharacteristics elements');
   const zeebe = zeebeAll[0];
   const spec: LoopSpec = { sequential: bool(loop, 'isSequential') === true };
+  if (bool(loop, 'camunda:asyncBefore') === true || bool(loop, 'camunda:async') === true) spec.asyncInner = true;
   const cardinality = loopCardinality(ctx, id, loop);
   const collection = loopCollection(ctx, id, loop, zeebe);
   if (cardinality !== undefined && collection !== undefined) {
@@ -109,15 +110,18 @@ function compileMultiInstance(ctx: ProcessCtx, el: XNode, id: string, loop: XNod
   return ctx.problems.length === before ? spec : null;
 }
 
-/** What the loop element may carry: no asynchronous inner instances, no BPMN data inputs/outputs or behaviors. */
+/** Whether the loop element makes each inner instance wait for a job of its own (camunda:asyncBefore / camunda:async on it). */
+export function isAsyncInner(el: XNode): boolean {
+  return kids(el, 'loopCharacteristics').some((l) => l.type === MULTI_INSTANCE && (bool(l, 'camunda:asyncBefore') === true || bool(l, 'camunda:async') === true));
+}
+
+/** What the loop element may carry: asyncBefore (asynchronous inner instances), no asyncAfter, no BPMN data inputs/outputs or behaviors. */
 function checkLoopElement(ctx: ProcessCtx, id: string, loop: XNode): void {
-  for (const attr of ['camunda:asyncBefore', 'camunda:asyncAfter', 'camunda:async']) {
-    if (bool(loop, attr) === true) {
-      problem(ctx, id, `${attr} on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself`);
-    }
+  if (bool(loop, 'camunda:asyncAfter') === true) {
+    problem(ctx, id, 'camunda:asyncAfter on bpmn:multiInstanceLoopCharacteristics (a job after each inner instance) is not supported in this version; use camunda:asyncBefore on it, or camunda:asyncAfter on the activity');
   }
   if (extensions(loop).some((e) => e.type === 'camunda:FailedJobRetryTimeCycle')) {
-    problem(ctx, id, 'camunda:failedJobRetryTimeCycle on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself');
+    problem(ctx, id, 'camunda:failedJobRetryTimeCycle on bpmn:multiInstanceLoopCharacteristics is not supported in this version; set it on the activity (it applies to every job of the activity, its inner instances\' included)');
   }
   checkExtensions(ctx, loop, LOOP_CONSUMES, id);
   const others = [...Object.keys(loop.children).filter((k) => !LOOP_CHILDREN.has(k)), ...Object.keys(loop.refs)];

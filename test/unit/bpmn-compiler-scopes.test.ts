@@ -388,7 +388,7 @@ describe('multi-instance', () => {
     expect(node(p, 'job').loop).toEqual({ sequential: false, collection: read('=cards', 'cards') });
   });
 
-  test('refused: standard loops, no / both sources, asynchronous inner instances, bad names and outputs', async () => {
+  test('refused: standard loops, no / both sources, a job after each inner instance, bad names and outputs', async () => {
     expect(await problemsOf(model(`
     <startEvent id="s"/>
     <task id="standard"><standardLoopCharacteristics/></task>
@@ -410,9 +410,8 @@ describe('multi-instance', () => {
       'inline.bpmn: element standard: a standard loop needs a loopCondition or a loopMaximum (without either it never ends)',
       'inline.bpmn: element neither: multi-instance needs loopCardinality or a collection (camunda:collection or zeebe:loopCharacteristics inputCollection)',
       'inline.bpmn: element both: multi-instance with both loopCardinality and a collection; set exactly one',
-      'inline.bpmn: element async: camunda:asyncBefore on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself',
-      'inline.bpmn: element async: camunda:asyncAfter on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself',
-      'inline.bpmn: element async: camunda:failedJobRetryTimeCycle on bpmn:multiInstanceLoopCharacteristics (asynchronous inner instances) is not supported in this version; set it on the activity itself',
+      'inline.bpmn: element async: camunda:asyncAfter on bpmn:multiInstanceLoopCharacteristics (a job after each inner instance) is not supported in this version; use camunda:asyncBefore on it, or camunda:asyncAfter on the activity',
+      "inline.bpmn: element async: camunda:failedJobRetryTimeCycle on bpmn:multiInstanceLoopCharacteristics is not supported in this version; set it on the activity (it applies to every job of the activity, its inner instances' included)",
       'inline.bpmn: element badCardinality: loopCardinality="many" is not a non-negative integer or an expression',
       'inline.bpmn: element badCollection: camunda:collection="my list" is neither a variable name nor an expression (${...})',
       'inline.bpmn: element plainFeel: zeebe:loopCharacteristics inputCollection="items" is not an expression; write =items to read a variable',
@@ -421,6 +420,20 @@ describe('multi-instance', () => {
       'inline.bpmn: element noElement: output collection without an output element (zeebe:loopCharacteristics outputElement or pgbpm:outputElement)',
       'inline.bpmn: element onlyElement: output element without an output collection (zeebe:loopCharacteristics outputCollection or pgbpm:outputCollection)',
     ]);
+  });
+
+  test('camunda:asyncBefore (or camunda:async) on the loop characteristics: asynchronous inner instances; the activity\'s retry cycle then has an effect', async () => {
+    for (const attr of ['camunda:asyncBefore', 'camunda:async']) {
+      const { process: p, warnings } = await compileOk('a.bpmn', model(around(`
+      <userTask id="t"><extensionElements><camunda:failedJobRetryTimeCycle>R2/PT1M</camunda:failedJobRetryTimeCycle></extensionElements>
+        <multiInstanceLoopCharacteristics ${attr}="true" camunda:collection="xs" camunda:elementVariable="x"/></userTask>`)));
+      expect(node(p, 't').loop).toMatchObject({ sequential: false, asyncInner: true });
+      expect(node(p, 't').asyncBefore).toBeUndefined();
+      expect(node(p, 't').jobRetry).toBeDefined();
+      expect(warnings).toEqual([]);
+    }
+    const { process: plain } = await compileOk('b.bpmn', model(around('<userTask id="t"><multiInstanceLoopCharacteristics camunda:collection="xs"/></userTask>')));
+    expect(node(plain, 't').loop?.asyncInner).toBeUndefined();
   });
 
   test('pgbpm:outputCollection without multi-instance is ignored with a warning', async () => {

@@ -86,7 +86,7 @@ begin
     return bpm_private.mi__start_tasks(st, node, id, v_n, v_kind);
   end if;
   if not (v_loop ->> 'sequential')::boolean and node ->> 'type' = 'subProcess' and node ? 'start'
-     and not node ? 'eventSubprocesses' and not coalesce((node ->> 'asyncBefore')::boolean, false) then
+     and not node ? 'eventSubprocesses' and not coalesce((node ->> 'asyncBefore')::boolean, false) and not v_loop ? 'asyncInner' then
     return bpm_private.mi__start_scopes(st, node, id, v_n);
   end if;
   v_count := case when (v_loop ->> 'sequential')::boolean then 1 else v_n end;
@@ -100,8 +100,9 @@ comment on function bpm_private.mi__enter(bpm_private.run_state, jsonb, jsonb, u
 
 -- The wait state kind (userTask, externalTask) of a task whose parallel
 -- inner instances are created at once (mi__start_tasks): every user or
--- external task but one with an asynchronous continuation before it (each
--- inner instance then waits for its own job); null for any other activity.
+-- external task but one with an asynchronous continuation before it or
+-- before each inner instance (each inner instance then waits for its own
+-- job); null for any other activity.
 create or replace function bpm_private.mi__task_kind(node jsonb)
 returns text
 language plpgsql
@@ -111,7 +112,7 @@ as $$
 begin
   -- (plpgsql, not sql: a non-inlined sql function is planned again in every transaction)
   return case
-    when coalesce((node ->> 'asyncBefore')::boolean, false) then null
+    when coalesce((node ->> 'asyncBefore')::boolean, false) or node -> 'loop' ? 'asyncInner' then null
     when node ->> 'type' = 'userTask' then 'userTask'
     when coalesce(node ->> 'topic', '') <> '' then 'externalTask'
   end;

@@ -129,7 +129,12 @@ begin
         v_slow := null;
       else
         v_id := bpm_private.uuid_v7();
-        v_slow := case when (v_node ->> 'asyncBefore')::boolean then 'asyncBefore' end;
+        -- (asyncInner, camunda:asyncBefore on multi-instance loop
+        -- characteristics: an inner instance, entering inside its body, waits)
+        v_slow := case when (v_node ->> 'asyncBefore')::boolean
+                         or (v_scope is not null and (v_node -> 'loop' ->> 'asyncInner')::boolean
+                             and st.l_kind[pg_catalog.array_position(st.l_id, v_scope)] = 'body'
+                             and st.l_el[pg_catalog.array_position(st.l_id, v_scope)] = v_node_id) then 'asyncBefore' end;
       end if;
       a_id := pg_catalog.array_append(a_id, v_id);
       a_el := pg_catalog.array_append(a_el, v_node_id);

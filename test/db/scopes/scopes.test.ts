@@ -406,6 +406,82 @@ describe('multi-instance', () => {
   });
 });
 
+describe('asynchronous inner instances (camunda:asyncBefore on the loop characteristics)', () => {
+  /** The instance's waiting tokens, kind:element, sorted. */
+  async function tokenKinds(instanceId: string): Promise<string[]> {
+    const { rows } = await db.root.query<{ t: string }>(`select kind || ':' || element_id as t from bpm_private.token where instance_id = $1 order by 1`, [instanceId]);
+    return rows.map((r) => r.t);
+  }
+  /** Continues one waiting inner instance (as the worker's bpm_continue job does) and returns its token id. */
+  async function continueOne(instanceId: string, lastAttempt = true): Promise<string> {
+    const { rows: [token] } = await db.root.query<{ id: string }>(
+      `select id from bpm_private.token where instance_id = $1 and kind = 'asyncBefore' order by id limit 1`, [instanceId]);
+    await as.engine.query('select bpm.continue_async($1, $2)', [token.id, lastAttempt]);
+    return token.id;
+  }
+  const body = (loop: string, activity = ''): string => `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="review"/>
+      <userTask id="review" camunda:assignee="\${reviewer}"${activity}>
+        <multiInstanceLoopCharacteristics ${loop} camunda:asyncBefore="true" camunda:collection="reviewers" camunda:elementVariable="reviewer"/>
+      </userTask>
+      <sequenceFlow id="f2" sourceRef="review" targetRef="e"/><endEvent id="e"/>`;
+
+  test('parallel: the body opens in the caller\'s transaction; each inner instance waits for a job of its own, then runs with its element variable', async () => {
+    await deployDefs(as.admin, 'scopes_mi_async', '', body('isSequential="false"'));
+    const instance = await startProcess(as.admin, 'scopes_mi_async', { reviewers: ['ann', 'bob', 'cid'] });
+    expect(await tokenKinds(instance.id)).toEqual(['asyncBefore:review', 'asyncBefore:review', 'asyncBefore:review', 'body:review']);
+    expect(await history(as.admin, instance.id)).toEqual([
+      's startEvent completed', 'review multiInstanceBody active', 'review userTask active', 'review userTask active', 'review userTask active',
+    ]);
+    expect(await openTasks(instance.id)).toEqual([]);
+    // one bpm_continue job per inner instance
+    const { rows: jobs } = await db.root.query(`select 1 from graphile_worker.jobs j join bpm_private.token t on j.key = 'bpm-async:' || t.id::text where t.instance_id = $1`, [instance.id]);
+    expect(jobs).toHaveLength(3);
+    for (let i = 0; i < 3; i++) await continueOne(instance.id);
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => t.assignee).sort()).toEqual(['ann', 'bob', 'cid']);
+    expect(await tokenKinds(instance.id)).toEqual(['body:review']);
+    for (const t of tasks) await completeTask(as.admin, t.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+    // one history row per inner instance, though each waited before it ran
+    expect(await history(as.admin, instance.id)).toEqual([
+      's startEvent completed', 'review multiInstanceBody completed', 'review userTask completed', 'review userTask completed', 'review userTask completed',
+      'e endEvent completed',
+    ]);
+  });
+
+  test('sequential: each next inner instance waits for its job too', async () => {
+    await deployDefs(as.admin, 'scopes_mi_async_seq', '', body('isSequential="true"'));
+    const instance = await startProcess(as.admin, 'scopes_mi_async_seq', { reviewers: ['ann', 'bob'] });
+    for (const reviewer of ['ann', 'bob']) {
+      expect(await tokenKinds(instance.id)).toEqual(['asyncBefore:review', 'body:review']);
+      expect(await openTasks(instance.id)).toEqual([]);
+      await continueOne(instance.id);
+      const [task] = await openTasks(instance.id);
+      expect((await userTasks(as.admin, instance.id)).find((t) => t.id === task.id)?.assignee).toBe(reviewer);
+      await completeTask(as.admin, task.id);
+    }
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+  });
+
+  test('with camunda:asyncBefore on the activity as well, the body waits first; an inner instance whose continuation fails becomes an incident of its own', async () => {
+    await deployDefs(as.admin, 'scopes_mi_async_both', '', body('isSequential="false"', ' camunda:asyncBefore="true"')
+      .replace('camunda:assignee="${reviewer}"', 'camunda:assignee="${reviewer.name}" camunda:dueDate="${reviewer.due}"'));
+    // the second reviewer's due date is no date: that inner instance cannot be created, and its continuation fails alone
+    const instance = await startProcess(as.admin, 'scopes_mi_async_both', { reviewers: [{ name: 'ann', due: 'P1D' }, { name: 'bob', due: 'soon' }] });
+    expect(await tokenKinds(instance.id)).toEqual(['asyncBefore:review']);
+    await continueOne(instance.id);
+    expect(await tokenKinds(instance.id)).toEqual(['asyncBefore:review', 'asyncBefore:review', 'body:review']);
+    await continueOne(instance.id);
+    await continueOne(instance.id);
+    const tasks = await userTasks(as.admin, instance.id);
+    expect(tasks.map((t) => [t.state, t.assignee])).toEqual([['open', 'ann']]);
+    const { rows: incidents } = await as.admin.query(`select incident_type, element_id, message from bpm.incident where instance_id = $1`, [instance.id]);
+    expect(incidents).toEqual([{ incident_type: 'failedJob', element_id: 'review', message: expect.stringMatching(/asynchronous continuation asyncBefore of element review failed/) }]);
+    expect(await tokenKinds(instance.id)).toEqual(['asyncBefore:review', 'body:review']);
+  });
+});
+
 describe('call activity', () => {
   test('a chain of depth 3 maps variables down and up', async () => {
     const parent = await startProcess(as.admin, 'scopes-call-parent', { orderId: 'o-1', amount: 5 }, 'bk-1');
