@@ -464,6 +464,28 @@ describe('asynchronous inner instances (camunda:asyncBefore on the loop characte
     expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
   });
 
+  test('a completion condition that holds cancels the inner instances still waiting for their jobs; those jobs then do nothing', async () => {
+    await deployDefs(as.admin, 'scopes_mi_async_early', '', body('isSequential="false"')
+      .replace('camunda:elementVariable="reviewer"/>', 'camunda:elementVariable="reviewer"><completionCondition>${nrOfCompletedInstances >= 1}</completionCondition></multiInstanceLoopCharacteristics>'));
+    const instance = await startProcess(as.admin, 'scopes_mi_async_early', { reviewers: ['ann', 'bob', 'cid'] });
+    const { rows: waiting } = await db.root.query<{ id: string }>(`select id from bpm_private.token where instance_id = $1 and kind = 'asyncBefore' order by id`, [instance.id]);
+    expect(waiting).toHaveLength(3);
+    await continueOne(instance.id);
+    const [task] = await openTasks(instance.id);
+    await completeTask(as.admin, task.id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+    expect(await tokenKinds(instance.id)).toEqual([]);
+    // the jobs of the two that never ran find nothing to continue
+    for (const t of waiting.slice(1)) {
+      const { rows: [r] } = await as.engine.query<{ id: string | null }>('select (bpm.continue_async($1)).id', [t.id]);
+      expect(r.id).toBeNull();
+    }
+    expect(await history(as.admin, instance.id)).toEqual([
+      's startEvent completed', 'review multiInstanceBody completed', 'review userTask completed', 'review userTask cancelled', 'review userTask cancelled',
+      'e endEvent completed',
+    ]);
+  });
+
   test('with camunda:asyncBefore on the activity as well, the body waits first; an inner instance whose continuation fails becomes an incident of its own', async () => {
     await deployDefs(as.admin, 'scopes_mi_async_both', '', body('isSequential="false"', ' camunda:asyncBefore="true"')
       .replace('camunda:assignee="${reviewer}"', 'camunda:assignee="${reviewer.name}" camunda:dueDate="${reviewer.due}"'));
