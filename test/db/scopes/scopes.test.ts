@@ -480,10 +480,10 @@ describe('asynchronous inner instances (camunda:asyncBefore on the loop characte
       const { rows: [r] } = await as.engine.query<{ id: string | null }>('select (bpm.continue_async($1)).id', [t.id]);
       expect(r.id).toBeNull();
     }
-    expect(await history(as.admin, instance.id)).toEqual([
-      's startEvent completed', 'review multiInstanceBody completed', 'review userTask completed', 'review userTask cancelled', 'review userTask cancelled',
-      'e endEvent completed',
-    ]);
+    // (the inner rows in any order: which one ran depends on the token ids)
+    const rows = await history(as.admin, instance.id);
+    expect([rows[0], rows[1], rows[5]]).toEqual(['s startEvent completed', 'review multiInstanceBody completed', 'e endEvent completed']);
+    expect(rows.slice(2, 5).sort()).toEqual(['review userTask cancelled', 'review userTask cancelled', 'review userTask completed']);
   });
 
   test('with camunda:asyncBefore on the activity as well, the body waits first; an inner instance whose continuation fails becomes an incident of its own', async () => {
