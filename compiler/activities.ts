@@ -10,7 +10,7 @@ import { isExpression } from './expression';
 import { checkExtensions } from './extensions';
 import { defaultFlow } from './gateways';
 import type { CompiledExpression, CompiledNode, NodeType } from './graph';
-import { compileLoop, isAsyncInner } from './loops';
+import { compileLoop } from './loops';
 import { compileExpressionText, compileIoMappings, IO_CONSUMES } from './mappings';
 import { parseRetryCycle } from './timer';
 import type { XNode } from './xml';
@@ -46,7 +46,8 @@ export function compileJobSettings(ctx: ProcessCtx, el: XNode, node: CompiledNod
     return;
   }
   node.jobRetry = retry;
-  if (!before && !after && node.event?.kind !== 'timer' && !isAsyncInner(el)) {
+  // (node.loop is compiled by then: asynchronous inner instances use the cycle too)
+  if (!before && !after && node.event?.kind !== 'timer' && node.loop?.asyncInner !== true) {
     warn(ctx, node.id, 'camunda:failedJobRetryTimeCycle has no effect without camunda:asyncBefore or camunda:asyncAfter (or a timer event)');
   }
 }

@@ -110,11 +110,6 @@ function compileMultiInstance(ctx: ProcessCtx, el: XNode, id: string, loop: XNod
   return ctx.problems.length === before ? spec : null;
 }
 
-/** Whether the loop element makes each inner instance wait for a job of its own (camunda:asyncBefore / camunda:async on it). */
-export function isAsyncInner(el: XNode): boolean {
-  return kids(el, 'loopCharacteristics').some((l) => l.type === MULTI_INSTANCE && (bool(l, 'camunda:asyncBefore') === true || bool(l, 'camunda:async') === true));
-}
-
 /** What the loop element may carry: asyncBefore (asynchronous inner instances), no asyncAfter, no BPMN data inputs/outputs or behaviors. */
 function checkLoopElement(ctx: ProcessCtx, id: string, loop: XNode): void {
   if (bool(loop, 'camunda:asyncAfter') === true) {
