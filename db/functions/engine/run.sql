@@ -422,34 +422,10 @@ begin
   -- events, in this order: the explicit ones (x_*), ended stored history
   -- rows, the history rows and the tasks of this call, instanceCompleted
   -- last; ids are reserved per group (no sort; ids skip where a buffered wait
-  -- is a join token: they only need to grow)
-  with ins as (
-    insert into bpm.event (tenant_id, id, instance_id, kind, subject_id, element_id)
-    select st.tenant_id, v_base + case when x.kind = 'instanceCompleted' then v_nx + v_ne + v_na + v_nw + 1 else x.ord end,
-      st.instance_id, x.kind, x.subject, x.el
-    from unnest(st.x_kind, st.x_subject, st.x_el) with ordinality as x(kind, subject, el, ord)
-    union all
-    select st.tenant_id, v_base + v_nx + e.ord, st.instance_id,
-      case e.state when 'completed' then 'activityCompleted' else 'activityCancelled' end, e.id,
-      (select a.element_id from bpm.activity_instance a where a.tenant_id = st.tenant_id and a.id = e.id)
-    from unnest(st.e_id, st.e_state) with ordinality as e(id, state, ord)
-    union all
-    select st.tenant_id, v_base + v_nx + v_ne + a.ord, st.instance_id,
-      case a.state when 'active' then 'activityStarted' when 'completed' then 'activityCompleted' else 'activityCancelled' end, a.id, a.el
-    from unnest(st.a_id, st.a_el, st.a_state) with ordinality as a(id, el, state, ord)
-    union all
-    select st.tenant_id, v_base + v_nx + v_ne + v_na + w.ord, st.instance_id,
-      case w.kind when 'userTask' then 'taskCreated' else 'externalTaskCreated' end, w.id, w.el
-    from unnest(st.w_id, st.w_el, st.w_kind) with ordinality as w(id, el, kind, ord)
-    where w.kind in ('userTask', 'externalTask')
-  )
-  select exists (select 1 from bpm_private.event_listener l where l.tenant_id = st.tenant_id and l.expires_at > pg_catalog.now())
-  into v_listening;
-  if v_listening then
-    perform pg_catalog.pg_notify('bpm_event', (v_base + 1)::text);
-  end if;
-  -- history: rows stored earlier that ended now, and the rows of this call
-  -- (seq follows the order of the a_* arrays, the order tokens entered nodes)
+  -- is a join token: they only need to grow). History: rows stored earlier
+  -- that ended now, and the rows of this call (seq follows the order of the
+  -- a_* arrays, the order tokens entered nodes). One statement writes both,
+  -- over one unnest of the rows (each statement costs its executor set-up).
   if st.upsert then
     -- an asyncBefore continuation: its row is stored already
     with ended as (
@@ -458,30 +434,99 @@ begin
       update bpm.activity_instance a
       set state = st.e_state[pg_catalog.array_position(st.e_id, a.id)], ended_at = pg_catalog.now()
       where a.tenant_id = st.tenant_id and a.id = any(st.e_id)
+      returning a.id, a.element_id, a.state
+    ), history as (
+      insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
+      select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
+        case when u.state = 'active' then null else pg_catalog.now() end, u.scope
+      from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
+      order by u.ord
+      on conflict on constraint activity_instance_pkey do update set state = excluded.state, ended_at = excluded.ended_at
+    ), ins as (
+      insert into bpm.event (tenant_id, id, instance_id, kind, subject_id, element_id)
+      select st.tenant_id, v_base + case when x.kind = 'instanceCompleted' then v_nx + v_ne + v_na + v_nw + 1 else x.ord end,
+        st.instance_id, x.kind, x.subject, x.el
+      from unnest(st.x_kind, st.x_subject, st.x_el) with ordinality as x(kind, subject, el, ord)
+      union all
+      select st.tenant_id, v_base + v_nx + pg_catalog.array_position(st.e_id, e.id), st.instance_id,
+        case e.state when 'completed' then 'activityCompleted' else 'activityCancelled' end, e.id, e.element_id
+      from ended e
+      union all
+      select st.tenant_id, v_base + v_nx + v_ne + a.ord, st.instance_id,
+        case a.state when 'active' then 'activityStarted' when 'completed' then 'activityCompleted' else 'activityCancelled' end, a.id, a.el
+      from unnest(st.a_id, st.a_el, st.a_state) with ordinality as a(id, el, state, ord)
+      union all
+      select st.tenant_id, v_base + v_nx + v_ne + v_na + w.ord, st.instance_id,
+        case w.kind when 'userTask' then 'taskCreated' else 'externalTaskCreated' end, w.id, w.el
+      from unnest(st.w_id, st.w_el, st.w_kind) with ordinality as w(id, el, kind, ord)
+      where w.kind in ('userTask', 'externalTask')
     )
-    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
-      case when u.state = 'active' then null else pg_catalog.now() end, u.scope
-    from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
-    order by u.ord
-    on conflict on constraint activity_instance_pkey do update set state = excluded.state, ended_at = excluded.ended_at;
-  elsif pg_catalog.cardinality(st.e_id) > 0 then
+    select exists (select 1 from bpm_private.event_listener l where l.tenant_id = st.tenant_id and l.expires_at > pg_catalog.now())
+    into v_listening;
+  elsif v_ne = 0 then
+    -- (every start)
+    with a as (
+      select u.id, u.el, u.typ, u.state, u.scope, u.ord
+      from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
+    ), history as (
+      insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
+      select st.tenant_id, a.id, st.instance_id, a.el, a.typ, a.state, case when a.state = 'active' then null else pg_catalog.now() end, a.scope
+      from a order by a.ord
+    ), ins as (
+      insert into bpm.event (tenant_id, id, instance_id, kind, subject_id, element_id)
+      select st.tenant_id, v_base + case when x.kind = 'instanceCompleted' then v_nx + v_na + v_nw + 1 else x.ord end,
+        st.instance_id, x.kind, x.subject, x.el
+      from unnest(st.x_kind, st.x_subject, st.x_el) with ordinality as x(kind, subject, el, ord)
+      union all
+      select st.tenant_id, v_base + v_nx + a.ord, st.instance_id,
+        case a.state when 'active' then 'activityStarted' when 'completed' then 'activityCompleted' else 'activityCancelled' end, a.id, a.el
+      from a
+      union all
+      select st.tenant_id, v_base + v_nx + v_na + w.ord, st.instance_id,
+        case w.kind when 'userTask' then 'taskCreated' else 'externalTaskCreated' end, w.id, w.el
+      from unnest(st.w_id, st.w_el, st.w_kind) with ordinality as w(id, el, kind, ord)
+      where w.kind in ('userTask', 'externalTask')
+    )
+    select exists (select 1 from bpm_private.event_listener l where l.tenant_id = st.tenant_id and l.expires_at > pg_catalog.now())
+    into v_listening;
+  else
+    -- (a task completed: its row ends)
     with ended as (
       update bpm.activity_instance a
       set state = st.e_state[pg_catalog.array_position(st.e_id, a.id)], ended_at = pg_catalog.now()
       where a.tenant_id = st.tenant_id and a.id = any(st.e_id)
+      returning a.id, a.element_id, a.state
+    ), a as (
+      select u.id, u.el, u.typ, u.state, u.scope, u.ord
+      from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
+    ), history as (
+      insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
+      select st.tenant_id, a.id, st.instance_id, a.el, a.typ, a.state, case when a.state = 'active' then null else pg_catalog.now() end, a.scope
+      from a order by a.ord
+    ), ins as (
+      insert into bpm.event (tenant_id, id, instance_id, kind, subject_id, element_id)
+      select st.tenant_id, v_base + case when x.kind = 'instanceCompleted' then v_nx + v_ne + v_na + v_nw + 1 else x.ord end,
+        st.instance_id, x.kind, x.subject, x.el
+      from unnest(st.x_kind, st.x_subject, st.x_el) with ordinality as x(kind, subject, el, ord)
+      union all
+      select st.tenant_id, v_base + v_nx + pg_catalog.array_position(st.e_id, e.id), st.instance_id,
+        case e.state when 'completed' then 'activityCompleted' else 'activityCancelled' end, e.id, e.element_id
+      from ended e
+      union all
+      select st.tenant_id, v_base + v_nx + v_ne + a.ord, st.instance_id,
+        case a.state when 'active' then 'activityStarted' when 'completed' then 'activityCompleted' else 'activityCancelled' end, a.id, a.el
+      from a
+      union all
+      select st.tenant_id, v_base + v_nx + v_ne + v_na + w.ord, st.instance_id,
+        case w.kind when 'userTask' then 'taskCreated' else 'externalTaskCreated' end, w.id, w.el
+      from unnest(st.w_id, st.w_el, st.w_kind) with ordinality as w(id, el, kind, ord)
+      where w.kind in ('userTask', 'externalTask')
     )
-    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
-      case when u.state = 'active' then null else pg_catalog.now() end, u.scope
-    from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
-    order by u.ord;
-  elsif pg_catalog.cardinality(st.a_id) > 0 then
-    insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at, scope_id)
-    select st.tenant_id, u.id, st.instance_id, u.el, u.typ, u.state,
-      case when u.state = 'active' then null else pg_catalog.now() end, u.scope
-    from unnest(st.a_id, st.a_el, st.a_type, st.a_state, st.a_scope) with ordinality as u(id, el, typ, state, scope, ord)
-    order by u.ord;
+    select exists (select 1 from bpm_private.event_listener l where l.tenant_id = st.tenant_id and l.expires_at > pg_catalog.now())
+    into v_listening;
+  end if;
+  if v_listening then
+    perform pg_catalog.pg_notify('bpm_event', (v_base + 1)::text);
   end if;
   if 'dirty' = any(st.l_state) then
     -- a body's collection and inner instances (token__columns) are written
@@ -527,12 +572,26 @@ begin
   if 'userTask' = any(st.w_kind) then
     insert into bpm.user_task (tenant_id, id, instance_id, element_id, name, form, assignee, candidate_users, candidate_groups, priority, due_at, follow_up_at, local_variables)
     select st.tenant_id, u.id, st.instance_id, u.el, u.data ->> 'name', nullif(u.data -> 'form', 'null'), u.data ->> 'assignee',
-      coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_users') e), '{}'),
-      coalesce((select array_agg(e) from pg_catalog.jsonb_array_elements_text(u.data -> 'candidate_groups') e), '{}'),
+      coalesce((u.data ->> 'candidate_users')::text[], '{}'), coalesce((u.data ->> 'candidate_groups')::text[], '{}'),
       coalesce((u.data ->> 'priority')::int, 50), (u.data ->> 'due_at')::timestamptz, (u.data ->> 'follow_up_at')::timestamptz,
       nullif(u.data -> 'locals', 'null')
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'userTask';
+    if pg_catalog.jsonb_path_exists(pg_catalog.to_jsonb(st.w_data), '$[*] ? (@.offered == true)') then
+      -- the offers of new unassigned tasks with candidates (task_inbox.sql:
+      -- written here rather than by an insert trigger, whose condition every
+      -- insert statement would prepare again; updates and deletes keep them
+      -- by trigger)
+      insert into bpm_private.task_offer (tenant_id, identity, rank, created_at, task_id)
+      select t.tenant_id, i.identity, -t.priority, t.created_at, t.id
+      from bpm.user_task t
+      cross join lateral (
+        select 'u:' || u from pg_catalog.unnest(t.candidate_users) u
+        union
+        select 'g:' || g from pg_catalog.unnest(t.candidate_groups) g
+      ) as i(identity)
+      where t.tenant_id = st.tenant_id and t.id = any(st.w_id) and t.assignee is null;
+    end if;
   end if;
   if 'externalTask' = any(st.w_kind) then
     insert into bpm.external_task (tenant_id, id, instance_id, element_id, topic, headers, priority, local_variables)

@@ -107,6 +107,32 @@ describe('task_inbox', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  test('new tasks hold exactly the offers their candidates give: one statement, one multi-instance step, names that need quoting', async () => {
+    const M = 't-inbox-offers';
+    const tenantAdmin = await db.connectAs({ role: 'bpm_admin', tenant: M, user: 'admin' });
+    await deployProcess(tenantAdmin, 'offers_mi', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="fork"/><parallelGateway id="fork"/>
+      <sequenceFlow id="f2" sourceRef="fork" targetRef="mi"/>
+      <userTask id="mi" camunda:candidateUsers="carol, dave" camunda:candidateGroups="sales,sales, {odd} \\group, &quot;quoted&quot;">
+        <multiInstanceLoopCharacteristics><loopCardinality>3</loopCardinality></multiInstanceLoopCharacteristics>
+      </userTask>
+      <sequenceFlow id="f3" sourceRef="fork" targetRef="assigned"/>
+      <userTask id="assigned" camunda:assignee="erin" camunda:candidateGroups="sales"/>
+      <sequenceFlow id="f4" sourceRef="fork" targetRef="plain"/><userTask id="plain"/>`);
+    await tenantAdmin.query(`select bpm.start_process('offers_mi') from generate_series(1, 2)`);
+    const held = await db.root.query<{ task: string; identity: string }>(
+      `select t.element_id as task, o.identity from bpm_private.task_offer o join bpm.user_task t on t.tenant_id = o.tenant_id and t.id = o.task_id
+       where o.tenant_id = $1 order by o.task_id, o.identity`, [M]);
+    const expected = await db.root.query<{ task: string; identity: string }>(
+      `select t.element_id as task, i.identity from bpm.user_task t
+       cross join lateral (select 'u:' || u from unnest(t.candidate_users) u union select 'g:' || g from unnest(t.candidate_groups) g) i(identity)
+       where t.tenant_id = $1 and t.state = 'open' and t.assignee is null order by t.id, i.identity`, [M]);
+    expect(held.rows).toEqual(expected.rows);
+    expect(held.rows).toHaveLength(2 * 3 * 5);
+    const { rows } = await db.root.query<{ groups: string[] }>(`select candidate_groups as groups from bpm.user_task where tenant_id = $1 and element_id = 'mi' limit 1`, [M]);
+    expect(rows[0].groups).toEqual(['sales', 'sales', '{odd} \\group', '"quoted"']);
+  });
+
   test('another tenant\'s user with the same name and groups sees nothing of this tenant', async () => {
     const other = await db.connectAs({ role: 'bpm_user', tenant: 't-inbox-other', user: 'alice', groups: ['sales', 'emea'] });
     expect(await inbox(other)).toEqual([]);
