@@ -171,7 +171,7 @@ set search_path = ''
 as $$
 declare
   v_el text := node ->> 'id';
-  v_ids uuid[] := array(select bpm_private.uuid_v7() from pg_catalog.generate_series(1, n));
+  v_ids uuid[] := bpm_private.uuid_v7_block(n);
   v_pos int := pg_catalog.array_position(st.l_id, body_id);
   v_body jsonb := st.l_data[v_pos];
   v_items jsonb := v_body -> 'items';
@@ -246,7 +246,7 @@ set search_path = ''
 as $$
 declare
   v_el text := node ->> 'id';
-  v_ids uuid[] := array(select bpm_private.uuid_v7() from pg_catalog.generate_series(1, n));
+  v_ids uuid[] := bpm_private.uuid_v7_block(n);
   v_pos int := pg_catalog.array_position(st.l_id, body_id);
   v_body jsonb := st.l_data[v_pos];
   v_seen jsonb;

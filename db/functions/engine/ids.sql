@@ -20,3 +20,26 @@ begin
 end;
 $$;
 comment on function bpm_private.uuid_v7() is E'A new time-ordered UUID (version 7): the ids of instances, activity instances, tasks, tokens and subscriptions.';
+
+-- Ids for many new rows of one call (the inner instances of a
+-- multi-instance activity): a new UUIDv7, then the ones after it, counting
+-- up its last 48 (random) bits (RFC 9562, "monotonic random"): one random
+-- draw and one clock reading for all of them. Two blocks collide only when
+-- their first 74 bits (the millisecond and 26 random bits) are equal and
+-- their counted ranges overlap: about n * m / 2^74 for blocks of n and m ids.
+create or replace function bpm_private.uuid_v7_block(n int)
+returns uuid[]
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_first text := bpm_private.uuid_v7()::text;
+  v_seq bigint := ('x' || pg_catalog.right(v_first, 12))::bit(48)::bigint;
+begin
+  return array(
+    select (pg_catalog.left(v_first, 24) || pg_catalog.lpad(pg_catalog.to_hex((v_seq + i) & 281474976710655), 12, '0'))::uuid
+    from pg_catalog.generate_series(0, n - 1) as i);
+end;
+$$;
+comment on function bpm_private.uuid_v7_block(int) is E'n new time-ordered ids: a new UUIDv7 and the n - 1 after it (counting up its last 48 bits).';

@@ -22,7 +22,8 @@ begin
     null, '{}', '{}', '{}',   -- cur_scope, q_scope, a_scope, c_scope
     '{}', '{}', '{}', '{}', '{}', '{}', -- l_id, l_parent, l_el, l_kind, l_data, l_state
     null,                     -- parent_id
-    0                         -- step_credit
+    0,                        -- step_credit
+    true                      -- process_subscriptions (unknown until run__drain reads the graph)
   )::bpm_private.run_state;
 end;
 $$;
@@ -100,6 +101,9 @@ declare
   v_queued int;
   v_steps int := st.steps;
 begin
+  -- only process-level event subprocesses subscribe on the instance itself
+  -- (run__finish: nothing to remove when the instance completes)
+  st.process_subscriptions := graph ? 'eventSubprocesses';
   loop
     while not st.terminated and q_pos <= pg_catalog.cardinality(q_node) loop
       v_node_id := q_node[q_pos];
@@ -414,11 +418,13 @@ declare
   v_ord int := coalesce(nullif(pg_catalog.current_setting('bpm.event_ord', true), '')::int, 0);
   v_base bigint := (pg_catalog.pg_current_xact_id()::text::bigint << 20) + v_ord;
   v_listening boolean;
+  v_ord_set text;
 begin
   if v_ord < 0 or v_ord + v_nx + v_ne + v_na + v_nw + 1 >= 1048576 then
     raise exception 'more than 1048575 events in one transaction' using errcode = 'BP307';
   end if;
-  perform pg_catalog.set_config('bpm.event_ord', (v_ord + v_nx + v_ne + v_na + v_nw + 1)::text, true);
+  -- (an assignment, not PERFORM: an expression, not a statement with its executor)
+  v_ord_set := pg_catalog.set_config('bpm.event_ord', (v_ord + v_nx + v_ne + v_na + v_nw + 1)::text, true);
   -- events, in this order: the explicit ones (x_*), ended stored history
   -- rows, the history rows and the tasks of this call, instanceCompleted
   -- last; ids are reserved per group (no sort; ids skip where a buffered wait
@@ -636,7 +642,9 @@ begin
     if found then
       st := bpm_private.run__event(st, 'instanceCompleted', st.instance_id, null);
       -- the instance's own event subprocesses stop listening
-      st := bpm_private.subscriptions__drop(st, array[st.instance_id]);
+      if st.process_subscriptions is not false then
+        st := bpm_private.subscriptions__drop(st, array[st.instance_id]);
+      end if;
       if v_result.parent_instance_id is not null then
         -- a called instance: its call activity goes on (after this run is written)
         st.p_data := st.p_data || '{"kind": "childCompleted"}'::jsonb;

@@ -207,6 +207,24 @@ describe('event subprocess', () => {
     expect(await subscriptions(instance.id)).toEqual([]);
   });
 
+  test('an instance that completes closes its process-level timer event subprocess: subscription and job gone', async () => {
+    await deployProcess(as.admin, 'scopes_esp_timer_done', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/><userTask id="work"/>
+      <sequenceFlow id="f2" sourceRef="work" targetRef="e"/><endEvent id="e"/>
+      <subProcess id="remind" triggeredByEvent="true">
+        <startEvent id="rs" isInterrupting="false"><timerEventDefinition><timeDuration>P30D</timeDuration></timerEventDefinition></startEvent>
+        <sequenceFlow id="r1" sourceRef="rs" targetRef="nudge"/><userTask id="nudge"/>
+      </subProcess>`);
+    const instance = await startProcess(as.admin, 'scopes_esp_timer_done');
+    const subs = await subscriptions(instance.id);
+    expect(subs.map((s) => [s.kind, s.element_id])).toEqual([['timer', 'rs']]);
+    expect(await timerJobs(subs.map((s) => s.id))).toBe(1);
+    await completeTask(as.admin, (await openTask(as.admin, instance.id, 'work')).id);
+    expect((await getInstance(as.admin, instance.id)).state).toBe('completed');
+    expect(await subscriptions(instance.id)).toEqual([]);
+    expect(await timerJobs(subs.map((s) => s.id))).toBe(0);
+  });
+
   test('an interrupting error event subprocess of a subprocess cancels the subprocess\'s other tokens', async () => {
     await deployDefs(as.admin, 'scopes_esp_error', `<error id="E9" errorCode="E-9"/>`, `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="sub"/>
