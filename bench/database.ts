@@ -26,3 +26,23 @@ export async function prepareBenchDatabase(name: string): Promise<BenchDatabase>
   await migrateDatabase(url, { authenticatorPassword: db.authenticatorPassword, includeCurrent: process.env.BENCH_CURRENT === '1' });
   return { url, authUrl: withDatabase(db.authenticatorConnectionString, name), stop: () => db.stop() };
 }
+
+/**
+ * The raw ceiling's tables (bench (a): a transaction of 3 INSERTs): the same
+ * shape of keys as the engine's tables, RLS forced, owned by a non-superuser,
+ * writable by bpm_admin.
+ */
+export const RAW_CEILING_TABLES = `
+    create schema bench_raw;
+    create table bench_raw.instance (tenant_id text not null, id uuid not null default gen_random_uuid(), variables jsonb not null, started_at timestamptz not null default now(), primary key (tenant_id, id));
+    create table bench_raw.task (tenant_id text not null, id uuid not null default gen_random_uuid(), name text, created_at timestamptz not null default now(), primary key (tenant_id, id));
+    create table bench_raw.history (tenant_id text not null, id uuid not null default gen_random_uuid(), element_id text, started_at timestamptz not null default now(), primary key (tenant_id, id));
+    do $$ declare t text; begin foreach t in array array['instance','task','history'] loop
+      execute format('alter table bench_raw.%I enable row level security', t);
+      execute format('alter table bench_raw.%I force row level security', t);
+      execute format($p$create policy tenant on bench_raw.%I using (tenant_id = (select nullif(current_setting('bpm.tenant_id', true), ''))) with check (tenant_id = (select nullif(current_setting('bpm.tenant_id', true), '')))$p$, t);
+      execute format('grant select, insert on bench_raw.%I to bpm_admin', t);
+    end loop; end $$;
+    grant usage on schema bench_raw to bpm_admin;
+    alter schema bench_raw owner to bpm_owner;
+    alter table bench_raw.instance owner to bpm_owner; alter table bench_raw.task owner to bpm_owner; alter table bench_raw.history owner to bpm_owner;`;

