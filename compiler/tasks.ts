@@ -46,6 +46,7 @@ const EXTERNAL_TASK_GETTERS: Readonly<Record<string, string>> = {
   getTopicName: 'topicName',
   getWorkerId: 'workerId',
   getErrorMessage: 'errorMessage',
+  getErrorDetails: 'errorDetails',
   getRetries: 'retries',
   getPriority: 'priority',
 };

@@ -756,13 +756,13 @@ describe('camunda:errorEventDefinition on external tasks', () => {
       def('id="x2" errorRef="Nope" expression="${true}"') +
       def('id="x3" errorRef="NoCode" expression="${true}"') +
       def('id="x4" errorRef="ExprCode" expression="${true}"') +
-      def('id="x5" errorRef="Rejected" expression="${externalTask.getErrorDetails() != null}"') +
+      def('id="x5" errorRef="Rejected" expression="${externalTask.getExecutionId() != null}"') +
       def('id="x6" errorRef="Rejected" expression="${status ==}"')), ERRORS))).toEqual([
       'inline.bpmn: element t: camunda:errorEventDefinition x1 needs an errorRef to a bpmn:error',
       'inline.bpmn: element t: camunda:errorEventDefinition x2 needs an errorRef to a bpmn:error ("Nope" is none)',
       'inline.bpmn: element t: camunda:errorEventDefinition x3: the error NoCode needs a literal errorCode to be thrown',
       'inline.bpmn: element t: camunda:errorEventDefinition x4: the error ExprCode needs a literal errorCode to be thrown',
-      'inline.bpmn: element t: camunda:errorEventDefinition x5: externalTask.getErrorDetails() is not supported (supported: getId, getActivityId, getProcessInstanceId, getTopicName, getWorkerId, getErrorMessage, getRetries, getPriority)',
+      'inline.bpmn: element t: camunda:errorEventDefinition x5: externalTask.getExecutionId() is not supported (supported: getId, getActivityId, getProcessInstanceId, getTopicName, getWorkerId, getErrorMessage, getErrorDetails, getRetries, getPriority)',
       'inline.bpmn: element t: camunda:errorEventDefinition x6: cannot compile expression "${status ==}": unexpected end of expression',
     ]);
   });

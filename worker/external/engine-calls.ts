@@ -58,11 +58,12 @@ export async function failExternalTask(
   errorMessage: string,
   retries: number,
   retryAfterMs: number,
+  errorDetails: string | null,
 ): Promise<void> {
   await client.query({
     name: 'pgbpm_worker_fail',
-    text: 'select state from bpm.fail_external_task($1, $2, $3, $4, $5::interval)',
-    values: [taskId, workerId, errorMessage, retries, interval(retryAfterMs)],
+    text: 'select state from bpm.fail_external_task($1, $2, $3, $4, $5::interval, $6)',
+    values: [taskId, workerId, errorMessage, retries, interval(retryAfterMs), errorDetails],
   });
 }
 

@@ -51,6 +51,18 @@ function describeFailure(err: unknown): string {
   return text.length > MAX_ERROR_MESSAGE ? `${text.slice(0, MAX_ERROR_MESSAGE - 1)}…` : text;
 }
 
+/** What a failure's report carries beyond its message: its stack and its causes' (up to 5; the engine keeps 64 KiB). */
+function failureDetails(err: unknown): string | null {
+  const parts: string[] = [];
+  let current: unknown = err;
+  for (let depth = 0; current instanceof Error && depth < 5; depth++) {
+    const text = current.stack ?? `${current.name}: ${current.message}`;
+    parts.push(depth === 0 ? text : `Caused by: ${text}`);
+    current = current.cause;
+  }
+  return parts.length > 0 ? parts.join('\n') : null;
+}
+
 function isPlainObject(value: unknown): value is Variables {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const proto: unknown = Object.getPrototypeOf(value);
@@ -96,8 +108,8 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
     result = { kind: 'error', error: e };
   }
 
-  const fail = (client: pg.PoolClient, message: string, left: number, delay: number): Promise<void> =>
-    failExternalTask(client, task.id, deps.workerId, message, left, delay);
+  const fail = (client: pg.PoolClient, message: string, left: number, delay: number, details: string | null = null): Promise<void> =>
+    failExternalTask(client, task.id, deps.workerId, message, left, delay, details);
 
   try {
     // the result is in hand: a report aborted by a deadlock is sent again, not the handler run again
@@ -121,7 +133,7 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
       }
       const left = isNonRetryable(error) ? 0 : retriesLeft;
       const delay = left === 0 ? 0 : retryDelayMs(attempt, spec.backoff);
-      await fail(client, describeFailure(error), left, delay);
+      await fail(client, describeFailure(error), left, delay, failureDetails(error));
       if (left === 0) log.error({ err: describeFailure(error) }, 'failed; no retries left: incident raised');
       else log.warn({ err: describeFailure(error), retriesLeft: left, retryInMs: delay }, 'failed; will be retried');
       return 'failed';

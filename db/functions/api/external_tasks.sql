@@ -81,7 +81,7 @@ comment on function bpm_private.external_task__lock(text, uuid, text, text) is E
 -- worker completes or fails an external task, the first entry whose
 -- condition holds over what the task sees, the variables the worker sends and
 -- `externalTask` (id, activityId, processInstanceId, topicName, workerId,
--- errorMessage, retries, priority) names the error thrown at the task
+-- errorMessage, errorDetails, retries, priority) names the error thrown at the task
 -- instead. Null: none holds. A condition that cannot be evaluated (an unset
 -- variable, not a boolean) fails a completion (BP302/BP303) but counts as
 -- false for a failure, which is recorded whatever the model says.
@@ -103,7 +103,7 @@ begin
   v_vars := instance.variables || coalesce(task.local_variables, '{}') || variables
     || pg_catalog.jsonb_build_object('externalTask', pg_catalog.jsonb_build_object(
       'id', task.id, 'activityId', task.element_id, 'processInstanceId', task.instance_id, 'topicName', task.topic,
-      'workerId', task.worker_id, 'errorMessage', coalesce(error_message, task.error_message), 'retries', task.retries,
+      'workerId', task.worker_id, 'errorMessage', coalesce(error_message, task.error_message), 'errorDetails', task.error_details, 'retries', task.retries,
       'priority', task.priority));
   for v_event in select e from pg_catalog.jsonb_array_elements(node -> 'errorEvents') e loop
     continue when pg_catalog.jsonb_typeof(v_event -> 'condition') is distinct from 'object';
@@ -186,7 +186,11 @@ end;
 $$;
 comment on function bpm.complete_external_task(uuid, text, jsonb) is E'Completes an external task locked by worker_id and continues the instance; variables merge per top-level key into the instance, or into the local of that name of the nearest enclosing subprocess that has one. When a camunda:errorEventDefinition of the task holds (over its variables, these and externalTask), its error is thrown at the task instead (as throw_bpmn_error). Errors: BP104 not found, BP203 not open, BP205 not locked by this worker, BP202 instance suspended. Roles: bpm_admin, bpm_engine.';
 
-create or replace function bpm.fail_external_task(task_id uuid, worker_id text, error_message text, retries int, retry_after interval default '0')
+-- error_details: what a worker knows beyond the message (a stack trace;
+-- Camunda 7's errorDetails), kept on the task up to 64 KiB.
+drop function if exists bpm.fail_external_task(uuid, text, text, int, interval);
+create or replace function bpm.fail_external_task(task_id uuid, worker_id text, error_message text, retries int, retry_after interval default '0',
+  error_details text default null)
 returns bpm.external_task
 language plpgsql
 volatile
@@ -210,6 +214,10 @@ begin
   end if;
   v_locked := bpm_private.external_task__lock(v_tenant, task_id, worker_id, 'fail it');
   v_task := v_locked.task;
+  if pg_catalog.length(error_details) > 65536 then
+    error_details := pg_catalog.left(error_details, 65536) || E'\n… (truncated: ' || pg_catalog.length(error_details) || ' characters)';
+  end if;
+  v_task.error_details := error_details;
   if (v_locked.instance).state = 'active' then
     -- camunda:errorEventDefinition: a condition that holds throws its error instead of the failure
     select d.graph -> 'nodes' -> v_task.element_id into v_node from bpm.process_definition d
@@ -220,7 +228,7 @@ begin
     end if;
   end if;
   update bpm.external_task e
-  set retries = fail_external_task.retries, error_message = fail_external_task.error_message,
+  set retries = fail_external_task.retries, error_message = fail_external_task.error_message, error_details = fail_external_task.error_details,
     worker_id = null, locked_until = null, available_at = pg_catalog.now() + retry_after
   where e.tenant_id = v_tenant and e.id = task_id
   returning * into v_task;
@@ -238,7 +246,7 @@ begin
   return v_task;
 end;
 $$;
-comment on function bpm.fail_external_task(uuid, text, text, int, interval) is E'Reports a failure of an external task locked by worker_id. retries = how many retries remain; the task is fetchable again after retry_after. With 0 retries an incident failedExternalTask is raised. When a camunda:errorEventDefinition of the task holds (externalTask.errorMessage is error_message), its error is thrown at the task instead (as throw_bpmn_error). Roles: bpm_admin, bpm_engine.';
+comment on function bpm.fail_external_task(uuid, text, text, int, interval, text) is E'Reports a failure of an external task locked by worker_id. retries = how many retries remain; the task is fetchable again after retry_after. With 0 retries an incident failedExternalTask is raised. error_details (a stack trace, say) is kept on the task (error_details, up to 64 KiB; longer text is cut there and marked). When a camunda:errorEventDefinition of the task holds (externalTask.errorMessage is error_message, externalTask.errorDetails error_details), its error is thrown at the task instead (as throw_bpmn_error). Roles: bpm_admin, bpm_engine.';
 
 -- error_message: what the worker says about the error; a catching event
 -- with camunda:errorMessageVariable stores it (and the code by

@@ -449,6 +449,21 @@ describe('fail_external_task', () => {
     expect(again).toMatchObject({ id: task.id, worker_id: 'w2', retries: 2, error_message: 'service down' });
   });
 
+  test('error details (a stack trace) are kept on the task, cut at 64 KiB; the next failure replaces them', async () => {
+    const topic = await topicModel('t_details');
+    const { task } = await startAndLock(topic, 'w1');
+    const details = 'Error: connect ECONNREFUSED\n    at TCPConnectWrap.afterConnect (node:net:1555:16)';
+    const failed = await one<ExternalTaskRow & { error_details: string | null }>(engine,
+      `select * from bpm.fail_external_task($1, 'w1', 'service down', 2, '0', $2)`, [task.id, details]);
+    expect(failed).toMatchObject({ error_message: 'service down', error_details: details, retries: 2 });
+    const [again] = await fetchAndLock(engine, topic, 'w1', 1);
+    const long = 'x'.repeat(70_000);
+    const cut = await one<{ error_details: string }>(engine, `select error_details from bpm.fail_external_task($1, 'w1', 'again', 1, '0', $2)`, [again.id, long]);
+    expect(cut.error_details).toBe(`${'x'.repeat(65_536)}\n… (truncated: 70000 characters)`);
+    const [third] = await fetchAndLock(engine, topic, 'w1', 1);
+    expect((await failExternal(engine, third.id, 'w1', 'no details', 1)) as ExternalTaskRow & { error_details: string | null }).toMatchObject({ error_details: null });
+  });
+
   test('a long back-off keeps the task out of fetches', async () => {
     const topic = await topicModel('t_backoff_long');
     const { task } = await startAndLock(topic, 'w1');
@@ -650,6 +665,7 @@ describe('camunda:errorEventDefinition (error events evaluated when a worker rep
       <extensionElements>
         <camunda:errorEventDefinition id="onReject" errorRef="Rejected" expression="\${status == 'rejected'}"/>
         <camunda:errorEventDefinition id="onTimeout" errorRef="Timeout" expression="\${externalTask.getErrorMessage() == 'timeout' &amp;&amp; externalTask.getWorkerId() == 'w1'}"/>
+        <camunda:errorEventDefinition id="onQuota" errorRef="Rejected" expression="\${externalTask.getErrorDetails() == 'quota exceeded'}"/>
       </extensionElements>
     </serviceTask>
     <sequenceFlow id="f2" sourceRef="work" targetRef="done"/><endEvent id="done"/>
@@ -686,6 +702,14 @@ describe('camunda:errorEventDefinition (error events evaluated when a worker rep
     expect(incident.message).toMatch(/BPMN error TIMEOUT: timeout/);
     // (as for an uncaught throw_bpmn_error: the task waits with no retries left until the incident is retried)
     expect(await externalTaskOf(db.root, inst.id)).toMatchObject({ state: 'open', retries: 0, error_message: 'BPMN error TIMEOUT: timeout is not caught' });
+  });
+
+  test('a failure whose details make a definition hold (externalTask.getErrorDetails()) throws its error, caught by the boundary', async () => {
+    const { inst, task } = await startAndLock('t_eed', 'w1', { status: 'new' });
+    const failed = await one<ExternalTaskRow>(engine, `select * from bpm.fail_external_task($1, 'w1', 'refused', 3, '0', 'quota exceeded')`, [task.id]);
+    expect(failed).toMatchObject({ id: task.id, state: 'cancelled' });
+    expect(await history(db.root, inst.id)).toEqual(['s:completed', 'work:cancelled', 'rejected:completed', 'review:active']);
+    expect((await instance(db.root, inst.id)).variables).toMatchObject({ code: 'REJECTED' });
   });
 
   test('a failure is recorded as a failure when no definition holds, or one cannot be evaluated', async () => {

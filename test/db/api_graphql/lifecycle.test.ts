@@ -282,6 +282,31 @@ describe('an ad-hoc subprocess driven over GraphQL', () => {
   });
 });
 
+describe('an external task over GraphQL', () => {
+  test('fetchAndLock, then failExternalTask with errorDetails: the task keeps message and details, and is fetchable again', async () => {
+    const xml = bpmnProcess('gql_external', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="charge"/>
+      <serviceTask id="charge" camunda:type="external" camunda:topic="gql-charge"/>
+      <sequenceFlow id="f2" sourceRef="charge" targetRef="e"/><endEvent id="e"/>`);
+    expect((await t.data<DeployData>(admin, DEPLOY, { files: [{ name: 'gql_external.bpmn', xml }] })).deployProcess.problems).toEqual([]);
+    await t.data<StartData>(admin, START, { key: 'gql_external' });
+    const engine = await token({ tenant: TENANT, sub: 'agent', roles: ['bpm_engine'] });
+    const fetch = `mutation { fetchAndLock(input: { topic: "gql-charge", workerId: "w1", maxTasks: 1 }) { result { id topic } } }`;
+    const locked = await t.data<{ fetchAndLock: { result: Array<{ id: string; topic: string }> } }>(engine, fetch);
+    const [task] = locked.fetchAndLock.result;
+    expect(task.topic).toBe('gql-charge');
+    const details = 'Error: card service down\n    at charge (handler.js:7:11)';
+    const fail = `mutation($id: UUID!, $details: String) {
+      failExternalTask(input: { taskId: $id, workerId: "w1", errorMessage: "card service down", retries: 2, errorDetails: $details }) {
+        result { id retries errorMessage errorDetails workerId }
+      } }`;
+    const failed = await t.data<{ failExternalTask: { result: Record<string, unknown> } }>(engine, fail, { id: task.id, details });
+    expect(failed.failExternalTask.result).toEqual({ id: task.id, retries: 2, errorMessage: 'card service down', errorDetails: details, workerId: null });
+    const again = await t.data<{ fetchAndLock: { result: Array<{ id: string }> } }>(engine, fetch);
+    expect(again.fetchAndLock.result.map((r) => r.id)).toEqual([task.id]);
+  });
+});
+
 describe('deployProcess with invalid BPMN', () => {
   test('returns every problem (file, element, message) and deploys nothing', async () => {
     const before = { deployments: await count('bpm.deployment'), definitions: await count('bpm.process_definition') };

@@ -223,7 +223,7 @@ describe('failures and retries', () => {
           retries: 2,
           handler: () => {
             calls += 1;
-            throw new Error('card service down');
+            throw new Error('card service down', { cause: new Error('connect ECONNREFUSED 10.0.0.7:443') });
           },
         },
       },
@@ -236,6 +236,9 @@ describe('failures and retries', () => {
     const task = await externalTaskOf(db.root, inst.id);
     expect(incident).toMatchObject({ incident_type: 'failedExternalTask', message: 'card service down', external_task_id: task.id, resolved_at: null });
     expect(task).toMatchObject({ state: 'open', retries: 0, worker_id: null, error_message: 'card service down' });
+    // the details: the handler's stack and its cause's
+    const { rows } = await db.root.query<{ details: string }>('select error_details as details from bpm.external_task where id = $1', [task.id]);
+    expect(rows[0].details).toMatch(/^Error: card service down\n\s+at .*\nCaused by: Error: connect ECONNREFUSED 10\.0\.0\.7:443\n\s+at /s);
     expect(calls).toBe(3);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(calls).toBe(3);
