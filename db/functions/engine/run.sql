@@ -431,7 +431,9 @@ begin
   -- is a join token: they only need to grow). History: rows stored earlier
   -- that ended now, and the rows of this call (seq follows the order of the
   -- a_* arrays, the order tokens entered nodes). One statement writes both,
-  -- over one unnest of the rows (each statement costs its executor set-up).
+  -- over one unnest of the rows (each statement costs its executor set-up),
+  -- in three variants: an ON CONFLICT clause or an update of no rows would
+  -- cost every call (1.6 % of a completion for ON CONFLICT).
   if st.upsert then
     -- an asyncBefore continuation: its row is stored already
     with ended as (
