@@ -21,6 +21,8 @@
  *   start      start_process → one user task (bench (b))
  *   complete   complete_task of such a task → the instance ends (the second half of (c))
  *   parallel10 a 10-branch parallel fork/join (bench (d))
+ *   timer      fire_timer of a due intermediate timer catch event → the instance ends
+ *              (one firing of `npm run bench:timers`, called directly)
  * The statement text is parsed and planned in every call (single-user mode
  * has no prepared statements); the `raw` workload pays the same.
  *
@@ -56,16 +58,33 @@ interface Workload {
   id: string;
   title: string;
   /** The statements of `n` calls, one line each. */
-  lines: (n: number, run: number) => string[];
+  lines: (n: number) => string[];
 }
 
 function hasValgrind(): boolean {
   return spawnSync('valgrind', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
-/** Seeds the cluster; returns the ids of open tasks for the complete workload. */
-async function seed(url: string, tasksNeeded: number): Promise<string[]> {
+const TIMER_MODEL = `<?xml version="1.0" encoding="UTF-8"?>
+<definitions xmlns="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs_timer" targetNamespace="http://pgbpm.bench">
+  <process id="timer_catch" isExecutable="true">
+    <startEvent id="start"/><sequenceFlow id="f1" sourceRef="start" targetRef="wait"/>
+    <intermediateCatchEvent id="wait"><timerEventDefinition><timeDate>\${dueAt}</timeDate></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f2" sourceRef="wait" targetRef="end"/><endEvent id="end"/>
+  </process>
+</definitions>`;
+
+interface Seeded {
+  /** Open user tasks, for the complete workload. */
+  taskIds: string[];
+  /** Due timer subscriptions, for the timer workload. */
+  timerIds: string[];
+}
+
+/** Seeds the cluster with instances to work on. */
+async function seed(url: string, needed: number): Promise<Seeded> {
   const files = ['straight.bpmn', 'parallel10.bpmn'].map((name) => ({ name, xml: fs.readFileSync(path.join(FIXTURES, name), 'utf8') }));
+  files.push({ name: 'timer_catch.bpmn', xml: TIMER_MODEL });
   const compiled = await compileBpmnFiles(files);
   if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
   const client = new pg.Client({ connectionString: url });
@@ -75,15 +94,18 @@ async function seed(url: string, tasksNeeded: number): Promise<string[]> {
     await client.query(`set role bpm_admin`);
     await client.query(`select set_config('bpm.tenant_id', $1, false)`, [TENANT]);
     await client.query(`select bpm.deploy($1::jsonb)`, [JSON.stringify(compiled.resources)]);
-    for (let i = 0; i < SEED + tasksNeeded; i += 500) {
-      await client.query(`select bpm.start_process('straight') from generate_series(1, $1)`, [Math.min(500, SEED + tasksNeeded - i)]);
+    for (let i = 0; i < SEED + needed; i += 500) {
+      await client.query(`select bpm.start_process('straight') from generate_series(1, $1)`, [Math.min(500, SEED + needed - i)]);
     }
-    const { rows } = await client.query<{ id: string }>(
-      `select id from bpm.user_task where state = 'open' order by created_at desc, id limit $1`, [tasksNeeded]);
+    // timers due already (their jobs are not run: the workload fires them)
+    await client.query(`select bpm.start_process('timer_catch', '{"dueAt": "2000-01-01T00:00:00Z"}') from generate_series(1, $1)`, [needed]);
+    const tasks = await client.query<{ id: string }>(
+      `select id from bpm.user_task where state = 'open' order by created_at desc, id limit $1`, [needed]);
+    const timers = await client.query<{ id: string }>(`select id from bpm.event_subscription where kind = 'timer' order by id limit $1`, [needed]);
     await client.query('reset role');
     await client.query('analyze');
     await client.query('checkpoint');
-    return rows.map((r) => r.id);
+    return { taskIds: tasks.rows.map((r) => r.id), timerIds: timers.rows.map((r) => r.id) };
   } finally {
     await client.end();
   }
@@ -134,7 +156,7 @@ async function main(): Promise<void> {
   fs.rmSync(dataDir, { recursive: true, force: true });
   fs.rmSync(`${dataDir}.log`, { force: true });
   const cluster = await startEmbeddedCluster({ dataDir, port: PORT, log: (m) => console.error(m) });
-  let taskIds: string[];
+  let seeded: Seeded;
   try {
     const admin = new pg.Client({ connectionString: cluster.superuserUrl('postgres') });
     await admin.connect();
@@ -142,7 +164,7 @@ async function main(): Promise<void> {
     await admin.end();
     const url = cluster.superuserUrl(DB);
     await migrateDatabase(url, { includeCurrent: process.env.BENCH_CURRENT === '1' });
-    taskIds = await seed(url, 2 * FEW + CALLS);
+    seeded = await seed(url, 2 * FEW + CALLS);
   } finally {
     await cluster.stop();
   }
@@ -151,6 +173,7 @@ async function main(): Promise<void> {
   console.log(`pgbpm instruction counts: ${version}; ${CALLS} calls per workload (runs of ${FEW} and ${FEW + CALLS} calls), ${SEED} instances seeded`);
 
   let nextTask = 0;
+  let nextTimer = 0;
   const workloads: Workload[] = [
     {
       id: 'raw',
@@ -164,14 +187,19 @@ async function main(): Promise<void> {
     {
       id: 'complete',
       title: 'complete_task -> the instance ends',
-      lines: (n) => Array.from({ length: n }, () => `select (bpm.complete_task('${taskIds[nextTask++]}')).state;`),
+      lines: (n) => Array.from({ length: n }, () => `select (bpm.complete_task('${seeded.taskIds[nextTask++]}')).state;`),
     },
     { id: 'parallel10', title: '10-branch parallel fork/join', lines: (n) => Array.from({ length: n }, () => `select (bpm.start_process('parallel10')).state;`) },
+    {
+      id: 'timer',
+      title: 'fire_timer of a due timer catch event -> the instance ends',
+      lines: (n) => Array.from({ length: n }, () => `select (bpm.fire_timer('${seeded.timerIds[nextTimer++]}')).state;`),
+    },
   ];
   const perCall = new Map<string, number>();
   for (const w of workloads) {
-    const few = countInstructions(binary, dataDir, w.lines(FEW, 0), `${w.id}-few`);
-    const many = countInstructions(binary, dataDir, w.lines(FEW + CALLS, 1), `${w.id}-many`);
+    const few = countInstructions(binary, dataDir, w.lines(FEW), `${w.id}-few`);
+    const many = countInstructions(binary, dataDir, w.lines(FEW + CALLS), `${w.id}-many`);
     perCall.set(w.id, (many - few) / CALLS);
     console.error(`  ${w.id}: ${few} / ${many} instructions`);
   }
