@@ -3,14 +3,16 @@
  * transition costs the server, as a number that does not move with the
  * machine's load. Timings on a shared 2-core machine vary by ±15 % between
  * runs; valgrind's callgrind counts the instructions a backend executes,
- * which repeat to within 0.1 % for the same schema and data. Use it to
+ * which repeat to within about 0.5 % (ids, times and page splits differ a
+ * little from run to run). Use it to
  * compare two versions of the engine's SQL; use `npm run bench` for
  * throughput.
  *
  * One run: a cluster of its own (embedded PostgreSQL, data under
  * .pgbpm/instructions, recreated), migrated and seeded (the benchmark
- * processes of `npm run bench` deployed in one tenant, BENCH_SEED instances
- * waiting in a user task, analysed). Then the server stops and each workload
+ * processes of `npm run bench` and a timer process deployed in one tenant,
+ * BENCH_SEED instances waiting in a user task and some at a due timer,
+ * analysed). Then the server stops and each workload
  * runs in a single-user backend (`postgres --single`, one transaction per
  * statement, as bpm_admin of the tenant) under callgrind, counting only
  * statement execution (exec_simple_query): twice, with BENCH_CALLS_FEW and
