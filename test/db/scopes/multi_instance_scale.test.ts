@@ -164,6 +164,14 @@ describe('parallel multi-instance tasks made at once', () => {
          and t.priority = (t.local_variables ->> 'loopCounter')::int % 100) as right
        from bpm.user_task t where t.instance_id = $1 and t.state = 'open'`, [instance.id]);
     expect(rows[0]).toEqual({ n: '5000', right: '5000' });
+    // their ids (one block, uuid_v7_block): distinct time-ordered UUIDs (version 7, RFC 9562 variant), ascending with loopCounter
+    const { rows: ids } = await as.admin.query<{ distinct_ids: string; v7: string; ascending: boolean }>(
+      `select count(distinct t.id) as distinct_ids,
+         count(*) filter (where substr(t.id::text, 15, 1) = '7' and substr(t.id::text, 20, 1) in ('8', '9', 'a', 'b')) as v7,
+         bool_and(t.id > t.previous) as ascending
+       from (select id, lag(id) over (order by (local_variables ->> 'loopCounter')::int) as previous
+             from bpm.user_task where instance_id = $1) t`, [instance.id]);
+    expect(ids[0]).toEqual({ distinct_ids: '5000', v7: '5000', ascending: true });
     const tasks = await userTasks(as.admin, instance.id);
     await completeTask(as.admin, tasks[4999].id);
     await completeTask(as.admin, tasks[0].id);
