@@ -81,12 +81,13 @@ comment on function bpm_private.external_task__lock(text, uuid, text, text) is E
 -- worker completes or fails an external task, the first entry whose
 -- condition holds over what the task sees, the variables the worker sends and
 -- `externalTask` (id, activityId, processInstanceId, topicName, workerId,
--- errorMessage, errorDetails, retries, priority) names the error thrown at the task
+-- errorMessage, errorDetails, retries, priority: of `task`, which a failure
+-- passes with its message and details) names the error thrown at the task
 -- instead. Null: none holds. A condition that cannot be evaluated (an unset
 -- variable, not a boolean) fails a completion (BP302/BP303) but counts as
 -- false for a failure, which is recorded whatever the model says.
-create or replace function bpm_private.external_task__error_event(task bpm.external_task, instance bpm.process_instance, node jsonb, variables jsonb, failing boolean,
-  error_message text)
+drop function if exists bpm_private.external_task__error_event(bpm.external_task, bpm.process_instance, jsonb, jsonb, boolean, text);
+create or replace function bpm_private.external_task__error_event(task bpm.external_task, instance bpm.process_instance, node jsonb, variables jsonb, failing boolean)
 returns text
 language plpgsql
 stable
@@ -103,7 +104,7 @@ begin
   v_vars := instance.variables || coalesce(task.local_variables, '{}') || variables
     || pg_catalog.jsonb_build_object('externalTask', pg_catalog.jsonb_build_object(
       'id', task.id, 'activityId', task.element_id, 'processInstanceId', task.instance_id, 'topicName', task.topic,
-      'workerId', task.worker_id, 'errorMessage', coalesce(error_message, task.error_message), 'errorDetails', task.error_details, 'retries', task.retries,
+      'workerId', task.worker_id, 'errorMessage', task.error_message, 'errorDetails', task.error_details, 'retries', task.retries,
       'priority', task.priority));
   for v_event in select e from pg_catalog.jsonb_array_elements(node -> 'errorEvents') e loop
     continue when pg_catalog.jsonb_typeof(v_event -> 'condition') is distinct from 'object';
@@ -124,7 +125,7 @@ begin
   return null;
 end;
 $$;
-comment on function bpm_private.external_task__error_event(bpm.external_task, bpm.process_instance, jsonb, jsonb, boolean, text) is E'The error code of the first camunda:errorEventDefinition of an external task''s node whose condition holds (over the task''s variables, the worker''s and externalTask), or null.';
+comment on function bpm_private.external_task__error_event(bpm.external_task, bpm.process_instance, jsonb, jsonb, boolean) is E'The error code of the first camunda:errorEventDefinition of an external task''s node whose condition holds (over the task''s variables, the worker''s and externalTask), or null.';
 
 create or replace function bpm.complete_external_task(task_id uuid, worker_id text, variables jsonb default '{}')
 returns bpm.external_task
@@ -163,7 +164,7 @@ begin
     select * into v_task from bpm.external_task e
     where e.tenant_id = v_tenant and e.id = task_id and (e.state = 'open') is true and e.worker_id = complete_external_task.worker_id;
     if found then
-      v_code := bpm_private.external_task__error_event(v_task, v_instance, v_locked.graph -> 'nodes' -> v_task.element_id, v_variables, false, null);
+      v_code := bpm_private.external_task__error_event(v_task, v_instance, v_locked.graph -> 'nodes' -> v_task.element_id, v_variables, false);
       if v_code is not null then
         return bpm.throw_bpmn_error(task_id, worker_id, v_code, v_variables);
       end if;
@@ -217,12 +218,14 @@ begin
   if pg_catalog.length(error_details) > 65536 then
     error_details := pg_catalog.left(error_details, 65536) || E'\n… (truncated: ' || pg_catalog.length(error_details) || ' characters)';
   end if;
+  -- (what the error event definitions read as externalTask.errorMessage / errorDetails)
+  v_task.error_message := coalesce(error_message, v_task.error_message);
   v_task.error_details := error_details;
   if (v_locked.instance).state = 'active' then
     -- camunda:errorEventDefinition: a condition that holds throws its error instead of the failure
     select d.graph -> 'nodes' -> v_task.element_id into v_node from bpm.process_definition d
     where d.tenant_id = v_tenant and d.id = (v_locked.instance).definition_id and d.graph ? 'taskErrorEvents';
-    v_code := bpm_private.external_task__error_event(v_task, v_locked.instance, v_node, '{}', true, error_message);
+    v_code := bpm_private.external_task__error_event(v_task, v_locked.instance, v_node, '{}', true);
     if v_code is not null then
       return bpm.throw_bpmn_error(task_id, worker_id, v_code, '{}', error_message);
     end if;

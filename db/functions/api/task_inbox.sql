@@ -12,9 +12,26 @@
 -- keep them, so that every path that assigns, reprioritises, completes,
 -- cancels or deletes a task keeps them without knowing of them.
 
--- The offers of one task, rewritten from its row (none when it is not open,
--- is assigned, or has no candidates). It runs as the engine function that
--- wrote the task (bpm_owner, which owns task_offer).
+-- The identities a task with these candidates is offered to, each once.
+create or replace function bpm_private.task_offer__identities(candidate_users text[], candidate_groups text[])
+returns text[]
+language plpgsql
+immutable
+set search_path = ''
+as $$
+begin
+  return array(
+    select 'u:' || u from pg_catalog.unnest(candidate_users) u
+    union
+    select 'g:' || g from pg_catalog.unnest(candidate_groups) g);
+end;
+$$;
+comment on function bpm_private.task_offer__identities(text[], text[]) is E'The identities ("u:<user>", "g:<group>") a task with these candidate users and groups is offered to, each once.';
+
+-- The offers of one task, rewritten from its row when it changes or is
+-- deleted (none when it is not open, is assigned, or has no candidates). It
+-- runs as the engine function that wrote the task (bpm_owner, which owns
+-- task_offer).
 create or replace function bpm_private.task_offer__sync()
 returns trigger
 language plpgsql
@@ -22,22 +39,16 @@ volatile
 set search_path = ''
 as $$
 begin
-  if tg_op in ('UPDATE', 'DELETE') then
-    delete from bpm_private.task_offer o where o.tenant_id = old.tenant_id and o.task_id = old.id;
-  end if;
-  if tg_op in ('INSERT', 'UPDATE') and new.state = 'open' and new.assignee is null then
+  delete from bpm_private.task_offer o where o.tenant_id = old.tenant_id and o.task_id = old.id;
+  if tg_op = 'UPDATE' and new.state = 'open' and new.assignee is null then
     insert into bpm_private.task_offer (tenant_id, identity, rank, created_at, task_id)
     select new.tenant_id, i.identity, -new.priority, new.created_at, new.id
-    from (
-      select 'u:' || u as identity from pg_catalog.unnest(new.candidate_users) u
-      union
-      select 'g:' || g from pg_catalog.unnest(new.candidate_groups) g
-    ) i;
+    from pg_catalog.unnest(bpm_private.task_offer__identities(new.candidate_users, new.candidate_groups)) as i(identity);
   end if;
   return null;
 end;
 $$;
-comment on function bpm_private.task_offer__sync() is E'Trigger of bpm.user_task: rewrites the task''s offers (bpm_private.task_offer) from its state, assignee, priority and candidates.';
+comment on function bpm_private.task_offer__sync() is E'Trigger of bpm.user_task (updates and deletes): rewrites the task''s offers (bpm_private.task_offer) from its state, assignee, priority and candidates.';
 
 -- (new tasks get their offers from the one statement that inserts tasks,
 -- run__flush_waits: a trigger's WHEN condition is prepared again by every

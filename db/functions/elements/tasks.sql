@@ -19,14 +19,13 @@ begin
     v_users := bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateUsers', variables, v_el));
     v_groups := bpm_private.value__to_text_array(bpm_private.value__eval(v_spec -> 'candidateGroups', variables, v_el));
     -- candidates as array literals (read back with a cast when the task is
-    -- written); "offered": the task gets offers (run__flush_waits)
+    -- written; "{}" when none)
     v_data := pg_catalog.jsonb_build_object(
       'name', node -> 'name',
       'form', bpm_private.user_task__form(node -> 'form', v_spec, variables, v_el),
       'assignee', bpm_private.value__to_text(bpm_private.value__eval(v_spec -> 'assignee', variables, v_el)),
       'candidate_users', v_users::text,
       'candidate_groups', v_groups::text,
-      'offered', pg_catalog.cardinality(v_users) > 0 or pg_catalog.cardinality(v_groups) > 0,
       'priority', bpm_private.user_task__priority(bpm_private.value__eval(v_spec -> 'priority', variables, v_el), v_el),
       'due_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'dueDate', variables, v_el), v_el, 'dueDate'),
       'follow_up_at', bpm_private.value__to_timestamp(bpm_private.value__eval(v_spec -> 'followUpDate', variables, v_el), v_el, 'followUpDate'));

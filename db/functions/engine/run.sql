@@ -585,7 +585,7 @@ begin
       nullif(u.data -> 'locals', 'null')
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'userTask';
-    if pg_catalog.jsonb_path_exists(pg_catalog.to_jsonb(st.w_data), '$[*] ? (@.offered == true)') then
+    if pg_catalog.jsonb_path_exists(pg_catalog.to_jsonb(st.w_data), '$[*] ? (@.candidate_users != "{}" || @.candidate_groups != "{}")') then
       -- the offers of new unassigned tasks with candidates (task_inbox.sql:
       -- written here rather than by an insert trigger, whose condition every
       -- insert statement would prepare again; updates and deletes keep them
@@ -593,11 +593,7 @@ begin
       insert into bpm_private.task_offer (tenant_id, identity, rank, created_at, task_id)
       select t.tenant_id, i.identity, -t.priority, t.created_at, t.id
       from bpm.user_task t
-      cross join lateral (
-        select 'u:' || u from pg_catalog.unnest(t.candidate_users) u
-        union
-        select 'g:' || g from pg_catalog.unnest(t.candidate_groups) g
-      ) as i(identity)
+      cross join pg_catalog.unnest(bpm_private.task_offer__identities(t.candidate_users, t.candidate_groups)) as i(identity)
       where t.tenant_id = st.tenant_id and t.id = any(st.w_id) and t.assignee is null;
     end if;
   end if;
