@@ -404,6 +404,7 @@ declare
   v_alone boolean := false;
   v_hit boolean;
   v_due record;
+  v_locked record;
   v_sub bpm.event_subscription;
 begin
   if max_timers is null or max_timers < 1 or max_timers > 1000 then
@@ -426,13 +427,17 @@ begin
         order by pg_catalog.hashtext(d.id::text || subscription_id::text)
         limit max_timers - 1
       loop
+        -- the instance locked and read with its definition in one statement
         -- (instances without a caller only: a called instance's timer fires by its
         -- own job, which locks the root of its call tree first)
         -- ("is true": by primary key; a bare state = 'active' matches the partial
         -- index of active instances, which a generic plan may walk whole)
-        perform 1 from bpm.process_instance i where i.tenant_id = v_tenant and i.id = v_due.instance_id and (i.state = 'active') is true
+        select i as instance, d.graph, d.inclusive_joins into v_locked
+        from bpm.process_instance i
+        join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
+        where i.tenant_id = v_tenant and i.id = v_due.instance_id and (i.state = 'active') is true
           and i.root_instance_id is null
-        for update skip locked;
+        for update of i skip locked;
         continue when not found;
         -- fired here: firing removes its job with its subscription (a cycle that
         -- re-arms moves its job to the next due time)
@@ -440,10 +445,11 @@ begin
           -- (one that fails raises an incident and keeps a job that will find it so)
           v_hit := (bpm.fire_timer(v_due.id)).id is not null;
         else
-          v_sub := bpm_private.timer__take(v_tenant, v_due.id);
-          v_hit := v_sub.id is not null;
+          -- read again under the lock (as timer__take does): fired or re-armed meanwhile?
+          select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = v_due.id;
+          v_hit := found and v_sub.incident_id is null and v_sub.due_at <= pg_catalog.now();
           if v_hit then
-            perform bpm_private.timer__fire(v_sub);
+            perform bpm_private.subscription__fire(v_sub, '{}', 'timerFired', v_locked.instance, v_locked.graph, v_locked.inclusive_joins);
           end if;
         end if;
         if v_hit then

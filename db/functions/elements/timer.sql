@@ -256,26 +256,45 @@ end;
 $$;
 comment on function bpm_private.node__job_priority(jsonb, jsonb) is E'The camunda:jobPriority of a node: its integer, or its expression evaluated over the variables (BP303 unless an integer); 0 when absent.';
 
--- Custom plans: remove_job deletes by job key in PL/pgSQL, and a generic plan
--- made while the queue was small (a sequential scan of its one page) stays
--- cached in the session as the queue grows, until the queue is next analysed:
--- one full scan per removal, a burst of timers fired three times slower
--- (test/db/events/job_plans.test.ts). Planning each removal costs about
--- 0.07 ms. (add_job has the same exposure in its lookup of a locked job by
--- key; there custom plans would cost 0.35 ms per timer armed, more than the
--- scans cost until autovacuum analyses the queue, so it keeps generic plans.)
+-- What graphile_worker.remove_job does, for all the given timers in two
+-- statements: a job no worker holds goes; a job a worker holds (the firing
+-- timer's own job, running now) loses its key and its remaining attempts, so
+-- it never runs again. remove_job itself costs more per timer than firing it
+-- needs: one call per job, planned afresh each time (force_custom_plan, see
+-- below), and a NOTIFY per removed job that no worker acts on. Its plans: a
+-- generic plan made while the queue was small (a sequential scan of its one
+-- page) stays cached in the session as the queue grows, until the queue is
+-- next analysed: one full scan per removal, a burst of timers fired three
+-- times slower (test/db/events/job_plans.test.ts). Here the plans are generic
+-- and made with sequential scans off, so the job key index is taken whatever
+-- the statistics say (the plans stay this function's). (add_job has the same
+-- exposure in its lookup of a locked job by key; it is called once per timer
+-- armed and keeps its generic plans.)
 create or replace function bpm_private.timer__dequeue(subscription_ids uuid[])
 returns void
 language plpgsql
 volatile
 set search_path = ''
-set plan_cache_mode = force_custom_plan
+set plan_cache_mode = force_generic_plan
+set enable_seqscan = off
 as $$
+declare
+  -- (the job keys in one plain expression rather than a query: uuids hold no spaces)
+  v_keys text[] := pg_catalog.string_to_array('bpm-timer:' || pg_catalog.array_to_string(subscription_ids, ' bpm-timer:'), ' ');
+  v_removed int;
 begin
-  perform graphile_worker.remove_job('bpm-timer:' || s::text) from unnest(subscription_ids) s;
+  delete from graphile_worker._private_jobs j
+  where j.key = any(v_keys) and (j.locked_at is null or j.locked_at < pg_catalog.now() - interval '4 hours');
+  get diagnostics v_removed = row_count;
+  if v_removed < pg_catalog.cardinality(v_keys) then
+    -- held by a worker, or gone already
+    update graphile_worker._private_jobs j
+    set key = null, attempts = j.max_attempts, updated_at = pg_catalog.now()
+    where j.key = any(v_keys);
+  end if;
 end;
 $$;
-comment on function bpm_private.timer__dequeue(uuid[]) is E'Cancels the jobs of timer subscriptions (no-op for jobs already gone).';
+comment on function bpm_private.timer__dequeue(uuid[]) is E'Cancels the jobs of timer subscriptions as graphile_worker.remove_job does, in two statements for all of them (no-op for jobs already gone).';
 
 -- A timer subscription that fired: a cycle with repeats left is armed for its
 -- next due time (its job replaced), anything else is closed.

@@ -155,19 +155,33 @@ set search_path = ''
 as $$
 declare
   v_locked record;
-  v_graph jsonb;
-  v_node jsonb;
-  v_token_el text;
-  v_scope uuid;
-  st bpm_private.run_state;
 begin
   select i as instance, d.graph, d.inclusive_joins into v_locked
   from bpm.process_instance i
   join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
   where i.tenant_id = sub.tenant_id and i.id = sub.instance_id;
-  v_graph := bpm_private.graph__in_memory(v_locked.graph);
-  st := bpm_private.run__begin(sub.tenant_id, sub.instance_id, (v_locked.instance).variables || variables, false, v_locked.inclusive_joins);
-  st.business_key := (v_locked.instance).business_key;
+  return bpm_private.subscription__fire(sub, variables, event_kind, v_locked.instance, v_locked.graph, v_locked.inclusive_joins);
+end;
+$$;
+comment on function bpm_private.subscription__trigger(bpm.event_subscription, jsonb, text) is E'A message, signal or timer reached a subscription of an instance the caller has locked: reads the instance and its definition, then subscription__fire.';
+
+-- (a batch of timers reads each instance with its definition as it locks it:
+-- one statement instead of two)
+create or replace function bpm_private.subscription__fire(sub bpm.event_subscription, variables jsonb, event_kind text,
+  instance bpm.process_instance, graph jsonb, inclusive_joins text[])
+returns bpm.process_instance
+language plpgsql
+volatile
+set search_path = ''
+as $$
+declare
+  v_graph jsonb := bpm_private.graph__in_memory(graph);
+  v_node jsonb;
+  v_token_el text;
+  v_scope uuid;
+  st bpm_private.run_state := bpm_private.run__begin(sub.tenant_id, sub.instance_id, instance.variables || variables, false, inclusive_joins);
+begin
+  st.business_key := instance.business_key;
   st := bpm_private.run__event(st, event_kind, sub.id, sub.element_id);
   v_node := v_graph -> 'nodes' -> sub.element_id;
   if v_node ->> 'type' = 'boundaryEvent' then
@@ -207,10 +221,10 @@ begin
     end if;
   end if;
   st := bpm_private.run__drain(st, v_graph);
-  return bpm_private.run__finish(st, v_locked.instance);
+  return bpm_private.run__finish(st, instance);
 end;
 $$;
-comment on function bpm_private.subscription__trigger(bpm.event_subscription, jsonb, text) is E'A message, signal or timer reached a subscription: the catch event, receive task or event-based gateway continues, or the boundary event starts its path (interrupting: its activity is cancelled). The instance is locked by the caller.';
+comment on function bpm_private.subscription__fire(bpm.event_subscription, jsonb, text, bpm.process_instance, jsonb, text[]) is E'A message, signal or timer reached a subscription: the catch event, receive task or event-based gateway continues, or the boundary event starts its path (interrupting: its activity is cancelled). The caller has locked the instance and read it with its definition''s graph.';
 
 -- What a run leaves to do once it is written: broadcast thrown signals,
 -- publish thrown messages, raise incidents of unhandled errors, schedule

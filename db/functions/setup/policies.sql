@@ -1,7 +1,17 @@
 -- Row-level security: enabled and FORCED on every table (so bpm_owner, which
--- runs the security definer API functions, is filtered too). The tenant is
--- read once per statement through (select …) and fails closed: an unset or
--- empty bpm.tenant_id matches no row.
+-- runs the security definer API functions, is filtered too). An unset or
+-- empty bpm.tenant_id matches no row (fails closed). Two forms of one rule:
+-- - tenant_isolation, for the API roles' own queries: the tenant is read
+--   once per statement through (select ...), an init plan, so that a query
+--   filtering many rows outside an index (a report) does not read the
+--   setting again for each row (a sequential scan of 88,000 history rows:
+--   9.5 ms this way, 15.5 ms with the setting read per row);
+-- - engine_tenant_isolation, for bpm_owner, which runs the engine's
+--   statements (every transition): the setting itself, which an index scan
+--   on the tenant_id-leading indexes the engine reads by evaluates once, and
+--   no init plan (a plan node of its own, set up again at every execution of
+--   every statement on a table: 4 % of a timer firing's instructions, 3 % of
+--   a task completion's).
 do $$
 declare
   v_table regclass;
@@ -16,9 +26,15 @@ begin
     execute pg_catalog.format('alter table %s force row level security', v_table);
     execute pg_catalog.format('drop policy if exists tenant_isolation on %s', v_table);
     execute pg_catalog.format(
-      'create policy tenant_isolation on %s to bpm_owner, bpm_admin, bpm_designer, bpm_engine '
+      'create policy tenant_isolation on %s to bpm_admin, bpm_designer, bpm_engine '
       'using (tenant_id = (select nullif(pg_catalog.current_setting(''bpm.tenant_id'', true), ''''))) '
       'with check (tenant_id = (select nullif(pg_catalog.current_setting(''bpm.tenant_id'', true), '''')))',
+      v_table);
+    execute pg_catalog.format('drop policy if exists engine_tenant_isolation on %s', v_table);
+    execute pg_catalog.format(
+      'create policy engine_tenant_isolation on %s to bpm_owner '
+      'using (tenant_id = nullif(pg_catalog.current_setting(''bpm.tenant_id'', true), '''')) '
+      'with check (tenant_id = nullif(pg_catalog.current_setting(''bpm.tenant_id'', true), ''''))',
       v_table);
   end loop;
 end;

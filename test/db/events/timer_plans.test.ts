@@ -49,7 +49,7 @@ test('a timer batch locks each instance by its primary key, not by walking the a
     const { rows: [due] } = await session.query<{ id: string }>(`select id from bpm.event_subscription where kind = 'timer' limit 1`);
     const { rows: [fired] } = await session.query<{ n: number }>(`select bpm.fire_due_timers($1, 50) as n`, [due.id]);
     expect(fired.n).toBe(50);
-    const lookups = plans.filter((p) => /from bpm\.process_instance i where i\.tenant_id = v_tenant and i\.id = v_due\.instance_id/i.test(p));
+    const lookups = plans.filter((p) => /from bpm\.process_instance i join bpm\.process_definition d .* where i\.tenant_id = v_tenant and i\.id = v_due\.instance_id/i.test(p));
     expect(lookups.length).toBeGreaterThan(0);
     expect(lookups.filter((p) => p.includes('process_instance_definition_idx'))).toEqual([]);
     expect(lookups.every((p) => p.includes('process_instance_pkey'))).toBe(true);

@@ -125,6 +125,21 @@ describe('timer boundaries', () => {
     expect(await subscriptions(db.root, inst.id)).toEqual([]);
     for (const s of subs) expect(await job(db.root, `bpm-timer:${s.id}`)).toBeNull();
   });
+
+  test('a timer job a worker holds is not deleted but never runs again; one held for over 4 hours (its worker gone) is deleted', async () => {
+    const inst = await start(as.admin, 'nagging');
+    const subs = await subscriptions(db.root, inst.id);
+    const jobKey = (element: string): string => `bpm-timer:${subs.find((s) => s.element_id === element)!.id}`;
+    const [held, stale] = [jobKey('nag'), jobKey('giveUp')];
+    const { rows: ids } = await db.root.query<{ id: string; key: string }>(
+      `update graphile_worker._private_jobs set locked_by = 'w-test-worker-1', locked_at = now() - case when key = $2 then interval '5 hours' else interval '1 second' end
+       where key = any(array[$1, $2]) returning id, key`, [held, stale]);
+    expect(ids).toHaveLength(2);
+    await as.admin.query('select bpm.cancel_process_instance($1)', [inst.id]);
+    const { rows } = await db.root.query<{ id: string; key: string | null; spent: boolean }>(
+      'select id, key, attempts = max_attempts as spent from graphile_worker._private_jobs where id = any($1::bigint[])', [ids.map((j) => j.id)]);
+    expect(rows).toEqual([{ id: ids.find((j) => j.key === held)!.id, key: null, spent: true }]);
+  });
 });
 
 describe('a burst of due timers', () => {

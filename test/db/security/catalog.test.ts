@@ -40,6 +40,10 @@ const FUNCTIONS = `
   join pg_catalog.pg_namespace n on n.oid = p.pronamespace
   where n.nspname = any($1)`;
 
+/** The two forms of the tenant rule, as pg_get_expr prints them. */
+const ONCE_PER_STATEMENT = `'(tenant_id = ( SELECT NULLIF(current_setting(''bpm.tenant_id''::text, true), ''''::text) AS "nullif"))'`;
+const DIRECT = `'(tenant_id = NULLIF(current_setting(''bpm.tenant_id''::text, true), ''''::text))'`;
+
 interface Check {
   /** The rule, as a behaviour sentence. */
   rule: string;
@@ -55,16 +59,36 @@ const CHECKS: Check[] = [
           where not (t.relrowsecurity and t.relforcerowsecurity)`,
   },
   {
-    rule: 'every table has a tenant_isolation policy on bpm.tenant_id for bpm_owner, bpm_admin, bpm_designer and bpm_engine',
+    rule: 'every table has a tenant_isolation policy on bpm.tenant_id for bpm_admin, bpm_designer and bpm_engine, the setting read once per statement (an init plan)',
     sql: `select t.name as offender
           from (${TABLES}) t
           where not exists (
             select 1 from pg_catalog.pg_policy p
-            where p.polrelid = t.oid and p.polname = 'tenant_isolation' and p.polcmd = '*'
-              and pg_catalog.pg_get_expr(p.polqual, p.polrelid) like '%tenant_id = %bpm.tenant_id%'
-              and pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) like '%tenant_id = %bpm.tenant_id%'
+            where p.polrelid = t.oid and p.polname = 'tenant_isolation' and p.polcmd = '*' and p.polpermissive
+              and pg_catalog.pg_get_expr(p.polqual, p.polrelid) = ${ONCE_PER_STATEMENT}
+              and pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = ${ONCE_PER_STATEMENT}
               and (select array_agg(r.rolname::text order by r.rolname) from pg_catalog.pg_roles r where r.oid = any(p.polroles))
-                  = array['bpm_admin', 'bpm_designer', 'bpm_engine', 'bpm_owner'])`,
+                  = array['bpm_admin', 'bpm_designer', 'bpm_engine'])`,
+  },
+  {
+    rule: 'every table has an engine_tenant_isolation policy on bpm.tenant_id for bpm_owner (the engine), the setting read directly',
+    sql: `select t.name as offender
+          from (${TABLES}) t
+          where not exists (
+            select 1 from pg_catalog.pg_policy p
+            where p.polrelid = t.oid and p.polname = 'engine_tenant_isolation' and p.polcmd = '*' and p.polpermissive
+              and pg_catalog.pg_get_expr(p.polqual, p.polrelid) = ${DIRECT}
+              and pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) = ${DIRECT}
+              and p.polroles = array['bpm_owner'::regrole]::oid[])`,
+  },
+  {
+    rule: 'bpm_owner and the tenant roles have no other policies than these (bpm_user has its own, for reading)',
+    sql: `select p.polname || ' on ' || p.polrelid::regclass::text as offender
+          from pg_catalog.pg_policy p
+          join pg_catalog.pg_class c on c.oid = p.polrelid
+          join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+          where n.nspname = any($1) and p.polname not in ('tenant_isolation', 'engine_tenant_isolation')
+            and exists (select 1 from pg_catalog.pg_roles r where r.oid = any(p.polroles) and r.rolname in ('bpm_owner', 'bpm_admin', 'bpm_designer', 'bpm_engine'))`,
   },
   {
     rule: 'every table has a not null text tenant_id column',
@@ -375,6 +399,7 @@ test('every check reports a planted violation of its rule', async () => {
       create unique index planted_note_idx on bpm.planted (note);
       create table bpm_private.planted_child (tenant_id text not null, parent int references bpm.planted (id));
       alter table bpm_private.planted_child enable row level security;
+      create policy planted_policy on bpm_private.planted_child to bpm_owner using (true);
       create function bpm.planted_fn() returns int language sql security definer as 'select 1';
       create function bpm_private.planted_helper() returns int language sql set search_path = public as 'select 1';
       grant execute on function bpm.planted_fn() to public;
@@ -394,16 +419,18 @@ test('every check reports a planted violation of its rule', async () => {
     expect(results).toEqual({
       [rules[0] as string]: ['bpm.planted (rowsecurity false, force false)', 'bpm_private.planted_child (rowsecurity true, force false)'],
       [rules[1] as string]: ['bpm.planted', 'bpm_private.planted_child'],
-      [rules[2] as string]: ['bpm.planted'],
-      [rules[3] as string]: [
+      [rules[2] as string]: ['bpm.planted', 'bpm_private.planted_child'],
+      [rules[3] as string]: ['planted_policy on bpm_private.planted_child'],
+      [rules[4] as string]: ['bpm.planted'],
+      [rules[5] as string]: [
         'constraint planted_pkey on bpm.planted (type p)',
         'index bpm.planted_note_idx on bpm.planted (first column note)',
         'index bpm.planted_pkey on bpm.planted (first column id)',
       ],
-      [rules[4] as string]: ['planted_child_parent_fkey on bpm_private.planted_child (parent) → bpm.planted (id)'],
-      [rules[5] as string]: ['bpm.planted_fn()'],
-      [rules[6] as string]: ['bpm.planted_fn() (search_path not set)', 'bpm_private.planted_helper() (search_path public)'],
-      [rules[7] as string]: [
+      [rules[6] as string]: ['planted_child_parent_fkey on bpm_private.planted_child (parent) → bpm.planted (id)'],
+      [rules[7] as string]: ['bpm.planted_fn()'],
+      [rules[8] as string]: ['bpm.planted_fn() (search_path not set)', 'bpm_private.planted_helper() (search_path public)'],
+      [rules[9] as string]: [
         'column bpm.planted.id',
         'column bpm.planted.note',
         'function bpm.planted_fn()',
@@ -411,22 +438,22 @@ test('every check reports a planted violation of its rule', async () => {
         'table bpm.planted',
         'table bpm_private.planted_child',
       ],
-      [rules[8] as string]: ['bpm.planted_fn() (granted to PUBLIC)'],
-      [rules[9] as string]: ['bpm.planted_fn() by bpm_authenticator', 'bpm_private.planted_helper() by bpm_engine'],
-      [rules[10] as string]: expect.arrayContaining([
+      [rules[10] as string]: ['bpm.planted_fn() (granted to PUBLIC)'],
+      [rules[11] as string]: ['bpm.planted_fn() by bpm_authenticator', 'bpm_private.planted_helper() by bpm_engine'],
+      [rules[12] as string]: expect.arrayContaining([
         expect.stringMatching(/^relation bpm\.planted \(kind r, owner /),
         expect.stringMatching(/^relation bpm_private\.planted_child \(kind r, owner /),
         expect.stringMatching(/^function bpm\.planted_fn\(\) \(owner /),
         expect.stringMatching(/^type bpm\.planted \(owner /),
       ]),
-      [rules[11] as string]: [
+      [rules[13] as string]: [
         'bpm.planted: bpm_engine has column-level UPDATE',
         'bpm.planted: bpm_user has INSERT',
         'bpm.planted: bpm_user has column-level INSERT',
       ],
-      [rules[12] as string]: ['bpm: bpm_admin has CREATE', 'bpm_private: bpm_designer has USAGE'],
+      [rules[14] as string]: ['bpm: bpm_admin has CREATE', 'bpm_private: bpm_designer has USAGE'],
       // membership is transitive: the login role reaches bpm_owner through bpm_user
-      [rules[13] as string]: ['bpm_authenticator', 'bpm_user'],
+      [rules[15] as string]: ['bpm_authenticator', 'bpm_user'],
     });
   } finally {
     await client.query('rollback');
