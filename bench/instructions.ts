@@ -25,6 +25,10 @@
  *   parallel10 a 10-branch parallel fork/join (bench (d))
  *   timer      fire_timer of a due intermediate timer catch event → the instance ends
  *              (one firing of `npm run bench:timers`, called directly)
+ *   timerBatch fire_due_timers(id, 50): a timer job's own timer and 49 other due
+ *              ones in one transaction (the path of a burst in `npm run
+ *              bench:timers`); reported per timer, over BENCH_BATCHES_FEW and
+ *              BENCH_BATCHES_FEW + BENCH_BATCHES batches (4 and 24)
  * The statement text is parsed and planned in every call (single-user mode
  * has no prepared statements); the `raw` workload pays the same.
  *
@@ -33,7 +37,8 @@
  *
  * Needs valgrind on the PATH and the embedded server (DATABASE_URL is not
  * used). Settings (environment): BENCH_CALLS (200), BENCH_CALLS_FEW (20),
- * BENCH_SEED (5000), BENCH_CURRENT=1 to include db/migrations/current.sql,
+ * BENCH_BATCHES (20), BENCH_BATCHES_FEW (4), BENCH_SEED (5000),
+ * BENCH_CURRENT=1 to include db/migrations/current.sql,
  * PGBPM_INSTRUCTIONS_PORT (54349) for the cluster while it is seeded.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -51,6 +56,9 @@ import { fmt } from './stats';
 const CALLS = Number(process.env.BENCH_CALLS ?? 200);
 const FEW = Number(process.env.BENCH_CALLS_FEW ?? 20);
 const SEED = Number(process.env.BENCH_SEED ?? 5000);
+const BATCHES_FEW = Number(process.env.BENCH_BATCHES_FEW ?? 4);
+const BATCHES = Number(process.env.BENCH_BATCHES ?? 20);
+const BATCH_SIZE = 50;
 const PORT = Number(process.env.PGBPM_INSTRUCTIONS_PORT ?? 54349);
 const DB = 'pgbpm_instructions';
 const TENANT = 't1';
@@ -61,6 +69,10 @@ interface Workload {
   title: string;
   /** The statements of `n` calls, one line each. */
   lines: (n: number) => string[];
+  /** Calls of the two runs (default FEW and FEW + CALLS), and what one call does (default 1: the per-call count is divided by it). */
+  few?: number;
+  calls?: number;
+  perCall?: number;
 }
 
 function hasValgrind(): boolean {
@@ -81,6 +93,8 @@ interface Seeded {
   taskIds: string[];
   /** Due timer subscriptions, for the timer workload. */
   timerIds: string[];
+  /** The own timers of the timerBatch workload's jobs (due after the others, which its batches fire). */
+  batchOwnIds: string[];
 }
 
 /** Seeds the cluster with instances to work on. */
@@ -101,13 +115,20 @@ async function seed(url: string, needed: number): Promise<Seeded> {
     }
     // timers due already (their jobs are not run: the workload fires them)
     await client.query(`select bpm.start_process('timer_catch', '{"dueAt": "2000-01-01T00:00:00Z"}') from generate_series(1, $1)`, [needed]);
+    // the batches' pool (due first) and their jobs' own timers (due a day later)
+    const batches = BATCHES_FEW + BATCHES_FEW + BATCHES;
+    await client.query(`select bpm.start_process('timer_catch', '{"dueAt": "2000-01-01T00:00:00Z"}') from generate_series(1, $1)`, [batches * BATCH_SIZE]);
+    const own = await client.query<{ id: string }>(
+      `select (bpm.start_process('timer_catch', '{"dueAt": "2000-01-02T00:00:00Z"}')).id from generate_series(1, $1)`, [batches]);
+    const batchOwn = await client.query<{ id: string }>(
+      `select s.id from bpm.event_subscription s where s.kind = 'timer' and s.instance_id = any($1::uuid[]) order by s.id`, [own.rows.map((r) => r.id)]);
     const tasks = await client.query<{ id: string }>(
       `select id from bpm.user_task where state = 'open' order by created_at desc, id limit $1`, [needed]);
     const timers = await client.query<{ id: string }>(`select id from bpm.event_subscription where kind = 'timer' order by id limit $1`, [needed]);
     await client.query('reset role');
     await client.query('analyze');
     await client.query('checkpoint');
-    return { taskIds: tasks.rows.map((r) => r.id), timerIds: timers.rows.map((r) => r.id) };
+    return { taskIds: tasks.rows.map((r) => r.id), timerIds: timers.rows.map((r) => r.id), batchOwnIds: batchOwn.rows.map((r) => r.id) };
   } finally {
     await client.end();
   }
@@ -176,6 +197,7 @@ async function main(): Promise<void> {
 
   let nextTask = 0;
   let nextTimer = 0;
+  let nextBatch = 0;
   const workloads: Workload[] = [
     {
       id: 'raw',
@@ -197,12 +219,21 @@ async function main(): Promise<void> {
       title: 'fire_timer of a due timer catch event -> the instance ends',
       lines: (n) => Array.from({ length: n }, () => `select (bpm.fire_timer('${seeded.timerIds[nextTimer++]}')).state;`),
     },
+    {
+      id: 'timerBatch',
+      title: `one timer of a batch of ${BATCH_SIZE} (fire_due_timers, a burst's path)`,
+      lines: (n) => Array.from({ length: n }, () => `select bpm.fire_due_timers('${seeded.batchOwnIds[nextBatch++]}', ${BATCH_SIZE});`),
+      few: BATCHES_FEW,
+      calls: BATCHES,
+      perCall: BATCH_SIZE,
+    },
   ];
   const perCall = new Map<string, number>();
   for (const w of workloads) {
-    const few = countInstructions(binary, dataDir, w.lines(FEW), `${w.id}-few`);
-    const many = countInstructions(binary, dataDir, w.lines(FEW + CALLS), `${w.id}-many`);
-    perCall.set(w.id, (many - few) / CALLS);
+    const [fewCalls, calls] = [w.few ?? FEW, w.calls ?? CALLS];
+    const few = countInstructions(binary, dataDir, w.lines(fewCalls), `${w.id}-few`);
+    const many = countInstructions(binary, dataDir, w.lines(fewCalls + calls), `${w.id}-many`);
+    perCall.set(w.id, (many - few) / calls / (w.perCall ?? 1));
     console.error(`  ${w.id}: ${few} / ${many} instructions`);
   }
   const raw = perCall.get('raw')!;
