@@ -171,6 +171,35 @@ describe('a burst of due timers', () => {
     await expect(as.engine.query('select bpm.fire_due_timers($1, 0)', [subs[0].id])).rejects.toMatchObject({ code: 'BP401' });
   });
 
+  test('a batch passes over an instance another transaction holds, without waiting; that timer fires by a later job', async () => {
+    await deployDefs(as.admin, 'burst_held', '', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
+      <intermediateCatchEvent id="wait"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="f2" sourceRef="wait" targetRef="e"/><endEvent id="e"/>`);
+    const insts = [];
+    for (let i = 0; i < 4; i++) insts.push(await start(as.admin, 'burst_held'));
+    const subs = (await Promise.all(insts.map((i) => subscriptions(db.root, i.id)))).map(([s]) => s);
+    await db.root.query(`update bpm.event_subscription set due_at = now() - interval '1 second' where id = any($1::uuid[])`, [subs.map((s) => s.id)]);
+    const holder = await db.root.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('select 1 from bpm.process_instance where id = $1 for update', [insts[2].id]);
+      await as.engine.query(`set statement_timeout = '5s'`);
+      const { rows: [fired] } = await as.engine.query<{ n: number }>('select bpm.fire_due_timers($1, 50) as n', [subs[0].id]);
+      expect(fired.n).toBe(3);
+      expect(await Promise.all(insts.map((i) => instanceState(db.root, i.id)))).toEqual(['completed', 'completed', 'active', 'completed']);
+      expect(await job(db.root, `bpm-timer:${subs[2].id}`)).not.toBeNull();
+    } finally {
+      await holder.query('commit');
+      holder.release();
+      await as.engine.query('reset statement_timeout');
+    }
+    const { rows: [later] } = await as.engine.query<{ n: number }>('select bpm.fire_due_timers($1, 50) as n', [subs[2].id]);
+    expect(later.n).toBe(1);
+    expect(await instanceState(db.root, insts[2].id)).toBe('completed');
+    expect(await history(db.root, insts[2].id)).toEqual(['s:completed', 'wait:completed', 'e:completed']);
+  });
+
   test('a timer of the batch whose continuation fails becomes an incident of its own; the others of the batch fire', async () => {
     await deployDefs(as.admin, 'burst_fragile', '', `
       <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="wait"/>
