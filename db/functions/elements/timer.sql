@@ -259,17 +259,17 @@ comment on function bpm_private.node__job_priority(jsonb, jsonb) is E'The camund
 -- What graphile_worker.remove_job does, for all the given timers in two
 -- statements: a job no worker holds goes; a job a worker holds (the firing
 -- timer's own job, running now) loses its key and its remaining attempts, so
--- it never runs again. remove_job itself costs more per timer than firing it
--- needs: one call per job, planned afresh each time (force_custom_plan, see
--- below), and a NOTIFY per removed job that no worker acts on. Its plans: a
--- generic plan made while the queue was small (a sequential scan of its one
--- page) stays cached in the session as the queue grows, until the queue is
--- next analysed: one full scan per removal, a burst of timers fired three
--- times slower (test/db/events/job_plans.test.ts). Here the plans are generic
--- and made with sequential scans off, so the job key index is taken whatever
--- the statistics say (the plans stay this function's). (add_job has the same
--- exposure in its lookup of a locked job by key; it is called once per timer
--- armed and keeps its generic plans.)
+-- it never runs again. Calling remove_job per job cost a tenth of a batched
+-- timer firing: its statements had to be planned afresh at each call, and it
+-- sends a NOTIFY per removed job that no worker acts on. (Its generic plans,
+-- made while the queue was small, kept a sequential scan of the queue's one
+-- page as the queue grew, until it was next analysed: one full scan per
+-- removal, a burst of timers fired three times slower;
+-- test/db/events/job_plans.test.ts.) Here the plans are generic and made with
+-- sequential scans off, so the job key index is taken whatever the
+-- statistics say (the setting applies while this function runs, and its plans
+-- stay its own). (add_job has the same exposure in its lookup of a locked job
+-- by key; it is called once per timer armed and keeps its generic plans.)
 create or replace function bpm_private.timer__dequeue(subscription_ids uuid[])
 returns void
 language plpgsql

@@ -14,8 +14,9 @@
 --               reschedules jobs and registers task identifiers, all on the
 --               tables directly (graphile-worker's hot path is SQL in Node).
 --   bpm_owner   owns the engine functions, which enqueue and cancel jobs
---               (timers) in the caller's transaction: add_job, add_jobs and
---               remove_job, which run with the caller's rights.
+--               (timers) in the caller's transaction: add_job and add_jobs,
+--               which run with the caller's rights, and timer__dequeue,
+--               which deletes jobs by key as remove_job would (set-based).
 --   API roles   (bpm_admin, bpm_designer, bpm_user) nothing at all.
 revoke all on schema graphile_worker from public;
 revoke execute on all functions in schema graphile_worker from public;
@@ -30,7 +31,8 @@ alter default privileges in schema graphile_worker grant usage, select, update o
 alter default privileges in schema graphile_worker revoke execute on functions from public;
 alter default privileges in schema graphile_worker grant execute on functions to bpm_engine;
 -- by name only, so that the grant does not depend on graphile-worker's argument types
-grant execute on function graphile_worker.add_job, graphile_worker.add_jobs, graphile_worker.remove_job to bpm_owner;
+grant execute on function graphile_worker.add_job, graphile_worker.add_jobs to bpm_owner;
+revoke execute on function graphile_worker.remove_job from bpm_owner;
 grant select, insert, update, delete on graphile_worker._private_jobs to bpm_owner;
 grant select, insert on graphile_worker._private_tasks, graphile_worker._private_job_queues to bpm_owner;
 grant usage, select on all sequences in schema graphile_worker to bpm_owner;
