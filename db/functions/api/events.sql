@@ -287,59 +287,61 @@ comment on function bpm_private.timer_start__fire(bpm.event_subscription) is E'F
 -- A timer subscription that is to fire now: it still exists and is due, its
 -- instance is active (locked first: a called instance's timer locks the root
 -- of its call tree); a timer start event's subscription is locked itself.
--- Null when there is nothing to fire (fired or removed already, re-armed for
--- later, an incident on it, its instance suspended or ended).
-create or replace function bpm_private.timer__take(tenant_id text, subscription_id uuid)
-returns bpm.event_subscription
+-- With the subscription, the locked instance and its definition's graph
+-- (read with the lock, in one statement, for an instance without a caller).
+-- All null when there is nothing to fire (fired or removed already, re-armed
+-- for later, an incident on it, its instance suspended or ended).
+create or replace function bpm_private.timer__take(tenant_id text, subscription_id uuid,
+  out sub bpm.event_subscription, out instance bpm.process_instance, out graph jsonb, out inclusive_joins text[])
 language plpgsql
 volatile
 set search_path = ''
 as $$
 declare
   v_sub bpm.event_subscription;
-  v_instance bpm.process_instance;
+  v_locked record;
 begin
   -- (by primary key only: with "kind = 'timer'" beside it, a generic plan made
   -- before the table was analysed may take another index and read every
   -- timer of the tenant)
   select * into v_sub from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id;
   if not found or v_sub.kind <> 'timer' or v_sub.incident_id is not null then
-    return null;
+    return;
   end if;
   if v_sub.instance_id is null then
     select * into v_sub from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id for update;
-    if not found or v_sub.due_at > pg_catalog.now() then
-      return null;
+    if found and v_sub.due_at <= pg_catalog.now() then
+      sub := v_sub;
     end if;
-    return v_sub;
+    return;
   end if;
-  v_instance := bpm_private.instance__lock(tenant_id, v_sub.instance_id);
+  select i as instance, d.graph, d.inclusive_joins into v_locked
+  from bpm.process_instance i
+  join bpm.process_definition d on d.tenant_id = i.tenant_id and d.id = i.definition_id
+  where i.tenant_id = timer__take.tenant_id and i.id = v_sub.instance_id and i.root_instance_id is null
+  for update of i;
+  if found then
+    instance := v_locked.instance;
+    graph := v_locked.graph;
+    inclusive_joins := v_locked.inclusive_joins;
+  else
+    -- a called instance: the root of its call tree first (BP102 if it is gone)
+    instance := bpm_private.instance__lock(tenant_id, v_sub.instance_id);
+    select d.graph, d.inclusive_joins into graph, inclusive_joins
+    from bpm.process_definition d where d.tenant_id = timer__take.tenant_id and d.id = instance.definition_id;
+  end if;
   select * into v_sub from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id;
   -- gone (fired, cancelled), not due (re-armed), or the instance waits for activation
-  if not found or v_sub.due_at > pg_catalog.now() or v_instance.state <> 'active' then
-    return null;
+  if not found or v_sub.due_at > pg_catalog.now() or instance.state <> 'active' then
+    instance := null;
+    graph := null;
+    inclusive_joins := null;
+    return;
   end if;
-  return v_sub;
+  sub := v_sub;
 end;
 $$;
-comment on function bpm_private.timer__take(text, uuid) is E'Locks a timer subscription''s instance (or a timer start''s subscription) and returns the subscription when it is to fire now; null otherwise.';
-
--- Fires a taken timer: a timer start event starts an instance, an instance's
--- timer triggers its waiting token.
-create or replace function bpm_private.timer__fire(sub bpm.event_subscription)
-returns bpm.process_instance
-language plpgsql
-volatile
-set search_path = ''
-as $$
-begin
-  if sub.instance_id is null then
-    return bpm_private.timer_start__fire(sub);
-  end if;
-  return bpm_private.subscription__trigger(sub, '{}', 'timerFired');
-end;
-$$;
-comment on function bpm_private.timer__fire(bpm.event_subscription) is E'Fires a timer subscription taken by timer__take.';
+comment on function bpm_private.timer__take(text, uuid) is E'Locks a timer subscription''s instance (or a timer start''s subscription) and returns the subscription when it is to fire now, with the locked instance and its definition''s graph and inclusive joins; all null otherwise.';
 
 -- The job handler's entry point (graphile-worker task bpm_fire_timer). It
 -- may run more than once or late: it fires only a subscription that still
@@ -357,7 +359,8 @@ set plan_cache_mode = force_generic_plan
 as $$
 declare
   v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'fire a timer');
-  v_sub bpm.event_subscription := bpm_private.timer__take(v_tenant, subscription_id);
+  v_taken record := bpm_private.timer__take(v_tenant, subscription_id);
+  v_sub bpm.event_subscription := v_taken.sub;
   v_incident uuid;
 begin
   -- (a composite "is null" needs every field null: test the id)
@@ -365,7 +368,11 @@ begin
     return null;
   end if;
   begin
-    return bpm_private.timer__fire(v_sub);
+    if v_sub.instance_id is null then
+      -- a timer start event starts an instance
+      return bpm_private.timer_start__fire(v_sub);
+    end if;
+    return bpm_private.subscription__fire(v_sub, '{}', 'timerFired', v_taken.instance, v_taken.graph, v_taken.inclusive_joins);
   exception when others then
     if bpm_private.error__is_transient(sqlstate) or v_sub.instance_id is null then
       raise;

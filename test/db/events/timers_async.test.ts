@@ -126,6 +126,28 @@ describe('timer boundaries', () => {
     for (const s of subs) expect(await job(db.root, `bpm-timer:${s.id}`)).toBeNull();
   });
 
+  test('a called instance’s timer locks the root of its call tree, fires, and the caller goes on', async () => {
+    await deployDefs(as.admin, 'timer_child', '', `
+      <startEvent id="cs"/><sequenceFlow id="c1" sourceRef="cs" targetRef="nap"/>
+      <intermediateCatchEvent id="nap"><timerEventDefinition><timeDuration>PT1H</timeDuration></timerEventDefinition></intermediateCatchEvent>
+      <sequenceFlow id="c2" sourceRef="nap" targetRef="ce"/><endEvent id="ce"/>`);
+    await deployDefs(as.admin, 'timer_parent', '', `
+      <startEvent id="ps"/><sequenceFlow id="p1" sourceRef="ps" targetRef="call"/>
+      <callActivity id="call" calledElement="timer_child"/>
+      <sequenceFlow id="p2" sourceRef="call" targetRef="pe"/><endEvent id="pe"/>`);
+    const parent = await start(as.admin, 'timer_parent');
+    const { rows: [child] } = await db.root.query<{ id: string; root_instance_id: string }>(
+      'select id, root_instance_id from bpm.process_instance where parent_instance_id = $1', [parent.id]);
+    expect(child.root_instance_id).toBe(parent.id);
+    const [timer] = await subscriptions(db.root, child.id);
+    expect(await fireTimer(db.root, as.engine, timer.id)).toEqual({ id: child.id });
+    expect(await history(db.root, child.id)).toEqual(['cs:completed', 'nap:completed', 'ce:completed']);
+    expect(await instanceState(db.root, parent.id)).toBe('completed');
+    expect(await job(db.root, `bpm-timer:${timer.id}`)).toBeNull();
+    // fired once: a second job for it finds nothing
+    expect(await fireTimer(db.root, as.engine, timer.id)).toBeNull();
+  });
+
   test('a timer job a worker holds is not deleted but never runs again; one held for over 4 hours (its worker gone) is deleted', async () => {
     const inst = await start(as.admin, 'nagging');
     const subs = await subscriptions(db.root, inst.id);
