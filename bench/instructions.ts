@@ -25,8 +25,8 @@
  *   parallel10 a 10-branch parallel fork/join (bench (d))
  *   timer      fire_timer of a due intermediate timer catch event → the instance ends
  *              (one firing of `npm run bench:timers`, called directly)
- *   timerBatch fire_due_timers(id, 50): a timer job's own timer and 49 other due
- *              ones in one transaction (the path of a burst in `npm run
+ *   timerBatch fire_due_timers(id, TIMER_BATCH = 50): a timer job's own timer and 49
+ *              other due ones in one transaction (the path of a burst in `npm run
  *              bench:timers`); reported per timer, over BENCH_BATCHES_FEW and
  *              BENCH_BATCHES_FEW + BENCH_BATCHES batches (4 and 24)
  * The statement text is parsed and planned in every call (single-user mode
@@ -50,6 +50,7 @@ import { startEmbeddedCluster } from '../cli/embedded';
 import { migrateDatabase } from '../cli/migrate';
 import { dataRoot } from '../cli/paths';
 import { compileBpmnFiles, formatProblems } from '../compiler';
+import { TIMER_BATCH } from '../worker/tasks/fire_timer';
 import { RAW_CEILING_TABLES } from './database';
 import { fmt } from './stats';
 
@@ -58,7 +59,8 @@ const FEW = Number(process.env.BENCH_CALLS_FEW ?? 20);
 const SEED = Number(process.env.BENCH_SEED ?? 5000);
 const BATCHES_FEW = Number(process.env.BENCH_BATCHES_FEW ?? 4);
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 20);
-const BATCH_SIZE = 50;
+/** A burst's batch: as many timers as the worker's bpm_fire_timer job fires per transaction. */
+const BATCH_SIZE = TIMER_BATCH;
 const PORT = Number(process.env.PGBPM_INSTRUCTIONS_PORT ?? 54349);
 const DB = 'pgbpm_instructions';
 const TENANT = 't1';
