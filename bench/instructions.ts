@@ -46,6 +46,8 @@
  * BENCH_PROFILE_DIR to keep each run's callgrind profile there (<workload>-few
  * and <workload>-many.callgrind; read them with callgrind_annotate),
  * BENCH_ONLY (a comma-separated list of workload ids: run only those),
+ * BENCH_TIMER_BATCH (timers per batch of timerBatch and timerFloor; default
+ * the worker's TIMER_BATCH),
  * PGBPM_INSTRUCTIONS_PORT (54349) for the cluster while it is seeded.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -67,7 +69,7 @@ const SEED = Number(process.env.BENCH_SEED ?? 5000);
 const BATCHES_FEW = Number(process.env.BENCH_BATCHES_FEW ?? 4);
 const BATCHES = Number(process.env.BENCH_BATCHES ?? 20);
 /** A burst's batch: as many timers as the worker's bpm_fire_timer job fires per transaction. */
-const BATCH_SIZE = TIMER_BATCH;
+const BATCH_SIZE = Number(process.env.BENCH_TIMER_BATCH ?? TIMER_BATCH);
 const PORT = Number(process.env.PGBPM_INSTRUCTIONS_PORT ?? 54349);
 const PROFILE_DIR = process.env.BENCH_PROFILE_DIR ? path.resolve(process.env.BENCH_PROFILE_DIR) : undefined;
 const DB = 'pgbpm_instructions';
