@@ -413,6 +413,7 @@ declare
   v_due record;
   v_locked record;
   v_sub bpm.event_subscription;
+  v_fired_instance bpm.process_instance;
 begin
   if max_timers is null or max_timers < 1 or max_timers > 1000 then
     raise exception 'max_timers must be between 1 and 1000, got %', coalesce(max_timers::text, 'null') using errcode = 'BP401';
@@ -456,7 +457,7 @@ begin
           select * into v_sub from bpm.event_subscription s where s.tenant_id = v_tenant and s.id = v_due.id;
           v_hit := found and v_sub.incident_id is null and v_sub.due_at <= pg_catalog.now();
           if v_hit then
-            perform bpm_private.subscription__fire(v_sub, '{}', 'timerFired', v_locked.instance, v_locked.graph, v_locked.inclusive_joins);
+            v_fired_instance := bpm_private.subscription__fire(v_sub, '{}', 'timerFired', v_locked.instance, v_locked.graph, v_locked.inclusive_joins);
           end if;
         end if;
         if v_hit then

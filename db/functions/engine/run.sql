@@ -423,7 +423,8 @@ begin
   if v_ord < 0 or v_ord + v_nx + v_ne + v_na + v_nw + 1 >= 1048576 then
     raise exception 'more than 1048575 events in one transaction' using errcode = 'BP307';
   end if;
-  -- (an assignment, not PERFORM: an expression, not a statement with its executor)
+  -- (assignments, not PERFORM, here and below: an expression, not a
+  -- statement with its executor; v_ord_set takes what they return)
   v_ord_set := pg_catalog.set_config('bpm.event_ord', (v_ord + v_nx + v_ne + v_na + v_nw + 1)::text, true);
   -- events, in this order: the explicit ones (x_*), ended stored history
   -- rows, the history rows and the tasks of this call, instanceCompleted
@@ -547,14 +548,14 @@ begin
       and t.id = any(array(select l.id from unnest(st.l_id, st.l_state) as l(id, state) where l.state = 'dirty'));
   end if;
   if pg_catalog.cardinality(st.s_token) > 0 then
-    perform bpm_private.run__flush_subscriptions(st);
+    v_ord_set := bpm_private.run__flush_subscriptions(st);
   end if;
   if pg_catalog.cardinality(st.w_id) > 0 then
-    perform bpm_private.run__flush_waits(st);
+    v_ord_set := bpm_private.run__flush_waits(st);
   end if;
   -- last: what the run triggers elsewhere sees everything it wrote
   if pg_catalog.cardinality(st.p_data) > 0 then
-    perform bpm_private.run__post(st);
+    v_ord_set := bpm_private.run__post(st);
   end if;
 end;
 $$;
@@ -566,6 +567,8 @@ language plpgsql
 volatile
 set search_path = ''
 as $$
+declare
+  v_done text;
 begin
   -- user and external tasks are wait states themselves; other waits are tokens
   if not (st.w_kind <@ array['userTask', 'externalTask']) then
@@ -603,7 +606,7 @@ begin
       nullif(u.data -> 'locals', 'null')
     from unnest(st.w_id, st.w_el, st.w_kind, st.w_data) as u(id, el, kind, data)
     where u.kind = 'externalTask';
-    perform bpm_private.external_task__notify(st.tenant_id);
+    v_done := bpm_private.external_task__notify(st.tenant_id);
   end if;
 end;
 $$;
@@ -621,6 +624,7 @@ declare
   v_result bpm.process_instance;
   v_changed boolean := st.variables <> before.variables;
   v_moved boolean := false;
+  v_done text;
 begin
   -- completion first (this run adds no wait state when it can complete, so
   -- the flush below changes nothing the check reads); its event is flushed too.
@@ -647,7 +651,7 @@ begin
         -- a called instance: its call activity goes on (after this run is written)
         st.p_data := st.p_data || '{"kind": "childCompleted"}'::jsonb;
       end if;
-      perform bpm_private.run__flush(st);
+      v_done := bpm_private.run__flush(st);
       return v_result;
     end if;
   end if;
@@ -659,7 +663,8 @@ begin
     where i.tenant_id = st.tenant_id and i.id = st.instance_id
     returning * into v_result;
   end if;
-  perform bpm_private.run__flush(st);
+  -- (assignments, not PERFORM: an expression, not a statement with its executor)
+  v_done := bpm_private.run__flush(st);
   -- conditional events that hold now (condition.sql): after a run that
   -- changed variables (changes unknown when it changed a subprocess's
   -- locals) or opened conditional events
@@ -700,6 +705,7 @@ set search_path = ''
 as $$
 declare
   v_timer record;
+  v_done text;
 begin
   insert into bpm.event_subscription (tenant_id, id, kind, name, correlation_key, instance_id, token_id, element_id, interrupting, due_at, cycle, repeats_left, job_priority)
   select st.tenant_id, (d ->> 'id')::uuid, d ->> 'kind', d ->> 'name', d ->> 'key', st.instance_id, u.token, d ->> 'element',
@@ -708,7 +714,7 @@ begin
   from unnest(st.s_token, st.s_data) as u(token, d);
   for v_timer in select (d ->> 'id')::uuid as id, (d ->> 'due_at')::timestamptz as due_at, coalesce((d ->> 'priority')::int, 0) as priority
                  from unnest(st.s_data) d where d ->> 'kind' = 'timer' loop
-    perform bpm_private.timer__enqueue(st.tenant_id, v_timer.id, v_timer.due_at, v_timer.priority);
+    v_done := bpm_private.timer__enqueue(st.tenant_id, v_timer.id, v_timer.due_at, v_timer.priority);
   end loop;
 end;
 $$;

@@ -11,6 +11,7 @@ set search_path = ''
 as $$
 declare
   v_timers uuid[];
+  v_done text;
 begin
   with removed as (
     delete from bpm.event_subscription s
@@ -20,7 +21,8 @@ begin
   )
   select coalesce(array_agg(r.id) filter (where r.kind = 'timer'), '{}') into v_timers from removed r;
   if pg_catalog.cardinality(v_timers) > 0 then
-    perform bpm_private.timer__dequeue(v_timers);
+    -- (an assignment, not PERFORM: an expression, not a statement with its executor)
+    v_done := bpm_private.timer__dequeue(v_timers);
   end if;
 end;
 $$;
@@ -41,6 +43,7 @@ declare
   v_graph jsonb := '{}'::jsonb || definition.graph;
   st bpm_private.run_state := bpm_private.run__begin(definition.tenant_id, bpm_private.uuid_v7(), variables, true, definition.inclusive_joins);
   v_done boolean;
+  v_flushed text;
   v_instance bpm.process_instance;
 begin
   if start_node is null then
@@ -90,7 +93,7 @@ begin
       (select coalesce(p.root_instance_id, p.id) from bpm.process_instance p
        where p.tenant_id = definition.tenant_id and p.id = instance__start.parent_instance_id) end)
   returning * into v_instance;
-  perform bpm_private.run__flush(st);
+  v_flushed := bpm_private.run__flush(st);
   -- conditional events that hold as they open (condition.sql)
   if (v_graph ? 'conditionals' and not v_done and bpm_private.conditions__check(definition.tenant_id, st.instance_id, null, null))
      or pg_catalog.cardinality(st.p_data) > 0 then
@@ -179,6 +182,7 @@ declare
   v_node jsonb;
   v_token_el text;
   v_scope uuid;
+  v_done text;
   st bpm_private.run_state := bpm_private.run__begin(sub.tenant_id, sub.instance_id, instance.variables || variables, false, inclusive_joins);
 begin
   st.business_key := instance.business_key;
@@ -212,7 +216,7 @@ begin
     delete from bpm_private.token t where t.tenant_id = sub.tenant_id and t.id = sub.token_id
     returning t.element_id into v_token_el;
     st := bpm_private.run__resume(st, v_node, sub.token_id);
-    perform bpm_private.subscriptions__remove(sub.tenant_id, sub.instance_id, array[sub.token_id]);
+    v_done := bpm_private.subscriptions__remove(sub.tenant_id, sub.instance_id, array[sub.token_id]);
     st := bpm_private.activity__end(st, array[sub.token_id], 'completed');
     if v_token_el = sub.element_id then
       st := bpm_private.node__complete(st, v_graph, v_node, sub.token_id);
