@@ -331,8 +331,10 @@ begin
     from bpm.process_definition d where d.tenant_id = timer__take.tenant_id and d.id = instance.definition_id;
   end if;
   select * into v_sub from bpm.event_subscription s where s.tenant_id = timer__take.tenant_id and s.id = subscription_id;
-  -- gone (fired, cancelled), not due (re-armed), or the instance waits for activation
-  if not found or v_sub.due_at > pg_catalog.now() or instance.state <> 'active' then
+  -- gone (fired, cancelled), not due (re-armed), failed meanwhile (an incident
+  -- raised by the transaction that held the lock), or the instance waits for
+  -- activation: the same conditions as fire_due_timers' read under the lock
+  if not found or v_sub.due_at > pg_catalog.now() or v_sub.incident_id is not null or instance.state <> 'active' then
     instance := null;
     graph := null;
     inclusive_joins := null;

@@ -296,6 +296,48 @@ describe('timer start events and failing continuations', () => {
     await fireTimer(db.root, as.engine, pause.id);
     expect(await instanceState(db.root, inst.id)).toBe('completed');
   });
+
+  test('a timer job that waited for its instance while another transaction failed that timer into an incident does nothing', async () => {
+    await deployDefs(as.admin, 'fragile_race', '', `
+    <startEvent id="start"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="pause"/>
+    <intermediateCatchEvent id="pause"><timerEventDefinition><timeDuration>PT5M</timeDuration></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f2" sourceRef="pause" targetRef="gw"/>
+    <exclusiveGateway id="gw"/>
+    <sequenceFlow id="f3" sourceRef="gw" targetRef="end"><conditionExpression>\${ready == true}</conditionExpression></sequenceFlow>
+    <endEvent id="end"/>`);
+    const inst = await start(as.admin, 'fragile_race', { ready: false });
+    const [pause] = await subscriptions(db.root, inst.id);
+    await db.root.query(`update bpm.event_subscription set due_at = now() - interval '1 second' where id = $1`, [pause.id]);
+    // another transaction holds the instance (as a batch firing this timer alone would) …
+    const holder = await db.root.connect();
+    try {
+      await holder.query('begin');
+      await holder.query('select 1 from bpm.process_instance where id = $1 for update', [inst.id]);
+      // … while the timer's own job reads the subscription (no incident yet) and waits for the lock
+      const firing = as.engine.query<{ id: string | null }>('select (bpm.fire_timer($1)).id', [pause.id]);
+      for (let i = 0; i < 100; i++) {
+        const { rows: [w] } = await db.root.query<{ n: number }>(`select count(*)::int as n from pg_catalog.pg_locks where not granted and locktype = 'transactionid'`);
+        if (w.n > 0) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // the holder's firing failed: an incident on the timer
+      await holder.query(`select set_config('bpm.tenant_id', $1, true)`, [T]);
+      await holder.query(
+        `update bpm.event_subscription set incident_id = bpm_private.incident__raise($1, $2, 'pause', 'failedJob', 'failed in the holder') where id = $3`,
+        [T, inst.id, pause.id]);
+      await holder.query('commit');
+      const { rows: [fired] } = await firing;
+      expect(fired.id).toBeNull();
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      holder.release();
+    }
+    // one incident (the holder's), the timer not fired again
+    expect(await incidents(db.root, inst.id)).toHaveLength(1);
+    expect(await history(db.root, inst.id)).toEqual(['start:completed', 'pause:active']);
+    expect(await instanceState(db.root, inst.id)).toBe('active');
+  });
 });
 
 describe('asynchronous continuations', () => {
