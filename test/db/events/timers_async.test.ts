@@ -253,6 +253,16 @@ describe('a burst of due timers', () => {
 });
 
 describe('timer start events and failing continuations', () => {
+  // a timer, then a gateway that cannot continue while ready is false
+  const FRAGILE = `
+    <startEvent id="start"/>
+    <sequenceFlow id="f1" sourceRef="start" targetRef="pause"/>
+    <intermediateCatchEvent id="pause"><timerEventDefinition><timeDuration>PT5M</timeDuration></timerEventDefinition></intermediateCatchEvent>
+    <sequenceFlow id="f2" sourceRef="pause" targetRef="gw"/>
+    <exclusiveGateway id="gw"/>
+    <sequenceFlow id="f3" sourceRef="gw" targetRef="end"><conditionExpression>\${ready == true}</conditionExpression></sequenceFlow>
+    <endEvent id="end"/>`;
+
   test('a timer start event is scheduled at deploy; a redeploy replaces it; firing starts an instance', async () => {
     const body = (id: string, date: string) => `
     <startEvent id="${id}"><timerEventDefinition><timeDate>${date}</timeDate></timerEventDefinition></startEvent>
@@ -273,14 +283,7 @@ describe('timer start events and failing continuations', () => {
   });
 
   test('a continuation that fails in the job becomes an incident failedJob; retry_incident fires it again', async () => {
-    await deployDefs(as.admin, 'fragile', '', `
-    <startEvent id="start"/>
-    <sequenceFlow id="f1" sourceRef="start" targetRef="pause"/>
-    <intermediateCatchEvent id="pause"><timerEventDefinition><timeDuration>PT5M</timeDuration></timerEventDefinition></intermediateCatchEvent>
-    <sequenceFlow id="f2" sourceRef="pause" targetRef="gw"/>
-    <exclusiveGateway id="gw"/>
-    <sequenceFlow id="f3" sourceRef="gw" targetRef="end"><conditionExpression>\${ready == true}</conditionExpression></sequenceFlow>
-    <endEvent id="end"/>`);
+    await deployDefs(as.admin, 'fragile', '', FRAGILE);
     const inst = await start(as.admin, 'fragile', { ready: false });
     const [pause] = await subscriptions(db.root, inst.id);
     expect(await fireTimer(db.root, as.engine, pause.id)).not.toBeNull();
@@ -298,14 +301,7 @@ describe('timer start events and failing continuations', () => {
   });
 
   test('a timer job that waited for its instance while another transaction failed that timer into an incident does nothing', async () => {
-    await deployDefs(as.admin, 'fragile_race', '', `
-    <startEvent id="start"/>
-    <sequenceFlow id="f1" sourceRef="start" targetRef="pause"/>
-    <intermediateCatchEvent id="pause"><timerEventDefinition><timeDuration>PT5M</timeDuration></timerEventDefinition></intermediateCatchEvent>
-    <sequenceFlow id="f2" sourceRef="pause" targetRef="gw"/>
-    <exclusiveGateway id="gw"/>
-    <sequenceFlow id="f3" sourceRef="gw" targetRef="end"><conditionExpression>\${ready == true}</conditionExpression></sequenceFlow>
-    <endEvent id="end"/>`);
+    await deployDefs(as.admin, 'fragile_race', '', FRAGILE);
     const inst = await start(as.admin, 'fragile_race', { ready: false });
     const [pause] = await subscriptions(db.root, inst.id);
     await db.root.query(`update bpm.event_subscription set due_at = now() - interval '1 second' where id = $1`, [pause.id]);
