@@ -23,6 +23,13 @@
  *   BENCH_SECONDS=10 BENCH_RUNS=3 BENCH_CONNECTIONS=1,8 BENCH_PRELOAD=100000 npm run bench:api
  *   BENCH_CPU_PROFILE=/tmp/prof npm run bench:api   # + a V8 CPU profile of the API process per API cell
  *
+ * Each cell also gives CPU per request: of this process (the API server, whose
+ * load generator runs in a child process; or the SQL path's pg client), and
+ * of the whole machine (/proc/stat: the server, PostgreSQL and the load
+ * generator together). On one 2-core machine the two paths share the cores,
+ * so CPU per request says where a request's cost goes, and moves less from
+ * run to run than requests/s.
+ *
  * Every request runs as a bpm_user (tokens and connections rotate over the
  * tenants and users). The inbox runs before startProcess so that it sees the
  * preloaded volume only. EXPLAIN (ANALYZE, BUFFERS) of the inbox SQL as a
@@ -92,6 +99,33 @@ interface Stats {
   p50: number;
   p95: number;
   p99: number;
+  /** CPU per request, µs: of this process (the API server, or the SQL path's client) and of the whole machine. */
+  cpuUs?: { process: number; machine: number };
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat), or null where there is none. */
+function machineJiffies(): { busy: number; total: number } | null {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    const idle = cpu[3] + (cpu[4] ?? 0); // idle + iowait
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+/** Runs `work` and adds its CPU per request (over `count`, the requests it made). */
+async function withCpu(work: () => Promise<Stats & { count: number }>): Promise<Stats> {
+  const process0 = process.cpuUsage();
+  const machine0 = machineJiffies();
+  const result = await work();
+  const used = process.cpuUsage(process0);
+  const machine1 = machineJiffies();
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const machineUs = machine0 && machine1 ? ((machine1.busy - machine0.busy) / ticksPerSecond) * 1e6 : NaN;
+  const { count, ...stats } = result;
+  return { ...stats, cpuUs: { process: (used.user + used.system) / count, machine: machineUs / count } };
 }
 
 function principals(): Principal[] {
@@ -109,6 +143,10 @@ function medianStats(runs: Stats[]): Stats {
     p50: median(runs.map((r) => r.p50)),
     p95: median(runs.map((r) => r.p95)),
     p99: median(runs.map((r) => r.p99)),
+    cpuUs: {
+      process: median(runs.map((r) => r.cpuUs?.process ?? NaN)),
+      machine: median(runs.map((r) => r.cpuUs?.machine ?? NaN)),
+    },
   };
 }
 
@@ -184,7 +222,11 @@ function userPool(authUrl: string, users: Principal[]): pg.Pool {
 }
 
 /** Closed loop on `connections` clients for SECONDS (as bench/engine.ts). */
-async function measureSql(pool: pg.Pool, connections: number, name: string, text: string, seconds = SECONDS): Promise<Stats> {
+function measureSql(pool: pg.Pool, connections: number, name: string, text: string, seconds = SECONDS): Promise<Stats> {
+  return withCpu(() => sqlLoop(pool, connections, name, text, seconds));
+}
+
+async function sqlLoop(pool: pg.Pool, connections: number, name: string, text: string, seconds: number): Promise<Stats & { count: number }> {
   const latencies: number[] = [];
   const deadline = Date.now() + seconds * 1000;
   const started = process.hrtime.bigint();
@@ -204,11 +246,21 @@ async function measureSql(pool: pg.Pool, connections: number, name: string, text
   );
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
   latencies.sort((a, b) => a - b);
-  return { perSecond: latencies.length / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95), p99: percentile(latencies, 99) };
+  return {
+    perSecond: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p95: percentile(latencies, 95),
+    p99: percentile(latencies, 99),
+    count: latencies.length,
+  };
 }
 
 /** autocannon in a child process against the in-process API. */
 function measureApi(graphqlUrl: string, connections: number, query: string, tokens: string[], seconds = SECONDS): Promise<Stats> {
+  return withCpu(() => apiLoad(graphqlUrl, connections, query, tokens, seconds));
+}
+
+function apiLoad(graphqlUrl: string, connections: number, query: string, tokens: string[], seconds: number): Promise<Stats & { count: number }> {
   const request: LoadRequest = { url: graphqlUrl, seconds, connections, body: JSON.stringify({ query }), tokens };
   return new Promise((resolve, reject) => {
     const child = fork(path.join(__dirname, 'api-load.js'), [], { stdio: 'inherit' });
@@ -220,10 +272,15 @@ function measureApi(graphqlUrl: string, connections: number, query: string, toke
     child.once('exit', (code) => {
       if (!result) return reject(new Error(`load generator exited with ${code} and no result`));
       if (result.failed > 0) return reject(new Error(`${result.failed} failed requests (${result.ok} ok); first: ${result.sample}`));
-      resolve(result);
+      resolve({ ...result, count: result.ok });
     });
     child.send(request);
   });
+}
+
+/** CPU per request: this process's and the machine's, µs. */
+function cpuText(s: Stats): string {
+  return `${fmt(s.cpuUs?.process ?? NaN)} µs here, ${fmt(s.cpuUs?.machine ?? NaN)} µs machine per request`;
 }
 
 /** Runs `work` under the V8 CPU profiler when BENCH_CPU_PROFILE names a folder (one .cpuprofile per API cell). */
@@ -331,7 +388,8 @@ async function main(): Promise<void> {
             apiRuns.push(await profiled(`${op.id}-${conns}-${r + 1}`, () => measureApi(api.graphqlUrl, conns, op.query, tokens)));
             sqlRuns.push(await measureSql(pool, conns, op.id, op.sql));
             console.error(
-              `  ${op.id} @${conns} run ${r + 1}: API ${fmt(apiRuns[r].perSecond)}/s p95 ${fmt(apiRuns[r].p95, 2)} ms; SQL ${fmt(sqlRuns[r].perSecond)}/s p95 ${fmt(sqlRuns[r].p95, 2)} ms`,
+              `  ${op.id} @${conns} run ${r + 1}: API ${fmt(apiRuns[r].perSecond)}/s p95 ${fmt(apiRuns[r].p95, 2)} ms, CPU ${cpuText(apiRuns[r])}; ` +
+                `SQL ${fmt(sqlRuns[r].perSecond)}/s p95 ${fmt(sqlRuns[r].p95, 2)} ms, CPU ${cpuText(sqlRuns[r])}`,
             );
           }
           results.set(`${op.id}/${conns}/api`, medianStats(apiRuns));
@@ -340,14 +398,14 @@ async function main(): Promise<void> {
       }
 
       console.log('');
-      console.log(`| operation | conns | via | req/s | p50 ms | p95 ms | p99 ms | API/SQL req/s |`);
-      console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
+      console.log(`| operation | conns | via | req/s | p50 ms | p95 ms | p99 ms | API/SQL req/s | CPU µs/req: Node process | CPU µs/req: machine |`);
+      console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
       for (const op of ops) {
         for (const conns of CONNECTIONS) {
           const a = results.get(`${op.id}/${conns}/api`)!;
           const s = results.get(`${op.id}/${conns}/sql`)!;
-          console.log(`| ${op.title} | ${conns} | GraphQL API | ${fmt(a.perSecond)} | ${fmt(a.p50, 2)} | ${fmt(a.p95, 2)} | ${fmt(a.p99, 2)} | ${fmt(a.perSecond / s.perSecond, 2)} |`);
-          console.log(`| ${op.title} | ${conns} | SQL (pg) | ${fmt(s.perSecond)} | ${fmt(s.p50, 2)} | ${fmt(s.p95, 2)} | ${fmt(s.p99, 2)} | 1.00 |`);
+          console.log(`| ${op.title} | ${conns} | GraphQL API | ${fmt(a.perSecond)} | ${fmt(a.p50, 2)} | ${fmt(a.p95, 2)} | ${fmt(a.p99, 2)} | ${fmt(a.perSecond / s.perSecond, 2)} | ${fmt(a.cpuUs?.process ?? NaN)} | ${fmt(a.cpuUs?.machine ?? NaN)} |`);
+          console.log(`| ${op.title} | ${conns} | SQL (pg) | ${fmt(s.perSecond)} | ${fmt(s.p50, 2)} | ${fmt(s.p95, 2)} | ${fmt(s.p99, 2)} | 1.00 | ${fmt(s.cpuUs?.process ?? NaN)} | ${fmt(s.cpuUs?.machine ?? NaN)} |`);
         }
       }
     } finally {

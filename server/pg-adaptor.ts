@@ -1,24 +1,33 @@
 /**
  * The PostGraphile adaptor of the API: @dataplan/pg's `pg` adaptor, with a
- * request's transaction set up in fewer round trips.
+ * request's statements run in fewer round trips.
  *
- * @dataplan/pg runs a request with settings as begin → set_config(…) →
- * queries → commit, waiting for each answer: four round trips for a
- * one-query request, each costing a parse and a network wake-up on both
- * sides (on a VM, a socket write alone costs about 0.1 ms of CPU). Here the
- * request's connections run in pg's pipeline mode: `begin` and every setting
- * go out as one simple query, in the same socket write as the request's first
- * statement and without waiting for its answer, so a one-query request takes
- * two writes and two round trips (begin + settings + query, then commit).
+ * @dataplan/pg runs a withPgClient call with settings as begin →
+ * set_config(…) → queries → commit, waiting for each answer: four round trips
+ * for a one-query call, each costing a parse and a network wake-up on both
+ * sides (on a VM, a socket write alone costs about 0.1 ms of CPU). Every
+ * withPgClient call of @dataplan/pg runs one statement (a query's SQL, or a
+ * mutation's function call, which "needs no transaction"), or a
+ * withTransaction. Here the connections run in pg's pipeline mode, and:
+ *   - a statement outside withTransaction is a transaction of its own:
+ *     `begin` and every setting (one simple query), the statement and
+ *     `commit` go out in one socket write without waiting for any answer, so
+ *     it takes one round trip. A call that runs several such statements runs
+ *     each in its own transaction, with the same settings;
+ *   - withTransaction opens one transaction (begin + settings written with its
+ *     savepoint) that every later statement of the call joins, committed when
+ *     the call ends, rolled back if it fails.
  *
- * Unchanged: settings are transaction-local (set_config(…, true)), so nothing
- * outlives the request on a pooled connection; a request without settings
- * runs without a transaction; a failed setup fails the request (the queries
- * behind it meet an aborted transaction, and the setup's own error is the one
- * reported); RAISE NOTICEs are not collected (nothing here reads them);
- * prepared statements are kept per connection, the least recently
- * used deallocated past PREPARED_STATEMENTS. Introspection (the SUPERUSER
- * variant) uses @dataplan/pg's own withPgClient.
+ * The call's result is returned only after its commits have answered: a
+ * commit that fails fails the call. Settings are transaction-local
+ * (set_config(…, true)), so nothing outlives the call on a pooled
+ * connection; a call without settings runs without a transaction; a failed
+ * set-up fails the call (the statements behind it meet an aborted
+ * transaction, and the set-up's own error is the one reported; the commit
+ * behind a failed statement answers ROLLBACK); RAISE NOTICEs are not
+ * collected (nothing here reads them); prepared statements are kept per
+ * connection, the least recently used deallocated past PREPARED_STATEMENTS.
+ * Introspection (the SUPERUSER variant) uses @dataplan/pg's own withPgClient.
  */
 import type pg from 'pg';
 import * as dataplanPg from 'postgraphile/adaptors/pg';
@@ -86,34 +95,77 @@ function streamOf(client: pg.PoolClient): Corkable | undefined {
   return (client as unknown as { connection?: { stream?: Corkable } }).connection?.stream;
 }
 
-/**
- * A request's transaction set-up (begin + settings), written together with
- * the request's first statement, in the same socket write; nothing when the
- * request has no settings.
- */
-class Setup {
-  /** The set-up's answer, once written. */
-  issued: Promise<unknown> | null = null;
-  constructor(private text: string | null) {}
+/** Runs `write`, whose statements are written synchronously, with the socket corked: they go out in one write. */
+function corked<T>(client: pg.PoolClient, write: () => T): T {
+  const stream = streamOf(client);
+  stream?.cork?.();
+  try {
+    return write();
+  } finally {
+    stream?.uncork?.();
+  }
+}
 
-  /** Runs `issue`, which writes its statement synchronously; the set-up, if not written yet, goes first. */
-  before<T>(client: pg.PoolClient, issue: () => Promise<T>): Promise<T> {
-    if (this.text === null) return issue();
-    const stream = streamOf(client);
-    stream?.cork?.();
-    try {
-      this.issued = client.query(this.text);
-      this.issued.catch(() => undefined); // awaited by the request, after its statements
-      this.text = null;
-      return issue();
-    } finally {
-      stream?.uncork?.();
-    }
+/** The set-up's error if it failed (the statements behind it then met an aborted transaction), else `e`. */
+async function setupErrorOr(setup: Promise<unknown>, e: unknown): Promise<unknown> {
+  const failed = await setup.then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  return failed ?? e;
+}
+
+/**
+ * A request's transactions on one connection. A statement outside
+ * withTransaction is a transaction of its own, written in one socket write
+ * as begin + settings, the statement and commit: one round trip. withTransaction
+ * opens a transaction (begin + settings written with its savepoint) that stays
+ * open for the rest of the request, committed when the request ends.
+ */
+class RequestTransactions {
+  /** The open transaction's set-up, while one is open. */
+  open: Promise<unknown> | null = null;
+  /** Commits written behind single statements, each with its set-up, awaited when the request ends. */
+  readonly commits: Array<{ setup: Promise<unknown>; commit: Promise<unknown> }> = [];
+  constructor(
+    readonly client: pg.PoolClient,
+    private readonly setupText: string | null,
+  ) {}
+
+  /** `statement` alone, in a transaction of its own with the settings (or inside the open one). */
+  single<T>(statement: () => Promise<T>): Promise<T> {
+    if (this.setupText === null || this.open) return statement();
+    const text = this.setupText;
+    const { setup, result, commit } = corked(this.client, () => {
+      const setup = this.client.query(text);
+      const result = statement();
+      const commit = this.client.query('commit');
+      return { setup, result, commit };
+    });
+    setup.catch(() => undefined);
+    commit.catch(() => undefined);
+    this.commits.push({ setup, commit });
+    return result.catch(async (e: unknown) => {
+      throw await setupErrorOr(setup, e);
+    });
+  }
+
+  /** Opens the request's transaction, if none is, with `first` written behind its set-up. */
+  opening<T>(first: () => Promise<T>): Promise<T> {
+    if (this.setupText === null || this.open) return first();
+    const text = this.setupText;
+    return corked(this.client, () => {
+      const setup = this.client.query(text);
+      setup.catch(() => undefined); // awaited when the request ends
+      this.open = setup;
+      return first();
+    });
   }
 }
 
 /** The request's client: statements in order on one connection; withTransaction nests as savepoints. */
-function requestClient(client: pg.PoolClient, depth: number, setup: Setup): NodePostgresPgClient {
+function requestClient(tx: RequestTransactions, depth: number): NodePostgresPgClient {
+  const { client } = tx;
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(run: () => Promise<T>): Promise<T> => {
     const result = queue.then(run, run);
@@ -122,13 +174,13 @@ function requestClient(client: pg.PoolClient, depth: number, setup: Setup): Node
   };
   const self: NodePostgresPgClient = {
     rawClient: client,
-    query: (opts) => serial(() => setup.before(client, () => runQuery(client, opts))),
+    query: (opts) => serial(() => tx.single(() => runQuery(client, opts))),
     withTransaction: (callback) =>
       serial(async () => {
         const name = `tx${depth}`;
-        await setup.before(client, () => client.query(`savepoint ${name}`));
+        await tx.opening(() => client.query(`savepoint ${name}`));
         try {
-          const result = await callback(requestClient(client, depth + 1, setup) as typeof self);
+          const result = await callback(requestClient(tx, depth + 1) as typeof self);
           await client.query(`release savepoint ${name}`);
           return result;
         } catch (e) {
@@ -142,7 +194,7 @@ function requestClient(client: pg.PoolClient, depth: number, setup: Setup): Node
 
 /** A withPgClient over `pool`, whose clients must be in pipeline mode (`pipeline: true`). */
 export function makePipelinedWithPgClient(pool: pg.Pool): WithPgClient {
-  return async (pgSettings, callback) => {
+  return async <T>(pgSettings: PgSettings, callback: (client: NodePostgresPgClient) => T | Promise<T>): Promise<T> => {
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
@@ -152,25 +204,34 @@ export function makePipelinedWithPgClient(pool: pg.Pool): WithPgClient {
         client.query('set jit_optimize_above_cost = -1').catch(() => undefined);
       }
       const settings = Object.entries(pgSettings ?? {}).filter((e): e is [string, string] => e[1] != null);
-      const setup = new Setup(settings.length > 0 ? setupText(client, settings) : null);
-      try {
-        const result = await callback(requestClient(client, 1, setup));
-        if (setup.issued) {
-          await setup.issued;
-          await client.query('commit');
-        }
-        return result;
-      } catch (e) {
-        if (!setup.issued) throw e;
-        const setupError = await setup.issued.then(
-          () => undefined,
-          (err: unknown) => err,
+      const tx = new RequestTransactions(client, settings.length > 0 ? setupText(client, settings) : null);
+      const outcome = await Promise.resolve()
+        .then(() => callback(requestClient(tx, 1)))
+        .then(
+          (value) => ({ ok: true as const, value }),
+          (error: unknown) => ({ ok: false as const, error }),
         );
-        await client.query('rollback').catch((err: unknown) => {
-          broken = err instanceof Error ? err : new Error(String(err));
+      // single statements' commits were written behind them; their answers follow (a failed statement's commit answers ROLLBACK)
+      let commitError: unknown;
+      for (const { setup, commit } of tx.commits) {
+        await commit.catch(async (e: unknown) => {
+          commitError ??= await setupErrorOr(setup, e);
         });
-        throw setupError ?? e;
       }
+      if (!outcome.ok) {
+        if (!tx.open) throw outcome.error;
+        const err = await setupErrorOr(tx.open, outcome.error);
+        await client.query('rollback').catch((e: unknown) => {
+          broken = e instanceof Error ? e : new Error(String(e));
+        });
+        throw err;
+      }
+      if (commitError !== undefined) throw commitError;
+      if (tx.open) {
+        await tx.open;
+        await client.query('commit');
+      }
+      return outcome.value;
     } finally {
       client.release(broken);
     }
