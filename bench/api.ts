@@ -108,8 +108,9 @@ function machineJiffies(): { busy: number; total: number } | null {
   try {
     const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
     const total = cpu.reduce((a, b) => a + b, 0);
-    const idle = cpu[3] + (cpu[4] ?? 0); // idle + iowait
-    return { busy: total - idle, total };
+    // not busy here: idle, iowait and steal (time the hypervisor gave to others)
+    const notBusy = cpu[3] + (cpu[4] ?? 0) + (cpu[7] ?? 0);
+    return { busy: total - notBusy, total };
   } catch {
     return null;
   }
