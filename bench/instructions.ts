@@ -21,6 +21,8 @@
  * plans) left out. Workloads:
  *   raw        the ceiling of `npm run bench` (a): 3 INSERTs in one transaction
  *   start      start_process → one user task (bench (b))
+ *   startTimer start_process → an intermediate timer catch event due later: the
+ *              start arms the timer's graphile-worker job
  *   complete   complete_task of such a task → the instance ends (the second half of (c))
  *   parallel10 a 10-branch parallel fork/join (bench (d))
  *   timer      fire_timer of a due intermediate timer catch event → the instance ends
@@ -284,6 +286,11 @@ async function main(): Promise<void> {
       id: 'complete',
       title: 'complete_task -> the instance ends',
       lines: (n) => Array.from({ length: n }, () => `select (bpm.complete_task('${seeded.taskIds[nextTask++]}')).state;`),
+    },
+    {
+      id: 'startTimer',
+      title: 'start_process -> a timer catch event due later (arms its job)',
+      lines: (n) => Array.from({ length: n }, () => `select (bpm.start_process('timer_catch', '{"dueAt": "2100-01-01T00:00:00Z"}')).id;`),
     },
     { id: 'parallel10', title: '10-branch parallel fork/join', lines: (n) => Array.from({ length: n }, () => `select (bpm.start_process('parallel10')).state;`) },
     {

@@ -52,9 +52,9 @@ begin
   foreach v_kind in array array['due', 'followUp', 'escalate'] loop
     v_at := (data ->> case v_kind when 'due' then 'due_at' when 'followUp' then 'follow_up_at' else 'escalate_at' end)::timestamptz;
     continue when v_at is null;
-    perform graphile_worker.add_job('bpm_task_deadline',
+    perform bpm_private.job__schedule('bpm_task_deadline',
       pg_catalog.json_build_object('tenant_id', tenant_id, 'task_id', task_id, 'kind', v_kind),
-      run_at => v_at, job_key => 'bpm-task-' || v_kind || ':' || task_id::text, max_attempts => 5);
+      v_at, 'bpm-task-' || v_kind || ':' || task_id::text, 5, 0);
   end loop;
 end;
 $$;

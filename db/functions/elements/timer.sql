@@ -219,10 +219,9 @@ volatile
 set search_path = ''
 as $$
 begin
-  perform graphile_worker.add_job('bpm_fire_timer',
+  perform bpm_private.job__schedule('bpm_fire_timer',
     pg_catalog.json_build_object('tenant_id', tenant_id, 'subscription_id', subscription_id),
-    run_at => due_at, job_key => 'bpm-timer:' || subscription_id::text, max_attempts => 5,
-    priority => bpm_private.job__priority(priority));
+    due_at, 'bpm-timer:' || subscription_id::text, 5, bpm_private.job__priority(priority));
 end;
 $$;
 comment on function bpm_private.timer__enqueue(text, uuid, timestamptz, int) is E'Schedules (or reschedules) the job that fires a timer subscription (priority: camunda:jobPriority, higher first).';
@@ -268,8 +267,8 @@ comment on function bpm_private.node__job_priority(jsonb, jsonb) is E'The camund
 -- test/db/events/job_plans.test.ts.) Here the plans are generic and made with
 -- sequential scans off, so the job key index is taken whatever the
 -- statistics say (the setting applies while this function runs, and its plans
--- stay its own). (add_job has the same exposure in its lookup of a locked job
--- by key; it is called once per timer armed and keeps its generic plans.)
+-- stay its own). (job__schedule's lookup of a held job by key, job__unkey,
+-- is made the same way.)
 create or replace function bpm_private.timer__dequeue(subscription_ids uuid[])
 returns void
 language plpgsql

@@ -12,11 +12,11 @@ volatile
 set search_path = ''
 as $$
 begin
-  perform graphile_worker.add_job('bpm_continue',
+  perform bpm_private.job__schedule('bpm_continue',
     pg_catalog.json_build_object('tenant_id', tenant_id, 'token_id', token_id),
-    job_key => 'bpm-async:' || token_id::text,
-    max_attempts => coalesce((node -> 'jobRetry' ->> 'retries')::int, 3) + 1,
-    priority => bpm_private.job__priority(bpm_private.node__job_priority(node, variables)));
+    pg_catalog.now(), 'bpm-async:' || token_id::text,
+    coalesce((node -> 'jobRetry' ->> 'retries')::int, 3) + 1,
+    bpm_private.job__priority(bpm_private.node__job_priority(node, variables)));
 end;
 $$;
 comment on function bpm_private.async__enqueue(text, uuid, jsonb, jsonb) is E'Schedules the job that continues an asynchronous token (retries from camunda:failedJobRetryTimeCycle, default 3; priority from camunda:jobPriority, an expression evaluated over variables).';

@@ -15,8 +15,10 @@
 --               tables directly (graphile-worker's hot path is SQL in Node).
 --   bpm_owner   owns the engine functions, which enqueue and cancel jobs
 --               (timers) in the caller's transaction: add_job and add_jobs,
---               which run with the caller's rights, and timer__dequeue,
---               which deletes jobs by key as remove_job would (set-based).
+--               which run with the caller's rights, job__schedule, which
+--               upserts keyed jobs as add_job would (engine/jobs.sql), and
+--               timer__dequeue, which deletes jobs by key as remove_job
+--               would (set-based).
 --   API roles   (bpm_admin, bpm_designer, bpm_user) nothing at all.
 revoke all on schema graphile_worker from public;
 revoke execute on all functions in schema graphile_worker from public;

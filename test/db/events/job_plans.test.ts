@@ -8,9 +8,9 @@
  * removal at 20,000 jobs instead of 0.1 ms; the timer benchmark's burst
  * drained at half its speed in such runs). The engine removes timer jobs with
  * generic plans made with sequential scans off (bpm_private.timer__dequeue).
- * Read through auto_explain (as notices), in one long-lived session. (add_job's
- * lookup of a locked job by key has the same exposure and keeps generic plans:
- * see bpm_private.timer__dequeue.)
+ * Read through auto_explain (as notices), in one long-lived session. (The
+ * engine's lookup of a held job by key when it schedules one, job__unkey, is
+ * planned the same way: see bpm_private.timer__dequeue.)
  */
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { deployProcess } from '../../helpers/engine';
