@@ -14,6 +14,9 @@ const T = 't-job-schedule';
 let db: TestDb;
 let admin: pg.Client;
 
+/** A job row's columns as JobRow reads them. */
+const JOB_COLUMNS = 'id::text, task_id, job_queue_id, payload, run_at, priority, attempts, max_attempts, key, revision, flags, last_error, locked_at';
+
 interface JobRow {
   id: string;
   task_id: number;
@@ -51,14 +54,13 @@ afterAll(async () => {
 /** The job rows of a key, oldest first, and those that lost it (key null) for the same payload. */
 async function jobsOf(payloadField: string, id: string): Promise<JobRow[]> {
   const { rows } = await db.root.query<JobRow>(
-    `select id::text, task_id, job_queue_id, payload, run_at, priority, attempts, max_attempts, key, revision, flags, last_error, locked_at
-     from graphile_worker._private_jobs j where j.payload ->> $1 = $2 order by j.id`,
+    `select ${JOB_COLUMNS} from graphile_worker._private_jobs j where j.payload ->> $1 = $2 order by j.id`,
     [payloadField, id],
   );
   return rows;
 }
 
-/** The timer subscription of an instance's catch event, and its job key. */
+/** The timer subscription of an instance's catch event (its id names the job key). */
 async function timerOf(instanceId: string): Promise<{ id: string; due_at: Date }> {
   const { rows } = await admin.query<{ id: string; due_at: Date }>(
     `select id, due_at from bpm.event_subscription where instance_id = $1 and kind = 'timer'`,
@@ -111,8 +113,7 @@ describe('jobs the engine schedules', () => {
     const [job] = await jobsOf('subscription_id', timer.id);
     // the reference: add_job with the same arguments (another key), as the engine called it before
     const { rows: [reference] } = await db.root.query<JobRow>(
-      `select id::text, task_id, job_queue_id, payload, run_at, priority, attempts, max_attempts, key, revision, flags, last_error, locked_at
-       from graphile_worker.add_job('bpm_fire_timer', $1::json, run_at => $2, job_key => $3, max_attempts => 5, priority => -7)`,
+      `select ${JOB_COLUMNS} from graphile_worker.add_job('bpm_fire_timer', $1::json, run_at => $2, job_key => $3, max_attempts => 5, priority => -7)`,
       [JSON.stringify({ tenant_id: T, subscription_id: timer.id }), timer.due_at, `reference:${timer.id}`],
     );
     await db.root.query(`delete from graphile_worker._private_jobs where key = $1`, [`reference:${timer.id}`]);
