@@ -267,8 +267,9 @@ comment on function bpm_private.node__job_priority(jsonb, jsonb) is E'The camund
 -- test/db/events/job_plans.test.ts.) Here the plans are generic and made with
 -- sequential scans off, so the job key index is taken whatever the
 -- statistics say (the setting applies while this function runs, and its plans
--- stay its own). (job__schedule's lookup of a held job by key, job__unkey,
--- is made the same way.)
+-- stay its own). Jobs a worker holds lose their keys through job__unkey
+-- (engine/jobs.sql), which job__schedule shares and which is planned the same
+-- way.
 create or replace function bpm_private.timer__dequeue(subscription_ids uuid[])
 returns void
 language plpgsql
@@ -281,15 +282,16 @@ declare
   -- (the job keys in one plain expression rather than a query: uuids hold no spaces)
   v_keys text[] := pg_catalog.string_to_array('bpm-timer:' || pg_catalog.array_to_string(subscription_ids, ' bpm-timer:'), ' ');
   v_removed int;
+  v_unkeyed text;
 begin
   delete from graphile_worker._private_jobs j
   where j.key = any(v_keys) and (j.locked_at is null or j.locked_at < pg_catalog.now() - interval '4 hours');
   get diagnostics v_removed = row_count;
   if v_removed < pg_catalog.cardinality(v_keys) then
-    -- held by a worker, or gone already
-    update graphile_worker._private_jobs j
-    set key = null, attempts = j.max_attempts, updated_at = pg_catalog.now()
-    where j.key = any(v_keys);
+    -- held by a worker (a firing timer's own job, every firing), or gone
+    -- already (an assignment, not PERFORM: an expression, not a statement
+    -- with its executor)
+    v_unkeyed := bpm_private.job__unkey(v_keys);
   end if;
 end;
 $$;

@@ -31,7 +31,6 @@ set search_path = ''
 as $$
 declare
   v_task_id int := (select t.id from graphile_worker._private_tasks t where t.identifier = job__schedule.identifier);
-  v_done boolean;
 begin
   if v_task_id is null then
     perform graphile_worker.add_job(identifier, payload, run_at => run_at, job_key => job_key, max_attempts => max_attempts,
@@ -45,7 +44,7 @@ begin
     revision = j.revision + 1, attempts = 0, last_error = null, updated_at = pg_catalog.now()
   where j.locked_at is null and j.attempts < j.max_attempts;
   if not found then
-    v_done := bpm_private.job__unkey(job_key);
+    perform bpm_private.job__unkey(array[job_key]);
     insert into graphile_worker._private_jobs (task_id, payload, run_at, max_attempts, key, priority)
     values (v_task_id, payload, run_at, max_attempts, job_key, priority);
   end if;
@@ -57,12 +56,14 @@ end;
 $$;
 comment on function bpm_private.job__schedule(text, json, timestamptz, text, int, int) is E'Schedules (or replaces) the graphile-worker job of a key as graphile_worker.add_job does (mode replace), notifying workers only when it is due now.';
 
--- The key's job, held by a worker or out of attempts, loses its key and its
--- remaining attempts (as add_jobs does before inserting a job of that key).
--- By the key index whatever the statistics say (see timer__dequeue); a rare
--- path, so the settings' cost is not paid by every job__schedule.
-create or replace function bpm_private.job__unkey(job_key text)
-returns boolean
+-- The keys' jobs (held by a worker, or out of attempts) lose their keys and
+-- their remaining attempts, so that they never run again: what add_jobs does
+-- before inserting a job of a held key, and what remove_job does to a job a
+-- worker holds (timer__dequeue). By the key index whatever the statistics
+-- say (see timer__dequeue); a rare path, so the settings' cost is not paid by
+-- every job__schedule.
+create or replace function bpm_private.job__unkey(job_keys text[])
+returns void
 language plpgsql
 volatile
 set search_path = ''
@@ -72,8 +73,7 @@ as $$
 begin
   update graphile_worker._private_jobs j
   set key = null, attempts = j.max_attempts, updated_at = pg_catalog.now()
-  where j.key = job__unkey.job_key;
-  return found;
+  where j.key = any(job_keys);
 end;
 $$;
-comment on function bpm_private.job__unkey(text) is E'Takes a job key from the job that holds it (running, or out of attempts), which then never runs again; whether there was one.';
+comment on function bpm_private.job__unkey(text[]) is E'Takes job keys from the jobs that hold them (running, or out of attempts), which then never run again.';
