@@ -16,6 +16,7 @@
  *   PGBPM_WORKER_STATEMENT_TIMEOUT statement_timeout of the worker's connections (1min; 0: none)
  *   PGBPM_JOB_CONCURRENCY          graphile-worker jobs in flight (4)
  *   PGBPM_JOB_POLL_INTERVAL        graphile-worker's poll for jobs that became due (500ms)
+ *   PGBPM_JOB_WAKE_AT_DUE          wake idle job loops when a job comes due (true; job-waker.ts)
  *   PGBPM_JOB_RECOVERY_INTERVAL    how often to look for jobs held by dead workers (10s);
  *                                  released once locked 3 × this long (job-liveness.ts)
  *   PGBPM_HISTORY_TTL              history kept after an instance ends, for definitions
@@ -28,9 +29,12 @@
  * The job defaults are chosen so that a due timer fires within a second
  * (npm run bench:timers measures it). graphile-worker finds jobs that become
  * due (a timer's run_at) only by polling: each of its `concurrency` loops
- * sleeps a poll interval after finding nothing, so a timer on an idle worker
- * waits at most one poll interval (500 ms) to be picked up, often less as the
- * loops' phases drift apart. When many timers come due at once, each timer
+ * sleeps a poll interval after finding nothing. The waker (job-waker.ts)
+ * looks two poll intervals ahead while a loop is idle and nudges the idle
+ * loops when the next job comes due, so a timer armed at least one poll
+ * interval ahead fires within milliseconds of its due time; one armed for
+ * sooner waits at most one poll interval (500 ms), as it would without the
+ * waker (PGBPM_JOB_WAKE_AT_DUE=false). When many timers come due at once, each timer
  * job fires up to 50 due timers in one transaction (bpm.fire_due_timers), so
  * a burst is bound by database CPU, not by commits: on the 2-core
  * development machine a burst of 10,000 timers drained in 3.9 s with 4 loops
@@ -66,6 +70,8 @@ export interface WorkerConfig {
   statementTimeoutMs: number;
   jobConcurrency: number;
   jobPollIntervalMs: number;
+  /** Wake idle job loops when a job comes due rather than at their next poll (job-waker.ts). */
+  jobWakeAtDue: boolean;
   /** How often to look for jobs whose worker died; they are released once locked 3 × this long (job-liveness.ts). */
   jobRecoveryIntervalMs: number;
   history: HistorySettings;
@@ -84,6 +90,7 @@ export const WORKER_DEFAULTS = {
   statementTimeoutMs: 60_000,
   jobConcurrency: 4,
   jobPollIntervalMs: 500,
+  jobWakeAtDue: true,
   jobRecoveryIntervalMs: 10_000,
   history: HISTORY_DEFAULTS,
 } as const;
@@ -138,6 +145,13 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
     if (raw === undefined) return fallback;
     return raw.trim().toLowerCase() === 'none' ? null : parseDurationMs(raw, name);
   };
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = pick(name)?.trim().toLowerCase();
+    if (raw === undefined) return fallback;
+    if (raw === 'true' || raw === '1') return true;
+    if (raw === 'false' || raw === '0') return false;
+    throw new WorkerConfigError(`${name} must be true or false, got "${pick(name)}"`);
+  };
   const integer = (name: string, fallback: number, parse: (raw: string, name: string) => number): number => {
     const raw = pick(name);
     return raw === undefined ? fallback : parse(raw, name);
@@ -161,6 +175,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
     statementTimeoutMs: duration('PGBPM_WORKER_STATEMENT_TIMEOUT', WORKER_DEFAULTS.statementTimeoutMs),
     jobConcurrency: integer('PGBPM_JOB_CONCURRENCY', WORKER_DEFAULTS.jobConcurrency, positiveInteger),
     jobPollIntervalMs: duration('PGBPM_JOB_POLL_INTERVAL', WORKER_DEFAULTS.jobPollIntervalMs),
+    jobWakeAtDue: boolean('PGBPM_JOB_WAKE_AT_DUE', WORKER_DEFAULTS.jobWakeAtDue),
     jobRecoveryIntervalMs: duration('PGBPM_JOB_RECOVERY_INTERVAL', WORKER_DEFAULTS.jobRecoveryIntervalMs),
     history: {
       defaultTtlMs: optionalDuration('PGBPM_HISTORY_TTL', HISTORY_DEFAULTS.defaultTtlMs),

@@ -26,6 +26,7 @@ import { Logger as GraphileLogger, run, type Runner, type TaskList, type WorkerE
 import type pg from 'pg';
 import { errorMessage } from './errors';
 import { JobLiveness } from './job-liveness';
+import { JobWaker } from './job-waker';
 import type { Logger } from './logger';
 import { WORKER_SCHEMA } from './schema';
 
@@ -37,6 +38,8 @@ export interface JobRunnerOptions {
   logger: Logger;
   /** How often to look for jobs held by dead workers (job-liveness.ts); they are released once locked 3 × this long. */
   recoveryIntervalMs: number;
+  /** Wake idle loops when a job comes due instead of at their next poll (job-waker.ts; default true). */
+  wakeAtDue?: boolean;
 }
 
 /** graphile-worker's log calls as pino lines (its `warning` is pino's `warn`). */
@@ -62,6 +65,8 @@ export class JobRunnerStartError extends Error {
 export interface JobRunner {
   /** Restarts of graphile-worker after a job loop died (database outages). */
   readonly restarts: number;
+  /** Times idle loops were woken because a job came due (0 without the waker). */
+  readonly wakes: number;
   /** Stops taking jobs and waits for the ones in hand (also ends a restart under way). */
   stop(): Promise<void>;
 }
@@ -76,10 +81,20 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
   const liveness = new JobLiveness({ pool: options.pool, logger, intervalMs: options.recoveryIntervalMs, staleAfterMs: 3 * options.recoveryIntervalMs });
   events.on('worker:create', ({ worker }) => liveness.add(worker.workerId));
   events.on('worker:stop', ({ worker }) => liveness.remove(worker.workerId));
+  const waker =
+    options.wakeAtDue === false
+      ? null
+      : new JobWaker({ pool: options.pool, logger, tasks: Object.keys(options.taskList), pollIntervalMs: options.pollIntervalMs });
+  if (waker) {
+    events.on('worker:getJob:empty', ({ worker }) => waker.loopIdle(worker));
+    events.on('worker:getJob:start', ({ worker }) => waker.loopBusy(worker));
+    events.on('worker:release', ({ worker }) => waker.loopBusy(worker));
+  }
   let runner: Runner;
   try {
     runner = await startGraphileWorker(options, events);
   } catch (e) {
+    waker?.stop();
     await liveness.stop();
     throw e;
   }
@@ -125,8 +140,12 @@ export async function startJobRunner(options: JobRunnerOptions): Promise<JobRunn
     get restarts() {
       return restarts;
     },
+    get wakes() {
+      return waker?.wakeCount ?? 0;
+    },
     stop: async () => {
       stopping.abort();
+      waker?.stop();
       await restarting;
       await runner.stop();
       await liveness.stop();

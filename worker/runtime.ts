@@ -89,6 +89,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         taskList: defaultTaskList(options.tasks, config.history),
         concurrency: config.jobConcurrency,
         pollIntervalMs: config.jobPollIntervalMs,
+        wakeAtDue: config.jobWakeAtDue,
         recoveryIntervalMs: config.jobRecoveryIntervalMs,
         logger,
       });

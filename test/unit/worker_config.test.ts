@@ -49,6 +49,10 @@ describe('settings', () => {
     expect(config.jobRecoveryIntervalMs).toBe(10_000);
     expect(workerConfigFromEnv({ PGBPM_JOB_RECOVERY_INTERVAL: '2s' }).jobRecoveryIntervalMs).toBe(2_000);
     expect(() => workerConfigFromEnv({ PGBPM_JOB_RECOVERY_INTERVAL: '10' })).toThrow('PGBPM_JOB_RECOVERY_INTERVAL must be at least 100ms');
+    expect(config.jobWakeAtDue).toBe(true);
+    expect(workerConfigFromEnv({ PGBPM_JOB_WAKE_AT_DUE: 'false' }).jobWakeAtDue).toBe(false);
+    expect(workerConfigFromEnv({ PGBPM_JOB_WAKE_AT_DUE: ' 0 ' }).jobWakeAtDue).toBe(false);
+    expect(workerConfigFromEnv({ PGBPM_JOB_WAKE_AT_DUE: 'TRUE' }).jobWakeAtDue).toBe(true);
     expect(workerConfigFromEnv(env, { tenants: 'c', concurrency: '7', workerId: 'cli-id', handlersPath: 'x.js' })).toMatchObject({
       tenants: ['c'],
       concurrency: 7,
@@ -72,6 +76,7 @@ describe('settings', () => {
     expect(() => workerConfigFromEnv({ PGBPM_WORKER_RETRIES: '-1' })).toThrow('PGBPM_WORKER_RETRIES must be an integer of at least 0');
     expect(() => workerConfigFromEnv({ PGBPM_WORKER_BATCH: '5000' })).toThrow('PGBPM_WORKER_BATCH must be at most 1000');
     expect(() => workerConfigFromEnv({ PGBPM_WORKER_LOCK_DURATION: '0' })).toThrow('PGBPM_WORKER_LOCK_DURATION must be positive');
+    expect(() => workerConfigFromEnv({ PGBPM_JOB_WAKE_AT_DUE: 'yes' })).toThrow('PGBPM_JOB_WAKE_AT_DUE must be true or false, got "yes"');
   });
 });
 
