@@ -10,12 +10,13 @@
  * This waker looks ahead instead, only while at least one loop of this
  * process is idle: it asks for the earliest run_at, within the next two
  * poll intervals, among the available jobs of this process's tasks, sleeps
- * until then and nudges this process's idle loops (graphile-worker's
- * `Worker.nudge`), which take the job at once. Finding nothing, it asks again
- * after one poll interval (two statements a second at the default 500 ms,
- * where four idle loops poll eight times). A job armed later for a time sooner
- * than the waker's next look is found by the loops' own polling, as before. Loops busy with jobs take the next job without sleeping, so during
- * a burst the waker has nothing to do.
+ * until then and nudges one idle loop (graphile-worker's `Worker.nudge`),
+ * which takes the job at once; then it looks again for the loops still idle.
+ * Finding nothing, it asks again after one poll interval (two statements a
+ * second at the default 500 ms, where four idle loops poll eight times). A
+ * job armed later for a time sooner than the waker's next look is found by
+ * the loops' own polling, as before. Loops busy with jobs take the next job
+ * without sleeping, so during a burst the waker has nothing to do.
  *
  * The look-ahead is one statement on graphile-worker's main index (priority,
  * run_at, partial on is_available): for each priority present (a loose index
@@ -121,17 +122,26 @@ export class JobWaker {
     this.timer.unref();
   }
 
-  /** Nudges every idle loop; those that find nothing become idle again, which looks ahead again. */
+  /**
+   * Nudges one idle loop, which takes the job (and, finding more due, goes on
+   * without sleeping); then looks ahead again for the other idle loops. One
+   * loop per due job: nudging every idle loop would send all of them to look
+   * for a single job (a steady trickle of timers would cost four lookups each).
+   */
   private wake(): void {
-    const loops = [...this.idle];
-    this.idle.clear();
-    this.wakes++;
-    for (const worker of loops) {
+    for (const worker of this.idle) {
+      this.idle.delete(worker);
+      let nudged = false;
       try {
-        worker.nudge();
+        nudged = worker.nudge();
       } catch {
         // (a loop released meanwhile: nothing to wake)
       }
+      if (nudged) {
+        this.wakes++;
+        break;
+      }
     }
+    if (this.idle.size > 0 && this.timer === null && !this.looking) void this.look();
   }
 }
