@@ -18,15 +18,17 @@
  * (now() of the transaction that fired it: the job's bpm.fire_timer call)
  * − the subscription's due_at (both from the database clock). Reported:
  * p50 / p95 / max lateness; drain = first due time → last firing; throughput
- * = timers / (last firing − first firing). Lateness includes graphile-worker's
- * discovery delay (jobs that become due are found by polling: up to one poll
- * interval) and the queueing behind earlier timers of the burst. Every figure
+ * = timers / (last firing − first firing). Lateness includes the delay until
+ * a job loop finds the due job (the worker's job waker nudges an idle loop at
+ * the due time; PGBPM_JOB_WAKE_AT_DUE=false leaves it to polling: up to one
+ * poll interval) and the queueing behind earlier timers of the burst. Every figure
  * is the median over BENCH_RUNS runs (single: over all trials of all runs).
  * Durable settings: synchronous_commit and fsync as the server has them.
  *
  *   npm run bench:timers
  *   BENCH_TIMERS=2000 BENCH_RUNS=1 BENCH_SINGLE=5 npm run bench:timers   # a smoke run
  *   BENCH_JOB_CONCURRENCY=4,8,16 npm run bench:timers                    # compare settings
+ *   PGBPM_JOB_WAKE_AT_DUE=false npm run bench:timers                      # polling only
  *
  * Settings (environment): BENCH_TIMERS per burst (10000), BENCH_RUNS bursts
  * per setting (3), BENCH_SINGLE single-timer trials per setting (20),
