@@ -30,8 +30,8 @@
  * (npm run bench:timers measures it). graphile-worker finds jobs that become
  * due (a timer's run_at) only by polling: each of its `concurrency` loops
  * sleeps a poll interval after finding nothing. The waker (job-waker.ts)
- * looks two poll intervals ahead while a loop is idle and nudges the idle
- * loops when the next job comes due, so a timer armed at least one poll
+ * looks two poll intervals ahead while a loop is idle and nudges an idle
+ * loop when the next job comes due, so a timer armed at least one poll
  * interval ahead fires within milliseconds of its due time; one armed for
  * sooner waits at most one poll interval (500 ms), as it would without the
  * waker (PGBPM_JOB_WAKE_AT_DUE=false). When many timers come due at once, each timer
