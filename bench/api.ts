@@ -100,8 +100,11 @@ interface Stats {
   p95: number;
   p99: number;
   /** CPU per request, µs: of this process (the API server, or the SQL path's client) and of the whole machine. */
-  cpuUs?: { process: number; machine: number };
+  cpuUs: { process: number; machine: number };
 }
+
+/** What a load loop measures: Stats before CPU, and how many requests it made. */
+type Measured = Omit<Stats, 'cpuUs'> & { count: number };
 
 /** Busy and total jiffies of the whole machine (/proc/stat), or null where there is none. */
 function machineJiffies(): { busy: number; total: number } | null {
@@ -117,7 +120,7 @@ function machineJiffies(): { busy: number; total: number } | null {
 }
 
 /** Runs `work` and adds its CPU per request (over `count`, the requests it made). */
-async function withCpu(work: () => Promise<Stats & { count: number }>): Promise<Stats> {
+async function withCpu(work: () => Promise<Measured>): Promise<Stats> {
   const process0 = process.cpuUsage();
   const machine0 = machineJiffies();
   const result = await work();
@@ -145,8 +148,8 @@ function medianStats(runs: Stats[]): Stats {
     p95: median(runs.map((r) => r.p95)),
     p99: median(runs.map((r) => r.p99)),
     cpuUs: {
-      process: median(runs.map((r) => r.cpuUs?.process ?? NaN)),
-      machine: median(runs.map((r) => r.cpuUs?.machine ?? NaN)),
+      process: median(runs.map((r) => r.cpuUs.process)),
+      machine: median(runs.map((r) => r.cpuUs.machine)),
     },
   };
 }
@@ -227,7 +230,7 @@ function measureSql(pool: pg.Pool, connections: number, name: string, text: stri
   return withCpu(() => sqlLoop(pool, connections, name, text, seconds));
 }
 
-async function sqlLoop(pool: pg.Pool, connections: number, name: string, text: string, seconds: number): Promise<Stats & { count: number }> {
+async function sqlLoop(pool: pg.Pool, connections: number, name: string, text: string, seconds: number): Promise<Measured> {
   const latencies: number[] = [];
   const deadline = Date.now() + seconds * 1000;
   const started = process.hrtime.bigint();
@@ -261,7 +264,7 @@ function measureApi(graphqlUrl: string, connections: number, query: string, toke
   return withCpu(() => apiLoad(graphqlUrl, connections, query, tokens, seconds));
 }
 
-function apiLoad(graphqlUrl: string, connections: number, query: string, tokens: string[], seconds: number): Promise<Stats & { count: number }> {
+function apiLoad(graphqlUrl: string, connections: number, query: string, tokens: string[], seconds: number): Promise<Measured> {
   const request: LoadRequest = { url: graphqlUrl, seconds, connections, body: JSON.stringify({ query }), tokens };
   return new Promise((resolve, reject) => {
     const child = fork(path.join(__dirname, 'api-load.js'), [], { stdio: 'inherit' });
@@ -281,7 +284,7 @@ function apiLoad(graphqlUrl: string, connections: number, query: string, tokens:
 
 /** CPU per request: this process's and the machine's, µs. */
 function cpuText(s: Stats): string {
-  return `${fmt(s.cpuUs?.process ?? NaN)} µs here, ${fmt(s.cpuUs?.machine ?? NaN)} µs machine per request`;
+  return `${fmt(s.cpuUs.process)} µs here, ${fmt(s.cpuUs.machine)} µs machine per request`;
 }
 
 /** Runs `work` under the V8 CPU profiler when BENCH_CPU_PROFILE names a folder (one .cpuprofile per API cell). */
@@ -405,8 +408,8 @@ async function main(): Promise<void> {
         for (const conns of CONNECTIONS) {
           const a = results.get(`${op.id}/${conns}/api`)!;
           const s = results.get(`${op.id}/${conns}/sql`)!;
-          console.log(`| ${op.title} | ${conns} | GraphQL API | ${fmt(a.perSecond)} | ${fmt(a.p50, 2)} | ${fmt(a.p95, 2)} | ${fmt(a.p99, 2)} | ${fmt(a.perSecond / s.perSecond, 2)} | ${fmt(a.cpuUs?.process ?? NaN)} | ${fmt(a.cpuUs?.machine ?? NaN)} |`);
-          console.log(`| ${op.title} | ${conns} | SQL (pg) | ${fmt(s.perSecond)} | ${fmt(s.p50, 2)} | ${fmt(s.p95, 2)} | ${fmt(s.p99, 2)} | 1.00 | ${fmt(s.cpuUs?.process ?? NaN)} | ${fmt(s.cpuUs?.machine ?? NaN)} |`);
+          console.log(`| ${op.title} | ${conns} | GraphQL API | ${fmt(a.perSecond)} | ${fmt(a.p50, 2)} | ${fmt(a.p95, 2)} | ${fmt(a.p99, 2)} | ${fmt(a.perSecond / s.perSecond, 2)} | ${fmt(a.cpuUs.process)} | ${fmt(a.cpuUs.machine)} |`);
+          console.log(`| ${op.title} | ${conns} | SQL (pg) | ${fmt(s.perSecond)} | ${fmt(s.p50, 2)} | ${fmt(s.p95, 2)} | ${fmt(s.p99, 2)} | 1.00 | ${fmt(s.cpuUs.process)} | ${fmt(s.cpuUs.machine)} |`);
         }
       }
     } finally {
