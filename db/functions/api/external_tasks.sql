@@ -187,6 +187,82 @@ end;
 $$;
 comment on function bpm.complete_external_task(uuid, text, jsonb) is E'Completes an external task locked by worker_id and continues the instance; variables merge per top-level key into the instance, or into the local of that name of the nearest enclosing subprocess that has one. When a camunda:errorEventDefinition of the task holds (over its variables, these and externalTask), its error is thrown at the task instead (as throw_bpmn_error). Errors: BP104 not found, BP203 not open, BP205 not locked by this worker, BP202 instance suspended. Roles: bpm_admin, bpm_engine.';
 
+-- A worker's batch of results: several external tasks completed in one
+-- transaction, so that a busy worker pays one commit and one round trip for
+-- many completions instead of one each. Each completion is the transition
+-- complete_external_task makes, under its instance's lock, and succeeds or
+-- fails alone: the batch runs under one savepoint (a savepoint each would
+-- cost every completion); when one of them fails, the batch's completions are
+-- undone and made again one by one, each under its own savepoint, so that
+-- the failing ones are reported (SQLSTATE and message) and the others
+-- commit. Instances are locked in the order of their ids, so that two
+-- batches cannot deadlock each other. A transient error (deadlock,
+-- serialization failure, statement timeout) fails the whole call: the caller
+-- sends the batch again.
+create or replace function bpm.complete_external_tasks(task_ids uuid[], worker_id text, variables jsonb[] default null)
+returns table (task_id uuid, error_code text, error_message text)
+language plpgsql
+volatile
+security definer
+set search_path = ''
+set plan_cache_mode = force_generic_plan
+as $$
+declare
+  v_tenant text := bpm_private.require_context(array['bpm_admin', 'bpm_engine'], 'complete external tasks');
+  v_n int := coalesce(pg_catalog.cardinality(task_ids), 0);
+  v_order int[];
+  v_codes text[] := pg_catalog.array_fill(null::text, array[v_n]);
+  v_messages text[] := pg_catalog.array_fill(null::text, array[v_n]);
+  v_alone boolean := false;
+  v_i int;
+  v_state text;
+begin
+  -- ===== GUARD: 1 to 1000 ids, none null, and as many variables (or none)
+  if v_n < 1 or v_n > 1000 then
+    raise exception 'task_ids must hold 1 to 1000 task ids, got %', v_n using errcode = 'BP401';
+  end if;
+  if pg_catalog.array_position(task_ids, null) is not null then
+    raise exception 'task_ids holds a null id (position %)', pg_catalog.array_position(task_ids, null) using errcode = 'BP401';
+  end if;
+  if variables is not null and coalesce(pg_catalog.cardinality(variables), 0) <> v_n then
+    raise exception 'variables must hold one entry per task id (% ids, % entries)', v_n, coalesce(pg_catalog.cardinality(variables), 0)
+      using errcode = 'BP401';
+  end if;
+  -- (unknown ids last: their completion reports BP104)
+  select pg_catalog.array_agg(u.ord order by e.instance_id, u.ord) into v_order
+  from unnest(task_ids) with ordinality as u(id, ord)
+  left join bpm.external_task e on e.tenant_id = v_tenant and e.id = u.id;
+  -- ===== COMPLETE each: together under one savepoint; when one fails, again one by one
+  loop
+    begin
+      foreach v_i in array v_order loop
+        if v_alone then
+          begin
+            v_state := (bpm.complete_external_task(task_ids[v_i], worker_id, coalesce(variables[v_i], '{}'))).state;
+          exception when others then
+            if bpm_private.error__is_transient(sqlstate) then
+              raise;
+            end if;
+            v_codes[v_i] := sqlstate;
+            v_messages[v_i] := sqlerrm;
+          end;
+        else
+          v_state := (bpm.complete_external_task(task_ids[v_i], worker_id, coalesce(variables[v_i], '{}'))).state;
+        end if;
+      end loop;
+      exit;
+    exception when others then
+      if v_alone or bpm_private.error__is_transient(sqlstate) then
+        raise;
+      end if;
+      v_alone := true;
+    end;
+  end loop;
+  return query select u.id, u.code, u.message from unnest(task_ids, v_codes, v_messages) as u(id, code, message);
+end;
+$$;
+comment on function bpm.complete_external_tasks(uuid[], text, jsonb[]) is E'Completes several external tasks locked by worker_id in one transaction, each as complete_external_task would (variables: one object per task, or null: none), and reports each in the order given: error_code and error_message null when it completed, else the SQLSTATE and message of its error (BP104, BP203, BP205, BP202, ...), which undid that completion alone. Errors: BP401 no ids, more than 1000, a null id, or variables not one per id; a transient error (deadlock, serialization failure, timeout) fails the whole call, to be sent again. Roles: bpm_admin, bpm_engine.';
+
 -- error_details: what a worker knows beyond the message (a stack trace;
 -- Camunda 7's errorDetails), kept on the task up to 64 KiB.
 drop function if exists bpm.fail_external_task(uuid, text, text, int, interval);

@@ -17,6 +17,7 @@ grant execute on function bpm.activate_process_instance(uuid) to bpm_admin;
 grant execute on function bpm.set_variables(uuid, jsonb) to bpm_admin;
 grant execute on function bpm.fetch_and_lock(text, text, int, interval) to bpm_admin, bpm_engine;
 grant execute on function bpm.complete_external_task(uuid, text, jsonb) to bpm_admin, bpm_engine;
+grant execute on function bpm.complete_external_tasks(uuid[], text, jsonb[]) to bpm_admin, bpm_engine;
 grant execute on function bpm.fail_external_task(uuid, text, text, int, interval, text) to bpm_admin, bpm_engine;
 grant execute on function bpm.register_task_listener(text, interval) to bpm_admin, bpm_engine;
 grant execute on function bpm.throw_bpmn_error(uuid, text, text, jsonb, text) to bpm_admin, bpm_engine;

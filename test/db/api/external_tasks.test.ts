@@ -1,8 +1,8 @@
 /**
  * External task API: fetch_and_lock, complete_external_task,
- * fail_external_task, throw_bpmn_error and retry_incident. Locks, back-off,
- * incidents, error boundaries, argument checks, and that every refused call
- * changes nothing. Each test uses its own topic, so fetches never see the
+ * complete_external_tasks, fail_external_task, throw_bpmn_error and
+ * retry_incident. Locks, back-off, incidents, error boundaries, argument
+ * checks, and that every refused call changes nothing. Each test uses its own topic, so fetches never see the
  * tasks of another test.
  */
 import type pg from 'pg';
@@ -420,6 +420,111 @@ describe('complete_external_task', () => {
     const { task } = await startAndLock(topic, 'w1');
     const foreign = await db.connectAs({ role: 'bpm_engine', tenant: 'ext-other' });
     await expectRejectedUnchanged(db.root, () => completeExternal(foreign, task.id, 'w1'), 'BP104', new RegExp(`external task ${task.id} not found`));
+  });
+});
+
+describe('complete_external_tasks (a worker\'s batch of results)', () => {
+  interface Report {
+    task_id: string;
+    error_code: string | null;
+    error_message: string | null;
+  }
+  const completeBatch = (client: pg.ClientBase, ids: string[], worker: string, variables: Variables[] | null = null): Promise<Report[]> =>
+    all<Report>(client, 'select * from bpm.complete_external_tasks($1::uuid[], $2, $3::jsonb[])', [
+      ids,
+      worker,
+      variables && variables.map((v) => JSON.stringify(v)),
+    ]);
+
+  test('completes every task in one call: each instance continues to its end with its own variables; reported in the order given', async () => {
+    const topic = await topicModel('t_batch');
+    const started = [await start(admin, topic, { n: 1 }), await start(admin, topic, { n: 2 }), await start(admin, topic, { n: 3 })];
+    const locked = await fetchAndLock(engine, topic, 'w1', 3);
+    expect(locked).toHaveLength(3);
+    const ids = [...locked].reverse().map((t) => t.id);
+    const reports = await completeBatch(engine, ids, 'w1', ids.map((id) => ({ doneBy: id })));
+    expect(reports).toEqual(ids.map((id) => ({ task_id: id, error_code: null, error_message: null })));
+    for (const inst of started) {
+      const task = locked.find((t) => t.instance_id === inst.id) as ExternalTaskRow;
+      expect(await instance(db.root, inst.id)).toMatchObject({ state: 'completed', variables: { n: inst.variables.n, doneBy: task.id } });
+      expect(await history(db.root, inst.id)).toEqual(['start:completed', 'work:completed', 'end:completed']);
+      expect(await externalTask(db.root, task.id)).toMatchObject({ state: 'completed', locked_until: null });
+    }
+    // without variables: none merged
+    const inst = await start(admin, topic, { n: 4 });
+    const [task] = await fetchAndLock(engine, topic, 'w1');
+    expect(await completeBatch(engine, [task.id], 'w1')).toEqual([{ task_id: task.id, error_code: null, error_message: null }]);
+    expect(await instance(db.root, inst.id)).toMatchObject({ state: 'completed', variables: { n: 4 } });
+  });
+
+  test('a completion the engine refuses is reported with its SQLSTATE and undone alone; the others commit', async () => {
+    const topic = await topicModel('t_batch_mixed');
+    const good1 = await startAndLock(topic, 'w1', { g: 1 });
+    const twice = await startAndLock(topic, 'w1');
+    await completeExternal(engine, twice.task.id, 'w1');
+    const otherWorker = await startAndLock(topic, 'w2', { o: 1 });
+    const badVariables = await startAndLock(topic, 'w1', { b: 1 });
+    const good2 = await startAndLock(topic, 'w1', { g: 2 });
+    const unknown = newId();
+    const foreign = await db.connectAs({ role: 'bpm_engine', tenant: 'ext-other' });
+    expect(await completeBatch(foreign, [good1.task.id], 'w1')).toEqual([
+      { task_id: good1.task.id, error_code: 'BP104', error_message: `external task ${good1.task.id} not found` },
+    ]);
+    const untouched = async (): Promise<unknown[]> => [
+      await externalTask(db.root, otherWorker.task.id),
+      await instance(db.root, otherWorker.inst.id),
+      await history(db.root, otherWorker.inst.id),
+      await externalTask(db.root, badVariables.task.id),
+      await instance(db.root, badVariables.inst.id),
+      await history(db.root, badVariables.inst.id),
+      await externalTask(db.root, twice.task.id),
+    ];
+    const before = await untouched();
+    const ids = [good1.task.id, twice.task.id, otherWorker.task.id, unknown, badVariables.task.id, good2.task.id];
+    const reports = await completeBatch(engine, ids, 'w1', [{ a: 1 }, {}, {}, {}, [1] as unknown as Variables, { a: 2 }]);
+    expect(reports).toEqual([
+      { task_id: good1.task.id, error_code: null, error_message: null },
+      { task_id: twice.task.id, error_code: 'BP203', error_message: `external task ${twice.task.id} is completed and cannot complete it` },
+      { task_id: otherWorker.task.id, error_code: 'BP205', error_message: `external task ${otherWorker.task.id} is not locked by worker w1 (locked by w2)` },
+      { task_id: unknown, error_code: 'BP104', error_message: `external task ${unknown} not found` },
+      { task_id: badVariables.task.id, error_code: 'BP401', error_message: 'invalid argument: variables must be a JSON object, got array' },
+      { task_id: good2.task.id, error_code: null, error_message: null },
+    ]);
+    expect(await untouched()).toEqual(before);
+    expect(await instance(db.root, good1.inst.id)).toMatchObject({ state: 'completed', variables: { g: 1, a: 1 } });
+    expect(await instance(db.root, good2.inst.id)).toMatchObject({ state: 'completed', variables: { g: 2, a: 2 } });
+  });
+
+  test('the same task twice in one batch: the second is BP203', async () => {
+    const topic = await topicModel('t_batch_dup');
+    const { inst, task } = await startAndLock(topic, 'w1');
+    expect(await completeBatch(engine, [task.id, task.id], 'w1')).toEqual([
+      { task_id: task.id, error_code: null, error_message: null },
+      { task_id: task.id, error_code: 'BP203', error_message: `external task ${task.id} is completed and cannot complete it` },
+    ]);
+    expect((await instance(db.root, inst.id)).state).toBe('completed');
+  });
+
+  test('no ids, more than 1000, a null id, or not one variables entry per id: BP401, nothing completed', async () => {
+    const topic = await topicModel('t_batch_args');
+    const { task } = await startAndLock(topic, 'w1');
+    const many = Array.from({ length: 1001 }, () => task.id);
+    await expectRejectedUnchanged(db.root, () => completeBatch(engine, [], 'w1'), 'BP401', /task_ids must hold 1 to 1000 task ids, got 0/);
+    await expectRejectedUnchanged(db.root, () => engine.query(`select * from bpm.complete_external_tasks(null, 'w1')`), 'BP401', /got 0/);
+    await expectRejectedUnchanged(db.root, () => completeBatch(engine, many, 'w1'), 'BP401', /task_ids must hold 1 to 1000 task ids, got 1001/);
+    await expectRejectedUnchanged(
+      db.root,
+      () => engine.query(`select * from bpm.complete_external_tasks(array[$1::uuid, null], 'w1')`, [task.id]),
+      'BP401',
+      /task_ids holds a null id \(position 2\)/,
+    );
+    await expectRejectedUnchanged(
+      db.root,
+      () => completeBatch(engine, [task.id], 'w1', [{}, {}]),
+      'BP401',
+      /variables must hold one entry per task id \(1 ids, 2 entries\)/,
+    );
+    expect((await externalTask(db.root, task.id)).state).toBe('open');
   });
 });
 

@@ -305,6 +305,35 @@ describe('an external task over GraphQL', () => {
     const again = await t.data<{ fetchAndLock: { result: Array<{ id: string }> } }>(engine, fetch);
     expect(again.fetchAndLock.result.map((r) => r.id)).toEqual([task.id]);
   });
+
+  test('completeExternalTasks reports each task of a batch: completed, or refused with its SQLSTATE', async () => {
+    const xml = bpmnProcess('gql_batch', `
+      <startEvent id="s"/><sequenceFlow id="f1" sourceRef="s" targetRef="work"/>
+      <serviceTask id="work" camunda:type="external" camunda:topic="gql-batch"/>
+      <sequenceFlow id="f2" sourceRef="work" targetRef="e"/><endEvent id="e"/>`);
+    expect((await t.data<DeployData>(admin, DEPLOY, { files: [{ name: 'gql_batch.bpmn', xml }] })).deployProcess.problems).toEqual([]);
+    const first = await t.data<StartData>(admin, START, { key: 'gql_batch' });
+    const second = await t.data<StartData>(admin, START, { key: 'gql_batch' });
+    const engine = await token({ tenant: TENANT, sub: 'agent', roles: ['bpm_engine'] });
+    const fetch = `mutation { fetchAndLock(input: { topic: "gql-batch", workerId: "w1", maxTasks: 1 }) { result { id instanceId } } }`;
+    const [task] = (await t.data<{ fetchAndLock: { result: Array<{ id: string; instanceId: string }> } }>(engine, fetch)).fetchAndLock.result;
+    const unlocked = (await db.root.query<{ id: string }>(`select id from bpm.external_task where instance_id = any($1::uuid[]) and id <> $2`, [
+      [first.startProcess.result.id, second.startProcess.result.id],
+      task.id,
+    ])).rows[0].id;
+    const batch = `mutation($ids: [UUID]!, $variables: [JSON]) {
+      completeExternalTasks(input: { taskIds: $ids, workerId: "w1", variables: $variables }) { result { taskId errorCode errorMessage } } }`;
+    const reply = await t.data<{ completeExternalTasks: { result: Array<Record<string, unknown>> } }>(engine, batch, {
+      ids: [task.id, unlocked],
+      variables: [{ paid: true }, {}],
+    });
+    expect(reply.completeExternalTasks.result).toEqual([
+      { taskId: task.id, errorCode: null, errorMessage: null },
+      { taskId: unlocked, errorCode: 'BP205', errorMessage: `external task ${unlocked} is not locked by worker w1 (locked by nobody)` },
+    ]);
+    const { rows } = await db.root.query(`select state, variables from bpm.process_instance where id = $1`, [task.instanceId]);
+    expect(rows[0]).toEqual({ state: 'completed', variables: { paid: true } });
+  });
 });
 
 describe('deployProcess with invalid BPMN', () => {

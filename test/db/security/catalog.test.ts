@@ -358,6 +358,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     broadcast_signal: ['bpm_admin', 'bpm_engine', 'bpm_user'],
     claim_task: adminUser,
     complete_external_task: adminEngine,
+    complete_external_tasks: adminEngine,
     cleanup_history: adminEngine,
     continue_async: adminEngine,
     complete_task: adminUser,

@@ -46,6 +46,7 @@ export const CALLERS: Readonly<Record<string, readonly ApiRole[]>> = {
   set_variables: ['bpm_admin'],
   fetch_and_lock: ['bpm_admin', 'bpm_engine'],
   complete_external_task: ['bpm_admin', 'bpm_engine'],
+  complete_external_tasks: ['bpm_admin', 'bpm_engine'],
   fail_external_task: ['bpm_admin', 'bpm_engine'],
   throw_bpmn_error: ['bpm_admin', 'bpm_engine'],
   retry_incident: ['bpm_admin', 'bpm_engine'],

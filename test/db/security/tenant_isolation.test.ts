@@ -206,6 +206,19 @@ describe.each(API_ROLES)('as tenant B %s', (role) => {
     }
   });
 
+  test("a batch of completions aimed at tenant A's task reports it not found (or 42501 without the grant) and changes nothing", async () => {
+    const client = as(role);
+    const batch = () => client.query(`select * from bpm.complete_external_tasks(array[$1::uuid], 'worker')`, [tenantA.lockedExternalTask]);
+    if (!canCall(role, 'complete_external_tasks')) {
+      await expectRejectedUnchanged(db.root, batch, '42501', /permission denied for function complete_external_tasks/);
+      return;
+    }
+    const before = await snapshot(db.root);
+    const { rows } = await batch();
+    expect(rows).toEqual([{ task_id: tenantA.lockedExternalTask, error_code: 'BP104', error_message: `external task ${tenantA.lockedExternalTask} not found` }]);
+    expect(await snapshot(db.root)).toEqual(before);
+  });
+
   test("fetch_and_lock on a topic both tenants use returns only tenant B's tasks and locks none of A's", async () => {
     const client = as(role);
     if (!canCall(role, 'fetch_and_lock')) {
@@ -278,6 +291,7 @@ describe.each([
         ['set_variables', `select bpm.set_variables($1, '{"x": 1}')`, [tenantB.activeInstance]],
         ['fetch_and_lock', `select * from bpm.fetch_and_lock('work', 'worker', 10)`, []],
         ['complete_external_task', `select bpm.complete_external_task($1, 'worker')`, [tenantB.lockedExternalTask]],
+        ['complete_external_tasks', `select * from bpm.complete_external_tasks(array[$1::uuid], 'worker')`, [tenantB.lockedExternalTask]],
         ['fail_external_task', `select bpm.fail_external_task($1, 'worker', 'x', 0)`, [tenantB.lockedExternalTask]],
         ['throw_bpmn_error', `select bpm.throw_bpmn_error($1, 'worker', 'E1')`, [tenantB.lockedExternalTask]],
         ['retry_incident', 'select bpm.retry_incident($1)', [tenantB.openIncident]],
