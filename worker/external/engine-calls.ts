@@ -1,6 +1,6 @@
 /**
  * The external-task contract (schema bpm), called as bpm_engine for one
- * tenant: fetch_and_lock, complete_external_task, fail_external_task and
+ * tenant: fetch_and_lock, complete_external_tasks, fail_external_task and
  * throw_bpmn_error. Named statements: each connection parses them once.
  */
 import type pg from 'pg';
@@ -43,12 +43,26 @@ export async function fetchAndLock(
   return rows;
 }
 
-export async function completeExternalTask(client: pg.ClientBase, taskId: string, workerId: string, variables: Variables): Promise<void> {
-  await client.query({
-    name: 'pgbpm_worker_complete',
-    text: 'select state from bpm.complete_external_task($1, $2, $3::jsonb)',
-    values: [taskId, workerId, JSON.stringify(variables)],
+/** One completion of a batch: error_code and error_message null when it completed. */
+export interface CompletionReport {
+  task_id: string;
+  error_code: string | null;
+  error_message: string | null;
+}
+
+/** Completes several tasks in one transaction; each succeeds or fails alone (reports in the order given). */
+export async function completeExternalTasks(
+  client: pg.ClientBase,
+  taskIds: string[],
+  workerId: string,
+  variables: Variables[],
+): Promise<CompletionReport[]> {
+  const { rows } = await client.query<CompletionReport>({
+    name: 'pgbpm_worker_complete_batch',
+    text: 'select task_id, error_code, error_message from bpm.complete_external_tasks($1::uuid[], $2, $3::jsonb[])',
+    values: [taskIds, workerId, variables.map((v) => JSON.stringify(v))],
   });
+  return rows;
 }
 
 export async function failExternalTask(

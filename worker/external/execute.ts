@@ -10,7 +10,8 @@ import type { ResolvedHandler } from '../handlers';
 import { taskLogger, type Logger } from '../logger';
 import { withTenant } from '../engine-pool';
 import { attemptOf, retryDelayMs } from './backoff';
-import { completeExternalTask, failExternalTask, throwBpmnError, type LockedTask } from './engine-calls';
+import type { CompletionBatcher } from './completions';
+import { failExternalTask, throwBpmnError, type LockedTask } from './engine-calls';
 
 /** Longest error message stored on the task (and the incident). */
 const MAX_ERROR_MESSAGE = 4000;
@@ -38,6 +39,8 @@ export type Outcome = 'completed' | 'bpmnError' | 'failed' | 'released' | 'lost'
 
 export interface ExecuteDeps {
   pool: pg.Pool;
+  /** Where completions go (batched with other handlers' that are ready at the same time). */
+  completions: CompletionBatcher;
   workerId: string;
   logger: Logger;
   /** Fires when the shutdown timeout has passed. */
@@ -112,14 +115,15 @@ export async function executeTask(task: LockedTask, spec: ResolvedHandler, deps:
     failExternalTask(client, task.id, deps.workerId, message, left, delay, details);
 
   try {
+    if (result.kind === 'ok') {
+      // batched with other handlers' results that are ready (completions.ts)
+      await deps.completions.complete(task.tenant_id, task.id, result.variables);
+      log.debug('completed');
+      return 'completed';
+    }
+    const error = result.error;
     // the result is in hand: a report aborted by a deadlock is sent again, not the handler run again
     return await retryTransient(() => withTenant(deps.pool, task.tenant_id, async (client) => {
-      if (result.kind === 'ok') {
-        await completeExternalTask(client, task.id, deps.workerId, result.variables);
-        log.debug('completed');
-        return 'completed';
-      }
-      const error = result.error;
       if (isBpmnError(error)) {
         await throwBpmnError(client, task.id, deps.workerId, error.code, error.variables, error.errorMessage);
         log.info({ errorCode: error.code, err: error.message }, 'BPMN error thrown');

@@ -12,6 +12,8 @@
  *   `wake()` was called meanwhile: the runtime calls it when the engine
  *   notifies channel `bpm_external_task` (a task became fetchable), so a
  *   new task is picked up at once instead of after the sleep.
+ * - Reports: results that are ready together are completed together, in
+ *   one transaction (completions.ts); failures and BPMN errors one by one.
  * - Locks: fetch_and_lock (FOR UPDATE SKIP LOCKED) gives each task to one
  *   worker until its lock expires; then another worker may run it again
  *   (at-least-once). A report refused because the lock was lost is logged.
@@ -24,6 +26,7 @@ import { errorMessage, sqlState } from '../errors';
 import type { ResolvedHandler } from '../handlers';
 import type { Logger } from '../logger';
 import { withTenant } from '../engine-pool';
+import { createCompletionBatcher } from './completions';
 import { executeTask, type Outcome } from './execute';
 import { fetchAndLock, type LockedTask } from './engine-calls';
 
@@ -87,6 +90,7 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
   if (pairs.length === 0) throw new Error('external-task runner: no tenant or no handler to serve');
   const fairShare = Math.max(1, Math.ceil(concurrency / pairs.length));
   const abort = new AbortController();
+  const completions = createCompletionBatcher(pool, workerId);
   const inFlight = new Set<Promise<void>>();
   const outcomes: Record<Outcome, number> = { completed: 0, bpmnError: 0, failed: 0, released: 0, lost: 0, reportFailed: 0 };
   let fetched = 0;
@@ -106,6 +110,7 @@ export function startExternalTaskRunner(options: ExternalTaskRunnerOptions): Ext
   const dispatch = (task: LockedTask, handler: ResolvedHandler): void => {
     const run = executeTask(task, handler, {
       pool,
+      completions,
       workerId,
       logger,
       abortSignal: abort.signal,

@@ -1,7 +1,7 @@
 /**
  * The external-task runner in this process against a real database: it
  * fetches through bpm.fetch_and_lock as bpm_engine and reports through
- * complete_external_task, throw_bpmn_error and fail_external_task. Each test
+ * complete_external_tasks, throw_bpmn_error and fail_external_task. Each test
  * has its own topic and its own worker, so workers never see each other's
  * tasks.
  */
@@ -341,6 +341,37 @@ describe('failures and retries', () => {
       return counted && counted.completed >= 1 ? counted : undefined;
     });
     expect(outcomes).toMatchObject({ lost: 1, completed: 1 });
+  });
+
+  test('results ready at the same time are reported together, in few transactions; each instance gets its own result', async () => {
+    const topic = await topicModel('w_batched');
+    const release = deferred();
+    let running = 0;
+    await worker({
+      tenants: [TENANT],
+      handlers: {
+        [topic]: async (variables) => {
+          running += 1;
+          await release.promise;
+          return { doubled: (variables.n as number) * 2 };
+        },
+      },
+      config: { concurrency: 10, batchSize: 10 },
+    });
+    const started: InstanceRow[] = [];
+    for (let n = 0; n < 10; n++) started.push(await start(await admin(), topic, { n }));
+    await waitFor('ten handlers to run', async () => (running === 10 ? true : undefined));
+    release.resolve();
+    for (const inst of started) {
+      expect((await waitFor('the instance to complete', ended(inst.id))).variables).toEqual({ n: inst.variables.n, doubled: (inst.variables.n as number) * 2 });
+    }
+    // an event id carries its transaction (id >> 20): the first result went alone, the nine that came while it was under way together
+    const { rows } = await db.root.query<{ transactions: number }>(
+      `select count(distinct e.id >> 20)::int as transactions from bpm.event e
+       where e.tenant_id = $1 and e.kind = 'instanceCompleted' and e.instance_id = any($2::uuid[])`,
+      [TENANT, started.map((i) => i.id)],
+    );
+    expect(rows[0]?.transactions).toBeLessThanOrEqual(3);
   });
 
   test('a result the engine refuses (a condition after the task needs a variable nobody set) fails the task into an incident, not an endless rerun', async () => {
