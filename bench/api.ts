@@ -44,7 +44,7 @@ import pg from 'pg';
 import { compileBpmnFiles, formatProblems } from '../compiler';
 import { redactPassword } from '../cli/database';
 import { prepareBenchDatabase } from './database';
-import { fmt, median, percentile } from './stats';
+import { fmt, machineBusyUs, machineJiffies, median, percentile } from './stats';
 import { startApiServer } from '../server/app';
 import { serverConfigFromEnv } from '../server/config';
 import { mintToken } from '../server/token';
@@ -106,19 +106,6 @@ interface Stats {
 /** What a load loop measures: Stats before CPU, and how many requests it made. */
 type Measured = Omit<Stats, 'cpuUs'> & { count: number };
 
-/** Busy and total jiffies of the whole machine (/proc/stat), or null where there is none. */
-function machineJiffies(): { busy: number; total: number } | null {
-  try {
-    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const total = cpu.reduce((a, b) => a + b, 0);
-    // not busy here: idle, iowait and steal (time the hypervisor gave to others)
-    const notBusy = cpu[3] + (cpu[4] ?? 0) + (cpu[7] ?? 0);
-    return { busy: total - notBusy, total };
-  } catch {
-    return null;
-  }
-}
-
 /** Runs `work` and adds its CPU per request (over `count`, the requests it made). */
 async function withCpu(work: () => Promise<Measured>): Promise<Stats> {
   const process0 = process.cpuUsage();
@@ -126,8 +113,7 @@ async function withCpu(work: () => Promise<Measured>): Promise<Stats> {
   const result = await work();
   const used = process.cpuUsage(process0);
   const machine1 = machineJiffies();
-  const ticksPerSecond = 100; // USER_HZ on Linux
-  const machineUs = machine0 && machine1 ? ((machine1.busy - machine0.busy) / ticksPerSecond) * 1e6 : NaN;
+  const machineUs = machineBusyUs(machine0, machine1);
   const { count, ...stats } = result;
   return { ...stats, cpuUs: { process: (used.user + used.system) / count, machine: machineUs / count } };
 }

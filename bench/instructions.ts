@@ -21,6 +21,10 @@
  * plans) left out. Workloads:
  *   raw        the ceiling of `npm run bench` (a): 3 INSERTs in one transaction
  *   start      start_process → one user task (bench (b))
+ *   start10    ten start_process in one statement, one transaction: against ten
+ *              times `start`, what a start costs beyond what every transaction
+ *              costs once (plpgsql re-initialises each expression it evaluates in a
+ *              new transaction, and the commit)
  *   startTimer start_process → an intermediate timer catch event due later: the
  *              start arms the timer's graphile-worker job
  *   complete   complete_task of such a task → the instance ends (the second half of (c))
@@ -282,6 +286,11 @@ async function main(): Promise<void> {
         `insert into bench_raw.history (tenant_id, element_id) values (current_setting('bpm.tenant_id'), 'task');`),
     },
     { id: 'start', title: 'start_process -> one user task', lines: (n) => Array.from({ length: n }, () => `select (bpm.start_process('straight')).id;`) },
+    {
+      id: 'start10',
+      title: 'ten start_process in one transaction (per call: ten starts)',
+      lines: (n) => Array.from({ length: n }, () => `select count(bpm.start_process('straight')) from generate_series(1, 10);`),
+    },
     {
       id: 'complete',
       title: 'complete_task -> the instance ends',

@@ -1,4 +1,5 @@
 /** Statistics shared by the benchmarks. */
+import fs from 'node:fs';
 
 /** The p-th percentile of ascending `sorted` values. */
 export function percentile(sorted: number[], p: number): number {
@@ -14,4 +15,23 @@ export function median(values: number[]): number {
 
 export function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : '-';
+}
+
+/** Busy and total jiffies of the whole machine (/proc/stat), or null where there is none. */
+export function machineJiffies(): { busy: number; total: number } | null {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const total = cpu.reduce((a, b) => a + b, 0);
+    // not busy here: idle, iowait and steal (time the hypervisor gave to others)
+    const notBusy = cpu[3] + (cpu[4] ?? 0) + (cpu[7] ?? 0);
+    return { busy: total - notBusy, total };
+  } catch {
+    return null;
+  }
+}
+
+/** Busy CPU time of the whole machine between two readings of machineJiffies, in µs (NaN without /proc/stat). */
+export function machineBusyUs(before: ReturnType<typeof machineJiffies>, after: ReturnType<typeof machineJiffies>): number {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  return before && after ? ((after.busy - before.busy) / ticksPerSecond) * 1e6 : NaN;
 }

@@ -10,14 +10,19 @@
  *       add_job → the task function starting (jobs/s, latency).
  * Each with BENCH_CLIENTS closed-loop clients (each starts one instance / adds
  * one job and waits until it is handled, then the next), as the ratio (a)/(b).
- * Every figure is the median of BENCH_RUNS runs of BENCH_SECONDS each.
+ * Also the busy CPU time of the whole machine per round trip (/proc/stat:
+ * this process, which is both the clients and the worker, and PostgreSQL).
+ * Every figure is the median of BENCH_RUNS runs of BENCH_SECONDS each, after
+ * an unmeasured warm-up, on tables holding a base volume with statistics.
  *
  *   npm run bench:worker
  *   BENCH_SECONDS=2 BENCH_RUNS=1 npm run bench:worker     # a smoke run
  *
  * Settings (environment): BENCH_SECONDS per cell (5), BENCH_RUNS per cell (3),
- * BENCH_CLIENTS (1,8), BENCH_WORKER_CONCURRENCY handlers in flight (10),
+ * BENCH_CLIENTS (1,8,32,64), BENCH_WORKER_CONCURRENCY handlers in flight (10),
  * BENCH_WORKER_IDLE_MS idle poll sleep (the worker's default, 500), BENCH_JOB_CONCURRENCY (8),
+ * BENCH_SEED instances run to their end before the runs (5000; then ANALYZE),
+ * BENCH_WARMUP_SECONDS unmeasured before each cell's runs (2),
  * BENCH_DATABASE (pgbpm_bench_worker, dropped and recreated),
  * BENCH_CURRENT=1 to include db/migrations/current.sql (uncommitted work).
  */
@@ -30,20 +35,24 @@ import type { LockedTask } from '../worker/external/engine-calls';
 import { createWorkerLogger } from '../worker/logger';
 import { startWorkerRuntime } from '../worker/runtime';
 import { prepareBenchDatabase } from './database';
-import { fmt, median, percentile } from './stats';
+import { fmt, machineBusyUs, machineJiffies, median, percentile } from './stats';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
-const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8').split(',').map(Number);
+const CLIENTS = (process.env.BENCH_CLIENTS ?? '1,8,32,64').split(',').map(Number);
 const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 10);
 const IDLE_MS = Number(process.env.BENCH_WORKER_IDLE_MS ?? WORKER_DEFAULTS.idleMs);
 const JOB_CONCURRENCY = Number(process.env.BENCH_JOB_CONCURRENCY ?? 8);
+const SEED = Number(process.env.BENCH_SEED ?? 5000);
 const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_worker';
 const TENANT = 'bench';
 const TOPIC = 'bench_work';
 
 interface RunResult {
   perSecond: number;
+  /** Busy CPU time of the whole machine per round trip (µs; /proc/stat): this process and PostgreSQL. */
+  cpuUs: number;
   /** Pickup latency (ms): task created → handler start; job added → task start. */
   p50: number;
   p95: number;
@@ -76,17 +85,26 @@ class Waiters {
   }
 }
 
-async function closedLoop(clients: number, op: (client: pg.PoolClient, latencies: number[]) => Promise<void>, pool: pg.Pool): Promise<RunResult> {
-  const latencies: number[] = [];
+/** Round trips per second of `clients` closed loops, each on its own connection acting as `role`, and the machine's CPU per round trip. */
+async function closedLoop(
+  seconds: number,
+  clients: number,
+  role: string,
+  op: (client: pg.PoolClient) => Promise<void>,
+  pool: pg.Pool,
+): Promise<{ perSecond: number; cpuUs: number }> {
   let count = 0;
-  const deadline = Date.now() + SECONDS * 1000;
+  const cpu0 = machineJiffies();
+  const deadline = Date.now() + seconds * 1000;
   const started = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: clients }, async () => {
       const client = await pool.connect();
       try {
+        // bpm_admin starts instances (a), bpm_engine adds jobs (b): set once per client and cell
+        await client.query(`select set_config('role', $1, false), set_config('bpm.tenant_id', $2, false), set_config('bpm.user_id', 'bench', false)`, [role, TENANT]);
         while (Date.now() < deadline) {
-          await op(client, latencies);
+          await op(client);
           count += 1;
         }
       } finally {
@@ -95,8 +113,7 @@ async function closedLoop(clients: number, op: (client: pg.PoolClient, latencies
     }),
   );
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-  latencies.sort((a, b) => a - b);
-  return { perSecond: count / elapsed, p50: percentile(latencies, 50), p95: percentile(latencies, 95) };
+  return { perSecond: count / elapsed, cpuUs: machineBusyUs(cpu0, machineJiffies()) / count };
 }
 
 async function checkGrants(url: string): Promise<void> {
@@ -114,6 +131,35 @@ async function checkGrants(url: string): Promise<void> {
   }
 }
 
+/**
+ * Deploys the model and gives the tables a base volume of SEED finished
+ * instances with fresh statistics before any measured connection plans its
+ * statements (a plan made while a table is empty may read a whole tenant per
+ * call until autovacuum's first ANALYZE replaces it; npm run bench does the same).
+ */
+async function deployAndSeed(url: string, authUrl: string, resources: unknown): Promise<void> {
+  const admin = new pg.Client({ connectionString: authUrl });
+  await admin.connect();
+  try {
+    await admin.query(`select set_config('role', 'bpm_admin', false), set_config('bpm.tenant_id', $1, false), set_config('bpm.user_id', 'bench', false)`, [TENANT]);
+    await admin.query('select bpm.deploy($1::jsonb)', [JSON.stringify(resources)]);
+    for (let done = 0; done < SEED; done += 500) {
+      await admin.query(`select bpm.start_process('${TOPIC}') from generate_series(1, $1)`, [Math.min(500, SEED - done)]);
+      await admin.query(
+        `select count(*) from bpm.complete_external_tasks(
+           array(select id from bpm.fetch_and_lock('${TOPIC}', 'seed', 1000, '1 minute')), 'seed')`,
+      );
+    }
+  } finally {
+    await admin.end();
+  }
+  const su = new pg.Client({ connectionString: url });
+  await su.connect();
+  await su.query('analyze');
+  await su.query('checkpoint');
+  await su.end();
+}
+
 async function main(): Promise<void> {
   const { url, authUrl, stop } = await prepareBenchDatabase(DB_NAME);
   try {
@@ -121,6 +167,8 @@ async function main(): Promise<void> {
     await checkGrants(url);
     const compiled = await compileBpmnFiles([{ name: 'bench_work.bpmn', xml: MODEL }]);
     if (!compiled.ok) throw new Error(formatProblems(compiled.problems));
+
+    await deployAndSeed(url, authUrl, compiled.resources);
 
     const serviceDone = new Waiters();
     const jobStarted = new Waiters();
@@ -155,27 +203,17 @@ async function main(): Promise<void> {
 
     const pool = new pg.Pool({ connectionString: authUrl, max: Math.max(...CLIENTS) });
     pool.on('error', () => undefined);
-    const admin = await pool.connect();
-    await admin.query(`select set_config('role', 'bpm_admin', false), set_config('bpm.tenant_id', $1, false), set_config('bpm.user_id', 'bench', false)`, [TENANT]);
-    await admin.query('select bpm.deploy($1::jsonb)', [JSON.stringify(compiled.resources)]);
-    admin.release();
     const settings = await pool.query(`select current_setting('server_version') v, current_setting('synchronous_commit') sc, current_setting('fsync') f`);
     console.log(`server ${settings.rows[0].v}, synchronous_commit=${settings.rows[0].sc}, fsync=${settings.rows[0].f}; worker concurrency ${WORKER_CONCURRENCY}, idle poll ${IDLE_MS} ms, job concurrency ${JOB_CONCURRENCY}`);
 
-    // every bench connection: bpm_admin starts instances (a), bpm_engine adds jobs (b), in one session each
-    pool.on('connect', (client) => {
-      client.query(`select set_config('bpm.tenant_id', $1, false), set_config('bpm.user_id', 'bench', false)`, [TENANT]).catch(() => undefined);
-    });
     let jobSeq = 0;
     const service = (client: pg.PoolClient): Promise<void> =>
       (async () => {
-        await client.query('set role bpm_admin');
         const { rows } = await client.query<{ id: string }>({ name: 'bench_start', text: `select id from bpm.start_process('${TOPIC}')` });
         await serviceDone.wait(rows[0]?.id as string);
       })();
     const job = (client: pg.PoolClient): Promise<void> =>
       (async () => {
-        await client.query('set role bpm_engine');
         const key = `j${++jobSeq}`;
         const started = jobStarted.wait(key);
         await client.query({ name: 'bench_add_job', text: `select graphile_worker.add_job('bench_job', $1::json)`, values: [JSON.stringify({ key, sentAt: Date.now() })] });
@@ -183,42 +221,45 @@ async function main(): Promise<void> {
       })();
 
     const results = new Map<string, RunResult>();
-    const cells: Array<{ id: 'a' | 'b'; title: string; op: (c: pg.PoolClient) => Promise<void> }> = [
-      { id: 'a', title: 'service task: start → handler → complete → end', op: service },
-      { id: 'b', title: 'graphile-worker job: add_job → task', op: job },
+    const cells: Array<{ id: 'a' | 'b'; title: string; role: string; op: (c: pg.PoolClient) => Promise<void> }> = [
+      { id: 'a', title: 'service task: start → handler → complete → end', role: 'bpm_admin', op: service },
+      { id: 'b', title: 'graphile-worker job: add_job → task', role: 'bpm_engine', op: job },
     ];
     for (const clients of CLIENTS) {
       for (const cell of cells) {
         const runs: RunResult[] = [];
+        // unmeasured: new connections compile the engine's functions and plan its statements
+        if (WARMUP_SECONDS > 0) await closedLoop(WARMUP_SECONDS, clients, cell.role, cell.op, pool);
         for (let r = 0; r < RUNS; r++) {
           pickups.length = 0;
           recordPickups = true;
-          const loop = await closedLoop(clients, (c) => cell.op(c), pool);
+          const { perSecond, cpuUs } = await closedLoop(SECONDS, clients, cell.role, cell.op, pool);
           recordPickups = false;
           const sorted = [...pickups].sort((x, y) => x - y);
-          runs.push({ perSecond: loop.perSecond, p50: percentile(sorted, 50), p95: percentile(sorted, 95) });
+          runs.push({ perSecond, cpuUs, p50: percentile(sorted, 50), p95: percentile(sorted, 95) });
         }
         results.set(`${cell.id}/${clients}`, {
           perSecond: median(runs.map((x) => x.perSecond)),
+          cpuUs: median(runs.map((x) => x.cpuUs)),
           p50: median(runs.map((x) => x.p50)),
           p95: median(runs.map((x) => x.p95)),
         });
-        console.error(`  ${cell.id} @${clients}: ${runs.map((x) => fmt(x.perSecond)).join(', ')} /s`);
+        console.error(`  ${cell.id} @${clients}: ${runs.map((x) => `${fmt(x.perSecond)}/s ${fmt(x.cpuUs)} µs`).join(', ')}`);
       }
     }
     await pool.end();
     await runtime.stop();
 
     console.log('');
-    console.log('| round trip | clients | per s | pickup p50 ms | pickup p95 ms | (a)/(b) per s | (a)/(b) p95 |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    console.log('| round trip | clients | per s | machine CPU µs per round trip | pickup p50 ms | pickup p95 ms | (a)/(b) per s | (a)/(b) p95 |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- | --- |');
     for (const clients of CLIENTS) {
       const a = results.get(`a/${clients}`) as RunResult;
       const b = results.get(`b/${clients}`) as RunResult;
       for (const cell of cells) {
         const r = cell.id === 'a' ? a : b;
         const ratio = cell.id === 'a' ? `${fmt(a.perSecond / b.perSecond, 2)} | ${fmt(a.p95 / b.p95, 2)}` : '1.00 | 1.00';
-        console.log(`| (${cell.id}) ${cell.title} | ${clients} | ${fmt(r.perSecond)} | ${fmt(r.p50, 1)} | ${fmt(r.p95, 1)} | ${ratio} |`);
+        console.log(`| (${cell.id}) ${cell.title} | ${clients} | ${fmt(r.perSecond)} | ${fmt(r.cpuUs)} | ${fmt(r.p50, 1)} | ${fmt(r.p95, 1)} | ${ratio} |`);
       }
     }
   } finally {
