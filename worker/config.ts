@@ -19,6 +19,8 @@
  *   PGBPM_JOB_WAKE_AT_DUE          wake idle job loops when a job comes due (true; job-waker.ts)
  *   PGBPM_JOB_RECOVERY_INTERVAL    how often to look for jobs held by dead workers (10s);
  *                                  released once locked 3 × this long (job-liveness.ts)
+ *   PGBPM_STATISTICS_INTERVAL      how often to analyse engine tables a burst filled beyond what
+ *                                  their planner statistics say (1s; "none": never; statistics.ts)
  *   PGBPM_HISTORY_TTL              history kept after an instance ends, for definitions
  *                                  without camunda:historyTimeToLive (none: kept)
  *   PGBPM_EVENT_RETENTION          event log rows kept this long (30d; "none": kept)
@@ -74,6 +76,8 @@ export interface WorkerConfig {
   jobWakeAtDue: boolean;
   /** How often to look for jobs whose worker died; they are released once locked 3 × this long (job-liveness.ts). */
   jobRecoveryIntervalMs: number;
+  /** How often to call bpm.refresh_statistics (statistics.ts); null: never. */
+  statisticsIntervalMs: number | null;
   history: HistorySettings;
 }
 
@@ -92,6 +96,7 @@ export const WORKER_DEFAULTS = {
   jobPollIntervalMs: 500,
   jobWakeAtDue: true,
   jobRecoveryIntervalMs: 10_000,
+  statisticsIntervalMs: 1000,
   history: HISTORY_DEFAULTS,
 } as const;
 
@@ -177,6 +182,7 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
     jobPollIntervalMs: duration('PGBPM_JOB_POLL_INTERVAL', WORKER_DEFAULTS.jobPollIntervalMs),
     jobWakeAtDue: boolean('PGBPM_JOB_WAKE_AT_DUE', WORKER_DEFAULTS.jobWakeAtDue),
     jobRecoveryIntervalMs: duration('PGBPM_JOB_RECOVERY_INTERVAL', WORKER_DEFAULTS.jobRecoveryIntervalMs),
+    statisticsIntervalMs: optionalDuration('PGBPM_STATISTICS_INTERVAL', WORKER_DEFAULTS.statisticsIntervalMs),
     history: {
       defaultTtlMs: optionalDuration('PGBPM_HISTORY_TTL', HISTORY_DEFAULTS.defaultTtlMs),
       eventRetentionMs: optionalDuration('PGBPM_EVENT_RETENTION', HISTORY_DEFAULTS.eventRetentionMs),
@@ -188,6 +194,9 @@ export function workerConfigFromEnv(env: NodeJS.ProcessEnv = process.env, overri
   if (config.lockDurationMs < 1) throw new WorkerConfigError('PGBPM_WORKER_LOCK_DURATION must be positive');
   if (config.jobPollIntervalMs < 1) throw new WorkerConfigError('PGBPM_JOB_POLL_INTERVAL must be positive');
   if (config.jobRecoveryIntervalMs < 100) throw new WorkerConfigError('PGBPM_JOB_RECOVERY_INTERVAL must be at least 100ms');
+  if (config.statisticsIntervalMs !== null && config.statisticsIntervalMs < 100) {
+    throw new WorkerConfigError('PGBPM_STATISTICS_INTERVAL must be at least 100ms (or "none")');
+  }
   if (config.workerId.trim() === '') throw new WorkerConfigError('the worker id must not be empty');
   return config;
 }

@@ -17,6 +17,7 @@ import { startExternalTaskRunner, type ExternalTaskRunner, type StopReport } fro
 import type { LockedTask } from './external/engine-calls';
 import { startWakeListener, type WakeListener } from './external/wakeup';
 import type { Outcome } from './external/execute';
+import { startStatisticsRefresher, type StatisticsRefresher } from './statistics';
 import { taskList as defaultTaskList } from './tasks';
 
 export interface WorkerRuntimeOptions {
@@ -45,6 +46,8 @@ export interface WorkerRuntime {
   tenants: string[];
   externalTasks: ExternalTaskRunner | null;
   jobRunner: JobRunner | null;
+  /** Calls bpm.refresh_statistics every config.statisticsIntervalMs, with the job runner (null without jobs or interval). */
+  statistics: StatisticsRefresher | null;
   /** Stops fetching, waits for handlers in flight (config.shutdownTimeoutMs), stops the job runner. Idempotent. */
   stop(): Promise<StopReport>;
 }
@@ -73,13 +76,14 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   const pools: pg.Pool[] = [];
   let externalTasks: ExternalTaskRunner | null = null;
   let jobRunner: JobRunner | null = null;
+  let statistics: StatisticsRefresher | null = null;
   let listener: WakeListener | undefined;
   try {
     if (options.jobs !== false) {
       const pool = createEnginePool({
         connectionString: options.connectionString,
-        // the loops, graphile-worker's LISTEN connection, the liveness connection, one spare
-        max: config.jobConcurrency + 3,
+        // the loops, graphile-worker's LISTEN connection, the liveness connection, the statistics refresher, one spare
+        max: config.jobConcurrency + 4,
         applicationName: 'pgbpm-worker-jobs',
         statementTimeoutMs: config.statementTimeoutMs,
       });
@@ -93,6 +97,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         recoveryIntervalMs: config.jobRecoveryIntervalMs,
         logger,
       });
+      if (config.statisticsIntervalMs !== null) statistics = startStatisticsRefresher(pool, config.statisticsIntervalMs, logger);
     }
     if (config.tenants.length > 0 && handlers.length > 0) {
       const pool = createEnginePool({
@@ -126,6 +131,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       logger.info('no tenants configured (--tenants, PGBPM_WORKER_TENANTS): external tasks are not served');
     }
   } catch (e) {
+    await statistics?.stop();
     await jobRunner?.stop().catch(() => undefined);
     await Promise.allSettled(pools.map((p) => p.end()));
     throw e;
@@ -136,6 +142,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     stopped ??= (async () => {
       await listener?.stop();
       const report = (await externalTasks?.stop(config.shutdownTimeoutMs)) ?? { abandoned: 0, aborted: false };
+      await statistics?.stop();
       if (jobRunner) {
         await jobRunner.stop().catch((e: unknown) => logger.error({ err: e instanceof Error ? e.message : String(e) }, 'stopping the job runner failed'));
       }
@@ -153,6 +160,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     tenants: config.tenants,
     externalTasks,
     jobRunner,
+    statistics,
     stop,
   };
 }

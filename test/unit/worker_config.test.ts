@@ -49,6 +49,10 @@ describe('settings', () => {
     expect(config.jobRecoveryIntervalMs).toBe(10_000);
     expect(workerConfigFromEnv({ PGBPM_JOB_RECOVERY_INTERVAL: '2s' }).jobRecoveryIntervalMs).toBe(2_000);
     expect(() => workerConfigFromEnv({ PGBPM_JOB_RECOVERY_INTERVAL: '10' })).toThrow('PGBPM_JOB_RECOVERY_INTERVAL must be at least 100ms');
+    expect(config.statisticsIntervalMs).toBe(1000);
+    expect(workerConfigFromEnv({ PGBPM_STATISTICS_INTERVAL: '5s' }).statisticsIntervalMs).toBe(5000);
+    expect(workerConfigFromEnv({ PGBPM_STATISTICS_INTERVAL: 'none' }).statisticsIntervalMs).toBeNull();
+    expect(() => workerConfigFromEnv({ PGBPM_STATISTICS_INTERVAL: '50' })).toThrow('PGBPM_STATISTICS_INTERVAL must be at least 100ms (or "none")');
     expect(config.jobWakeAtDue).toBe(true);
     expect(workerConfigFromEnv({ PGBPM_JOB_WAKE_AT_DUE: 'false' }).jobWakeAtDue).toBe(false);
     expect(workerConfigFromEnv({ PGBPM_JOB_WAKE_AT_DUE: ' 0 ' }).jobWakeAtDue).toBe(false);

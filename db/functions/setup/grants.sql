@@ -36,3 +36,4 @@ grant execute on function bpm.migrate_process_instances(uuid[], uuid, jsonb) to 
 grant execute on function bpm.modify_process_instance(uuid, jsonb) to bpm_admin;
 grant execute on function bpm.activate_ad_hoc_activities(uuid, text[]) to bpm_admin, bpm_engine;
 grant execute on function bpm.cleanup_history(int, interval, interval, int) to bpm_admin, bpm_engine;
+grant execute on function bpm.refresh_statistics() to bpm_admin, bpm_engine;

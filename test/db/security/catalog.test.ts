@@ -375,6 +375,7 @@ test('each API function is executable by exactly the roles its guard admits', as
     migrate_process_instances: admin,
     modify_process_instance: admin,
     process_task_deadline: adminEngine,
+    refresh_statistics: adminEngine,
     register_event_listener: everyone,
     register_task_listener: adminEngine,
     retry_incident: adminEngine,
