@@ -88,6 +88,12 @@ const CALLS: ApiCall[] = [
     sql: () => ({ text: `select bpm.complete_external_task($1, 'w1')`, values: [newId()] }),
   },
   {
+    fn: 'complete_external_tasks',
+    role: 'bpm_engine',
+    action: 'complete external tasks',
+    sql: () => ({ text: `select * from bpm.complete_external_tasks(array[$1::uuid], 'w1')`, values: [newId()] }),
+  },
+  {
     fn: 'fail_external_task',
     role: 'bpm_engine',
     action: 'fail an external task',
@@ -135,13 +141,28 @@ const CALLS: ApiCall[] = [
 ];
 /** Read-only functions: like the tables, they fail closed (return nothing) without a tenant. */
 const READS = ['events_after'];
+/** Maintenance of the database as a whole, no tenant's data: no tenant needed, an API role still is. */
+const MAINTENANCE = ['refresh_statistics'];
 
 test('the list covers every function of schema bpm', async () => {
   const { rows } = await db.root.query<{ proname: string }>(
     `select distinct p.proname from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where n.nspname = 'bpm' order by 1`,
   );
-  expect(rows.map((r) => r.proname)).toEqual([...CALLS.map((c) => c.fn), ...READS].sort());
+  expect(rows.map((r) => r.proname)).toEqual([...CALLS.map((c) => c.fn), ...READS, ...MAINTENANCE].sort());
+});
+
+test('refresh_statistics needs no tenant (it reads and returns no tenant\'s data), but an API role: BP002 for a superuser without SET ROLE', async () => {
+  const engine = await db.connectAs({ role: 'bpm_engine', tenant: null });
+  await expect(engine.query('select bpm.refresh_statistics() as tables')).resolves.toMatchObject({ rows: [{ tables: expect.any(Array) }] });
+  await engine.end();
+  const superuser = new pg.Client({ connectionString: db.urls.root });
+  await superuser.connect();
+  try {
+    await expect(superuser.query('select bpm.refresh_statistics()')).rejects.toMatchObject({ code: 'BP002', message: expect.stringMatching(/^permission denied: role \S+ may not refresh statistics$/) });
+  } finally {
+    await superuser.end();
+  }
 });
 
 describe.each([
