@@ -12,13 +12,17 @@
 -- engine that holds at least 1,000 rows and twice as many as its statistics
 -- say (or has none), so plans follow a burst within a second or two.
 -- ANALYZE conflicts only with other ANALYZEs, VACUUMs and schema changes;
--- one caller at a time runs it (an advisory lock), the others skip.
+-- one caller at a time runs it (an advisory lock), the others skip. A table
+-- another session holds that way is skipped after 100 ms (lock_timeout) and
+-- tried at the next call: waiting for an autovacuum longer than
+-- deadlock_timeout would make PostgreSQL cancel the autovacuum.
 create or replace function bpm.refresh_statistics()
 returns text[]
 language plpgsql
 volatile
 security definer
 set search_path = ''
+set lock_timeout = '100ms'
 as $$
 declare
   v_role text := bpm_private.caller_role();
@@ -40,10 +44,14 @@ begin
       and s.n_live_tup >= 1000 and s.n_live_tup >= 2 * c.reltuples
     order by s.relname
   loop
-    execute 'analyze ' || v_table;
-    v_analysed := v_analysed || v_table;
+    begin
+      execute 'analyze ' || v_table;
+      v_analysed := v_analysed || v_table;
+    exception when lock_not_available then
+      null; -- (held by a VACUUM or a schema change: at the next call)
+    end;
   end loop;
   return v_analysed;
 end;
 $$;
-comment on function bpm.refresh_statistics() is E'Analyses the engine''s tables that hold at least 1,000 rows and twice as many as their planner statistics say (a queue-like table analysed while nearly empty, then filled by a burst), so that cached plans follow within a second instead of after autovacuum''s next visit; returns the tables analysed (none while another caller runs it). The worker calls it every PGBPM_STATISTICS_INTERVAL. Roles: bpm_admin, bpm_engine.';
+comment on function bpm.refresh_statistics() is E'Analyses the engine''s tables that hold at least 1,000 rows and twice as many as their planner statistics say (a queue-like table analysed while nearly empty, then filled by a burst), so that cached plans follow within a second instead of after autovacuum''s next visit; returns the tables analysed (none while another caller runs it; a table a VACUUM holds is left for the next call after 100 ms). The worker calls it every PGBPM_STATISTICS_INTERVAL. Roles: bpm_admin, bpm_engine.';
