@@ -48,6 +48,8 @@ const SEED = Number(process.env.BENCH_SEED ?? 5000);
 const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_worker';
 const TENANT = 'bench';
 const TOPIC = 'bench_work';
+/** A bench session's role ($1) and tenant, for the session. */
+const ACT_AS = `select set_config('role', $1, false), set_config('bpm.tenant_id', '${TENANT}', false), set_config('bpm.user_id', 'bench', false)`;
 
 interface RunResult {
   perSecond: number;
@@ -102,7 +104,7 @@ async function closedLoop(
       const client = await pool.connect();
       try {
         // bpm_admin starts instances (a), bpm_engine adds jobs (b): set once per client and cell
-        await client.query(`select set_config('role', $1, false), set_config('bpm.tenant_id', $2, false), set_config('bpm.user_id', 'bench', false)`, [role, TENANT]);
+        await client.query(ACT_AS, [role]);
         while (Date.now() < deadline) {
           await op(client);
           count += 1;
@@ -141,7 +143,7 @@ async function deployAndSeed(url: string, authUrl: string, resources: unknown): 
   const admin = new pg.Client({ connectionString: authUrl });
   await admin.connect();
   try {
-    await admin.query(`select set_config('role', 'bpm_admin', false), set_config('bpm.tenant_id', $1, false), set_config('bpm.user_id', 'bench', false)`, [TENANT]);
+    await admin.query(ACT_AS, ['bpm_admin']);
     await admin.query('select bpm.deploy($1::jsonb)', [JSON.stringify(resources)]);
     for (let done = 0; done < SEED; done += 500) {
       await admin.query(`select bpm.start_process('${TOPIC}') from generate_series(1, $1)`, [Math.min(500, SEED - done)]);

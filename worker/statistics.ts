@@ -11,13 +11,14 @@ import { errorMessage } from './errors';
 import type { Logger } from './logger';
 
 export interface StatisticsRefresher {
-  /** Tables analysed since the start (for tests and logs). */
+  /** The tables analysed at least once since the start (for tests). */
   analysed(): string[];
   stop(): Promise<void>;
 }
 
 export function startStatisticsRefresher(pool: pg.Pool, intervalMs: number, logger: Logger): StatisticsRefresher {
-  const analysed: string[] = [];
+  // (a set: a long-running worker analyses the same few tables again and again)
+  const analysed = new Set<string>();
   let stopping = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
@@ -27,7 +28,7 @@ export function startStatisticsRefresher(pool: pg.Pool, intervalMs: number, logg
       const { rows } = await pool.query<{ tables: string[] }>({ name: 'pgbpm_refresh_statistics', text: 'select bpm.refresh_statistics() as tables' });
       const tables = rows[0]?.tables ?? [];
       if (tables.length > 0) {
-        analysed.push(...tables);
+        for (const table of tables) analysed.add(table);
         logger.debug({ tables }, 'planner statistics refreshed');
       }
     } catch (e) {
