@@ -22,9 +22,11 @@
  *   npm run bench:api
  *   BENCH_SECONDS=10 BENCH_RUNS=3 BENCH_CONNECTIONS=1,8 BENCH_PRELOAD=100000 npm run bench:api
  *   BENCH_CPU_PROFILE=/tmp/prof npm run bench:api   # + a V8 CPU profile of the API process per API cell
+ *   BENCH_API_PROCESSES=2 npm run bench:api         # the API in two processes on one port (node:cluster, bench/api-cluster.ts)
  *
  * Each cell also gives CPU per request: of this process (the API server, whose
- * load generator runs in a child process; or the SQL path's pg client), and
+ * load generator runs in a child process; or the SQL path's pg client; with
+ * BENCH_API_PROCESSES > 1, of the API's processes together), and
  * of the whole machine (/proc/stat: the server, PostgreSQL and the load
  * generator together). On one 2-core machine the two paths share the cores,
  * so CPU per request says where a request's cost goes, and moves less from
@@ -35,7 +37,7 @@
  * preloaded volume only. EXPLAIN (ANALYZE, BUFFERS) of the inbox SQL as a
  * bpm_user is printed once.
  */
-import './api-env';
+import { printWarnings } from './api-env';
 import { fork } from 'node:child_process';
 import fs from 'node:fs';
 import inspector from 'node:inspector';
@@ -49,6 +51,7 @@ import { startApiServer } from '../server/app';
 import { serverConfigFromEnv } from '../server/config';
 import { mintToken } from '../server/token';
 import type { LoadRequest, LoadResult } from './api-load';
+import type { ClusterReady, ClusterRequest } from './api-cluster';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -58,6 +61,7 @@ const PRELOAD = Number(process.env.BENCH_PRELOAD ?? 100000);
 const DB_NAME = process.env.BENCH_DATABASE ?? 'pgbpm_bench_api';
 const CPU_PROFILE_DIR = process.env.BENCH_CPU_PROFILE;
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
+const API_PROCESSES = Number(process.env.BENCH_API_PROCESSES ?? 1);
 const TENANTS = 10;
 const USERS = 50; // per tenant: u1..u50
 const GROUPS = 10; // per tenant: g1..g10; user uK is in group g((K-1) % 10 + 1)
@@ -106,16 +110,73 @@ interface Stats {
 /** What a load loop measures: Stats before CPU, and how many requests it made. */
 type Measured = Omit<Stats, 'cpuUs'> & { count: number };
 
-/** Runs `work` and adds its CPU per request (over `count`, the requests it made). */
-async function withCpu(work: () => Promise<Measured>): Promise<Stats> {
-  const process0 = process.cpuUsage();
+/** CPU time used so far (µs) by the process(es) a cell charges: this one unless the API runs in processes of its own. */
+type CpuReader = () => number;
+
+const thisProcessCpuUs: CpuReader = () => {
+  const used = process.cpuUsage();
+  return used.user + used.system;
+};
+
+/** Runs `work` and adds its CPU per request (over `count`, the requests it made): of `cpu`'s processes and of the machine. */
+async function withCpu(work: () => Promise<Measured>, cpu: CpuReader = thisProcessCpuUs): Promise<Stats> {
+  const process0 = cpu();
   const machine0 = machineJiffies();
   const result = await work();
-  const used = process.cpuUsage(process0);
+  const used = cpu() - process0;
   const machine1 = machineJiffies();
   const machineUs = machineBusyUs(machine0, machine1);
   const { count, ...stats } = result;
-  return { ...stats, cpuUs: { process: (used.user + used.system) / count, machine: machineUs / count } };
+  return { ...stats, cpuUs: { process: used / count, machine: machineUs / count } };
+}
+
+/** User and system CPU of these processes so far (/proc/<pid>/stat), µs. */
+function processesCpuUs(pids: number[]): number {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  let ticks = 0;
+  for (const pid of pids) {
+    // the fields after the command name (which may hold spaces): utime and stime are the 12th and 13th
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks / ticksPerSecond) * 1e6;
+}
+
+interface BenchApi {
+  graphqlUrl: string;
+  /** CPU of the API's processes so far (µs). */
+  cpu: CpuReader;
+  close(): Promise<void>;
+}
+
+/** The API in this process (its load generator runs in a child process). */
+async function startInProcessApi(options: Parameters<typeof startApiServer>[0]): Promise<BenchApi> {
+  const server = await startApiServer(options);
+  return { graphqlUrl: server.graphqlUrl, cpu: thisProcessCpuUs, close: () => server.close() };
+}
+
+/** The API in API_PROCESSES cluster workers on one port (bench/api-cluster.ts). */
+function startApiCluster(request: ClusterRequest): Promise<BenchApi> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'api-cluster.js'), [], { stdio: 'inherit' });
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the API cluster exited with ${code} before it was ready`)));
+    child.once('message', (m) => {
+      const ready = m as ClusterReady;
+      resolve({
+        graphqlUrl: ready.graphqlUrl,
+        cpu: () => processesCpuUs(ready.pids),
+        close: () =>
+          new Promise<void>((done) => {
+            child.removeAllListeners('exit');
+            child.once('exit', () => done());
+            child.kill('SIGTERM');
+          }),
+      });
+    });
+    child.send(request);
+  });
 }
 
 function principals(): Principal[] {
@@ -246,8 +307,8 @@ async function sqlLoop(pool: pg.Pool, connections: number, name: string, text: s
 }
 
 /** autocannon in a child process against the in-process API. */
-function measureApi(graphqlUrl: string, connections: number, query: string, tokens: string[], seconds = SECONDS): Promise<Stats> {
-  return withCpu(() => apiLoad(graphqlUrl, connections, query, tokens, seconds));
+function measureApi(api: BenchApi, connections: number, query: string, tokens: string[], seconds = SECONDS): Promise<Stats> {
+  return withCpu(() => apiLoad(api.graphqlUrl, connections, query, tokens, seconds), api.cpu);
 }
 
 function apiLoad(graphqlUrl: string, connections: number, query: string, tokens: string[], seconds: number): Promise<Measured> {
@@ -325,17 +386,11 @@ async function main(): Promise<void> {
     const tokens = await Promise.all(
       users.map((p) => mintToken({ tenant: p.tenant, user: p.user, roles: ['bpm_user'], groups: p.groups }, { secret, claims: config.auth.claims, expiresIn: '2h' })),
     );
-    const api = await startApiServer({
-      ...config,
-      connectionString: authUrl,
-      poolSize: Math.max(10, MAX_CONNECTIONS),
-      port: 0,
-      host: '127.0.0.1',
-      // the access log stays on (its cost is part of the API's), but only warnings and errors are printed
-      log: (line: string) => {
-        if (!/"level":\s*[1-3]\d\b/.test(line)) process.stderr.write(line.endsWith('\n') ? line : `${line}\n`);
-      },
-    });
+    const poolSize = Math.max(10, MAX_CONNECTIONS);
+    const api: BenchApi =
+      API_PROCESSES > 1
+        ? await startApiCluster({ processes: API_PROCESSES, connectionString: authUrl, jwtSecret: JWT_SECRET, poolSize })
+        : await startInProcessApi({ ...config, connectionString: authUrl, poolSize, port: 0, host: '127.0.0.1', log: printWarnings });
     const pool = userPool(authUrl, users);
     try {
       // the operations work, and the inbox is what we think it is
@@ -369,13 +424,13 @@ async function main(): Promise<void> {
       const results = new Map<string, Stats>();
       for (const op of ops) {
         // warm-up, not measured: V8's optimised code, prepared statements and plans of every connection
-        await measureApi(api.graphqlUrl, MAX_CONNECTIONS, op.query, tokens, WARMUP_SECONDS);
+        await measureApi(api, MAX_CONNECTIONS, op.query, tokens, WARMUP_SECONDS);
         await measureSql(pool, MAX_CONNECTIONS, op.id, op.sql, WARMUP_SECONDS);
         for (const conns of CONNECTIONS) {
           const apiRuns: Stats[] = [];
           const sqlRuns: Stats[] = [];
           for (let r = 0; r < RUNS; r++) {
-            apiRuns.push(await profiled(`${op.id}-${conns}-${r + 1}`, () => measureApi(api.graphqlUrl, conns, op.query, tokens)));
+            apiRuns.push(await profiled(`${op.id}-${conns}-${r + 1}`, () => measureApi(api, conns, op.query, tokens)));
             sqlRuns.push(await measureSql(pool, conns, op.id, op.sql));
             console.error(
               `  ${op.id} @${conns} run ${r + 1}: API ${fmt(apiRuns[r].perSecond)}/s p95 ${fmt(apiRuns[r].p95, 2)} ms, CPU ${cpuText(apiRuns[r])}; ` +
