@@ -46,7 +46,7 @@ import pg from 'pg';
 import { compileBpmnFiles, formatProblems } from '../compiler';
 import { redactPassword } from '../cli/database';
 import { prepareBenchDatabase } from './database';
-import { fmt, machineBusyUs, machineJiffies, median, percentile } from './stats';
+import { fmt, machineBusyUs, machineJiffies, median, percentile, processesCpuUs } from './stats';
 import { startApiServer } from '../server/app';
 import { serverConfigFromEnv } from '../server/config';
 import { mintToken } from '../server/token';
@@ -128,19 +128,6 @@ async function withCpu(work: () => Promise<Measured>, cpu: CpuReader = thisProce
   const machineUs = machineBusyUs(machine0, machine1);
   const { count, ...stats } = result;
   return { ...stats, cpuUs: { process: used / count, machine: machineUs / count } };
-}
-
-/** User and system CPU of these processes so far (/proc/<pid>/stat), µs. */
-function processesCpuUs(pids: number[]): number {
-  const ticksPerSecond = 100; // USER_HZ on Linux
-  let ticks = 0;
-  for (const pid of pids) {
-    // the fields after the command name (which may hold spaces): utime and stime are the 12th and 13th
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return (ticks / ticksPerSecond) * 1e6;
 }
 
 interface BenchApi {

@@ -30,8 +30,22 @@ export function machineJiffies(): { busy: number; total: number } | null {
   }
 }
 
+/** The unit of /proc's CPU times: USER_HZ on Linux. */
+const TICKS_PER_SECOND = 100;
+
 /** Busy CPU time of the whole machine between two readings of machineJiffies, in µs (NaN without /proc/stat). */
 export function machineBusyUs(before: ReturnType<typeof machineJiffies>, after: ReturnType<typeof machineJiffies>): number {
-  const ticksPerSecond = 100; // USER_HZ on Linux
-  return before && after ? ((after.busy - before.busy) / ticksPerSecond) * 1e6 : NaN;
+  return before && after ? ((after.busy - before.busy) / TICKS_PER_SECOND) * 1e6 : NaN;
+}
+
+/** User and system CPU of these processes so far (/proc/<pid>/stat), µs. */
+export function processesCpuUs(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    // the fields after the command name (which may hold spaces): utime and stime are the 12th and 13th
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return (ticks / TICKS_PER_SECOND) * 1e6;
 }

@@ -10,7 +10,7 @@ import { createTestDb, type TestDb } from '../../helpers/db';
 import { bpmnProcess } from '../../helpers/engine';
 import { userTaskBody } from '../api/support';
 import { DEPLOY, startTestApi, token, type DeployData, type TestApi } from '../api_graphql/support';
-import { EVENT_FIELDS, connect, sleep, type EventData, type WsClient } from './support';
+import { EVENT_FIELDS, connect, currentEventId, sleep, type EventData, type WsClient } from './support';
 
 const A = 'subs-delivery';
 
@@ -62,12 +62,6 @@ async function eventIdsAfter(after: string): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-/** The tenant's highest event id (ground truth): subscribing with it as `after` misses nothing from here on. */
-async function currentEventId(): Promise<string> {
-  const { rows } = await db.root.query<{ id: string }>('select coalesce(max(id), 0)::text as id from bpm.event where tenant_id = $1', [A]);
-  return rows[0]?.id ?? '0';
-}
-
 function percentile(sorted: number[], p: number): number {
   const index = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
   return sorted[Math.max(0, index)] as number;
@@ -78,7 +72,7 @@ test('a taskEvents subscriber receives taskCreated within 200 ms of the commit (
   await client.connected;
   const sub = client.subscribe<{ taskEvents: EventData & { userTask: { id: string; name: string } | null } }>(
     `subscription($after: BigInt) { taskEvents(after: $after) { ${EVENT_FIELDS} userTask { id name } } }`,
-    { after: await currentEventId() },
+    { after: await currentEventId(db, A) },
   );
   // warm-up: the first event also proves the subscription (and the tenant's NOTIFY lease) is live
   const warmup = await startInstance();
@@ -108,7 +102,7 @@ test('a taskEvents subscriber receives taskCreated within 200 ms of the commit (
 test('events arrive in id order without duplicates, also from concurrent transactions', async () => {
   const client = ws(adminToken);
   await client.connected;
-  const before = await currentEventId();
+  const before = await currentEventId(db, A);
   const sub = client.subscribe<{ tenantEvents: EventData }>(`subscription($after: BigInt) { tenantEvents(after: $after) { ${EVENT_FIELDS} } }`, {
     after: before,
   });
@@ -126,7 +120,7 @@ test('resuming with `after` delivers exactly the missed events: no gap, no dupli
   const first = ws(adminToken);
   await first.connected;
   const live = first.subscribe<{ tenantEvents: EventData }>(`subscription($after: BigInt) { tenantEvents(after: $after) { ${EVENT_FIELDS} } }`, {
-    after: await currentEventId(),
+    after: await currentEventId(db, A),
   });
   await startInstance();
   await startInstance();
@@ -177,7 +171,7 @@ test('instanceEvents delivers the events of that instance only', async () => {
   await client.connected;
   const sub = client.subscribe<{ instanceEvents: EventData & { instance: { id: string; state: string } | null } }>(
     `subscription($id: UUID!, $after: BigInt) { instanceEvents(instanceId: $id, after: $after) { ${EVENT_FIELDS} instance { id state } } }`,
-    { id: watched, after: await currentEventId() },
+    { id: watched, after: await currentEventId(db, A) },
   );
   for (const id of [other, watched]) {
     const { rows } = await admin.query<{ id: string }>(`select id from bpm.user_task where instance_id = $1`, [id]);

@@ -10,7 +10,7 @@ import { SignJWT, UnsecuredJWT } from 'jose';
 import { createTestDb, type TestDb } from '../../helpers/db';
 import { bpmnProcess } from '../../helpers/engine';
 import { AUDIENCE, DEPLOY, ISSUER, startTestApi, token, type DeployData, type TestApi } from '../api_graphql/support';
-import { EVENT_FIELDS, connect, sleep, type EventData, type WsClient } from './support';
+import { EVENT_FIELDS, connect, currentEventId, sleep, type EventData, type WsClient } from './support';
 
 const A = 'subs-a';
 const B = 'subs-b';
@@ -50,11 +50,6 @@ function ws(tokenValue: string | null, params?: Record<string, unknown>): WsClie
   return client;
 }
 
-async function currentEventId(tenant: string): Promise<string> {
-  const { rows } = await db.root.query<{ id: string }>('select coalesce(max(id), 0)::text as id from bpm.event where tenant_id = $1', [tenant]);
-  return rows[0]?.id ?? '0';
-}
-
 async function eventIdsOf(instanceId: string): Promise<string[]> {
   const { rows } = await db.root.query<{ id: string }>('select id::text as id from bpm.event where instance_id = $1 order by id', [instanceId]);
   return rows.map((r) => r.id);
@@ -85,8 +80,8 @@ afterAll(async () => {
 
 describe('what each subscriber receives', () => {
   test('tenant B receives nothing of tenant A; a bpm_user only the tasks offered to them; a task assigned away is revoked once', async () => {
-    const afterA = await currentEventId(A);
-    const afterB = await currentEventId(B);
+    const afterA = await currentEventId(db, A);
+    const afterB = await currentEventId(db, B);
     const adminAWs = ws(tokens.adminA as string);
     const adminBWs = ws(tokens.adminB as string);
     const aliceWs = ws(tokens.alice as string);
@@ -178,7 +173,7 @@ describe('what each subscriber receives', () => {
     const daveDb = await db.connectAs({ role: 'bpm_user', tenant: A, user: 'dave' });
     const { rows } = await daveDb.query<{ id: string }>(`select id from bpm.start_process('offers')`);
     await daveDb.end();
-    const after = await currentEventId(A);
+    const after = await currentEventId(db, A);
     const daveWs = ws(tokens.dave as string);
     const dave = daveWs.subscribe<{ taskEvents: TaskEvent }>(TASK_EVENTS, { after });
     const hr = await db.root.query<{ id: string }>(`select id from bpm.user_task where instance_id = $1 and element_id = 'hr'`, [rows[0]?.id]);
@@ -369,7 +364,7 @@ describe('in production', () => {
     await introspection.ended();
     expect(introspection.items).toEqual([]);
     expect(introspection.errors.length).toBeGreaterThan(0);
-    const after = await currentEventId(A);
+    const after = await currentEventId(db, A);
     const sub = client.subscribe<{ tenantEvents: EventData }>(TENANT_EVENTS, { after });
     await adminA.query(`select bpm.start_process('offers')`);
     await sub.waitForItems(1);

@@ -20,7 +20,7 @@ import {
   type StartData,
   type TestApi,
 } from '../api_graphql/support';
-import { EVENT_FIELDS, connect, sleep, type EventData, type Subscription, type WsClient } from './support';
+import { EVENT_FIELDS, connect, currentEventId, sleep, type EventData, type Subscription, type WsClient } from './support';
 
 const A = 'subs-servers';
 
@@ -55,12 +55,6 @@ afterAll(async () => {
   await db?.close();
 });
 
-/** The tenant's highest event id: subscribing with it as `after` misses nothing from here on. */
-async function currentEventId(): Promise<string> {
-  const { rows } = await db.root.query<{ id: string }>('select coalesce(max(id), 0)::text as id from bpm.event where tenant_id = $1', [A]);
-  return rows[0]?.id ?? '0';
-}
-
 async function liveLeases(): Promise<number> {
   const { rowCount } = await db.root.query('select 1 from bpm_private.event_listener where tenant_id = $1 and expires_at > now()', [A]);
   return rowCount ?? 0;
@@ -80,7 +74,7 @@ async function taskEvents(server: TestApi): Promise<TaskEvents> {
   const client = ws(server);
   await client.connected;
   const sub = client.subscribe<{ taskEvents: EventData }>(`subscription($after: BigInt) { taskEvents(after: $after) { ${EVENT_FIELDS} } }`, {
-    after: await currentEventId(),
+    after: await currentEventId(db, A),
   });
   return { client, sub };
 }

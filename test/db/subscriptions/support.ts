@@ -5,6 +5,7 @@
 import { createClient, type Client, type ExecutionResult } from 'graphql-ws';
 import WebSocket from 'ws';
 import type { GraphQLError } from '../api_graphql/support';
+import type { TestDb } from '../../helpers/db';
 
 export interface Closed {
   code: number;
@@ -171,4 +172,10 @@ export interface EventData {
   subjectId: string | null;
   elementId: string | null;
   createdAt: string;
+}
+
+/** The tenant's highest event id, read as superuser (ground truth): subscribing with it as `after` misses nothing from here on. */
+export async function currentEventId(db: Pick<TestDb, 'root'>, tenant: string): Promise<string> {
+  const { rows } = await db.root.query<{ id: string }>('select coalesce(max(id), 0)::text as id from bpm.event where tenant_id = $1', [tenant]);
+  return rows[0]?.id ?? '0';
 }
